@@ -1,0 +1,40 @@
+# The board description (hardware/boards/<board>/board.json), copied to
+# the root of the flash by the firmware build. Boards are data: pins and
+# features come from here, never from constants in the code.
+
+import json
+
+PATH = "/board.json"
+_REQUIRED = ("name", "port", "arch", "features")
+
+
+class BoardError(ValueError):
+    pass
+
+
+def parse(text):
+    try:
+        b = json.loads(text)
+    except ValueError as e:
+        raise BoardError("board.json is not valid JSON: %s" % e)
+    if not isinstance(b, dict):
+        raise BoardError("board.json must hold an object")
+    for k in _REQUIRED:
+        if k not in b:
+            raise BoardError("board.json lacks %r" % k)
+    if not isinstance(b["features"], list):
+        raise BoardError("board.json: features must be a list")
+    b.setdefault("pins", {})
+    return b
+
+
+def load(path=PATH):
+    try:
+        with open(path) as f:
+            return parse(f.read())
+    except OSError:
+        raise BoardError("no %s on the flash: deploy a firmware build for this board" % path)
+
+
+def has(board, feature):
+    return feature in board["features"]

@@ -1,0 +1,33 @@
+# One small module per board family holds everything platform-specific.
+# Application code asks the port for what it needs (clock, unique id,
+# reset cause, LED, BLE, bearers) and never imports machine, network or
+# bluetooth itself, so the same code runs on the virtual hub in tests.
+#
+# Every port offers:
+#   name                      "unix", "esp32", "rp2"
+#   board                     the parsed board.json
+#   unique_id() -> bytes      stable per board
+#   reset_cause() -> str      "power-on", "soft", "watchdog", "crash", "deep-sleep", "unknown"
+#   ticks_ms() / ticks_diff(a, b)
+#   utc_ms() -> int or None   wall clock in ms since 1970 UTC, None until set
+#   set_utc_ms(ms)
+#   led(on)
+#   mem() -> (alloc, free)    bytes of the MicroPython heap
+#   fs() -> (total, free)     bytes of the flash filesystem
+#   reset()                   hard reset (the virtual hub restarts its process)
+#   ble() -> object or None   the BLE interface (later)
+#   bearers() -> list         network bearers (later)
+
+
+def load(board):
+    """Import only the port this board names; other ports need modules this board lacks."""
+    name = board["port"]
+    if name == "unix":
+        from hub.ports import unix as mod
+    elif name == "esp32":
+        from hub.ports import esp32 as mod
+    elif name == "rp2":
+        from hub.ports import rp2 as mod
+    else:
+        raise ValueError("board %s names unknown port %r" % (board.get("name"), name))
+    return mod.Port(board)

@@ -1,0 +1,71 @@
+# Runs inside the MicroPython unix port (not CPython) as `micropython -i`,
+# before the REPL: makes the process look like a board that just reset.
+# The flash folder becomes "/", sys.path is a board's, boot.py runs, then
+# main.py unless the supervisor restarts us into the raw REPL (a board
+# skips main.py after a soft reset from the raw REPL too).
+import os as _os
+import sys as _sys
+import vfs as _vfs
+
+
+class _Flash:
+    # VfsPosix with a root folder, mounted at "/", so that the flash folder
+    # looks like a board's littlefs. VfsPosix.rename builds both paths in
+    # one shared buffer, so with two absolute paths it renames the new
+    # name onto itself (ENOENT); giving it the new name relative to the
+    # current directory avoids that. Everything else passes straight through.
+    def __init__(self, root):
+        self._v = _vfs.VfsPosix(root)
+        for name in ("open", "chdir", "getcwd", "mkdir", "remove",
+                     "rmdir", "stat", "statvfs"):
+            setattr(self, name, getattr(self._v, name))
+
+    def ilistdir(self, path):
+        # littlefs gives (name, type, inode, size); VfsPosix leaves size out.
+        d = path if path.endswith("/") else path + "/"
+        for e in self._v.ilistdir(path):
+            size = 0 if e[1] == 0x4000 else self._v.stat(d + e[0])[6]
+            yield (e[0], e[1], 0, size)
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def rename(self, old, new):
+        if new.startswith("/"):
+            depth = len([p for p in self._v.getcwd().split("/") if p])
+            new = "../" * depth + new[1:]
+        self._v.rename(old, new)
+
+
+def _vhub_start():
+    root = _os.getenv("SAMBAND_FLASH")
+    _vfs.umount("/")
+    _vfs.mount(_Flash(root), "/")
+    _os.chdir("/")
+    _sys.path[:] = ["", ".frozen", "/lib"]
+    scripts = ["boot.py"]
+    if _os.getenv("SAMBAND_VHUB_RAW") != "1":
+        scripts.append("main.py")
+    for name in scripts:
+        try:
+            _os.stat(name)
+        except OSError:
+            continue
+        try:
+            with open(name) as f:
+                code = compile(f.read(), name, "exec")
+            exec(code, globals())
+        except KeyboardInterrupt as e:
+            _sys.print_exception(e)
+        except SystemExit as e:
+            # machine.soft_reset() / sys.exit(): end the process, the supervisor restarts us.
+            _sys.exit(e.value if hasattr(e, "value") else 0)
+        except BaseException as e:
+            _sys.print_exception(e)
+
+
+_vhub_start()
+del _vhub_start, _Flash, _os, _sys, _vfs
