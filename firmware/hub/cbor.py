@@ -69,23 +69,58 @@ def _head(major, n):
     return bytes((mt | 27,)) + n.to_bytes(8, "big")
 
 
+def _half_from_single(b):
+    # binary32 bits -> binary16 bits if the value fits exactly, else None.
+    # Done by hand: MicroPython's struct "e" loses half-precision subnormals.
+    v = struct.unpack(">I", b)[0]
+    sign = (v >> 16) & 0x8000
+    e8 = (v >> 23) & 0xFF
+    m23 = v & 0x7FFFFF
+    if e8 == 0xFF:
+        return sign | 0x7C00 if m23 == 0 else None  # +-INF; NaN is handled before
+    if e8 == 0:
+        return sign if m23 == 0 else None  # +-0; binary32 subnormals are too small
+    e = e8 - 127
+    if e > 15:
+        return None
+    if e >= -14:
+        if m23 & 0x1FFF:
+            return None
+        return sign | ((e + 15) << 10) | (m23 >> 13)
+    shift = -e - 1  # subnormal half: value = m * 2**-24
+    sig = m23 | 0x800000
+    if shift > 24 or sig & ((1 << shift) - 1):
+        return None
+    return sign | (sig >> shift)
+
+
+def _half_to_float(h):
+    e = (h >> 10) & 0x1F
+    m = h & 0x3FF
+    if e == 0:
+        v = m * 5.960464477539063e-08  # 2**-24, exact
+    elif e == 31:
+        v = float("nan") if m else float("inf")
+    else:
+        v = (1024 + m) * 2.0 ** (e - 25)
+    return -v if h & 0x8000 else v
+
+
 def _float(x):
     # Shortest of half/single/double that round-trips exactly (4.2.1).
     if x != x:
         return b"\xf9\x7e\x00"  # canonical NaN
     try:
-        h = struct.pack(">e", x)
-        if struct.unpack(">e", h)[0] == x:
-            return b"\xf9" + h
-    except (OverflowError, ValueError):
-        pass
-    try:
         s = struct.pack(">f", x)
-        if struct.unpack(">f", s)[0] == x:
-            return b"\xfa" + s
+        fits = struct.unpack(">f", s)[0] == x
     except (OverflowError, ValueError):
-        pass
-    return b"\xfb" + struct.pack(">d", x)
+        fits = False
+    if not fits:
+        return b"\xfb" + struct.pack(">d", x)
+    h = _half_from_single(s)
+    if h is not None:
+        return struct.pack(">BH", 0xF9, h)
+    return b"\xfa" + s
 
 
 def _enc(v, out, depth):
@@ -222,7 +257,7 @@ def _dec(r, depth, ib=None, at=None):
         if ai == 22:
             return None
         if ai == 25:
-            return struct.unpack(">e", r.take(2))[0]
+            return _half_to_float(struct.unpack(">H", r.take(2))[0])
         if ai == 26:
             return struct.unpack(">f", r.take(4))[0]
         if ai == 27:

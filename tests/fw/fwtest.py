@@ -1,0 +1,45 @@
+# Helpers for firmware tests that run on both runtimes: CPython (pytest
+# imports these modules directly) and the MicroPython unix port (the
+# runner below imports them with the compiled firmware on sys.path).
+
+import os
+import sys
+
+IS_MPY = sys.implementation.name == "micropython"
+
+
+def data_path(name):
+    """A file under tests/data/ (the conftest tells both runtimes where that is)."""
+    return os.getenv("SAMBAND_TESTS_DATA", "tests/data") + "/" + name
+
+
+def raises(exc, fn, *args, **kw):
+    """Assert that fn(*args) raises exc (and nothing else); returns the exception."""
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    except Exception as e:  # noqa: BLE001 - reported as a failure
+        raise AssertionError("expected %s, got %s: %s" % (exc.__name__, type(e).__name__, e))
+    raise AssertionError("expected %s, nothing raised" % exc.__name__)
+
+
+class Rand:
+    """A small seeded PRNG (xorshift64*) that gives the same numbers on both runtimes."""
+
+    def __init__(self, seed=1):
+        self.s = (seed * 0x9E3779B97F4A7C15 + 1) & 0xFFFFFFFFFFFFFFFF or 1
+
+    def next64(self):
+        s = self.s
+        s ^= (s >> 12)
+        s ^= (s << 25) & 0xFFFFFFFFFFFFFFFF
+        s ^= (s >> 27)
+        self.s = s
+        return (s * 0x2545F4914F6CDD1D) & 0xFFFFFFFFFFFFFFFF
+
+    def below(self, n):
+        return self.next64() % n
+
+    def bytes(self, n):
+        return bytes(self.next64() & 0xFF for _ in range(n))
