@@ -4,6 +4,7 @@ Failures the user can act on print one line `samband: ...` and exit 1;
 `-v` shows the traceback too."""
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -13,6 +14,11 @@ from pathlib import Path
 from samband import __version__
 from samband.errors import SambandError
 from samband.paths import BUILD
+
+
+# One line per module that adds subcommands (see parser()).
+COMMAND_MODULES = [
+]
 
 
 def _progress(msg):
@@ -139,6 +145,12 @@ def parser():
     p.add_argument("port", help="serial port, e.g. /dev/ttyUSB0 or a virtual hub's /dev/pts/N")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    # Subcommands that live in their own modules: each has add_parser(sub),
+    # which adds its parser and sets func. Imported lazily by name so that
+    # heavy dependencies load only when used.
+    for modname in COMMAND_MODULES:
+        importlib.import_module(modname).add_parser(sub)
     return ap
 
 

@@ -1,0 +1,53 @@
+"""Helpers for `make bench`: every tests/bench/bench_*.py has main(), which
+prints figures as lines "name: value unit" (instructions, ratios, heap
+peaks, bytes, readings/s). Figures, not pass/fail: tests assert behaviour."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+TESTS = BENCH.parent
+FW_TESTS = TESTS / "fw"
+sys.path.insert(0, str(FW_TESTS))
+
+from samband import build  # noqa: E402
+from samband.paths import tool  # noqa: E402
+
+_tree = {}
+
+
+def firmware_tree(board="vhub"):
+    if board not in _tree:
+        _tree[board] = build.build(board)
+    return _tree[board]
+
+
+def run_mpy(args, heap="100k", input=None, timeout=600, extra_path=()):
+    """Run a script on the unix port with the compiled firmware and tests/fw, tests/bench on its path."""
+    path = [str(firmware_tree()), str(FW_TESTS), str(BENCH)] + [str(p) for p in extra_path]
+    env = dict(os.environ, MICROPYPATH=":".join(path))
+    p = subprocess.run([tool("micropython"), "-X", f"heapsize={heap}"] + list(args), cwd=BENCH, env=env,
+                       capture_output=True, timeout=timeout, input=input)
+    if p.returncode != 0:
+        raise RuntimeError(f"{args} failed on the unix port:\n{p.stderr.decode()[-2000:]}{p.stdout.decode()[-2000:]}")
+    return p.stdout.decode()
+
+
+def figure(name, value, unit=""):
+    if isinstance(value, float):
+        value = f"{value:.4g}"
+    print(f"{name}: {value} {unit}".rstrip(), flush=True)
+
+
+def timed(fn, *args, repeat=5):
+    """Best wall time of repeat runs, in seconds (figures only; never asserted)."""
+    best = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn(*args)
+        d = time.perf_counter() - t
+        best = d if best is None or d < best else best
+    return best
