@@ -127,6 +127,28 @@ def make(seq, dev, mdc, val, mono, exp=0, unit=None, prio=PRIO_ROUTINE, **more):
     return validate(r)
 
 
+_HUB_SIDE = (SEQ, DEV, MONO, HTS)
+
+
+def complete(partial, seq, dev, mono, hts=None):
+    """A full, validated reading from a profile decoder's partial reading
+    (hub.profiles.decode) and the hub-side fields: sequence number, device
+    address, [boot, ms] and, when the hub clock is set, the receive time.
+    The partial reading is not modified."""
+    if not isinstance(partial, dict):
+        raise ReadingError("partial reading is not a map")
+    for k in _HUB_SIDE:
+        if k in partial:
+            raise ReadingError("partial reading already has %s" % NAMES[k])
+    r = dict(partial)
+    r[SEQ] = seq
+    r[DEV] = dev
+    r[MONO] = mono
+    if hts is not None:
+        r[HTS] = hts
+    return validate(r)
+
+
 def encode(r):
     return cbor.dumps(validate(r))
 

@@ -1,0 +1,251 @@
+# BLE health profiles: pure codecs, one module per profile (docs/profiles.md).
+#
+#   decode(uuid, payload)  -> list of partial readings (hub.reading keys,
+#                             without SEQ/DEV/MONO/HTS: the collector adds
+#                             those with hub.reading.complete())
+#   parse(uuid, payload)   -> the characteristic's fields as a plain dict
+#   encode(uuid, fields)   -> payload bytes (simulators, control points)
+#
+# A uuid is an int (0x2A18), a string ("2a18", "0x2A18", the 128-bit form
+# "00002a18-0000-1000-8000-00805f9b34fb", or a vendor 128-bit UUID such as
+# Polar's PMD), or the little-endian bytes of a 16- or 128-bit UUID.
+#
+# Profile modules are imported only when their first characteristic is
+# decoded, so a hub that talks to one glucose meter never loads the ECG
+# decoder. Every defect in a payload -- truncation, flags announcing fields
+# that are not there, out-of-range values, a bad E2E-CRC -- raises
+# ProfileError (a ValueError) naming the characteristic and byte offset.
+# Reserved flag bits and unknown enumeration codes are carried along raw.
+
+PMD_SERVICE = "FB005C80-02E7-F387-1CAD-8ACD2D8DF0C8"
+PMD_CP = "FB005C81-02E7-F387-1CAD-8ACD2D8DF0C8"
+PMD_DATA = "FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8"
+
+_SIG_TAIL = "-0000-1000-8000-00805F9B34FB"
+
+
+class ProfileError(ValueError):
+    """A payload (or a value to encode) that breaks its characteristic's rules.
+
+    uuid: the characteristic (normalised: int or upper-case 128-bit text), or
+    None; offset: the byte offset where the defect was found, or None; what:
+    the defect. str(e) is "Glucose Measurement (0x2A18): <what> at byte <n>".
+    """
+
+    def __init__(self, uuid, offset, what):
+        self.uuid = uuid
+        self.offset = offset
+        self.what = what
+        msg = what if uuid is None else label(uuid) + ": " + what
+        if offset is not None:
+            msg += " at byte %d" % offset
+        super().__init__(msg)
+
+
+# uuid -> (module, kind, name). module.parse_<kind>(data, **opts) must
+# exist; module.decode_<kind> (readings) and module.encode_<kind> may.
+# Characteristics without decode_<kind> are not measurements: decode()
+# returns [] for them.
+_REG = {
+    # Date and time (timefmt.py)
+    0x2A08: ("timefmt", "date_time", "Date Time"),
+    0x2A0A: ("timefmt", "day_date_time", "Day Date Time"),
+    0x2A0C: ("timefmt", "exact_time_256", "Exact Time 256"),
+    0x2A0D: ("timefmt", "dst_offset", "DST Offset"),
+    0x2A0E: ("timefmt", "time_zone", "Time Zone"),
+    0x2A0F: ("timefmt", "local_time_info", "Local Time Information"),
+    0x2A2B: ("timefmt", "current_time", "Current Time"),
+    # Glucose (glucose.py, racp.py)
+    0x2A18: ("glucose", "measurement", "Glucose Measurement"),
+    0x2A34: ("glucose", "context", "Glucose Measurement Context"),
+    0x2A51: ("glucose", "feature", "Glucose Feature"),
+    0x2A52: ("racp", "racp", "Record Access Control Point"),
+    # Continuous glucose (cgm.py)
+    0x2AA7: ("cgm", "measurement", "CGM Measurement"),
+    0x2AA8: ("cgm", "feature", "CGM Feature"),
+    0x2AA9: ("cgm", "status", "CGM Status"),
+    0x2AAA: ("cgm", "session_start", "CGM Session Start Time"),
+    0x2AAB: ("cgm", "run_time", "CGM Session Run Time"),
+    0x2AAC: ("cgm", "socp", "CGM Specific Ops Control Point"),
+    # Heart rate (heart_rate.py)
+    0x2A37: ("heart_rate", "measurement", "Heart Rate Measurement"),
+    0x2A38: ("heart_rate", "body_sensor_location", "Body Sensor Location"),
+    0x2A39: ("heart_rate", "control_point", "Heart Rate Control Point"),
+    # Blood pressure (blood_pressure.py)
+    0x2A35: ("blood_pressure", "measurement", "Blood Pressure Measurement"),
+    0x2A36: ("blood_pressure", "intermediate", "Intermediate Cuff Pressure"),
+    0x2A49: ("blood_pressure", "feature", "Blood Pressure Feature"),
+    # Pulse oximeter (plx.py)
+    0x2A5E: ("plx", "spot_check", "PLX Spot-check Measurement"),
+    0x2A5F: ("plx", "continuous", "PLX Continuous Measurement"),
+    0x2A60: ("plx", "features", "PLX Features"),
+    # Health thermometer (thermometer.py)
+    0x2A1C: ("thermometer", "measurement", "Temperature Measurement"),
+    0x2A1D: ("thermometer", "temperature_type", "Temperature Type"),
+    0x2A1E: ("thermometer", "intermediate", "Intermediate Temperature"),
+    0x2A21: ("thermometer", "interval", "Measurement Interval"),
+    # Weight scale (weight.py)
+    0x2A9D: ("weight", "measurement", "Weight Measurement"),
+    0x2A9E: ("weight", "feature", "Weight Scale Feature"),
+    # Battery (battery.py)
+    0x2A19: ("battery", "level", "Battery Level"),
+    # Device information (devinfo.py)
+    0x2A23: ("devinfo", "system_id", "System ID"),
+    0x2A24: ("devinfo", "text", "Model Number String"),
+    0x2A25: ("devinfo", "text", "Serial Number String"),
+    0x2A26: ("devinfo", "text", "Firmware Revision String"),
+    0x2A27: ("devinfo", "text", "Hardware Revision String"),
+    0x2A28: ("devinfo", "text", "Software Revision String"),
+    0x2A29: ("devinfo", "text", "Manufacturer Name String"),
+    0x2A2A: ("devinfo", "regulatory", "IEEE 11073-20601 Regulatory Certification Data List"),
+    0x2A50: ("devinfo", "pnp_id", "PnP ID"),
+    # Polar H10 (polar_pmd.py)
+    PMD_CP: ("polar_pmd", "control_point", "Polar PMD Control Point"),
+    PMD_DATA: ("polar_pmd", "data", "Polar PMD Data"),
+}
+
+_HEX = "0123456789ABCDEF"
+
+
+def _hex_ok(s):
+    for c in s:
+        if c not in _HEX:
+            return False
+    return len(s) > 0
+
+
+def norm(uuid):
+    """The registry key of a UUID: an int for SIG UUIDs, upper-case 128-bit text otherwise."""
+    if isinstance(uuid, int) and not isinstance(uuid, bool):
+        if 0 <= uuid <= 0xFFFFFFFF:
+            return uuid
+    elif isinstance(uuid, (bytes, bytearray, memoryview)):
+        b = bytes(uuid)
+        if len(b) in (2, 4):
+            return int.from_bytes(b, "little")
+        if len(b) == 16:
+            h = "".join("%02X" % x for x in reversed(b))
+            return norm(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
+    elif isinstance(uuid, str):
+        s = uuid.strip().upper()
+        if s.startswith("0X"):
+            s = s[2:]
+        if len(s) <= 8 and _hex_ok(s):
+            return int(s, 16)
+        if len(s) == 32 and _hex_ok(s):
+            s = s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+        if (len(s) == 36 and s[8] == s[13] == s[18] == s[23] == "-"
+                and _hex_ok(s[:8] + s[9:13] + s[14:18] + s[19:23] + s[24:])):
+            if s.endswith(_SIG_TAIL):
+                return int(s[:8], 16)
+            return s
+    raise ProfileError(None, None, "not a UUID: %r" % (uuid,))
+
+
+def label(uuid):
+    """'Glucose Measurement (0x2A18)' for a UUID in any accepted form."""
+    try:
+        k = norm(uuid)
+    except ProfileError:
+        return repr(uuid)
+    txt = ("0x%04X" % k) if isinstance(k, int) else k
+    e = _REG.get(k)
+    return txt if e is None else "%s (%s)" % (e[2], txt)
+
+
+def name(uuid):
+    """The characteristic's name, or None when it is not supported."""
+    e = _REG.get(norm(uuid))
+    return None if e is None else e[2]
+
+
+def supported():
+    """Registry keys of every supported characteristic."""
+    return list(_REG)
+
+
+def _entry(uuid):
+    k = norm(uuid)
+    e = _REG.get(k)
+    if e is None:
+        raise ProfileError(k, None, "characteristic not supported")
+    return k, e
+
+
+def _module(modname):
+    full = "hub.profiles." + modname
+    mod = __import__(full)
+    for part in full.split(".")[1:]:
+        mod = getattr(mod, part)
+    return mod
+
+
+def _data(k, payload):
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return payload
+    raise ProfileError(k, None, "payload must be bytes, not %s" % type(payload).__name__)
+
+
+def _call(k, e, prefix, arg, opts):
+    mod = _module(e[0])
+    fn = getattr(mod, prefix + e[1], None)
+    if fn is None:
+        return None, False
+    kw = {}
+    allowed = getattr(mod, "OPTS", ())
+    for o in opts:
+        if o in allowed and prefix != "encode_":
+            kw[o] = opts[o]
+    if e[1] == "text":  # one codec for the six Device Information strings
+        kw["uuid"] = k
+    return fn(arg, **kw), True
+
+
+def parse(uuid, payload, **opts):
+    """The characteristic's fields as a plain dict (see docs/profiles.md)."""
+    k, e = _entry(uuid)
+    return _call(k, e, "parse_", _data(k, payload), opts)[0]
+
+
+def decode(uuid, payload, **opts):
+    """Partial readings for a payload; [] for characteristics that are not measurements
+    (their payload is still parsed, so defects raise all the same).
+
+    opts are used by the profiles that know them and ignored by the others:
+    crc=True/False (CGM: require / forbid the E2E-CRC; default: as the
+    length says), start=<seconds since 1970> and tzo=<minutes> (CGM: the
+    session start, so that readings get DTS and TZO), rate=<Hz> (Polar ECG
+    sample rate, default 130).
+    """
+    k, e = _entry(uuid)
+    data = _data(k, payload)
+    out, found = _call(k, e, "decode_", data, opts)
+    if not found:
+        _call(k, e, "parse_", data, opts)
+        return []
+    return out
+
+
+def loaded():
+    """Names of the profile modules imported so far."""
+    import sys
+    return [m[13:] for m in sys.modules if m.startswith("hub.profiles.")]
+
+
+def forget():
+    """Drop every loaded profile module (they load again when next needed), to free RAM."""
+    import sys
+    for m in loaded():
+        del sys.modules["hub.profiles." + m]
+        g = globals()
+        if m in g:
+            del g[m]
+
+
+def encode(uuid, fields):
+    """Payload bytes for a fields dict (the inverse of parse)."""
+    k, e = _entry(uuid)
+    out, found = _call(k, e, "encode_", fields, {})
+    if not found:
+        raise ProfileError(k, None, "no encoder")
+    return out

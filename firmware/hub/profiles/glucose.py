@@ -1,0 +1,242 @@
+# Glucose Service (reference section 2): Glucose Measurement 0x2A18,
+# Glucose Measurement Context 0x2A34, Glucose Feature 0x2A51. The Record
+# Access Control Point 0x2A52 is in racp.py.
+#
+# Fields (parse_*/encode_*): numbers from SFLOATs are (mantissa, exponent)
+# pairs or special names (ieee11073.py); a Date Time is a 6-tuple
+# (timefmt.py); optional fields are absent from the dict when the flags
+# say so; "flags" is the raw octet (reserved bits kept).
+#
+# Readings (decode_*), all with REC = the meter's sequence number:
+#   measurement -> concentration: MDC by the Type nibble (160184 capillary
+#     whole blood ... 160212 ISF, 160208 control solution; 160020
+#     MDC_CONC_GLU_GEN when the type is reserved, with CTX type = raw),
+#     VAL/EXP in mg/dL (kg/L, exponent + 5) or mmol/L (mol/L, exponent + 3),
+#     DTS = base time + time offset (the user-facing time), FLAGS = Sensor
+#     Status Annunciation, CTX loc = sample location nibble (raw), CTX
+#     toff = time offset in minutes. A record with a status but no
+#     concentration gives one reading MDC_GLU_METER_DEV_STATUS 8417752
+#     with VAL = the status bits.
+#   context -> carbohydrate (8417768.. by Carbohydrate ID, g), meal
+#     8417864, tester 8417884 and health 8417820 (VAL = the raw enum),
+#     exercise 8417760 (s, CTX int = intensity %), medication (8417800..
+#     by Medication ID, mg or mL), HbA1c 160220 (%). Unknown IDs give the
+#     generic code (8417764, 8417796) with CTX id = the raw ID.
+#   feature -> none (parse only).
+
+from hub.profiles.wire import Reader, Writer, flags_of, need, num
+from hub.profiles import timefmt as T
+from hub.reading import CTX, DTS, FLAGS, MDC, REC, UNIT, VAL
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+U_MEAS = const(0x2A18)
+U_CTX = const(0x2A34)
+U_FEAT = const(0x2A51)
+
+MDC_CONC_GLU_GEN = const(160020)
+MDC_GLU_METER_DEV_STATUS = const(8417752)
+MDC_CONC_HBA1C = const(160220)
+MDC_CTXT_GLU_EXERCISE = const(8417760)
+MDC_CTXT_GLU_CARB = const(8417764)
+MDC_CTXT_MEDICATION = const(8417796)
+MDC_CTXT_GLU_HEALTH = const(8417820)
+MDC_CTXT_GLU_MEAL = const(8417864)
+MDC_CTXT_GLU_TESTER = const(8417884)
+
+# Type nibble -> MDC concentration code (reference section 11)
+TYPE_MDC = {1: 160184, 2: 160188, 3: 160192, 4: 160196, 5: 160200, 6: 160204,
+            7: 160364, 8: 160368, 9: 160212, 10: 160208}
+# Carbohydrate ID 1..7 -> MDC_CTXT_GLU_CARB_BREAKFAST .. _BRUNCH
+CARB_MDC = {1: 8417768, 2: 8417772, 3: 8417776, 4: 8417780, 5: 8417784, 6: 8417788, 7: 8417792}
+# Medication ID 1..5 -> MDC_CTXT_MEDICATION_RAPIDACTING .. _PREMIX
+MED_MDC = {1: 8417800, 2: 8417804, 3: 8417808, 4: 8417812, 5: 8417816}
+
+
+# ---------------------------------------------------------------- measurement
+
+def parse_measurement(data):
+    r = Reader(U_MEAS, data)
+    f = r.u8("flags")
+    out = {"flags": f, "seq": r.u16("sequence number"), "time": r.date_time("base time")}
+    if f & 0x01:
+        out["offset"] = r.s16("time offset")
+    if f & 0x02:
+        out["conc"] = r.sfloat("glucose concentration")
+        out["unit"] = "mol/L" if f & 0x04 else "kg/L"
+        tl = r.u8("type-sample location")
+        out["type"] = tl & 0x0F
+        out["loc"] = tl >> 4
+    if f & 0x08:
+        out["status"] = r.u16("sensor status annunciation")
+    return out
+
+
+def encode_measurement(fields):
+    w = Writer(U_MEAS)
+    f = flags_of(fields, U_MEAS)
+    w.u8(f, "flags")
+    w.u16(need(fields, "seq", U_MEAS, w), "sequence number")
+    w.date_time(need(fields, "time", U_MEAS, w), "base time")
+    if f & 0x01:
+        w.s16(need(fields, "offset", U_MEAS, w), "time offset")
+    if f & 0x02:
+        w.sfloat(need(fields, "conc", U_MEAS, w), "glucose concentration")
+        t = need(fields, "type", U_MEAS, w)
+        loc = need(fields, "loc", U_MEAS, w)
+        if not (isinstance(t, int) and isinstance(loc, int) and 0 <= t <= 15 and 0 <= loc <= 15):
+            w.err("type and sample location must be nibbles: %r, %r" % (t, loc))
+        w.u8(t | (loc << 4), "type-sample location")
+    if f & 0x08:
+        w.u16(need(fields, "status", U_MEAS, w), "sensor status annunciation")
+    return w.bytes()
+
+
+def measurement_readings(m):
+    out = []
+    dts = T.epoch(m["time"])
+    off = m.get("offset")
+    if dts is not None and off is not None:
+        dts += off * 60
+    status = m.get("status")
+    if "conc" in m:
+        t = m["type"]
+        mdc = TYPE_MDC.get(t)
+        r = {MDC: mdc or MDC_CONC_GLU_GEN, REC: m["seq"]}
+        if m["flags"] & 0x04:
+            num(r, m["conc"], 3)
+            r[UNIT] = "mmol/L"
+        else:
+            num(r, m["conc"], 5)
+            r[UNIT] = "mg/dL"
+        ctx = r.setdefault(CTX, {})
+        ctx["loc"] = m["loc"]
+        if mdc is None:
+            ctx["type"] = t
+        out.append(r)
+    elif status is not None:
+        out.append({MDC: MDC_GLU_METER_DEV_STATUS, VAL: status, REC: m["seq"]})
+    for r in out:
+        if dts is not None:
+            r[DTS] = dts
+        if status is not None:
+            r[FLAGS] = status
+        if off is not None:
+            r.setdefault(CTX, {})["toff"] = off
+    return out
+
+
+def decode_measurement(data):
+    return measurement_readings(parse_measurement(data))
+
+
+# ---------------------------------------------------------------- context
+
+def parse_context(data):
+    r = Reader(U_CTX, data)
+    f = r.u8("flags")
+    out = {"flags": f, "seq": r.u16("sequence number")}
+    if f & 0x80:
+        out["ext"] = r.u8("extended flags")
+    if f & 0x01:
+        out["carb_id"] = r.u8("carbohydrate ID")
+        out["carb"] = r.sfloat("carbohydrate")
+    if f & 0x02:
+        out["meal"] = r.u8("meal")
+    if f & 0x04:
+        th = r.u8("tester-health")
+        out["tester"] = th & 0x0F
+        out["health"] = th >> 4
+    if f & 0x08:
+        out["exercise"] = r.u16("exercise duration")
+        out["intensity"] = r.u8("exercise intensity")
+    if f & 0x10:
+        out["med_id"] = r.u8("medication ID")
+        out["med"] = r.sfloat("medication")
+    if f & 0x40:
+        out["hba1c"] = r.sfloat("HbA1c")
+    return out
+
+
+def encode_context(fields):
+    u = U_CTX
+    w = Writer(u)
+    f = flags_of(fields, u)
+    w.u8(f, "flags")
+    w.u16(need(fields, "seq", u, w), "sequence number")
+    if f & 0x80:
+        w.u8(need(fields, "ext", u, w), "extended flags")
+    if f & 0x01:
+        w.u8(need(fields, "carb_id", u, w), "carbohydrate ID")
+        w.sfloat(need(fields, "carb", u, w), "carbohydrate")
+    if f & 0x02:
+        w.u8(need(fields, "meal", u, w), "meal")
+    if f & 0x04:
+        t = need(fields, "tester", u, w)
+        h = need(fields, "health", u, w)
+        if not (isinstance(t, int) and isinstance(h, int) and 0 <= t <= 15 and 0 <= h <= 15):
+            w.err("tester and health must be nibbles: %r, %r" % (t, h))
+        w.u8(t | (h << 4), "tester-health")
+    if f & 0x08:
+        w.u16(need(fields, "exercise", u, w), "exercise duration")
+        w.u8(need(fields, "intensity", u, w), "exercise intensity")
+    if f & 0x10:
+        w.u8(need(fields, "med_id", u, w), "medication ID")
+        w.sfloat(need(fields, "med", u, w), "medication")
+    if f & 0x40:
+        w.sfloat(need(fields, "hba1c", u, w), "HbA1c")
+    return w.bytes()
+
+
+def context_readings(c):
+    out = []
+    if "carb" in c:
+        mdc = CARB_MDC.get(c["carb_id"])
+        r = num({MDC: mdc or MDC_CTXT_GLU_CARB, UNIT: "g"}, c["carb"], 3)  # kg -> g
+        if mdc is None:
+            r.setdefault(CTX, {})["id"] = c["carb_id"]
+        out.append(r)
+    if "meal" in c:
+        out.append({MDC: MDC_CTXT_GLU_MEAL, VAL: c["meal"]})
+    if "tester" in c:
+        out.append({MDC: MDC_CTXT_GLU_TESTER, VAL: c["tester"]})
+        out.append({MDC: MDC_CTXT_GLU_HEALTH, VAL: c["health"]})
+    if "exercise" in c:
+        out.append({MDC: MDC_CTXT_GLU_EXERCISE, VAL: c["exercise"], UNIT: "s",
+                    CTX: {"int": c["intensity"]}})
+    if "med" in c:
+        mdc = MED_MDC.get(c["med_id"])
+        if c["flags"] & 0x20:
+            r = num({UNIT: "mL"}, c["med"], 3)  # L -> mL
+        else:
+            r = num({UNIT: "mg"}, c["med"], 6)  # kg -> mg
+        r[MDC] = mdc or MDC_CTXT_MEDICATION
+        if mdc is None:
+            r.setdefault(CTX, {})["id"] = c["med_id"]
+        out.append(r)
+    if "hba1c" in c:
+        out.append(num({MDC: MDC_CONC_HBA1C, UNIT: "%"}, c["hba1c"], 0))
+    for r in out:
+        r[REC] = c["seq"]
+    return out
+
+
+def decode_context(data):
+    return context_readings(parse_context(data))
+
+
+# ---------------------------------------------------------------- feature
+
+def parse_feature(data):
+    """Glucose Feature: 16 feature bits, raw (bit 10 multiple bond; 11-15 reserved, kept)."""
+    return {"features": Reader(U_FEAT, data).u16("features")}
+
+
+def encode_feature(fields):
+    w = Writer(U_FEAT)
+    w.u16(fields.get("features"), "features")
+    return w.bytes()

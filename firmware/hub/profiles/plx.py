@@ -1,0 +1,187 @@
+# Pulse Oximeter Service (reference section 6): PLX Spot-check Measurement
+# 0x2A5E, PLX Continuous Measurement 0x2A5F, PLX Features 0x2A60.
+#
+# Fields (SFLOAT numbers as in ieee11073.py; "flags" raw):
+#   spot-check: "spo2", "pr", "time" (bit 0), "mstatus" (Measurement Status,
+#     bit 1), "dss" (Device and Sensor Status, 24 bit, bit 2), "pai" (bit 3);
+#     flags bit 4 = the device clock is not set.
+#   continuous: "spo2", "pr" (normal), "fast" [spo2, pr] (bit 0), "slow"
+#     [spo2, pr] (bit 1), "mstatus" (bit 2), "dss" (bit 3), "pai" (bit 4).
+#   features: "features", "mstatus" (support bits, feature bit 0), "dss"
+#     (support bits, feature bit 1).
+#
+# Readings: SpO2 MDC_PULS_OXIM_SAT_O2 150456 "%", pulse rate
+# MDC_PULS_OXIM_PULS_RATE 149530 "/min", pulse amplitude index
+# MDC_PULS_OXIM_PERF_REL 150448 "%". FLAGS = Measurement Status, CTX dss =
+# Device and Sensor Status. CTX mod = the supplemental modality code:
+# MDC_MODALITY_SPOT 150588 for spot-checks, MDC_MODALITY_FAST 150580 /
+# MDC_MODALITY_SLOW 150584 for the fast / slow continuous metrics (none for
+# the normal ones). Spot-checks with a time stamp get DTS, and CTX
+# noclock = true when the flags say the device clock is not set.
+
+from hub.profiles import timefmt as T
+from hub.profiles.wire import Reader, Writer, flags_of, need, num
+from hub.reading import CTX, DTS, FLAGS, MDC, UNIT
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+U_SPOT = const(0x2A5E)
+U_CONT = const(0x2A5F)
+U_FEAT = const(0x2A60)
+MDC_PULS_OXIM_SAT_O2 = const(150456)
+MDC_PULS_OXIM_PULS_RATE = const(149530)
+MDC_PULS_OXIM_PERF_REL = const(150448)
+MDC_MODALITY_FAST = const(150580)
+MDC_MODALITY_SLOW = const(150584)
+MDC_MODALITY_SPOT = const(150588)
+
+
+def parse_spot_check(data):
+    r = Reader(U_SPOT, data)
+    f = r.u8("flags")
+    out = {"flags": f, "spo2": r.sfloat("SpO2"), "pr": r.sfloat("pulse rate")}
+    if f & 0x01:
+        out["time"] = r.date_time("timestamp")
+    if f & 0x02:
+        out["mstatus"] = r.u16("measurement status")
+    if f & 0x04:
+        out["dss"] = r.u24("device and sensor status")
+    if f & 0x08:
+        out["pai"] = r.sfloat("pulse amplitude index")
+    return out
+
+
+def encode_spot_check(fields):
+    u = U_SPOT
+    w = Writer(u)
+    f = flags_of(fields, u)
+    w.u8(f, "flags")
+    w.sfloat(need(fields, "spo2", u, w), "SpO2")
+    w.sfloat(need(fields, "pr", u, w), "pulse rate")
+    if f & 0x01:
+        w.date_time(need(fields, "time", u, w), "timestamp")
+    if f & 0x02:
+        w.u16(need(fields, "mstatus", u, w), "measurement status")
+    if f & 0x04:
+        w.u24(need(fields, "dss", u, w), "device and sensor status")
+    if f & 0x08:
+        w.sfloat(need(fields, "pai", u, w), "pulse amplitude index")
+    return w.bytes()
+
+
+def _pair(spo2, pr, mod):
+    a = num({MDC: MDC_PULS_OXIM_SAT_O2, UNIT: "%"}, spo2)
+    b = num({MDC: MDC_PULS_OXIM_PULS_RATE, UNIT: "/min"}, pr)
+    if mod:
+        a.setdefault(CTX, {})["mod"] = mod
+        b.setdefault(CTX, {})["mod"] = mod
+    return [a, b]
+
+
+def _common(m, out, mod):
+    if "pai" in m:
+        p = num({MDC: MDC_PULS_OXIM_PERF_REL, UNIT: "%"}, m["pai"])
+        if mod:
+            p.setdefault(CTX, {})["mod"] = mod
+        out.append(p)
+    for r in out:
+        if "mstatus" in m:
+            r[FLAGS] = m["mstatus"]
+        if "dss" in m:
+            r.setdefault(CTX, {})["dss"] = m["dss"]
+    return out
+
+
+def spot_check_readings(m):
+    out = _common(m, _pair(m["spo2"], m["pr"], MDC_MODALITY_SPOT), MDC_MODALITY_SPOT)
+    dts = T.epoch(m["time"]) if "time" in m else None
+    for r in out:
+        if dts is not None:
+            r[DTS] = dts
+        if m["flags"] & 0x10:
+            r.setdefault(CTX, {})["noclock"] = True
+    return out
+
+
+def decode_spot_check(data):
+    return spot_check_readings(parse_spot_check(data))
+
+
+def parse_continuous(data):
+    r = Reader(U_CONT, data)
+    f = r.u8("flags")
+    out = {"flags": f, "spo2": r.sfloat("SpO2 normal"), "pr": r.sfloat("pulse rate normal")}
+    if f & 0x01:
+        out["fast"] = [r.sfloat("SpO2 fast"), r.sfloat("pulse rate fast")]
+    if f & 0x02:
+        out["slow"] = [r.sfloat("SpO2 slow"), r.sfloat("pulse rate slow")]
+    if f & 0x04:
+        out["mstatus"] = r.u16("measurement status")
+    if f & 0x08:
+        out["dss"] = r.u24("device and sensor status")
+    if f & 0x10:
+        out["pai"] = r.sfloat("pulse amplitude index")
+    return out
+
+
+def encode_continuous(fields):
+    u = U_CONT
+    w = Writer(u)
+    f = flags_of(fields, u)
+    w.u8(f, "flags")
+    w.sfloat(need(fields, "spo2", u, w), "SpO2 normal")
+    w.sfloat(need(fields, "pr", u, w), "pulse rate normal")
+    for bit, key in ((0x01, "fast"), (0x02, "slow")):
+        if f & bit:
+            p = need(fields, key, u, w)
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                w.err("%s must be [SpO2, pulse rate]: %r" % (key, p))
+            w.sfloat(p[0], "SpO2 " + key)
+            w.sfloat(p[1], "pulse rate " + key)
+    if f & 0x04:
+        w.u16(need(fields, "mstatus", u, w), "measurement status")
+    if f & 0x08:
+        w.u24(need(fields, "dss", u, w), "device and sensor status")
+    if f & 0x10:
+        w.sfloat(need(fields, "pai", u, w), "pulse amplitude index")
+    return w.bytes()
+
+
+def continuous_readings(m):
+    out = _pair(m["spo2"], m["pr"], None)
+    if "fast" in m:
+        out += _pair(m["fast"][0], m["fast"][1], MDC_MODALITY_FAST)
+    if "slow" in m:
+        out += _pair(m["slow"][0], m["slow"][1], MDC_MODALITY_SLOW)
+    return _common(m, out, None)
+
+
+def decode_continuous(data):
+    return continuous_readings(parse_continuous(data))
+
+
+def parse_features(data):
+    r = Reader(U_FEAT, data)
+    f = r.u16("supported features")
+    out = {"features": f}
+    if f & 0x01:
+        out["mstatus"] = r.u16("measurement status support")
+    if f & 0x02:
+        out["dss"] = r.u24("device and sensor status support")
+    return out
+
+
+def encode_features(fields):
+    u = U_FEAT
+    w = Writer(u)
+    f = fields.get("features")
+    w.u16(f, "supported features")
+    if f & 0x01:
+        w.u16(need(fields, "mstatus", u, w), "measurement status support")
+    if f & 0x02:
+        w.u24(need(fields, "dss", u, w), "device and sensor status support")
+    return w.bytes()
