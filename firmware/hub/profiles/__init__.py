@@ -42,67 +42,59 @@ class ProfileError(ValueError):
         super().__init__(msg)
 
 
-# uuid -> (module, kind, name). module.parse_<kind>(data, **opts) must
-# exist; module.decode_<kind> (readings) and module.encode_<kind> may.
-# Characteristics without decode_<kind> are not measurements: decode()
-# returns [] for them.
-_REG = {
-    # Date and time (timefmt.py)
-    0x2A08: ("timefmt", "date_time", "Date Time"),
-    0x2A0A: ("timefmt", "day_date_time", "Day Date Time"),
-    0x2A0C: ("timefmt", "exact_time_256", "Exact Time 256"),
-    0x2A0D: ("timefmt", "dst_offset", "DST Offset"),
-    0x2A0E: ("timefmt", "time_zone", "Time Zone"),
-    0x2A0F: ("timefmt", "local_time_info", "Local Time Information"),
-    0x2A2B: ("timefmt", "current_time", "Current Time"),
-    # Glucose (glucose.py, racp.py)
-    0x2A18: ("glucose", "measurement", "Glucose Measurement"),
-    0x2A34: ("glucose", "context", "Glucose Measurement Context"),
-    0x2A51: ("glucose", "feature", "Glucose Feature"),
-    0x2A52: ("racp", "racp", "Record Access Control Point"),
-    # Continuous glucose (cgm.py)
-    0x2AA7: ("cgm", "measurement", "CGM Measurement"),
-    0x2AA8: ("cgm", "feature", "CGM Feature"),
-    0x2AA9: ("cgm", "status", "CGM Status"),
-    0x2AAA: ("cgm", "session_start", "CGM Session Start Time"),
-    0x2AAB: ("cgm", "run_time", "CGM Session Run Time"),
-    0x2AAC: ("cgm", "socp", "CGM Specific Ops Control Point"),
-    # Heart rate (heart_rate.py)
-    0x2A37: ("heart_rate", "measurement", "Heart Rate Measurement"),
-    0x2A38: ("heart_rate", "body_sensor_location", "Body Sensor Location"),
-    0x2A39: ("heart_rate", "control_point", "Heart Rate Control Point"),
-    # Blood pressure (blood_pressure.py)
-    0x2A35: ("blood_pressure", "measurement", "Blood Pressure Measurement"),
-    0x2A36: ("blood_pressure", "intermediate", "Intermediate Cuff Pressure"),
-    0x2A49: ("blood_pressure", "feature", "Blood Pressure Feature"),
-    # Pulse oximeter (plx.py)
-    0x2A5E: ("plx", "spot_check", "PLX Spot-check Measurement"),
-    0x2A5F: ("plx", "continuous", "PLX Continuous Measurement"),
-    0x2A60: ("plx", "features", "PLX Features"),
-    # Health thermometer (thermometer.py)
-    0x2A1C: ("thermometer", "measurement", "Temperature Measurement"),
-    0x2A1D: ("thermometer", "temperature_type", "Temperature Type"),
-    0x2A1E: ("thermometer", "intermediate", "Intermediate Temperature"),
-    0x2A21: ("thermometer", "interval", "Measurement Interval"),
-    # Weight scale (weight.py)
-    0x2A9D: ("weight", "measurement", "Weight Measurement"),
-    0x2A9E: ("weight", "feature", "Weight Scale Feature"),
-    # Battery (battery.py)
-    0x2A19: ("battery", "level", "Battery Level"),
-    # Device information (devinfo.py)
-    0x2A23: ("devinfo", "system_id", "System ID"),
-    0x2A24: ("devinfo", "text", "Model Number String"),
-    0x2A25: ("devinfo", "text", "Serial Number String"),
-    0x2A26: ("devinfo", "text", "Firmware Revision String"),
-    0x2A27: ("devinfo", "text", "Hardware Revision String"),
-    0x2A28: ("devinfo", "text", "Software Revision String"),
-    0x2A29: ("devinfo", "text", "Manufacturer Name String"),
-    0x2A2A: ("devinfo", "regulatory", "IEEE 11073-20601 Regulatory Certification Data List"),
-    0x2A50: ("devinfo", "pnp_id", "PnP ID"),
-    # Polar H10 (polar_pmd.py)
-    PMD_CP: ("polar_pmd", "control_point", "Polar PMD Control Point"),
-    PMD_DATA: ("polar_pmd", "data", "Polar PMD Data"),
-}
+# One line per characteristic: key (4 hex digits, or the 128-bit UUID),
+# module, kind, name. module.parse_<kind>(data, **opts) must exist;
+# module.decode_<kind> (readings) and module.encode_<kind> may. A
+# characteristic without decode_<kind> is not a measurement: decode()
+# returns [] for it. One string rather than a dict of tuples: it costs a
+# tenth of the RAM, and _entry() caches the few lines a hub really uses.
+_TABLE = """
+2A08 timefmt date_time Date Time
+2A0A timefmt day_date_time Day Date Time
+2A0C timefmt exact_time_256 Exact Time 256
+2A0D timefmt dst_offset DST Offset
+2A0E timefmt time_zone Time Zone
+2A0F timefmt local_time_info Local Time Information
+2A2B timefmt current_time Current Time
+2A18 glucose measurement Glucose Measurement
+2A34 glucose context Glucose Measurement Context
+2A51 glucose feature Glucose Feature
+2A52 racp racp Record Access Control Point
+2AA7 cgm measurement CGM Measurement
+2AA8 cgm feature CGM Feature
+2AA9 cgm status CGM Status
+2AAA cgm session_start CGM Session Start Time
+2AAB cgm run_time CGM Session Run Time
+2AAC cgm socp CGM Specific Ops Control Point
+2A37 heart_rate measurement Heart Rate Measurement
+2A38 heart_rate body_sensor_location Body Sensor Location
+2A39 heart_rate control_point Heart Rate Control Point
+2A35 blood_pressure measurement Blood Pressure Measurement
+2A36 blood_pressure intermediate Intermediate Cuff Pressure
+2A49 blood_pressure feature Blood Pressure Feature
+2A5E plx spot_check PLX Spot-check Measurement
+2A5F plx continuous PLX Continuous Measurement
+2A60 plx features PLX Features
+2A1C thermometer measurement Temperature Measurement
+2A1D thermometer temperature_type Temperature Type
+2A1E thermometer intermediate Intermediate Temperature
+2A21 thermometer interval Measurement Interval
+2A9D weight measurement Weight Measurement
+2A9E weight feature Weight Scale Feature
+2A19 battery level Battery Level
+2A23 devinfo system_id System ID
+2A24 devinfo text Model Number String
+2A25 devinfo text Serial Number String
+2A26 devinfo text Firmware Revision String
+2A27 devinfo text Hardware Revision String
+2A28 devinfo text Software Revision String
+2A29 devinfo text Manufacturer Name String
+2A2A devinfo regulatory IEEE 11073-20601 Regulatory Certification Data List
+2A50 devinfo pnp_id PnP ID
+FB005C81-02E7-F387-1CAD-8ACD2D8DF0C8 polar_pmd control_point Polar PMD Control Point
+FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8 polar_pmd data Polar PMD Data
+"""
+_cache = {}
 
 _HEX = "0123456789ABCDEF"
 
@@ -149,24 +141,40 @@ def label(uuid):
     except ProfileError:
         return repr(uuid)
     txt = ("0x%04X" % k) if isinstance(k, int) else k
-    e = _REG.get(k)
+    e = _find(k)
     return txt if e is None else "%s (%s)" % (e[2], txt)
 
 
 def name(uuid):
     """The characteristic's name, or None when it is not supported."""
-    e = _REG.get(norm(uuid))
+    e = _find(norm(uuid))
     return None if e is None else e[2]
 
 
 def supported():
     """Registry keys of every supported characteristic."""
-    return list(_REG)
+    return [norm(line.split(" ", 1)[0]) for line in _TABLE.split("\n") if line]
+
+
+def _find(k):
+    """(module, kind, name) of a normalised key, or None."""
+    e = _cache.get(k)
+    if e is None:
+        key = ("%04X" % k) if isinstance(k, int) else k
+        i = _TABLE.find("\n" + key + " ")
+        if i < 0:
+            return None
+        line = _TABLE[i + 1:_TABLE.find("\n", i + 1)]
+        e = tuple(line.split(" ", 3)[1:])
+        if len(_cache) >= 8:
+            _cache.clear()
+        _cache[k] = e
+    return e
 
 
 def _entry(uuid):
     k = norm(uuid)
-    e = _REG.get(k)
+    e = _find(k)
     if e is None:
         raise ProfileError(k, None, "characteristic not supported")
     return k, e
