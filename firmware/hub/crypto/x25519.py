@@ -196,7 +196,12 @@ def x25519(k, u, run=None):
     buf[0] = swap
     run(buf, _STEP, 0, 8)  # the final conditional swap
     run(buf, _INVERT, 0, len(_INVERT))
-    return _store(buf, Z2)
+    out = _store(buf, Z2)
+    for i in range(32):  # best effort: do not leave the scalar's traces behind
+        k[i] = 0
+    for i in range(len(buf)):
+        buf[i] = 0
+    return out
 
 
 _BASE = b"\x09" + bytes(31)

@@ -1,0 +1,338 @@
+# Sealed records: how readings are kept on flash and sent to the receiver.
+# The format is the firmware's; docs/protocol.md describes it and the
+# threat model, host/samband/seal.py mirrors it with pynacl.
+#
+# Per epoch (at least one per boot) the hub draws an ephemeral X25519 key
+# pair e/E. Its secret lives in RAM only; the epoch key is
+# crypto_box_beforenm(receiver's public key, e), so only the receiver can
+# open the epoch's records, and a stolen hub cannot open its own backlog.
+# The epoch header binds E to the hub's static key h (provisioned at the
+# depot) with an HMAC under crypto_box_beforenm(receiver, h).
+#
+#   epoch header (62 bytes)          record (20 bytes + the plaintext)
+#   0    0x11 version 1, epoch       0     0x10 version 1, record
+#   1    receiver key id             1     epoch number & 0xFF
+#   2:6  epoch number, u32 BE        2:4   seq - epoch base, u16 BE
+#   6:14 base seq, u64 BE            4:20  Poly1305 tag
+#   14:46 E                          20:   XSalsa20 ciphertext
+#   46:62 HMAC-SHA256(...)[:16]
+#
+# A record's nonce is derived from (receiver key id, epoch number, seq),
+# never stored. It never repeats under one key: seq rises strictly within
+# an epoch (seal() refuses anything else), and epoch numbers come from a
+# counter that is persisted before an epoch seals anything, so even two
+# epochs with the same key (a broken RNG) have different nonces.
+
+import os
+import struct
+
+from hub.crypto import CryptoError, box, hmac, x25519
+
+VERSION = 1
+V_RECORD = 0x10
+V_EPOCH = 0x11
+V_CONFIG = 0x12
+V_BATCH = 0x13
+RECORD_HEADER = 4
+RECORD_OVERHEAD = 20  # header + Poly1305 tag
+EPOCH_BYTES = 62
+MAX_SPAN = 0xFFFF  # seq offsets within one epoch
+MAX_RECEIVERS = 4
+EPOCH_LABEL = b"samband/epoch/1"
+CONFIG_LABEL = b"samband/config/1"
+_EPOCH_MAX = 0xFFFFFFFF
+
+
+class SealError(ValueError):
+    """A record that cannot be sealed, or a key or config the hub refuses."""
+
+
+def version_of(b):
+    """The format version (high nibble of the first byte) of a sealed object."""
+    return b[0] >> 4 if len(b) else None
+
+
+def record_nonce(kid, epoch, seq):
+    """The 24-byte XSalsa20 nonce of record seq of an epoch (never stored)."""
+    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, seq, 0)
+
+
+def _tag(key, label, hub_id, body):
+    return hmac.hmac_sha256(key, label, bytes((len(hub_id),)), hub_id, body)[:16]
+
+
+def epoch_tag(kauth, hub_id, header46):
+    """The 16-byte authenticator of an epoch header's first 46 bytes."""
+    return _tag(kauth, EPOCH_LABEL, hub_id, header46)
+
+
+def config_tag(kcfg, hub_id, body):
+    """The 16-byte authenticator of a receiver-key config's body."""
+    return _tag(kcfg, CONFIG_LABEL, hub_id, body)
+
+
+def parse_config(blob):
+    """(serial, [(key id, public key), ...]) of a config message; the tag is not checked here."""
+    if len(blob) < 6 or blob[0] != V_CONFIG:
+        raise SealError("not a version-1 receiver-key config")
+    n = blob[5]
+    if not 1 <= n <= MAX_RECEIVERS or len(blob) != 6 + 33 * n + 16:
+        raise SealError("config of %d bytes with %d keys is malformed" % (len(blob), n))
+    serial = struct.unpack(">I", blob[1:5])[0]
+    keys = []
+    for i in range(n):
+        o = 6 + 33 * i
+        keys.append((blob[o], bytes(blob[o + 1:o + 33])))
+    return serial, keys
+
+
+def batch(items):
+    """A batch for the uplink: 0x13, then each epoch header or record prefixed by its length (LEB128)."""
+    out = bytearray((V_BATCH,))
+    for it in items:
+        n = len(it)
+        while n >= 0x80:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        out.extend(it)
+    return bytes(out)
+
+
+def unbatch(data):
+    """The items of a batch."""
+    if not len(data) or data[0] != V_BATCH:
+        raise SealError("not a version-1 batch")
+    items = []
+    i = 1
+    mv = memoryview(data)
+    while i < len(data):
+        n = 0
+        shift = 0
+        while True:
+            if i >= len(data) or shift > 21:
+                raise SealError("batch item length is truncated")
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        if i + n > len(data):
+            raise SealError("batch item of %d bytes runs past the end" % n)
+        items.append(bytes(mv[i:i + n]))
+        i += n
+    return items
+
+
+# ---------------------------------------------------------------- flash
+
+def _write_atomic(path, data):
+    d = path[:path.rfind("/")]
+    if d:
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+class EpochCounter:
+    """Epoch numbers that are never handed out twice, across reboots and power cuts.
+
+    reserve() writes the new number to flash (temporary file, then an atomic
+    rename) before returning it, so a power cut can only skip numbers. A file
+    that exists but does not read back as a number and its complement
+    (flash damage, tampering) restarts the count at a random number with the
+    top bit set instead of at 1."""
+
+    def __init__(self, path="/state/seal.epoch", rng=os.urandom):
+        self.path = path
+        self._rng = rng
+
+    def current(self):
+        raw = _read(self.path)
+        if raw is None:
+            return 0
+        if len(raw) == 8:
+            n, inv = struct.unpack(">II", raw)
+            if n ^ inv == _EPOCH_MAX:
+                return n
+        return None
+
+    def reserve(self):
+        n = self.current()
+        if n is None:
+            r = self._rng(4)
+            n = 0x80000000 | ((r[0] & 0x7F) << 24) | (r[1] << 16) | (r[2] << 8) | r[3]
+        if n >= _EPOCH_MAX:
+            raise SealError("epoch numbers are exhausted")
+        n += 1
+        _write_atomic(self.path, struct.pack(">II", n, n ^ _EPOCH_MAX))
+        return n
+
+
+class Keys:
+    """The hub's provisioned keys on flash, under root:
+      hub.key        the hub's static X25519 secret (32 bytes)
+      authority.pub  the public key that authenticates receiver-key configs
+      receivers      the last accepted config: the receiver keys, first is current
+    Secret material other than hub.key never touches flash."""
+
+    def __init__(self, hub_id, root="/keys"):
+        self.hub_id = bytes(hub_id)
+        self.root = root
+        self.hub_secret = _read(root + "/hub.key")
+        self.authority = _read(root + "/authority.pub")
+        cfg = _read(root + "/receivers")
+        if self.hub_secret is None or len(self.hub_secret) != 32:
+            raise SealError("%s/hub.key is missing or not 32 bytes: provision the hub" % root)
+        if self.authority is None or len(self.authority) != 32:
+            raise SealError("%s/authority.pub is missing or not 32 bytes: provision the hub" % root)
+        if cfg is None:
+            raise SealError("%s/receivers is missing: provision the hub" % root)
+        self.serial, self.receivers = parse_config(cfg)
+
+    @property
+    def receiver(self):
+        """(key id, public key) that new epochs are sealed to."""
+        return self.receivers[0]
+
+    def public_key(self):
+        return x25519.scalarmult_base(self.hub_secret)
+
+    def apply(self, blob):
+        """Verify and store a receiver-key config from the authority; returns the new current receiver.
+
+        Refuses a config that is forged, meant for another hub, not newer than
+        the stored one (a replay), or that names a key of small order."""
+        serial, keys = parse_config(blob)
+        try:
+            kcfg = box.beforenm(self.authority, self.hub_secret)
+        except CryptoError:
+            raise SealError("the authority key on flash is unusable")
+        if not hmac.verify(blob[-16:], kcfg, CONFIG_LABEL, bytes((len(self.hub_id),)), self.hub_id, blob[:-16]):
+            raise SealError("config is not authentic for this hub")
+        if serial <= self.serial:
+            raise SealError("config %d is not newer than the current %d (replayed)" % (serial, self.serial))
+        for kid, pk in keys:
+            try:
+                box.beforenm(pk, self.hub_secret)
+            except CryptoError:
+                raise SealError("receiver key %d has small order" % kid)
+        _write_atomic(self.root + "/receivers", bytes(blob))
+        self.serial, self.receivers = serial, keys
+        return keys[0]
+
+
+# ---------------------------------------------------------------- sealing
+
+class Sealer:
+    """Seals records for the journal.
+
+    hub_id: the hub's identity as the receiver knows it (its unique id);
+    hub_secret: its static secret; receiver: (key id, public key);
+    counter: an EpochCounter; rng(n) -> n random bytes; on_epoch(header)
+    is called with each new epoch header before the first record sealed
+    under it is returned: the journal must keep the header as long as any
+    record of its epoch. seal(seq, plaintext) needs seq to rise strictly."""
+
+    def __init__(self, hub_id, hub_secret, receiver, counter, rng=os.urandom, on_epoch=None):
+        self.hub_id = bytes(hub_id)
+        if len(self.hub_id) > 255:
+            raise SealError("hub id longer than 255 bytes")
+        if len(hub_secret) != 32:
+            raise SealError("hub secret must be 32 bytes")
+        self._h = hub_secret
+        self._counter = counter
+        self._rng = rng
+        self.on_epoch = on_epoch
+        self._kauth = {}
+        self._epoch = None  # (number, base, key, kid, header)
+        self._ready = None  # (E, key) for the next epoch
+        self._last = None
+        self.epochs = 0
+        self.set_receiver(receiver)
+
+    def set_receiver(self, receiver):
+        """Seal to another receiver key from now on (a new epoch begins)."""
+        kid, pk = receiver
+        if not 0 <= kid <= 255 or len(pk) != 32:
+            raise SealError("receiver must be (key id 0..255, 32-byte public key)")
+        self._receiver = (kid, bytes(pk))
+        self._epoch = None
+        self._ready = None
+
+    def rotate(self):
+        """Begin a new epoch (fresh ephemeral key) at the next seal."""
+        self._epoch = None
+
+    def prepare(self):
+        """Do the next epoch's X25519 work now (at boot), so the first seal is quick."""
+        if self._ready is None:
+            e = bytearray(self._rng(32))
+            pub = x25519.scalarmult_base(e)
+            key = box.beforenm(self._receiver[1], e)
+            for i in range(32):
+                e[i] = 0
+            self._ready = (pub, key)
+
+    def epoch_header(self):
+        """The current epoch's header, or None before the first seal."""
+        return self._epoch[4] if self._epoch else None
+
+    def _begin(self, base):
+        self.prepare()
+        pub, key = self._ready
+        self._ready = None
+        kid, pk = self._receiver
+        kauth = self._kauth.get(kid)
+        if kauth is None:
+            kauth = box.beforenm(pk, self._h)
+            self._kauth[kid] = kauth
+        number = self._counter.reserve()
+        hdr = bytearray(EPOCH_BYTES)
+        hdr[0:14] = struct.pack(">BBIQ", V_EPOCH, kid, number, base)
+        hdr[14:46] = pub
+        hdr[46:62] = epoch_tag(kauth, self.hub_id, memoryview(hdr)[0:46])
+        self._epoch = (number, base, key, kid, bytes(hdr))
+        self.epochs += 1
+        if self.on_epoch:
+            self.on_epoch(self._epoch[4])
+
+    def seal(self, seq, plaintext):
+        """The sealed record of plaintext (bytes) with sequence number seq."""
+        if not 0 <= seq <= 0xFFFFFFFFFFFFFFFF:
+            raise SealError("sequence number %r out of range" % (seq,))
+        if self._last is not None and seq <= self._last:
+            raise SealError("sequence %d is not above the last sealed %d" % (seq, self._last))
+        ep = self._epoch
+        if ep is None or seq - ep[1] > MAX_SPAN:
+            self._begin(seq)
+            ep = self._epoch
+        number, base, key, kid = ep[0], ep[1], ep[2], ep[3]
+        self._last = seq
+        n = len(plaintext)
+        buf = bytearray(32 + n)
+        buf[32:] = plaintext
+        box.seal_into(buf, 0, n, record_nonce(kid, number, seq), key)
+        buf[12:16] = struct.pack(">BBH", V_RECORD, number & 0xFF, seq - base)
+        return bytes(memoryview(buf)[12:])
+
+
+def from_flash(hub_id, keys_root="/keys", counter_path="/state/seal.epoch", on_epoch=None, rng=os.urandom):
+    """(Keys, Sealer) for this hub from its provisioned keys, ready for a new epoch."""
+    keys = Keys(hub_id, keys_root)
+    s = Sealer(hub_id, keys.hub_secret, keys.receiver, EpochCounter(counter_path, rng), rng, on_epoch)
+    return keys, s
