@@ -43,56 +43,56 @@ class ProfileError(ValueError):
 
 
 # One line per characteristic: key (4 hex digits, or the 128-bit UUID),
-# module, kind, name. module.parse_<kind>(data, **opts) must exist;
-# module.decode_<kind> (readings) and module.encode_<kind> may. A
-# characteristic without decode_<kind> is not a measurement: decode()
-# returns [] for it. One string rather than a dict of tuples: it costs a
-# tenth of the RAM, and _entry() caches the few lines a hub really uses.
+# "r" if it is a measurement (module.decode_<kind> gives its readings) or
+# "-" if not (decode() returns []), module, kind, name. Every module has
+# parse_<kind>(data, **opts) and encode_<kind>(fields). One string rather
+# than a dict of tuples: it costs a tenth of the RAM, and _find() caches
+# the few lines a hub really uses.
 _TABLE = """
-2A08 timefmt date_time Date Time
-2A0A timefmt day_date_time Day Date Time
-2A0C timefmt exact_time_256 Exact Time 256
-2A0D timefmt dst_offset DST Offset
-2A0E timefmt time_zone Time Zone
-2A0F timefmt local_time_info Local Time Information
-2A2B timefmt current_time Current Time
-2A18 glucose measurement Glucose Measurement
-2A34 glucose context Glucose Measurement Context
-2A51 glucose feature Glucose Feature
-2A52 racp racp Record Access Control Point
-2AA7 cgm measurement CGM Measurement
-2AA8 cgm feature CGM Feature
-2AA9 cgm status CGM Status
-2AAA cgm session_start CGM Session Start Time
-2AAB cgm run_time CGM Session Run Time
-2AAC cgm socp CGM Specific Ops Control Point
-2A37 heart_rate measurement Heart Rate Measurement
-2A38 heart_rate body_sensor_location Body Sensor Location
-2A39 heart_rate control_point Heart Rate Control Point
-2A35 blood_pressure measurement Blood Pressure Measurement
-2A36 blood_pressure intermediate Intermediate Cuff Pressure
-2A49 blood_pressure feature Blood Pressure Feature
-2A5E plx spot_check PLX Spot-check Measurement
-2A5F plx continuous PLX Continuous Measurement
-2A60 plx features PLX Features
-2A1C thermometer measurement Temperature Measurement
-2A1D thermometer temperature_type Temperature Type
-2A1E thermometer intermediate Intermediate Temperature
-2A21 thermometer interval Measurement Interval
-2A9D weight measurement Weight Measurement
-2A9E weight feature Weight Scale Feature
-2A19 battery level Battery Level
-2A23 devinfo system_id System ID
-2A24 devinfo text Model Number String
-2A25 devinfo text Serial Number String
-2A26 devinfo text Firmware Revision String
-2A27 devinfo text Hardware Revision String
-2A28 devinfo text Software Revision String
-2A29 devinfo text Manufacturer Name String
-2A2A devinfo regulatory IEEE 11073-20601 Regulatory Certification Data List
-2A50 devinfo pnp_id PnP ID
-FB005C81-02E7-F387-1CAD-8ACD2D8DF0C8 polar_pmd control_point Polar PMD Control Point
-FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8 polar_pmd data Polar PMD Data
+2A08 - timefmt date_time Date Time
+2A0A - timefmt day_date_time Day Date Time
+2A0C - timefmt exact_time_256 Exact Time 256
+2A0D - timefmt dst_offset DST Offset
+2A0E - timefmt time_zone Time Zone
+2A0F - timefmt local_time_info Local Time Information
+2A2B - timefmt current_time Current Time
+2A18 r glucose measurement Glucose Measurement
+2A34 r glucose context Glucose Measurement Context
+2A51 - glucose feature Glucose Feature
+2A52 - racp racp Record Access Control Point
+2AA7 r cgm measurement CGM Measurement
+2AA8 - cgm feature CGM Feature
+2AA9 - cgm status CGM Status
+2AAA - cgm session_start CGM Session Start Time
+2AAB - cgm run_time CGM Session Run Time
+2AAC - cgm socp CGM Specific Ops Control Point
+2A37 r heart_rate measurement Heart Rate Measurement
+2A38 - heart_rate body_sensor_location Body Sensor Location
+2A39 - heart_rate control_point Heart Rate Control Point
+2A35 r blood_pressure measurement Blood Pressure Measurement
+2A36 r blood_pressure intermediate Intermediate Cuff Pressure
+2A49 - blood_pressure feature Blood Pressure Feature
+2A5E r plx spot_check PLX Spot-check Measurement
+2A5F r plx continuous PLX Continuous Measurement
+2A60 - plx features PLX Features
+2A1C r thermometer measurement Temperature Measurement
+2A1D - thermometer temperature_type Temperature Type
+2A1E r thermometer intermediate Intermediate Temperature
+2A21 - thermometer interval Measurement Interval
+2A9D r weight measurement Weight Measurement
+2A9E - weight feature Weight Scale Feature
+2A19 r battery level Battery Level
+2A23 - devinfo system_id System ID
+2A24 - devinfo text Model Number String
+2A25 - devinfo text Serial Number String
+2A26 - devinfo text Firmware Revision String
+2A27 - devinfo text Hardware Revision String
+2A28 - devinfo text Software Revision String
+2A29 - devinfo text Manufacturer Name String
+2A2A - devinfo regulatory IEEE 11073-20601 Regulatory Certification Data List
+2A50 - devinfo pnp_id PnP ID
+FB005C81-02E7-F387-1CAD-8ACD2D8DF0C8 - polar_pmd control_point Polar PMD Control Point
+FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8 r polar_pmd data Polar PMD Data
 """
 _cache = {}
 
@@ -142,13 +142,18 @@ def label(uuid):
         return repr(uuid)
     txt = ("0x%04X" % k) if isinstance(k, int) else k
     e = _find(k)
-    return txt if e is None else "%s (%s)" % (e[2], txt)
+    return txt if e is None else "%s (%s)" % (e[3], txt)
 
 
 def name(uuid):
     """The characteristic's name, or None when it is not supported."""
     e = _find(norm(uuid))
-    return None if e is None else e[2]
+    return None if e is None else e[3]
+
+
+def module_of(uuid):
+    """The name of the profile module that decodes a characteristic (e.g. "glucose")."""
+    return _entry(uuid)[1][1]
 
 
 def supported():
@@ -165,7 +170,7 @@ def _find(k):
         if i < 0:
             return None
         line = _TABLE[i + 1:_TABLE.find("\n", i + 1)]
-        e = tuple(line.split(" ", 3)[1:])
+        e = tuple(line.split(" ", 4)[1:])  # (flag, module, kind, name)
         if len(_cache) >= 8:
             _cache.clear()
         _cache[k] = e
@@ -181,10 +186,15 @@ def _entry(uuid):
 
 
 def _module(modname):
-    full = "hub.profiles." + modname
-    mod = __import__(full)
-    for part in full.split(".")[1:]:
-        mod = getattr(mod, part)
+    mod = globals().get(modname)
+    if mod is None:
+        # Loading a module needs its memory in one piece, and on MicroPython an
+        # import does not always collect garbage first: collect before and after.
+        import gc
+        gc.collect()
+        __import__("hub.profiles." + modname)
+        gc.collect()
+        mod = globals()[modname]
     return mod
 
 
@@ -195,24 +205,22 @@ def _data(k, payload):
 
 
 def _call(k, e, prefix, arg, opts):
-    mod = _module(e[0])
-    fn = getattr(mod, prefix + e[1], None)
-    if fn is None:
-        return None, False
+    mod = _module(e[1])
+    fn = getattr(mod, prefix + e[2])
     kw = {}
     allowed = getattr(mod, "OPTS", ())
     for o in opts:
         if o in allowed and prefix != "encode_":
             kw[o] = opts[o]
-    if e[1] == "text":  # one codec for the six Device Information strings
+    if e[2] == "text":  # one codec for the six Device Information strings
         kw["uuid"] = k
-    return fn(arg, **kw), True
+    return fn(arg, **kw)
 
 
 def parse(uuid, payload, **opts):
     """The characteristic's fields as a plain dict (see docs/profiles.md)."""
     k, e = _entry(uuid)
-    return _call(k, e, "parse_", _data(k, payload), opts)[0]
+    return _call(k, e, "parse_", _data(k, payload), opts)
 
 
 def decode(uuid, payload, **opts):
@@ -227,11 +235,10 @@ def decode(uuid, payload, **opts):
     """
     k, e = _entry(uuid)
     data = _data(k, payload)
-    out, found = _call(k, e, "decode_", data, opts)
-    if not found:
-        _call(k, e, "parse_", data, opts)
-        return []
-    return out
+    if e[0] == "r":
+        return _call(k, e, "decode_", data, opts)
+    _call(k, e, "parse_", data, opts)
+    return []
 
 
 def loaded():
@@ -253,7 +260,4 @@ def forget():
 def encode(uuid, fields):
     """Payload bytes for a fields dict (the inverse of parse)."""
     k, e = _entry(uuid)
-    out, found = _call(k, e, "encode_", fields, {})
-    if not found:
-        raise ProfileError(k, None, "no encoder")
-    return out
+    return _call(k, e, "encode_", fields, {})

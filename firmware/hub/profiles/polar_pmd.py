@@ -294,15 +294,15 @@ else:
             dst[i] = v - 0x1000000 if v & 0x800000 else v
 
 
-def _header(data):
-    """Check a data frame's header and size; returns (type, frame type, sample count or -1)."""
+def _count(data):
+    """Check a data frame's header and size: the number of ECG samples, or -1 for a frame of
+    another measurement type (returns a small int: nothing is allocated)."""
     n = len(data)
     if n < 10:
         Reader(PMD_DATA, data).need(10, "frame header")
-    mtype = data[0] & 0x3F
+    if data[0] & 0x3F != ECG:
+        return -1
     ft = data[9]
-    if mtype != ECG:
-        return mtype, ft, -1
     if ft != 0:
         Reader(PMD_DATA, data, 9).err(
             "ECG frame type %d%s not supported (the H10 sends type 0)" % (ft & 0x7F, " compressed" if ft & 0x80 else ""))
@@ -311,11 +311,14 @@ def _header(data):
         Reader(PMD_DATA, data, 10).err("truncated: ECG frame has no samples")
     if body % 3:
         Reader(PMD_DATA, data, n - body % 3).err("truncated: ECG sample needs 3 bytes, %d left" % (body % 3))
-    return mtype, ft, body // 3
+    return body // 3
 
 
-def _stamp(b):
-    # uint64 little endian at octets 1..8, without slicing
+def timestamp(data):
+    """A data frame's timestamp: ns since 2000-01-01T00:00:00 UTC of its last sample."""
+    if len(data) < 9:
+        Reader(PMD_DATA, data).need(9, "timestamp")
+    b = data
     return (b[1] | (b[2] << 8) | (b[3] << 16) | (b[4] << 24)) | ((b[5] | (b[6] << 8) | (b[7] << 16) | (b[8] << 24)) << 32)
 
 
@@ -326,21 +329,21 @@ def period_us(rate=130):
 
 
 def decode_into(data, out):
-    """Decode an ECG frame's samples into out (a list or array('i') with room for them).
-    Returns (count, timestamp ns since 2000). Allocates nothing (besides a timestamp that
-    exceeds a small int on 32-bit boards)."""
-    mtype, ft, n = _header(data)
+    """Decode an ECG frame's samples into out (a list or array('i') with room for them) and
+    return their count; timestamp(data) gives the frame's time. Allocates nothing."""
+    n = _count(data)
     if n < 0:
-        Reader(PMD_DATA, data).err("measurement type %d is not ECG" % mtype, 0)
+        Reader(PMD_DATA, data).err("measurement type %d is not ECG" % (data[0] & 0x3F), 0)
     if len(out) < n:
         raise ProfileError(PMD_DATA, 10, "%d samples do not fit a buffer of %d" % (n, len(out)))
     _fill(data, 10, n, out)
-    return n, _stamp(data)
+    return n
 
 
-def parse_data(data, rate=130, **_):
-    mtype, ft, n = _header(data)
-    out = {"type": mtype, "tflags": data[0] >> 6, "timestamp": _stamp(data),
+def parse_data(data, **_):
+    n = _count(data)
+    ft = data[9]
+    out = {"type": data[0] & 0x3F, "tflags": data[0] >> 6, "timestamp": timestamp(data),
            "frame_type": ft & 0x7F, "compressed": bool(ft & 0x80)}
     if n < 0:
         out["data"] = bytes(data[10:])
@@ -378,10 +381,10 @@ def encode_data(fields):
 
 def decode_data(data, rate=130, **_):
     p = period_us(rate)
-    mtype, ft, n = _header(data)
+    n = _count(data)
     if n < 0:
         return []
     s = [0] * n
     _fill(data, 10, n, s)
-    secs, ns = divmod(_stamp(data), _NS)
+    secs, ns = divmod(timestamp(data), _NS)
     return [{MDC: MDC_ECG_ELEC_POTL, VAL: s, UNIT: "uV", PERIOD: p, DTS: secs + EPOCH_2000, CTX: {"ns": ns}}]

@@ -8,7 +8,8 @@
 #       "min", "max". Filter 1 (GLS sequence number, CGMS time offset) is
 #       a uint16, filter 2 (GLS user-facing time) a Date Time; other filter
 #       types keep their operand raw as bytes (a range is split in half).
-#   number of stored records response (5): "count" (uint16)
+#   number of stored records response (5): "count" (uint16 in GLS, CGMS
+#       and PLXS; a 4-octet operand is read as uint32, "width": 4)
 #   response code (6): "request" (the request op code), "code"
 #   anything else: the operand, raw, as "operand" (bytes), when present.
 # Not a measurement: decode() returns [].
@@ -89,7 +90,11 @@ def parse_racp(data):
             if out["value"] == b"":
                 r.err("truncated: filter value missing")
     elif op == COUNT_RESPONSE:
-        out["count"] = r.u16("number of records")
+        if r.left() == 4:
+            out["count"] = r.u32("number of records")
+            out["width"] = 4
+        else:
+            out["count"] = r.u16("number of records")
     elif op == RESPONSE:
         out["request"] = r.u8("request op code")
         out["code"] = r.u8("response code")
@@ -130,7 +135,11 @@ def encode_racp(fields):
                 w.err("filter value missing")
             _put_filter(w, ft, v, "filter value")
     elif op == COUNT_RESPONSE:
-        w.u16(fields.get("count"), "number of records")
+        n = fields.get("count")
+        if fields.get("width") == 4 or (isinstance(n, int) and n > 0xFFFF):
+            w.u32(n, "number of records")
+        else:
+            w.u16(n, "number of records")
     elif op == RESPONSE:
         w.u8(fields.get("request"), "request op code")
         w.u8(fields.get("code"), "response code")

@@ -14,10 +14,8 @@
 # Reading's DTS field means. These characteristics are not measurements:
 # decode() returns [] for them.
 
-from hub.profiles import ProfileError
+from hub.profiles.wire import FIELDS, Reader, Writer, bad_field, days_in_month  # noqa: F401 (re-exported)
 
-FIELDS = ("year", "month", "day", "hours", "minutes", "seconds")
-_MDAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # DST Offset enumeration -> minutes (255 = unknown, others reserved: None)
 DST_MINUTES = {0: 0, 2: 30, 4: 60, 8: 120}
 TZ_UNKNOWN = -128
@@ -26,34 +24,6 @@ ADJUST_MANUAL = 0x01
 ADJUST_EXTERNAL = 0x02
 ADJUST_TZ = 0x04
 ADJUST_DST = 0x08
-
-
-def _leap(y):
-    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-
-
-def days_in_month(y, m):
-    if m == 2 and _leap(y):
-        return 29
-    return _MDAYS[m - 1]
-
-
-def bad_field(dt):
-    """Index of the first out-of-range field of a Date Time, or -1 when it is valid."""
-    y, mo, d, h, mi, s = dt
-    if y != 0 and not 1582 <= y <= 9999:
-        return 0
-    if not 0 <= mo <= 12:
-        return 1
-    if not 0 <= d <= 31 or (d and mo and y and d > days_in_month(y, mo)):
-        return 2
-    if not 0 <= h <= 23:
-        return 3
-    if not 0 <= mi <= 59:
-        return 4
-    if not 0 <= s <= 59:
-        return 5
-    return -1
 
 
 def known(dt):
@@ -107,12 +77,10 @@ def offset_minutes(tz, dst):
 # ------------------------------------------------------------- characteristics
 
 def _rd(u, data):
-    from hub.profiles.wire import Reader
     return Reader(u, data)
 
 
 def _wr(u):
-    from hub.profiles.wire import Writer
     return Writer(u)
 
 

@@ -5,8 +5,34 @@
 
 from hub.profiles import ProfileError
 from hub.profiles import ieee11073 as F
-from hub.profiles import timefmt as T
 from hub.reading import CTX, EXP, VAL
+
+FIELDS = ("year", "month", "day", "hours", "minutes", "seconds")
+_MDAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def days_in_month(y, m):
+    if m == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
+        return 29
+    return _MDAYS[m - 1]
+
+
+def bad_field(dt):
+    """Index of the first out-of-range field of a Date Time (timefmt.py), or -1 when valid."""
+    y, mo, d, h, mi, s = dt
+    if y != 0 and not 1582 <= y <= 9999:
+        return 0
+    if not 0 <= mo <= 12:
+        return 1
+    if not 0 <= d <= 31 or (d and mo and y and d > days_in_month(y, mo)):
+        return 2
+    if not 0 <= h <= 23:
+        return 3
+    if not 0 <= mi <= 59:
+        return 4
+    if not 0 <= s <= 59:
+        return 5
+    return -1
 
 
 class Reader:
@@ -95,10 +121,10 @@ class Reader:
         self.need(7, what)
         b = self.b
         dt = (b[at] | (b[at + 1] << 8), b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6])
-        bad = T.bad_field(dt)
+        bad = bad_field(dt)
         if bad >= 0:
             raise ProfileError(self.u, at + (0 if bad == 0 else bad + 1),
-                               "%s: %s %d out of range" % (what, T.FIELDS[bad], dt[bad]))
+                               "%s: %s %d out of range" % (what, FIELDS[bad], dt[bad]))
         self.i = at + 7
         return dt
 
@@ -170,9 +196,9 @@ class Writer:
         for v in dt:
             if not isinstance(v, int) or isinstance(v, bool):
                 self.err("%s fields must be integers: %r" % (what, dt))
-        bad = T.bad_field(dt)
+        bad = bad_field(dt)
         if bad >= 0:
-            self.err("%s: %s %d out of range" % (what, T.FIELDS[bad], dt[bad]))
+            self.err("%s: %s %d out of range" % (what, FIELDS[bad], dt[bad]))
         self._le(dt[0], 2)
         for v in dt[1:]:
             self.b.append(v)
