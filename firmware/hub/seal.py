@@ -203,6 +203,7 @@ class Keys:
         if cfg is None:
             raise SealError("%s/receivers is missing: provision the hub" % root)
         self.serial, self.receivers = parse_config(cfg)
+        self._kcfg = None
 
     @property
     def receiver(self):
@@ -218,18 +219,18 @@ class Keys:
         Refuses a config that is forged, meant for another hub, not newer than
         the stored one (a replay), or that names a key of small order."""
         serial, keys = parse_config(blob)
-        try:
-            kcfg = box.beforenm(self.authority, self.hub_secret)
-        except CryptoError:
-            raise SealError("the authority key on flash is unusable")
-        if not hmac.verify(blob[-16:], kcfg, CONFIG_LABEL, bytes((len(self.hub_id),)), self.hub_id, blob[:-16]):
+        if self._kcfg is None:
+            try:
+                self._kcfg = box.beforenm(self.authority, self.hub_secret)
+            except CryptoError:
+                raise SealError("the authority key on flash is unusable")
+        if not hmac.verify(blob[-16:], self._kcfg, CONFIG_LABEL, bytes((len(self.hub_id),)), self.hub_id,
+                           blob[:-16]):
             raise SealError("config is not authentic for this hub")
         if serial <= self.serial:
             raise SealError("config %d is not newer than the current %d (replayed)" % (serial, self.serial))
         for kid, pk in keys:
-            try:
-                box.beforenm(pk, self.hub_secret)
-            except CryptoError:
+            if x25519.is_small_order(pk):
                 raise SealError("receiver key %d has small order" % kid)
         _write_atomic(self.root + "/receivers", bytes(blob))
         self.serial, self.receivers = serial, keys
@@ -312,23 +313,33 @@ class Sealer:
             self.on_epoch(self._epoch[4])
 
     def seal(self, seq, plaintext):
-        """The sealed record of plaintext (bytes) with sequence number seq."""
+        """The sealed record of plaintext with sequence number seq: a bytearray of len(plaintext) + 20."""
+        n = len(plaintext)
+        rec = bytearray(RECORD_OVERHEAD + n)
+        rec[RECORD_OVERHEAD:] = plaintext
+        self.seal_into(seq, rec, n)
+        return rec
+
+    def seal_into(self, seq, buf, n):
+        """Seal in place, allocating nothing large: the plaintext is at buf[20:20+n];
+        afterwards buf[0:20+n] is the record. Returns its length, n + 20.
+        A journal that keeps one buffer for its largest record avoids heap
+        fragmentation on the boards."""
         if not 0 <= seq <= 0xFFFFFFFFFFFFFFFF:
             raise SealError("sequence number %r out of range" % (seq,))
         if self._last is not None and seq <= self._last:
             raise SealError("sequence %d is not above the last sealed %d" % (seq, self._last))
+        if len(buf) < RECORD_OVERHEAD + n:
+            raise SealError("buffer of %d bytes cannot hold a record of %d" % (len(buf), RECORD_OVERHEAD + n))
         ep = self._epoch
         if ep is None or seq - ep[1] > MAX_SPAN:
             self._begin(seq)
             ep = self._epoch
         number, base, key, kid = ep[0], ep[1], ep[2], ep[3]
         self._last = seq
-        n = len(plaintext)
-        buf = bytearray(32 + n)
-        buf[32:] = plaintext
-        box.seal_into(buf, 0, n, record_nonce(kid, number, seq), key)
-        buf[12:16] = struct.pack(">BBH", V_RECORD, number & 0xFF, seq - base)
-        return bytes(memoryview(buf)[12:])
+        buf[0:4] = struct.pack(">BBH", V_RECORD, number & 0xFF, seq - base)
+        box.seal_into(buf, RECORD_HEADER, n, record_nonce(kid, number, seq), key)
+        return RECORD_OVERHEAD + n
 
 
 def from_flash(hub_id, keys_root="/keys", counter_path="/state/seal.epoch", on_epoch=None, rng=os.urandom):

@@ -75,12 +75,12 @@ def test_small_order_public_keys_are_refused():
 def test_seal_into_leaves_tag_and_ciphertext_in_place():
     r = Rand(16)
     key, nonce = r.bytes(32), r.bytes(24)
-    msg = r.bytes(77)
-    buf = bytearray(b"\xaa" * 5 + r.bytes(32) + msg)
-    box.seal_into(buf, 5, len(msg), nonce, key)
-    assert bytes(buf[:5]) == b"\xaa" * 5
-    assert bytes(buf[5:21]) == bytes(16)
-    assert bytes(buf[21:]) == box.secretbox(msg, nonce, key)
+    for n in (0, 5, 32, 33, 77, 200):
+        msg = r.bytes(n)
+        buf = bytearray(b"\xaa" * 5 + r.bytes(16) + msg + b"\xbb")
+        box.seal_into(buf, 5, len(msg), nonce, key)
+        assert bytes(buf[:5]) == b"\xaa" * 5 and buf[-1] == 0xBB
+        assert bytes(buf[5:-1]) == box.secretbox(msg, nonce, key)
 
 
 def test_sizes_are_checked():

@@ -48,6 +48,16 @@ def test_small_order_points_are_refused():
     raises(CryptoError, x25519.scalarmult, BOB_SK, bytes(top))
 
 
+def test_small_order_check_without_multiplication():
+    for p in SMALL_ORDER:
+        assert x25519.is_small_order(p)
+        top = bytearray(p)
+        top[31] |= 0x80
+        assert x25519.is_small_order(bytes(top))
+    for p in (NINE, ALICE_PK, BOB_PK, b"\x02" + bytes(31), b"\xef" + b"\xff" * 30 + b"\x7f"):
+        assert not x25519.is_small_order(p)
+
+
 def test_top_bit_ignored_and_noncanonical_u_reduced():
     u = bytearray(BOB_PK)
     u[31] |= 0x80

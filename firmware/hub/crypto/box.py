@@ -8,13 +8,12 @@
 # message is XORed with the rest, so a box is the message length + 16.
 #
 # seal_into() seals in place in a caller's buffer, so that a sealed record
-# (hub.seal) costs one allocation of its own size and one copy.
+# (hub.seal) costs one allocation of its own size and no copy.
 
 import os
 
-from hub.crypto import CryptoError, check_len, salsa20, x25519
+from hub.crypto import CryptoError, check_len, ct, salsa20, x25519
 from hub.crypto.poly1305 import Poly1305
-from hub.crypto import ct
 
 KEY_BYTES = 32
 NONCE_BYTES = 24
@@ -22,18 +21,29 @@ TAG_BYTES = 16
 _ZERO16 = bytes(16)
 
 
+def _xor_after_first_32(st, mv, n):
+    # XOR mv[0:n] with the keystream from byte 32 on; returns keystream block 0,
+    # whose first 32 bytes are the one-time Poly1305 key
+    blk = bytearray(64)
+    salsa20.stream_xor_into(st, blk, 64)
+    for i in range(min(32, n)):
+        mv[i] ^= blk[32 + i]
+    if n > 32:
+        salsa20.stream_xor_into(st, mv[32:], n - 32)
+    return blk
+
+
 def seal_into(buf, off, mlen, nonce, key):
-    """Seal in place: buf[off:off+32] is scratch (any content), the message is at
-    buf[off+32:off+32+mlen]. Afterwards buf[off+16:off+32] is the tag and the
-    ciphertext replaces the message; buf[off:off+16] is zeroed."""
-    mv = memoryview(buf)[off:off + 32 + mlen]
-    for i in range(32):
-        mv[i] = 0
-    salsa20.stream_xor_into(salsa20.xsalsa20_state(key, nonce), mv, 32 + mlen)
-    p = Poly1305(mv[0:32])
-    p.update(mv[32:])
-    mv[16:32] = p.digest()
-    mv[0:16] = _ZERO16
+    """Seal in place: the message is at buf[off+16:off+16+mlen]; afterwards
+    buf[off:off+16] is the tag and the ciphertext has replaced the message."""
+    mv = memoryview(buf)[off:off + 16 + mlen]
+    msg = mv[16:]
+    blk = _xor_after_first_32(salsa20.xsalsa20_state(key, nonce), msg, mlen)
+    p = Poly1305(blk[0:32])
+    p.update(msg)
+    mv[0:16] = p.digest()
+    for i in range(64):
+        blk[i] = 0
 
 
 def secretbox(m, nonce, key):
@@ -41,10 +51,10 @@ def secretbox(m, nonce, key):
     check_len("key", key, KEY_BYTES)
     check_len("nonce", nonce, NONCE_BYTES)
     n = len(m)
-    buf = bytearray(32 + n)
-    buf[32:] = m
+    buf = bytearray(16 + n)
+    buf[16:] = m
     seal_into(buf, 0, n, nonce, key)
-    return bytes(memoryview(buf)[16:])
+    return bytes(buf)
 
 
 def secretbox_open(c, nonce, key):
@@ -55,17 +65,18 @@ def secretbox_open(c, nonce, key):
         raise CryptoError("box of %d bytes is shorter than its tag" % len(c))
     cv = memoryview(c)
     n = len(c) - TAG_BYTES
-    buf = bytearray(32 + n)
-    buf[32:] = cv[TAG_BYTES:]
-    salsa20.stream_xor_into(salsa20.xsalsa20_state(key, nonce), buf, 32 + n)
-    mv = memoryview(buf)
-    p = Poly1305(mv[0:32])
+    buf = bytearray(cv[TAG_BYTES:])
+    blk = _xor_after_first_32(salsa20.xsalsa20_state(key, nonce), memoryview(buf), n)
+    p = Poly1305(blk[0:32])
     p.update(cv[TAG_BYTES:])
-    if not ct.eq(p.digest(), cv[0:TAG_BYTES]):
-        for i in range(len(buf)):
+    ok = ct.eq(p.digest(), cv[0:TAG_BYTES])
+    for i in range(64):
+        blk[i] = 0
+    if not ok:
+        for i in range(n):
             buf[i] = 0
         raise CryptoError("box does not verify (forged, tampered or wrong key)")
-    return bytes(mv[32:])
+    return bytes(buf)
 
 
 def keypair(rng=os.urandom):

@@ -210,7 +210,7 @@ class Poly1305:
             st[10 + i] = limb
             st[20 + i] = 5 * limb
         self._st = st
-        self._s = key[16:32]
+        self._s = bytes(key[16:32])
         self._tail = bytearray(16)
         self._n = 0  # bytes waiting in _tail
 

@@ -206,6 +206,30 @@ def x25519(k, u, run=None):
 
 _BASE = b"\x09" + bytes(31)
 
+# The public keys of small order (and their non-canonical encodings, top bit
+# ignored) that libsodium refuses: with them the shared secret is all zeros.
+_SMALL_ORDER = (
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    b"\xec" + b"\xff" * 30 + b"\x7f",
+    b"\xed" + b"\xff" * 30 + b"\x7f",
+    b"\xee" + b"\xff" * 30 + b"\x7f",
+)
+
+
+def is_small_order(u):
+    """True iff the 32-byte point u is one of the small-order points (no scalar multiplication needed)."""
+    check_len("point", u, 32)
+    found = 0
+    for bad in _SMALL_ORDER:
+        d = (u[31] & 0x7F) ^ bad[31]
+        for i in range(31):
+            d |= u[i] ^ bad[i]
+        found |= d == 0
+    return bool(found)
+
 
 def scalarmult(n, p):
     """crypto_scalarmult: X25519, refusing a result of all zeros (a public key of small order)."""
