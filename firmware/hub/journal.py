@@ -1,0 +1,716 @@
+# The journal: an append-only, power-cut-safe store of sealed records on
+# the hub's flash, from which the uplink delivers them. docs/journal.md
+# explains the format, the durability argument and the eviction policy;
+# hub/segment.py holds the bytes.
+#
+#   root/seg/<segno>.r   routine and telemetry records (one stream)
+#   root/seg/<segno>.a   alarm records (the other stream)
+#   root/state.0, .1     sequence reservation, delivered cursors, counters
+#
+# Records are opaque bytes (already sealed). The journal gives each one a
+# sequence number from a reservation persisted ahead of use, writes it in
+# a CRC-checked frame at the end of its stream's active segment and
+# returns once the write is flushed (fsync on the unix port, a littlefs
+# commit on the boards). Segments are never rewritten: a whole segment is
+# deleted once every record in it is delivered, or evicted (oldest
+# routine first, alarms last) when the journal is full.
+#
+# Delivery: pending() yields undelivered records; ack() marks records the
+# receiver acknowledged, in any order, and returns once that is durable.
+# Per stream, `low` is the first undelivered record's seq and `ranges`
+# holds records acknowledged out of order above it.
+#
+# RAM does not grow with the amount of data: mounting streams every
+# segment through one buffer, and the segment table has a fixed size set
+# by the capacity.
+#
+# Runs on MicroPython (unix port, ESP32, RP2) and CPython (the host reads
+# a hub's journal with this same module).
+
+import os
+import struct
+from array import array
+from binascii import crc32
+
+from hub import cbor, segment
+from hub.reading import CTX, PRIO, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY, SEQ
+from hub.segment import ALARM, FRAME, HEADER, ROUTINE
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+RESERVE = const(256)        # sequence numbers reserved (persisted) at a time
+SKIP_LOST = const(1 << 20)  # skipped when every copy of the state is lost
+MIN_SEGMENTS = const(4)
+_F_ALARM = const(1)         # segment belongs to the alarm stream
+_F_FULL = const(2)          # no more appends (closed, or its tail is torn)
+_STATE_MAGIC = b"JS\x01"
+
+
+class JournalError(ValueError):
+    """The journal cannot do what was asked (record too big, journal full, bad argument)."""
+
+
+def stream_of(prio):
+    if prio == PRIO_ALARM:
+        return ALARM
+    if prio == PRIO_ROUTINE or prio == PRIO_TELEMETRY:
+        return ROUTINE
+    raise JournalError("unknown priority %r" % (prio,))
+
+
+def _in(ranges, seq):
+    for k in range(0, len(ranges), 2):
+        if seq < ranges[k]:
+            return False
+        if seq < ranges[k + 1]:
+            return True
+    return False
+
+
+def _add(ranges, seq):
+    # ranges: flat sorted [lo, hi, lo, hi, ...] of half-open, non-touching intervals.
+    k = 0
+    n = len(ranges)
+    while k < n and ranges[k + 1] < seq:
+        k += 2
+    if k < n and ranges[k] <= seq < ranges[k + 1]:
+        return
+    if k < n and ranges[k + 1] == seq:  # extends [lo, seq) upwards
+        ranges[k + 1] = seq + 1
+        if k + 2 < n and ranges[k + 2] == seq + 1:
+            ranges[k + 1] = ranges[k + 3]
+            del ranges[k + 2:k + 4]
+        return
+    if k < n and ranges[k] == seq + 1:  # extends [seq + 1, hi) downwards
+        ranges[k] = seq
+        return
+    ranges[k:k] = [seq, seq + 1]
+
+
+def _trim(ranges, low):
+    """ranges without anything below low."""
+    out = []
+    for k in range(0, len(ranges), 2):
+        if ranges[k + 1] > low:
+            out.append(max(ranges[k], low))
+            out.append(ranges[k + 1])
+    return out
+
+
+def _telemetry(seq, info):
+    # Default eviction report: a CBOR map with the reading keys SEQ, PRIO and
+    # CTX. The hub replaces this with a builder that seals (Journal(telemetry=)).
+    return cbor.dumps({SEQ: seq, PRIO: PRIO_TELEMETRY, CTX: info})
+
+
+def _names(path):
+    if hasattr(os, "ilistdir"):
+        for e in os.ilistdir(path):
+            yield e[0]
+    else:  # CPython
+        for n in sorted(os.listdir(path)):
+            yield n
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+class Journal:
+    """Open (or create) the journal under root and recover it.
+
+    capacity is the flash the segments may take, in bytes; segment_size is
+    one segment's size (one erase block on the boards). window_ms is the
+    group-commit window of append_async() for routine and telemetry
+    records; telemetry(seq, info) -> bytes builds the eviction report
+    (seal it there)."""
+
+    def __init__(self, root="/journal", capacity=512 * 1024, segment_size=4096,
+                 window_ms=0, telemetry=None, reserve=RESERVE):
+        if not HEADER + FRAME < segment_size <= 0xFFFF:
+            raise JournalError("segment size %d out of range" % segment_size)
+        self.root = root.rstrip("/") or "/"
+        self._dir = self.root + "/seg"
+        self._seg = segment_size
+        self._max = capacity // segment_size
+        if self._max < MIN_SEGMENTS:
+            raise JournalError("capacity %d holds fewer than %d segments" % (capacity, MIN_SEGMENTS))
+        self.max_payload = min(segment.MAX_PAYLOAD, segment_size - HEADER - FRAME)
+        self.window_ms = window_ms
+        self._tel = telemetry or _telemetry
+        self._reserve = reserve
+        self._buf = bytearray(segment_size)
+        self._fh = [None, None]      # open active segment files
+        self._act = [-1, -1]         # active segment number per stream
+        self._stg = [bytearray(), bytearray()]  # staged frames per stream, not yet written
+        self._sn = [0, 0]            # staged records per stream
+        self._sf = [0, 0]            # first and last staged seq per stream
+        self._sl = [0, 0]
+        self._dseq = [0, 0]          # highest durable seq per stream
+        self._pend = [0, 0]          # undelivered records per stream
+        self._unrep = None           # eviction not yet reported: [records, alarms, first, last]
+        self._telling = False
+        self._ev = None              # asyncio.Event for append_async, made on first use
+        self._timer = None
+        self._cerr = None
+        # Counted since mount (damage stays on flash until its segment goes, so
+        # it is counted again at the next boot) and, for evictions, for ever.
+        self.damaged = 0       # damaged stretches skipped (one or more records each)
+        self.damaged_bytes = 0
+        self.torn = 0          # unfinished frames at the end of a stream (a cut append)
+        self.bad_headers = 0
+        self.unknown_acks = 0
+        self.state_fallback = 0  # 1: older state copy used; 2: no valid state, seqs skipped
+        self.mount_ms = 0
+        self._mount()
+
+    # ------------------------------------------------------------ state file
+
+    def _spath(self, k):
+        return "%s/state.%d" % (self.root, k)
+
+    def _load_state(self):
+        best = None
+        found = bad = 0
+        for k in (0, 1):
+            try:
+                with open(self._spath(k), "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            found += 1
+            st = None
+            if len(raw) > 7 and raw[:3] == _STATE_MAGIC \
+                    and crc32(raw[3:-4]) == struct.unpack("<I", raw[-4:])[0]:
+                try:
+                    st = cbor.loads(raw[3:-4])
+                    if not (isinstance(st, list) and len(st) == 6 and all(isinstance(x, int) for x in st[:2])
+                            and len(st[2]) == 2 and len(st[3]) == 2 and len(st[4]) == 2
+                            and all(len(r) % 2 == 0 for r in st[3])):
+                        st = None
+                except (ValueError, TypeError):
+                    st = None
+            if st is None:
+                bad += 1
+            elif best is None or st[0] > best[0]:
+                best = st
+        return best, found, bad
+
+    def _save(self, limit=None, low=None, ranges=None):
+        # Two copies written in turn: a cut write (or a flipped bit) leaves
+        # the other, one generation older, intact. Returns once durable.
+        limit = self._limit if limit is None else limit
+        low = self._low if low is None else low
+        ranges = self._ranges if ranges is None else ranges
+        gen = self._gen + 1
+        blob = cbor.dumps([gen, limit, low, ranges, self._evicted, self._reported])
+        with open(self._spath(gen & 1), "wb") as f:
+            f.write(_STATE_MAGIC + blob + struct.pack("<I", crc32(blob)))
+            f.flush()
+        self._gen = gen
+        self._limit = limit
+        self._low = low
+        self._ranges = ranges
+
+    # ------------------------------------------------------------ segment table
+
+    def _alloc(self, m):
+        self._tcap = m
+        self._sno = array("I", bytes(4 * m))
+        self._first = array("I", bytes(4 * m))
+        self._last = array("I", bytes(4 * m))
+        self._cnt = array("H", bytes(2 * m))
+        self._used = array("H", bytes(2 * m))
+        self._flag = array("B", bytes(m))
+        self._n = 0
+
+    def _path(self, i):
+        return self._dir + "/" + segment.name(self._sno[i], self._flag[i] & _F_ALARM)
+
+    def _idx(self, segno):
+        for i in range(self._n - 1, -1, -1):
+            if self._sno[i] == segno:
+                return i
+        return -1
+
+    def _sweep(self, doomed):
+        # Delete the segments doomed(i) picks and close the gaps, in one pass.
+        j = 0
+        for i in range(self._n):
+            if doomed(i):
+                try:
+                    os.remove(self._path(i))
+                except OSError:
+                    pass
+                continue
+            if j != i:
+                for t in (self._sno, self._first, self._last, self._cnt, self._used, self._flag):
+                    t[j] = t[i]
+            j += 1
+        gone = self._n - j
+        self._n = j
+        return gone
+
+    def _spare(self, i):
+        # Neither a stream's newest segment nor the one being appended to.
+        s = self._flag[i] & _F_ALARM
+        return self._sno[i] != self._top[s] and self._sno[i] != self._act[s]
+
+    def _done(self, i):
+        # Holds nothing undelivered.
+        return self._cnt[i] == 0 or self._last[i] < self._low[self._flag[i] & _F_ALARM]
+
+    def _read(self, i, buf):
+        try:
+            with open(self._path(i), "rb") as f:
+                n = f.readinto(buf)
+        except OSError:
+            return 0
+        return n or 0
+
+    # ------------------------------------------------------------ mount
+
+    def _mount(self):
+        import time
+        t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+        _mkdir(self.root)
+        _mkdir(self._dir)
+        st, found, bad = self._load_state()
+        count = 0
+        for nm in _names(self._dir):
+            if segment.parse_name(nm):
+                count += 1
+        self._alloc(max(self._max + 2, count))
+        for nm in _names(self._dir):
+            p = segment.parse_name(nm)
+            if p:
+                # insertion sort by segment number; the table is small
+                i = self._n
+                while i > 0 and self._sno[i - 1] > p[0]:
+                    for t in (self._sno, self._flag):
+                        t[i] = t[i - 1]
+                    i -= 1
+                self._sno[i] = p[0]
+                self._flag[i] = p[1]
+                self._n += 1
+        if st:
+            self._gen, self._limit, self._low, self._ranges = st[0], st[1], list(st[2]), [list(st[3][0]), list(st[3][1])]
+            self._evicted, self._reported = list(st[4]), st[5]
+        else:
+            self._gen, self._limit, self._low, self._ranges = 0, 0, [0, 0], [[], []]
+            self._evicted, self._reported = [0, 0], 0
+        self._top = [-1, -1]  # newest segment number per stream
+        newest = [-1, -1]
+        for i in range(self._n):
+            newest[self._flag[i] & _F_ALARM] = i
+            self._top[self._flag[i] & _F_ALARM] = self._sno[i]
+        prev = [-1, -1]          # last good seq per stream, for ordering across segments
+        head = [None, None]      # first undelivered seq per stream
+        seen = 0                 # highest seq or reservation anywhere on flash
+        buf = self._buf
+        for i in range(self._n):
+            s = self._flag[i] & _F_ALARM
+            n = self._read(i, buf)
+            h = segment.parse_header(buf, n)
+            if n < HEADER:
+                # Empty and newest: a cut just after the file was created, which
+                # promised nothing. Anything else this short was cut or truncated.
+                if i != newest[s]:
+                    self.damaged += 1
+                elif n:
+                    self.torn += 1
+                self._flag[i] |= _F_FULL
+            elif h is None or h[0] != s or h[1] != self._sno[i]:
+                self.bad_headers += 1
+            else:
+                seen = max(seen, h[2], h[3])
+            cnt = 0
+            low, ranges = self._low[s], self._ranges[s]
+            for pos, seq, prio, ln in segment.frames(buf, n, HEADER, prev[s]):
+                if seq < 0:
+                    if pos + ln == n and i == newest[s]:
+                        self.torn += 1
+                    else:
+                        self.damaged += 1
+                        self.damaged_bytes += ln
+                    if pos + ln == n:
+                        self._flag[i] |= _F_FULL
+                    continue
+                if cnt == 0:
+                    self._first[i] = seq
+                cnt += 1
+                prev[s] = seq
+                if seq >= low and not _in(ranges, seq):
+                    self._pend[s] += 1
+                    if head[s] is None:
+                        head[s] = seq
+            self._cnt[i] = cnt
+            if cnt:
+                self._last[i] = prev[s]
+                seen = max(seen, prev[s] + 1)
+            self._used[i] = n
+        if st:
+            nxt = max(self._limit, seen)
+            if bad:  # the other copy may have been newer: skip what it could have reserved
+                nxt = max(nxt, self._limit + self._reserve)
+                self.state_fallback = 1
+        elif found or self._n:
+            nxt = seen + SKIP_LOST
+            self.state_fallback = 2
+        else:
+            nxt = 1
+        self._next = nxt
+        self._nsno = (self._sno[self._n - 1] + 1) if self._n else 1
+        for s in (ROUTINE, ALARM):
+            self._low[s] = head[s] if head[s] is not None else nxt
+            self._ranges[s] = _trim(self._ranges[s], self._low[s])
+            self._dseq[s] = prev[s]
+        # Delete what holds nothing undelivered (the newest segment of each
+        # stream stays: it is where appends go, and it remembers the last seq).
+        self._sweep(lambda i: self._spare(i) and self._done(i))
+        for s in (ROUTINE, ALARM):
+            i = self._idx(self._top[s])
+            if i >= 0 and not self._flag[i] & _F_FULL and self._cnt[i] and self._used[i] + FRAME < self._seg:
+                self._act[s] = self._sno[i]
+        if self._evicted[0] + self._evicted[1] > self._reported:
+            self._unrep = [self._evicted[0] + self._evicted[1] - self._reported, 0, 0, 0]
+        t1 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+        self.mount_ms = t1 - t0
+
+    # ------------------------------------------------------------ appending
+
+    def _take_seq(self):
+        seq = self._next
+        if seq >= self._limit:
+            self._save(limit=seq + self._reserve)  # durable before the seq is used
+        self._next = seq + 1
+        return seq
+
+    def _write(self, s, close=False):
+        # Write stream s's staged frames to its active segment and flush.
+        st = self._stg[s]
+        i = self._idx(self._act[s])
+        f = self._fh[s]
+        if st:
+            if f is None:
+                f = self._fh[s] = open(self._path(i), "ab")
+            f.write(st)
+            f.flush()
+            n = self._sn[s]
+            if n:
+                if self._cnt[i] == 0:
+                    self._first[i] = self._sf[s]
+                if self._pend[s] == 0:
+                    self._low[s] = self._sf[s]
+                self._cnt[i] += n
+                self._last[i] = self._sl[s]
+                self._pend[s] += n
+                self._dseq[s] = self._sl[s]
+            self._used[i] += len(st)
+            self._stg[s] = bytearray()
+            self._sn[s] = 0
+        if close:
+            if f is not None:
+                f.close()
+            self._fh[s] = None
+            self._flag[i] |= _F_FULL
+            self._act[s] = -1
+        if self._ev is not None and st:
+            self._ev.set()
+            self._ev.clear()
+
+    def _make_room(self):
+        # One more segment must fit: reclaim delivered segments, else evict.
+        while self._n >= self._max:
+            if not self._reclaim():
+                self._evict()
+
+    def _reclaim(self):
+        return self._sweep(lambda i: self._spare(i) and self._done(i))
+
+    def _evict(self):
+        # Oldest inactive routine segment first; alarm segments only when no
+        # routine segment is left to evict.
+        for s in (ROUTINE, ALARM):
+            for i in range(self._n):
+                if (self._flag[i] & _F_ALARM) == s and self._spare(i):
+                    break
+            else:
+                continue
+            break
+        else:
+            raise JournalError("journal full: capacity too small for the active segments")
+        low, ranges = self._low[s], self._ranges[s]
+        lost = 0
+        n = self._read(i, self._buf)
+        for pos, seq, prio, ln in segment.frames(self._buf, n):
+            if seq >= low and not _in(ranges, seq):
+                lost += 1
+        first, last = self._first[i], self._last[i]
+        new_low = self._walk(s, last + 1, ranges) if self._low[s] <= last else self._low[s]
+        lows = list(self._low)
+        lows[s] = new_low
+        rr = list(self._ranges)
+        rr[s] = _trim(ranges, new_low)
+        if lost:
+            self._evicted[s] += lost
+            u = self._unrep or [0, 0, first, last]
+            u[0] += lost
+            if s == ALARM:
+                u[1] += lost
+            u[2] = min(u[2], first) if u[2] else first
+            u[3] = max(u[3], last)
+            self._unrep = u
+        self._save(low=lows, ranges=rr)  # counted before the records go
+        self._pend[s] -= lost
+        doomed = self._sno[i]
+        self._sweep(lambda j: self._sno[j] == doomed)
+
+    def _stage1(self, data, prio):
+        s = stream_of(prio)
+        seq = self._take_seq()
+        if callable(data):
+            data = data(seq)
+        n = len(data)
+        if not 0 < n <= self.max_payload:
+            raise JournalError("record of %d bytes (1..%d allowed)" % (n, self.max_payload))
+        a = self._act[s]
+        if a < 0 or self._used[self._idx(a)] + len(self._stg[s]) + n + FRAME > self._seg:
+            if a >= 0:
+                self._write(s, close=True)
+            t = self._idx(self._top[s])
+            if t >= 0 and self._cnt[t] == 0:  # an empty file left by a cut: not a segment
+                self._sweep(lambda j: j == t)
+            self._make_room()
+            i = self._n
+            if i >= self._tcap:
+                raise JournalError("segment table full")
+            segno = self._nsno
+            self._nsno += 1
+            self._sno[i] = segno
+            self._flag[i] = s
+            self._cnt[i] = 0
+            self._used[i] = 0
+            self._first[i] = self._last[i] = 0
+            self._n += 1
+            self._act[s] = segno
+            self._top[s] = segno
+            self._stg[s] = bytearray(segment.header(s, segno, seq, self._limit))
+        segment.put_frame(self._stg[s], seq, prio, data)
+        if self._sn[s] == 0:
+            self._sf[s] = seq
+        self._sn[s] += 1
+        self._sl[s] = seq
+        return seq
+
+    def stage(self, data, prio=PRIO_ROUTINE):
+        """Give data (bytes, or a callable seq -> bytes, e.g. a sealer) the next
+        sequence number and buffer it; returns the seq. Not durable until
+        commit() (or until the segment fills and is closed)."""
+        seq = self._stage1(data, prio)
+        if self._unrep and not self._telling:
+            self._telling = True
+            try:
+                while self._unrep:
+                    u, self._unrep = self._unrep, None
+                    info = {"evicted": u[0], "alarms": u[1], "first": u[2], "last": u[3],
+                            "total": self._evicted[0] + self._evicted[1]}
+                    self._reported = info["total"]
+                    self._stage1(lambda q: self._tel(q, info), PRIO_TELEMETRY)
+            finally:
+                self._telling = False
+        return seq
+
+    def commit(self):
+        """Make everything staged durable (alarms first)."""
+        for s in (ALARM, ROUTINE):
+            if self._stg[s]:
+                self._write(s)
+
+    def append(self, data, prio=PRIO_ROUTINE):
+        """Store one record; returns its seq once the record is durable."""
+        seq = self.stage(data, prio)
+        self.commit()
+        return seq
+
+    def append_many(self, items, prio=PRIO_ROUTINE):
+        """Store several records with one flush; returns their seqs once all are durable."""
+        seqs = [self.stage(d, prio) for d in items]
+        self.commit()
+        return seqs
+
+    async def append_async(self, data, prio=PRIO_ROUTINE):
+        """Group commit: returns the seq once the record is durable. Routine and
+        telemetry records wait up to window_ms for company, or until their
+        segment fills; an alarm commits at once (with whatever is waiting)."""
+        import asyncio
+        if self._ev is None:
+            self._ev = asyncio.Event()
+        seq = self.stage(data, prio)
+        s = stream_of(prio)
+        if prio == PRIO_ALARM or self.window_ms <= 0:
+            self.commit()
+            return seq
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._later(asyncio))
+        while self._dseq[s] < seq:
+            if self._cerr is not None:
+                raise self._cerr
+            await self._ev.wait()
+        return seq
+
+    async def _later(self, asyncio):
+        try:
+            await asyncio.sleep(self.window_ms / 1000)
+            self._timer = None
+            self.commit()
+        except Exception as e:  # noqa: BLE001 - handed to every waiter
+            self._cerr = e
+            self._ev.set()
+            self._ev.clear()
+
+    # ------------------------------------------------------------ delivery
+
+    def _walk(self, s, start, ranges):
+        # First undelivered seq >= start in stream s, or where the next one will be.
+        buf = self._buf
+        for i in range(self._n):
+            if (self._flag[i] & _F_ALARM) != s or not self._cnt[i] or self._last[i] < start:
+                continue
+            n = self._read(i, buf)
+            for pos, seq, prio, ln in segment.frames(buf, n):
+                if seq >= start and not _in(ranges, seq):
+                    return seq
+        return self._sf[s] if self._sn[s] else self._next
+
+    def ack(self, seqs):
+        """The receiver acknowledged these seqs (an int or an iterable, any order).
+        Returns how many were undelivered records; durable on return. Seqs
+        that are no (longer) undelivered records are ignored and counted."""
+        if isinstance(seqs, int):
+            seqs = (seqs,)
+        wset = set(seqs)
+        want = sorted(wset)
+        if not want:
+            return 0
+        found = [[], []]
+        buf = self._buf
+        for i in range(self._n):
+            if not self._cnt[i]:
+                continue
+            s = self._flag[i] & _F_ALARM
+            lo, hi = self._first[i], self._last[i]
+            if want[-1] < lo or want[0] > hi or not any(lo <= q <= hi for q in want):
+                continue
+            n = self._read(i, buf)
+            low, ranges = self._low[s], self._ranges[s]
+            for pos, seq, prio, ln in segment.frames(buf, n):
+                if lo <= seq <= hi and seq >= low and seq in wset and not _in(ranges, seq):
+                    found[s].append(seq)
+        total = len(found[0]) + len(found[1])
+        self.unknown_acks += len(want) - total
+        if not total:
+            return 0
+        lows = list(self._low)
+        rr = [list(self._ranges[0]), list(self._ranges[1])]
+        for s in (ROUTINE, ALARM):
+            if not found[s]:
+                continue
+            for q in found[s]:
+                _add(rr[s], q)
+            if _in(rr[s], lows[s]):
+                lows[s] = self._walk(s, lows[s], rr[s])
+            rr[s] = _trim(rr[s], lows[s])
+        self._save(low=lows, ranges=rr)
+        self._pend[0] -= len(found[0])
+        self._pend[1] -= len(found[1])
+        self._reclaim()
+        return total
+
+    def is_pending(self, seq, stream):
+        return seq >= self._low[stream] and not _in(self._ranges[stream], seq)
+
+    def _iter(self, s, after, every=False):
+        buf = bytearray(self._seg)
+        sno = -1
+        while True:
+            i = -1
+            for j in range(self._n):
+                if self._sno[j] > sno and (self._flag[j] & _F_ALARM) == s:
+                    i = j
+                    break
+            if i < 0:
+                return
+            sno = self._sno[i]
+            if not self._cnt[i] or self._last[i] <= after or (self._last[i] < self._low[s] and not every):
+                continue
+            n = self._read(i, buf)
+            for pos, seq, prio, ln in segment.frames(buf, n):
+                if seq > after and (every or self.is_pending(seq, s)):
+                    yield seq, prio, bytes(buf[pos + 6:pos + 6 + ln])
+
+    def pending(self, stream=None, after=-1):
+        """Yield (seq, prio, data) for every undelivered durable record with seq
+        above `after`, in seq order: one stream (ROUTINE, ALARM) or both
+        merged. Records appended during the walk may show up in the next one."""
+        return self._merged(stream, after, False)
+
+    def records(self, stream=None, after=-1):
+        """Like pending(), but every intact record still on flash, delivered or not."""
+        return self._merged(stream, after, True)
+
+    def _merged(self, stream, after, every):
+        if stream is not None:
+            yield from self._iter(stream, after, every)
+            return
+        a = self._iter(ALARM, after, every)
+        r = self._iter(ROUTINE, after, every)
+        x = next(a, None)
+        y = next(r, None)
+        while x is not None or y is not None:
+            if y is None or (x is not None and x[0] < y[0]):
+                yield x
+                x = next(a, None)
+            else:
+                yield y
+                y = next(r, None)
+
+    def alarms(self, after=-1):
+        """Undelivered alarm records, oldest first (the uplink sends these first)."""
+        return self._iter(ALARM, after)
+
+    # ------------------------------------------------------------ the rest
+
+    @property
+    def next_seq(self):
+        return self._next
+
+    def count(self, stream=None):
+        """Undelivered durable records (in one stream, or both)."""
+        return self._pend[0] + self._pend[1] if stream is None else self._pend[stream]
+
+    def stats(self):
+        return {
+            "next_seq": self._next, "pending": self._pend[0], "pending_alarms": self._pend[1],
+            "segments": self._n, "max_segments": self._max,
+            "bytes": sum(self._used[i] for i in range(self._n)),
+            "capacity": self._max * self._seg,
+            "evicted": self._evicted[0], "evicted_alarms": self._evicted[1],
+            "damaged": self.damaged, "damaged_bytes": self.damaged_bytes, "torn": self.torn,
+            "bad_headers": self.bad_headers, "unknown_acks": self.unknown_acks,
+            "state_fallback": self.state_fallback, "mount_ms": self.mount_ms,
+        }
+
+    def close(self):
+        self.commit()
+        for s in (ROUTINE, ALARM):
+            if self._fh[s] is not None:
+                self._fh[s].close()
+                self._fh[s] = None

@@ -1,0 +1,110 @@
+# The journal's segment files: their bytes, and a scanner that finds every
+# intact record in them however damaged they are. docs/journal.md has the
+# picture; hub/journal.py decides what goes where.
+#
+# A segment file is a 20-byte header and then frames, back to back:
+#
+#   header  "SJ" | version u8 | stream u8 | segno u32 | base u32 | limit u32 | crc32 u32
+#   frame   len|prio<<14 u16 | seq u32 | payload (len bytes) | crc32 u32
+#
+# All integers little-endian. The frame's CRC-32 (binascii.crc32, as zlib)
+# covers its first six bytes and the payload, so a torn or flipped frame
+# never passes for a record, and because every frame carries its own
+# sequence number a damaged header or a damaged neighbour costs nothing
+# else. prio 3 is invalid and a length of 0 too: erased flash (0xFF) and
+# zero fill never look like a frame.
+#
+# Runs unchanged on MicroPython (unix port, ESP32, RP2) and CPython.
+
+import struct
+from binascii import crc32
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+MAGIC = b"SJ"
+VERSION = const(1)
+HEADER = const(20)
+FRAME = const(10)  # bytes a frame adds to its payload
+MAX_PAYLOAD = const(0x3FFF)
+_PRIO_SHIFT = const(14)
+_LEN_MASK = const(0x3FFF)
+
+ROUTINE = const(0)  # stream of routine and telemetry records
+ALARM = const(1)    # stream of alarm records
+SUFFIX = ("r", "a")  # file name suffix per stream
+
+
+def name(segno, stream):
+    return "%08x.%s" % (segno, SUFFIX[stream])
+
+
+def parse_name(n):
+    """(segno, stream) for a segment file name, None for anything else."""
+    if len(n) != 10 or n[8] != "." or n[9] not in SUFFIX:
+        return None
+    try:
+        return int(n[:8], 16), SUFFIX.index(n[9])
+    except ValueError:
+        return None
+
+
+def header(stream, segno, base, limit):
+    h = struct.pack("<2sBBIII", MAGIC, VERSION, stream, segno, base, limit)
+    return h + struct.pack("<I", crc32(h))
+
+
+def parse_header(buf, n):
+    """(stream, segno, base, limit) from the first bytes of buf, or None if damaged."""
+    if n < HEADER:
+        return None
+    magic, ver, stream, segno, base, limit = struct.unpack_from("<2sBBIII", buf, 0)
+    if magic != MAGIC or ver != VERSION or stream > 1:
+        return None
+    if crc32(memoryview(buf)[:HEADER - 4]) != struct.unpack_from("<I", buf, HEADER - 4)[0]:
+        return None
+    return stream, segno, base, limit
+
+
+def put_frame(out, seq, prio, data):
+    """Append one frame to the bytearray out."""
+    head = struct.pack("<HI", len(data) | prio << _PRIO_SHIFT, seq)
+    out.extend(head)
+    out.extend(data)
+    out.extend(struct.pack("<I", crc32(data, crc32(head))))
+
+
+def frames(buf, end, pos=HEADER, after=-1):
+    """Walk buf[pos:end]: yields (pos, seq, prio, length) for every intact
+    frame whose seq is above `after` and above the frame before it, and
+    (pos, -1, 0, nbytes) for every damaged stretch in between or at the end.
+
+    After a damaged stretch the scanner resynchronises byte by byte: a
+    candidate must have a valid prio, a nonzero length that fits, a
+    sequence number above the last good one, and a matching CRC-32."""
+    mv = memoryview(buf)
+    unpack = struct.unpack_from
+    bad = -1
+    while pos + FRAME <= end:
+        lp, seq = unpack("<HI", buf, pos)
+        n = lp & _LEN_MASK
+        e = pos + 6 + n
+        if (lp >> _PRIO_SHIFT) != 3 and n and e + 4 <= end and seq > after \
+                and crc32(mv[pos:e]) == unpack("<I", buf, e)[0]:
+            if bad >= 0:
+                yield bad, -1, 0, pos - bad
+                bad = -1
+            yield pos, seq, lp >> _PRIO_SHIFT, n
+            after = seq
+            pos = e + 4
+        else:
+            if bad < 0:
+                bad = pos
+            pos += 1
+    if bad < 0 and pos < end:
+        bad = pos
+    if bad >= 0:
+        yield bad, -1, 0, end - bad
