@@ -178,6 +178,10 @@ def _find(k):
 
 
 def _entry(uuid):
+    if isinstance(uuid, (int, str)):
+        e = _cache.get(uuid)  # a key in its normal form, seen before: nothing to allocate
+        if e is not None:
+            return uuid, e
     k = norm(uuid)
     e = _find(k)
     if e is None:
