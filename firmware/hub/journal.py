@@ -156,6 +156,8 @@ class Journal:
         self._dseq = [0, 0]          # highest durable seq per stream
         self._pend = [0, 0]          # undelivered records per stream
         self._unrep = None           # eviction not yet reported: [records, alarms, first, last]
+        self._ctx = None             # context blob (epoch header) the next records need
+        self._ctx_due = [False, False]  # ... and not yet written before them in this stream
         self._telling = False
         self._ev = None              # asyncio.Event for append_async, made on first use
         self._timer = None
@@ -473,16 +475,23 @@ class Journal:
         doomed = self._sno[i]
         self._sweep(lambda j: self._sno[j] == doomed)
 
-    def _stage1(self, data, prio):
+    def _stage1(self, data, prio, size=None):
         s = stream_of(prio)
         seq = self._take_seq()
-        if callable(data):
-            data = data(seq)
-        n = len(data)
-        if not 0 < n <= self.max_payload:
-            raise JournalError("record of %d bytes (1..%d allowed)" % (n, self.max_payload))
+        if size is None:
+            if callable(data):
+                data = data(seq)
+            n = len(data)
+        else:
+            n = size
+        ctx = self._ctx
+        extra = len(ctx) + FRAME if ctx else 0
+        if not 0 < n <= self.max_payload - extra:
+            raise JournalError("record of %d bytes (1..%d allowed)" % (n, self.max_payload - extra))
+        if not self._ctx_due[s]:
+            extra = 0
         a = self._act[s]
-        if a < 0 or self._used[self._idx(a)] + len(self._stg[s]) + n + FRAME > self._seg:
+        if a < 0 or self._used[self._idx(a)] + len(self._stg[s]) + n + FRAME + extra > self._seg:
             if a >= 0:
                 self._write(s, close=True)
             t = self._idx(self._top[s])
@@ -503,18 +512,37 @@ class Journal:
             self._act[s] = segno
             self._top[s] = segno
             self._stg[s] = bytearray(segment.header(s, segno, seq, self._limit))
-        segment.put_frame(self._stg[s], seq, prio, data)
+            self._ctx_due[s] = ctx is not None  # every segment starts with the context
+        if self._ctx_due[s]:
+            segment.put_frame(self._stg[s], seq, segment.CONTEXT, ctx)
+            self._ctx_due[s] = False
+        if size is None:
+            segment.put_frame(self._stg[s], seq, prio, data)
+        else:
+            segment.put_frame(self._stg[s], seq, prio, n, data)
         if self._sn[s] == 0:
             self._sf[s] = seq
         self._sn[s] += 1
         self._sl[s] = seq
         return seq
 
-    def stage(self, data, prio=PRIO_ROUTINE):
-        """Give data (bytes, or a callable seq -> bytes, e.g. a sealer) the next
-        sequence number and buffer it; returns the seq. Not durable until
-        commit() (or until the segment fills and is closed)."""
-        seq = self._stage1(data, prio)
+    def context(self, blob):
+        """Keep blob (the sealer's epoch header: Sealer(on_epoch=journal.context))
+        with every record appended from now on: it is written before the next
+        record of each stream and at the start of every new segment, so any
+        segment holds what its records need however old segments go."""
+        if not blob or len(blob) > self.max_payload // 2:
+            raise JournalError("context of %d bytes (1..%d allowed)" % (len(blob), self.max_payload // 2))
+        self._ctx = bytes(blob)
+        self._ctx_due = [True, True]
+
+    def stage(self, data, prio=PRIO_ROUTINE, size=None):
+        """Give data the next sequence number and buffer it; returns the seq.
+        data is bytes, or a callable seq -> bytes (a sealer: lambda seq:
+        sealer.seal(seq, plaintext)), or with size a callable fill(seq, view)
+        that writes exactly size bytes into the journal's buffer (seal_into).
+        Not durable until commit() (or until the segment fills and closes)."""
+        seq = self._stage1(data, prio, size)
         if self._unrep and not self._telling:
             self._telling = True
             try:
@@ -534,9 +562,9 @@ class Journal:
             if self._stg[s]:
                 self._write(s)
 
-    def append(self, data, prio=PRIO_ROUTINE):
-        """Store one record; returns its seq once the record is durable."""
-        seq = self.stage(data, prio)
+    def append(self, data, prio=PRIO_ROUTINE, size=None):
+        """Store one record (data as for stage()); returns its seq once the record is durable."""
+        seq = self.stage(data, prio, size)
         self.commit()
         return seq
 
@@ -652,14 +680,19 @@ class Journal:
             if not self._cnt[i] or self._last[i] <= after or (self._last[i] < self._low[s] and not every):
                 continue
             n = self._read(i, buf)
-            for pos, seq, prio, ln in segment.frames(buf, n):
-                if seq > after and (every or self.is_pending(seq, s)):
-                    yield seq, prio, bytes(buf[pos + 6:pos + 6 + ln])
+            ctx = None
+            for pos, seq, prio, ln in segment.frames(buf, n, context=True):
+                if prio == segment.CONTEXT:
+                    ctx = bytes(buf[pos + 6:pos + 6 + ln])
+                elif seq > after and (every or self.is_pending(seq, s)):
+                    yield seq, prio, bytes(buf[pos + 6:pos + 6 + ln]), ctx
 
     def pending(self, stream=None, after=-1):
-        """Yield (seq, prio, data) for every undelivered durable record with seq
-        above `after`, in seq order: one stream (ROUTINE, ALARM) or both
-        merged. Records appended during the walk may show up in the next one."""
+        """Yield (seq, prio, data, context) for every undelivered durable record
+        with seq above `after`, in seq order: one stream (ROUTINE, ALARM) or
+        both merged. context is the blob set by context() that was in force
+        when the record was appended (its epoch header), or None. Records
+        appended during the walk may show up in the next one."""
         return self._merged(stream, after, False)
 
     def records(self, stream=None, after=-1):
@@ -702,7 +735,7 @@ class Journal:
             "segments": self._n, "max_segments": self._max,
             "bytes": sum(self._used[i] for i in range(self._n)),
             "capacity": self._max * self._seg,
-            "evicted": self._evicted[0], "evicted_alarms": self._evicted[1],
+            "evicted": self._evicted[0] + self._evicted[1], "evicted_alarms": self._evicted[1],
             "damaged": self.damaged, "damaged_bytes": self.damaged_bytes, "torn": self.torn,
             "bad_headers": self.bad_headers, "unknown_acks": self.unknown_acks,
             "state_fallback": self.state_fallback, "mount_ms": self.mount_ms,

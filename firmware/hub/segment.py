@@ -11,8 +11,13 @@
 # covers its first six bytes and the payload, so a torn or flipped frame
 # never passes for a record, and because every frame carries its own
 # sequence number a damaged header or a damaged neighbour costs nothing
-# else. prio 3 is invalid and a length of 0 too: erased flash (0xFF) and
-# zero fill never look like a frame.
+# else. A length of 0 is invalid: zero fill never looks like a frame, and
+# erased flash (0xFF) would claim 16383 bytes and fail its CRC.
+#
+# prio 0..2 is a record (reading.PRIO_*). prio 3 is a context frame: a
+# blob that the records after it need, such as the sealer's epoch header.
+# Its seq is that of the record it was written before; it is not a record
+# and takes no part in the order of sequence numbers.
 #
 # Runs unchanged on MicroPython (unix port, ESP32, RP2) and CPython.
 
@@ -32,6 +37,8 @@ FRAME = const(10)  # bytes a frame adds to its payload
 MAX_PAYLOAD = const(0x3FFF)
 _PRIO_SHIFT = const(14)
 _LEN_MASK = const(0x3FFF)
+
+CONTEXT = const(3)   # prio of a context frame
 
 ROUTINE = const(0)  # stream of routine and telemetry records
 ALARM = const(1)    # stream of alarm records
@@ -69,22 +76,31 @@ def parse_header(buf, n):
     return stream, segno, base, limit
 
 
-def put_frame(out, seq, prio, data):
-    """Append one frame to the bytearray out."""
-    head = struct.pack("<HI", len(data) | prio << _PRIO_SHIFT, seq)
-    out.extend(head)
-    out.extend(data)
-    out.extend(struct.pack("<I", crc32(data, crc32(head))))
+def put_frame(out, seq, prio, data, fill=None):
+    """Append one frame to the bytearray out. With fill, data is the payload's
+    length and fill(seq, view) writes the payload in place (seal_into)."""
+    p = len(out)
+    if fill is None:
+        n = len(data)
+        out.extend(struct.pack("<HI", n | prio << _PRIO_SHIFT, seq))
+        out.extend(data)
+    else:
+        n = data
+        out.extend(struct.pack("<HI", n | prio << _PRIO_SHIFT, seq))
+        out.extend(bytes(n))
+        fill(seq, memoryview(out)[p + 6:p + 6 + n])
+    out.extend(struct.pack("<I", crc32(memoryview(out)[p:p + 6 + n])))
 
 
-def frames(buf, end, pos=HEADER, after=-1):
+def frames(buf, end, pos=HEADER, after=-1, context=False):
     """Walk buf[pos:end]: yields (pos, seq, prio, length) for every intact
-    frame whose seq is above `after` and above the frame before it, and
-    (pos, -1, 0, nbytes) for every damaged stretch in between or at the end.
+    record frame whose seq is above `after` and above the frame before it
+    (and for context frames too if context), and (pos, -1, 0, nbytes) for
+    every damaged stretch in between or at the end.
 
     After a damaged stretch the scanner resynchronises byte by byte: a
-    candidate must have a valid prio, a nonzero length that fits, a
-    sequence number above the last good one, and a matching CRC-32."""
+    candidate must have a nonzero length that fits, a sequence number
+    above the last good one, and a matching CRC-32."""
     mv = memoryview(buf)
     unpack = struct.unpack_from
     bad = -1
@@ -92,13 +108,16 @@ def frames(buf, end, pos=HEADER, after=-1):
         lp, seq = unpack("<HI", buf, pos)
         n = lp & _LEN_MASK
         e = pos + 6 + n
-        if (lp >> _PRIO_SHIFT) != 3 and n and e + 4 <= end and seq > after \
-                and crc32(mv[pos:e]) == unpack("<I", buf, e)[0]:
+        if n and e + 4 <= end and seq > after and crc32(mv[pos:e]) == unpack("<I", buf, e)[0]:
             if bad >= 0:
                 yield bad, -1, 0, pos - bad
                 bad = -1
-            yield pos, seq, lp >> _PRIO_SHIFT, n
-            after = seq
+            prio = lp >> _PRIO_SHIFT
+            if prio != CONTEXT:
+                yield pos, seq, prio, n
+                after = seq
+            elif context:
+                yield pos, seq, prio, n
             pos = e + 4
         else:
             if bad < 0:

@@ -91,6 +91,8 @@ class Recorder:
         self.bd = bd
         self.events = []  # (kind, ops at the time, ...)
         self.prio = {}
+        self.ctx = {}  # seq -> context in force when it was appended
+        self.current = None
 
     def note(self, *ev):
         self.events.append((ev[0], self.bd.ops) + ev[1:])
@@ -99,6 +101,7 @@ class Recorder:
 def make_journal(rec):
     def tel(seq, info):
         rec.prio[seq] = PRIO_TELEMETRY
+        rec.ctx[seq] = rec.current
         rec.note("s", seq)
         return payload(seq)
 
@@ -115,9 +118,16 @@ def make_journal(rec):
     return J(ROOT, capacity=CAPACITY, segment_size=BS, telemetry=tel, reserve=16)
 
 
+def epoch(rec, j, n):
+    # what the sealer does at each new epoch (Sealer(on_epoch=journal.context))
+    rec.current = b"epoch header %d " % n * (1 + n % 4)
+    j.context(rec.current)
+
+
 def gen(rec, prio):
     def f(seq):
         rec.prio[seq] = prio
+        rec.ctx[seq] = rec.current
         rec.note("s", seq)
         return payload(seq)
     return f
@@ -138,11 +148,14 @@ def workload(seed):
     rec = Recorder(bd)
     mount(bd)
     j = make_journal(rec)
+    epoch(rec, j, 0)
     r = Rand(seed)
     steps = 190
     for step in range(steps):
         stall = 50 <= step < 120  # no acks: the journal fills and evicts
         x = r.below(100)
+        if r.below(25) == 0:
+            epoch(rec, j, step)
         if x < 50:
             p = PRIO_ALARM if r.below(8) == 0 else PRIO_ROUTINE
             seq = j.append(gen(rec, p), p)
@@ -152,8 +165,8 @@ def workload(seed):
             for seq in seqs:
                 rec.note("a", seq)
         elif x < 93 and not stall:
-            pend = [s for s, p, d in j.pending()]
-            alarms = [s for s, p, d in j.alarms()]
+            pend = [s for s, p, d, c in j.pending()]
+            alarms = [s for s, p, d, c in j.alarms()]
             pick = alarms[:2]
             for s in pend:
                 if r.below(3) and len(pick) < 12:
@@ -168,6 +181,7 @@ def workload(seed):
             rec.note("reboot")
             mount(bd)
             j = make_journal(rec)
+            epoch(rec, j, step)
     j.close()
     vfs.umount("/pc")
     return base, bd.log, rec
@@ -203,7 +217,7 @@ def check(img, k, rec):
         j = Journal(ROOT, capacity=CAPACITY, segment_size=BS, reserve=16)
         seen = {}
         npend = 0
-        for seq, prio, data in j.records():
+        for seq, prio, data, ctx in j.records():
             if seq in seen:
                 return "seq %d twice" % seq
             seen[seq] = 1
@@ -211,6 +225,8 @@ def check(img, k, rec):
                 return "seq %d damaged" % seq
             if prio != rec.prio.get(seq):
                 return "seq %d prio %r, appended as %r" % (seq, prio, rec.prio.get(seq))
+            if ctx != rec.ctx.get(seq):
+                return "seq %d context %r, appended under %r" % (seq, ctx, rec.ctx.get(seq))
             s = ALARM if prio == PRIO_ALARM else ROUTINE
             pend = j.is_pending(seq, s)
             npend += pend

@@ -1,0 +1,69 @@
+# Helpers for the journal's firmware tests (both runtimes): scratch folders
+# on the host's disk, and payloads that say which seq they belong to.
+
+import os
+
+
+def rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = path + "/" + n
+        try:
+            os.remove(p)
+        except OSError:
+            rmtree(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def scratch(tag):
+    """A fresh, empty folder under /tmp for one test."""
+    base = os.getenv("TMPDIR") or "/tmp"
+    p = "%s/samband-journal-%s-%s" % (base, tag, "".join("%02x" % b for b in os.urandom(6)))
+    rmtree(p)
+    os.mkdir(p)
+    return p
+
+
+def payload(seq, size=None):
+    """Bytes that only seq produces (size defaults to 10..49)."""
+    n = size if size is not None else 10 + (seq * 37) % 40
+    return bytes((seq * 7 + i * 13 + (seq >> 8)) & 0xFF for i in range(n))
+
+
+def files(root):
+    """{relative path: bytes} of every file under root."""
+    out = {}
+
+    def walk(d, rel):
+        for n in sorted(os.listdir(d)):
+            p = d + "/" + n
+            try:
+                with open(p, "rb") as f:
+                    out[rel + n] = f.read()
+            except OSError:
+                walk(p, rel + n + "/")
+    walk(root, "")
+    return out
+
+
+def restore(root, snapshot):
+    """Make root hold exactly the files of a files() snapshot."""
+    rmtree(root)
+    os.mkdir(root)
+    for rel in sorted(snapshot):
+        parts = rel.split("/")
+        d = root
+        for p in parts[:-1]:
+            d = d + "/" + p
+            try:
+                os.mkdir(d)
+            except OSError:
+                pass
+        with open(root + "/" + rel, "wb") as f:
+            f.write(snapshot[rel])

@@ -1,0 +1,414 @@
+# The journal (hub.journal, hub.segment) on both runtimes, on a folder:
+# appends and read-back, sequence numbers across reopen, out-of-order
+# acks and the delivered cursor, whole-segment reclaim, eviction order
+# and its telemetry, group commit, contexts (epoch headers), torn tails
+# and lost state. Power cuts on littlefs: tests/test_journal_powercut.py;
+# damage: test_journal_corrupt.py; kill -9: tests/test_journal_vhub.py.
+
+import os
+
+from fwtest import Rand, raises
+from hub import cbor, segment
+from hub.journal import RESERVE, Journal, JournalError
+from hub.reading import CTX, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
+from hub.segment import ALARM, ROUTINE
+from journal_util import payload, rmtree, scratch
+
+SEG = 512
+
+
+def opened(root, **kw):
+    kw.setdefault("capacity", 64 * SEG)
+    kw.setdefault("segment_size", SEG)
+    return Journal(root + "/j", **kw)
+
+
+def seqs_of(it):
+    return [r[0] for r in it]
+
+
+def segment_files(root):
+    return sorted(os.listdir(root + "/j/seg"))
+
+
+def test_append_reads_back_in_order():
+    root = scratch("basic")
+    try:
+        j = opened(root)
+        got = [j.append(payload(i)) for i in range(1, 60)]
+        assert got == sorted(got) and len(set(got)) == len(got)
+        assert j.count() == 59 and j.count(ROUTINE) == 59 and j.count(ALARM) == 0
+        out = list(j.records())
+        assert [r[0] for r in out] == got
+        for (seq, prio, data, ctx), i in zip(out, range(1, 60)):
+            assert data == payload(i) and prio == PRIO_ROUTINE and ctx is None
+        assert seqs_of(j.pending()) == got
+        assert len(segment_files(root)) > 3  # rolled over several segments
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_callable_record_gets_its_seq():
+    root = scratch("callable")
+    try:
+        j = opened(root)
+        seen = []
+
+        def seal(seq):
+            seen.append(seq)
+            return b"sealed %d" % seq
+        seq = j.append(seal)
+        assert seen == [seq]
+        assert list(j.records())[0][2] == b"sealed %d" % seq
+
+        def fill(q, view):  # the seal_into shape: writes in the journal's buffer
+            view[:] = b"%08d" % q
+        seq2 = j.append(fill, size=8)
+        assert seq2 == seq + 1 and list(j.records())[1][2] == b"%08d" % seq2
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_sequence_numbers_never_reused_across_reopen():
+    root = scratch("seq")
+    try:
+        last = 0
+        for boot in range(6):
+            j = opened(root)
+            assert j.next_seq > last
+            for k in range(boot * 3):
+                seq = j.append(payload(k))
+                assert seq > last
+                last = seq
+            # a reopen without any append in between must not step back either
+            last = max(last, j.next_seq - 1)
+            j.close()
+        # everything ever appended is still there, once
+        j = opened(root)
+        s = seqs_of(j.records())
+        assert len(s) == len(set(s)) == sum(b * 3 for b in range(6))
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_reservation_is_persisted_before_use():
+    root = scratch("reserve")
+    try:
+        j = opened(root, reserve=8)
+        seqs = [j.append(b"x") for _ in range(20)]
+        # a power cut now (no close): the next boot starts above every reserved seq
+        j2 = opened(root, reserve=8)
+        assert j2.next_seq > seqs[-1] and j2.next_seq <= seqs[-1] + 1 + 8
+        j2.close()
+    finally:
+        rmtree(root)
+
+
+def test_acks_out_of_order_move_the_cursor_and_persist():
+    root = scratch("ack")
+    try:
+        j = opened(root)
+        routine = [j.append(payload(i)) for i in range(40)]
+        alarms = [j.append(payload(100 + i), PRIO_ALARM) for i in range(3)]
+        routine += [j.append(payload(200 + i)) for i in range(10)]
+        assert seqs_of(j.alarms()) == alarms
+        assert j.count(ALARM) == 3
+        # alarms first, then a block of routine records ahead of older ones
+        assert j.ack(alarms) == 3
+        assert j.count(ALARM) == 0 and list(j.alarms()) == []
+        assert j.ack(routine[20:30]) == 10
+        assert j.ack(routine[20:30]) == 0  # acked twice: nothing new
+        assert j.unknown_acks == 10
+        left = routine[:20] + routine[30:]
+        assert seqs_of(j.pending()) == left
+        assert j.ack([routine[0], routine[2]]) == 2
+        left = [q for q in left if q not in (routine[0], routine[2])]
+        assert seqs_of(j.pending()) == left
+        j.close()
+        j = opened(root)
+        assert seqs_of(j.pending()) == left and j.count() == len(left)
+        # ack everything in reverse: the cursor ends past the last record
+        assert j.ack(reversed(left)) == len(left)
+        assert list(j.pending()) == [] and j.count() == 0
+        assert j.ack(99999) == 0
+        j.close()
+        j = opened(root)
+        assert list(j.pending()) == [] and j.count() == 0
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_pending_merges_streams_in_seq_order_and_resumes_after():
+    root = scratch("merge")
+    try:
+        j = opened(root)
+        r = Rand(3)
+        want = []
+        for i in range(50):
+            p = PRIO_ALARM if r.below(5) == 0 else (PRIO_TELEMETRY if r.below(6) == 0 else PRIO_ROUTINE)
+            want.append((j.append(payload(i), p), p))
+        got = [(q, p) for q, p, d, c in j.pending()]
+        assert got == want
+        mid = want[25][0]
+        assert seqs_of(j.pending(after=mid)) == [q for q, p in want if q > mid]
+        assert seqs_of(j.pending(ROUTINE)) == [q for q, p in want if p != PRIO_ALARM]
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_reclaim_deletes_whole_delivered_segments():
+    root = scratch("reclaim")
+    try:
+        j = opened(root)
+        seqs = [j.append(payload(i, 40)) for i in range(100)]
+        before = len(segment_files(root))
+        assert before >= 8
+        j.ack(seqs[:50])
+        mid = len(segment_files(root))
+        assert mid < before - 3
+        j.ack(seqs[50:])
+        assert segment_files(root) == segment_files(root)[-1:]  # the newest stays: appends go there
+        assert j.stats()["segments"] == 1
+        # no segment was rewritten: the one left is the newest, byte for byte a prefix of what it was
+        seq = j.append(b"more")
+        assert seqs_of(j.pending()) == [seq]
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_eviction_takes_oldest_routine_before_any_alarm():
+    root = scratch("evict")
+    try:
+        reports = []
+
+        def tel(seq, info):
+            reports.append((seq, info))
+            return cbor.dumps(info)
+        j = opened(root, capacity=8 * SEG, telemetry=tel)
+        alarms = [j.append(payload(i, 30), PRIO_ALARM) for i in range(8)]
+        routine = [j.append(payload(i, 40)) for i in range(150)]
+        st = j.stats()
+        assert st["segments"] <= 8
+        assert st["evicted"] > 0 and st["evicted_alarms"] == 0
+        assert seqs_of(j.alarms()) == alarms  # alarms untouched
+        left = seqs_of(j.pending(ROUTINE))
+        kept = [q for q in routine if q in left]
+        assert kept == routine[-len(kept):]  # oldest went first
+        lost = len(routine) - len(kept)
+        # every eviction is counted and reported in a telemetry record
+        assert reports and sum(info["evicted"] for q, info in reports) == st["evicted"]
+        tels = [q for q, p, d, c in j.pending(ROUTINE) if p == PRIO_TELEMETRY]
+        assert tels and set(tels) <= set(q for q, info in reports)
+        # the reports themselves are routine-stream records and may be evicted too
+        assert lost <= st["evicted"] <= lost + len(reports)
+        j.close()
+        # the counters survive a reboot
+        j = opened(root, capacity=8 * SEG, telemetry=tel)
+        assert j.stats()["evicted"] == st["evicted"]
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_alarms_are_evicted_only_when_no_routine_segment_is_left():
+    root = scratch("evict2")
+    try:
+        j = opened(root, capacity=6 * SEG)
+        alarms = [j.append(payload(i, 60), PRIO_ALARM) for i in range(60)]
+        st = j.stats()
+        assert st["evicted_alarms"] > 0 and st["evicted"] >= st["evicted_alarms"]
+        left = seqs_of(j.alarms())
+        assert left == alarms[-len(left):]
+        assert j.stats()["segments"] <= 6
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_default_eviction_report_is_a_telemetry_record():
+    root = scratch("evict3")
+    try:
+        j = opened(root, capacity=4 * SEG)
+        for i in range(60):
+            j.append(payload(i, 40))
+        tel = [d for q, p, d, c in j.pending() if p == PRIO_TELEMETRY]
+        assert tel
+        m = cbor.loads(tel[-1])
+        assert m[CTX]["total"] == j.stats()["evicted"] > 0
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_bad_records_are_refused():
+    root = scratch("bad")
+    try:
+        j = opened(root)
+        raises(JournalError, j.append, b"")
+        raises(JournalError, j.append, b"x" * (SEG - 29))
+        raises(JournalError, j.append, b"x", 7)
+        assert j.append(b"x" * (SEG - 30)) > 0
+        raises(JournalError, Journal, root + "/k", capacity=SEG, segment_size=SEG)
+        raises(JournalError, Journal, root + "/k", segment_size=16)
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_staged_records_are_not_durable_until_commit():
+    root = scratch("stage")
+    try:
+        j = opened(root)
+        a = j.append(b"durable")
+        b = j.stage(b"staged")
+        assert seqs_of(j.pending()) == [a]
+        # "power cut": reopen without committing
+        j2 = opened(root)
+        assert seqs_of(j2.records()) == [a] and j2.next_seq > b
+        c = j2.append(b"after")
+        assert c > b
+        j2.close()
+        many = opened(root).append_many([b"m1", b"m2", b"m3"])
+        assert len(many) == 3 and many[0] > c
+    finally:
+        rmtree(root)
+
+
+def test_group_commit_writes_once_for_many_appends():
+    import sys
+    if ".frozen" not in sys.path:
+        sys.path.append(".frozen")  # where the unix port keeps asyncio
+    import asyncio
+    root = scratch("group")
+    try:
+        flushes = []
+
+        class Counting(Journal):
+            def _write(self, s, close=False):
+                if self._stg[s]:
+                    flushes.append(s)
+                Journal._write(self, s, close)
+        j = Counting(root + "/j", capacity=64 * SEG, segment_size=SEG, window_ms=30)
+
+        async def producer(i):
+            return await j.append_async(payload(i, 12))
+
+        async def main():
+            tasks = [asyncio.create_task(producer(i)) for i in range(6)]
+            got = []
+            for t in tasks:
+                got.append(await t)
+            return got
+        got = asyncio.run(main())
+        assert len(set(got)) == 6 and len(flushes) == 1
+        assert sorted(seqs_of(j.pending())) == sorted(got)
+        # an alarm does not wait
+        flushes[:] = []
+
+        async def alarm():
+            return await j.append_async(b"alarm", PRIO_ALARM)
+        a = asyncio.run(alarm())
+        assert flushes == [ALARM] and seqs_of(j.alarms()) == [a]
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_every_segment_carries_the_context_its_records_need():
+    root = scratch("ctx")
+    try:
+        j = opened(root, capacity=6 * SEG)
+        j.context(b"E1" * 20)
+        first = [j.append(payload(i, 40)) for i in range(30)]
+        a = j.append(b"alarm", PRIO_ALARM)
+        j.context(b"E2" * 25)
+        second = [j.append(payload(i, 40)) for i in range(30)]
+        b = j.append(b"alarm2", PRIO_ALARM)
+        ctx = dict((q, c) for q, p, d, c in j.records())
+        assert all(ctx[q] == b"E1" * 20 for q in first if q in ctx)
+        assert all(ctx[q] == b"E2" * 25 for q in second if q in ctx)
+        assert ctx[a] == b"E1" * 20 and ctx[b] == b"E2" * 25
+        # evict the older segments: what is left still reads with its context
+        for i in range(40):
+            j.append(payload(i, 40))
+        for q, p, d, c in j.records():
+            assert c in (b"E1" * 20, b"E2" * 25)
+        j.close()
+        j = opened(root, capacity=6 * SEG)
+        for q, p, d, c in j.records():
+            assert c in (b"E1" * 20, b"E2" * 25)
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_torn_tail_is_counted_and_appends_move_on():
+    root = scratch("torn")
+    try:
+        j = opened(root)
+        seqs = [j.append(payload(i)) for i in range(5)]
+        j.close()
+        name = segment_files(root)[-1]
+        path = root + "/j/seg/" + name
+        with open(path, "ab") as f:
+            f.write(b"\x20\x00\x07\x00\x00\x00partial")  # a frame cut short by a kill
+        j = opened(root)
+        assert j.torn == 1 and j.damaged == 0
+        assert seqs_of(j.records()) == seqs
+        s = j.append(b"next")
+        assert s > seqs[-1] and segment_files(root)[-1] != name
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_lost_state_copy_falls_back_and_skips_seqs():
+    root = scratch("state")
+    try:
+        j = opened(root)
+        seqs = [j.append(payload(i)) for i in range(10)]
+        j.ack(seqs[:3])
+        last_next = j.next_seq
+        j.close()
+        gen = j._gen
+        with open(root + "/j/state.%d" % (gen & 1), "r+b") as f:  # the newest copy
+            f.seek(5)
+            f.write(b"\xff\xff")
+        j = opened(root)
+        assert j.state_fallback == 1
+        assert j.next_seq >= last_next + RESERVE - 1
+        # the older copy may not know the last ack: records come back, none is lost
+        assert set(seqs[3:]) <= set(seqs_of(j.pending()))
+        j.close()
+        for k in (0, 1):
+            os.remove(root + "/j/state.%d" % k)
+        j = opened(root)
+        assert j.state_fallback == 2 and j.next_seq > last_next + RESERVE
+        assert set(seqs[3:]) <= set(seqs_of(j.pending()))
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_segment_names_and_headers():
+    assert segment.parse_name(segment.name(0x1234, ALARM)) == (0x1234, ALARM)
+    assert segment.parse_name("state.0") is None and segment.parse_name("0000zz00.r") is None
+    h = segment.header(ROUTINE, 7, 100, 356)
+    assert len(h) == segment.HEADER and segment.parse_header(h, len(h)) == (ROUTINE, 7, 100, 356)
+    bad = bytearray(h)
+    bad[5] ^= 1
+    assert segment.parse_header(bad, len(bad)) is None
+    out = bytearray(h)
+    segment.put_frame(out, 101, PRIO_ALARM, b"abc")
+    assert len(out) == segment.HEADER + 3 + segment.FRAME
+    assert list(segment.frames(out, len(out))) == [(segment.HEADER, 101, PRIO_ALARM, 3)]
+    # erased flash and zeros are never frames
+    for fill in (b"\xff", b"\x00"):
+        blank = bytearray(h) + fill * 64
+        assert list(segment.frames(blank, len(blank))) == [(segment.HEADER, -1, 0, 64)]
