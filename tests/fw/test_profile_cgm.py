@@ -78,6 +78,11 @@ def test_nrf_toolbox_measurements():
     raises(ProfileError, P.parse, 0x2AA7, b"")
 
 
+def test_reserved_flag_bits_carried():
+    (g,) = P.decode(0x2AA7, h("06 1C 7800 1E00"))
+    assert g[CTX] == {"rfu": 0x1C} and P.parse(0x2AA7, h("06 1C 7800 1E00"))["records"][0]["flags"] == 0x1C
+
+
 def test_annunciation_octets_in_wire_order():
     # only the Cal/Temp octet (flag bit 6): it is bits 8-15, not bits 0-7 (reference 3.2)
     (rec,) = P.parse(0x2AA7, h("07 40 7800 1E00 10"))["records"]

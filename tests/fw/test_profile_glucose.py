@@ -72,7 +72,7 @@ def test_special_values_and_unknown_type():
 
 def test_status_without_concentration_and_reserved_flags():
     (r,) = P.decode(0x2A18, h("E8 0900 0000 00 00 00 00 00 0400"))  # reserved flag bits 5-7 set
-    assert r == {MDC: 8417752, VAL: 4, REC: 9, FLAGS: 4}  # date unknown: no DTS
+    assert r == {MDC: 8417752, VAL: 4, REC: 9, FLAGS: 4, CTX: {"rfu": 0xE0}}  # date unknown: no DTS
     assert P.parse(0x2A18, h("E8 0900 0000 00 00 00 00 00 0400"))["flags"] == 0xE8
 
 
@@ -88,13 +88,13 @@ def test_context_everything():
         by[r[MDC]] = r
         assert r[REC] == 0
         R.complete(r, 1, DEV, [1, 1])
-    assert by[8417776] == {MDC: 8417776, VAL: 100, EXP: 3, UNIT: "g", REC: 0}  # dinner
+    assert by[8417776] == {MDC: 8417776, VAL: 100, EXP: 3, UNIT: "g", REC: 0, CTX: {"rfu": 0xB3}}  # dinner
     assert by[8417864][VAL] == 4       # meal: casual
     assert by[8417884][VAL] == 2       # tester: health-care professional
     assert by[8417820][VAL] == 1       # health: minor issues
-    assert by[8417760] == {MDC: 8417760, VAL: 60, UNIT: "s", CTX: {"int": 50}, REC: 0}
-    assert by[8417812] == {MDC: 8417812, VAL: 1234, EXP: 2, UNIT: "mL", REC: 0}  # long-acting, litres
-    assert by[160220] == {MDC: 160220, VAL: 345, EXP: -1, UNIT: "%", REC: 0}
+    assert by[8417760] == {MDC: 8417760, VAL: 60, UNIT: "s", CTX: {"int": 50, "rfu": 0xB3}, REC: 0}
+    assert by[8417812] == {MDC: 8417812, VAL: 1234, EXP: 2, UNIT: "mL", REC: 0, CTX: {"rfu": 0xB3}}  # long-acting
+    assert by[160220] == {MDC: 160220, VAL: 345, EXP: -1, UNIT: "%", REC: 0, CTX: {"rfu": 0xB3}}
     assert P.parse(0x2A34, h("00 0100")) == {"flags": 0, "seq": 1}
     e = raises(ProfileError, P.parse, 0x2A34, h("FF 0000 B3 03 6400 04 12 3C00 32 04 D2F4"))
     assert e.offset == 15

@@ -50,6 +50,17 @@ def test_heart_rate_rr_rules():
     e = raises(ProfileError, P.parse, 0x2A37, h("10 48 0004 01"))  # odd octet left over
     assert e.offset == 4
     assert P.parse(0x2A37, h("E0 48"))["flags"] == 0xE0             # reserved bits carried
+    assert P.decode(0x2A37, h("E0 48"))[0][FLAGS] == 0xE0
+
+
+def test_reserved_flag_bits_travel_as_ctx_rfu():
+    (r,) = valid(P.decode(0x2A1C, h("F8 7101 00FF")))
+    assert r[CTX] == {"rfu": 0xF8}
+    (w,) = valid(P.decode(0x2A9D, h("F0 B036")))
+    assert w[CTX] == {"rfu": 0xF0}
+    bp, = valid(P.decode(0x2A35, h("E0 7800 5000 5D00")))
+    assert bp[CTX] == {"rfu": 0xE0}
+    assert all(r[CTX]["rfu"] == 0x80 for r in valid(P.decode(0x2A5F, h("80 E8F3 84F3"))))
 
 
 # ---------------------------------------------------------------- blood pressure

@@ -18,7 +18,7 @@
 # The diastolic and mean fields of an intermediate value are ignored.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, nums
+from hub.profiles.wire import Reader, Writer, flags_of, need, num, nums, rfu
 from hub.reading import COMP, CTX, DTS, FLAGS, MDC, UNIT
 
 try:
@@ -92,7 +92,7 @@ def _readings(m, interim):
             r.setdefault(CTX, {})["user"] = m["user"]
         if interim:
             r.setdefault(CTX, {})["interim"] = True
-    return out
+    return rfu(out, m["flags"], 0xE0)
 
 
 def parse_measurement(data):

@@ -27,7 +27,7 @@
 # characteristics are not measurements: decode() returns [] for them.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, need, num
+from hub.profiles.wire import Reader, Writer, need, num, rfu
 from hub.reading import CTX, DTS, FLAGS, MDC, REC, TZO, UNIT
 
 try:
@@ -177,6 +177,7 @@ def measurement_readings(m, start=None, tzo=None):
         rs = [r]
         if "trend" in rec:
             rs.append(num({MDC: MDC_CONC_GLU_TREND, UNIT: "mg/dL/min", REC: toff}, rec["trend"]))
+        rfu(rs, rec["flags"], 0x1C)
         for x in rs:
             if start is not None:
                 x[DTS] = start + 60 * toff

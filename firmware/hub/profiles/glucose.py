@@ -24,7 +24,7 @@
 #     generic code (8417764, 8417796) with CTX id = the raw ID.
 #   feature -> none (parse only).
 
-from hub.profiles.wire import Reader, Writer, flags_of, need, num
+from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
 from hub.profiles import timefmt as T
 from hub.reading import CTX, DTS, FLAGS, MDC, REC, UNIT, VAL
 
@@ -127,7 +127,7 @@ def measurement_readings(m):
             r[FLAGS] = status
         if off is not None:
             r.setdefault(CTX, {})["toff"] = off
-    return out
+    return rfu(out, m["flags"], 0xE0)
 
 
 def decode_measurement(data):
@@ -222,7 +222,7 @@ def context_readings(c):
         out.append(num({MDC: MDC_CONC_HBA1C, UNIT: "%"}, c["hba1c"], 0))
     for r in out:
         r[REC] = c["seq"]
-    return out
+    return rfu(out, c.get("ext", 0), 0xFF)  # the Extended Flags octet is all reserved
 
 
 def decode_context(data):

@@ -20,7 +20,7 @@
 # noclock = true when the flags say the device clock is not set.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num
+from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
 from hub.reading import CTX, DTS, FLAGS, MDC, UNIT
 
 try:
@@ -104,7 +104,7 @@ def spot_check_readings(m):
             r[DTS] = dts
         if m["flags"] & 0x10:
             r.setdefault(CTX, {})["noclock"] = True
-    return out
+    return rfu(out, m["flags"], 0xE0)
 
 
 def decode_spot_check(data):
@@ -157,7 +157,7 @@ def continuous_readings(m):
         out += _pair(m["fast"][0], m["fast"][1], MDC_MODALITY_FAST)
     if "slow" in m:
         out += _pair(m["slow"][0], m["slow"][1], MDC_MODALITY_SLOW)
-    return _common(m, out, None)
+    return rfu(_common(m, out, None), m["flags"], 0xE0)
 
 
 def decode_continuous(data):

@@ -16,7 +16,7 @@
 # and Measurement Interval are not measurements.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num
+from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
 from hub.reading import CTX, DTS, MDC, UNIT
 
 try:
@@ -67,7 +67,7 @@ def _readings(m, interim):
             r[DTS] = dts
     if interim:
         r.setdefault(CTX, {})["interim"] = True
-    return [r]
+    return rfu([r], m["flags"], 0xF8)
 
 
 def parse_measurement(data):

@@ -17,7 +17,7 @@
 # All with DTS (time stamp) and CTX user when present.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need
+from hub.profiles.wire import Reader, Writer, flags_of, need, rfu
 from hub.reading import CTX, DTS, EXP, MDC, UNIT, VAL
 
 try:
@@ -89,7 +89,7 @@ def measurement_readings(m):
             x[DTS] = dts
         if "user" in m:
             x[CTX] = {"user": m["user"]}
-    return out
+    return rfu(out, m["flags"], 0xF0)
 
 
 def decode_measurement(data):

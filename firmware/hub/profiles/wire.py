@@ -258,3 +258,12 @@ def nums(r, vs, shift=0):
             r.setdefault(CTX, {})["special"] = sp
             break
     return r
+
+
+def rfu(rs, flags, mask):
+    """Carry the reserved bits of a flags octet (flags & mask) as CTX rfu on readings rs."""
+    bits = flags & mask
+    if bits:
+        for r in rs:
+            r.setdefault(CTX, {})["rfu"] = bits
+    return rs
