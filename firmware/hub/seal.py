@@ -53,8 +53,11 @@ def version_of(b):
 
 
 def record_nonce(kid, epoch, seq):
-    """The 24-byte XSalsa20 nonce of record seq of an epoch (never stored)."""
-    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, seq, 0)
+    """The 24-byte XSalsa20 nonce of record seq of an epoch (never stored).
+
+    The first 16 bytes (HSalsa20's input) are the epoch's, the last 8 the
+    sequence number: the hub derives one XSalsa20 subkey per epoch."""
+    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, 0, seq)
 
 
 def _tag(key, label, hub_id, body):
@@ -260,7 +263,7 @@ class Sealer:
         self._rng = rng
         self.on_epoch = on_epoch
         self._kauth = {}
-        self._epoch = None  # (number, base, key, kid, header)
+        self._epoch = None  # (number, base, Boxer, kid, header)
         self._ready = None  # (E, key) for the next epoch
         self._last = None
         self.epochs = 0
@@ -307,7 +310,8 @@ class Sealer:
         hdr[0:14] = struct.pack(">BBIQ", V_EPOCH, kid, number, base)
         hdr[14:46] = pub
         hdr[46:62] = epoch_tag(kauth, self.hub_id, memoryview(hdr)[0:46])
-        self._epoch = (number, base, key, kid, bytes(hdr))
+        boxer = box.Boxer(key, record_nonce(kid, number, 0)[0:16])
+        self._epoch = (number, base, boxer, kid, bytes(hdr))
         self.epochs += 1
         if self.on_epoch:
             self.on_epoch(self._epoch[4])
@@ -335,10 +339,10 @@ class Sealer:
         if ep is None or seq - ep[1] > MAX_SPAN:
             self._begin(seq)
             ep = self._epoch
-        number, base, key, kid = ep[0], ep[1], ep[2], ep[3]
+        number, base, boxer = ep[0], ep[1], ep[2]
         self._last = seq
         buf[0:4] = struct.pack(">BBH", V_RECORD, number & 0xFF, seq - base)
-        box.seal_into(buf, RECORD_HEADER, n, record_nonce(kid, number, seq), key)
+        boxer.seal_into(buf, RECORD_HEADER, n, struct.pack(">Q", seq))
         return RECORD_OVERHEAD + n
 
 

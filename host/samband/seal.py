@@ -58,7 +58,7 @@ class Rejected(SambandError, ValueError):
 
 
 def record_nonce(kid, epoch, seq):
-    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, seq, 0)
+    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, 0, seq)
 
 
 def _tag(key, label, hub_id, body):

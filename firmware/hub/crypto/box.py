@@ -7,8 +7,10 @@
 # The keystream's first 32 bytes are the one-time Poly1305 key; the
 # message is XORed with the rest, so a box is the message length + 16.
 #
-# seal_into() seals in place in a caller's buffer, so that a sealed record
-# (hub.seal) costs one allocation of its own size and no copy.
+# Boxer seals many boxes under one key whose nonces share their first 16
+# bytes (HSalsa20's input): one HSalsa20 for all of them, and in place in
+# the caller's buffer with working memory kept in the object, so that a
+# sealed record (hub.seal) allocates nothing of its own size.
 
 import os
 
@@ -18,32 +20,87 @@ from hub.crypto.poly1305 import Poly1305
 KEY_BYTES = 32
 NONCE_BYTES = 24
 TAG_BYTES = 16
+_ZERO8 = bytes(8)
 _ZERO16 = bytes(16)
 
 
-def _xor_after_first_32(st, mv, n):
-    # XOR mv[0:n] with the keystream from byte 32 on; returns keystream block 0,
-    # whose first 32 bytes are the one-time Poly1305 key
-    blk = bytearray(64)
+def _xor_after_first_32(st, blk, mv, n):
+    # XOR mv[0:n] with the keystream from byte 32 on; blk gets keystream
+    # block 0, whose first 32 bytes are the one-time Poly1305 key
+    for i in range(64):
+        blk[i] = 0
     salsa20.stream_xor_into(st, blk, 64)
     for i in range(min(32, n)):
         mv[i] ^= blk[32 + i]
     if n > 32:
         salsa20.stream_xor_into(st, mv[32:], n - 32)
-    return blk
+
+
+class Boxer:
+    """crypto_secretbox under one key for nonces that all begin with the same 16 bytes."""
+
+    def __init__(self, key, prefix16):
+        check_len("key", key, KEY_BYTES)
+        check_len("nonce prefix", prefix16, 16)
+        self._st = salsa20.state(salsa20.hsalsa20(key, prefix16), bytes(16))
+        self._blk = bytearray(64)
+        self._poly = Poly1305()
+
+    def seal_into(self, buf, off, mlen, suffix8):
+        """Seal in place: the message is at buf[off+16:off+16+mlen]; afterwards
+        buf[off:off+16] is the tag and the ciphertext has replaced the message.
+        The nonce is prefix16 + suffix8."""
+        st = self._st
+        st[24:32] = suffix8
+        st[32:40] = _ZERO8  # block counter
+        mv = memoryview(buf)[off:off + 16 + mlen]
+        msg = mv[16:]
+        blk = self._blk
+        _xor_after_first_32(st, blk, msg, mlen)
+        p = self._poly
+        p.init(blk)
+        p.update(msg)
+        p.digest_into(mv, 0)
+        for i in range(64):
+            blk[i] = 0
+
+    def open_into(self, buf, off, clen, suffix8):
+        """Open in place a box (tag + ciphertext) at buf[off:off+clen]: True and the
+        message at buf[off+16:off+clen], or False and the box wiped."""
+        st = self._st
+        st[24:32] = suffix8
+        st[32:40] = _ZERO8
+        mv = memoryview(buf)[off:off + clen]
+        n = clen - TAG_BYTES
+        blk = self._blk
+        for i in range(64):
+            blk[i] = 0
+        salsa20.stream_xor_into(st, blk, 64)
+        p = self._poly
+        p.init(blk)
+        p.update(mv[16:])
+        tag = bytearray(16)
+        p.digest_into(tag)
+        ok = ct.eq(tag, mv[0:16])
+        if ok:
+            msg = mv[16:]
+            for i in range(min(32, n)):
+                msg[i] ^= blk[32 + i]
+            if n > 32:
+                salsa20.stream_xor_into(st, msg[32:], n - 32)
+        else:
+            for i in range(clen):
+                mv[i] = 0
+        for i in range(64):
+            blk[i] = 0
+        return ok
 
 
 def seal_into(buf, off, mlen, nonce, key):
     """Seal in place: the message is at buf[off+16:off+16+mlen]; afterwards
     buf[off:off+16] is the tag and the ciphertext has replaced the message."""
-    mv = memoryview(buf)[off:off + 16 + mlen]
-    msg = mv[16:]
-    blk = _xor_after_first_32(salsa20.xsalsa20_state(key, nonce), msg, mlen)
-    p = Poly1305(blk[0:32])
-    p.update(msg)
-    mv[0:16] = p.digest()
-    for i in range(64):
-        blk[i] = 0
+    check_len("nonce", nonce, NONCE_BYTES)
+    Boxer(key, nonce[0:16]).seal_into(buf, off, mlen, nonce[16:24])
 
 
 def secretbox(m, nonce, key):
@@ -63,20 +120,10 @@ def secretbox_open(c, nonce, key):
     check_len("nonce", nonce, NONCE_BYTES)
     if len(c) < TAG_BYTES:
         raise CryptoError("box of %d bytes is shorter than its tag" % len(c))
-    cv = memoryview(c)
-    n = len(c) - TAG_BYTES
-    buf = bytearray(cv[TAG_BYTES:])
-    blk = _xor_after_first_32(salsa20.xsalsa20_state(key, nonce), memoryview(buf), n)
-    p = Poly1305(blk[0:32])
-    p.update(cv[TAG_BYTES:])
-    ok = ct.eq(p.digest(), cv[0:TAG_BYTES])
-    for i in range(64):
-        blk[i] = 0
-    if not ok:
-        for i in range(n):
-            buf[i] = 0
+    buf = bytearray(c)
+    if not Boxer(key, nonce[0:16]).open_into(buf, 0, len(buf), nonce[16:24]):
         raise CryptoError("box does not verify (forged, tampered or wrong key)")
-    return bytes(buf)
+    return bytes(memoryview(buf)[TAG_BYTES:])
 
 
 def keypair(rng=os.urandom):

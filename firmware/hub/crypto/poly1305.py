@@ -7,14 +7,14 @@
 #   h limbs <= 2**13 + 2**10 after each carry, r limbs < 2**13, s = 5r
 #   < 5 * 2**13, so one column of h*r is below 10 * 9216 * 40955 + 2**19
 #   < 3.8e9 < 2**32.
-# The state is an array of 30 unsigned words: h at 0..9, r at 10..19 and
-# 5r at 20..29 (20 unused). The kernel (viper twin in _vpoly.py) eats
+# The state is an array of 40 unsigned words: h at 0..9, r at 10..19,
+# 5r at 20..29 (20 unused), scratch for the final reduction at 30..39. The kernel (viper twin in _vpoly.py) eats
 # whole 16-byte blocks; the tail block is padded here. Only the final
 # reduction and the addition of s run as plain Python, on small ints.
 
 from array import array
 
-from hub.crypto import CryptoError, check_len, ct
+from hub.crypto import CryptoError, ct
 
 TAG_BYTES = 16
 
@@ -176,43 +176,45 @@ except ImportError:  # CPython, or no native emitter
     _blocks = _blocks_py
 
 
-def _limbs(b16, hibit):
-    # 16 little-endian bytes (+ bit 128) -> ten 13-bit limbs
-    out = []
-    acc = 0
-    nbits = 0
-    i = 0
-    for limb in range(10):
-        while nbits < 13 and i < 16:
-            acc |= b16[i] << nbits
-            nbits += 8
-            i += 1
-        if limb == 9:
-            acc |= hibit << nbits
-        out.append(acc & 0x1FFF)
-        acc >>= 13
-        nbits -= 13
-    return out
+_CLAMP = b"\xff\xff\xff\x0f\xfc\xff\xff\x0f\xfc\xff\xff\x0f\xfc\xff\xff\x0f"
 
 
 class Poly1305:
-    """Incremental Poly1305 under a 32-byte one-time key: update(data)..., digest()."""
+    """Incremental Poly1305 under a 32-byte one-time key: update(data)..., digest().
 
-    def __init__(self, key):
-        check_len("Poly1305 key", key, 32)
-        r = bytearray(key[0:16])
-        for i in (3, 7, 11, 15):
-            r[i] &= 15
-        for i in (4, 8, 12):
-            r[i] &= 252
-        st = array("I", bytes(120))
-        for i, limb in enumerate(_limbs(r, 0)):
-            st[10 + i] = limb
-            st[20 + i] = 5 * limb
-        self._st = st
-        self._s = bytes(key[16:32])
+    One object can be reused for many messages with init(key), which is how
+    boxes are sealed without allocating: the state is 40 words (h, r, 5r and
+    room for the final reduction), the tail block and s are kept here."""
+
+    def __init__(self, key=None):
+        self._st = array("I", bytes(160))
         self._tail = bytearray(16)
+        self._s = bytearray(16)
         self._n = 0  # bytes waiting in _tail
+        if key is not None:
+            self.init(key)
+
+    def init(self, key):
+        """Start a new message under key (its first 32 bytes: r, then s)."""
+        if len(key) < 32:
+            raise CryptoError("Poly1305 key must be 32 bytes, not %d" % len(key))
+        st = self._st
+        acc = 0
+        nbits = 0
+        i = 0
+        for limb in range(10):  # clamped r -> ten 13-bit limbs
+            while nbits < 13 and i < 16:
+                acc |= (key[i] & _CLAMP[i]) << nbits
+                nbits += 8
+                i += 1
+            st[limb] = 0
+            st[10 + limb] = acc & 0x1FFF
+            st[20 + limb] = 5 * (acc & 0x1FFF)
+            acc >>= 13
+            nbits -= 13
+        for i in range(16):
+            self._s[i] = key[16 + i]
+        self._n = 0
 
     def update(self, data):
         mv = memoryview(data)
@@ -236,6 +238,12 @@ class Poly1305:
             self._n = n - i
 
     def digest(self):
+        out = bytearray(16)
+        self.digest_into(out)
+        return bytes(out)
+
+    def digest_into(self, out, off=0):
+        """Write the 16-byte tag to out[off:off+16]; the object then needs init() again."""
         st = self._st
         if self._n:
             t = self._tail
@@ -244,46 +252,47 @@ class Poly1305:
                 t[i] = 0
             _blocks(st, t, 16, 0)
             self._n = 0
-        h = [st[i] for i in range(10)]
         for _ in range(3):  # fully carried: every limb < 2**13, h < 2**130
             c = 0
             for i in range(10):
-                v = h[i] + c
-                h[i] = v & 0x1FFF
+                v = st[i] + c
+                st[i] = v & 0x1FFF
                 c = v >> 13
-            h[0] += 5 * c
-        # h mod p: g = h + 5 - 2**130 is the answer iff h + 5 carries out of 2**130
-        g = []
+            st[0] += 5 * c
+        # h mod p: g = h + 5 - 2**130 (at 30..39) is the answer iff h + 5 carries out of 2**130
         c = 5
         for i in range(10):
-            v = h[i] + c
-            g.append(v & 0x1FFF)
+            v = st[i] + c
+            st[30 + i] = v & 0x1FFF
             c = v >> 13
         keep = c - 1  # 0 (take g) or -1 (keep h), without a branch
-        h = [(g[i] & ~keep) | (h[i] & keep) for i in range(10)]
+        for i in range(10):
+            st[i] = (st[30 + i] & ~keep) | (st[i] & keep)
         # (h + s) mod 2**128, in 16-bit words, little-endian
         s = self._s
-        out = bytearray(16)
         acc = 0
         nbits = 0
         j = 0
         c = 0
         for i in range(10):
-            acc |= h[i] << nbits
+            acc |= st[i] << nbits
             nbits += 13
             while nbits >= 16 and j < 16:
                 v = (acc & 0xFFFF) + s[j] + (s[j + 1] << 8) + c
-                out[j] = v & 0xFF
-                out[j + 1] = (v >> 8) & 0xFF
+                out[off + j] = v & 0xFF
+                out[off + j + 1] = (v >> 8) & 0xFF
                 c = v >> 16
                 acc >>= 16
                 nbits -= 16
                 j += 2
-        return bytes(out)
+        for i in range(40):
+            st[i] = 0
 
 
 def poly1305(msg, key):
     """The 16-byte Poly1305 tag of msg under a 32-byte one-time key."""
+    if len(key) != 32:
+        raise CryptoError("Poly1305 key must be 32 bytes, not %d" % len(key))
     p = Poly1305(key)
     p.update(msg)
     return p.digest()
