@@ -249,8 +249,9 @@ class Sealer:
     hub_secret: its static secret; receiver: (key id, public key);
     counter: an EpochCounter; rng(n) -> n random bytes; on_epoch(header)
     is called with each new epoch header before the first record sealed
-    under it is returned: the journal must keep the header as long as any
-    record of its epoch. seal(seq, plaintext) needs seq to rise strictly."""
+    under it is returned (Sealer(on_epoch=journal.context)): the journal
+    must keep the header as long as any record of its epoch.
+    seal(seq, plaintext) needs seq to rise strictly."""
 
     def __init__(self, hub_id, hub_secret, receiver, counter, rng=os.urandom, on_epoch=None):
         self.hub_id = bytes(hub_id)
@@ -323,6 +324,18 @@ class Sealer:
         rec[RECORD_OVERHEAD:] = plaintext
         self.seal_into(seq, rec, n)
         return rec
+
+    def filler(self, plaintext):
+        """(size, fill) for the journal: Journal.stage(fill, size=size) calls
+        fill(seq, view) with a view of size bytes of its own buffer, and the
+        record is sealed right there."""
+        n = len(plaintext)
+
+        def fill(seq, view):
+            view[RECORD_OVERHEAD:RECORD_OVERHEAD + n] = plaintext
+            self.seal_into(seq, view, n)
+
+        return RECORD_OVERHEAD + n, fill
 
     def seal_into(self, seq, buf, n):
         """Seal in place, allocating nothing large: the plaintext is at buf[20:20+n];

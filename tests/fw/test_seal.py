@@ -112,6 +112,17 @@ def test_epoch_header_is_bound_to_the_hub_key():
     assert h[14:46] != pub(HUB_SK)  # the epoch key is ephemeral
 
 
+def test_filler_seals_into_a_journal_buffer():
+    headers = []
+    s = sealer(headers=headers)
+    pool = bytearray(b"\xee" * 200)
+    size, fill = s.filler(b"a reading")
+    assert size == 29
+    fill(77, memoryview(pool)[50:50 + size])
+    assert pool[:50] == b"\xee" * 50 and pool[50 + size:] == b"\xee" * (150 - size)
+    assert open_record(headers[0], bytes(pool[50:50 + size])) == (77, b"a reading")
+
+
 def test_sequence_numbers_must_rise():
     s = sealer()
     s.seal(10, b"a")
