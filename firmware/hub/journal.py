@@ -63,11 +63,14 @@ def stream_of(prio):
 
 
 def _in(ranges, seq):
-    for k in range(0, len(ranges), 2):
+    k = 0
+    n = len(ranges)
+    while k < n:
         if seq < ranges[k]:
             return False
         if seq < ranges[k + 1]:
             return True
+        k += 2
     return False
 
 
@@ -682,17 +685,20 @@ class Journal:
             n = self._read(i, buf)
             ctx = None
             for pos, seq, prio, ln in segment.frames(buf, n, context=True):
-                if prio == segment.CONTEXT:
+                if seq < 0:
+                    ctx = None  # the damage may have been a context frame: unknown, never wrong
+                elif prio == segment.CONTEXT:
                     ctx = bytes(buf[pos + 6:pos + 6 + ln])
-                elif seq > after and (every or self.is_pending(seq, s)):
-                    yield seq, prio, bytes(buf[pos + 6:pos + 6 + ln]), ctx
+                elif seq > after and (every or (seq >= self._low[s] and not _in(self._ranges[s], seq))):
+                    yield seq, prio, buf[pos + 6:pos + 6 + ln], ctx
 
     def pending(self, stream=None, after=-1):
         """Yield (seq, prio, data, context) for every undelivered durable record
         with seq above `after`, in seq order: one stream (ROUTINE, ALARM) or
         both merged. context is the blob set by context() that was in force
-        when the record was appended (its epoch header), or None. Records
-        appended during the walk may show up in the next one."""
+        when the record was appended (its epoch header), or None if there was
+        none or damage hides it (contexts() lists them all). Records appended
+        during the walk may show up in the next one."""
         return self._merged(stream, after, False)
 
     def records(self, stream=None, after=-1):
@@ -714,6 +720,20 @@ class Journal:
             else:
                 yield y
                 y = next(r, None)
+
+    def contexts(self):
+        """Every context blob still on flash (consecutive repeats once): where
+        the uplink finds an epoch header for a record that came with None."""
+        buf = bytearray(self._seg)
+        last = None
+        for i in range(self._n):
+            n = self._read(i, buf)
+            for pos, seq, prio, ln in segment.frames(buf, n, context=True):
+                if seq >= 0 and prio == segment.CONTEXT:
+                    c = bytes(buf[pos + 6:pos + 6 + ln])
+                    if c != last:
+                        last = c
+                        yield c
 
     def alarms(self, after=-1):
         """Undelivered alarm records, oldest first (the uplink sends these first)."""

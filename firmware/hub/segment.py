@@ -102,17 +102,21 @@ def frames(buf, end, pos=HEADER, after=-1, context=False):
     candidate must have a nonzero length that fits, a sequence number
     above the last good one, and a matching CRC-32."""
     mv = memoryview(buf)
-    unpack = struct.unpack_from
     bad = -1
     while pos + FRAME <= end:
-        lp, seq = unpack("<HI", buf, pos)
-        n = lp & _LEN_MASK
+        # fields by hand: struct would allocate a tuple per candidate
+        n = buf[pos] | (buf[pos + 1] & 0x3F) << 8
         e = pos + 6 + n
-        if n and e + 4 <= end and seq > after and crc32(mv[pos:e]) == unpack("<I", buf, e)[0]:
+        if n and e + 4 <= end:
+            seq = buf[pos + 2] | buf[pos + 3] << 8 | buf[pos + 4] << 16 | buf[pos + 5] << 24
+            ok = seq > after and crc32(mv[pos:e]) == (buf[e] | buf[e + 1] << 8 | buf[e + 2] << 16 | buf[e + 3] << 24)
+        else:
+            ok = False
+        if ok:
             if bad >= 0:
                 yield bad, -1, 0, pos - bad
                 bad = -1
-            prio = lp >> _PRIO_SHIFT
+            prio = buf[pos + 1] >> 6
             if prio != CONTEXT:
                 yield pos, seq, prio, n
                 after = seq

@@ -2,6 +2,7 @@
 # port only: vfs.VfsLfs2). Run by tests/test_journal_powercut.py:
 #
 #   micropython journal_powercut.py [--all | --sample N] [--part I/P] [--seed S]
+#                                   [--bs BYTES] [--prog BYTES]
 #
 # 1. A scripted workload (appends, batches, alarms, out-of-order acks,
 #    segment reclaim, eviction when acks stall, clean reboots) runs once on
@@ -25,14 +26,15 @@ from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
 
-BS = 512          # littlefs block = journal segment
+BS = 512          # littlefs block = journal segment (--bs)
+PROG = 32         # littlefs prog size (--prog): 32 as on ESP32, 256 as on RP2
 BLOCKS = 96
 CAPACITY = 8 * BS
 ROOT = "/pc/journal"
 
 
 def payload(seq):
-    n = 6 + (seq * 37) % 45
+    n = 6 + (seq * 37) % (BS // 11)  # about a dozen records a segment
     return bytes((seq * 7 + i * 13) & 0xFF for i in range(n))
 
 
@@ -134,14 +136,14 @@ def gen(rec, prio):
 
 
 def mount(bd):
-    fs = vfs.VfsLfs2(bd)
+    fs = vfs.VfsLfs2(bd, progsize=PROG)
     vfs.mount(fs, "/pc")
 
 
 def workload(seed):
     img = bytearray(b"\xff" * (BS * BLOCKS))
     bd = LogBD(img)
-    vfs.VfsLfs2.mkfs(bd)
+    vfs.VfsLfs2.mkfs(bd, progsize=PROG)
     base = bytes(img)
     bd.log = []
     bd.ops = 0
@@ -263,6 +265,7 @@ def check(img, k, rec):
 
 
 def main():
+    global BS, PROG, CAPACITY
     args = sys.argv[1:]
     seed = 1
     sample = 0
@@ -281,14 +284,21 @@ def main():
         elif a == "--part":
             i += 1
             part, parts = [int(x) for x in args[i].split("/")]
+        elif a == "--bs":
+            i += 1
+            BS = int(args[i])
+            CAPACITY = 8 * BS
+        elif a == "--prog":
+            i += 1
+            PROG = int(args[i])
         i += 1
     base, log, rec = workload(seed)
     n = len(log)
     kinds = {}
     for ev in rec.events:
         kinds[ev[0]] = kinds.get(ev[0], 0) + 1
-    print("OPS %d appends %d acks %d evictions %d reboots %d" % (
-        n, kinds.get("a", 0), kinds.get("k1", 0), kinds.get("e", 0), kinds.get("reboot", 0)))
+    print("OPS %d appends %d acks %d evictions %d reboots %d (block %d, prog %d, seed %d)" % (
+        n, kinds.get("a", 0), kinds.get("k1", 0), kinds.get("e", 0), kinds.get("reboot", 0), BS, PROG, seed))
     if sample and sample < n:
         r = Rand(seed * 7919 + 1)
         points = sorted(set([0, n - 1] + [r.below(n) for _ in range(sample)]))
