@@ -247,7 +247,7 @@ def test_unknown_hub_unknown_epoch_and_revocation(mpy, k):
     # re-provisioned with a new key, the hub is welcome again; the old key stays refused
     new_pk, new_sk = nb.crypto_box_keypair()
     o.register_hub(HUB_A, new_pk)
-    o.hubs[HUB_A].revoked = False
+    assert not o.hubs[HUB_A].revoked
     with pytest.raises(hs.Rejected) as e:
         o.open_epoch(HUB_A, items[0][1])
     assert e.value.reason == "forged"

@@ -285,10 +285,13 @@ class Sealer:
 
     def prepare(self):
         """Do the next epoch's X25519 work now (at boot), so the first seal is quick."""
+        kid, pk = self._receiver
+        if kid not in self._kauth:
+            self._kauth[kid] = box.beforenm(pk, self._h)
         if self._ready is None:
             e = bytearray(self._rng(32))
             pub = x25519.scalarmult_base(e)
-            key = box.beforenm(self._receiver[1], e)
+            key = box.beforenm(pk, e)
             for i in range(32):
                 e[i] = 0
             self._ready = (pub, key)
@@ -301,21 +304,18 @@ class Sealer:
         self.prepare()
         pub, key = self._ready
         self._ready = None
-        kid, pk = self._receiver
-        kauth = self._kauth.get(kid)
-        if kauth is None:
-            kauth = box.beforenm(pk, self._h)
-            self._kauth[kid] = kauth
-        number = self._counter.reserve()
+        self._epoch = None
+        kid = self._receiver[0]
+        number = self._counter.reserve()  # durable before anything is sealed under it
         hdr = bytearray(EPOCH_BYTES)
         hdr[0:14] = struct.pack(">BBIQ", V_EPOCH, kid, number, base)
         hdr[14:46] = pub
-        hdr[46:62] = epoch_tag(kauth, self.hub_id, memoryview(hdr)[0:46])
-        boxer = box.Boxer(key, record_nonce(kid, number, 0)[0:16])
-        self._epoch = (number, base, boxer, kid, bytes(hdr))
-        self.epochs += 1
+        hdr[46:62] = epoch_tag(self._kauth[kid], self.hub_id, memoryview(hdr)[0:46])
+        hdr = bytes(hdr)
         if self.on_epoch:
-            self.on_epoch(self._epoch[4])
+            self.on_epoch(hdr)  # if the journal cannot keep it, no record is sealed under it
+        self._epoch = (number, base, box.Boxer(key, record_nonce(kid, number, 0)[0:16]), kid, hdr)
+        self.epochs += 1
 
     def seal(self, seq, plaintext):
         """The sealed record of plaintext with sequence number seq: a bytearray of len(plaintext) + 20."""

@@ -201,6 +201,8 @@ class Opener:
                     ep.key = b""
 
     def register_hub(self, hub_id, public):
+        """Know a hub by its public key. A new key for a known hub (re-provisioned)
+        replaces the old one, with its epochs and its revocation; the seqs stay."""
         if len(public) != 32:
             raise ValueError("hub public key must be 32 bytes")
         hub = self.hubs.get(bytes(hub_id))

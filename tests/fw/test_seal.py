@@ -123,6 +123,22 @@ def test_filler_seals_into_a_journal_buffer():
     assert open_record(headers[0], bytes(pool[50:50 + size])) == (77, b"a reading")
 
 
+def test_an_epoch_the_journal_refused_seals_nothing():
+    calls = []
+
+    def full(h):
+        calls.append(h)
+        if len(calls) == 1:
+            raise OSError(28)  # ENOSPC
+
+    s = sealer()
+    s.on_epoch = full
+    raises(OSError, s.seal, 1, b"a")
+    assert s.epoch_header() is None
+    rec = s.seal(2, b"b")
+    assert len(calls) == 2 and s.epoch_header() == calls[1] and rec[1] == calls[1][5]
+
+
 def test_sequence_numbers_must_rise():
     s = sealer()
     s.seal(10, b"a")

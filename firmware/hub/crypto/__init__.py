@@ -8,8 +8,9 @@
 #   ct        constant-time comparison
 #
 # Pure MicroPython that also runs on CPython. Arithmetic works in 13-bit
-# (Poly1305), 16-bit (X25519) and 32-bit (Salsa20) pieces so that it is
-# correct with the boards' 31-bit small ints and never needs big ints.
+# (Poly1305), 16-bit (X25519) and 32-bit (Salsa20) pieces, so that the
+# viper kernels are exact in the boards' 32-bit machine words and nothing
+# depends on the unix port's 63-bit small ints.
 # The hot loops have @micropython.viper twins in the _v*.py modules,
 # chosen at import; CPython (and a MicroPython without the native
 # emitter) runs the pure-Python kernels, which compute the same words.
