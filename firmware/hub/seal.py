@@ -360,7 +360,8 @@ class Sealer:
 
 
 def from_flash(hub_id, keys_root="/keys", counter_path="/state/seal.epoch", on_epoch=None, rng=os.urandom):
-    """(Keys, Sealer) for this hub from its provisioned keys, ready for a new epoch."""
+    """(Keys, Sealer) for this hub from its provisioned keys. The first seal starts
+    this boot's epoch; call sealer.prepare() at boot to do its X25519 work early."""
     keys = Keys(hub_id, keys_root)
     s = Sealer(hub_id, keys.hub_secret, keys.receiver, EpochCounter(counter_path, rng), rng, on_epoch)
     return keys, s
