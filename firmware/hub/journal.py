@@ -95,13 +95,17 @@ def _add(ranges, seq):
 
 
 def _trim(ranges, low):
-    """ranges without anything below low."""
-    out = []
-    for k in range(0, len(ranges), 2):
-        if ranges[k + 1] > low:
-            out.append(max(ranges[k], low))
-            out.append(ranges[k + 1])
-    return out
+    """ranges without anything below low, trimmed in place (no new list: after a
+    long scan the heap may have no large hole left); returns ranges."""
+    k = 0
+    n = len(ranges)
+    while k < n and ranges[k + 1] <= low:
+        k += 2
+    if k:
+        del ranges[:k]
+    if ranges and ranges[0] < low:
+        ranges[0] = low
+    return ranges
 
 
 def _telemetry(seq, info):
@@ -305,9 +309,9 @@ class Journal:
                 self._sno[i] = p[0]
                 self._flag[i] = p[1]
                 self._n += 1
-        if st:
-            self._gen, self._limit, self._low, self._ranges = st[0], st[1], list(st[2]), [list(st[3][0]), list(st[3][1])]
-            self._evicted, self._reported = list(st[4]), st[5]
+        if st:  # the decoded lists as they are: copies made now would land in a churned heap
+            self._gen, self._limit, self._low, self._ranges = st[0], st[1], st[2], st[3]
+            self._evicted, self._reported = st[4], st[5]
         else:
             self._gen, self._limit, self._low, self._ranges = 0, 0, [0, 0], [[], []]
             self._evicted, self._reported = [0, 0], 0
@@ -463,7 +467,7 @@ class Journal:
         lows = list(self._low)
         lows[s] = new_low
         rr = list(self._ranges)
-        rr[s] = _trim(ranges, new_low)
+        rr[s] = _trim(list(ranges), new_low)
         if lost:
             self._evicted[s] += lost
             u = self._unrep or [0, 0, first, last]
