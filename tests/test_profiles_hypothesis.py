@@ -102,6 +102,8 @@ def int_slots(fields):
         elif k == "records":
             for rec in v:
                 out += int_slots(rec)
+        elif isinstance(v, list):
+            out += [(v, i) for i, x in enumerate(v) if isinstance(x, int) and not isinstance(x, bool)]
     return out
 
 

@@ -76,5 +76,8 @@ def test_time_zone_and_dst():
     assert T.offset_minutes(-20, 0) == -300
     assert T.offset_minutes(-128, 0) is None
     assert T.offset_minutes(4, 255) is None
+    assert T.offset_minutes(57, 0) is None and T.offset_minutes(-49, 0) is None   # reserved
+    assert T.offset_minutes(56, 0) == 840 and T.offset_minutes(-48, 0) == -720
+    assert T.offset_minutes(4, 1) is None
     assert P.parse(0x2A0E, bytes([0xEC])) == {"tz": -20}
     assert P.parse(0x2A0D, bytes([8])) == {"dst": 8}

@@ -162,7 +162,7 @@ def supported():
 
 
 def _find(k):
-    """(module, kind, name) of a normalised key, or None."""
+    """(flag, module, kind, name) of a normalised key, or None."""
     e = _cache.get(k)
     if e is None:
         key = ("%04X" % k) if isinstance(k, int) else k

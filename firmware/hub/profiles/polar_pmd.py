@@ -258,13 +258,14 @@ def encode_control_point(fields):
     elif k == "features":
         n = fields.get("size", 2)
         f = fields.get("features")
-        if not isinstance(f, int) or not isinstance(n, int) or n < 1 or not 0 <= f < 1 << (8 * n):
+        if not isinstance(f, int) or not isinstance(n, int) or not 1 <= n <= 16 or not 0 <= f < 1 << (8 * n):
             w.err("features %r do not fit %r octets" % (f, n))
         w.u8(FEATURES, "response code")
         w.raw(f.to_bytes(n, "little"), "features")
     elif k == "stopped":
         w.u8(STOPPED, "response code")
-        w.raw(bytes(fields.get("types", ())), "types")
+        for t in fields.get("types", ()):
+            w.u8(t, "measurement type")
     else:
         w.u8(fields.get("code"), "response code")
         w.raw(fields.get("data", b""), "data")
@@ -359,7 +360,10 @@ def encode_data(fields):
     t = fields.get("type", ECG)
     if not isinstance(t, int) or not 0 <= t <= 0x3F:
         w.err("measurement type out of range: %r" % (t,))
-    w.u8(t | (fields.get("tflags", 0) << 6), "measurement type")
+    tf = fields.get("tflags", 0)
+    if not isinstance(tf, int) or not 0 <= tf <= 3:
+        w.err("tflags out of range: %r" % (tf,))
+    w.u8(t | (tf << 6), "measurement type")
     w.u64(fields.get("timestamp"), "timestamp")
     ft = fields.get("frame_type", 0)
     if not isinstance(ft, int) or not 0 <= ft <= 0x7F:

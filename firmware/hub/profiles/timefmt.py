@@ -65,8 +65,9 @@ def civil(secs):
 
 
 def offset_minutes(tz, dst):
-    """Time Zone (15-minute steps) + DST Offset enum -> minutes east of UTC, or None if unknown."""
-    if tz == TZ_UNKNOWN:
+    """Time Zone (15-minute steps, -48..56) + DST Offset enum -> minutes east of UTC, or None
+    when either is unknown or reserved."""
+    if not -48 <= tz <= 56:
         return None
     d = DST_MINUTES.get(dst)
     if d is None:
