@@ -115,6 +115,17 @@ def test_rejected_frames():
     assert P.parse(P.PMD_DATA, acc)["data"] == h("010203040506")
 
 
+def test_viper_kernel_on_micropython_matches_its_twin():
+    assert M._VIPER == IS_MPY
+    rnd = Rand(3)
+    for n in (1, 2, 73, 200):
+        data = frame([rnd.below(1 << 24) - (1 << 23) for _ in range(n)])
+        a, b = [0] * n, [0] * n
+        M._fill(data, 10, n, a)
+        M._fill_py(data, 10, n, b)
+        assert a == b
+
+
 def test_decode_into_allocates_nothing():
     rnd = Rand(11)
     samples = [rnd.below(1 << 24) - (1 << 23) for _ in range(73)]
