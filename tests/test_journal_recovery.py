@@ -25,7 +25,7 @@ def build(root, size):
         n += 100
     pend = [q for q, p, d, c in j.pending()]
     j.ack(pend[:300])
-    j.ack(pend[400:800:3])  # out of order: the cursor has holes to recover
+    j.ack(pend[400:460:3])  # out of order: the cursor has 20 holes to recover
     st = j.stats()
     j.close()
     return st
@@ -58,15 +58,21 @@ def test_full_1mb_journal_mounts_within_a_second(mpy, journals):
     assert best["pending"] == st["pending"] + st["pending_alarms"] and best["damaged"] == 0
 
 
+def smallest_heap(mpy, root):
+    """The smallest heap (in k, 2k steps) that the journal mounts in."""
+    heap = 100
+    while heap > 24 and mount(mpy, root, f"{heap - 2}k"):
+        heap -= 2
+    return heap
+
+
 def test_mount_heap_does_not_grow_with_the_journal(mpy, journals):
     small, _ = journals[64 * 1024]
     big, _ = journals[1024 * 1024]
     a, b = mount(mpy, small), mount(mpy, big)
     assert a["segments"] < 20 < 200 < b["segments"]
     assert abs(a["retained"] - b["retained"]) <= 256, (a, b)
-    # the smallest heap the small journal mounts in is enough for the full one
-    heap = 100
-    while heap > 24 and mount(mpy, small, f"{heap - 4}k"):
-        heap -= 4
-    print(f"64 KB and 1 MB journals mount in a {heap}k heap (retained {a['retained']} bytes)")
-    assert mount(mpy, big, f"{heap}k"), f"the 1 MB journal needs more than the {heap}k a 64 KB one needs"
+    hs, hb = smallest_heap(mpy, small), smallest_heap(mpy, big)
+    print(f"smallest heap to mount: 64 KB journal {hs}k, 1 MB journal {hb}k; retained {a['retained']} bytes")
+    # 16 times the data, the same heap (within the allocator's noise at the very edge)
+    assert hb <= hs + 4

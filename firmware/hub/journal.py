@@ -45,6 +45,7 @@ except ImportError:  # CPython
 RESERVE = const(256)        # sequence numbers reserved (persisted) at a time
 SKIP_LOST = const(1 << 20)  # skipped when every copy of the state is lost
 MIN_SEGMENTS = const(4)
+FS_SLACK = const(5)         # filesystem blocks kept free for littlefs's copy-on-write and directories
 _F_ALARM = const(1)         # segment belongs to the alarm stream
 _F_FULL = const(2)          # no more appends (closed, or its tail is torn)
 _STATE_MAGIC = b"JS\x01"
@@ -156,8 +157,9 @@ class Journal:
         self._buf = bytearray(segment_size)
         self._fh = [None, None]      # open active segment files
         self._act = [-1, -1]         # active segment number per stream
-        self._stg = [bytearray(), bytearray()]  # staged frames per stream, not yet written
-        self._sn = [0, 0]            # staged records per stream
+        self._fb = bytearray(128)    # one frame at a time is built here (grows to the largest)
+        self._dirty = [0, 0]         # bytes written to the active segment, not yet flushed
+        self._sn = [0, 0]            # staged (written, unflushed) records per stream
         self._sf = [0, 0]            # first and last staged seq per stream
         self._sl = [0, 0]
         self._dseq = [0, 0]          # highest durable seq per stream
@@ -276,13 +278,15 @@ class Journal:
         # Holds nothing undelivered.
         return self._cnt[i] == 0 or self._last[i] < self._low[self._flag[i] & _F_ALARM]
 
-    def _read(self, i, buf):
+    def _read(self, i, buf, committed=True):
+        # Bytes of segment i; only those flushed, unless mounting (a folder shows
+        # written but unflushed bytes to other readers, littlefs does not).
         try:
             with open(self._path(i), "rb") as f:
-                n = f.readinto(buf)
+                n = f.readinto(buf) or 0
         except OSError:
             return 0
-        return n or 0
+        return min(n, self._used[i]) if committed else n
 
     # ------------------------------------------------------------ mount
 
@@ -326,7 +330,7 @@ class Journal:
         buf = self._buf
         for i in range(self._n):
             s = self._flag[i] & _F_ALARM
-            n = self._read(i, buf)
+            n = self._read(i, buf, False)
             h = segment.parse_header(buf, n)
             if n < HEADER:
                 # Empty and newest: a cut just after the file was created, which
@@ -402,15 +406,27 @@ class Journal:
         self._next = seq + 1
         return seq
 
+    def _out(self, s, data):
+        # Stage: write to the active segment without flushing. littlefs keeps it
+        # uncommitted (a power cut drops it); a folder may keep it, complete or cut.
+        f = self._fh[s]
+        if f is None:
+            f = self._fh[s] = open(self._path(self._idx(self._act[s])), "ab")
+        f.write(data)
+        self._dirty[s] += len(data)
+
+    def _frame(self, seq, prio, data, fill=None):
+        n = (data if fill else len(data)) + FRAME
+        if len(self._fb) < n:
+            self._fb = bytearray(n)
+        return memoryview(self._fb)[:segment.put_frame(self._fb, seq, prio, data, fill)]
+
     def _write(self, s, close=False):
-        # Write stream s's staged frames to its active segment and flush.
-        st = self._stg[s]
+        # Flush stream s's active segment: what was staged is durable on return.
         i = self._idx(self._act[s])
         f = self._fh[s]
+        st = self._dirty[s]
         if st:
-            if f is None:
-                f = self._fh[s] = open(self._path(i), "ab")
-            f.write(st)
             f.flush()
             n = self._sn[s]
             if n:
@@ -422,8 +438,8 @@ class Journal:
                 self._last[i] = self._sl[s]
                 self._pend[s] += n
                 self._dseq[s] = self._sl[s]
-            self._used[i] += len(st)
-            self._stg[s] = bytearray()
+            self._used[i] += st
+            self._dirty[s] = 0
             self._sn[s] = 0
         if close:
             if f is not None:
@@ -436,10 +452,21 @@ class Journal:
             self._ev.clear()
 
     def _make_room(self):
-        # One more segment must fit: reclaim delivered segments, else evict.
-        while self._n >= self._max:
+        # One more segment must fit, in our capacity and on the filesystem:
+        # reclaim delivered segments, else evict.
+        while self._n >= self._max or self._fs_short():
             if not self._reclaim():
                 self._evict()
+
+    def _fs_short(self):
+        # The flash may fill before our capacity does (other files, littlefs's
+        # own metadata, a capacity set too high): keep room for a new segment
+        # and for littlefs to copy a block and split a directory.
+        try:
+            st = os.statvfs(self.root)
+        except (OSError, AttributeError):
+            return False
+        return st[0] * st[3] < self._seg + FS_SLACK * st[0]
 
     def _reclaim(self):
         return self._sweep(lambda i: self._spare(i) and self._done(i))
@@ -498,7 +525,7 @@ class Journal:
         if not self._ctx_due[s]:
             extra = 0
         a = self._act[s]
-        if a < 0 or self._used[self._idx(a)] + len(self._stg[s]) + n + FRAME + extra > self._seg:
+        if a < 0 or self._used[self._idx(a)] + self._dirty[s] + n + FRAME + extra > self._seg:
             if a >= 0:
                 self._write(s, close=True)
             t = self._idx(self._top[s])
@@ -518,15 +545,12 @@ class Journal:
             self._n += 1
             self._act[s] = segno
             self._top[s] = segno
-            self._stg[s] = bytearray(segment.header(s, segno, seq, self._limit))
+            self._out(s, segment.header(s, segno, seq, self._limit))
             self._ctx_due[s] = ctx is not None  # every segment starts with the context
         if self._ctx_due[s]:
-            segment.put_frame(self._stg[s], seq, segment.CONTEXT, ctx)
+            self._out(s, self._frame(seq, segment.CONTEXT, ctx))
             self._ctx_due[s] = False
-        if size is None:
-            segment.put_frame(self._stg[s], seq, prio, data)
-        else:
-            segment.put_frame(self._stg[s], seq, prio, n, data)
+        self._out(s, self._frame(seq, prio, data) if size is None else self._frame(seq, prio, n, data))
         if self._sn[s] == 0:
             self._sf[s] = seq
         self._sn[s] += 1
@@ -548,7 +572,9 @@ class Journal:
         data is bytes, or a callable seq -> bytes (a sealer: lambda seq:
         sealer.seal(seq, plaintext)), or with size a callable fill(seq, view)
         that writes exactly size bytes into the journal's buffer (seal_into).
-        Not durable until commit() (or until the segment fills and closes)."""
+        It is written to the segment at once but not durable until commit()
+        (or until the segment fills and closes); until then a power cut may
+        keep it or drop it, and pending() does not show it."""
         seq = self._stage1(data, prio, size)
         if self._unrep and not self._telling:
             self._telling = True
@@ -566,7 +592,7 @@ class Journal:
     def commit(self):
         """Make everything staged durable (alarms first)."""
         for s in (ALARM, ROUTINE):
-            if self._stg[s]:
+            if self._dirty[s]:
                 self._write(s)
 
     def append(self, data, prio=PRIO_ROUTINE, size=None):
@@ -673,7 +699,9 @@ class Journal:
         return seq >= self._low[stream] and not _in(self._ranges[stream], seq)
 
     def _iter(self, s, after, every=False):
-        buf = bytearray(self._seg)
+        # Each segment is read into the journal's one buffer and its records
+        # copied out (small objects, no 4 KB buffer per walk); whether a record
+        # is still pending is asked again as it is handed out.
         sno = -1
         while True:
             i = -1
@@ -686,15 +714,20 @@ class Journal:
             sno = self._sno[i]
             if not self._cnt[i] or self._last[i] <= after or (self._last[i] < self._low[s] and not every):
                 continue
+            buf = self._buf
             n = self._read(i, buf)
             ctx = None
+            got = []
             for pos, seq, prio, ln in segment.frames(buf, n, context=True):
                 if seq < 0:
                     ctx = None  # the damage may have been a context frame: unknown, never wrong
                 elif prio == segment.CONTEXT:
                     ctx = bytes(buf[pos + 6:pos + 6 + ln])
-                elif seq > after and (every or (seq >= self._low[s] and not _in(self._ranges[s], seq))):
-                    yield seq, prio, buf[pos + 6:pos + 6 + ln], ctx
+                elif seq > after and (every or self.is_pending(seq, s)):
+                    got.append((seq, prio, buf[pos + 6:pos + 6 + ln], ctx))
+            for r in got:
+                if every or self.is_pending(r[0], s):
+                    yield r
 
     def pending(self, stream=None, after=-1):
         """Yield (seq, prio, data, context) for every undelivered durable record
@@ -728,16 +761,26 @@ class Journal:
     def contexts(self):
         """Every context blob still on flash (consecutive repeats once): where
         the uplink finds an epoch header for a record that came with None."""
-        buf = bytearray(self._seg)
         last = None
-        for i in range(self._n):
+        sno = -1
+        while True:
+            i = 0
+            while i < self._n and self._sno[i] <= sno:
+                i += 1
+            if i == self._n:
+                return
+            sno = self._sno[i]
+            buf = self._buf
             n = self._read(i, buf)
+            got = []
             for pos, seq, prio, ln in segment.frames(buf, n, context=True):
                 if seq >= 0 and prio == segment.CONTEXT:
                     c = bytes(buf[pos + 6:pos + 6 + ln])
                     if c != last:
                         last = c
-                        yield c
+                        got.append(c)
+            for c in got:
+                yield c
 
     def alarms(self, after=-1):
         """Undelivered alarm records, oldest first (the uplink sends these first)."""

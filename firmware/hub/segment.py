@@ -76,20 +76,19 @@ def parse_header(buf, n):
     return stream, segno, base, limit
 
 
-def put_frame(out, seq, prio, data, fill=None):
-    """Append one frame to the bytearray out. With fill, data is the payload's
-    length and fill(seq, view) writes the payload in place (seal_into)."""
-    p = len(out)
+def put_frame(buf, seq, prio, data, fill=None):
+    """Write one frame at the start of the bytearray buf (at least payload +
+    FRAME long); returns its length. With fill, data is the payload's length
+    and fill(seq, view) writes the payload in place (Sealer.seal_into)."""
+    n = data if fill else len(data)
+    struct.pack_into("<HI", buf, 0, n | prio << _PRIO_SHIFT, seq)
+    mv = memoryview(buf)
     if fill is None:
-        n = len(data)
-        out.extend(struct.pack("<HI", n | prio << _PRIO_SHIFT, seq))
-        out.extend(data)
+        mv[6:6 + n] = data
     else:
-        n = data
-        out.extend(struct.pack("<HI", n | prio << _PRIO_SHIFT, seq))
-        out.extend(bytes(n))
-        fill(seq, memoryview(out)[p + 6:p + 6 + n])
-    out.extend(struct.pack("<I", crc32(memoryview(out)[p:p + 6 + n])))
+        fill(seq, mv[6:6 + n])
+    struct.pack_into("<I", buf, 6 + n, crc32(mv[:6 + n]))
+    return n + FRAME
 
 
 def frames(buf, end, pos=HEADER, after=-1, context=False):

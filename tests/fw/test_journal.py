@@ -268,9 +268,9 @@ def test_staged_records_are_not_durable_until_commit():
         a = j.append(b"durable")
         b = j.stage(b"staged")
         assert seqs_of(j.pending()) == [a]
-        # "power cut": reopen without committing
+        # "power cut": reopen without committing; the staged record may have made it or not
         j2 = opened(root)
-        assert seqs_of(j2.records()) == [a] and j2.next_seq > b
+        assert seqs_of(j2.records()) in ([a], [a, b]) and j2.next_seq > b
         c = j2.append(b"after")
         assert c > b
         j2.close()
@@ -291,7 +291,7 @@ def test_group_commit_writes_once_for_many_appends():
 
         class Counting(Journal):
             def _write(self, s, close=False):
-                if self._stg[s]:
+                if self._dirty[s]:
                     flushes.append(s)
                 Journal._write(self, s, close)
         j = Counting(root + "/j", capacity=64 * SEG, segment_size=SEG, window_ms=30)
@@ -404,9 +404,10 @@ def test_segment_names_and_headers():
     bad = bytearray(h)
     bad[5] ^= 1
     assert segment.parse_header(bad, len(bad)) is None
-    out = bytearray(h)
-    segment.put_frame(out, 101, PRIO_ALARM, b"abc")
-    assert len(out) == segment.HEADER + 3 + segment.FRAME
+    fb = bytearray(64)
+    k = segment.put_frame(fb, 101, PRIO_ALARM, b"abc")
+    out = bytearray(h) + fb[:k]
+    assert k == 3 + segment.FRAME and len(out) == segment.HEADER + k
     assert list(segment.frames(out, len(out))) == [(segment.HEADER, 101, PRIO_ALARM, 3)]
     # erased flash and zeros are never frames
     for fill in (b"\xff", b"\x00"):
