@@ -20,8 +20,8 @@ from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
 from hub.segment import ROUTINE
 
-SEG = 1024
-CAPACITY = 96 * SEG
+SEG = 2048
+CAPACITY = 768 * SEG  # more than 200 boots can append with the uplink down: no eviction here
 
 
 def say(body):
