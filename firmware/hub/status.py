@@ -1,10 +1,13 @@
 # The hub's health in one small map: what `samband status`, `make run` and
 # the telemetry records show. Pure apart from asking the port.
 
+import gc
+
 from hub import VERSION
 
 
 def snapshot(port, boot, started_ms):
+    gc.collect()  # so that heap figures count live objects, not garbage
     alloc, free = port.mem()
     fs_total, fs_free = port.fs()
     return {

@@ -41,6 +41,17 @@ EXIT_HARD_RESET = 75  # hub.ports.unix.Port.reset()
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b"MicroPython "
 PROMPT = b">>> "
+READY = b"\x1dvhub-ready\x1d"  # printed by vhub_boot.py once the flash is mounted
+# The unix port raises KeyboardInterrupt straight from its SIGINT handler;
+# one that lands inside an import or a filesystem call can be swallowed
+# there, and when its REPL starts it flushes the terminal's input. A board
+# loses neither. So after a Ctrl-C to a busy interpreter the supervisor
+# holds back what the client types next until a prompt shows that the
+# interpreter stopped, repeating the Ctrl-C if none comes.
+INTR_RETRY_S = 0.3  # no sign of a KeyboardInterrupt this long after Ctrl-C: send it again
+INTR_TRIES = 5
+INTR_HOLD_S = 5.0  # longest the client's further input waits for a prompt
+PROMPTS = (b">>> ", b"... ", b"\x04>", b"CTRL-B to exit\r\n>")  # the interpreter waits for input
 
 
 def parse_heap(text):
@@ -137,6 +148,8 @@ class VirtualHub:
         self._pending_cause = "power-on"
         self._to_hub = b""
         self._last_cr = False
+        trace = os.environ.get("SAMBAND_VHUB_TRACE")
+        self._trace_file = open(trace, "a") if trace else None  # every byte both ways, for debugging
 
     # -- life cycle ----------------------------------------------------------------
     def start(self):
@@ -238,6 +251,13 @@ class VirtualHub:
         os.set_blocking(master, False)
         self.resets.append(self._pending_cause)
         self.boots += 1
+        self._ready = False
+        self._ready_buf = b""
+        self._hold_until = None
+        self._retry_at = None
+        self._intr_tries = 0
+        self._idle = False
+        self._tail = b""
         if self._raw:
             # Back into the raw REPL without showing the friendly banner.
             self._suppress = True
@@ -252,10 +272,9 @@ class VirtualHub:
     def _to_client(self, data):
         if not data:
             return
-        if RAW_BANNER in data:
-            self._raw = True
-        if FRIENDLY_BANNER in data:
-            self._raw = False
+        raw_at, friendly_at = data.rfind(RAW_BANNER), data.rfind(FRIENDLY_BANNER)
+        if raw_at != friendly_at:  # both -1 when neither: the mode stays
+            self._raw = raw_at > friendly_at
         if not self._raw:
             # A board's console is cooked: every "\n" goes out as "\r\n".
             # The raw REPL's output is passed exactly as the interpreter wrote it.
@@ -271,7 +290,28 @@ class VirtualHub:
                 raise
             # nobody listening, or the client is not reading: a USB port drops it too
 
+    def _trace(self, what, data):
+        if self._trace_file:
+            self._trace_file.write(f"{time.monotonic():.6f} {what} {data!r}\n")
+            self._trace_file.flush()
+
     def _from_hub(self, data):
+        self._trace("from-hub", data)
+        self._tail = (self._tail + data)[-64:]
+        self._idle = self._tail.endswith(PROMPTS)
+        if self._idle:
+            self._hold_until = self._retry_at = None  # stopped: release what the client typed meanwhile
+        elif b"KeyboardInterrupt" in self._tail:
+            self._retry_at = None
+        if not self._ready:
+            buf = self._ready_buf + data
+            i = buf.find(READY)
+            if i < 0:
+                self._ready_buf = buf[-64:]
+                return
+            self._ready = True
+            self._ready_buf = b""
+            data = buf[:i] + buf[i + len(READY):]
         if not self._suppress:
             self._to_client(data)
             return
@@ -322,10 +362,34 @@ class VirtualHub:
                             self._to_hub += data
                     elif ev & (select.POLLHUP | select.POLLERR):
                         cli_hup = True
-            if self._to_hub:
+            now = time.monotonic()
+            if self._hold_until is not None and now > self._hold_until:
+                self._hold_until = None
+            if self._to_hub and self._ready and self._hold_until is None:
+                chunk = self._to_hub
+                i = chunk.find(b"\x03")
+                stopping = i >= 0 and not self._idle
+                if stopping:
+                    chunk = chunk[:i + 1]  # the rest waits for the prompt
                 try:
-                    n = os.write(hub_fd, self._to_hub)
+                    n = os.write(hub_fd, chunk)
+                    self._trace("to-hub", chunk[:n])
                     self._to_hub = self._to_hub[n:]
+                    if n:
+                        self._idle = False
+                        self._tail = b""
+                    if stopping and n == len(chunk):
+                        self._intr_tries = 0
+                        self._hold_until = now + INTR_HOLD_S
+                        self._retry_at = now + INTR_RETRY_S
+                except OSError:
+                    pass
+            if self._retry_at is not None and now > self._retry_at:
+                self._intr_tries += 1
+                self._retry_at = now + INTR_RETRY_S if self._intr_tries < INTR_TRIES else None
+                try:
+                    os.write(hub_fd, b"\x03")
+                    self._trace("to-hub (Ctrl-C again)", b"\x03")
                 except OSError:
                     pass
             if proc.poll() is not None and not self._stop.is_set():

@@ -46,6 +46,9 @@ def _vhub_start():
     _vfs.mount(_Flash(root), "/")
     _os.chdir("/")
     _sys.path[:] = ["", ".frozen", "/lib"]
+    # Tell the supervisor that the board is up and Ctrl-C may come: until
+    # this marker it holds back what the client types.
+    _sys.stdout.write("\x1dvhub-ready\x1d")
     scripts = ["boot.py"]
     if _os.getenv("SAMBAND_VHUB_RAW") != "1":
         scripts.append("main.py")
@@ -59,7 +62,9 @@ def _vhub_start():
                 code = compile(f.read(), name, "exec")
             exec(code, globals())
         except KeyboardInterrupt as e:
+            # Ctrl-C while booting means "give me the REPL": main.py does not start.
             _sys.print_exception(e)
+            break
         except SystemExit as e:
             # machine.soft_reset() / sys.exit(): end the process, the supervisor restarts us.
             _sys.exit(e.value if hasattr(e, "value") else 0)
