@@ -38,7 +38,7 @@ def run_mpy(args, heap="100k", input=None, timeout=600, extra_path=()):
 
 def figure(name, value, unit=""):
     if isinstance(value, float):
-        value = f"{value:.4g}"
+        value = f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     print(f"{name}: {value} {unit}".rstrip(), flush=True)
 
 
