@@ -39,7 +39,7 @@ def firmware_tree(board="vhub"):
 def run_mpy(args, heap=MPY_HEAP, timeout=600, cwd=FW_TESTS, extra_path=(), input=None):
     """Run the unix port with the compiled firmware and tests/fw on its path."""
     path = [str(firmware_tree()), str(FW_TESTS)] + [str(p) for p in extra_path]
-    env = dict(os.environ, MICROPYPATH=":".join(path))
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen"] + path))  # .frozen: asyncio and friends
     return subprocess.run([tool("micropython"), "-X", f"heapsize={heap}"] + list(args), cwd=cwd, env=env,
                           capture_output=True, timeout=timeout, input=input)
 

@@ -28,7 +28,7 @@ def firmware_tree(board="vhub"):
 def run_mpy(args, heap="100k", input=None, timeout=600, extra_path=()):
     """Run a script on the unix port with the compiled firmware and tests/fw, tests/bench on its path."""
     path = [str(firmware_tree()), str(FW_TESTS), str(BENCH)] + [str(p) for p in extra_path]
-    env = dict(os.environ, MICROPYPATH=":".join(path))
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen"] + path))  # .frozen: asyncio and friends
     p = subprocess.run([tool("micropython"), "-X", f"heapsize={heap}"] + list(args), cwd=BENCH, env=env,
                        capture_output=True, timeout=timeout, input=input)
     if p.returncode != 0:
