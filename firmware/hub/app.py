@@ -1,6 +1,9 @@
-# The hub's main task. Boots the port, counts the boot, and runs the
-# hub's asyncio tasks. Later issues add BLE collection, the journal and
-# the uplink as tasks here.
+# The hub's main task. Boots the port, counts the boot, opens the sealed
+# journal, starts BLE collection (and, once configured, the uplink), and
+# reports its status on the console.
+#
+# A hub that is not provisioned yet (no keys) still boots and says so in
+# its status: it must stay reachable for the technician, never crash-loop.
 
 import asyncio
 import gc
@@ -9,6 +12,45 @@ import json
 from hub import VERSION, board, ports, state, status
 
 STATUS_EVERY_MS = 10000
+KEYS = "/keys"
+DEVICES = "/config/devices.json"
+HUB_CONFIG = "/config/hub.json"
+
+
+def _load_json(path, default):
+    try:
+        with open(path) as f:
+            return json.loads(f.read())
+    except OSError:
+        return default
+    except ValueError as e:
+        raise ValueError("%s is not valid JSON: %s" % (path, e))
+
+
+def load_devices(path=DEVICES):
+    """The allow-list: [{"addr": bytes7, "kind": str, "name": str}]; ValueError names the defect."""
+    from hub.ble import addr_parse
+    from hub.kinds import KINDS
+    cfg = _load_json(path, {"devices": []})
+    out = []
+    for i, d in enumerate(cfg.get("devices", []) if isinstance(cfg, dict) else []):
+        if not isinstance(d, dict) or "addr" not in d or "kind" not in d:
+            raise ValueError("%s: device %d needs addr and kind" % (path, i))
+        if d["kind"] not in KINDS:
+            raise ValueError("%s: device %d: unknown kind %r" % (path, i, d["kind"]))
+        out.append({"addr": addr_parse(d["addr"]), "kind": d["kind"], "name": d.get("name", "")})
+    return out
+
+
+def save_devices(devices, path=DEVICES):
+    from hub.ble import addr_str
+    state._mkdirs(path.rsplit("/", 1)[0])
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps({"devices": [{"addr": addr_str(d["addr"]), "kind": d["kind"], "name": d.get("name", "")}
+                                        for d in devices]}))
+    import os
+    os.rename(tmp, path)
 
 
 class Hub:
@@ -16,9 +58,30 @@ class Hub:
         self.port = port
         self.boot = boot
         self.started = port.ticks_ms()
+        self.problems = []  # what keeps the hub from doing its job, in words
+        self.journal = None
+        self.sealer = None
+        self.keys = None
+        self.store = None
+        self.central = None
+        self.collector = None
+        self.uplink = None
+        self.config = {}
 
     def status(self):
-        return status.snapshot(self.port, self.boot, self.started)
+        s = status.snapshot(self.port, self.boot, self.started)
+        s["problems"] = self.problems
+        if self.journal is not None:
+            js = self.journal.stats()
+            s["journal"] = {"pending": self.journal.count(), "next_seq": self.journal.next_seq,
+                            "evicted": js.get("evicted"), "damaged": js.get("damaged")}
+        if self.store is not None:
+            s["stored"] = self.store.stored
+        if self.collector is not None:
+            s["ble"] = self.collector.stats()
+        if self.uplink is not None and hasattr(self.uplink, "stats"):
+            s["uplink"] = self.uplink.stats()
+        return s
 
     def emit_status(self):
         # One JSON line, prefixed, so the host can read it off the console.
@@ -28,6 +91,55 @@ class Hub:
         while True:
             self.emit_status()
             await asyncio.sleep_ms(every_ms)
+
+    def log(self, msg):
+        print("hub: " + msg)
+
+    def start_services(self):
+        """Journal, sealer, BLE and collection, each as far as the flash allows."""
+        import os
+        try:
+            os.stat(KEYS + "/hub.key")
+        except OSError:
+            # Nothing to seal with: collect nothing, load nothing heavy, stay reachable.
+            self.problems.append("not provisioned: no %s/hub.key (run samband provision)" % KEYS)
+            return
+        from hub import seal
+        from hub.journal import Journal
+        from hub.store import Store
+        try:
+            self.config = _load_json(HUB_CONFIG, {})
+        except ValueError as e:
+            self.problems.append(str(e))
+        jcfg = self.config.get("journal", {})
+        self.journal = Journal(root="/journal", capacity=jcfg.get("capacity", 512 * 1024))
+        uid = self.port.unique_id()
+        try:
+            self.keys, self.sealer = seal.from_flash(uid, KEYS, on_epoch=self.journal.context)
+            self.sealer.prepare()
+        except seal.SealError as e:
+            self.problems.append(str(e))
+            return
+        self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
+        self.store = Store(self.journal, self.sealer, self.port, self.boot)
+        try:
+            devices = load_devices()
+        except ValueError as e:
+            self.problems.append(str(e))
+            devices = []
+        from hub.ble.bonds import BondStore
+        bonds = BondStore(KEYS + "/bonds", self.keys.hub_secret)
+        try:
+            self.central = self.port.ble(bonds)
+        except OSError as e:
+            self.problems.append("BLE: %s" % e)
+        if self.central is not None:
+            from hub.collect import Collector
+            self.collector = Collector(self.central, self.store, self.port, devices, bonds, log=self.log)
+            self.collector.on_pair = lambda addr, kind: save_devices(
+                [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
+            if self.config.get("pairing_s"):
+                self.collector.open_pairing(self.config["pairing_s"])
 
 
 def boot_quiet():
@@ -43,12 +155,23 @@ def boot():
     hub = Hub(port, n)
     print("samband hub %s on %s (%s port), boot %d, reset: %s"
           % (VERSION, b["name"], port.name, n, port.reset_cause()))
+    try:
+        hub.start_services()
+    except Exception as e:  # noqa: BLE001 - a broken service must leave the hub reachable
+        hub.problems.append("%s: %s" % (type(e).__name__, e))
+    for p in hub.problems:
+        print("hub: " + p)
     return hub
 
 
 async def main(hub, status_every_ms=STATUS_EVERY_MS):
     gc.collect()
-    await hub.status_task(status_every_ms)
+    tasks = [asyncio.create_task(hub.status_task(status_every_ms))]
+    if hub.collector is not None:
+        tasks.append(asyncio.create_task(hub.collector.run()))
+    if hub.uplink is not None:
+        tasks.append(asyncio.create_task(hub.uplink.run()))
+    await tasks[0]
 
 
 def run():

@@ -20,11 +20,19 @@ def read_int(name, default=0):
         return default
 
 
+def _mkdirs(path):
+    """Make path and its parents; existing folders are fine."""
+    cur = ""
+    for part in path.strip("/").split("/"):
+        cur += "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+
+
 def write_int(name, value):
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
+    _mkdirs(DIR)
     tmp = _path(name + ".tmp")
     with open(tmp, "w") as f:
         f.write(str(value))

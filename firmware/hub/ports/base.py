@@ -37,7 +37,8 @@ class BasePort:
     def led(self, on):
         pass
 
-    def ble(self):
+    def ble(self, bonds=None):
+        """The BLE Central (hub.ble), or None if this board has no BLE."""
         return None
 
     def bearers(self):

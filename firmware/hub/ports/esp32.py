@@ -32,5 +32,9 @@ class Port(BasePort):
         if self._led is not None:
             self._led.value(1 if on else 0)
 
+    def ble(self, bonds=None):
+        from hub.ble.native import Central
+        return Central(bonds)
+
     def reset(self):
         machine.reset()

@@ -29,5 +29,9 @@ class Port(BasePort):
     def led(self, on):
         self._led.value(1 if on else 0)
 
+    def ble(self, bonds=None):
+        from hub.ble.native import Central
+        return Central(bonds)
+
     def reset(self):
         machine.reset()

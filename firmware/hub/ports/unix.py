@@ -41,6 +41,15 @@ class Port(BasePort):
         total = self.board.get("fs_size", 2 * 1024 * 1024)
         return total, max(0, total - _du("/"))
 
+    def ble(self, bonds=None):
+        # The virtual hub's radio is the host's BLE bridge (docs/ble.md).
+        where = os.getenv("SAMBAND_BLE_BRIDGE")
+        if not where:
+            return None
+        host, _, port = where.rpartition(":")
+        from hub.ble.bridge import Central
+        return Central(host or "127.0.0.1", int(port), self.unique_id(), bonds)
+
     def reset(self):
         # The supervisor treats a process that ends with this code as a hard reset.
         sys.exit(75)
