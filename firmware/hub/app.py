@@ -157,6 +157,10 @@ def boot():
           % (VERSION, b["name"], port.name, n, port.reset_cause()))
     try:
         hub.start_services()
+    except MemoryError as e:
+        hint = " (a virtual hub needs --heap 256k for the full firmware: on the unix port its bytecode lives in the heap)" \
+            if port.name == "unix" else ""
+        hub.problems.append("MemoryError: %s%s" % (e, hint))
     except Exception as e:  # noqa: BLE001 - a broken service must leave the hub reachable
         hub.problems.append("%s: %s" % (type(e).__name__, e))
     for p in hub.problems:
