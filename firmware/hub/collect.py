@@ -15,7 +15,7 @@
 import asyncio
 
 from hub import alarms, profiles, reading, state
-from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char
+from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, wait_ms
 from hub.kinds import (BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, KINDS, PMD_CP, PMD_DATA, RACP, SOCP,
                        adv_services, kind_for_services)
 from hub.profiles import ProfileError
@@ -38,11 +38,6 @@ MDC_HUB_DEVICE_SILENT = const(1024 << 16 | 1)
 MDC_HUB_DEVICE_CONNECTED = const(1024 << 16 | 2)
 MDC_HUB_RECORDS_MISSING = const(1024 << 16 | 3)
 
-
-async def _wait_ms(aw, ms):
-    if hasattr(asyncio, "wait_for_ms"):
-        return await asyncio.wait_for_ms(aw, ms)
-    return await asyncio.wait_for(aw, ms / 1000)
 
 
 def _rec_key(addr):
@@ -99,7 +94,7 @@ class Device:
             self.subscribed = False
             self.seen.clear()
             try:
-                await _wait_ms(self.seen.wait(), backoff)
+                await wait_ms(self.seen.wait(), backoff)
             except asyncio.TimeoutError:
                 pass
             backoff = min(backoff * 2, BACKOFF_MAX_MS)
@@ -151,7 +146,7 @@ class Device:
                 await self._pmd_start(conn, ch)
         while not self.gone.is_set():
             try:
-                await _wait_ms(self.gone.wait(), SILENCE_CHECK_MS)
+                await wait_ms(self.gone.wait(), SILENCE_CHECK_MS)
             except asyncio.TimeoutError:
                 self._check_silence()
 
@@ -190,7 +185,7 @@ class Device:
         self.racp = (ev, [])
         await conn.write(ch.handle, req, response=True)
         try:
-            await _wait_ms(ev.wait(), RACP_TIMEOUT_MS)
+            await wait_ms(ev.wait(), RACP_TIMEOUT_MS)
         except asyncio.TimeoutError:
             raise BleError("RACP report timed out")
         res = self.racp[1]
@@ -208,7 +203,7 @@ class Device:
         self.pmd = (ev, [])
         await conn.write(ch.handle, polar_pmd.start_ecg(), response=True)
         try:
-            await _wait_ms(ev.wait(), 10000)
+            await wait_ms(ev.wait(), 10000)
         except asyncio.TimeoutError:
             raise BleError("PMD start ECG: no response")
         resp = self.pmd[1][0] if self.pmd[1] else None

@@ -42,6 +42,13 @@ except AttributeError:  # CPython, where the host runs these modules in tests
             self._ev.clear()
 
 
+async def wait_ms(aw, ms):
+    """asyncio.wait_for in milliseconds, on MicroPython and CPython alike."""
+    if hasattr(asyncio, "wait_for_ms"):
+        return await asyncio.wait_for_ms(aw, ms)
+    return await asyncio.wait_for(aw, ms / 1000)
+
+
 class BleError(OSError):
     """A BLE operation failed or timed out; the text says which and why."""
 

@@ -7,16 +7,11 @@ import asyncio
 import struct
 
 from hub import cbor
-from hub.ble import BleError, Char, Fifo, Service
+from hub.ble import BleError, Char, Fifo, Service, wait_ms
 
 _REQ, _OK, _ERR, _EVENT, _KEYREQ, _KEYREP = 0, 1, 2, 3, 4, 5
 MAX_FRAME = 65535
 
-
-async def _wait_ms(aw, ms):
-    if hasattr(asyncio, "wait_for_ms"):
-        return await asyncio.wait_for_ms(aw, ms)
-    return await asyncio.wait_for(aw, ms / 1000)
 
 
 def frame(msg):
@@ -131,7 +126,7 @@ class Central:
         try:
             w.write(frame([_REQ, rid, op] + list(args)))
             await w.drain()
-            await _wait_ms(slot[0].wait(), timeout_ms)
+            await wait_ms(slot[0].wait(), timeout_ms)
         except asyncio.TimeoutError:
             raise BleError("%s timed out after %d ms" % (op, timeout_ms))
         except OSError as e:

@@ -11,9 +11,14 @@
 import asyncio
 
 import bluetooth
-from micropython import const
 
-from hub.ble import BleError, Char, Fifo, Service
+from hub.ble import BleError, Char, Fifo, Flag, Service, wait_ms
+
+try:
+    from micropython import const
+except ImportError:  # CPython runs this module against a stand-in `bluetooth` in tests
+    def const(x):
+        return x
 
 _IRQ_SCAN_RESULT = const(5)
 _IRQ_SCAN_DONE = const(6)
@@ -50,7 +55,7 @@ def _uuid(u):
 class _Op:
     # One outstanding GATT procedure per connection, as the stacks allow.
     def __init__(self):
-        self.flag = asyncio.ThreadSafeFlag()
+        self.flag = Flag()
         self.items = []
         self.status = None
         self.value = None
@@ -72,7 +77,7 @@ class Connection:
             op = self.op = _Op()
             try:
                 start()
-                await asyncio.wait_for_ms(op.flag.wait(), timeout_ms)
+                await wait_ms(op.flag.wait(), timeout_ms)
             except asyncio.TimeoutError:
                 raise BleError("GATT procedure timed out")
             except OSError as e:
@@ -256,11 +261,11 @@ class Central:
             self.ble.gap_scan(None)
 
     async def connect(self, addr, timeout_ms=10000):
-        ev = asyncio.ThreadSafeFlag()
+        ev = Flag()
         self._connecting = (bytes(addr), [], ev)
         try:
             self.ble.gap_connect(addr[0], addr[1:], timeout_ms)
-            await asyncio.wait_for_ms(ev.wait(), timeout_ms + 1000)
+            await wait_ms(ev.wait(), timeout_ms + 1000)
         except asyncio.TimeoutError:
             raise BleError("connect to device timed out")
         except OSError as e:
