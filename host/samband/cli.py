@@ -19,6 +19,7 @@ from samband.paths import BUILD
 # One line per module that adds subcommands (see parser()).
 COMMAND_MODULES = [
     "samband.provision",
+    "samband.journal",
     "samband.decode",
 ]
 
