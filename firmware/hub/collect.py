@@ -60,6 +60,7 @@ class Device:
         self.last_rec = state.read_int(_rec_key(self.addr), -1)  # durable in the journal
         self.staged_rec = self.last_rec  # staged (durable after the next commit)
         self.racp = None  # (event, [result]) while a RACP request is out
+        self.hr = None  # HeartRateSummary, made on the first heart-rate value
         self.pmd = None
         self.opts = {}
         self.info = None
@@ -212,6 +213,7 @@ class Device:
             raise BleError("PMD start ECG refused: %r" % (resp,))
 
     async def _close(self):
+        self.flush_summary()
         conn, self.conn = self.conn, None
         if conn is not None:
             self.c.by_conn.pop(conn.handle, None)
@@ -272,6 +274,8 @@ class Device:
             self.c.bad_payloads += 1
             self.last_error = str(e)
             return
+        if uuid == 0x2A37:
+            partials = self._heart_rate(partials)
         for p in partials:
             if not self.info_sent and self.info:
                 p[reading.INFO] = self.info
@@ -285,6 +289,31 @@ class Device:
                     self.backfilled += 1
                 if rec > self.staged_rec:
                     self.staged_rec = rec
+
+    def _heart_rate(self, partials):
+        """Keep a summary of the rate; store alarms, energy, RR and finished summaries."""
+        out = []
+        for p in partials:
+            if p.get(reading.MDC) != 147842 or not isinstance(p.get(reading.VAL), int):
+                if p.get(reading.MDC) != 147240 or self.c.keep_rr:
+                    out.append(p)
+                continue
+            if alarms.classify(p) == reading.PRIO_ALARM:
+                out.append(p)
+            if self.hr is None:
+                from hub.summary import HeartRateSummary
+                self.hr = HeartRateSummary()
+            utc = self.c.port.utc_ms()
+            done = self.hr.add(p[reading.VAL], self.c.port.ticks_ms(), None if utc is None else utc // 1000)
+            if done is not None:
+                out.append(done)
+        return out
+
+    def flush_summary(self):
+        if self.hr is not None:
+            done = self.hr.flush()
+            if done is not None:
+                self.c.store.put(done, self.addr, reading.PRIO_ROUTINE)
 
     def stats(self):
         return {"addr": addr_str(self.addr), "kind": self.kind, "connected": self.conn is not None,
@@ -306,6 +335,7 @@ class Collector:
         self.bad_payloads = 0
         self.ignored_adv = 0
         self.pairing_until = None
+        self.keep_rr = False  # RR intervals stored as runs (for HRV), off: ECG straps carry them anyway
         self.on_pair = None  # called with (addr, kind) when the pairing window adds a device
         self._tasks = []
         for d in devices:
