@@ -40,6 +40,13 @@ MDC_HUB_RECORDS_MISSING = const(1024 << 16 | 3)
 
 
 
+def find_racp(spec):
+    for uuid, _ in spec[2]:
+        if uuid == RACP:
+            return True
+    return False
+
+
 def _rec_key(addr):
     return "rec-" + "".join("%02x" % b for b in addr)
 
@@ -53,6 +60,7 @@ class Device:
         self.kind = kind
         self.name = name
         self.spec = KINDS[kind]
+        self.backed = find_racp(self.spec)  # its stored records can be fetched again (RACP)
         self.conn = None
         self.handles = {}
         self.seen = asyncio.Event()
@@ -281,7 +289,8 @@ class Device:
                 p[reading.INFO] = self.info
                 self.info_sent = True
             prio = alarms.classify(p)
-            self.c.store.put(p, self.addr, prio)
+            # a stored record the device can send again through RACP may wait for a group commit
+            self.c.store.put(p, self.addr, prio, self.backed and reading.REC in p)
             self.readings += 1
             rec = p.get(reading.REC)
             if rec is not None and uuid != 0x2A34:
@@ -377,9 +386,10 @@ class Collector:
         while True:
             await asyncio.sleep_ms(COMMIT_EVERY_MS) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(
                 COMMIT_EVERY_MS / 1000)
-            if self.store.staged:
+            if self.store.staged and self.store.due():
                 self.store.commit()
-            self.remember()
+            if not self.store.staged:
+                self.remember()  # only record numbers that are durable now
 
     async def _dispatch(self):
         fifo = self.central.events

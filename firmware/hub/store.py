@@ -3,13 +3,28 @@
 # the sequence number the journal gives it, so the seal's nonce and the
 # reading's seq are the same number; nothing plaintext reaches flash.
 #
-# Routine readings are staged and committed in groups (commit_every_ms):
-# one flash commit per notification would cost 25x write amplification on
-# littlefs (docs/journal.md). Alarms commit at once. Whoever must know a
-# reading is durable (RACP bookkeeping) waits for commit().
+# Readings are staged and committed in groups: one littlefs commit per
+# record writes 25 bytes per record byte, a 30-minute group under 2
+# (docs/journal.md). How long a reading may wait depends on whether
+# anything else still has it:
+#   alarms            commit at once;
+#   device-backed     readings the device keeps and the hub can fetch again
+#                     through RACP (glucose meters, CGMs): up to BACKED_MS,
+#                     because the hub remembers a record number only after
+#                     its commit, so a power cut just means fetching again;
+#   everything else   live values only the hub has: within LIVE_MS.
 
 from hub import reading
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+LIVE_MS = const(2000)
+BACKED_MS = const(30 * 60 * 1000)
 
 
 class Store:
@@ -21,10 +36,14 @@ class Store:
         self.staged = 0
         self.stored = 0
         self.rejected = 0  # partial readings that failed validation (a decoder bug), counted
+        self.commits = 0
         self._after_commit = []
+        self._live_since = None    # ticks of the oldest staged reading only the hub has
+        self._backed_since = None  # ticks of the oldest staged device-backed reading
 
-    def put(self, partial, dev, prio=PRIO_ROUTINE):
-        """Stage one reading; returns its seq. Durable after the next commit()."""
+    def put(self, partial, dev, prio=PRIO_ROUTINE, backed=False):
+        """Stage one reading; returns its seq. Durable after the next commit()
+        (at once for an alarm). backed: the device keeps it and can send it again."""
         mono = [self.boot, self.port.ticks_ms() & 0x3FFFFFFF]
         hts = self.port.utc_ms()
         try:
@@ -42,7 +61,19 @@ class Store:
         self.staged += 1
         if prio == PRIO_ALARM:
             self.commit()
+        elif backed:
+            if self._backed_since is None:
+                self._backed_since = mono[1]
+        elif self._live_since is None:
+            self._live_since = mono[1]
         return seq
+
+    def due(self):
+        """Whether the staged readings should be committed now (see the top of this file)."""
+        now = self.port.ticks_ms() & 0x3FFFFFFF
+        if self._live_since is not None and (now - self._live_since) & 0x3FFFFFFF >= LIVE_MS:
+            return True
+        return self._backed_since is not None and (now - self._backed_since) & 0x3FFFFFFF >= BACKED_MS
 
     def after_commit(self, fn):
         """Run fn() once everything staged so far is durable (e.g. remember a record number)."""
@@ -50,8 +81,10 @@ class Store:
 
     def commit(self):
         self.journal.commit()
+        self.commits += 1
         self.stored += self.staged
         self.staged = 0
+        self._live_since = self._backed_since = None
         fns, self._after_commit = self._after_commit, []
         for fn in fns:
             fn()

@@ -69,6 +69,7 @@ def main():
     for prog in (32, 256):
         print(run_mpy(["journal_mpy.py", "wa", str(prog)], heap="4m"), end="", flush=True)
     print(run_mpy(["journal_mpy.py", "fit", "32"], heap="4m"), end="", flush=True)
+    print(run_mpy(["journal_mpy.py", "fit", "32", "15"], heap="4m"), end="", flush=True)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "j1m"
         st = build_1mb(root)

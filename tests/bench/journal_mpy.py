@@ -50,11 +50,27 @@ def sizes():
     return len(R.encode(cgm)) + SEAL_OVERHEAD, len(R.encode(bp)) + SEAL_OVERHEAD, len(R.encode(hr)) + SEAL_OVERHEAD
 
 
-def week():
-    """The seven-day workload minute by minute: yields (minute, [record sizes])."""
-    cgm, bp, hr = sizes()
+def hr_run_size():
+    """Sealed size of the hub's heart-rate record (hub.summary): 15 per-minute summaries in one reading."""
+    from hub.summary import HeartRateSummary
+    s = HeartRateSummary()
+    t = 0
+    for minute in range(15):
+        for sec in range(60):
+            s.add(60 + (minute * 7 + sec) % 45, t, 1764400000 + t // 1000)
+            t += 1000
+    r = s.flush()
+    r = R.complete(r, 123456, DEV, [12, 123456789], 1764400000123)
+    return len(R.encode(r)) + SEAL_OVERHEAD
+
+
+def week(hr_every=1, hr=None):
+    """The seven-day workload minute by minute: yields (minute, [record sizes]).
+    hr_every: minutes between heart-rate records (1: one summary a minute; 15: the hub's runs)."""
+    cgm, bp, hr1 = sizes()
+    hr = hr or hr1
     for m in range(7 * 24 * 60):
-        out = [hr]
+        out = [hr] if m % hr_every == 0 else []
         if m % 5 == 0:
             out.append(cgm)
         if m % 360 == 0:
@@ -166,15 +182,22 @@ def cmd_wa(prog):
     figure("%s, RACP backfill (50 records a commit): erases" % tag, er, "blocks per 1000 records")
 
 
-def cmd_fit(prog):
+def cmd_fit(prog, hr_every=1):
     cgm, bp, hr = sizes()
-    figure("sealed record sizes cgm/bp/hr-summary", "%d/%d/%d" % (cgm, bp, hr), "bytes")
+    if hr_every == 1:
+        figure("sealed record sizes cgm/bp/hr-summary", "%d/%d/%d" % (cgm, bp, hr), "bytes")
+        label = "7 days"
+        hr_size = hr
+    else:
+        hr_size = hr_run_size()
+        figure("sealed size of the hub's 15-minute heart-rate run (hub.summary)", hr_size, "bytes")
+        label = "7 days, heart rate as the hub stores it (15-minute runs)"
     bd = lfs(128, prog)  # 512 KB of flash, all of it littlefs
     # segments may take what littlefs leaves: superblock and directories need a few blocks
     j = Journal("/lfs/journal", capacity=120 * BS, segment_size=BS, window_ms=0)
     j.context(EPOCH_HEADER)
     n = payload = 0
-    for m, recs in week():
+    for m, recs in week(hr_every, hr_size):
         for size in recs:
             j.stage(record(size), PRIO_ROUTINE)
             payload += size
@@ -186,9 +209,13 @@ def cmd_fit(prog):
     fs = os.statvfs("/lfs")
     figure("littlefs 512 KB: blocks holding journal segments / littlefs's own / free",
            "%d/%d/%d" % (st["segments"], fs[2] - fs[3] - st["segments"], fs[3]), "of %d" % fs[2])
-    figure("7 days (%d records, %d KB of sealed records) in 512 KB: records kept" % (n, payload // 1024),
+    figure("%s (%d records, %d KB of sealed records) in 512 KB: records kept" % (label, n, payload // 1024),
            "%d of %d" % (n - st["evicted"], n))
-    figure("7 days in 512 KB: evicted (oldest routine first)", st["evicted"], "records")
+    figure("%s in 512 KB: evicted (oldest routine first)" % label, st["evicted"], "records")
+    if hr_every != 1:
+        j.close()
+        unmount()
+        return
     on_flash = st["bytes"] / max(1, st["pending"])
     figure("journal bytes per record on flash (frame, segment header, context)", on_flash, "bytes")
     figure("journal overhead per record", on_flash - payload / n, "bytes")
@@ -325,7 +352,7 @@ def main():
     elif cmd == "wa":
         cmd_wa(int(sys.argv[2]))
     elif cmd == "fit":
-        cmd_fit(int(sys.argv[2]))
+        cmd_fit(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif cmd == "loop":
         cmd_loop(sys.argv[2])
 
