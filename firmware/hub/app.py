@@ -133,6 +133,10 @@ class Hub:
             self.central = self.port.ble(bonds)
         except OSError as e:
             self.problems.append("BLE: %s" % e)
+        if self.central is None and devices:
+            self.problems.append("no BLE radio: %s" % (
+                "start the virtual hub with SAMBAND_BLE_BRIDGE=host:port" if self.port.name == "unix"
+                else "this board has none"))
         if self.central is not None:
             from hub.collect import Collector
             self.collector = Collector(self.central, self.store, self.port, devices, bonds, log=self.log)
@@ -168,8 +172,9 @@ def boot():
     return hub
 
 
-async def main(hub, status_every_ms=STATUS_EVERY_MS):
+async def main(hub, status_every_ms=None):
     gc.collect()
+    status_every_ms = status_every_ms or hub.config.get("status_ms", STATUS_EVERY_MS)
     tasks = [asyncio.create_task(hub.status_task(status_every_ms))]
     if hub.collector is not None:
         tasks.append(asyncio.create_task(hub.collector.run()))
