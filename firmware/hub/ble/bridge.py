@@ -86,7 +86,7 @@ class Central:
         self._r = None
         self._w = None
         self._reader = None
-        self._opening = None
+        self._conns = set()  # connection handles the bridge gave us
 
     async def open(self):
         """Connect to the bridge (again); idempotent."""
@@ -112,6 +112,10 @@ class Central:
             slot[2] = why
             slot[0].set()
         self._wait = {}
+        # Every link went with the bridge: tell their owners, as a radio would (0x08: timeout).
+        for h in self._conns:
+            self.events.put(("disc", h, 0x08))
+        self._conns = set()
 
     async def call(self, op, *args, timeout_ms=10000):
         if self._w is None and op != "hello":
@@ -143,6 +147,7 @@ class Central:
 
     async def connect(self, addr, timeout_ms=10000):
         h = await self.call("connect", bytes(addr), timeout_ms, timeout_ms=timeout_ms + 2000)
+        self._conns.add(h)
         return Connection(self, h, bytes(addr))
 
     async def bond_delete(self, addr):
@@ -164,6 +169,8 @@ class Central:
                     why = "malformed frame from the BLE bridge"
                     break
                 if kind == _EVENT:
+                    if msg[1] == "disc":
+                        self._conns.discard(msg[2])
                     self.events.put(tuple(msg[1:]))
                 elif kind == _OK or kind == _ERR:
                     slot = self._wait.get(msg[1]) if len(msg) > 2 else None
