@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "samband.provision",
     "samband.journal",
     "samband.decode",
+    "samband.blebridge",
 ]
 
 

@@ -1,0 +1,131 @@
+"""A small CPython client of the BLE bridge protocol (docs/ble.md), for tests
+and tools: asyncio, one connection, answers the bridge's key-store requests
+from a dict (as the hub answers them from its sealed bond store).
+
+    c = await BridgeClient.open(host, port)
+    await c.request("scan", True, True)
+    ev = await c.next_event("adv", timeout=5)
+    h = await c.request("connect", addr7, 5000)
+"""
+
+import asyncio
+import struct
+
+import cbor2
+
+REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5
+
+
+class BridgeRequestError(Exception):
+    """The bridge answered a request with an error frame (or the link went away)."""
+
+
+class BridgeClient:
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self.keys = {}            # addr7 -> opaque keys (the hub's bond store)
+        self.keystore_log = []    # (op, addr7) of every key-store request
+        self.events = asyncio.Queue()
+        self.closed = asyncio.Event()
+        self._rid = 0
+        self._wait = {}
+        self._task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, host, port, hello=b"test-hub"):
+        r, w = await asyncio.open_connection(host, port)
+        c = cls(r, w)
+        if hello is not None:
+            c.info = await c.request("hello", hello)
+        return c
+
+    def send_raw(self, data):
+        self.writer.write(data)
+
+    def send(self, msg):
+        body = cbor2.dumps(msg, canonical=True)
+        self.writer.write(struct.pack(">H", len(body)) + body)
+
+    async def request(self, op, *args, timeout=30):
+        self._rid += 1
+        rid = self._rid
+        fut = asyncio.get_running_loop().create_future()
+        self._wait[rid] = fut
+        self.send([REQ, rid, op] + list(args))
+        try:
+            ok, value = await asyncio.wait_for(fut, timeout)
+        finally:
+            self._wait.pop(rid, None)
+        if not ok:
+            raise BridgeRequestError(value)
+        return value
+
+    async def next_event(self, kind=None, timeout=10, where=None):
+        """The next event of this kind (others are dropped), as a tuple without the 3."""
+        async def get():
+            while True:
+                ev = await self.events.get()
+                if (kind is None or ev[0] == kind) and (where is None or where(ev)):
+                    return ev
+        return await asyncio.wait_for(get(), timeout)
+
+    def drain_events(self):
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+    async def _read(self):
+        try:
+            while True:
+                hdr = await self.reader.readexactly(2)
+                body = await self.reader.readexactly(struct.unpack(">H", hdr)[0])
+                msg = cbor2.loads(body)
+                kind = msg[0]
+                if kind in (OK, ERR):
+                    fut = self._wait.get(msg[1])
+                    if fut is not None and not fut.done():
+                        fut.set_result((kind == OK, msg[2]))
+                elif kind == EVENT:
+                    self.events.put_nowait(tuple(msg[1:]))
+                elif kind == KEYREQ:
+                    self._keystore(msg)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            self.closed.set()
+            for fut in self._wait.values():
+                if not fut.done():
+                    fut.set_result((False, "bridge connection closed"))
+
+    def _keystore(self, msg):
+        rid, op = msg[1], msg[2]
+        result = None
+        if op == "get":
+            result = self.keys.get(bytes(msg[3]))
+        elif op == "set":
+            self.keys[bytes(msg[3])] = bytes(msg[4])
+        elif op == "delete":
+            self.keys.pop(bytes(msg[3]), None)
+        elif op == "all":
+            result = [[a, k] for a, k in sorted(self.keys.items())]
+        self.keystore_log.append((op, bytes(msg[3]) if len(msg) > 3 else None))
+        self.send([KEYREP, rid, result])
+
+    async def close(self):
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+        self._task.cancel()
+
+    # ------------------------------------------------------------ conveniences
+    async def discover(self, conn):
+        """{uuid: (value_handle, props, cccd)} of every characteristic (first one of a uuid wins)."""
+        out = {}
+        for svc in await self.request("discover", conn):
+            for uuid, vh, props, cccd in svc[3]:
+                out.setdefault(uuid, (vh, props, cccd))
+        return out
