@@ -288,7 +288,7 @@ class Device:
             if not self.info_sent and self.info:
                 p[reading.INFO] = self.info
                 self.info_sent = True
-            prio = alarms.classify(p)
+            prio = reading.PRIO_TELEMETRY if uuid == BATTERY_LEVEL else alarms.classify(p)
             # a stored record the device can send again through RACP may wait for a group commit
             self.c.store.put(p, self.addr, prio, self.backed and reading.REC in p)
             self.readings += 1

@@ -87,11 +87,15 @@ class Central:
         self._w = None
         self._reader = None
         self._conns = set()  # connection handles the bridge gave us
+        self._open_lock = asyncio.Lock()  # one TCP connection, however many tasks call at once
 
     async def open(self):
-        """Connect to the bridge (again); idempotent."""
-        if self._w is not None:
-            return
+        """Connect to the bridge (again); idempotent, and safe from several tasks at once."""
+        async with self._open_lock:
+            if self._w is None:
+                await self._open()
+
+    async def _open(self):
         try:
             r, w = await asyncio.open_connection(self.host, self.port)
         except OSError as e:
