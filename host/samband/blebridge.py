@@ -210,6 +210,7 @@ class BleBridge:
         self._pair_cfg = {}
         self._opened = []       # transports to close
         self._serving = set()
+        self._central_controller = None
         self.stats = {"requests": 0, "errors": 0, "events": 0, "malformed": 0, "hubs": 0}
 
     # ------------------------------------------------------------ lifecycle
@@ -287,6 +288,7 @@ class BleBridge:
         self.link = LocalLink()
         if self.with_central:
             c = Controller("hub", link=self.link)
+            self._central_controller = c
             self.central = Device(name="samband-hub", address=parse_addr(self.hub_address),
                                   host=Host(c, AsyncPipeSink(c)))
             self.central.keystore = _keystore_class()(self)
@@ -585,13 +587,34 @@ class BleBridge:
                 raise BridgeError("already connected to %s (conn %d)" % (addr, h))
         async with self._connect_lock:
             try:
-                conn = await self.central.connect(addr, timeout=max(timeout_ms, 1) / 1000)
+                conn = await asyncio.wait_for(self.central.connect(addr, timeout=None),
+                                              max(timeout_ms, 1) / 1000)
             except (core.TimeoutError, asyncio.TimeoutError):
+                await self._cancel_connect(addr)
                 raise BridgeError("connect to %s timed out after %d ms" % (addr, timeout_ms))
             except core.ConnectionError as e:
                 raise BridgeError("connect to %s failed: %s" % (addr, e))
         self._setup(conn)
         return conn.handle
+
+    async def _cancel_connect(self, addr):
+        """Give up a pending connection. bumble's virtual controller acknowledges LE Create
+        Connection Cancel but keeps initiating (a real one ends it with a Connection Complete
+        carrying an error), so the pending initiation is also cleared on the controller."""
+        from bumble import hci
+        try:
+            await self.central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+        except Exception:  # noqa: BLE001 - nothing pending any more
+            pass
+        if self._central_controller is not None:
+            self._central_controller.pending_le_connection = None
+        await asyncio.sleep(0)
+        for conn in list(self.central.connections.values()):
+            if conn.peer_address == addr and conn.handle not in self.conns:
+                try:  # it completed just as we gave up: nobody wants it
+                    await conn.disconnect()
+                except Exception:  # noqa: BLE001
+                    pass
 
     def _setup(self, conn):
         h = conn.handle

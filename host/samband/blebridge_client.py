@@ -27,6 +27,7 @@ class BridgeClient:
         self.keys = {}            # addr7 -> opaque keys (the hub's bond store)
         self.keystore_log = []    # (op, addr7) of every key-store request
         self.events = asyncio.Queue()
+        self.backlog = []
         self.closed = asyncio.Event()
         self._rid = 0
         self._wait = {}
@@ -62,16 +63,26 @@ class BridgeClient:
         return value
 
     async def next_event(self, kind=None, timeout=10, where=None):
-        """The next event of this kind (others are dropped), as a tuple without the 3."""
+        """The oldest event of this kind (matching `where`), as a tuple without the 3.
+        Events passed over stay in the backlog for later calls."""
+        def match(ev):
+            return (kind is None or ev[0] == kind) and (where is None or where(ev))
+
+        for i, ev in enumerate(self.backlog):
+            if match(ev):
+                return self.backlog.pop(i)
+
         async def get():
             while True:
                 ev = await self.events.get()
-                if (kind is None or ev[0] == kind) and (where is None or where(ev)):
+                if match(ev):
                     return ev
+                self.backlog.append(ev)
         return await asyncio.wait_for(get(), timeout)
 
     def drain_events(self):
-        out = []
+        """Every event received so far (the backlog too), removed."""
+        out, self.backlog = self.backlog, []
         while not self.events.empty():
             out.append(self.events.get_nowait())
         return out

@@ -133,7 +133,7 @@ class CgmSensor(Sim):
                 break
             r = self._new()
             out.append(r["toff"])
-            if not self.racp.busy():
+            if not self.racp.sending:
                 await self._send(r)
         return out
 

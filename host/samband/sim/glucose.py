@@ -38,6 +38,7 @@ class RacpServer:
         self.task = None
         self.aborted = False
         self.reports = 0
+        self.sending = False      # records going out (a new measurement waits)
 
     def characteristic(self):
         self.ch = self.sim.char(0x2A52, WRITE | INDICATE, write=self._write)
@@ -122,12 +123,16 @@ class RacpServer:
             await self._respond(op, racp.SUCCESS)
             return
         self.reports += 1
-        for i, r in enumerate(recs):
-            if self.aborted or not self.sim.connected:
-                return
-            await self.send(r)
-            if i % 8 == 7:
-                await self.sim.pace()
+        self.sending = True
+        try:
+            for i, r in enumerate(recs):
+                if self.aborted or not self.sim.connected:
+                    return
+                await self.send(r)
+                if i % 8 == 7:
+                    await self.sim.pace()
+        finally:
+            self.sending = False
         if not self.aborted and self.sim.connected:
             await self._respond(op, racp.SUCCESS)
 
@@ -195,7 +200,7 @@ class GlucoseMeter(Sim):
         for _ in range(int(n)):
             rec = self._new(self.now())
             out.append(rec["seq"])
-            if not self.racp.busy():
+            if not self.racp.sending:
                 await self._send(rec)
         return out
 
