@@ -291,6 +291,7 @@ class BleBridge:
             self._central_controller = c
             self.central = Device(name="samband-hub", address=parse_addr(self.hub_address),
                                   host=Host(c, AsyncPipeSink(c)))
+            self.central.irk = (bytes(self.central.random_address) * 3)[:16]
             self.central.keystore = _keystore_class()(self)
             self.central.pairing_config_factory = self._pairing_config
             await self.central.power_on()
@@ -306,6 +307,7 @@ class BleBridge:
             else:
                 c = Controller(s.name, link=self.link)
                 dev = Device(name=s.name, address=s.address, host=Host(c, AsyncPipeSink(c)))
+            dev.irk = (bytes(s.address) * 3)[:16]  # distinct per device, stable across runs
             await s.attach(dev)
             await dev.power_on()
             s.flow = self._flow
@@ -784,8 +786,8 @@ def cmd_ble_bridge(args):
     bridge = BleBridge(sims, host=args.host, port=args.port, transports=transports, central=not physical)
     try:
         addr = bridge.start()
-    except OSError as e:
-        raise SambandError("cannot start the BLE bridge: %s" % e)
+    except Exception as e:  # noqa: BLE001 - a port in use, a dongle missing: one line
+        raise SambandError("cannot start the BLE bridge: %s" % (e or type(e).__name__))
     if addr is not None:
         print("ble bridge on %s:%d" % addr, flush=True)
     else:
