@@ -366,3 +366,64 @@ def test_two_bridges_in_one_process():
         run(go())
     finally:
         other.stop()
+
+
+# ----------------------------------------------------------------- the firmware's own client
+
+def test_the_hubs_bridge_client_collects_through_the_bridge(bridge):
+    """hub/ble/bridge.py (the virtual hub's BLE, run here under CPython) against the bridge:
+    the same frames, CBOR from hub.cbor, UUID forms and key-store requests."""
+    from hub.ble import BleError, bridge as fw, find_char
+
+    class Bonds:
+        def __init__(self):
+            self.d = {}
+
+        def get(self, addr):
+            return self.d.get(bytes(addr))
+
+        def set(self, addr, keys):
+            self.d[bytes(addr)] = bytes(keys)
+
+        def delete(self, addr):
+            self.d.pop(bytes(addr), None)
+
+        def all(self):
+            return [[a, k] for a, k in self.d.items()]
+
+    async def go():
+        bonds = Bonds()
+        central = fw.Central(bridge.addr[0], bridge.addr[1], b"hub-under-test", bonds)
+        await central.open()
+        assert central.address == bytes([1, 0xC0, 0x5A, 0x4B, 0, 0, 0xF0])
+        await central.scan(True)
+        seen = set()
+        while len(seen) < 7:
+            ev = await asyncio.wait_for(central.events.get(), 5)
+            if ev[0] == "adv":
+                seen.add(kinds.kind_for_services(kinds.adv_services(ev[3])))
+        await central.scan(False)
+        assert seen == set(kinds.KINDS) - {"hr"}
+        conn = await central.connect(ADDR["scale"])
+        assert await conn.exchange_mtu(247) == 247
+        svcs = await conn.discover()
+        ch = find_char(svcs, 0x2A9D, 0x181D)
+        assert ch.cccd and ch.props & 0x20
+        assert find_char(svcs, bytes.fromhex(profiles.PMD_CP.replace("-", ""))) is None
+        await conn.subscribe(ch.cccd, 2)
+        scale = bridge.sim("scale")
+        await asyncio.get_running_loop().run_in_executor(None, bridge.call, scale.measure())
+        while True:
+            ev = await asyncio.wait_for(central.events.get(), 5)
+            if ev[0] == "indicate" and ev[2] == ch.handle:
+                assert profiles.decode(0x2A9D, ev[3])[0][MDC] == 188736
+                break
+        g = await central.connect(ADDR["thermo"])
+        with pytest.raises(BleError):
+            await g.read(0x7F00)
+        res = await g.pair(bond=True, mitm=False, lesc=True)
+        assert res["encrypted"] and res["bonded"] and bonds.get(ADDR["thermo"])
+        await conn.disconnect()
+        await g.disconnect()
+        central._lost("test done")
+    run(go())
