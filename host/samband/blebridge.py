@@ -252,6 +252,13 @@ class BleBridge:
         self.thread.join(timeout)
         self.thread = None
 
+    def __enter__(self):
+        self.addr = self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def call(self, coro, timeout=60):
         """Run a coroutine on the bridge's loop (from another thread) and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -596,6 +603,9 @@ class BleBridge:
                 raise BridgeError("connect to %s timed out after %d ms" % (addr, timeout_ms))
             except core.ConnectionError as e:
                 raise BridgeError("connect to %s failed: %s" % (addr, e))
+            except asyncio.CancelledError:  # the hub went away mid-connect
+                asyncio.ensure_future(self._cancel_connect(addr))
+                raise
         self._setup(conn)
         return conn.handle
 

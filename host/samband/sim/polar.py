@@ -70,6 +70,10 @@ class PolarStrap(Sim):
     async def burst_one(self, i):
         return await self.notify(self.hr_char, self.hr_payload(i))
 
+    async def ecg_speed(self, speed):
+        """Frames this many times faster than real time from now on (0: as fast as possible)."""
+        self.speed = float(speed)
+
     # ------------------------------------------------------------ PMD
     def _cp_write(self, conn, value):
         self.spawn(self._cp(conn, bytes(value)))
@@ -138,6 +142,7 @@ class PolarStrap(Sim):
         n = 0
         frame_s = SAMPLES_PER_FRAME / RATE
         k = 0
+        speed = self.speed
         while self.connected:
             samples = [self.sample(n + i) for i in range(SAMPLES_PER_FRAME)]
             last = n + SAMPLES_PER_FRAME - 1
@@ -147,6 +152,8 @@ class PolarStrap(Sim):
             k += 1
             self.frames += 1
             self.samples += SAMPLES_PER_FRAME
+            if self.speed != speed:  # a new speed paces from here on
+                speed, real0, k = self.speed, time.monotonic(), 1
             if self.speed > 0:
                 due = real0 + k * frame_s / self.speed
                 delay = due - time.monotonic()
