@@ -85,7 +85,12 @@ class Hub:
 
     def emit_status(self):
         # One JSON line, prefixed, so the host can read it off the console.
-        print("STATUS " + json.dumps(self.status()))
+        # A status that does not fit in the heap right now must not stop the hub.
+        try:
+            print("STATUS " + json.dumps(self.status()))
+        except MemoryError:
+            gc.collect()
+            print('STATUS {"error": "MemoryError", "heap_free": %d}' % gc.mem_free())
 
     async def status_task(self, every_ms):
         while True:
@@ -172,14 +177,28 @@ def boot():
     return hub
 
 
+async def _keep(name, fn, hub):
+    """Run a service; if it dies, say why and start it again (a hub never stops collecting)."""
+    while True:
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported and restarted
+            hub.problems.append("%s stopped: %s: %s" % (name, type(e).__name__, e))
+            del hub.problems[:-8]
+            gc.collect()
+            await asyncio.sleep(1)
+
+
 async def main(hub, status_every_ms=None):
     gc.collect()
     status_every_ms = status_every_ms or hub.config.get("status_ms", STATUS_EVERY_MS)
-    tasks = [asyncio.create_task(hub.status_task(status_every_ms))]
+    tasks = [asyncio.create_task(_keep("status", lambda: hub.status_task(status_every_ms), hub))]
     if hub.collector is not None:
-        tasks.append(asyncio.create_task(hub.collector.run()))
+        tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:
-        tasks.append(asyncio.create_task(hub.uplink.run()))
+        tasks.append(asyncio.create_task(_keep("uplink", hub.uplink.run, hub)))
     await tasks[0]
 
 

@@ -15,7 +15,7 @@
 import asyncio
 
 from hub import alarms, profiles, reading, state
-from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, wait_ms
+from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
 from hub.kinds import (BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, KINDS, PMD_CP, PMD_DATA, RACP, SOCP,
                        adv_services, kind_for_services)
 from hub.profiles import ProfileError
@@ -37,6 +37,7 @@ SILENCE_CHECK_MS = const(1000)
 MDC_HUB_DEVICE_SILENT = const(1024 << 16 | 1)
 MDC_HUB_DEVICE_CONNECTED = const(1024 << 16 | 2)
 MDC_HUB_RECORDS_MISSING = const(1024 << 16 | 3)
+MDC_HUB_BOND_LOST = const(1024 << 16 | 4)
 
 
 
@@ -82,6 +83,7 @@ class Device:
         self.bad_payloads = 0
         self.readings = 0
         self.backfilled = 0
+        self.bond_losses = 0
         self.last_error = None
 
     # ------------------------------------------------------------ the task
@@ -101,12 +103,15 @@ class Device:
             if self.subscribed:
                 backoff = BACKOFF_MIN_MS  # it had worked: retry soon
             self.subscribed = False
+            # Capped backoff first (a device that advertises but fails must not be hammered),
+            # then wait until it is heard advertising (or try anyway after a while).
+            await asyncio.sleep_ms(backoff) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(backoff / 1000)
+            backoff = min(backoff * 2, BACKOFF_MAX_MS)
             self.seen.clear()
             try:
-                await wait_ms(self.seen.wait(), backoff)
+                await wait_ms(self.seen.wait(), BACKOFF_MAX_MS)
             except asyncio.TimeoutError:
                 pass
-            backoff = min(backoff * 2, BACKOFF_MAX_MS)
 
     async def _session(self):
         c = self.c
@@ -125,7 +130,17 @@ class Device:
             for ch in s.chars:
                 self.handles[ch.handle] = ch.uuid
         if self.spec[1] or (c.bonds is not None and c.bonds.get(self.addr) is not None):
-            res = await conn.pair(bond=True, mitm=False, lesc=True)
+            try:
+                res = await conn.pair(bond=True, mitm=False, lesc=True)
+            except BleError as e:
+                if "KEY_MISSING" not in str(e) and "0x06" not in str(e):
+                    raise
+                # The device lost our bond (reset, battery change). Pair afresh, and say so:
+                # an operator should know, since a lost bond is also what an impostor would claim.
+                self.bond_losses += 1
+                await c.central.bond_delete(self.addr)
+                c.telemetry(self.addr, MDC_HUB_BOND_LOST, self.bond_losses)
+                res = await conn.pair(bond=True, mitm=False, lesc=True)
             if not res.get("encrypted"):
                 raise BleError("link not encrypted after pairing")
         await self._read_info(conn, svcs)
@@ -268,7 +283,7 @@ class Device:
                     self.racp[0].set()
                 return
             if uuid == PMD_CP:
-                resp = profiles.parse(PMD_CP, data)
+                resp = profiles.parse(uuid_str(PMD_CP), data)
                 if self.pmd is not None and resp.get("kind") == "response":
                     self.pmd[1].append(resp)
                     self.pmd[0].set()
@@ -276,7 +291,9 @@ class Device:
             if uuid == SOCP:
                 profiles.parse(SOCP, data)
                 return
-            partials = profiles.decode(uuid, data, **self.opts) if self.kind == "cgm" else profiles.decode(uuid, data)
+            # hub.ble gives 128-bit UUIDs as big-endian bytes; the profile registry takes their text
+            puuid = uuid if isinstance(uuid, int) else uuid_str(uuid)
+            partials = profiles.decode(puuid, data, **self.opts) if self.kind == "cgm" else profiles.decode(puuid, data)
         except ProfileError as e:
             self.bad_payloads += 1
             self.c.bad_payloads += 1
@@ -328,7 +345,7 @@ class Device:
         return {"addr": addr_str(self.addr), "kind": self.kind, "connected": self.conn is not None,
                 "subscribed": self.subscribed, "readings": self.readings, "backfilled": self.backfilled,
                 "last_rec": self.last_rec, "connects": self.connects, "disconnects": self.disconnects,
-                "errors": self.errors, "bad_payloads": self.bad_payloads, "last_error": self.last_error}
+                "errors": self.errors, "bad_payloads": self.bad_payloads, "bond_losses": self.bond_losses, "last_error": self.last_error}
 
 
 class Collector:

@@ -1,0 +1,151 @@
+"""Collection end to end: the virtual hub (MicroPython unix port, full
+firmware) against emulated devices on bumble, through the BLE bridge.
+Every check reads the hub's sealed journal back with the depot, as the
+receiver would: what counts is what reached flash."""
+
+import collections
+import time
+
+import pytest
+
+from samband.blebridge import BleBridge
+from samband.rig import Rig
+
+GLUCOSE = "C0:5A:4B:00:00:01"
+GLUCOSE_MDC = {160184, 160188, 160192, 160196, 160200, 160204, 160208, 160212, 160020}
+
+
+def hub_addr(a):
+    return a + "/r"  # the sims use random static addresses
+
+
+@pytest.fixture
+def bridge_factory():
+    started = []
+
+    def make(devices):
+        b = BleBridge(devices=devices)
+        addr = b.start()
+        started.append(b)
+        return b, addr
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+def dev(stats, addr):
+    for d in stats.get("ble", {}).get("devices", []):
+        if d["addr"] == hub_addr(addr):
+            return d
+    return {}
+
+
+def glucose_recs(rows):
+    return [r[10] for seq, prio, r, err in rows if r is not None and r.get(2) in GLUCOSE_MDC and 10 in r]
+
+
+def test_500_records_backfilled_exactly_once_across_3_disconnects(tmp_path, bridge_factory):
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 500}])
+    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        for n in range(3):
+            bridge.fault(GLUCOSE, "drop_link", 90 + 37 * n)  # in the middle of the RACP transfer
+            rig.wait_status(lambda s: dev(s, GLUCOSE).get("disconnects", 0) > n, 120, f"forced disconnect {n + 1}")
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 500, 180, "the backfill to finish")
+        d = dev(s, GLUCOSE)
+        assert d["disconnects"] >= 3 and d["connects"] >= 4
+        assert s["ble"]["fifo"]["dropped"] == 0
+        rig.stop()
+        rows = rig.readings()
+    assert all(err is None for *_, err in rows), [r for r in rows if r[3]]
+    recs = glucose_recs(rows)
+    dup = [k for k, v in collections.Counter(recs).items() if v > 1]
+    assert not dup, f"records stored twice: {dup[:10]}"
+    assert sorted(recs) == list(range(1, 501)), f"missing: {sorted(set(range(1, 501)) - set(recs))[:20]}"
+
+
+def test_off_list_device_ignored_and_pairing_window(tmp_path, bridge_factory):
+    other = "C0:5A:4B:00:00:06"
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 3},
+                                    {"kind": "thermo", "address": other}])
+    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 3 and s["ble"]["ignored_adv"] > 0, 60,
+                            "the glucose meter's records and the thermometer's adverts")
+        assert not dev(s, other), "a device off the allow-list was taken"
+        assert [d["addr"] for d in s["ble"]["devices"]] == [hub_addr(GLUCOSE)]
+    # the same thermometer is accepted during a pairing window, and remembered
+    with Rig(tmp_path / "2", devices=[], bridge=where, hub_config={"status_ms": 300, "pairing_s": 60}) as rig:
+        s = rig.wait_status(lambda s: dev(s, other).get("subscribed"), 60, "the thermometer paired in the window")
+        assert dev(s, other)["kind"] == "thermo"
+        saved = (rig.flash / "config" / "devices.json").read_text()
+        assert hub_addr(other) in saved
+
+
+def test_bonded_device_reconnects_and_reencrypts(tmp_path, bridge_factory):
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 5}])
+    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 5, 60, "first session")
+        bonds = (rig.flash / "keys" / "bonds").read_bytes()
+        assert b"ltk" not in bonds.lower() and len(bonds) > 40  # sealed, not plaintext JSON
+        bridge.fault(GLUCOSE, "drop_link")
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 2 and dev(s, GLUCOSE).get("subscribed"),
+                            60, "reconnect with the stored bond")
+        assert dev(s, GLUCOSE)["errors"] == 0, dev(s, GLUCOSE)
+        # the device loses its bond: the hub's re-encryption fails, then it pairs afresh
+        bridge.fault(GLUCOSE, "forget_bond")
+        bridge.fault(GLUCOSE, "drop_link")
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 3 and dev(s, GLUCOSE).get("subscribed"),
+                            90, "pairing again after a lost bond")
+        assert dev(s, GLUCOSE)["bond_losses"] == 1
+
+
+def test_seven_devices_at_once(tmp_path, bridge_factory):
+    from samband.sim import DEFAULT_SET
+    bridge, where = bridge_factory(DEFAULT_SET)
+    devices = [{"addr": hub_addr(d["address"]), "kind": d["kind"], "name": ""} for d in DEFAULT_SET]
+    with Rig(tmp_path, devices=devices, bridge=where, hub_config={"status_ms": 500}, heap="512k") as rig:
+        s = rig.wait_status(lambda s: all(dev(s, d["address"]).get("subscribed") for d in DEFAULT_SET)
+                            and all(dev(s, d["address"]).get("readings", 0) > 0 for d in DEFAULT_SET),
+                            150, "all seven devices subscribed with readings")
+        assert s["ble"]["fifo"]["dropped"] == 0
+        assert s["problems"] == []
+        rig.stop()
+        rows = rig.readings()
+    kinds = collections.Counter()
+    for seq, prio, r, err in rows:
+        assert err is None, err
+        kinds[r[1].hex()] += 1
+    assert len(kinds) == 7, kinds
+
+
+POLAR = "C0:5A:4B:00:00:03"
+ECG_MDC = 131328
+
+
+def test_ten_minutes_of_ecg_without_gap_or_duplicate(tmp_path, bridge_factory):
+    speed = 30.0
+    bridge, where = bridge_factory([{"kind": "polar", "address": POLAR, "speed": speed}])
+    want = 10 * 60 * 130  # samples in ten minutes at 130 Hz
+    with Rig(tmp_path, devices=[{"addr": hub_addr(POLAR), "kind": "polar", "name": ""}], bridge=where,
+             hub_config={"status_ms": 500}) as rig:
+        rig.wait_status(lambda s: dev(s, POLAR).get("readings", 0) * 60 > want * 1.02, 10 * 60 / speed * 4 + 60,
+                        "ten minutes of ECG")
+        s = rig.statuses[-1]
+        assert s["ble"]["fifo"]["dropped"] == 0
+        rig.stop()
+        rows = rig.readings()
+    frames = [r for seq, prio, r, err in rows if r is not None and r.get(2) == ECG_MDC]
+    assert sum(len(f[3]) for f in frames) >= want
+    period_ns = 1e9 / 130
+    first = frames[0]
+    t0 = first[6] * 10 ** 9 + first[16]["ns"] - (len(first[3]) - 1) * period_ns
+    n = 0
+    for i, f in enumerate(frames):
+        n += len(f[3])
+        t_last = f[6] * 10 ** 9 + f[16]["ns"]
+        expect = t0 + (n - 1) * period_ns
+        assert abs(t_last - expect) < period_ns / 2, f"frame {i}: gap or overlap of {(t_last - expect) / period_ns:.1f} samples"
+    assert all(f[15] == 7692 for f in frames)
