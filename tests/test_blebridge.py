@@ -427,3 +427,23 @@ def test_the_hubs_bridge_client_collects_through_the_bridge(bridge):
         await g.disconnect()
         central._lost("test done")
     run(go())
+
+
+def test_a_new_hub_connection_replaces_the_old_one_and_its_links(bridge):
+    async def go():
+        c1 = await client(bridge)
+        h = await c1.request("connect", ADDR["thermo"], 5000)
+        assert isinstance(h, int) and bridge.sim("thermo").connected
+        c2 = await client(bridge)
+        await asyncio.wait_for(c1.closed.wait(), 5)
+        for _ in range(40):
+            if not bridge.sim("thermo").connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not bridge.sim("thermo").connected
+        await asyncio.sleep(0.2)
+        assert not [e for e in c2.drain_events() if e[0] == "disc"]  # not the old hub's links
+        h2 = await c2.request("connect", ADDR["thermo"], 5000)
+        assert isinstance(h2, int)
+        await c2.close()
+    run(go())

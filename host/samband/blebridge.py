@@ -404,14 +404,12 @@ class BleBridge:
             self.stats["malformed"] += 1
             log.warning("malformed frame from the hub (%s): closing its connection", e)
         finally:
-            if self.hub is hub:
-                await self._drop_hub(hub)
-            else:
-                hub.closed = True
+            await self._drop_hub(hub)
 
     async def _drop_hub(self, hub):
-        """The hub went away: close its socket, cancel its requests, tear down its BLE links."""
-        if hub.closed and self.hub is not hub:
+        """The hub went away (or a newer one replaced it): close its socket, cancel its
+        requests, and tear down its BLE links and scan, so the next hub starts clean."""
+        if hub.closed:
             return
         hub.closed = True
         if self.hub is hub:
@@ -426,19 +424,19 @@ class BleBridge:
             hub.writer.close()
         except Exception:  # noqa: BLE001
             pass
-        if self.hub is None:
-            for h, conn in list(self.conns.items()):
-                try:
-                    await asyncio.wait_for(conn.disconnect(), 2)
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - gone already
-                    pass
-            self.conns.clear()
-            if self._scan is not None:
-                self._scan = None
-                try:
-                    await self.central.stop_scanning()
-                except Exception:  # noqa: BLE001
-                    pass
+        conns = list(self.conns.values())
+        self.conns.clear()
+        for conn in conns:
+            try:
+                await asyncio.wait_for(conn.disconnect(), 2)
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - gone already
+                pass
+        if self._scan is not None:
+            self._scan = None
+            try:
+                await self.central.stop_scanning()
+            except Exception:  # noqa: BLE001
+                pass
 
     def _send(self, hub, msg):
         if hub is None or hub.closed:
@@ -634,10 +632,10 @@ class BleBridge:
         conn.gatt_client = _client_class()(conn, self)
 
         def on_disc(reason):
-            if self.conns.get(h) is conn:
-                del self.conns[h]
             self._pair_cfg.pop(h, None)
-            self.event("disc", h, int(reason))
+            if self.conns.get(h) is conn:  # (not a link torn down with its hub)
+                del self.conns[h]
+                self.event("disc", h, int(reason))
 
         conn.on("disconnection", on_disc)
         conn.on("connection_encryption_change", lambda: self.event("enc", h, bool(conn.is_encrypted)))
