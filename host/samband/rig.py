@@ -88,7 +88,7 @@ class Rig:
     def wait_status(self, predicate, timeout=60, what="the hub's status to change"):
         """Wait until a STATUS line satisfies predicate; returns it."""
         end = time.monotonic() + timeout
-        seen = 0
+        seen = max(0, len(self.statuses) - 1)  # the latest status and what comes after it
         while time.monotonic() < end:
             while seen < len(self.statuses):
                 s = self.statuses[seen]
