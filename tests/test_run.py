@@ -1,14 +1,17 @@
-"""`make run` (samband run): a virtual hub boots and its status shows."""
+"""`make run` (samband run): the virtual rig boots and readings from the emulated devices show, opened."""
 
 import subprocess
 import sys
 
 
-def test_run_shows_a_booted_virtual_hub(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "samband.cli", "run", "--seconds", "4", "--flash", str(tmp_path / "f")],
-                       capture_output=True, text=True, timeout=60)
+def test_run_shows_readings_arriving(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "samband.cli", "run", "--seconds", "10", "--root", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "virtual hub booting on /dev/pts/" in p.stdout
-    assert "hub | samband hub" in p.stdout and "boot 1, reset: power-on" in p.stdout
-    status = [l for l in p.stdout.splitlines() if "| heap " in l]
-    assert status and "vhub uid 00005a4d0001 | boot 1 (power-on)" in status[0], p.stdout
+    out = p.stdout
+    assert "samband: virtual hub on /dev/pts/" in out and "with 7 emulated devices" in out
+    last = out.rsplit("hub boot", 1)[1]
+    for kind in ("glucose", "cgm", "polar", "bp", "plx", "thermo", "scale"):
+        assert f"  {kind} " in last, out[-3000:]
+    assert "glucose" in last and "mg/dL" in last and "ECG frame of" in last
+    assert "connected stored" in last and "problems" not in last

@@ -82,26 +82,12 @@ def cmd_vhub(args):
 
 
 def cmd_run(args):
-    """Boot a virtual hub and show what it reports, until Ctrl-C."""
-    import serial
-
-    from samband.console import format_status, lines, parse_status
-    hub = _vhub(args, _progress)
-    port = hub.start()
-    print(f"samband: virtual hub booting on {port} (flash {hub.flash}); Ctrl-C to stop", flush=True)
-    end = None if args.seconds is None else time.monotonic() + args.seconds
+    """The virtual rig, live: emulated devices, a provisioned virtual hub, readings as they arrive."""
+    from samband import live
     try:
-        with serial.Serial(port, 115200, timeout=0.2) as ser:
-            for line in lines(ser, end):
-                s = parse_status(line)
-                if s is not None:
-                    print(time.strftime("%H:%M:%S ") + format_status(s), flush=True)
-                elif line.strip():
-                    print("hub | " + line, flush=True)
+        live.run(seconds=args.seconds, heap=args.heap, root=args.root)
     except KeyboardInterrupt:
         pass
-    finally:
-        hub.stop()
 
 
 def cmd_status(args):
@@ -141,8 +127,10 @@ def parser():
     _add_vhub_options(p)
     p.set_defaults(func=cmd_vhub)
 
-    p = sub.add_parser("run", help="boot a virtual hub and show its status live")
-    _add_vhub_options(p)
+    p = sub.add_parser("run", help="the virtual rig: emulated BLE devices, a provisioned virtual hub, readings live")
+    p.add_argument("--heap", default="512k", help="the virtual hub's heap (default 512k: the full firmware, 7 devices)")
+    p.add_argument("--root", type=Path, help="where the rig keeps its flash and depot (default build/run)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="print a hub's status (over its serial port)")

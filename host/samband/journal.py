@@ -15,38 +15,59 @@ from pathlib import Path
 from samband.errors import SambandError
 
 
+class Reader:
+    """Opens a hub's sealed journal on the host, incrementally: each call to
+    new() returns the records appended since the last call. Works on a copy
+    of the journal folder, so a running (virtual) hub is never disturbed."""
+
+    def __init__(self, flash, depot, hub_id=b"\x00\x00\x5a\x4d\x00\x01"):
+        self.src = Path(flash) / "journal"
+        self.hub_id = hub_id
+        self.opener = depot.opener()
+        self.epochs = set()
+        self.last = -1
+
+    def new(self, only_pending=False):
+        """[(seq, prio, reading map or None, error)] for records after the last seen, oldest first."""
+        from hub import reading
+        from hub.journal import Journal
+        from samband.seal import Rejected
+        if not self.src.is_dir():
+            raise SambandError(f"no journal in {self.src.parent}")
+        out = []
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "journal"
+            shutil.copytree(self.src, copy)
+            j = Journal(root=str(copy), capacity=16 * 1024 * 1024)
+            for ctx in j.contexts():
+                self._epoch(bytes(ctx), Rejected)
+            rows = j.pending(after=self.last) if only_pending else j.records(after=self.last)
+            for seq, prio, data, ctx in rows:
+                try:
+                    if ctx is not None:
+                        self._epoch(bytes(ctx), None)
+                    opened = self.opener.open(self.hub_id, bytes(data))
+                    out.append((seq, prio, reading.decode(opened.plaintext), None))
+                except (Rejected, ValueError) as e:
+                    out.append((seq, prio, None, str(e)))
+                self.last = max(self.last, seq)
+            j.close()
+        return out
+
+    def _epoch(self, header, quiet):
+        if header in self.epochs:
+            return
+        try:
+            self.opener.open_epoch(self.hub_id, header)
+            self.epochs.add(header)
+        except Exception as e:  # noqa: BLE001 - Rejected; raised unless asked to be quiet
+            if quiet is None or not isinstance(e, quiet):
+                raise
+
+
 def readings(flash, depot, hub_id=b"\x00\x00\x5a\x4d\x00\x01", only_pending=False):
     """[(seq, prio, reading map or None, error)] for every record on flash, oldest first."""
-    from hub import reading
-    from hub.journal import Journal
-    from samband.seal import Rejected
-    src = Path(flash) / "journal"
-    if not src.is_dir():
-        raise SambandError(f"no journal in {flash}")
-    opener = depot.opener()
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "journal"
-        shutil.copytree(src, copy)
-        j = Journal(root=str(copy), capacity=16 * 1024 * 1024)
-        epochs = set()
-        for ctx in j.contexts():
-            try:
-                opener.open_epoch(hub_id, bytes(ctx))
-                epochs.add(bytes(ctx))
-            except Rejected:
-                pass
-        for seq, prio, data, ctx in (j.pending() if only_pending else j.records()):
-            try:
-                if ctx is not None and bytes(ctx) not in epochs:
-                    opener.open_epoch(hub_id, bytes(ctx))
-                    epochs.add(bytes(ctx))
-                opened = opener.open(hub_id, bytes(data))
-                out.append((seq, prio, reading.decode(opened.plaintext), None))
-            except (Rejected, ValueError) as e:
-                out.append((seq, prio, None, str(e)))
-        j.close()
-    return out
+    return Reader(flash, depot, hub_id).new(only_pending)
 
 
 def cmd_journal(args):
