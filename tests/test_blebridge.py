@@ -447,3 +447,19 @@ def test_a_new_hub_connection_replaces_the_old_one_and_its_links(bridge):
         assert isinstance(h2, int)
         await c2.close()
     run(go())
+
+
+# ----------------------------------------------------------------- the CLI
+
+def test_cli_runs_a_bridge_from_a_device_file(tmp_path, capsys):
+    import json
+    from samband import cli
+    f = tmp_path / "devices.json"
+    f.write_text(json.dumps({"devices": [{"kind": "scale", "address": "C0:5A:4B:00:02:07", "name": "Bath"}]}))
+    assert cli.main(["ble-bridge", "--devices", str(f), "--seconds", "0.3"]) in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith("ble bridge on 127.0.0.1:") and "C0:5A:4B:00:02:07" in out and "Bath" in out
+    f.write_text(json.dumps([{"kind": "toaster", "address": "C0:5A:4B:00:02:07"}]))
+    assert cli.main(["ble-bridge", "--devices", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown device kind 'toaster'" in err

@@ -77,6 +77,7 @@ class Sim:
     ADV_UUIDS = ()          # advertised service UUIDs: ints (16-bit) or 128-bit strings
     HAS_CLOCK = False       # Current Time Service (0x1805) with a writable 0x2A2B
     SECURE = False          # characteristics of the main service need an encrypted link
+    OPTS = ()               # extra options a kind takes besides its constructor arguments
 
     def __init__(self, address, name=None, battery=87, secure=None, serial=None,
                  adv_interval_ms=100, clock_offset=0, **opts):
@@ -87,6 +88,9 @@ class Sim:
         self.serial = serial or "".join("%02X" % b for b in bytes(self.address))[:8]
         self.adv_interval_ms = adv_interval_ms
         self.offset = clock_offset   # device clock = real UTC + offset (seconds)
+        unknown = sorted(set(opts) - set(self.OPTS))
+        if unknown:
+            raise ValueError("unknown option%s %s" % ("s" if len(unknown) > 1 else "", ", ".join(unknown)))
         self.opts = opts
         self.device = None
         self.is_silent = False

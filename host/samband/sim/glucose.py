@@ -144,6 +144,7 @@ class GlucoseMeter(Sim):
     ADV_UUIDS = (0x1808,)
     HAS_CLOCK = True
     SECURE = True
+    OPTS = ("first_seq",)
 
     def __init__(self, address, records=20, **kw):
         super().__init__(address, **kw)
