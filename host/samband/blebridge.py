@@ -34,6 +34,7 @@ VERSION = 1
 MAX_FRAME = 0xFFFF
 HUB_ADDRESS = "C0:5A:4B:00:00:F0"
 KEYSTORE_TIMEOUT = 5.0
+WRITE_HIGH_WATER = 16384
 REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5
 
 
@@ -248,7 +249,10 @@ class BleBridge:
     def stop(self, timeout=10):
         if self.loop is None or self.thread is None:
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # the loop is gone already
+            pass
         self.thread.join(timeout)
         self.thread = None
 
@@ -367,6 +371,10 @@ class BleBridge:
     async def _serve_hub(self, reader, writer):
         old = self.hub
         hub = _Hub(reader, writer)
+        try:  # streams (ECG, RACP transfers) wait for the hub once this much is unread
+            writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        except (AttributeError, NotImplementedError):
+            pass
         self.hub = hub
         self.stats["hubs"] += 1
         if old is not None:
