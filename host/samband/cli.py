@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "samband.journal",
     "samband.decode",
     "samband.blebridge",
+    "samband.receiver",
 ]
 
 

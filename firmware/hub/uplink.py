@@ -1,0 +1,273 @@
+# The uplink: sealed records from the journal to the receiver over MQTT.
+#
+# Batches (hub.seal.batch: epoch headers, then records in rising seq) go to
+# samband/<hub>/up with QoS 1; the receiver answers on samband/<hub>/ack
+# with the seqs it has committed (CBOR, docs/uplink.md), and only then does
+# the journal's delivered cursor move (journal.ack). Alarms go at once,
+# ahead of any backlog; routine records when enough bytes have gathered or
+# the oldest has waited long enough. What is sent but not acknowledged is
+# sent again after a reconnect, or when the acknowledgement is overdue.
+from hub import cbor
+from hub import mqtt
+from hub.seal import batch as seal_batch
+from hub.segment import ROUTINE, ALARM
+from hub.mqtt import ticks_ms, ticks_diff
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover
+    import uasyncio as asyncio
+
+BACKOFF_MS = (500, 1000, 2000, 4000, 8000, 15000, 30000)  # capped
+
+
+class UplinkError(ValueError):
+    pass
+
+
+def topics(hub_hex):
+    base = "samband/" + hub_hex
+    return base + "/up", base + "/ack", base + "/status"
+
+
+def decode_ack(payload):
+    """The seqs acknowledged by a receiver's ack message: CBOR array of [first, last] ranges."""
+    v = cbor.loads(payload)
+    if not isinstance(v, list):
+        raise UplinkError("ack is not an array")
+    out = []
+    for r in v:
+        if not isinstance(r, list) or len(r) != 2 or not isinstance(r[0], int) \
+                or not isinstance(r[1], int) or r[0] < 0 or r[1] < r[0] or r[1] - r[0] > 65535:
+            raise UplinkError("bad ack range")
+        out.extend(range(r[0], r[1] + 1))
+    return out
+
+
+def encode_ack(seqs):
+    """Ranges of consecutive seqs as the receiver sends them (also used by tests)."""
+    rr = []
+    for q in sorted(set(seqs)):
+        if rr and rr[-1][1] + 1 == q:
+            rr[-1][1] = q
+        else:
+            rr.append([q, q])
+    return cbor.dumps(rr)
+
+
+def _epoch_number(header):
+    return (header[2] << 24) | (header[3] << 16) | (header[4] << 8) | header[5]
+
+
+def _base(header):
+    b = 0
+    for i in range(6, 14):
+        b = (b << 8) | header[i]
+    return b
+
+
+class Uplink:
+    """Uplink(journal, config, port).run() forever.
+
+    config (dict): host, port (8883), ca (DER bytes or a path on flash),
+    hub_id (bytes), user (default hub id hex), password, server_hostname,
+    keepalive (s, 30), batch_bytes (4096), batch_age_ms (2000),
+    ack_timeout_ms (15000), poll_ms (50). `port` (the board port) is only
+    used for its `log(text)` if it has one."""
+
+    def __init__(self, journal, config, port=None):
+        self.j = journal
+        self.cfg = config
+        self.port = port
+        hid = config["hub_id"]
+        self.hub_hex = hid.hex() if hasattr(hid, "hex") else "".join("%02x" % b for b in hid)
+        self.up, self.ack_topic, self.status_topic = topics(self.hub_hex)
+        self.batch_bytes = config.get("batch_bytes", 4096)
+        self.batch_age = config.get("batch_age_ms", 2000)
+        self.ack_timeout = config.get("ack_timeout_ms", 15000)
+        self.poll = config.get("poll_ms", 50)
+        self.inflight = ({}, {})  # per stream (ROUTINE, ALARM): seq -> ticks when sent
+        self.client = None
+        self.wake = asyncio.Event()
+        self.stats = {"connects": 0, "batches": 0, "records": 0, "acked": 0, "resent": 0,
+                      "bad_acks": 0, "link_lost": 0}
+        self._waiting_since = None
+        self._acks = []
+        self.status_every = config.get("status_ms", 10000)
+        self._status_at = None
+
+    def log(self, text):
+        f = getattr(self.port, "log", None)
+        if f:
+            f("uplink: " + text)
+
+    def notify(self):
+        """Call after appending: the uplink looks at the journal now (alarms at once)."""
+        self.wake.set()
+
+    def _ctx(self):
+        ca = self.cfg.get("ca")
+        if ca is None:
+            return None
+        if isinstance(ca, str):
+            with open(ca, "rb") as f:
+                ca = f.read()
+        return mqtt.tls_context(ca)
+
+    def _on_message(self, topic, payload):
+        if topic == self.ack_topic:
+            self._acks.append(payload)
+            self.wake.set()
+
+    def _handle_acks(self):
+        while self._acks:
+            p = self._acks.pop(0)
+            try:
+                seqs = decode_ack(p)
+            except (ValueError, TypeError, IndexError):
+                self.stats["bad_acks"] += 1
+                continue
+            n = self.j.ack(seqs)
+            self.stats["acked"] += n
+            for q in seqs:
+                self.inflight[0].pop(q, None)
+                self.inflight[1].pop(q, None)
+
+    # -------------------------------------------------------- batching
+
+    def _candidates(self, stream, limit):
+        # (seq, data, context) not in flight, up to `limit` bytes
+        out = []
+        size = 0
+        now = ticks_ms()
+        fl = self.inflight[stream]
+        if self.j.count(stream) <= len(fl) and not self._overdue(fl, now):
+            return out, size  # nothing new: no walk over the flash
+        it = self.j.alarms() if stream == ALARM else self.j.pending(ROUTINE)
+        for seq, prio, data, ctx in it:
+            t = fl.get(seq)
+            if t is not None:
+                if ticks_diff(now, t) < self.ack_timeout:
+                    continue
+                self.stats["resent"] += 1
+            out.append((seq, bytes(data), ctx))
+            size += len(data) + 3
+            if size >= limit:
+                break
+        return out, size
+
+    def _overdue(self, fl, now):
+        for t in fl.values():
+            if ticks_diff(now, t) >= self.ack_timeout:
+                return True
+        return False
+
+    def _header_for(self, record, ctx):
+        if ctx is not None and ctx[1:2] and ctx[0] == 0x11 and (_epoch_number(ctx) & 0xFF) == record[1]:
+            return ctx
+        best = None
+        for c in self.j.contexts():  # oldest first: the last match is the newest epoch with that tag
+            if len(c) >= 14 and c[0] == 0x11 and (_epoch_number(c) & 0xFF) == record[1]:
+                best = c
+        return best
+
+    def _build(self, recs):
+        items = []
+        last = None
+        seqs = []
+        for seq, data, ctx in recs:
+            h = self._header_for(data, ctx)
+            if h is not None and h != last:
+                items.append(h)
+                last = h
+            items.append(data)
+            seqs.append(seq)
+        return seal_batch(items), seqs
+
+    async def _send(self, stream, recs):
+        recs.sort(key=lambda r: r[0])
+        payload, seqs = self._build(recs)
+        now = ticks_ms()
+        fl = self.inflight[stream]
+        for q in seqs:
+            fl[q] = now
+        await self.client.publish(self.up, payload, 1, self.ack_timeout)
+        self.stats["batches"] += 1
+        self.stats["records"] += len(seqs)
+
+    async def _pump(self):
+        """Send what is due; True if something was sent."""
+        sent = False
+        while True:
+            recs, size = self._candidates(ALARM, self.batch_bytes)
+            if not recs:
+                break
+            await self._send(ALARM, recs)
+            sent = True
+        recs, size = self._candidates(ROUTINE, self.batch_bytes)
+        if not recs:
+            self._waiting_since = None
+            return sent
+        now = ticks_ms()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if size >= self.batch_bytes or ticks_diff(now, self._waiting_since) >= self.batch_age:
+            await self._send(ROUTINE, recs)
+            self._waiting_since = None if size < self.batch_bytes else now
+            return True
+        return sent
+
+    # -------------------------------------------------------- session
+
+    async def _session(self):
+        c = self.client
+        await c.connect()
+        self.stats["connects"] += 1
+        await c.subscribe(self.ack_topic, 1)
+        self.inflight = ({}, {})  # the broker session is clean: what was in flight goes again
+        self._up = True
+        self.log("connected to %s:%d" % (self.cfg["host"], self.cfg.get("port", 8883)))
+        while True:
+            self._handle_acks()
+            if not c.connected:
+                raise OSError("link lost: %r" % (c.error,))
+            if not c.alive():
+                raise OSError("nothing heard from the broker for %d ms" % c.idle_ms())
+            if ticks_diff(ticks_ms(), c.last_tx) > c.keepalive * 500 or c.idle_ms() > c.keepalive * 500:
+                await c.ping()
+            if await self._pump():
+                continue
+            if self._status_at is None or ticks_diff(ticks_ms(), self._status_at) >= self.status_every:
+                self._status_at = ticks_ms()
+                await c.publish(self.status_topic, cbor.dumps(
+                    {"pending": self.j.count(), "alarms": self.j.count(ALARM)}), 0)
+            self.wake.clear()
+            try:
+                await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run(self):
+        cfg = self.cfg
+        self.client = mqtt.Client(
+            cfg["host"], cfg.get("port", 8883), cfg.get("client_id", "hub-" + self.hub_hex),
+            cfg.get("user", self.hub_hex), cfg.get("password"), cfg.get("keepalive", 30),
+            self._ctx(), cfg.get("server_hostname"), self._on_message)
+        fails = 0
+        while True:
+            self._up = False
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                self.client.close()
+                raise
+            except Exception as e:
+                self.stats["link_lost"] += 1
+                self.log("down: %r" % (e,))
+            self.client.close()
+            self._handle_acks()
+            if self._up:
+                fails = 0  # a session was up: start the backoff again from its shortest step
+            delay = BACKOFF_MS[min(fails, len(BACKOFF_MS) - 1)]
+            fails += 1
+            await asyncio.sleep_ms(delay) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(delay / 1000)

@@ -1,0 +1,76 @@
+# MQTT 3.1.1 codec (hub/mqtt.py) and the uplink's ack format (hub/uplink.py),
+# on both runtimes.
+from fwtest import raises
+
+from hub import mqtt
+
+MPY_HEAP = "200k"  # hub.uplink brings hub.seal and its crypto
+from hub.uplink import decode_ack, encode_ack, topics
+
+
+def _split(pkt):
+    n, i = mqtt.read_length(pkt)
+    assert i + n == len(pkt)
+    return pkt[0], pkt[i:]
+
+
+def test_connect_bytes():
+    p = mqtt.connect("hub-01", 30, "01", "pw")
+    # 3.1.2: protocol name, level 4, flags user+password+clean, keepalive 30
+    assert p[:2] == b"\x10\x1a"
+    assert p[2:12] == b"\x00\x04MQTT\x04\xc2\x00\x1e"
+    assert p[12:] == b"\x00\x06hub-01\x00\x0201\x00\x02pw"
+    assert mqtt.connect("x")[9] == 0x02  # no login: clean session only
+
+
+def test_remaining_length_boundaries():
+    for n, enc in ((0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16383, b"\xff\x7f"),
+                   (16384, b"\x80\x80\x01"), (2097151, b"\xff\xff\x7f"), (268435455, b"\xff\xff\xff\x7f")):
+        assert bytes(mqtt._varlen(n)) == enc
+        assert mqtt.read_length(b"\x30" + enc) == (n, 1 + len(enc))
+    assert mqtt.read_length(b"\x30\x80") is None  # incomplete
+    raises(mqtt.MQTTError, mqtt.read_length, b"\x30\x80\x80\x80\x80\x01")
+    raises(mqtt.MQTTError, mqtt._varlen, 268435456)
+
+
+def test_publish_roundtrip():
+    for qos, pid, payload in ((0, 0, b""), (1, 1, b"abc"), (1, 65535, bytes(300)), (0, 0, bytes(2000))):
+        p = mqtt.publish("samband/0102/up", payload, qos, pid, dup=qos == 1)
+        first, body = _split(p)
+        k, topic, got, q, i, dup = mqtt.parse(first, body)
+        assert (k, topic, got, q, i, dup) == (mqtt.PUBLISH, "samband/0102/up", payload, qos, pid, qos == 1)
+    raises(mqtt.MQTTError, mqtt.publish, "t", b"", 2, 1)
+    raises(mqtt.MQTTError, mqtt.publish, "t", b"", 1, 0)
+
+
+def test_small_packets():
+    assert mqtt.puback(258) == b"\x40\x02\x01\x02"
+    assert mqtt.parse(0x40, b"\x01\x02") == (mqtt.PUBACK, 258)
+    assert mqtt.subscribe(7, "a/b", 1) == b"\x82\x08\x00\x07\x00\x03a/b\x01"
+    assert mqtt.parse(0x90, b"\x00\x07\x01") == (mqtt.SUBACK, 7, b"\x01")
+    assert mqtt.parse(0x20, b"\x00\x05") == (mqtt.CONNACK, 0, 5)
+    assert mqtt.parse(0xD0, b"") == (mqtt.PINGRESP,)
+    assert mqtt.pingreq() == b"\xc0\x00" and mqtt.disconnect() == b"\xe0\x00"
+
+
+def test_malformed_packets():
+    for first, body in ((0x20, b"\x00"), (0x40, b"\x01"), (0x90, b"\x00"), (0xD0, b"\x00"),
+                        (0x32, b"\x00\x05ab"), (0x32, b"\x00\x01a\x00"), (0x34, b"\x00\x01a\x00\x01"),
+                        (0x30, b"\x00"), (0xA0, b"")):
+        raises(mqtt.MQTTError, mqtt.parse, first, body)
+
+
+def test_ack_ranges():
+    seqs = [5, 1, 2, 3, 9, 10, 7, 3]
+    data = encode_ack(seqs)
+    assert decode_ack(data) == [1, 2, 3, 5, 7, 9, 10]
+    from hub import cbor
+    assert cbor.loads(data) == [[1, 3], [5, 5], [7, 7], [9, 10]]
+    assert decode_ack(encode_ack([])) == []
+    for bad in ({1: 2}, [[3, 1]], [[1]], [["a", 2]], [[-1, 2]], [[0, 70000]]):
+        raises(ValueError, decode_ack, cbor.dumps(bad))
+
+
+def test_topics():
+    assert topics("00005a4d00c7") == ("samband/00005a4d00c7/up", "samband/00005a4d00c7/ack",
+                                      "samband/00005a4d00c7/status")
