@@ -188,7 +188,7 @@ def tls_context(ca_der):
     import tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=ca_der)
+    ctx.load_verify_locations(ca_der)  # the tls module takes the DER bytes, positional
     return ctx
 
 

@@ -1,0 +1,107 @@
+# main.py for the virtual hub in tests/test_uplink.py and the uplink benchmark
+# (test data, not firmware): a provisioned hub that appends sealed readings
+# to its journal and runs hub.uplink.Uplink against a real broker.
+#
+# /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
+#                "total": N, "alarm_every": K, "interval_ms": T, "burst": B}
+# Appends `total` readings over all boots (the number made so far is kept in
+# /uplink.made, saved after each append: a power cut between the two makes
+# one reading twice, under a new seq). Each append is logged to /uplink.log
+# as "A seq prio n"; /uplink.state (rewritten atomically every 100 ms) holds
+# the journal's backlog and the uplink's counters, for the host to poll.
+import json
+import os
+import time
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+
+from hub import board, ports, reading, seal
+from hub.journal import Journal
+from hub.uplink import Uplink
+
+DEV = b"\x00\x11\x22\x33\x44\x55\x66"
+GLUCOSE = 0x0002711C  # MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD-ish code for the test
+
+
+def _read_int(path, default=0):
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return default
+
+
+def _write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+def main():
+    cfg = json.load(open("/uplink.json"))
+    port = ports.load(board.load())
+    uid = port.unique_id()
+    j = Journal("/journal", capacity=cfg.get("capacity", 256 * 1024), segment_size=2048)
+    keys, sealer = seal.from_flash(uid, on_epoch=j.context)
+    sealer.prepare()
+    ucfg = cfg["uplink"]
+    ucfg["hub_id"] = uid
+    up = Uplink(j, ucfg, port)
+    log = open("/uplink.log", "ab")
+    log.write(b"\n")  # ends a line a power cut left unfinished
+    log.flush()
+    boot = _read_int("/uplink.boots") + 1
+    _write("/uplink.boots", str(boot))
+    total = cfg.get("total", 100)
+    every = cfg.get("alarm_every", 0)
+    interval = cfg.get("interval_ms", 10)
+    burst = cfg.get("burst", 1)
+
+    def append(n):
+        prio = reading.PRIO_ALARM if every and n % every == every - 1 else reading.PRIO_ROUTINE
+        r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, time.ticks_ms() & 0x3FFFFFFF], exp=0,
+                         unit="mg/dL", prio=prio, rec=n, hts=port.utc_ms())
+
+        def make(seq):
+            r[reading.SEQ] = seq
+            return sealer.seal(seq, reading.encode(r))
+
+        seq = j.append(make, prio)
+        log.write(("A %d %d %d\n" % (seq, prio, n)).encode())
+        log.flush()
+        return seq
+
+    async def produce():
+        n = _read_int("/uplink.made")
+        while n < total:
+            for _ in range(burst):
+                if n >= total:
+                    break
+                append(n)
+                n += 1
+                _write("/uplink.made", str(n))
+            up.notify()
+            await asyncio.sleep_ms(interval)
+
+    async def report():
+        while True:
+            st = dict(up.stats)
+            st["pending"] = j.count()
+            st["made"] = _read_int("/uplink.made")
+            st["boot"] = boot
+            st["connected"] = bool(up.client and up.client.connected)
+            _write("/uplink.state", json.dumps(st))
+            await asyncio.sleep_ms(100)
+
+    async def run():
+        asyncio.create_task(report())
+        asyncio.create_task(produce())
+        await up.run()
+
+    asyncio.run(run())
+
+
+main()
