@@ -1,0 +1,284 @@
+"""The uplink end to end: virtual hubs (hub/uplink.py on the unix port, TLS to
+a real Mosquitto with per-hub ACLs), the receiver (samband.receiver) and its
+SQLite database, under faults.
+
+tests/data/uplink_main.py is the hubs' main.py: it appends sealed readings
+to the journal (logging "A seq prio n" to its flash) and runs the Uplink.
+Every fault test ends the same way: the hub has made all its readings, its
+journal has nothing pending (so every record was acknowledged by the
+receiver), and the database holds every appended seq exactly once.
+"""
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from samband.broker import RECEIVER_USER
+from samband.seal import batch, unbatch
+from samband.uplinkrig import UplinkRig
+
+from conftest import TESTS, firmware_tree
+
+MAIN = TESTS / "data" / "uplink_main.py"
+HUB_A = "00005a4d00c7"
+HUB_B = "00005a4d00c8"
+TIMEOUT = 90
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = UplinkRig(tmp_path, firmware=firmware_tree())
+    yield r
+    r.stop()
+
+
+def rows(rig, hub):
+    cur = rig.store.conn.cursor()
+    cur.execute("SELECT seq, reading FROM readings WHERE hub = ? ORDER BY seq", (hub,))
+    out = [(s, json.loads(r)) for s, r in cur.fetchall()]
+    rig.store.conn.commit()
+    return out
+
+
+def drained(rig, h, total):
+    st = h.state()
+    return st.get("made") == total and st.get("pending") == 0
+
+
+def check_exactly_once(rig, h, cuts=0):
+    """Every appended record in the database, none twice; readings made twice
+    only where a power cut fell between an append and its bookkeeping."""
+    got = rows(rig, h.uid)
+    seqs = [s for s, _ in got]
+    assert len(seqs) == len(set(seqs))
+    appended = h.appended()
+    missing = sorted(set(appended) - set(seqs))
+    assert not missing, f"lost: {missing[:20]}"
+    extra = set(seqs) - set(appended)
+    assert len(extra) <= cuts, f"stored but never appended: {sorted(extra)[:20]}"
+    ns = [r["rec"] for _, r in got]
+    assert len(ns) - len(set(ns)) <= cuts
+    for s, r in got:
+        assert r["seq"] == s
+        if s in appended:
+            assert r["rec"] == appended[s][1]
+            assert r.get("prio", 0) == appended[s][0]
+    return got
+
+
+def test_end_to_end_alarms_and_export(rig, capsys):
+    total = 60
+    h = rig.add_hub(HUB_A, MAIN, {"total": total, "alarm_every": 10, "interval_ms": 15})
+    rig.start()
+    rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    got = check_exactly_once(rig, h)
+    assert len(got) == total
+    alarms = [r for _, r in got if r.get("prio") == 1]
+    assert len(alarms) == total // 10
+    st = rig.store.hubs()[0]
+    assert st["hub"] == HUB_A and st["stored"] == total and st["rejected"] == {}
+
+    from samband.cli import main
+    assert main(["readings", "--db", rig.db, "--hub", HUB_A, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["seq"] for d in data] == [s for s, _ in got]
+    assert main(["readings", "--db", rig.db, "--format", "csv", "--type", str(got[0][1]["mdc"]),
+                 "--device", got[0][1]["dev"], "--limit", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("hub,seq,dev,mdc,val") and len(lines) == 6
+    assert main(["readings", "--db", rig.db, "--status"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["stored"] == total
+
+
+def test_broker_receiver_restarts_and_power_cuts(rig):
+    total = 240
+    h = rig.add_hub(HUB_A, MAIN, {"total": total, "alarm_every": 25, "interval_ms": 20})
+    rig.start()
+    vh = h.vhub
+    boots = 1
+
+    def made():
+        return h.state().get("made", 0)
+
+    rig.wait(lambda: made() >= 30, TIMEOUT, "30 readings")
+    rig.broker.restart()                       # broker restart
+    rig.wait(lambda: made() >= 70, TIMEOUT, "70 readings")
+    rig.stop_receiver(rig.receivers[0])        # receiver restart (a backlog builds meanwhile)
+    time.sleep(0.5)
+    rig.start_receiver()
+    rig.wait(lambda: made() >= 110, TIMEOUT, "110 readings")
+    for _ in range(3):                         # hub power cuts, some before acks arrive
+        vh.power_cut()
+        boots += 1
+        vh.wait_boots(boots, 20)
+        m = made()
+        rig.wait(lambda: made() >= m + 15, TIMEOUT, "readings after a power cut")
+    rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    got = check_exactly_once(rig, h, cuts=3)
+    assert len(got) >= total
+    st = h.state()
+    assert st["connects"] >= 1
+
+
+class Proxy:
+    """TCP relay between the hub and the broker that can cut the link in the
+    middle of the next large write of the hub (a batch)."""
+
+    def __init__(self, target):
+        self.target = target
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.conns = []
+        self.cut_next = 0  # cut inside the next client write of at least this many bytes
+        self.cuts = 0
+        self.down = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            if self.down:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            self.conns.append((c, u))
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, a, b, upstream):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if upstream and self.cut_next and len(d) >= self.cut_next:
+                    b.sendall(d[:len(d) // 2])   # half of the batch reaches the broker
+                    self.cut_next = 0
+                    self.cuts += 1
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.srv.close()
+        for c, u in self.conns:
+            for s in (c, u):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def test_network_cut_mid_batch(rig):
+    total = 150
+    h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 10, "alarm_every": 40},
+                    uplink={"batch_age_ms": 400})
+    rig.start_broker()
+    proxy = Proxy(rig.broker.port)
+    cfg = json.loads((h.flash / "uplink.json").read_text())
+    cfg["uplink"]["port"] = proxy.port
+    (h.flash / "uplink.json").write_text(json.dumps(cfg))
+    rig.start_receiver()
+    h.vhub.start()
+    try:
+        for i in range(3):
+            rig.wait(lambda: h.state().get("made", 0) >= 30 * (i + 1), TIMEOUT, "readings")
+            proxy.cut_next = 300  # the next batch of some size is cut in half
+            rig.wait(lambda: proxy.cuts > i, TIMEOUT, "a cut in the middle of a batch")
+        rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    finally:
+        proxy.close()
+    got = check_exactly_once(rig, h)
+    assert len(got) == total
+    assert h.state()["link_lost"] >= 3
+
+
+def _paho(rig, user, password):
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    c.username_pw_set(user, password)
+    c.tls_set(ca_certs=str(rig.broker.ca_pem))
+    c.connect("localhost", rig.broker.port)
+    c.loop_start()
+    return c
+
+
+def test_forged_replayed_tampered_and_acl(rig):
+    total = 20
+    a = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 10})
+    b = rig.add_hub(HUB_B, MAIN, {"total": 0})
+    captured = []
+    rig.start_broker()
+    spy = _paho(rig, RECEIVER_USER, rig.broker.users[RECEIVER_USER])  # sees every batch, as the broker does
+    spy.on_message = lambda c, u, m: captured.append((m.topic, bytes(m.payload)))
+    spy.subscribe("samband/+/up", 1)
+    rig.start_receiver()
+    a.vhub.start()
+    rig.wait(lambda: drained(rig, a, total), TIMEOUT, "hub A to drain")
+    rx = rig.receivers[0]
+    ups = [p for t, p in captured if t == f"samband/{HUB_A}/up"]
+    assert ups
+    base = rig.store.count()
+
+    def counters():
+        return {h["hub"]: h["rejected"] for h in rig.store.hubs()}
+
+    # an attacker with hub A's broker login (or the network) re-sends, alters and forges
+    thief = _paho(rig, HUB_A, a.password)
+    t_up = f"samband/{HUB_A}/up"
+    thief.publish(t_up, ups[0], qos=1).wait_for_publish(10)                    # replayed
+    items = unbatch(ups[-1])
+    rec = bytearray(items[-1])
+    rec[-1] ^= 1
+    thief.publish(t_up, batch(items[:-1] + [bytes(rec)]), qos=1).wait_for_publish(10)  # tampered
+    forged = bytearray(items[0])
+    forged[-1] ^= 0x55
+    thief.publish(t_up, batch([bytes(forged)] + items[1:]), qos=1).wait_for_publish(10)  # forged header
+    thief.publish(t_up, b"\x13\xff", qos=1).wait_for_publish(10)                # malformed
+    # hub A may not publish as hub B: the broker drops it (the ACL), the receiver never sees it
+    thief.publish(f"samband/{HUB_B}/up", ups[0], qos=1).wait_for_publish(10)
+    thief.publish(f"samband/{HUB_B}/up", b"\x13\xff", qos=1).wait_for_publish(10)
+    rig.wait(lambda: counters().get(HUB_A, {}).get("malformed", 0) >= 1, 20, "the malformed batch counted")
+    time.sleep(0.5)
+    c = counters()
+    assert HUB_B not in c, c
+    ca = c[HUB_A]
+    assert ca.get("replayed", 0) >= 1 and ca.get("tampered", 0) >= 1 and ca.get("forged", 0) >= 1, ca
+    assert rig.store.count() == base  # nothing stored from any of it
+    assert rx.ingest.counters["replayed"] >= 1
+    assert not [t for t, p in captured if t == f"samband/{HUB_B}/up"]
+
+    # and hub A cannot read hub B's acknowledgements
+    seen = []
+    thief.on_message = lambda c_, u, m: seen.append(m.topic)
+    thief.subscribe(f"samband/{HUB_B}/ack", 1)
+    time.sleep(0.3)
+    pub = _paho(rig, RECEIVER_USER, rig.broker.users[RECEIVER_USER])
+    pub.publish(f"samband/{HUB_B}/ack", cbor2.dumps([[1, 1]]), qos=1).wait_for_publish(10)
+    time.sleep(0.5)
+    assert seen == []
+    for cl in (thief, spy, pub):
+        cl.loop_stop()
+        cl.disconnect()
