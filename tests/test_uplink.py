@@ -82,6 +82,7 @@ def test_end_to_end_alarms_and_export(rig, capsys):
     assert len(alarms) == total // 10
     st = rig.store.hubs()[0]
     assert st["hub"] == HUB_A and st["stored"] == total and st["rejected"] == {}
+    rig.wait(lambda: rig.store.hubs()[0]["backlog"] == 0, 10, "the hub's status report")
 
     from samband.cli import main
     assert main(["readings", "--db", rig.db, "--hub", HUB_A, "--format", "json"]) == 0

@@ -9,7 +9,6 @@
 # sent again after a reconnect, or when the acknowledgement is overdue.
 from hub import cbor
 from hub import mqtt
-from hub.seal import batch as seal_batch
 from hub.segment import ROUTINE, ALARM
 from hub.mqtt import ticks_ms, ticks_diff
 
@@ -93,6 +92,8 @@ class Uplink:
                       "bad_acks": 0, "link_lost": 0}
         self._waiting_since = None
         self._acks = []
+        self._out = bytearray(self.batch_bytes + 512)
+        self.last_error = None
         self.status_every = config.get("status_ms", 10000)
         self._status_at = None
 
@@ -150,9 +151,9 @@ class Uplink:
                 if ticks_diff(now, t) < self.ack_timeout:
                     continue
                 self.stats["resent"] += 1
-            out.append((seq, bytes(data), ctx))
+            out.append((seq, data, ctx))
             size += len(data) + 3
-            if size >= limit:
+            if size >= limit - 256:  # room for the epoch headers in the batch buffer
                 break
         return out, size
 
@@ -172,17 +173,41 @@ class Uplink:
         return best
 
     def _build(self, recs):
-        items = []
+        # The batch (hub.seal.batch's format) written into one buffer allocated
+        # once: a fresh 4 KB per batch fragments a heap that mbedTLS shares.
+        need = 1
+        hs = []
         last = None
-        seqs = []
         for seq, data, ctx in recs:
             h = self._header_for(data, ctx)
             if h is not None and h != last:
-                items.append(h)
+                hs.append(h)
+                need += len(h) + 3
                 last = h
-            items.append(data)
-            seqs.append(seq)
-        return seal_batch(items), seqs
+            else:
+                hs.append(None)
+            need += len(data) + 3
+        out = self._out
+        if out is None or len(out) < need:
+            out = self._out = bytearray(need + 256)
+        out[0] = 0x13
+        i = 1
+        seqs = []
+        for k in range(len(recs)):
+            for it in (hs[k], recs[k][1]):
+                if it is None:
+                    continue
+                n = len(it)
+                while n >= 0x80:
+                    out[i] = (n & 0x7F) | 0x80
+                    i += 1
+                    n >>= 7
+                out[i] = n
+                i += 1
+                out[i:i + len(it)] = it
+                i += len(it)
+            seqs.append(recs[k][0])
+        return memoryview(out)[:i], seqs
 
     async def _send(self, stream, recs):
         recs.sort(key=lambda r: r[0])
@@ -263,6 +288,14 @@ class Uplink:
                 raise
             except Exception as e:
                 self.stats["link_lost"] += 1
+                self.last_error = repr(e)
+                try:
+                    import io, sys
+                    b = io.StringIO()
+                    sys.print_exception(e, b)
+                    self.last_error = b.getvalue()
+                except Exception:
+                    pass
                 self.log("down: %r" % (e,))
             self.client.close()
             self._handle_acks()

@@ -180,10 +180,7 @@ class Receiver:
         except Exception:
             self.ingest.counters["bad-status"] += 1
             return
-        s = self.ingest.store
-        cur = s.conn.cursor()
-        cur.execute(s._q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"), (backlog, time.time(), hub_hex))
-        s.conn.commit()
+        self.ingest.store.status(hub_hex, backlog)
         if self.on_status:
             self.on_status(hub_hex, st)
 

@@ -132,6 +132,15 @@ class Store:
         cur.execute(self._q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
 
+    def status(self, hub_hex, backlog):
+        """A hub's own report of its backlog (records not yet acknowledged)."""
+        cur = self.conn.cursor()
+        cur.execute(self._q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
+        if cur.fetchone() is None:
+            cur.execute(self._q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
+        cur.execute(self._q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"), (backlog, time.time(), hub_hex))
+        self.conn.commit()
+
     def have(self, hub_hex, seqs):
         """Which of these seqs of a hub are stored."""
         seqs = list(seqs)

@@ -87,7 +87,7 @@ class UplinkRig:
         password = self.broker.add_hub(uid)
         cfg = dict(config or {})
         up = {"host": "localhost", "port": 0, "ca": "/ca.der", "password": password,
-              "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000}
+              "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000, "status_ms": 500}
         up.update(uplink or {})
         cfg["uplink"] = up
         (flash / "uplink.json").write_text(json.dumps(cfg))

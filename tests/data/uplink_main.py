@@ -92,6 +92,7 @@ def main():
             st["pending"] = j.count()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
+            st["error"] = up.last_error
             st["connected"] = bool(up.client and up.client.connected)
             _write("/uplink.state", json.dumps(st))
             await asyncio.sleep_ms(100)
