@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "samband.decode",
     "samband.blebridge",
     "samband.receiver",
+    "samband.uplinkrig",
 ]
 
 
