@@ -283,3 +283,33 @@ def test_forged_replayed_tampered_and_acl(rig):
     for cl in (thief, spy, pub):
         cl.loop_stop()
         cl.disconnect()
+
+
+def test_hub_verifies_the_broker_and_its_login(rig, mpy, tmp_path):
+    from samband.broker import make_certs
+    h = rig.add_hub(HUB_A, MAIN, {"total": 0})
+    rig.start_broker()
+    other = tmp_path / "other"
+    make_certs(other)  # a CA that did not sign the broker's certificate
+
+    def check(ca, password, name="localhost"):
+        p = mpy(["mqtt_tls_check.py", str(rig.broker.port), str(ca), HUB_A, password, name], heap="200k", timeout=60)
+        assert p.returncode == 0, p.stderr.decode()
+        return p.stdout.decode().strip()
+
+    assert check(rig.broker.ca_der, h.password) == "OK"
+    assert check(other / "ca.der", h.password).startswith("REFUSED")      # unknown server
+    assert check(rig.broker.ca_der, h.password, "broker.example").startswith("REFUSED")  # not the name in its certificate
+    assert check(rig.broker.ca_der, "wrong").startswith("REFUSED")         # bad login: CONNACK 5
+
+
+def test_two_receivers_split_the_load(rig):
+    total = 80
+    hubs = [rig.add_hub(u, MAIN, {"total": total, "interval_ms": 10, "alarm_every": 9}) for u in (HUB_A, HUB_B)]
+    rig.start(receivers=2)
+    for h in hubs:
+        rig.wait(lambda: drained(rig, h, total), TIMEOUT, f"hub {h.uid} to drain")
+    for h in hubs:
+        assert len(check_exactly_once(rig, h)) == total
+    per = [rx.ingest.counters["batches"] for rx in rig.receivers]
+    assert all(n > 0 for n in per), per
