@@ -83,6 +83,8 @@ class Uplink:
         self.up, self.ack_topic, self.status_topic = topics(self.hub_hex)
         self.batch_bytes = config.get("batch_bytes", 4096)
         self.batch_age = config.get("batch_age_ms", 2000)
+        # a batch is full at this many record bytes (room left for its epoch headers)
+        self.full = max(self.batch_bytes - 256, self.batch_bytes // 2)
         self.ack_timeout = config.get("ack_timeout_ms", 15000)
         self.poll = config.get("poll_ms", 50)
         self.inflight = ({}, {})  # per stream (ROUTINE, ALARM): seq -> ticks when sent
@@ -153,7 +155,7 @@ class Uplink:
                 self.stats["resent"] += 1
             out.append((seq, data, ctx))
             size += len(data) + 3
-            if size >= limit - 256:  # room for the epoch headers in the batch buffer
+            if size >= self.full:
                 break
         return out, size
 
@@ -236,9 +238,9 @@ class Uplink:
         now = ticks_ms()
         if self._waiting_since is None:
             self._waiting_since = now
-        if size >= self.batch_bytes or ticks_diff(now, self._waiting_since) >= self.batch_age:
+        if size >= self.full or ticks_diff(now, self._waiting_since) >= self.batch_age:
             await self._send(ROUTINE, recs)
-            self._waiting_since = None if size < self.batch_bytes else now
+            self._waiting_since = None if size < self.full else now
             return True
         return sent
 
