@@ -69,7 +69,8 @@ class Uplink:
     """Uplink(journal, config, port).run() forever.
 
     config (dict): host, port (8883), ca (DER bytes or a path on flash),
-    hub_id (bytes), user (default hub id hex), password, server_hostname,
+    hub_id (bytes), user (default hub id hex), password or password_file
+    (a path on flash), server_hostname,
     keepalive (s, 30), batch_bytes (4096), batch_age_ms (2000),
     ack_timeout_ms (15000), poll_ms (50). `port` (the board port) is only
     used for its `log(text)` if it has one."""
@@ -90,7 +91,7 @@ class Uplink:
         self.inflight = ({}, {})  # per stream (ROUTINE, ALARM): seq -> ticks when sent
         self.client = None
         self.wake = asyncio.Event()
-        self.stats = {"connects": 0, "batches": 0, "records": 0, "acked": 0, "resent": 0,
+        self.counters = {"connects": 0, "batches": 0, "records": 0, "acked": 0, "resent": 0,
                       "bad_acks": 0, "link_lost": 0}
         self._waiting_since = None
         self._acks = []
@@ -98,6 +99,16 @@ class Uplink:
         self.last_error = None
         self.status_every = config.get("status_ms", 10000)
         self._status_at = None
+
+    def stats(self):
+        """Counters, backlog and link state, for the hub's status report."""
+        s = dict(self.counters)
+        s["pending"] = self.j.count()
+        s["pending_alarms"] = self.j.count(ALARM)
+        s["in_flight"] = len(self.inflight[0]) + len(self.inflight[1])
+        s["connected"] = bool(self.client and self.client.connected)
+        s["error"] = self.last_error
+        return s
 
     def log(self, text):
         f = getattr(self.port, "log", None)
@@ -117,6 +128,13 @@ class Uplink:
                 ca = f.read()
         return mqtt.tls_context(ca)
 
+    def _password(self):
+        pw = self.cfg.get("password")
+        if pw is None and self.cfg.get("password_file"):
+            with open(self.cfg["password_file"]) as f:
+                pw = f.read().strip()
+        return pw
+
     def _on_message(self, topic, payload):
         if topic == self.ack_topic:
             self._acks.append(payload)
@@ -128,10 +146,10 @@ class Uplink:
             try:
                 seqs = decode_ack(p)
             except (ValueError, TypeError, IndexError):
-                self.stats["bad_acks"] += 1
+                self.counters["bad_acks"] += 1
                 continue
             n = self.j.ack(seqs)
-            self.stats["acked"] += n
+            self.counters["acked"] += n
             for q in seqs:
                 self.inflight[0].pop(q, None)
                 self.inflight[1].pop(q, None)
@@ -152,7 +170,7 @@ class Uplink:
             if t is not None:
                 if ticks_diff(now, t) < self.ack_timeout:
                     continue
-                self.stats["resent"] += 1
+                self.counters["resent"] += 1
             out.append((seq, data, ctx))
             size += len(data) + 3
             if size >= self.full:
@@ -219,8 +237,8 @@ class Uplink:
         for q in seqs:
             fl[q] = now
         await self.client.publish(self.up, payload, 1, self.ack_timeout)
-        self.stats["batches"] += 1
-        self.stats["records"] += len(seqs)
+        self.counters["batches"] += 1
+        self.counters["records"] += len(seqs)
 
     async def _pump(self):
         """Send what is due; True if something was sent."""
@@ -249,7 +267,7 @@ class Uplink:
     async def _session(self):
         c = self.client
         await c.connect()
-        self.stats["connects"] += 1
+        self.counters["connects"] += 1
         await c.subscribe(self.ack_topic, 1)
         self.inflight = ({}, {})  # the broker session is clean: what was in flight goes again
         self._up = True
@@ -278,7 +296,7 @@ class Uplink:
         cfg = self.cfg
         self.client = mqtt.Client(
             cfg["host"], cfg.get("port", 8883), cfg.get("client_id", "hub-" + self.hub_hex),
-            cfg.get("user", self.hub_hex), cfg.get("password"), cfg.get("keepalive", 30),
+            cfg.get("user", self.hub_hex), self._password(), cfg.get("keepalive", 30),
             self._ctx(), cfg.get("server_hostname"), self._on_message)
         fails = 0
         while True:
@@ -289,7 +307,7 @@ class Uplink:
                 self.client.close()
                 raise
             except Exception as e:
-                self.stats["link_lost"] += 1
+                self.counters["link_lost"] += 1
                 self.last_error = repr(e)
                 try:
                     import io, sys

@@ -86,7 +86,9 @@ class UplinkRig:
         shutil.copyfile(main, flash / "main.py")
         password = self.broker.add_hub(uid)
         cfg = dict(config or {})
-        up = {"host": "localhost", "port": 0, "ca": "/ca.der", "password": password,
+        (flash / "keys").mkdir(exist_ok=True)
+        (flash / "keys" / "mqtt.password").write_text(password)
+        up = {"host": "localhost", "port": 0, "ca": "/keys/ca.der", "password_file": "/keys/mqtt.password",
               "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000, "status_ms": 500}
         up.update(uplink or {})
         cfg["uplink"] = up
@@ -99,7 +101,7 @@ class UplinkRig:
 
     def _finish_hub_config(self):
         for h in self.hubs.values():
-            shutil.copyfile(self.broker.ca_der, h.flash / "ca.der")
+            shutil.copyfile(self.broker.ca_der, h.flash / "keys" / "ca.der")
             p = h.flash / "uplink.json"
             cfg = json.loads(p.read_text())
             cfg["uplink"]["port"] = self.broker.port

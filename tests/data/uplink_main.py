@@ -88,12 +88,9 @@ def main():
 
     async def report():
         while True:
-            st = dict(up.stats)
-            st["pending"] = j.count()
+            st = up.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
-            st["error"] = up.last_error
-            st["connected"] = bool(up.client and up.client.connected)
             _write("/uplink.state", json.dumps(st))
             await asyncio.sleep_ms(100)
 

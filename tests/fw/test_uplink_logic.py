@@ -83,7 +83,7 @@ def test_ack_moves_the_journal_and_reconnect_resends():
         up._on_message("samband/other/ack", encode_ack([q[3]]))  # not ours: ignored
         up._on_message(up.ack_topic, b"\xff")  # garbage: counted
         up._handle_acks()
-        assert j.count() == 2 and up.stats["acked"] == 4 and up.stats["bad_acks"] == 1
+        assert j.count() == 2 and up.counters["acked"] == 4 and up.counters["bad_acks"] == 1 and up.stats()["pending"] == 2
         assert not pump(up)
         up.inflight = ({}, {})  # what a reconnect does
         assert pump(up)
