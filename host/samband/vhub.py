@@ -48,7 +48,7 @@ READY = b"\x1dvhub-ready\x1d"  # printed by vhub_boot.py once the flash is mount
 # loses neither. So after a Ctrl-C to a busy interpreter the supervisor
 # holds back what the client types next until a prompt shows that the
 # interpreter stopped, repeating the Ctrl-C if none comes.
-INTR_RETRY_S = 0.3  # no sign of a KeyboardInterrupt this long after Ctrl-C: send it again
+INTR_RETRY_S = 1.0  # no sign of a KeyboardInterrupt this long after Ctrl-C: send it again
 INTR_TRIES = 5
 INTR_HOLD_S = 5.0  # longest the client's further input waits for a prompt
 PROMPTS = (b">>> ", b"... ", b"\x04>", b"CTRL-B to exit\r\n>")  # the interpreter waits for input
@@ -147,6 +147,8 @@ class VirtualHub:
         self._thread = None
         self._pending_cause = "power-on"
         self._to_hub = b""
+        self._hold_until = None
+        self._retry_at = None
         self._last_cr = False
         trace = os.environ.get("SAMBAND_VHUB_TRACE")
         self._trace_file = open(trace, "a") if trace else None  # every byte both ways, for debugging
@@ -253,18 +255,24 @@ class VirtualHub:
         self.boots += 1
         self._ready = False
         self._ready_buf = b""
+        # A Ctrl-C still waiting for its prompt when the interpreter went down
+        # (the unix port can abort on a badly timed SIGINT) is meant for the
+        # new one: what the client typed after it is kept, not dropped.
+        interrupting = self._hold_until is not None
         self._hold_until = None
         self._retry_at = None
         self._intr_tries = 0
         self._idle = False
         self._tail = b""
+        pending = self._to_hub if self.boots > 1 else b""
+        if interrupting:
+            pending = b"\x03" + pending
         if self._raw:
             # Back into the raw REPL without showing the friendly banner.
             self._suppress = True
             self._suppress_buf = b""
-            self._to_hub = b"\x01"
-        else:
-            self._to_hub = b""
+            pending = b"\x01" + pending
+        self._to_hub = pending
         self._pending_cause = "soft"
         if self.log:
             self.log(f"vhub: interpreter pid {self._proc.pid} started (boot {self.boots}, reset {self.resets[-1]})")
