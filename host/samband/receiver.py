@@ -66,6 +66,17 @@ class Ingest:
         self.store = store
         self.on_reading = on_reading
         self.counters = Counter()
+        self._restore()
+
+    def _restore(self):
+        # What the database holds is what this receiver has accepted: a restarted
+        # receiver refuses re-sent records as replayed (and acknowledges them)
+        # instead of opening them again. The primary key stays the backstop.
+        from samband.seal import _Seen
+        for hub_id, hub in self.opener.hubs.items():
+            spans = self.store.spans(hub_id.hex())
+            if spans:
+                hub.seen = _Seen(spans)
 
     def batch(self, hub_hex, payload):
         """Open, store, commit; return the seqs to acknowledge (possibly empty)."""

@@ -156,6 +156,15 @@ class Store:
         self.conn.commit()
         return got
 
+    def spans(self, hub_hex):
+        """The stored seqs of a hub as [(first, last)] runs (the receiver's replay state after a restart)."""
+        cur = self.conn.cursor()
+        cur.execute(self._q("SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g "
+                            "FROM readings WHERE hub = ?) AS runs GROUP BY g ORDER BY 1"), (hub_hex,))
+        out = [(a, b) for a, b in cur.fetchall()]
+        self.conn.commit()
+        return out
+
     def hubs(self):
         cur = self.conn.cursor()
         cur.execute("SELECT hub, last_seen, batches, stored, duplicates, rejected, backlog FROM hubs ORDER BY hub")
