@@ -149,3 +149,18 @@ def test_ten_minutes_of_ecg_without_gap_or_duplicate(tmp_path, bridge_factory):
         expect = t0 + (n - 1) * period_ns
         assert abs(t_last - expect) < period_ns / 2, f"frame {i}: gap or overlap of {(t_last - expect) / period_ns:.1f} samples"
     assert all(f[15] == 7692 for f in frames)
+
+
+def test_silent_device_is_reported(tmp_path, bridge_factory):
+    bridge, where = bridge_factory([{"kind": "polar", "address": POLAR, "speed": 1.0}])
+    with Rig(tmp_path, devices=[{"addr": hub_addr(POLAR), "kind": "polar", "name": ""}], bridge=where,
+             hub_config={"status_ms": 500}) as rig:
+        rig.wait_status(lambda s: dev(s, POLAR).get("readings", 0) > 3, 60, "ECG flowing")
+        bridge.fault(POLAR, "silent", True)  # stops notifying, the link stays up
+        deadline = time.monotonic() + 40
+        found = None
+        while time.monotonic() < deadline and not found:
+            time.sleep(1)
+            found = [r for *_, r, e in rig.readings() if r and r.get(2) == (1024 << 16 | 1)]
+        assert found, "no 'device silent' telemetry within 40 s (limit 10 s for a Polar)"
+        assert found[0][12] == 2 and found[0][3] >= 10  # telemetry priority, seconds silent

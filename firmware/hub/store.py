@@ -48,6 +48,8 @@ class Store:
         hts = self.port.utc_ms()
         try:
             r = reading.complete(partial, 0, dev, mono, hts)
+            if prio != PRIO_ROUTINE:
+                r[reading.PRIO] = prio  # the receiver sees the priority in the reading itself
         except ValueError:
             self.rejected += 1
             raise
