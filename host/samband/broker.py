@@ -164,6 +164,17 @@ class Broker:
     def start(self, timeout=10):
         if not Path(MOSQUITTO).exists():
             raise BrokerError(f"{MOSQUITTO} is missing: apt-get install mosquitto")
+        chosen = self.port is None
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except BrokerError:
+                # a free port we picked may have been taken before mosquitto bound it
+                if not chosen or attempt == 2 or "in use" not in self.log_tail(300):
+                    raise
+                self.port = None
+
+    def _start(self, timeout):
         self._write()
         log = open(self.folder / "mosquitto.log", "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")],
