@@ -158,12 +158,12 @@ def latency():
     def on_reading(hub, seq, r):
         lat[r.get(12, 0)].append(time.time() * 1000 - r[8])
 
-    total = 400
+    total = 600
     with tempfile.TemporaryDirectory() as d:
         rig = UplinkRig(d, firmware=firmware_tree(), on_reading=on_reading)
         try:
             h = rig.add_hub(HUB.hex(), TESTS / "data" / "uplink_main.py",
-                            {"total": total, "alarm_every": 10, "interval_ms": 25},
+                            {"total": total, "alarm_every": 4, "interval_ms": 20},
                             uplink={"batch_age_ms": 2000, "batch_bytes": 4096})
             rig.start()
             rig.wait(lambda: len(lat[0]) + len(lat[1]) >= total, 180, "every reading")
