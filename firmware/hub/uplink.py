@@ -164,6 +164,11 @@ class Uplink:
         fl = self.inflight[stream]
         if self.j.count(stream) <= len(fl) and not self._overdue(fl, now):
             return out, size  # nothing new: no walk over the flash
+        if self.j.count(stream) < len(fl):
+            # records in flight left the journal without our ack (evicted when
+            # full): forget them, or they would hide new ones from the check above
+            for q in [q for q in fl if not self.j.is_pending(q, stream)]:
+                del fl[q]
         it = self.j.alarms() if stream == ALARM else self.j.pending(ROUTINE)
         for seq, prio, data, ctx in it:
             t = fl.get(seq)
