@@ -1,0 +1,110 @@
+"""The receiver's database (samband.store) on SQLite and on PostgreSQL:
+migrations (and re-opening a migrated database), de-duplication by
+(hub, seq), per-hub status, replay-state runs, queries by hub, device,
+type and time. PostgreSQL runs in a throwaway cluster (initdb, a Unix
+socket in the test's folder); without initdb/psycopg that case skips
+and says why."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from hub import reading as rd
+from samband.store import open_store
+
+A, B = "00005a4d00c7", "00005a4d00c8"
+DEV1 = b"\x00\x11\x22\x33\x44\x55\x66"
+DEV2 = b"\x01\xaa\xbb\xcc\xdd\xee\xff"
+
+
+def _pg_bin(name):
+    for d in sorted(Path_glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return shutil.which(name)
+
+
+def Path_glob(pattern):
+    import glob
+    return glob.glob(pattern)
+
+
+@pytest.fixture
+def pg_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason="pip install 'psycopg[binary]'")
+    import tempfile
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp(prefix="samband-pg-"))  # not under pytest's 0700 folders: postgres must reach it
+    run = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
+        os.chown(d, _uid("postgres"), -1)
+        run = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(run + [initdb, "-D", str(d / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run(run + [pg_ctl, "-D", str(d / "data"), "-w", "-l", str(d / "log"),
+                          "-o", f"-p {port} -k {d} -c listen_addresses='' -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@/postgres?host={d}&port={port}"
+    finally:
+        subprocess.run(run + [pg_ctl, "-D", str(d / "data"), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _uid(name):
+    import pwd
+    return pwd.getpwnam(name).pw_uid
+
+
+def reading(seq, dev, mdc, val, hts, prio=0):
+    return rd.make(seq, dev, mdc, val, [1, seq], unit="mg/dL", hts=hts, prio=prio, rec=seq)
+
+
+def exercise(url):
+    s = open_store(url)
+    assert s.version() == 1
+    rows = [(q, 3, reading(q, DEV1 if q % 2 else DEV2, 0x2711C if q < 8 else 0x4BB8, 100 + q, 1000 * q,
+                           1 if q == 5 else 0)) for q in range(1, 11)]
+    assert s.store(A, rows[:6], {"tampered": 1}) == (6, 0)
+    assert s.store(A, rows, {"tampered": 2, "replayed": 1}) == (4, 6)  # duplicates ignored
+    assert s.store(B, rows[:2]) == (2, 0)
+    s.status(A, 17)
+    s.reject(B, {"forged": 1})
+    s.close()
+
+    s = open_store(url)  # re-open: migrations already applied
+    assert s.version() == 1
+    assert s.count() == 12 and s.count(A) == 10
+    st = {h["hub"]: h for h in s.hubs()}
+    assert st[A]["stored"] == 10 and st[A]["duplicates"] == 6 and st[A]["backlog"] == 17
+    assert st[A]["rejected"] == {"tampered": 3, "replayed": 1} and st[A]["batches"] == 2
+    assert st[B]["rejected"] == {"forged": 1} and st[B]["batches"] == 1
+    assert s.spans(A) == [(1, 10)]
+    got = s.readings(hub=A, device="11:22:33:44:55:66", mdc=0x2711C)
+    assert [r["seq"] for r in got] == [1, 3, 5, 7]
+    assert got[2]["prio"] == 1 and got[0]["val"] == 101 and got[0]["unit"] == "mg/dL"
+    assert [r["seq"] for r in s.readings(hub=A, since=3000, until=6000)] == [3, 4, 5]
+    assert s.have(A, [1, 10, 11, 99]) == {1, 10}
+    assert len(s.readings(limit=3)) == 3
+    s.close()
+
+
+def test_sqlite(tmp_path):
+    exercise(str(tmp_path / "r.db"))
+    exercise_wal = open_store("sqlite:///" + str(tmp_path / "w.db"))
+    assert exercise_wal.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    exercise_wal.close()
+
+
+def test_postgresql(pg_url):
+    exercise(pg_url)
