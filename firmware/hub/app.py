@@ -79,8 +79,9 @@ class Hub:
             s["stored"] = self.store.stored
         if self.collector is not None:
             s["ble"] = self.collector.stats()
-        if self.uplink is not None and hasattr(self.uplink, "stats"):
-            s["uplink"] = self.uplink.stats()
+        if self.uplink is not None:
+            st = self.uplink.stats
+            s["uplink"] = st() if callable(st) else st
         return s
 
     def emit_status(self):
@@ -149,6 +150,15 @@ class Hub:
                 [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
             if self.config.get("pairing_s"):
                 self.collector.open_pairing(self.config["pairing_s"])
+        up = self.config.get("uplink")
+        if up and up.get("host"):
+            from hub.uplink import Uplink
+            cfg = dict(up)
+            cfg["hub_id"] = uid
+            cfg.setdefault("ca", KEYS + "/ca.der")
+            cfg.setdefault("password_file", KEYS + "/mqtt.password")
+            self.uplink = Uplink(self.journal, cfg, self)
+            self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
 
 
 def boot_quiet():

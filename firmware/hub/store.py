@@ -37,6 +37,7 @@ class Store:
         self.stored = 0
         self.rejected = 0  # partial readings that failed validation (a decoder bug), counted
         self.commits = 0
+        self.on_alarm = None  # called after an alarm is durable (the uplink sends it at once)
         self._after_commit = []
         self._live_since = None    # ticks of the oldest staged reading only the hub has
         self._backed_since = None  # ticks of the oldest staged device-backed reading
@@ -63,6 +64,8 @@ class Store:
         self.staged += 1
         if prio == PRIO_ALARM:
             self.commit()
+            if self.on_alarm is not None:
+                self.on_alarm()
         elif backed:
             if self._backed_since is None:
                 self._backed_since = mono[1]

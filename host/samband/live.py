@@ -1,11 +1,12 @@
 """`samband run` / `make run`: the whole virtual rig, live.
 
-Starts the BLE bridge with one emulated device of each kind, a virtual hub
-provisioned for them (build/run/: its flash and its depot survive between
-runs, like a real hub's), and shows what arrives: every few seconds a view
-per device with its latest reading, opened from the hub's sealed journal
-with the receiver's keys, how many it stored, and the lag from the hub's
-receipt to the view."""
+Starts Mosquitto (TLS, per-hub ACL; a process of its own, no system
+service), the receiver (SQLite in build/run/receiver.db), the BLE bridge
+with one emulated device of each kind, and a virtual hub provisioned for
+them (build/run/: its flash and depot survive between runs, like a real
+hub's). Every few seconds it shows, per device, the latest reading as the
+receiver opened and stored it, how many arrived, and the lag from the
+hub's receipt to the receiver's commit."""
 
 import time
 from pathlib import Path
@@ -32,50 +33,75 @@ def describe(r):
 
 
 def run(seconds=None, heap="512k", root=None, every=2.0, out=print, speed=1.0):
+    import threading
+
     from hub.ble import addr_str
     from samband.blebridge import BleBridge
-    from samband.journal import Reader
-    from samband.rig import Rig
+    from samband.broker import RECEIVER_USER, Broker
+    from samband.receiver import Ingest, Receiver
+    from samband.rig import UID, Rig
     from samband.sim import DEFAULT_SET
+    from samband.store import open_store
     root = Path(root or BUILD / "run")
+    root.mkdir(parents=True, exist_ok=True)
     specs = [dict(d, speed=speed) if d["kind"] == "polar" else dict(d) for d in DEFAULT_SET]
-    bridge = BleBridge(devices=specs)
-    where = bridge.start()
     devices = [{"addr": d["address"] + "/r", "kind": d["kind"], "name": ""} for d in DEFAULT_SET]
     end = None if seconds is None else time.monotonic() + seconds
-    latest, counts = {}, {}
+    latest, counts, lock = {}, {}, threading.Lock()
+
+    def on_reading(hub_hex, seq, r):
+        a = addr_str(r[1])
+        lag = (time.time() * 1000 - r[8]) / 1000 if 8 in r else None
+        with lock:
+            counts[a] = counts.get(a, 0) + 1
+            if r.get(12, 0) != 2 or a not in latest:  # a measurement beats hub/device telemetry
+                latest[a] = (describe(r), lag, r.get(12, 0))
+
+    broker = Broker(root / "broker")
+    password = broker.add_hub(UID.hex())
+    broker.start()
+    bridge = rx = store = None
     try:
-        with Rig(root, devices=devices, bridge=where, heap=heap, hub_config={"status_ms": int(every * 1000)},
-                 depot=root / "depot") as rig:
-            out(f"samband: virtual hub on {rig.hub.port} (flash {rig.flash}), BLE bridge on {where[0]}:{where[1]} "
-                f"with {len(devices)} emulated devices; Ctrl-C to stop")
-            reader = Reader(rig.flash, rig.depot)
+        bridge = BleBridge(devices=specs)
+        where = bridge.start()
+        rig = Rig(root, devices=devices, bridge=where, heap=heap, depot=root / "depot",
+                  hub_config={"status_ms": int(every * 1000),
+                              "uplink": {"host": "localhost", "port": broker.port, "keepalive": 10,
+                                         "batch_age_ms": 500, "status_ms": 2000}},
+                  files={"/keys/ca.der": broker.ca_der.read_bytes(), "/keys/mqtt.password": password.encode()})
+        rig.provision() if not (rig.flash / "keys" / "hub.key").exists() else None
+        store = open_store(str(root / "receiver.db"))
+        # the receiver knows the hub from the depot the rig provisioned it from
+        rx = Receiver(Ingest(rig.depot.opener(), store, on_reading), "localhost", broker.port, broker.ca_pem,
+                      RECEIVER_USER, broker.users[RECEIVER_USER]).start()
+        with rig:
+            out(f"samband: broker on localhost:{broker.port} (TLS), receiver into {root / 'receiver.db'}, "
+                f"virtual hub on {rig.hub.port}, BLE bridge on {where[0]}:{where[1]} with {len(devices)} "
+                f"emulated devices; Ctrl-C to stop")
             while end is None or time.monotonic() < end:
                 time.sleep(every)
-                try:
-                    rows = reader.new()
-                except Exception as e:  # noqa: BLE001 - the journal may be mid-write; next round
-                    out(f"  (journal not readable this round: {e})")
-                    continue
-                now_ms = time.time() * 1000
-                for seq, prio, r, err in rows:
-                    if r is None:
-                        out(f"  record {seq}: cannot open: {err}")
-                        continue
-                    a = addr_str(r[1])
-                    counts[a] = counts.get(a, 0) + 1
-                    if prio != 2 or a not in latest:  # a measurement beats hub/device telemetry
-                        latest[a] = (describe(r), (now_ms - r[8]) / 1000 if 8 in r else None, prio)
                 s = rig.statuses[-1] if rig.statuses else {}
-                out(time.strftime("%H:%M:%S ") + (f"hub boot {s.get('boot')} | heap {s.get('heap_alloc', 0) // 1024} KB "
-                    f"used | journal {s.get('journal', {}).get('pending', '?')} pending | "
-                    f"BLE drops {s.get('ble', {}).get('fifo', {}).get('dropped', '?')}"
+                up = s.get("uplink") or {}
+                out(time.strftime("%H:%M:%S ") + (
+                    f"hub boot {s.get('boot')} | heap {s.get('heap_alloc', 0) // 1024} KB used | "
+                    f"journal {s.get('journal', {}).get('pending', '?')} unacknowledged | "
+                    f"uplink {up.get('batches', 0)} batches, {up.get('acked', 0)} acked | "
+                    f"BLE drops {s.get('ble', {}).get('fifo', {}).get('dropped', '?')} | "
+                    f"receiver stored {rx.ingest.counters.get('stored', 0)}"
                     + (f" | problems: {'; '.join(s['problems'])}" if s.get("problems") else "")))
+                with lock:
+                    view = dict(latest), dict(counts)
                 for d in s.get("ble", {}).get("devices", []):
                     a = d["addr"]
-                    last, lag, prio = latest.get(a, ("-", None, 0))
+                    last, lag, prio = view[0].get(a, ("-", None, 0))
                     out(f"  {d['kind']:8} {a:20} {'connected' if d['connected'] else 'away     '} "
-                        f"stored {counts.get(a, 0):6}  last: {last}"
-                        + (f"  (lag {lag:.1f} s)" if lag is not None else "") + ("  ALARM" if prio == 1 else ""))
+                        f"received {view[1].get(a, 0):6}  last: {last}"
+                        + (f"  (lag {lag:.2f} s)" if lag is not None else "") + ("  ALARM" if prio == 1 else ""))
     finally:
-        bridge.stop()
+        if rx is not None:
+            rx.stop()
+        if store is not None:
+            store.close()
+        if bridge is not None:
+            bridge.stop()
+        broker.stop()

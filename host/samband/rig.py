@@ -22,7 +22,7 @@ UID = bytes.fromhex("00005a4d0001")
 
 class Rig:
     def __init__(self, root=None, devices=(), bridge=None, heap=FULL_HEAP, hub_config=None, depot=None,
-                 log=None, env=None):
+                 log=None, env=None, files=None):
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -36,6 +36,7 @@ class Rig:
         self.hub_config = dict(hub_config or {})
         self.log = log
         self.env = dict(env or {})
+        self.files = dict(files or {})  # more files for the hub's flash, e.g. {"/keys/ca.der": b"..."}
         self.hub = None
         self.lines = []               # console lines, in order
         self.statuses = []            # parsed STATUS maps, in order
@@ -44,11 +45,15 @@ class Rig:
 
     def provision(self):
         to_flash_folder(self.flash, files_for(self.depot, UID, self.devices, self.hub_config))
+        to_flash_folder(self.flash, self.files)
 
     def start(self):
         build.build("vhub")
         if not (self.flash / "keys" / "hub.key").exists():
             self.provision()
+        else:  # the hub keeps its keys; configuration and extra files follow this run's rig
+            import json as _json
+            to_flash_folder(self.flash, {"/config/hub.json": _json.dumps(self.hub_config).encode(), **self.files})
         env = dict(self.env)
         if self.bridge:
             env["SAMBAND_BLE_BRIDGE"] = "%s:%d" % tuple(self.bridge)
