@@ -18,13 +18,20 @@ def run(*args):
 
 def test_provision_a_virtual_hub(tmp_path):
     flash, depot = tmp_path / "flash", tmp_path / "depot"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n")
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-mqtt\n")
     p = run("provision", "--flash", str(flash), "--depot", str(depot), "--device", "glucose=C0:FF:EE:00:00:01",
-            "--device", "polar=c0:ff:ee:00:00:02/r", "--pairing", "60", "--broker", "127.0.0.1:8883")
+            "--device", "polar=c0:ff:ee:00:00:02/r", "--pairing", "60", "--broker", "127.0.0.1:8883",
+            "--broker-ca", str(ca), "--broker-password-file", str(pw))
     assert p.returncode == 0, p.stderr
     assert "provisioned hub 00005a4d0001" in p.stdout
     hub_key = (flash / "keys" / "hub.key").read_bytes()
     assert len(hub_key) == 32 and hub_key.hex() not in p.stdout + p.stderr  # never printed
     assert stat.S_IMODE((depot / "authority.key").stat().st_mode) == 0o600
+    assert (flash / "keys" / "ca.der").read_bytes() == bytes(range(6))  # PEM converted to DER
+    assert (flash / "keys" / "mqtt.password").read_bytes() == b"s3cret-mqtt" and "s3cret" not in p.stdout
     devices = json.loads((flash / "config" / "devices.json").read_text())["devices"]
     assert devices == [{"addr": "C0:FF:EE:00:00:01", "kind": "glucose", "name": ""},
                        {"addr": "C0:FF:EE:00:00:02/r", "kind": "polar", "name": ""}]

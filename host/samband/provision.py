@@ -64,6 +64,22 @@ def board_uid(port):
     return bytes.fromhex(out)
 
 
+def _der(path):
+    """A CA certificate as DER (the hub's TLS wants DER); PEM is converted."""
+    import base64
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise SambandError(f"--broker-ca {path}: {e.strerror}") from None
+    if data.lstrip().startswith(b"-----BEGIN"):
+        body = b"".join(l for l in data.splitlines() if l and not l.startswith(b"-----"))
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError:
+            raise SambandError(f"--broker-ca {path}: not a PEM certificate") from None
+    return data
+
+
 def cmd_provision(args):
     from samband.depot import Depot
     depot = Depot(args.depot)
@@ -76,13 +92,21 @@ def cmd_provision(args):
         if not host or not port.isdigit():
             raise SambandError(f"--broker {args.broker!r}: want HOST:PORT")
         cfg["uplink"] = {"host": host, "port": int(port)}
+    extra = {}
+    if args.broker_ca:
+        extra["/keys/ca.der"] = _der(args.broker_ca)
+    if args.broker_password_file:
+        try:
+            extra["/keys/mqtt.password"] = Path(args.broker_password_file).read_bytes().strip()
+        except OSError as e:
+            raise SambandError(f"--broker-password-file: {e.strerror}") from None
     if args.flash:
         uid = bytes.fromhex(args.uid or "00005a4d0001")
-        to_flash_folder(args.flash, files_for(depot, uid, devices, cfg))
+        to_flash_folder(args.flash, {**files_for(depot, uid, devices, cfg), **extra})
         where = str(args.flash)
     elif args.port:
         uid = board_uid(args.port)
-        to_board(args.port, files_for(depot, uid, devices, cfg))
+        to_board(args.port, {**files_for(depot, uid, devices, cfg), **extra})
         where = args.port
     else:
         raise SambandError("say where the hub is: --flash DIR (virtual hub) or --port /dev/ttyUSB0")
@@ -100,5 +124,7 @@ def add_parser(sub):
     p.add_argument("--pairing", type=int, default=0, metavar="SECONDS",
                    help="open a pairing window this long after boot")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
+    p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
+    p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")
     p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
     p.set_defaults(func=cmd_provision)
