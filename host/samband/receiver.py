@@ -30,24 +30,8 @@ UP = "samband/+/up"
 STATUS = "samband/+/status"
 
 
-def encode_ack(seqs):
-    """CBOR array of [first, last] ranges of acknowledged seqs."""
-    import cbor2
-    rr = []
-    for q in sorted(set(seqs)):
-        if rr and rr[-1][1] + 1 == q:
-            rr[-1][1] = q
-        else:
-            rr.append([q, q])
-    return cbor2.dumps(rr)
-
-
-def decode_ack(data):
-    import cbor2
-    out = []
-    for a, b in cbor2.loads(data):
-        out.extend(range(a, b + 1))
-    return out
+# The ack format belongs to the hub's uplink (docs/uplink.md); the receiver uses the same code.
+from hub.uplink import decode_ack, encode_ack  # noqa: E402,F401
 
 
 def _record_seq(item, epochs):
