@@ -11,12 +11,13 @@ _GLUCOSE = (160184, 160188, 160192, 160196, 160200, 160204, 160208, 160212, 1600
 _MMOL_PER_MGDL = 1 / 18.016
 
 # (mdc codes, unit, low, high): a reading below low or above high is an alarm
-_limits = [
+DEFAULTS = [
     (_GLUCOSE, "mg/dL", 54, 400),
     (_GLUCOSE, "mmol/L", 3.0, 22.2),
     ((150456,), "%", 88, None),
     ((147842, 149530), "/min", 40, 150),
 ]
+_limits = DEFAULTS
 
 
 def set_limits(limits):
