@@ -78,7 +78,7 @@ def test_bad_payloads_and_unknown_handles_are_counted():
     assert d.readings == 1 and d.staged_rec == 7 and store.staged == 1
     store.commit()
     (q, prio, data, ctx), = list(j.pending())
-    assert prio == reading.PRIO_ROUTINE and len(data) > 20 and b"\x68" not in data[:4]  # sealed
+    assert prio == reading.PRIO_ROUTINE and len(data) > 20 and b"mg/dL" not in data  # sealed, not plaintext
 
 
 def test_alarm_commits_at_once_and_wakes_the_uplink():
