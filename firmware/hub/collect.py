@@ -36,7 +36,6 @@ SILENCE_CHECK_MS = const(1000)
 # has no code for these hub-side events).
 MDC_HUB_DEVICE_SILENT = const(1024 << 16 | 1)
 MDC_HUB_DEVICE_CONNECTED = const(1024 << 16 | 2)
-MDC_HUB_RECORDS_MISSING = const(1024 << 16 | 3)
 MDC_HUB_BOND_LOST = const(1024 << 16 | 4)
 
 

@@ -38,7 +38,6 @@ class Store:
         self.rejected = 0  # partial readings that failed validation (a decoder bug), counted
         self.commits = 0
         self.on_alarm = None  # called after an alarm is durable (the uplink sends it at once)
-        self._after_commit = []
         self._live_since = None    # ticks of the oldest staged reading only the hub has
         self._backed_since = None  # ticks of the oldest staged device-backed reading
 
@@ -80,16 +79,9 @@ class Store:
             return True
         return self._backed_since is not None and (now - self._backed_since) & 0x3FFFFFFF >= BACKED_MS
 
-    def after_commit(self, fn):
-        """Run fn() once everything staged so far is durable (e.g. remember a record number)."""
-        self._after_commit.append(fn)
-
     def commit(self):
         self.journal.commit()
         self.commits += 1
         self.stored += self.staged
         self.staged = 0
         self._live_since = self._backed_since = None
-        fns, self._after_commit = self._after_commit, []
-        for fn in fns:
-            fn()
