@@ -40,6 +40,12 @@ class _Flash:
         self._v.rename(old, new)
 
 
+def _forget(before):
+    for k in list(_sys.modules):
+        if k not in before:
+            del _sys.modules[k]
+
+
 def _vhub_start():
     root = _os.getenv("SAMBAND_FLASH")
     _vfs.umount("/")
@@ -52,6 +58,7 @@ def _vhub_start():
     scripts = ["boot.py"]
     if _os.getenv("SAMBAND_VHUB_RAW") != "1":
         scripts.append("main.py")
+    before = set(_sys.modules)
     for name in scripts:
         try:
             _os.stat(name)
@@ -63,14 +70,20 @@ def _vhub_start():
             exec(code, globals())
         except KeyboardInterrupt as e:
             # Ctrl-C while booting means "give me the REPL": main.py does not start.
+            # The unix port can take that interrupt in the middle of an import and
+            # leave a half-made module behind (a board would not); forget what the
+            # scripts imported, so the REPL imports it again, whole.
             _sys.print_exception(e)
+            _forget(before)
             break
         except SystemExit as e:
             # machine.soft_reset() / sys.exit(): end the process, the supervisor restarts us.
             _sys.exit(e.value if hasattr(e, "value") else 0)
         except BaseException as e:
+            # (an interrupt swallowed inside an import surfaces as an ImportError here)
             _sys.print_exception(e)
+            _forget(before)
 
 
 _vhub_start()
-del _vhub_start, _Flash, _os, _sys, _vfs
+del _vhub_start, _forget, _Flash, _os, _sys, _vfs
