@@ -3,6 +3,7 @@ pyserial and with unmodified mpremote, as against a real board."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -92,6 +93,27 @@ def test_ctrl_c_interrupts_running_code(vhub):
         assert vhub.boots == 1
 
 
+def test_interpreter_dying_of_a_ctrl_c_resumes_at_the_repl(vhub):
+    """The unix port can die of a badly timed SIGINT; a board would just be at
+    its REPL. Here the code swallows the interrupt and the interpreter is then
+    killed while the supervisor still waits for it to stop: the client gets a
+    prompt, the reset cause stays, and neither boot.py nor main.py runs again."""
+    with open_port(vhub) as ser:
+        interrupt_to_repl(ser)
+        ser.write(b"import time\rwhile True:\r try: time.sleep_ms(5)\r except KeyboardInterrupt: pass\r\r\r")
+        time.sleep(0.3)
+        ser.reset_input_buffer()
+        ser.write(b"\x03")
+        time.sleep(0.2)
+        os.kill(vhub.pid, signal.SIGTERM)
+        ser.write(b"print(6 * 7)\r")  # typed while the interpreter is going down: kept
+        out = read_until(ser, b"42\r\n>>> ").decode()
+        assert "MPY: soft reboot" not in out and "samband hub" not in out and "MicroPython" not in out
+        assert vhub.boots == 2 and vhub.artefacts == 1
+        assert vhub.resets == ["power-on", "power-on"]
+        assert "'power-on'" in repl(ser, "__import__('os').getenv('SAMBAND_VHUB_RESET')")
+
+
 def test_machine_soft_reset_reruns_boot_and_main(vhub):
     with open_port(vhub) as ser:
         interrupt_to_repl(ser)
@@ -138,7 +160,6 @@ def test_raw_repl_and_raw_paste(vhub):
 
 def test_power_cut_restarts_with_power_on_cause(vhub):
     with Hub(vhub.port) as h:
-        pid = h.eval("__import__('os').getpid()") if False else None  # noqa: F841 (no getpid on the unix port)
         h.exec("open('/marker', 'w').write('x')")
     vhub.power_cut()
     vhub.wait_boots(2)

@@ -17,6 +17,9 @@ relay between them is where the board-like behaviour lives:
   starts a fresh one with reset cause "power-on".
 * output is dropped while no client has the port open, like a USB CDC
   port without a host.
+* an interpreter that dies of a Ctrl-C (the unix port can, on a badly
+  timed SIGINT) is replaced by one that resumes at the REPL with the same
+  reset cause, without running boot.py or main.py: where a board would be.
 """
 
 import errno
@@ -50,6 +53,7 @@ READY = b"\x1dvhub-ready\x1d"  # printed by vhub_boot.py once the flash is mount
 # interpreter stopped, repeating the Ctrl-C if none comes.
 INTR_RETRY_S = 1.0  # no sign of a KeyboardInterrupt this long after Ctrl-C: send it again
 INTR_TRIES = 5
+INTR_DEATH_S = 3.0  # an interpreter that dies this soon after a Ctrl-C died of it
 INTR_HOLD_S = 5.0  # longest the client's further input waits for a prompt
 PROMPTS = (b">>> ", b"... ", b"\x04>", b"CTRL-B to exit\r\n>")  # the interpreter waits for input
 
@@ -141,6 +145,7 @@ class VirtualHub:
         self._cli_fd = None
         self._raw = False
         self._suppress = False
+        self._suppress_keep_prompt = False
         self._suppress_buf = b""
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -149,6 +154,9 @@ class VirtualHub:
         self._to_hub = b""
         self._hold_until = None
         self._retry_at = None
+        self._intr_at = None  # when the last Ctrl-C went to the interpreter
+        self._resume = False  # next interpreter resumes at the REPL (see _died)
+        self.artefacts = 0  # interpreters lost to a Ctrl-C and resumed at the REPL
         self._last_cr = False
         trace = os.environ.get("SAMBAND_VHUB_TRACE")
         self._trace_file = open(trace, "a") if trace else None  # every byte both ways, for debugging
@@ -235,6 +243,7 @@ class VirtualHub:
             "SAMBAND_VHUB_UID": self.uid,
             "SAMBAND_VHUB_RESET": self._pending_cause,
             "SAMBAND_VHUB_RAW": "1" if self._raw else "0",
+            "SAMBAND_VHUB_RESUME": "1" if self._resume else "0",
             "MICROPYPATH": "",
         })
 
@@ -255,27 +264,59 @@ class VirtualHub:
         self.boots += 1
         self._ready = False
         self._ready_buf = b""
-        # A Ctrl-C still waiting for its prompt when the interpreter went down
-        # (the unix port can abort on a badly timed SIGINT) is meant for the
-        # new one: what the client typed after it is kept, not dropped.
-        interrupting = self._hold_until is not None
+        # What the client typed while the old interpreter was going down is
+        # meant for the new one and is kept, not dropped.
+        resume, self._resume = self._resume, False
         self._hold_until = None
         self._retry_at = None
+        self._intr_at = None
         self._intr_tries = 0
         self._idle = False
         self._tail = b""
         pending = self._to_hub if self.boots > 1 else b""
-        if interrupting:
-            pending = b"\x03" + pending
-        if self._raw:
+        if resume and not self._raw:
+            # Back at the friendly prompt, as a board shows it after a
+            # KeyboardInterrupt: no banner, no boot.py, no main.py.
+            self._suppress = True
+            self._suppress_buf = b""
+            self._suppress_keep_prompt = True
+        elif self._raw:
             # Back into the raw REPL without showing the friendly banner.
             self._suppress = True
             self._suppress_buf = b""
+            self._suppress_keep_prompt = False
             pending = b"\x01" + pending
         self._to_hub = pending
         self._pending_cause = "soft"
         if self.log:
             self.log(f"vhub: interpreter pid {self._proc.pid} started (boot {self.boots}, reset {self.resets[-1]})")
+
+    def _died(self, code, now):
+        """Decide how the next interpreter starts, from how this one ended."""
+        if self._pending_cause == "power-on":
+            return  # power_cut(): a pulled plug, already decided
+        interrupted = self._hold_until is not None or (
+            self._intr_at is not None and now - self._intr_at < INTR_DEATH_S)
+        if code not in (0, EXIT_HARD_RESET) and interrupted:
+            # The unix port can die of a badly timed SIGINT (a second one
+            # while the first is being raised: "FATAL: uncaught NLR"). A board
+            # would simply be at its REPL after the KeyboardInterrupt, with no
+            # reset at all, so the next interpreter resumes there, with the
+            # same reset cause, and the client never sees the difference.
+            self.artefacts += 1
+            self._resume = True
+            self._pending_cause = self.resets[-1] if self.resets else "power-on"
+            if self.log:
+                self.log(f"vhub: interpreter died of a Ctrl-C (exit {code}); resuming at the REPL")
+            return
+        if code == EXIT_HARD_RESET:
+            self._pending_cause = "hard"
+            self._raw = False
+        elif code < 0:
+            self._pending_cause = "crash"
+            self._raw = False
+        if self._pending_cause == "soft":
+            self._to_client(b"MPY: soft reboot\r\n")
 
     def _to_client(self, data):
         if not data:
@@ -338,7 +379,7 @@ class VirtualHub:
             return
         self._suppress = False
         self._suppress_buf = b""
-        rest = buf[j + len(PROMPT):]
+        rest = buf[j:] if self._suppress_keep_prompt else buf[j + len(PROMPT):]
         if rest:
             self._to_client(rest)
 
@@ -387,6 +428,7 @@ class VirtualHub:
                         self._idle = False
                         self._tail = b""
                     if stopping and n == len(chunk):
+                        self._intr_at = now
                         self._intr_tries = 0
                         self._hold_until = now + INTR_HOLD_S
                         self._retry_at = now + INTR_RETRY_S
@@ -397,6 +439,7 @@ class VirtualHub:
                 self._retry_at = now + INTR_RETRY_S if self._intr_tries < INTR_TRIES else None
                 try:
                     os.write(hub_fd, b"\x03")
+                    self._intr_at = now
                     self._trace("to-hub (Ctrl-C again)", b"\x03")
                 except OSError:
                     pass
@@ -415,14 +458,7 @@ class VirtualHub:
                         break
                     if proc is self._proc:
                         code = proc.returncode
-                        if code == EXIT_HARD_RESET:
-                            self._pending_cause = "hard"
-                            self._raw = False
-                        elif code < 0 and self._pending_cause != "power-on":
-                            self._pending_cause = "crash"
-                            self._raw = False
-                        if self._pending_cause == "soft":
-                            self._to_client(b"MPY: soft reboot\r\n")
+                        self._died(proc.returncode, time.monotonic())
                         self._spawn()
             if cli_hup:
                 time.sleep(0.02)  # no client: poll slowly instead of spinning on HUP

@@ -58,6 +58,8 @@ def _vhub_start():
     scripts = ["boot.py"]
     if _os.getenv("SAMBAND_VHUB_RAW") != "1":
         scripts.append("main.py")
+    if _os.getenv("SAMBAND_VHUB_RESUME") == "1":
+        scripts = []  # the last interpreter died of a Ctrl-C: a board would be at its REPL
     before = set(_sys.modules)
     for name in scripts:
         try:
