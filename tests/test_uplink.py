@@ -353,3 +353,52 @@ def test_restarted_receiver_knows_what_it_stored(tmp_path):
     assert st.hubs()[0]["rejected"] == {"replayed": 3}
     assert decode_ack(encode_ack([5, 1, 2, 3, 4, 9])) == [1, 2, 3, 4, 5, 9]
     st.close()
+
+
+def test_database_failure_loses_nothing(tmp_path):
+    """A batch the database fails to store is neither acknowledged nor
+    remembered as accepted: sent again, it is opened and stored, not refused
+    as a replay. A meter's records fetched again under new seqs (a hub that
+    lost power before remembering their record numbers) are acknowledged
+    and stored once."""
+    import os
+    from nacl import bindings as nb
+    from hub import reading as rd
+    from hub import seal as fs
+    from samband.receiver import Ingest
+    from samband.seal import Opener
+    from samband.store import open_store
+
+    class Counter:
+        n = 0
+
+        def reserve(self):
+            self.n += 1
+            return self.n
+
+    hub_id = bytes.fromhex(HUB_A)
+    hub_sk = os.urandom(32)
+    rpk, rsk = nb.crypto_box_keypair()
+    headers = []
+    s = fs.Sealer(hub_id, hub_sk, (7, rpk), Counter(), os.urandom, headers.append)
+    dev = b"\0\x11\x22\x33\x44\x55\x66"
+
+    def rec(q, n):  # hub seq q carrying the meter's record n
+        return s.seal(q, rd.encode(rd.make(q, dev, 0x2711C, 100 + n, [1, q], unit="mg/dL", rec=n, dts=1700000000 + n)))
+
+    st = open_store(tmp_path / "r.db")
+    ing = Ingest(Opener({7: rsk}, {hub_id: nb.crypto_scalarmult_base(hub_sk)}), st)
+    good = st._store
+    st._store = lambda *a: (_ for _ in ()).throw(OSError("disk full"))
+    b1 = batch(headers + [rec(q, q) for q in (1, 2, 3)])
+    with pytest.raises(OSError):
+        ing.batch(HUB_A, b1)
+    assert st.count() == 0 and ing.counters["store-failed"] == 1
+    st._store = good
+    assert sorted(ing.batch(HUB_A, b1)) == [1, 2, 3]  # delivered again: stored, not "replayed"
+    assert ing.counters["replayed"] == 0 and st.count() == 3
+    # power cut on the hub: records 2 and 3 are fetched again as seqs 4 and 5, then record 4 is new
+    assert sorted(ing.batch(HUB_A, batch([rec(4, 2), rec(5, 3), rec(6, 4)]))) == [4, 5, 6]
+    assert st.count() == 4 and [r["rec"] for r in st.readings()] == [1, 2, 3, 4]
+    assert st.hubs()[0]["refetched"] == 2
+    st.close()

@@ -72,18 +72,19 @@ def reading(seq, dev, mdc, val, hts, prio=0):
 
 def exercise(url):
     s = open_store(url)
-    assert s.version() == 1
+    assert s.version() == 2
     rows = [(q, 3, reading(q, DEV1 if q % 2 else DEV2, 0x2711C if q < 8 else 0x4BB8, 100 + q, 1000 * q,
                            1 if q == 5 else 0)) for q in range(1, 11)]
     assert s.store(A, rows[:6], {"tampered": 1}) == (6, 0)
     assert s.store(A, rows, {"tampered": 2, "replayed": 1}) == (4, 6)  # duplicates ignored
-    assert s.store(B, rows[:2]) == (2, 0)
+    live = [(q, 3, rd.make(q, DEV2, 0x4BB8, 60, [1, q], hts=1000 * q)) for q in (1, 2)]  # no record number
+    assert s.store(B, live) == (2, 0)
     s.status(A, 17)
     s.reject(B, {"forged": 1})
     s.close()
 
     s = open_store(url)  # re-open: migrations already applied
-    assert s.version() == 1
+    assert s.version() == 2
     assert s.count() == 12 and s.count(A) == 10
     st = {h["hub"]: h for h in s.hubs()}
     assert st[A]["stored"] == 10 and st[A]["duplicates"] == 6 and st[A]["backlog"] == 17
@@ -96,7 +97,34 @@ def exercise(url):
     assert [r["seq"] for r in s.readings(hub=A, since=3000, until=6000)] == [3, 4, 5]
     assert s.have(A, [1, 10, 11, 99]) == {1, 10}
     assert len(s.readings(limit=3)) == 3
+
+    # The same device records again under new seqs: fetched again after a
+    # power cut (hub A) or read by a second hub (B). Each is kept as a row
+    # that names the first, so that its seq is acknowledged, and is left
+    # out of readings and counts.
+    again = [(100 + q, 4, _rehub(r, 100 + q)) for q, _, r in rows[:3]]
+    assert s.store(A, again) == (0, 3)
+    assert s.store(B, [(7, 4, _rehub(rows[3][2], 7))]) == (0, 1)
+    assert s.store(A, again) == (0, 3)  # and a re-send of those seqs is a plain duplicate
+    changed = _rehub(rows[4][2], 200)
+    changed[rd.VAL] += 1  # same record number, other content: not the same record
+    assert s.store(A, [(200, 4, changed)]) == (1, 0)
+    assert s.count() == 13 and s.count(A) == 11 and s.count(B) == 2
+    st = {h["hub"]: h for h in s.hubs()}
+    assert st[A]["refetched"] == 3 and st[B]["refetched"] == 1
+    assert s.have(A, [101, 102, 103]) == {101, 102, 103} and (7, 7) in s.spans(B)
+    assert [r["seq"] for r in s.readings(hub=A, device="11:22:33:44:55:66", mdc=0x2711C)] == [1, 3, 5, 7, 200]
     s.close()
+
+
+def _rehub(r, seq):
+    """The reading as a hub would make it again: new seq, hub times and priority; the device's part unchanged."""
+    r = dict(r)
+    r[rd.SEQ] = seq
+    r[rd.MONO] = [2, seq]
+    r[rd.HTS] = r.get(rd.HTS, 0) + 5000
+    r.pop(rd.PRIO, None)
+    return r
 
 
 def test_sqlite(tmp_path):
@@ -108,3 +136,23 @@ def test_sqlite(tmp_path):
 
 def test_postgresql(pg_url):
     exercise(pg_url)
+
+
+def test_upgrade_keeps_what_was_stored(tmp_path, monkeypatch):
+    """A database made by the first schema is migrated in place: its rows stay
+    readable, and new device records are de-duplicated from then on."""
+    import samband.store as store
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
+    s = open_store(path)
+    s.conn.execute("INSERT INTO readings (hub, seq, epoch, device, mdc, prio, reading, received) "
+                   "VALUES (?, 1, 3, 'x', 1, 0, '{\"seq\": 1}', 0)", (A,))
+    s.conn.commit()
+    assert s.version() == 1
+    s.close()
+    monkeypatch.undo()
+    s = open_store(path)
+    assert s.version() == 2 and s.count(A) == 1 and s.readings(hub=A)[0]["seq"] == 1
+    r = reading(2, DEV1, 0x2711C, 120, 2000)
+    assert s.store(A, [(2, 3, r)]) == (1, 0) and s.store(B, [(9, 3, _rehub(r, 9))]) == (0, 1)
+    s.close()

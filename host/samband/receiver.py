@@ -98,7 +98,14 @@ class Ingest:
                 rejected["bad-reading"] += 1
                 continue
             rows.append((o.seq, o.epoch, r))
-        stored, dup = self.store.store(hub_hex, rows, dict(rejected))
+        try:
+            stored, dup = self.store.store(hub_hex, rows, dict(rejected))
+        except Exception:
+            # Nothing of this batch is stored and nothing is acknowledged; the
+            # hub sends it again and it must then be opened, not refused.
+            self.opener.forget(hub_id, [o.seq for o in res.opened])
+            self.counters["store-failed"] += 1
+            raise
         self.counters.update(rejected)
         self.counters["stored"] += stored
         self.counters["duplicates"] += dup

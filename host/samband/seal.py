@@ -119,6 +119,22 @@ class _Seen:
             self.hi[i] = self.hi.pop(i + 1)
             self.lo.pop(i + 1)
 
+    def discard(self, n):
+        i = bisect.bisect_right(self.lo, n) - 1
+        if i < 0 or n > self.hi[i]:
+            return
+        lo, hi = self.lo[i], self.hi[i]
+        if lo == hi:
+            del self.lo[i], self.hi[i]
+        elif n == lo:
+            self.lo[i] = n + 1
+        elif n == hi:
+            self.hi[i] = n - 1
+        else:
+            self.hi[i] = n - 1
+            self.lo.insert(i + 1, n + 1)
+            self.hi.insert(i + 1, hi)
+
     @property
     def highest(self):
         return self.hi[-1] if self.hi else None
@@ -307,6 +323,15 @@ class Opener:
     def _accept_record(self, hub_id, record, after=None):
         hub, ep, seq, plain = self._authenticate(hub_id, record)
         return self._accept(hub, hub_id, ep, seq, plain, after)
+
+    def forget(self, hub_id, seqs):
+        """Un-accept seqs whose readings could not be stored (the database
+        failed): when the hub sends them again they are opened again instead
+        of being refused as replays and never stored."""
+        hub = self.hubs.get(bytes(hub_id))
+        if hub is not None:
+            for q in seqs:
+                hub.seen.discard(q)
 
     def open_batch(self, hub_id, data):
         """Open a batch: epoch headers and records, records in rising seq order.

@@ -5,8 +5,21 @@
 Both run the same numbered migrations, recorded in `schema_version`.
 The primary key (hub, seq) is the durable de-duplication: inserting a
 reading that is already there is a no-op and counts as a duplicate.
+
+A device record can also arrive twice under different hub seqs: a hub
+that lost power between making a record durable and remembering its
+record number fetches it again through RACP, and a meter read by two
+hubs (home and ambulance) sends the same records through both. Readings
+with a device record number carry `devkey`, a hash of everything the
+device said (address, code, value, unit, device time, record number,
+flags, context; not the hub's seq, times or priority). The first one is
+the reading; a later one is kept as a row with `dup_of` naming it, so
+that its (hub, seq) is still known (acknowledged, not refused as a
+replay), and it is left out of queries and counts. Rows stored before
+migration 2 have no devkey.
 """
 
+import hashlib
 import json
 import time
 
@@ -44,7 +57,25 @@ MIGRATIONS = [
             rejected TEXT NOT NULL DEFAULT '{}',
             backlog BIGINT)""",
     ],
+    # 2: device records that arrive twice (see the top of this file)
+    [
+        "ALTER TABLE readings ADD COLUMN devkey TEXT",
+        "ALTER TABLE readings ADD COLUMN dup_of TEXT",
+        "CREATE UNIQUE INDEX readings_devkey ON readings (devkey)",
+        "ALTER TABLE hubs ADD COLUMN refetched BIGINT NOT NULL DEFAULT 0",
+    ],
 ]
+
+_DEVICE_FIELDS = (1, 2, 3, 4, 5, 6, 7, 10, 11, 13, 15, 16)  # DEV MDC VAL EXP UNIT DTS TZO REC FLAGS COMP PERIOD CTX
+
+
+def devkey(r):
+    """What identifies a device record whatever hub or seq brought it; None without a record number."""
+    from hub import cbor
+    from hub import reading as rd
+    if rd.REC not in r:
+        return None
+    return hashlib.sha256(cbor.dumps({k: r[k] for k in _DEVICE_FIELDS if k in r})).hexdigest()[:32]
 
 
 def _named(r):
@@ -62,6 +93,10 @@ class Store:
     """Common SQL over a DB-API connection; `ph` is the parameter placeholder."""
 
     ph = "?"
+    # A devkey stored meanwhile by another receiver is an error (rolled back,
+    # not acknowledged, delivered again), not a silently ignored row.
+    INSERT = ("INSERT INTO readings (hub, seq, epoch, device, mdc, prio, hts, dts, unit, reading, received, "
+              "devkey, dup_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hub, seq) DO NOTHING")
 
     def __init__(self, conn):
         self.conn = conn
@@ -96,21 +131,40 @@ class Store:
     def store(self, hub_hex, rows, rejected=None, backlog=None):
         """Insert readings [(seq, epoch, reading map)] of one hub in one transaction;
         returns (stored, duplicates). Committed on return."""
+        try:
+            return self._store(hub_hex, rows, rejected, backlog)
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def _store(self, hub_hex, rows, rejected, backlog):
         now = time.time()
         cur = self.conn.cursor()
-        stored = 0
+        stored = refetched = 0
         ins = self._q(self.INSERT)
+        first = self._q("SELECT hub, seq FROM readings WHERE devkey = ?")
         for seq, epoch, r in rows:
             named = _named(r)
+            key, dup_of = devkey(r), None
+            if key is not None:
+                cur.execute(first, (key,))
+                row = cur.fetchone()
+                if row is not None and (row[0], row[1]) != (hub_hex, seq):
+                    key, dup_of = None, "%s:%d" % (row[0], row[1])
             cur.execute(ins, (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0),
-                              r.get(8), r.get(6), r.get(5), json.dumps(named, separators=(",", ":")), now))
-            stored += max(cur.rowcount, 0)
+                              r.get(8), r.get(6), r.get(5), json.dumps(named, separators=(",", ":")), now,
+                              key, dup_of))
+            if cur.rowcount > 0:
+                if dup_of:
+                    refetched += 1
+                else:
+                    stored += 1
         dup = len(rows) - stored
-        self._hub(cur, hub_hex, now, stored, dup, rejected, backlog)
+        self._hub(cur, hub_hex, now, stored, dup, rejected, backlog, refetched)
         self.conn.commit()
         return stored, dup
 
-    def _hub(self, cur, hub_hex, now, stored, dup, rejected, backlog):
+    def _hub(self, cur, hub_hex, now, stored, dup, rejected, backlog, refetched=0):
         cur.execute(self._q("SELECT rejected FROM hubs WHERE hub = ?"), (hub_hex,))
         row = cur.fetchone()
         if row is None:
@@ -121,9 +175,9 @@ class Store:
         for reason, n in (rejected or {}).items():
             counts[reason] = counts.get(reason, 0) + n
         cur.execute(self._q("UPDATE hubs SET last_seen = ?, batches = batches + 1, stored = stored + ?, "
-                            "duplicates = duplicates + ?, rejected = ?, backlog = coalesce(?, backlog) "
-                            "WHERE hub = ?"),
-                    (now, stored, dup, json.dumps(counts, sort_keys=True), backlog, hub_hex))
+                            "duplicates = duplicates + ?, refetched = refetched + ?, rejected = ?, "
+                            "backlog = coalesce(?, backlog) WHERE hub = ?"),
+                    (now, stored, dup, refetched, json.dumps(counts, sort_keys=True), backlog, hub_hex))
 
     def reject(self, hub_hex, reasons):
         """Count refused input of a hub (nothing stored)."""
@@ -167,15 +221,16 @@ class Store:
 
     def hubs(self):
         cur = self.conn.cursor()
-        cur.execute("SELECT hub, last_seen, batches, stored, duplicates, rejected, backlog FROM hubs ORDER BY hub")
+        cur.execute("SELECT hub, last_seen, batches, stored, duplicates, rejected, backlog, refetched "
+                    "FROM hubs ORDER BY hub")
         out = [{"hub": r[0], "last_seen": r[1], "batches": r[2], "stored": r[3], "duplicates": r[4],
-                "rejected": json.loads(r[5]), "backlog": r[6]} for r in cur.fetchall()]
+                "rejected": json.loads(r[5]), "backlog": r[6], "refetched": r[7]} for r in cur.fetchall()]
         self.conn.commit()
         return out
 
     def readings(self, hub=None, device=None, mdc=None, since=None, until=None, limit=None):
         """Stored readings as dicts (the named reading plus hub, epoch, received), by seq."""
-        where, args = [], []
+        where, args = ["dup_of IS NULL"], []
         for col, val in (("hub", hub), ("device", device), ("mdc", mdc)):
             if val is not None:
                 where.append(f"{col} = ?")
@@ -186,9 +241,7 @@ class Store:
         if until is not None:
             where.append("hts < ?")
             args.append(until)
-        sql = "SELECT hub, epoch, reading, received FROM readings"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = "SELECT hub, epoch, reading, received FROM readings WHERE " + " AND ".join(where)
         sql += " ORDER BY hub, seq"
         if limit:
             sql += " LIMIT %d" % int(limit)
@@ -206,9 +259,9 @@ class Store:
     def count(self, hub=None):
         cur = self.conn.cursor()
         if hub is None:
-            cur.execute("SELECT count(*) FROM readings")
+            cur.execute("SELECT count(*) FROM readings WHERE dup_of IS NULL")
         else:
-            cur.execute(self._q("SELECT count(*) FROM readings WHERE hub = ?"), (hub,))
+            cur.execute(self._q("SELECT count(*) FROM readings WHERE hub = ? AND dup_of IS NULL"), (hub,))
         n = cur.fetchone()[0]
         self.conn.commit()
         return n
@@ -218,9 +271,6 @@ class Store:
 
 
 class SqliteStore(Store):
-    INSERT = ("INSERT OR IGNORE INTO readings (hub, seq, epoch, device, mdc, prio, hts, dts, unit, reading, received) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
     def __init__(self, path):
         import sqlite3
         conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
@@ -231,8 +281,6 @@ class SqliteStore(Store):
 
 class PostgresStore(Store):
     ph = "%s"
-    INSERT = ("INSERT INTO readings (hub, seq, epoch, device, mdc, prio, hts, dts, unit, reading, received) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hub, seq) DO NOTHING")
 
     def __init__(self, url):
         try:

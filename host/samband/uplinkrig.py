@@ -209,7 +209,7 @@ def demo(seconds=None, hubs=2, folder=None, out=print):
                 next_status += 10
                 for st in rig.store.hubs():
                     out(f"-- hub {st['hub']}: stored {st['stored']}, backlog {st['backlog']}, "
-                        f"duplicates {st['duplicates']}, rejected {st['rejected'] or 'none'}")
+                        f"duplicates {st['duplicates']} (refetched {st['refetched']}), rejected {st['rejected'] or 'none'}")
     except KeyboardInterrupt:
         pass
     finally:
