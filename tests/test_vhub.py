@@ -114,6 +114,31 @@ def test_interpreter_dying_of_a_ctrl_c_resumes_at_the_repl(vhub):
         assert "'power-on'" in repl(ser, "__import__('os').getenv('SAMBAND_VHUB_RESET')")
 
 
+CODE_HEAP = ("import gc\ngc.collect()\na = gc.mem_alloc()\n"
+             "import hub.collect, hub.journal, hub.seal, hub.uplink\n"
+             "gc.collect()\nprint(gc.mem_alloc() - a, hub.journal.__file__)")
+
+
+def test_romfs_runs_the_hub_package_in_place(tmp_path):
+    """From its ROMFS image (as from a board's ROM partition) the hub package
+    runs in place: importing it costs far less heap than from the flash
+    filesystem, whose .mpy bytecode is copied into the heap."""
+    from samband import build
+    firmware_tree()
+    image = build.romfs_path("vhub")
+    used = {}
+    for rom in (None, image):
+        with VirtualHub(tmp_path / ("rom" if rom else "fs"), heap="256k", romfs=rom) as hub:
+            with Hub(hub.port) as h:
+                n, where = h.exec(CODE_HEAP).split()
+                used[bool(rom)] = int(n)
+                assert where == ("/rom/hub/journal.mpy" if rom else "hub/journal.mpy")
+                free = int(h.eval("__import__('gc').mem_free()"))
+            assert hub.rom_bytes == (image.stat().st_size if rom else 0)
+        assert free > 256 * 1024 - used[bool(rom)] - 64 * 1024  # the image does not eat the application's heap
+    assert used[True] < 0.7 * used[False], used
+
+
 def test_machine_soft_reset_reruns_boot_and_main(vhub):
     with open_port(vhub) as ser:
         interrupt_to_repl(ser)

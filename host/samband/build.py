@@ -23,6 +23,7 @@ from samband.paths import BUILD, FIRMWARE, tool
 
 SOURCE_FILES = ("boot.py", "main.py")  # kept as source at the flash root
 MANIFEST = ".build.json"  # beside the tree, not on the flash
+ROMFS = ".romfs"  # the hub package as a ROMFS image, beside the tree
 
 
 def sources(root=FIRMWARE):
@@ -110,9 +111,41 @@ def build(board_name, out_root=None, src_root=FIRMWARE, progress=None):
 
     man_path.write_text(json.dumps({"board": board_name, "arch": board["arch"], "compiler": version,
                                     "files": files}, indent=1, sort_keys=True))
+    image = romfs_image(out)
+    tmp = out.parent / f"{board_name}{ROMFS}.tmp"
+    tmp.write_bytes(image)
+    os.replace(tmp, out.parent / f"{board_name}{ROMFS}")
     if progress:
         progress(f"{board_name}: {len(jobs)} of {len(files)} modules compiled for {board['arch']} -> {out}")
     return out
+
+
+def romfs_image(tree, package="hub"):
+    """The firmware package of a built tree as a ROMFS image (mpremote's format).
+
+    On a board whose MicroPython has a ROMFS partition, bytecode imported
+    from it runs in place from flash instead of being copied into the heap:
+    the whole hub package costs about half the heap it costs from littlefs
+    (docs/development.md). `mpremote romfs deploy build/<board>.romfs`
+    writes it; `samband vhub --romfs` runs the virtual hub the same way."""
+    from mpremote.romfs import VfsRomWriter
+    w = VfsRomWriter()
+
+    def add(folder, name):
+        w.opendir(name)
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                add(p, p.name)
+            else:
+                w.mkfile(p.name, p.read_bytes())
+        w.closedir()
+
+    add(Path(tree) / package, package)
+    return w.finalise()
+
+
+def romfs_path(board_name, out_root=None):
+    return Path(out_root or BUILD) / f"{board_name}{ROMFS}"
 
 
 def build_all(out_root=None, progress=None):

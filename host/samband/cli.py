@@ -51,8 +51,13 @@ def _vhub(args, log):
     if not args.no_deploy:
         build.build(args.board, progress=log)
     flash = args.flash or (BUILD / f"{args.board}-flash")
+    romfs = None
+    if args.romfs:
+        romfs = build.romfs_path(args.board)
+        if not romfs.exists():
+            raise SambandError(f"no ROMFS image at {romfs}: run `make firmware` (or drop --no-deploy)")
     return VirtualHub(flash, heap=args.heap, uid=args.uid, link=args.link, board=args.board,
-                      deploy_firmware=not args.no_deploy, log=log)
+                      deploy_firmware=not args.no_deploy, log=log, romfs=romfs)
 
 
 def _wait_for_signal(hub, seconds=None):
@@ -75,7 +80,8 @@ def cmd_vhub(args):
     hub = _vhub(args, _progress)
     port = hub.start()
     print(f"virtual hub on {port}" + (f" (link {args.link})" if args.link else ""), flush=True)
-    print(f"flash folder {hub.flash}, heap {hub.heap} bytes; connect with: mpremote connect {port}", flush=True)
+    rom = f" + {hub.rom_bytes} bytes of ROMFS image" if hub.romfs else ""
+    print(f"flash folder {hub.flash}, heap {hub.heap} bytes{rom}; connect with: mpremote connect {port}", flush=True)
     print("Ctrl-C stops it; SIGUSR1 cuts its power.", flush=True)
     try:
         _wait_for_signal(hub, args.seconds)
@@ -109,6 +115,9 @@ def _add_vhub_options(p):
     p.add_argument("--link", type=Path, help="also make this symlink to the serial port")
     p.add_argument("--no-deploy", action="store_true", help="run what is on the flash folder, do not build or copy")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--romfs", action="store_true",
+                   help="run the hub package from its ROMFS image (build/<board>.romfs), in place as from a "
+                        "board's ROM partition; the heap grows by the image's size")
 
 
 def parser():

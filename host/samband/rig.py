@@ -22,7 +22,7 @@ UID = bytes.fromhex("00005a4d0001")
 
 class Rig:
     def __init__(self, root=None, devices=(), bridge=None, heap=FULL_HEAP, hub_config=None, depot=None,
-                 log=None, env=None, files=None):
+                 log=None, env=None, files=None, romfs=False):
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -33,6 +33,7 @@ class Rig:
         self.devices = list(devices)  # [{"addr": "AA:..", "kind": "glucose"}]
         self.bridge = bridge          # (host, port) of a BLE bridge, or None
         self.heap = heap
+        self.romfs = romfs  # run the hub package from build/vhub.romfs (in place, as from a ROM partition)
         self.hub_config = dict(hub_config or {})
         self.log = log
         self.env = dict(env or {})
@@ -57,7 +58,8 @@ class Rig:
         env = dict(self.env)
         if self.bridge:
             env["SAMBAND_BLE_BRIDGE"] = "%s:%d" % tuple(self.bridge)
-        self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log)
+        self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log,
+                              romfs=build.romfs_path("vhub") if self.romfs else None)
         self.hub.start()
         self._stop.clear()
         self._reader = threading.Thread(target=self._read_console, daemon=True)

@@ -127,9 +127,15 @@ class VirtualHub:
     """One virtual hub. start() returns the path of its serial port."""
 
     def __init__(self, flash, heap=DEFAULT_HEAP, uid=None, link=None, board="vhub",
-                 firmware=None, deploy_firmware=True, log=None, env=None):
+                 firmware=None, deploy_firmware=True, log=None, env=None, romfs=None):
         self.flash = Path(flash).resolve()
         self.heap = parse_heap(heap)
+        # A ROMFS image (build/<board>.romfs): the hub package runs from it in
+        # place, as from a board's ROM partition. The unix port has no flash
+        # to map, so the image is read into the heap; the heap is enlarged by
+        # its size so that `heap` stays what the application has.
+        self.romfs = Path(romfs).resolve() if romfs else None
+        self.rom_bytes = self.romfs.stat().st_size if self.romfs else 0
         self.uid = uid or "00005a4d0001"
         self.link = Path(link) if link else None
         self.board = board
@@ -244,6 +250,7 @@ class VirtualHub:
             "SAMBAND_VHUB_RESET": self._pending_cause,
             "SAMBAND_VHUB_RAW": "1" if self._raw else "0",
             "SAMBAND_VHUB_RESUME": "1" if self._resume else "0",
+            "SAMBAND_VHUB_ROMFS": str(self.romfs or ""),
             "MICROPYPATH": "",
         })
 
@@ -252,7 +259,7 @@ class VirtualHub:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self._proc = subprocess.Popen(
-            [tool("micropython"), "-X", f"heapsize={self.heap}", "-i", str(BOOT_SCRIPT)],
+            [tool("micropython"), "-X", f"heapsize={self.heap + self._rom_heap()}", "-i", str(BOOT_SCRIPT)],
             stdin=slave, stdout=slave, stderr=slave, cwd=str(self.flash), env=env,
             preexec_fn=child_setup, close_fds=True)
         os.close(slave)
@@ -317,6 +324,10 @@ class VirtualHub:
             self._raw = False
         if self._pending_cause == "soft":
             self._to_client(b"MPY: soft reboot\r\n")
+
+    def _rom_heap(self):
+        # the image as one bytearray: its size, rounded up to 32-byte GC blocks, plus the object
+        return (self.rom_bytes + 31) // 32 * 32 + 64 if self.romfs else 0
 
     def _to_client(self, data):
         if not data:

@@ -46,12 +46,27 @@ def _forget(before):
             del _sys.modules[k]
 
 
+def _rom(path):
+    # Read before "/" becomes the flash folder; one allocation of the exact
+    # size (a growing read would need twice the image at its peak).
+    img = bytearray(_os.stat(path)[6])
+    with open(path, "rb") as f:
+        f.readinto(img)
+    return img
+
+
 def _vhub_start():
     root = _os.getenv("SAMBAND_FLASH")
+    rom = _os.getenv("SAMBAND_VHUB_ROMFS")
+    rom = _rom(rom) if rom else None
     _vfs.umount("/")
     _vfs.mount(_Flash(root), "/")
     _os.chdir("/")
     _sys.path[:] = ["", ".frozen", "/lib"]
+    if rom is not None:
+        # As on a board with a ROM partition: its code runs in place and wins over the flash copy.
+        _vfs.mount(_vfs.VfsRom(rom), "/rom")
+        _sys.path[:0] = ["/rom"]
     # Tell the supervisor that the board is up and Ctrl-C may come: until
     # this marker it holds back what the client types.
     _sys.stdout.write("\x1dvhub-ready\x1d")
@@ -88,4 +103,4 @@ def _vhub_start():
 
 
 _vhub_start()
-del _vhub_start, _forget, _Flash, _os, _sys, _vfs
+del _vhub_start, _forget, _rom, _Flash, _os, _sys, _vfs

@@ -75,3 +75,25 @@ def main():
                 figure("largest burst taken without a drop", best, "notifications")
         finally:
             bridge.stop()
+    heap_from_romfs(devices)
+
+
+def heap_from_romfs(devices):
+    """The same three devices with the hub package run in place from its ROMFS image."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bridge = BleBridge(devices=[{"kind": "glucose", "address": GLU, "records": 50},
+                                    {"kind": "polar", "address": POLAR, "speed": 1.0},
+                                    {"kind": "bp", "address": BP}])
+        where = bridge.start()
+        try:
+            with Rig(tmp, devices=devices, bridge=where, hub_config={"status_ms": 1000}, heap="256k",
+                     romfs=True) as rig:
+                rig.wait_status(lambda s: all(dev(s, a).get("subscribed") for a in (GLU, POLAR, BP))
+                                and dev(s, POLAR).get("readings", 0) > 20, 120, "three devices streaming")
+                time.sleep(3)
+                s = rig.wait_status(lambda s: True, 10)
+                figure("heap in use, same 3 devices, hub package run in place from ROMFS (image not counted)",
+                       s["heap_alloc"] - rig.hub._rom_heap(), "bytes")
+                figure("ROMFS image of the hub package (x64)", rig.hub.rom_bytes, "bytes")
+        finally:
+            bridge.stop()
