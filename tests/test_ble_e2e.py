@@ -106,12 +106,15 @@ def test_seven_devices_at_once(tmp_path, bridge_factory):
     from samband.sim import DEFAULT_SET
     bridge, where = bridge_factory(DEFAULT_SET)
     devices = [{"addr": hub_addr(d["address"]), "kind": d["kind"], "name": ""} for d in DEFAULT_SET]
-    with Rig(tmp_path, devices=devices, bridge=where, hub_config={"status_ms": 500}, heap="512k") as rig:
+    # The hub package runs in place from its ROMFS image, as on a board with a ROM partition.
+    with Rig(tmp_path, devices=devices, bridge=where, hub_config={"status_ms": 500}, heap="320k", romfs=True) as rig:
         s = rig.wait_status(lambda s: all(dev(s, d["address"]).get("subscribed") for d in DEFAULT_SET)
                             and all(dev(s, d["address"]).get("readings", 0) > 0 for d in DEFAULT_SET),
                             150, "all seven devices subscribed with readings")
         assert s["ble"]["fifo"]["dropped"] == 0
         assert s["problems"] == []
+        steps = dict(s["heap_steps"])
+        assert list(steps) == ["code", "journal", "seal", "ble", "collect"] and all(v > 0 for v in steps.values()), steps
         rig.stop()
         rows = rig.readings()
     kinds = collections.Counter()

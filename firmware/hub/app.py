@@ -67,6 +67,18 @@ class Hub:
         self.collector = None
         self.uplink = None
         self.config = {}
+        self.heap_steps = []  # [name, bytes] the heap grew by while each service started
+        self._heap_mark = None
+
+    def _step(self, name):
+        # What each service costs in heap, measured where it starts: the
+        # figures that decide whether a board has room for one more device
+        # kind or a bigger journal. A few ms of gc at boot, never later.
+        gc.collect()
+        now = gc.mem_alloc()
+        if self._heap_mark is not None:
+            self.heap_steps.append([name, now - self._heap_mark])
+        self._heap_mark = now
 
     def status(self):
         s = status.snapshot(self.port, self.boot, self.started)
@@ -82,6 +94,8 @@ class Hub:
         if self.uplink is not None:
             st = self.uplink.stats
             s["uplink"] = st() if callable(st) else st
+        if self.heap_steps:
+            s["heap_steps"] = self.heap_steps
         return s
 
     def emit_status(self):
@@ -110,15 +124,18 @@ class Hub:
             # Nothing to seal with: collect nothing, load nothing heavy, stay reachable.
             self.problems.append("not provisioned: no %s/hub.key (run samband provision)" % KEYS)
             return
+        self._step(None)
         from hub import seal
         from hub.journal import Journal
         from hub.store import Store
+        self._step("code")
         try:
             self.config = _load_json(HUB_CONFIG, {})
         except ValueError as e:
             self.problems.append(str(e))
         jcfg = self.config.get("journal", {})
         self.journal = Journal(root="/journal", capacity=jcfg.get("capacity", 512 * 1024))
+        self._step("journal")
         uid = self.port.unique_id()
         try:
             self.keys, self.sealer = seal.from_flash(uid, KEYS, on_epoch=self.journal.context)
@@ -128,6 +145,7 @@ class Hub:
             return
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
+        self._step("seal")
         try:
             devices = load_devices()
         except ValueError as e:
@@ -143,6 +161,7 @@ class Hub:
             self.problems.append("no BLE radio: %s" % (
                 "start the virtual hub with SAMBAND_BLE_BRIDGE=host:port" if self.port.name == "unix"
                 else "this board has none"))
+        self._step("ble")
         if self.central is not None:
             from hub.collect import Collector
             self.collector = Collector(self.central, self.store, self.port, devices, bonds, log=self.log)
@@ -150,6 +169,7 @@ class Hub:
                 [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
             if self.config.get("pairing_s"):
                 self.collector.open_pairing(self.config["pairing_s"])
+            self._step("collect")
         up = self.config.get("uplink")
         if up and up.get("host"):
             from hub.uplink import Uplink
@@ -159,6 +179,7 @@ class Hub:
             cfg.setdefault("password_file", KEYS + "/mqtt.password")
             self.uplink = Uplink(self.journal, cfg, self)
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
+            self._step("uplink")
 
 
 def boot_quiet():

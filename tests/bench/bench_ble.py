@@ -95,5 +95,7 @@ def heap_from_romfs(devices):
                 figure("heap in use, same 3 devices, hub package run in place from ROMFS (image not counted)",
                        s["heap_alloc"] - rig.hub._rom_heap(), "bytes")
                 figure("ROMFS image of the hub package (x64)", rig.hub.rom_bytes, "bytes")
+                for name, n in s.get("heap_steps", []):
+                    figure(f"  heap taken while starting: {name}", n, "bytes")
         finally:
             bridge.stop()
