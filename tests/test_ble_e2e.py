@@ -102,6 +102,37 @@ def test_bonded_device_reconnects_and_reencrypts(tmp_path, bridge_factory):
         assert dev(s, GLUCOSE)["bond_losses"] == 1
 
 
+def test_lost_bond_waits_for_a_pairing_window_when_told_to(tmp_path, bridge_factory):
+    """rebond "window": a device that lost its bond (or an impostor with its
+    address) is reported once and not paired until a pairing window is open,
+    here by plugging the hub in again with one configured."""
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 3}])
+    config = {"status_ms": 300, "rebond": "window"}
+    rig = Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
+              hub_config=config)
+    with rig:
+        rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 3, 60, "first session")
+        bridge.fault(GLUCOSE, "forget_bond")
+        bridge.fault(GLUCOSE, "drop_link")
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("errors", 0) >= 3, 90, "three refused reconnections")
+        d = dev(s, GLUCOSE)
+        assert d["needs_pairing"] and d["bond_losses"] == 1 and not d["subscribed"], d
+        assert "pairing window" in d["last_error"]
+        rig.stop()
+        rig.hub_config = dict(config, pairing_s=60)  # someone plugs the hub in again: a window opens
+        rig.start()
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("subscribed"), 90, "pairing again in the window")
+        d = dev(s, GLUCOSE)
+        assert not d["needs_pairing"] and d["errors"] == 0, d
+    lost = [r for seq, prio, r, err in rig.readings() if r is not None and r.get(2) == _mdc("MDC_HUB_BOND_LOST")]
+    assert len(lost) == 2  # once per boot that finds the bond lost, not at every refused attempt
+
+
+def _mdc(name):
+    from hub import collect
+    return getattr(collect, name)
+
+
 def test_seven_devices_at_once(tmp_path, bridge_factory):
     from samband.sim import DEFAULT_SET
     bridge, where = bridge_factory(DEFAULT_SET)

@@ -167,6 +167,11 @@ class Hub:
             self.collector = Collector(self.central, self.store, self.port, devices, bonds, log=self.log)
             self.collector.on_pair = lambda addr, kind: save_devices(
                 [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
+            rebond = self.config.get("rebond", "auto")
+            if rebond not in ("auto", "window"):
+                self.problems.append("config: rebond %r is neither \"auto\" nor \"window\"; using \"window\"" % (rebond,))
+                rebond = "window"
+            self.collector.rebond = rebond
             if self.config.get("pairing_s"):
                 self.collector.open_pairing(self.config["pairing_s"])
             self._step("collect")

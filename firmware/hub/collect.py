@@ -83,6 +83,7 @@ class Device:
         self.readings = 0
         self.backfilled = 0
         self.bond_losses = 0
+        self.needs_pairing = False  # bond lost and the rebond policy waits for a pairing window
         self.last_error = None
 
     # ------------------------------------------------------------ the task
@@ -134,11 +135,18 @@ class Device:
             except BleError as e:
                 if "KEY_MISSING" not in str(e) and "0x06" not in str(e):
                     raise
-                # The device lost our bond (reset, battery change). Pair afresh, and say so:
-                # an operator should know, since a lost bond is also what an impostor would claim.
-                self.bond_losses += 1
+                # The device lost our bond (reset, battery change), or an impostor
+                # claims its address. Say so once; pair afresh at once ("auto", for
+                # homes where nobody would open a window) or only inside a pairing
+                # window ("window": a person confirms it is the patient's device).
+                if not self.needs_pairing:
+                    self.bond_losses += 1
+                    c.telemetry(self.addr, MDC_HUB_BOND_LOST, self.bond_losses)
+                if c.rebond != "auto" and not c._pairing():
+                    self.needs_pairing = True
+                    raise BleError("bond lost: open a pairing window to pair it again")
+                self.needs_pairing = False
                 await c.central.bond_delete(self.addr)
-                c.telemetry(self.addr, MDC_HUB_BOND_LOST, self.bond_losses)
                 res = await conn.pair(bond=True, mitm=False, lesc=True)
             if not res.get("encrypted"):
                 raise BleError("link not encrypted after pairing")
@@ -344,7 +352,8 @@ class Device:
         return {"addr": addr_str(self.addr), "kind": self.kind, "connected": self.conn is not None,
                 "subscribed": self.subscribed, "readings": self.readings, "backfilled": self.backfilled,
                 "last_rec": self.last_rec, "connects": self.connects, "disconnects": self.disconnects,
-                "errors": self.errors, "bad_payloads": self.bad_payloads, "bond_losses": self.bond_losses, "last_error": self.last_error}
+                "errors": self.errors, "bad_payloads": self.bad_payloads, "bond_losses": self.bond_losses,
+                "needs_pairing": self.needs_pairing, "last_error": self.last_error}
 
 
 class Collector:
@@ -360,6 +369,7 @@ class Collector:
         self.bad_payloads = 0
         self.ignored_adv = 0
         self.pairing_until = None
+        self.rebond = "auto"  # after a lost bond: "auto" pairs again at once, "window" only in a pairing window
         self.keep_rr = False  # RR intervals stored as runs (for HRV), off: ECG straps carry them anyway
         self.on_pair = None  # called with (addr, kind) when the pairing window adds a device
         self._tasks = []

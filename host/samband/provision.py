@@ -87,6 +87,8 @@ def cmd_provision(args):
     cfg = {}
     if args.pairing:
         cfg["pairing_s"] = args.pairing
+    if args.rebond:
+        cfg["rebond"] = args.rebond
     if args.broker:
         host, _, port = args.broker.rpartition(":")
         if not host or not port.isdigit():
@@ -123,6 +125,9 @@ def add_parser(sub):
                    help="allow a device, e.g. glucose=C0:FF:EE:00:00:01 (repeatable)")
     p.add_argument("--pairing", type=int, default=0, metavar="SECONDS",
                    help="open a pairing window this long after boot")
+    p.add_argument("--rebond", choices=("auto", "window"),
+                   help="when a device has lost its bond: pair again at once (auto, the default) or only "
+                        "inside a pairing window (window: someone confirms it is the patient's device)")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
     p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
     p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")
