@@ -23,7 +23,7 @@ def test_provision_a_virtual_hub(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("s3cret-mqtt\n")
     p = run("provision", "--flash", str(flash), "--depot", str(depot), "--device", "glucose=C0:FF:EE:00:00:01",
-            "--device", "polar=c0:ff:ee:00:00:02/r", "--pairing", "60", "--broker", "127.0.0.1:8883",
+            "--device", "polar=c0:ff:ee:00:00:02/r", "--pairing", "60", "--rebond", "window", "--broker", "127.0.0.1:8883",
             "--broker-ca", str(ca), "--broker-password-file", str(pw))
     assert p.returncode == 0, p.stderr
     assert "provisioned hub 00005a4d0001" in p.stdout
@@ -36,7 +36,7 @@ def test_provision_a_virtual_hub(tmp_path):
     assert devices == [{"addr": "C0:FF:EE:00:00:01", "kind": "glucose", "name": ""},
                        {"addr": "C0:FF:EE:00:00:02/r", "kind": "polar", "name": ""}]
     cfg = json.loads((flash / "config" / "hub.json").read_text())
-    assert cfg == {"pairing_s": 60, "uplink": {"host": "127.0.0.1", "port": 8883}}
+    assert cfg == {"pairing_s": 60, "rebond": "window", "uplink": {"host": "127.0.0.1", "port": 8883}}
     d = Depot(depot, create=False)
     assert "00005a4d0001" in d.hubs()
     assert 1 in d.receiver_keys()
@@ -49,6 +49,10 @@ def test_provision_a_virtual_hub(tmp_path):
         assert ready == "True True", out
         # keys and journal are fine; the only thing missing is a radio (no BLE bridge given)
         assert problems == "['no BLE radio: start the virtual hub with SAMBAND_BLE_BRIDGE=host:port']", out
+        # a configuration the hub cannot follow is said in words, and the stricter choice taken
+        (flash / "config" / "hub.json").write_text(json.dumps(dict(cfg, rebond="sometimes")))
+        out = h.exec("h = app.boot_quiet()\nh.start_services()\nprint(h.problems)")
+        assert "config: rebond \\'sometimes\\' is neither \"auto\" nor \"window\"; using \"window\"" in out, out
 
 
 def test_provision_errors_are_one_line(tmp_path):

@@ -133,6 +133,10 @@ class Hub:
             self.config = _load_json(HUB_CONFIG, {})
         except ValueError as e:
             self.problems.append(str(e))
+        rebond = self.config.get("rebond", "auto")
+        if rebond not in ("auto", "window"):
+            self.problems.append("config: rebond %r is neither \"auto\" nor \"window\"; using \"window\"" % (rebond,))
+            rebond = "window"
         jcfg = self.config.get("journal", {})
         self.journal = Journal(root="/journal", capacity=jcfg.get("capacity", 512 * 1024))
         self._step("journal")
@@ -167,10 +171,6 @@ class Hub:
             self.collector = Collector(self.central, self.store, self.port, devices, bonds, log=self.log)
             self.collector.on_pair = lambda addr, kind: save_devices(
                 [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
-            rebond = self.config.get("rebond", "auto")
-            if rebond not in ("auto", "window"):
-                self.problems.append("config: rebond %r is neither \"auto\" nor \"window\"; using \"window\"" % (rebond,))
-                rebond = "window"
             self.collector.rebond = rebond
             if self.config.get("pairing_s"):
                 self.collector.open_pairing(self.config["pairing_s"])
