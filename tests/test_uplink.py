@@ -128,7 +128,9 @@ def test_broker_receiver_restarts_and_power_cuts(rig):
 
 class Proxy:
     """TCP relay between the hub and the broker that can cut the link in the
-    middle of the next large write of the hub (a batch)."""
+    middle of the next large write of the hub (a batch), or turn into a
+    black hole: connections stay open, no FIN and no RST, but nothing gets
+    through either way (a dead mobile link, a NAT that forgot the flow)."""
 
     def __init__(self, target):
         self.target = target
@@ -141,6 +143,8 @@ class Proxy:
         self.cut_next = 0  # cut inside the next client write of at least this many bytes
         self.cuts = 0
         self.down = False
+        self.blackhole = False
+        self.swallowed = 0  # bytes the black hole took
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -167,6 +171,9 @@ class Proxy:
                 d = a.recv(65536)
                 if not d:
                     break
+                if self.blackhole:
+                    self.swallowed += len(d)
+                    continue
                 if upstream and self.cut_next and len(d) >= self.cut_next:
                     b.sendall(d[:len(d) // 2])   # half of the batch reaches the broker
                     self.cut_next = 0
@@ -175,6 +182,8 @@ class Proxy:
                 b.sendall(d)
         except OSError:
             pass
+        if self.blackhole:
+            return  # the far end gave up (the broker's own keepalive): the hub must not hear of it
         for s in (a, b):
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -214,6 +223,39 @@ def test_network_cut_mid_batch(rig):
     got = check_exactly_once(rig, h)
     assert len(got) == total
     assert h.state()["link_lost"] >= 3
+
+
+def test_silent_link_is_noticed_by_what_is_heard(rig):
+    """The link goes silent without closing: the hub must notice it from
+    what it no longer hears (no PINGRESP, no PUBACK within 1.5 keepalive
+    periods), not from a socket that still looks open, and then reconnect
+    and deliver everything exactly once."""
+    total = 120
+    h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 25, "alarm_every": 30},
+                    uplink={"batch_age_ms": 300, "keepalive": 2})
+    rig.start_broker()
+    proxy = Proxy(rig.broker.port)
+    cfg = json.loads((h.flash / "uplink.json").read_text())
+    cfg["uplink"]["port"] = proxy.port
+    (h.flash / "uplink.json").write_text(json.dumps(cfg))
+    rig.start_receiver()
+    h.vhub.start()
+    try:
+        rig.wait(lambda: h.state().get("made", 0) >= 30 and h.state().get("connected"), TIMEOUT, "readings flowing")
+        lost = h.state()["link_lost"]
+        proxy.blackhole = True
+        t0 = time.monotonic()
+        rig.wait(lambda: h.state()["link_lost"] > lost, 20, "the hub to notice the silent link")
+        noticed = time.monotonic() - t0
+        assert "nothing heard from the broker" in h.state()["error"], h.state()["error"]
+        assert proxy.swallowed > 0
+        assert noticed < 2 * 1.5 + 2  # 1.5 keepalive periods, plus the hub's polling and state file
+        proxy.blackhole = False
+        rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    finally:
+        proxy.close()
+    got = check_exactly_once(rig, h)
+    assert len(got) == total
 
 
 def _paho(rig, user, password):

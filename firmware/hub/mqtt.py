@@ -243,9 +243,19 @@ class Client:
         return parse(h[0], body)
 
     async def _send(self, data):
+        # A link that takes nothing for 1.5 keepalive periods is as dead as one
+        # that says nothing: without a bound, a full send buffer on a silent
+        # link would hold the hub here forever.
+        import asyncio
         self._w.write(data)
-        await self._w.drain()
+        try:
+            await _wait_ms(asyncio, self._w.drain(), self._dead_ms())
+        except asyncio.TimeoutError:
+            raise OSError("the link took nothing for %d ms" % self._dead_ms())
         self.last_tx = ticks_ms()
+
+    def _dead_ms(self):
+        return self.keepalive * 1500 if self.keepalive else 60000
 
     async def connect(self, timeout_ms=10000):
         import asyncio
@@ -288,15 +298,21 @@ class Client:
     async def _wait_ack(self, pid, timeout_ms):
         import asyncio
         t0 = ticks_ms()
+        half = self.keepalive * 500 or timeout_ms
         while pid not in self._acked:
             if not self.connected:
                 raise OSError("link lost while waiting for %d" % pid)
+            if not self.alive():
+                # judged by what is heard, even in the middle of a publish
+                raise OSError("nothing heard from the broker for %d ms" % self.idle_ms())
             left = timeout_ms - ticks_diff(ticks_ms(), t0)
             if left <= 0:
                 raise OSError("no acknowledgement of packet %d" % pid)
+            if self.idle_ms() >= half and ticks_diff(ticks_ms(), self.last_tx) >= half:
+                await self.ping()  # a slow broker proves it is there; a dead link stays silent
             self._ev.clear()
             try:
-                await _wait_ms(asyncio, self._ev.wait(), left)
+                await _wait_ms(asyncio, self._ev.wait(), min(left, half // 2 + 1))
             except asyncio.TimeoutError:
                 pass
         return self._acked.pop(pid)
@@ -327,7 +343,7 @@ class Client:
 
     def alive(self):
         """Heard from the broker within 1.5 keepalive periods (3.1.2.10)."""
-        return self.connected and self.idle_ms() < self.keepalive * 1500
+        return self.connected and (not self.keepalive or self.idle_ms() < self.keepalive * 1500)
 
     async def disconnect(self):
         if self.connected:
