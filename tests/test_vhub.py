@@ -22,7 +22,8 @@ from conftest import firmware_tree
 @pytest.fixture
 def vhub(tmp_path):
     firmware_tree()
-    with VirtualHub(tmp_path / "flash", link=tmp_path / "tty") as hub:
+    # the supervisor's log goes to stdout, which pytest shows for a failing test
+    with VirtualHub(tmp_path / "flash", link=tmp_path / "tty", log=print) as hub:
         yield hub
 
 

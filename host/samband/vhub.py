@@ -300,6 +300,8 @@ class VirtualHub:
 
     def _died(self, code, now):
         """Decide how the next interpreter starts, from how this one ended."""
+        if self.log:
+            self.log(f"vhub: interpreter exited with code {code} (tail {self._tail[-40:]!r})")
         if self._pending_cause == "power-on":
             return  # power_cut(): a pulled plug, already decided
         interrupted = self._hold_until is not None or (
