@@ -6,6 +6,7 @@ import json
 
 from samband.errors import HubError
 
+READ_TIMEOUT_S = 15
 STATUS_EXPR = """\
 from hub import app as _a
 _h = _a.boot_quiet()
@@ -25,6 +26,9 @@ class Hub:
         from mpremote.transport_serial import SerialTransport
         try:
             self.t = SerialTransport(self.port, baudrate=self.baud)
+            # mpremote reads some answers with no timeout at all; a hub that never
+            # answers must end in an error, not hang the technician (or CI) forever.
+            self.t.serial.timeout = READ_TIMEOUT_S
             self.t.enter_raw_repl(soft_reset=self.soft_reset)
         except (TransportError, OSError) as e:
             raise HubError(f"cannot reach a hub on {self.port}: {e}") from None
