@@ -444,3 +444,33 @@ def test_database_failure_loses_nothing(tmp_path):
     assert st.count() == 4 and [r["rec"] for r in st.readings()] == [1, 2, 3, 4]
     assert st.hubs()[0]["refetched"] == 2
     st.close()
+
+
+def test_fast_reading_decoder_agrees_with_the_hubs():
+    """The receiver decodes readings with cbor2 when the bytes are canonical and
+    falls back to the hub's strict decoder otherwise: same readings, same errors."""
+    from hub import reading as rd
+    from samband.receiver import decode_reading
+    dev = b"\0\x11\x22\x33\x44\x55\x66"
+    good = [rd.make(1, dev, 0x2711C, 104, [1, 5], unit="mg/dL", rec=7, dts=1700000000, hts=1700000000123),
+            rd.make(2, dev, 0x4BB8, float("nan"), [1, 6], unit="Cel"),
+            rd.make(3, dev, 0x20100, list(range(-70, 3)), [2, 7], unit="uV", period=7692, hts=1)]
+    for r in good:
+        data = rd.encode(r)
+        a, b = decode_reading(data), rd.decode(data)
+        assert repr(a) == repr(b)  # (repr: NaN != NaN)
+    data = rd.encode(good[0])
+    bad = [data[:-1],                        # truncated
+           data + b"\x00",                   # trailing byte
+           b"\x19\x00\x01",                  # not a map
+           b"\xa1\x00\x01",                  # a map without the required fields
+           b"\xa5" + data[1:]]               # a map header that lies about its size
+    for blob in bad:
+        errs = []
+        for f in (decode_reading, rd.decode):
+            try:
+                f(blob)
+                errs.append(None)
+            except ValueError as e:
+                errs.append((type(e), str(e)))
+        assert errs[0] == errs[1] and errs[0] is not None, (blob, errs)

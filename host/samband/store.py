@@ -66,16 +66,16 @@ MIGRATIONS = [
     ],
 ]
 
-_DEVICE_FIELDS = (1, 2, 3, 4, 5, 6, 7, 10, 11, 13, 15, 16)  # DEV MDC VAL EXP UNIT DTS TZO REC FLAGS COMP PERIOD CTX
+_DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")
 
 
-def devkey(r):
-    """What identifies a device record whatever hub or seq brought it; None without a record number."""
-    from hub import cbor
-    from hub import reading as rd
-    if rd.REC not in r:
+def devkey(named):
+    """What identifies a device record whatever hub or seq brought it, from the
+    named reading (see _named); None without a record number."""
+    if "rec" not in named:
         return None
-    return hashlib.sha256(cbor.dumps({k: r[k] for k in _DEVICE_FIELDS if k in r})).hexdigest()[:32]
+    blob = json.dumps([named.get(k) for k in _DEVICE_FIELDS], separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def _named(r):
@@ -140,29 +140,46 @@ class Store:
     def _store(self, hub_hex, rows, rejected, backlog):
         now = time.time()
         cur = self.conn.cursor()
-        stored = refetched = 0
-        ins = self._q(self.INSERT)
-        first = self._q("SELECT hub, seq FROM readings WHERE devkey = ?")
+        prepared = []
         for seq, epoch, r in rows:
             named = _named(r)
-            key, dup_of = devkey(r), None
+            prepared.append((seq, epoch, r, named, devkey(named)))
+        first = self._first_of([p[4] for p in prepared if p[4] is not None], cur)
+        fresh, again = [], []
+        for seq, epoch, r, named, key in prepared:
+            dup_of = None
             if key is not None:
-                cur.execute(first, (key,))
-                row = cur.fetchone()
-                if row is not None and (row[0], row[1]) != (hub_hex, seq):
-                    key, dup_of = None, "%s:%d" % (row[0], row[1])
-            cur.execute(ins, (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0),
-                              r.get(8), r.get(6), r.get(5), json.dumps(named, separators=(",", ":")), now,
-                              key, dup_of))
-            if cur.rowcount > 0:
-                if dup_of:
-                    refetched += 1
-                else:
-                    stored += 1
+                had = first.get(key)
+                if had is None:
+                    first[key] = (hub_hex, seq)  # a second copy later in this batch points here
+                elif had != (hub_hex, seq):
+                    key, dup_of = None, "%s:%d" % had
+            row = (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0), r.get(8), r.get(6), r.get(5),
+                   json.dumps(named, separators=(",", ":")), now, key, dup_of)
+            (again if dup_of else fresh).append(row)
+        ins = self._q(self.INSERT)
+        stored = refetched = 0
+        if fresh:
+            cur.executemany(ins, fresh)
+            stored = max(cur.rowcount, 0)
+        if again:
+            cur.executemany(ins, again)
+            refetched = max(cur.rowcount, 0)
         dup = len(rows) - stored
         self._hub(cur, hub_hex, now, stored, dup, rejected, backlog, refetched)
         self.conn.commit()
         return stored, dup
+
+    def _first_of(self, keys, cur):
+        """{devkey: (hub, seq)} of the stored readings that hold these devkeys."""
+        out = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            cur.execute(self._q("SELECT devkey, hub, seq FROM readings WHERE devkey IN (%s)" % ",".join("?" * len(part))),
+                        part)
+            for k, h, q in cur.fetchall():
+                out[k] = (h, q)
+        return out
 
     def _hub(self, cur, hub_hex, now, stored, dup, rejected, backlog, refetched=0):
         cur.execute(self._q("SELECT rejected FROM hubs WHERE hub = ?"), (hub_hex,))
