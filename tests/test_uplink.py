@@ -357,38 +357,53 @@ def test_two_receivers_split_the_load(rig):
     assert all(n > 0 for n in per), per
 
 
-def test_restarted_receiver_knows_what_it_stored(tmp_path):
-    import os
-    from nacl import bindings as nb
-    from hub import reading as rd
-    from hub import seal as fs
-    from samband.receiver import Ingest, decode_ack, encode_ack
-    from samband.seal import Opener
-    from samband.store import open_store
+class _Keys:
+    """A hub sealing with the firmware's own Sealer (under CPython) and the
+    receiver's Opener for it: epoch headers collected in .headers."""
 
-    class Counter:
+    class _Counter:
         n = 0
 
         def reserve(self):
             self.n += 1
             return self.n
 
-    hub_id = bytes.fromhex(HUB_A)
-    hub_sk = os.urandom(32)
-    rpk, rsk = nb.crypto_box_keypair()
-    headers = []
-    s = fs.Sealer(hub_id, hub_sk, (7, rpk), Counter(), os.urandom, headers.append)
-    recs = [s.seal(q, rd.encode(rd.make(q, b"\0" * 7, 0x2711C, 100 + q, [1, q]))) for q in range(1, 6)]
-    first, second = batch(headers + recs[:3]), batch(headers + recs)
+    def __init__(self):
+        import os
+        from nacl import bindings as nb
+        from hub import seal as fs
+        self.hub_id = bytes.fromhex(HUB_A)
+        self.hub_sk = os.urandom(32)
+        self.rpk, self.rsk = nb.crypto_box_keypair()
+        self.headers = []
+        self.sealer = fs.Sealer(self.hub_id, self.hub_sk, (7, self.rpk), self._Counter(), os.urandom,
+                                self.headers.append)
 
-    def receiver():
-        st = open_store(tmp_path / "r.db")
-        return Ingest(Opener({7: rsk}, {hub_id: nb.crypto_scalarmult_base(hub_sk)}), st), st
+    def seal(self, seq, r):
+        from hub import reading as rd
+        return self.sealer.seal(seq, rd.encode(r))
 
-    ing, st = receiver()
+    def ingest(self, db):
+        from nacl import bindings as nb
+        from samband.receiver import Ingest
+        from samband.seal import Opener
+        from samband.store import open_store
+        st = open_store(db)
+        return Ingest(Opener({7: self.rsk}, {self.hub_id: nb.crypto_scalarmult_base(self.hub_sk)}), st), st
+
+
+def test_restarted_receiver_knows_what_it_stored(tmp_path):
+    from hub import reading as rd
+    from samband.receiver import decode_ack, encode_ack
+
+    k = _Keys()
+    recs = [k.seal(q, rd.make(q, b"\0" * 7, 0x2711C, 100 + q, [1, q])) for q in range(1, 6)]
+    first, second = batch(k.headers + recs[:3]), batch(k.headers + recs)
+
+    ing, st = k.ingest(tmp_path / "r.db")
     assert sorted(ing.batch(HUB_A, first)) == [1, 2, 3]
     st.close()
-    ing, st = receiver()  # restarted: the hub, never acked, sends everything again
+    ing, st = k.ingest(tmp_path / "r.db")  # restarted: the hub, never acked, sends everything again
     assert sorted(ing.batch(HUB_A, second)) == [1, 2, 3, 4, 5]
     assert ing.counters["replayed"] == 3 and ing.counters["stored"] == 2
     assert st.count() == 5 and st.spans(HUB_A) == [(1, 5)]
@@ -403,36 +418,18 @@ def test_database_failure_loses_nothing(tmp_path):
     as a replay. A meter's records fetched again under new seqs (a hub that
     lost power before remembering their record numbers) are acknowledged
     and stored once."""
-    import os
-    from nacl import bindings as nb
     from hub import reading as rd
-    from hub import seal as fs
-    from samband.receiver import Ingest
-    from samband.seal import Opener
-    from samband.store import open_store
 
-    class Counter:
-        n = 0
-
-        def reserve(self):
-            self.n += 1
-            return self.n
-
-    hub_id = bytes.fromhex(HUB_A)
-    hub_sk = os.urandom(32)
-    rpk, rsk = nb.crypto_box_keypair()
-    headers = []
-    s = fs.Sealer(hub_id, hub_sk, (7, rpk), Counter(), os.urandom, headers.append)
+    k = _Keys()
     dev = b"\0\x11\x22\x33\x44\x55\x66"
 
     def rec(q, n):  # hub seq q carrying the meter's record n
-        return s.seal(q, rd.encode(rd.make(q, dev, 0x2711C, 100 + n, [1, q], unit="mg/dL", rec=n, dts=1700000000 + n)))
+        return k.seal(q, rd.make(q, dev, 0x2711C, 100 + n, [1, q], unit="mg/dL", rec=n, dts=1700000000 + n))
 
-    st = open_store(tmp_path / "r.db")
-    ing = Ingest(Opener({7: rsk}, {hub_id: nb.crypto_scalarmult_base(hub_sk)}), st)
+    ing, st = k.ingest(tmp_path / "r.db")
     good = st._store
     st._store = lambda *a: (_ for _ in ()).throw(OSError("disk full"))
-    b1 = batch(headers + [rec(q, q) for q in (1, 2, 3)])
+    b1 = batch(k.headers + [rec(q, q) for q in (1, 2, 3)])
     with pytest.raises(OSError):
         ing.batch(HUB_A, b1)
     assert st.count() == 0 and ing.counters["store-failed"] == 1

@@ -125,7 +125,8 @@ def test_deadlocked_interpreter_resumes_at_the_repl(vhub):
         out = read_until(ser, b"True\r\n", timeout=5)  # the first acquire; the second never returns
         out += read_until(ser, b">>> ", timeout=15)
         assert b"MPY: soft reboot" not in out and b"samband hub" not in out and b"MicroPython" not in out, out
-        assert vhub.deadlocks == 1 and vhub.boots == 2 and vhub.resets == ["power-on", "power-on"]
+        assert vhub.deadlocks == 1 and vhub.artefacts == 0 and vhub.boots == 2
+        assert vhub.resets == ["power-on", "power-on"]
         assert "42\r\n" in repl(ser, "print(6 * 7)")
 
 

@@ -21,6 +21,8 @@ import threading
 import time
 from collections import Counter
 
+import cbor2
+
 from samband.errors import SambandError
 
 log = logging.getLogger("samband.receiver")
@@ -48,7 +50,6 @@ def decode_reading(data):
     writes; anything else goes through the hub's own strict decoder, which
     accepts it or says what is wrong. Same result, same errors, a fifth of the
     time (receiver ingest is budgeted at 20,000 readings/s per core)."""
-    import cbor2
     from hub import reading as rd
     try:
         r = cbor2.loads(data)

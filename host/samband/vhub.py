@@ -20,6 +20,7 @@ relay between them is where the board-like behaviour lives:
 * an interpreter that dies of a Ctrl-C (the unix port can, on a badly
   timed SIGINT) is replaced by one that resumes at the REPL with the same
   reset cause, without running boot.py or main.py: where a board would be.
+  So is one found deadlocked (see _check_stuck).
 """
 
 import errno
@@ -287,18 +288,14 @@ class VirtualHub:
         self._idle = False
         self._tail = b""
         pending = self._to_hub if self.boots > 1 else b""
-        if resume and not self._raw:
-            # Back at the friendly prompt, as a board shows it after a
-            # KeyboardInterrupt: no banner, no boot.py, no main.py.
+        if resume or self._raw:
+            # No friendly banner: back into the raw REPL, or at the friendly
+            # prompt as a board shows it after a KeyboardInterrupt.
             self._suppress = True
             self._suppress_buf = b""
-            self._suppress_keep_prompt = True
-        elif self._raw:
-            # Back into the raw REPL without showing the friendly banner.
-            self._suppress = True
-            self._suppress_buf = b""
-            self._suppress_keep_prompt = False
-            pending = b"\x01" + pending
+            self._suppress_keep_prompt = not self._raw
+            if self._raw:
+                pending = b"\x01" + pending
         self._to_hub = pending
         self._pending_cause = "soft"
         if self.log:
@@ -319,11 +316,12 @@ class VirtualHub:
             # would simply be at its REPL after the KeyboardInterrupt, with no
             # reset at all, so the next interpreter resumes there, with the
             # same reset cause, and the client never sees the difference.
-            self.artefacts += 1
             self._resume = True
             self._pending_cause = self.resets[-1] if self.resets else "power-on"
-            if self.log:
-                self.log(f"vhub: interpreter died of a Ctrl-C (exit {code}); resuming at the REPL")
+            if not stuck:  # (a deadlock is counted and logged where it is found)
+                self.artefacts += 1
+                if self.log:
+                    self.log(f"vhub: interpreter died of a Ctrl-C (exit {code}); resuming at the REPL")
             return
         if code == EXIT_HARD_RESET:
             self._pending_cause = "hard"

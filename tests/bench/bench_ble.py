@@ -12,6 +12,9 @@ from samband.rig import Rig
 
 GLU, POLAR, BP = "C0:5A:4B:00:00:01", "C0:5A:4B:00:00:03", "C0:5A:4B:00:00:04"
 HZ = os.sysconf("SC_CLK_TCK")
+SIMS = [{"kind": "glucose", "address": GLU, "records": 50}, {"kind": "polar", "address": POLAR, "speed": 1.0},
+        {"kind": "bp", "address": BP}]
+DEVICES = [{"addr": d["address"] + "/r", "kind": d["kind"], "name": ""} for d in SIMS]  # the hub's allow-list
 
 
 def cpu_s(pid):
@@ -31,13 +34,10 @@ def main():
     firmware_tree()
     print(run_mpy(["ble_rate_mpy.py"], heap="512k"), end="", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        bridge = BleBridge(devices=[{"kind": "glucose", "address": GLU, "records": 50},
-                                    {"kind": "polar", "address": POLAR, "speed": 1.0},
-                                    {"kind": "bp", "address": BP}])
+        bridge = BleBridge(devices=SIMS)
         where = bridge.start()
-        devices = [{"addr": a + "/r", "kind": k, "name": ""} for a, k in ((GLU, "glucose"), (POLAR, "polar"), (BP, "bp"))]
         try:
-            with Rig(tmp, devices=devices, bridge=where, hub_config={"status_ms": 1000}, heap="512k") as rig:
+            with Rig(tmp, devices=DEVICES, bridge=where, hub_config={"status_ms": 1000}, heap="512k") as rig:
                 rig.wait_status(lambda s: all(dev(s, a).get("subscribed") for a in (GLU, POLAR, BP))
                                 and dev(s, POLAR).get("readings", 0) > 20, 120, "three devices streaming")
                 time.sleep(3)
@@ -75,18 +75,16 @@ def main():
                 figure("largest burst taken without a drop", best, "notifications")
         finally:
             bridge.stop()
-    heap_from_romfs(devices)
+    heap_from_romfs()
 
 
-def heap_from_romfs(devices):
+def heap_from_romfs():
     """The same three devices with the hub package run in place from its ROMFS image."""
     with tempfile.TemporaryDirectory() as tmp:
-        bridge = BleBridge(devices=[{"kind": "glucose", "address": GLU, "records": 50},
-                                    {"kind": "polar", "address": POLAR, "speed": 1.0},
-                                    {"kind": "bp", "address": BP}])
+        bridge = BleBridge(devices=SIMS)
         where = bridge.start()
         try:
-            with Rig(tmp, devices=devices, bridge=where, hub_config={"status_ms": 1000}, heap="256k",
+            with Rig(tmp, devices=DEVICES, bridge=where, hub_config={"status_ms": 1000}, heap="256k",
                      romfs=True) as rig:
                 rig.wait_status(lambda s: all(dev(s, a).get("subscribed") for a in (GLU, POLAR, BP))
                                 and dev(s, POLAR).get("readings", 0) > 20, 120, "three devices streaming")
