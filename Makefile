@@ -3,13 +3,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test run firmware bench vhub clean
+.PHONY: setup test test-loaded lint run firmware bench vhub clean
 
 setup:
 	@bash host/scripts/setup.sh
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# `make test` N times (SAMBAND_LOADED_RUNS, default 10) with every core kept busy
+test-loaded: setup
+	@bash host/scripts/test-loaded.sh
+
+lint: setup
+	$(BIN)/ruff check .
 
 run: setup
 	$(BIN)/samband run
@@ -18,7 +26,7 @@ firmware: setup
 	$(BIN)/samband firmware
 
 vhub: setup
-	$(BIN)/samband vhub --link build/vhub.tty
+	$(BIN)/samband vhub --link build/vhub.tty --provisioned
 
 bench: setup
 	$(BIN)/python tests/bench/run.py

@@ -21,7 +21,7 @@ FW_TESTS = TESTS / "fw"
 sys.path.insert(0, str(FW_TESTS))
 os.environ.setdefault("SAMBAND_TESTS_DATA", str(TESTS / "data"))
 
-from samband import build  # noqa: E402
+from samband.device import build  # noqa: E402
 from samband.paths import tool  # noqa: E402
 
 MPY_HEAP = os.environ.get("SAMBAND_TEST_HEAP", "100k")

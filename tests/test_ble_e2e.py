@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from samband.blebridge import BleBridge
-from samband.rig import Rig
+from samband.bridge.server import BleBridge
+from samband.rig.hubs import Rig
 
 GLUCOSE = "C0:5A:4B:00:00:01"
 GLUCOSE_MDC = {160184, 160188, 160192, 160196, 160200, 160204, 160208, 160212, 160020}
@@ -51,7 +51,7 @@ def test_500_records_backfilled_exactly_once_across_3_disconnects(tmp_path, brid
              hub_config={"status_ms": 300}) as rig:
         for n in range(3):
             bridge.fault(GLUCOSE, "drop_link", 90 + 37 * n)  # in the middle of the RACP transfer
-            rig.wait_status(lambda s: dev(s, GLUCOSE).get("disconnects", 0) > n, 120, f"forced disconnect {n + 1}")
+            rig.wait_status(lambda s, n=n: dev(s, GLUCOSE).get("disconnects", 0) > n, 120, f"forced disconnect {n + 1}")
         s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 500, 180, "the backfill to finish")
         d = dev(s, GLUCOSE)
         assert d["disconnects"] >= 3 and d["connects"] >= 4
@@ -79,7 +79,7 @@ def test_off_list_device_ignored_and_pairing_window(tmp_path, bridge_factory):
     with Rig(tmp_path / "2", devices=[], bridge=where, hub_config={"status_ms": 300, "pairing_s": 60}) as rig:
         s = rig.wait_status(lambda s: dev(s, other).get("subscribed"), 60, "the thermometer paired in the window")
         assert dev(s, other)["kind"] == "thermo"
-        saved = (rig.flash / "config" / "devices.json").read_text()
+        saved = rig.hub.snapshot().read("/config/devices.json").decode()
         assert hub_addr(other) in saved
 
 
@@ -88,7 +88,7 @@ def test_bonded_device_reconnects_and_reencrypts(tmp_path, bridge_factory):
     with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
              hub_config={"status_ms": 300}) as rig:
         rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 5, 60, "first session")
-        bonds = (rig.flash / "keys" / "bonds").read_bytes()
+        bonds = rig.hub.snapshot().read("/keys/bonds")
         assert b"ltk" not in bonds.lower() and len(bonds) > 40  # sealed, not plaintext JSON
         bridge.fault(GLUCOSE, "drop_link")
         s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 2 and dev(s, GLUCOSE).get("subscribed"),
@@ -128,13 +128,102 @@ def test_lost_bond_waits_for_a_pairing_window_when_told_to(tmp_path, bridge_fact
     assert len(lost) == 2  # once per boot that finds the bond lost, not at every refused attempt
 
 
+def wait_for(pred, timeout, what):
+    """Poll a condition on the emulated devices (their state lives on the bridge's thread)."""
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def exactly_once(recs, want):
+    dup = [k for k, v in collections.Counter(recs).items() if v > 1]
+    assert not dup, f"records stored twice: {dup[:10]}"
+    missing = sorted(set(want) - set(recs))
+    assert not missing, f"records never stored: {missing[:40]} ({len(missing)} of {len(want)})"
+    assert sorted(recs) == sorted(want)
+
+
+def test_records_taken_out_of_range_all_stored_although_a_new_one_arrives_first(tmp_path, bridge_factory):
+    """Issue 10: the meter is out of range for 30 measurements; back in range, a new
+    measurement is notified after the hub subscribes and before its backfill. The old
+    collector asked only for records above that new one: 21..50 were never fetched."""
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 20}])
+    meter = bridge.sim(GLUCOSE)
+    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 20, 60, "first session")
+        bridge.fault(GLUCOSE, "silent", True)
+        bridge.fault(GLUCOSE, "drop_link")
+        rig.wait_status(lambda s: not dev(s, GLUCOSE).get("subscribed", True), 30, "the meter out of range")
+        assert len(bridge.call(meter.measure(30))) == 30  # nobody hears these
+        bridge.call(meter.measure_when_subscribed(1))
+        bridge.fault(GLUCOSE, "silent", False)
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 2 and dev(s, GLUCOSE).get("last_rec", -1)
+                            >= 51 and dev(s, GLUCOSE).get("gaps", 0) == 0, 120, "back in range, backfilled")
+        assert meter.next_seq == 52
+        rig.stop()
+        rows = rig.readings()
+    exactly_once(glucose_recs(rows), range(1, 52))
+    assert dev(s, GLUCOSE)["duplicates"] <= 1  # the early one, sent again by the report at most
+
+
+def test_a_measurement_during_an_racp_report_is_delivered(tmp_path, bridge_factory):
+    """The emulated meter used to drop a measurement taken while it sent a report
+    (its comment said it waited; it never sent it): now it notifies it after the report,
+    in the same session."""
+    thermo = "C0:5A:4B:00:00:06"
+    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 300},
+                                    {"kind": "thermo", "address": thermo, "stored": 0}])
+    meter = bridge.sim(GLUCOSE)
+    bridge.call(meter.measure_during_report(1, after=100))
+    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""},
+                                {"addr": hub_addr(thermo), "kind": "thermo", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 300 and dev(s, thermo).get("subscribed"),
+                        120, "the report")
+        wait_for(lambda: meter.racp.reports >= 1 and not meter.racp.sending, 30, "the meter to finish its report")
+        assert meter.next_seq == 302  # record 301 was taken during the report
+        bridge.call(bridge.sim(thermo).measure())  # an indicated reading: the hub commits at once
+        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 301, 30,
+                            "record 301 (measured during the report) on flash")
+        assert dev(s, GLUCOSE)["connects"] == 1 and dev(s, GLUCOSE).get("gaps", 0) == 0
+        rig.stop()
+        rows = rig.readings()
+    exactly_once(glucose_recs(rows), range(1, 302))
+
+
+def test_power_cut_after_a_blood_pressure_measurement_loses_nothing(tmp_path, bridge_factory):
+    """The cuff deletes a measurement once the indication is confirmed; the hub used to
+    stage it for up to LIVE_MS (2 s) before committing: a cut then lost it."""
+    bp = "C0:5A:4B:00:00:04"
+    bridge, where = bridge_factory([{"kind": "bp", "address": bp, "stored": 1}])
+    cuff = bridge.sim(bp)
+    with Rig(tmp_path, devices=[{"addr": hub_addr(bp), "kind": "bp", "name": ""}], bridge=where,
+             hub_config={"status_ms": 300}) as rig:
+        wait_for(lambda: cuff.store.sent >= 1, 60, "the stored measurement confirmed")
+        rig.wait_status(lambda s: dev(s, bp).get("readings", 0) >= 1, 30, "the hub to take it")
+        bridge.call(cuff.measure())
+        wait_for(lambda: cuff.store.sent >= 2 and not cuff.store.items, 30, "the new measurement confirmed")
+        time.sleep(0.5)  # where the cut lands (not an assertion about speed)
+        boots = rig.hub.boots
+        rig.hub.power_cut()
+        rig.hub.wait_boots(boots + 1, 60)
+        rig.wait_status(lambda s: dev(s, bp).get("subscribed"), 60, "the cuff again after the cut")
+        rig.stop()
+        rows = rig.readings()
+    systolic = [r for seq, prio, r, err in rows if r is not None and r.get(2) == 150020]
+    assert len(systolic) == 2, f"{len(systolic)} blood-pressure measurements on flash, 2 confirmed by the hub"
+
+
 def _mdc(name):
     from hub import collect
     return getattr(collect, name)
 
 
 def test_seven_devices_at_once(tmp_path, bridge_factory):
-    from samband.sim import DEFAULT_SET
+    from samband.bridge.sim import DEFAULT_SET
     bridge, where = bridge_factory(DEFAULT_SET)
     devices = [{"addr": hub_addr(d["address"]), "kind": d["kind"], "name": ""} for d in DEFAULT_SET]
     # The hub package runs in place from its ROMFS image, as on a board with a ROM partition.
@@ -145,11 +234,12 @@ def test_seven_devices_at_once(tmp_path, bridge_factory):
         assert s["ble"]["fifo"]["dropped"] == 0
         assert s["problems"] == []
         steps = dict(s["heap_steps"])
-        assert list(steps) == ["code", "journal", "seal", "ble", "collect"] and all(v > 0 for v in steps.values()), steps
+        assert list(steps) == ["code", "journal", "seal", "ble", "collect"], steps
+        assert all(v > 0 for v in steps.values()), steps
         rig.stop()
         rows = rig.readings()
     kinds = collections.Counter()
-    for seq, prio, r, err in rows:
+    for _seq, _prio, r, err in rows:
         assert err is None, err
         kinds[r[1].hex()] += 1
     assert len(kinds) == 7, kinds
@@ -181,7 +271,8 @@ def test_ten_minutes_of_ecg_without_gap_or_duplicate(tmp_path, bridge_factory):
         n += len(f[3])
         t_last = f[6] * 10 ** 9 + f[16]["ns"]
         expect = t0 + (n - 1) * period_ns
-        assert abs(t_last - expect) < period_ns / 2, f"frame {i}: gap or overlap of {(t_last - expect) / period_ns:.1f} samples"
+        off = (t_last - expect) / period_ns
+        assert abs(t_last - expect) < period_ns / 2, f"frame {i}: gap or overlap of {off:.1f} samples"
     assert all(f[15] == 7692 for f in frames)
 
 

@@ -1,5 +1,5 @@
-"""The host's BLE bridge (samband.blebridge) and its emulated devices
-(samband.sim), driven through the bridge protocol of docs/ble.md by a small
+"""The host's BLE bridge (samband.bridge.server) and its emulated devices
+(samband.bridge.sim), driven through the bridge protocol of docs/ble.md by a small
 CPython client that also plays the hub's key store."""
 
 import asyncio
@@ -13,9 +13,9 @@ pytest.importorskip("bumble")
 from hub import kinds, profiles  # noqa: E402
 from hub.profiles import cgm, polar_pmd, racp, timefmt  # noqa: E402
 from hub.reading import MDC, REC, VAL  # noqa: E402
-from samband.blebridge import BleBridge  # noqa: E402
-from samband.blebridge_client import BridgeClient, BridgeRequestError  # noqa: E402
-from samband.sim import DEFAULT_SET  # noqa: E402
+from samband.bridge.client import BridgeClient, BridgeRequestError  # noqa: E402
+from samband.bridge.server import BleBridge  # noqa: E402
+from samband.bridge.sim import DEFAULT_SET  # noqa: E402
 
 GLUCOSE_RECORDS = 500
 
@@ -74,7 +74,7 @@ def test_scan_sees_every_device_with_its_advertising_data(bridge):
         await c.request("scan", False, True)
         for d in DEFAULT_SET:
             _, addr, rssi, adv, rsp = seen[a7(d["address"])]
-            assert kinds.kind_for_services(kinds.adv_services(adv)) == d["kind"]
+            assert kinds.for_services(kinds.adv_services(adv)) == d["kind"]
             name = bridge.sim(d["kind"]).name.encode()
             assert name in rsp and rsp[1] == 0x09
             assert adv[:3] == b"\x02\x01\x06" and len(adv) <= 31 and isinstance(rssi, int)
@@ -267,9 +267,9 @@ def test_seven_devices_connected_at_once(bridge):
         conns = {}
         for kind in ("glucose", "cgm", "polar", "bp", "plx", "thermo", "scale"):
             h, ch = await connect(c, kind)
-            if kinds.KINDS[kind][1]:
+            if kinds.get(kind).BOND:
                 assert (await c.request("pair", h, True, False, True))["encrypted"]
-            for uuid, mode in kinds.KINDS[kind][2]:
+            for uuid, mode in kinds.get(kind).SUBSCRIBE:
                 if uuid in ch and ch[uuid][2]:
                     await c.request("subscribe", h, ch[uuid][2], mode)
             conns[kind] = (h, ch)
@@ -373,7 +373,8 @@ def test_two_bridges_in_one_process():
 def test_the_hubs_bridge_client_collects_through_the_bridge(bridge):
     """hub/ble/bridge.py (the virtual hub's BLE, run here under CPython) against the bridge:
     the same frames, CBOR from hub.cbor, UUID forms and key-store requests."""
-    from hub.ble import BleError, bridge as fw, find_char
+    from hub.ble import BleError, find_char
+    from hub.ble import bridge as fw
 
     class Bonds:
         def __init__(self):
@@ -401,9 +402,9 @@ def test_the_hubs_bridge_client_collects_through_the_bridge(bridge):
         while len(seen) < 7:
             ev = await asyncio.wait_for(central.events.get(), 5)
             if ev[0] == "adv":
-                seen.add(kinds.kind_for_services(kinds.adv_services(ev[3])))
+                seen.add(kinds.for_services(kinds.adv_services(ev[3])))
         await central.scan(False)
-        assert seen == set(kinds.KINDS) - {"hr"}
+        assert seen == set(kinds.names()) - {"hr"}
         conn = await central.connect(ADDR["scale"])
         assert await conn.exchange_mtu(247) == 247
         svcs = await conn.discover()
@@ -453,6 +454,7 @@ def test_a_new_hub_connection_replaces_the_old_one_and_its_links(bridge):
 
 def test_cli_runs_a_bridge_from_a_device_file(tmp_path, capsys):
     import json
+
     from samband import cli
     f = tmp_path / "devices.json"
     f.write_text(json.dumps({"devices": [{"kind": "scale", "address": "C0:5A:4B:00:02:07", "name": "Bath"}]}))

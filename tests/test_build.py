@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from samband import boards, build
+from samband.device import boards, build
 from samband.errors import BoardError, BuildError
 from samband.paths import FIRMWARE
 
@@ -21,7 +21,7 @@ def mpy_arch(path):
     return head[2] >> 2
 
 
-@pytest.mark.parametrize("board", ["vhub", "esp32-devkit", "picow"])
+@pytest.mark.parametrize("board", ["vhub", "esp32-devkit", "picow", "wt32-eth01"])
 def test_every_board_builds_its_exact_tree(tmp_path, board):
     out = build.build(board, tmp_path)
     b = boards.load(board)

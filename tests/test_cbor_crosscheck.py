@@ -7,11 +7,11 @@ import random
 import struct
 
 import cbor2
+import cbor_check
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cbor_check
 from hub import cbor
 
 N = 3000
@@ -149,7 +149,8 @@ def test_unix_port_errors_match_cpython_on_garbage(mpy):
 plain = st.recursive(
     st.none() | st.booleans() | st.integers(-(2 ** 64), 2 ** 64 - 1) | st.floats() | st.binary(max_size=30)
     | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.integers(-1000, 1000) | st.text(max_size=5), inner, max_size=5),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.integers(-1000, 1000) | st.text(max_size=5), inner, max_size=5),
     max_leaves=20)
 
 

@@ -11,12 +11,11 @@ import hmac
 import io
 import random
 
+import crypto_check
 import nacl._sodium
 import pytest
 from nacl import bindings as nb
 from nacl.exceptions import CryptoError
-
-import crypto_check
 
 _lib = ctypes.CDLL(nacl._sodium.__file__)
 
@@ -78,7 +77,7 @@ def cases(seed=20261130):
     """(line, expected answer, what) triples; expected None means "must be refused"."""
     r = random.Random(seed)
     out = []
-    for i in range(300):  # hub seals, libsodium must agree and pynacl must open
+    for _ in range(300):  # hub seals, libsodium must agree and pynacl must open
         key, nonce, m = r.randbytes(32), r.randbytes(24), r.randbytes(msg_len(r))
         c = nb.crypto_secretbox_easy(m, nonce, key)
         assert nb.crypto_secretbox_open_easy(c, nonce, key) == m
@@ -90,7 +89,7 @@ def cases(seed=20261130):
             out.append((f"O {h(key)} {h(nonce)} {h(flip(r, c))}", None, "secretbox_open tampered"))
         else:
             out.append((f"O {h(key)} {h(nonce)} {h(c)}", m, "secretbox_open"))
-    for i in range(80):
+    for _ in range(80):
         pk_a, sk_a = nb.crypto_box_keypair()
         pk_b, sk_b = nb.crypto_box_keypair()
         nonce, m = r.randbytes(24), r.randbytes(msg_len(r))
@@ -126,7 +125,7 @@ def cases(seed=20261130):
         except CryptoError:
             want = None
         out.append((f"X {h(n)} {h(p)}", want, "scalarmult"))
-    for i in range(20):
+    for _ in range(20):
         n = r.randbytes(32)
         out.append((f"G {h(n)}", nb.crypto_scalarmult_base(n), "scalarmult_base"))
     edge_keys = [b"\xff" * 32, bytes(16) + b"\xff" * 16, b"\xff" * 16 + bytes(16)]
@@ -134,17 +133,17 @@ def cases(seed=20261130):
         key = edge_keys[i % 3] if i < 30 else r.randbytes(32)
         m = b"\xff" * msg_len(r) if i < 30 else r.randbytes(msg_len(r))
         out.append((f"P {h(key)} {h(m)}", sodium_poly1305(m, key), "poly1305"))
-    for i in range(60):
+    for _ in range(60):
         key, n16 = r.randbytes(32), r.randbytes(16)
         out.append((f"H {h(key)} {h(n16)}", sodium_hsalsa20(key, n16), "hsalsa20"))
-    for i in range(80):
+    for _ in range(80):
         key, nonce, m = r.randbytes(32), r.randbytes(24), r.randbytes(msg_len(r))
         out.append((f"Z {h(key)} {h(nonce)} {h(m)}", sodium_xsalsa20_xor(key, nonce, m), "xsalsa20"))
-    for i in range(40):
+    for _ in range(40):
         key, n8, m = r.randbytes(32), r.randbytes(8), r.randbytes(r.randint(0, 300))
         ic = r.choice([0, 1, 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFFFFFFFFFF - 2, r.getrandbits(64)])
         out.append((f"C {h(key)} {h(n8)} {ic} {h(m)}", sodium_salsa20_xor_ic(key, n8, ic, m), "salsa20_ic"))
-    for i in range(100):
+    for _ in range(100):
         key, m = r.randbytes(r.randint(0, 150)), r.randbytes(msg_len(r))
         out.append((f"M {h(key)} {h(m)}", hmac.new(key, m, hashlib.sha256).digest(), "hmac"))
     return out

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from samband import cli
-from samband.decode import DecodeError, decode, parse_hex
+from samband.device.decode import DecodeError, decode, parse_hex
 
 GLUCOSE = "1B0100E307021B0B0A1EFBFF1E00120501"
 
@@ -32,8 +32,8 @@ def test_glucose_measurement_json(capsys):
 
 def test_uuid_and_hex_forms(capsys):
     outs = set()
-    for uuid, payload in (("0x2A18", [GLUCOSE]), ("00002a18-0000-1000-8000-00805f9b34fb", ["1b 01 00 e3 07 02 1b",
-                                                                                       "0b 0a 1e fb ff 1e 00 12 05 01"]),
+    long_uuid = "00002a18-0000-1000-8000-00805f9b34fb"
+    for uuid, payload in (("0x2A18", [GLUCOSE]), (long_uuid, ["1b 01 00 e3 07 02 1b", "0b 0a 1e fb ff 1e 00 12 05 01"]),
                           ("2A18", ["1b:01:00:e3:07:02:1b:0b:0a:1e:fb:ff:1e:00:12:05:01"]),
                           ("2a18", ["0x" + GLUCOSE.lower()])):
         rc, out, err = run(capsys, "decode", "--compact", uuid, *payload)

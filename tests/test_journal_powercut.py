@@ -71,7 +71,7 @@ def test_power_cut_at_every_write(mpy, args):
 def test_workloads_cover_eviction_and_reboots(mpy):
     """The CI workloads between them evict, reclaim and reboot (otherwise the cut points prove less)."""
     evictions = reboots = 0
-    for name, args in CI[:4]:
+    for _name, args in CI[:4]:
         p = mpy(["journal_powercut.py"] + args[:-1] + ["--sample", "1"], heap=HEAP)
         m = re.search(r"OPS \d+ appends \d+ acks \d+ evictions (\d+) reboots (\d+)", p.stdout.decode())
         evictions += int(m.group(1))

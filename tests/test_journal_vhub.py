@@ -21,18 +21,16 @@ import os
 import random
 import re
 import select
-import shutil
 import threading
 import time
 from binascii import crc32
-from pathlib import Path
+
+from conftest import TESTS, firmware_tree
 
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM
 from hub.segment import ALARM, ROUTINE
-from samband.vhub import VirtualHub, deploy
-
-from conftest import TESTS, firmware_tree
+from samband.vhub import Flash, VirtualHub, deploy
 
 KILLS = int(os.environ.get("SAMBAND_JOURNAL_KILLS", "200"))
 MAIN = TESTS / "data" / "journal_main.py"
@@ -110,7 +108,7 @@ class Console:
 def make_flash(tmp_path):
     flash = tmp_path / "flash"
     deploy(firmware_tree(), flash)
-    shutil.copyfile(MAIN, flash / "main.py")
+    Flash(flash).write("/main.py", MAIN.read_bytes())
     return flash
 
 
@@ -144,9 +142,10 @@ def analyse(lines):
 
 
 def check_flash(flash, appended, started, acked):
-    j = Journal(str(flash / "journal"), capacity=CAPACITY, segment_size=SEG)
+    copy = Flash(flash).export("/journal", flash.parent / "journal-copy")  # the image's journal, as files
+    j = Journal(str(copy), capacity=CAPACITY, segment_size=SEG)
     on_flash = {}
-    for seq, prio, data, ctx in j.records():
+    for seq, prio, data, _ctx in j.records():
         assert seq not in on_flash, f"seq {seq} twice on flash"
         assert bytes(data) == payload(seq), f"seq {seq} damaged"
         on_flash[seq] = (prio, j.is_pending(seq, ALARM if prio == PRIO_ALARM else ROUTINE))
@@ -177,7 +176,7 @@ def test_200_kills_under_load_lose_nothing_and_deliver_nothing_twice(tmp_path):
     hub.start()
     con = Console(hub.port)
     try:
-        for i in range(KILLS):
+        for _i in range(KILLS):
             if rng.random() < 0.85:
                 con.wait_boot(con.boots + 1)  # mounted: now kill it while it works
                 time.sleep(rng.uniform(0, 0.12))
@@ -212,8 +211,9 @@ def test_a_damaged_journal_boots_counts_and_carries_on(tmp_path):
         hub.power_cut()
         con.wait_boot(2)
         hub.stop()
-        # flip bytes in the middle of three segment files, truncate a fourth
-        segs = sorted((flash / "journal" / "seg").iterdir())
+        # flip bytes in the middle of three segment files, truncate a fourth (on a copy, put back onto the image)
+        copy = Flash(flash).export("/journal", tmp_path / "journal-copy")
+        segs = sorted((copy / "seg").iterdir())
         assert len(segs) >= 5
         r = random.Random(7)
         for p in segs[:3]:
@@ -224,12 +224,13 @@ def test_a_damaged_journal_boots_counts_and_carries_on(tmp_path):
         p = segs[3]
         p.write_bytes(p.read_bytes()[:-7])
         for name in ("state.0", "state.1"):
-            s = flash / "journal" / name
+            s = copy / name
             if s.exists() and s.stat().st_size:  # a copy the power cut caught mid-write may be empty
                 b = bytearray(s.read_bytes())
                 b[len(b) // 2] ^= 0x10
                 s.write_bytes(bytes(b))
                 break
+        Flash(flash).load("/journal", copy)
         mark = len(con.lines)
         hub = VirtualHub(flash, deploy_firmware=False, env={"SAMBAND_JOURNAL_NOACK": "1"})
         hub.start()

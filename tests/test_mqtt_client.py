@@ -5,7 +5,7 @@ for the link to take its bytes (a full send buffer). The same code on the
 unix port meets a real Mosquitto in tests/test_uplink.py."""
 
 import asyncio
-import time
+import re
 
 import pytest
 
@@ -34,16 +34,18 @@ def test_no_answer_to_a_publish_means_dead_after_one_and_a_half_keepalives():
         srv, port = await _silent_broker(conns)
         c = mqtt.Client("127.0.0.1", port, "hub-test", keepalive=1)
         await c.connect()
-        t0 = time.monotonic()
-        with pytest.raises(OSError, match="nothing heard from the broker"):
+        with pytest.raises(OSError, match=r"nothing heard from the broker for (\d+) ms") as e:
             await c.publish("samband/x/up", b"reading", qos=1, timeout_ms=10000)
-        took = time.monotonic() - t0
         c.close()
         srv.close()
-        return took
+        return int(re.search(r"for (\d+) ms", str(e.value)).group(1))
 
-    took = _run(main())
-    assert 1.0 < took < 3.0, took  # 1.5 s of silence, not the 10 s PUBACK timeout
+    # The keepalive rule, not the 10 s PUBACK timeout ("no acknowledgement of
+    # packet"), and not before 1.5 keepalives of silence on the client's own
+    # clock. How soon after that it notices is a bench figure (bench_uplink):
+    # a wall-clock bound here failed on a busy machine.
+    silent_ms = _run(main())
+    assert silent_ms >= 1500, silent_ms
 
 
 def test_a_link_that_takes_nothing_is_dead_too():

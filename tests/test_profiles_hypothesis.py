@@ -11,13 +11,13 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from profile_cases import CASES, DEV, roundtrip
+from profile_seeds import SEEDS
 
 from hub import profiles as P
 from hub import reading as R
 from hub.profiles import ProfileError
 from hub.profiles import ieee11073 as F
-from profile_cases import CASES, DEV, roundtrip
-from profile_seeds import SEEDS
 
 UUIDS = sorted(P.supported(), key=str)
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

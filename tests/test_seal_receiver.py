@@ -3,13 +3,12 @@ unix port, through tests/fw/seal_check.py) against the receiver's Opener
 (host/samband/seal.py, pynacl). Every rejection has its reason and its
 counter; rotation and revocation work without touching the firmware."""
 
-import os
 import random
 
 import pytest
 from nacl import bindings as nb
 
-from samband import seal as hs
+from samband.receiver import opener as hs
 
 HUB_A = bytes.fromhex("00005a4d0001")
 HUB_B = bytes.fromhex("00005a4d0002")
@@ -100,8 +99,15 @@ def test_every_record_opens_and_costs_20_bytes(k, stream):
 def test_batches_open_whole(k, stream):
     items, _ = stream
     o = opener(k)
-    res = o.open_batch(HUB_A, hs.batch([d for _, d in items]))
-    assert len(res.opened) == 150 and len(res.epochs) == 4 and not res.rejected
+    opened = epochs = 0
+    chunk = []  # batches within MAX_BATCH_BYTES (the stream is some 150 KB)
+    for _, d in items + [(None, None)]:
+        if d is None or sum(len(c) + 3 for c in chunk) + len(d) + 4 > hs.MAX_BATCH_BYTES:
+            res = o.open_batch(HUB_A, hs.batch(chunk))
+            assert not res.rejected
+            opened, epochs, chunk = opened + len(res.opened), epochs + len(res.epochs), []
+        chunk.append(d)
+    assert opened == 150 and epochs == 4
 
 
 def _small(mpy, k):
@@ -152,7 +158,8 @@ def test_truncated_and_garbage_input(mpy, k):
         with pytest.raises(hs.Rejected) as e:
             o.open_epoch(HUB_A, bad)
         assert e.value.reason == reason
-    for bad, reason in ((b"", "malformed"), (b"\x23\x00", "version"), (b"\x13\x05ab", "malformed"), (b"\x12", "malformed")):
+    for bad, reason in ((b"", "malformed"), (b"\x23\x00", "version"), (b"\x13\x05ab", "malformed"),
+                        (b"\x12", "malformed")):
         with pytest.raises(hs.Rejected) as e:
             o.open_batch(HUB_A, bad)
         assert e.value.reason == reason

@@ -13,7 +13,6 @@ a power-on boot) and afterwards checks, over everything the hub wrote:
 """
 
 import random
-import shutil
 import struct
 import time
 from pathlib import Path
@@ -23,9 +22,9 @@ import pytest
 from nacl import bindings as nb
 from nacl.exceptions import CryptoError
 
-from samband import build
-from samband import seal as hs
-from samband.vhub import VirtualHub, deploy
+from samband.device import build
+from samband.receiver import opener as hs
+from samband.vhub import Flash, VirtualHub, deploy
 
 MAIN = Path(__file__).parent / "data" / "seal" / "vhub_main.py"
 UID = "00005a4d00c7"
@@ -38,9 +37,9 @@ class Run:
 
 
 def journal(flash):
-    """The complete items of the journal, in order: ("E"|"R", bytes)."""
+    """The complete items of the journal on a flash image (a Flash or a snapshot), in order: ("E"|"R", bytes)."""
     items = []
-    for line in (flash / "sealtest.journal").read_bytes().split(b"\n")[:-1]:
+    for line in flash.read("/sealtest.journal").split(b"\n")[:-1]:
         kind, _, data = line.partition(b" ")
         if kind in (b"E", b"R"):
             try:
@@ -50,8 +49,9 @@ def journal(flash):
     return items
 
 
-def _records(flash):
-    return sum(1 for kind, _ in journal(flash) if kind == "R") if (flash / "sealtest.journal").exists() else 0
+def _records(hub):
+    snap = hub.snapshot()  # the running hub's flash, as a power cut now would leave it
+    return sum(1 for kind, _ in journal(snap) if kind == "R") if snap.exists_file("/sealtest.journal") else 0
 
 
 def crash_run(tmp, mode):
@@ -61,20 +61,17 @@ def crash_run(tmp, mode):
     r.authority = hs.Authority()
     r.hub_pk, files = r.authority.provision(HUB_ID, [(7, r.rpk)])
     deploy(build.build("vhub"), r.flash)
-    for rel, data in files.items():
-        (r.flash / rel).parent.mkdir(parents=True, exist_ok=True)
-        (r.flash / rel).write_bytes(data)
-    shutil.copyfile(MAIN, r.flash / "main.py")
-    (r.flash / "sealtest.mode").write_text(mode)
+    Flash(r.flash).write_files({**{"/" + rel: data for rel, data in files.items()},
+                                "/main.py": MAIN.read_bytes(), "/sealtest.mode": mode.encode()})
     rnd = random.Random(mode)
     hub = VirtualHub(r.flash, uid=UID, deploy_firmware=False)
     hub.start()
     try:
         for i in range(CUTS + 1):
-            seen = _records(r.flash)
+            seen = _records(hub)
             end = time.monotonic() + 20
-            while _records(r.flash) < seen + 3:  # this boot has sealed something
-                assert time.monotonic() < end, "the virtual hub stopped sealing:\n" + _tail(r.flash)
+            while _records(hub) < seen + 3:  # this boot has sealed something
+                assert time.monotonic() < end, "the virtual hub stopped sealing:\n" + _tail(hub.snapshot())
                 time.sleep(0.01)
             if i == CUTS:
                 break
@@ -84,13 +81,15 @@ def crash_run(tmp, mode):
     finally:
         hub.stop()  # powered off
     r.boots = hub.boots
-    r.items = journal(r.flash)
+    r.items = journal(Flash(r.flash))
     return r
 
 
 def _tail(flash):
-    p = flash / "sealtest.journal"
-    return p.read_text()[-500:] if p.exists() else "(no journal)"
+    try:
+        return flash.read("/sealtest.journal").decode(errors="replace")[-500:]
+    except FileNotFoundError:
+        return "(no journal)"
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +122,7 @@ def test_nonces_never_repeat_across_power_cuts(lag):
     assert lag.boots == CUTS + 1
     recs = keyed_records(lag)
     pairs = set()
-    for header, key, nonce, seq, rec in recs:
+    for _header, key, nonce, seq, rec in recs:
         # the nonce is the one the hub used: the record authenticates under it
         nb.crypto_box_open_easy_afternm(rec[4:], nonce, key)
         assert (key, nonce) not in pairs, f"nonce repeated under one key at seq {seq}"
@@ -150,9 +149,10 @@ def test_receiver_opens_every_record_after_power_cuts(wal):
 
 
 def test_stolen_flash_recovers_no_reading(wal):
-    flash = wal.flash
+    flash = Flash(wal.flash)
     tree = build.build("vhub")
-    files = {p.relative_to(flash).as_posix(): p.read_bytes() for p in flash.rglob("*") if p.is_file()}
+    files = {p.lstrip("/"): data for p, data in flash.files().items()}
+    image = flash.image.read_bytes()  # the whole chip: freed blocks and littlefs's old copies too
     assert "keys/hub.key" in files and "sealtest.journal" in files
     # firmware files are the public build, byte for byte: nothing of this hub's in them
     firmware = {rel for rel in files if (tree / rel).is_file() and rel != "main.py"}
@@ -168,14 +168,14 @@ def test_stolen_flash_recovers_no_reading(wal):
     plaintexts = [x.plaintext for x in opened]
     assert plaintexts
     markers = [b"\x66mmol/L"] + [b"reading-%d" % x.seq for x in opened] + plaintexts
-    for blob in list(files.values()) + [d for _, d in wal.items]:
+    for blob in list(files.values()) + [d for _, d in wal.items] + [image]:
         for m in markers:
             assert m not in blob, m
 
     # 2. every 32-byte window of the hub's own files, as a record key and as an X25519 secret
     recs = keyed_records(wal)
     firsts = {}
-    for header, key, nonce, seq, rec in recs:
+    for header, _key, nonce, _seq, rec in recs:
         firsts.setdefault(header, (nonce, rec))
     windows = set()
     data_blobs = [d for rel, d in hub_files.items() if rel != "sealtest.journal"]
@@ -194,7 +194,7 @@ def test_stolen_flash_recovers_no_reading(wal):
             return False
 
     for w in windows:
-        for header, (nonce, rec) in firsts.items():
+        for nonce, rec in firsts.values():
             assert not opens(w, nonce, rec)
     # X25519 secrets: everything that is not ciphertext (keys, counter, epoch headers)
     secrets = set()
@@ -209,7 +209,7 @@ def test_stolen_flash_recovers_no_reading(wal):
                 key = nb.crypto_box_beforenm(pub, s)
             except CryptoError:
                 continue
-            for header, (nonce, rec) in firsts.items():
+            for nonce, rec in firsts.values():
                 assert not opens(key, nonce, rec)
 
     # 3. what the hub key does give a thief: forging epoch headers (impersonation) until revoked

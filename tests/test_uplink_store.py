@@ -1,4 +1,4 @@
-"""The receiver's database (samband.store) on SQLite and on PostgreSQL:
+"""The receiver's database (samband.receiver.store) on SQLite and on PostgreSQL:
 migrations (and re-opening a migrated database), de-duplication by
 (hub, seq), per-hub status, replay-state runs, queries by hub, device,
 type and time. PostgreSQL runs in a throwaway cluster (initdb, a Unix
@@ -9,12 +9,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
 from hub import reading as rd
-from samband.store import open_store
+from samband.receiver.store import open_store
 
 A, B = "00005a4d00c7", "00005a4d00c8"
 DEV1 = b"\x00\x11\x22\x33\x44\x55\x66"
@@ -72,7 +71,7 @@ def reading(seq, dev, mdc, val, hts, prio=0):
 
 def exercise(url):
     s = open_store(url)
-    assert s.version() == 2
+    assert s.version() == 3
     rows = [(q, 3, reading(q, DEV1 if q % 2 else DEV2, 0x2711C if q < 8 else 0x4BB8, 100 + q, 1000 * q,
                            1 if q == 5 else 0)) for q in range(1, 11)]
     assert s.store(A, rows[:6], {"tampered": 1}) == (6, 0)
@@ -84,7 +83,7 @@ def exercise(url):
     s.close()
 
     s = open_store(url)  # re-open: migrations already applied
-    assert s.version() == 2
+    assert s.version() == 3
     assert s.count() == 12 and s.count(A) == 10
     st = {h["hub"]: h for h in s.hubs()}
     assert st[A]["stored"] == 10 and st[A]["duplicates"] == 6 and st[A]["backlog"] == 17
@@ -114,6 +113,22 @@ def exercise(url):
     assert st[A]["refetched"] == 3 and st[B]["refetched"] == 1
     assert s.have(A, [101, 102, 103]) == {101, 102, 103} and (7, 7) in s.spans(B)
     assert [r["seq"] for r in s.readings(hub=A, device="11:22:33:44:55:66", mdc=0x2711C)] == [1, 3, 5, 7, 200]
+
+    # A reading no signed 64-bit column holds is refused before the
+    # transaction; the quarantine keeps the record, and its seq counts as
+    # kept (acknowledged, part of the replay state after a restart).
+    from samband.receiver.store import Unstorable
+    with pytest.raises(Unstorable) as e:
+        s.store(A, [(11, 4, reading(11, DEV1, 2 ** 64 - 1, 5, 0))])
+    assert e.value.reason == "out-of-range" and s.count(A) == 11
+    assert s.store(A, [(12, 4, reading(12, DEV1, 0x2711C, 5, 12000))], {"out-of-range": 1},
+                   quarantine=[(11, 4, "out-of-range", "mdc", b"\x01\x02")]) == (1, 0)
+    assert s.store(A, [], quarantine=[(11, 4, "out-of-range", "mdc", b"\x01\x02")]) == (0, 0)  # once
+    assert [(q["seq"], q["reason"], q["plaintext"]) for q in s.quarantined(A)] == [(11, "out-of-range", "0102")]
+    assert {h["hub"]: h for h in s.hubs()}[A]["quarantined"] == 1
+    assert s.have(A, [11, 12, 13]) == {11, 12} and s.spans(A)[0] == (1, 12)
+    with pytest.raises(Unstorable):
+        s.status(A, 2 ** 63)
     s.close()
 
 
@@ -141,7 +156,7 @@ def test_postgresql(pg_url):
 def test_upgrade_keeps_what_was_stored(tmp_path, monkeypatch):
     """A database made by the first schema is migrated in place: its rows stay
     readable, and new device records are de-duplicated from then on."""
-    import samband.store as store
+    import samband.receiver.store as store
     path = tmp_path / "old.db"
     monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
     s = open_store(path)
@@ -152,7 +167,24 @@ def test_upgrade_keeps_what_was_stored(tmp_path, monkeypatch):
     s.close()
     monkeypatch.undo()
     s = open_store(path)
-    assert s.version() == 2 and s.count(A) == 1 and s.readings(hub=A)[0]["seq"] == 1
+    assert s.version() == 3 and s.count(A) == 1 and s.readings(hub=A)[0]["seq"] == 1
     r = reading(2, DEV1, 0x2711C, 120, 2000)
     assert s.store(A, [(2, 3, r)]) == (1, 0) and s.store(B, [(9, 3, _rehub(r, 9))]) == (0, 1)
     s.close()
+
+
+def test_an_indication_sent_again_is_stored_once(tmp_path):
+    """A cuff re-sends a measurement whose confirmation was lost with the link
+    after the hub had stored it: no record number, the same device time stamp.
+    A new measurement has a later one; a live value without a device time is
+    never merged."""
+    s = open_store(str(tmp_path / "r.db"))
+    cuff = rd.make(1, DEV2, 0x4A05, 128, [1, 1], unit="mmHg", hts=9000, dts=1796205600)
+    assert s.store(A, [(1, 4, cuff)]) == (1, 0)
+    assert s.store(A, [(2, 4, _rehub(cuff, 2))]) == (0, 1)
+    later = _rehub(cuff, 3)
+    later[rd.DTS] += 300
+    assert s.store(A, [(3, 4, later)]) == (1, 0)
+    hr = [(q, 3, rd.make(q, DEV2, 0x4BB8, 60, [1, q], hts=1000)) for q in (4, 5)]
+    assert s.store(A, hr) == (2, 0)
+    assert s.count(A) == 4 and s.hubs()[0]["refetched"] == 1

@@ -10,13 +10,13 @@ import time
 
 import pytest
 import serial
-
-from samband.paths import tool
-from samband.transport import Hub
-from samband.vhub import VirtualHub, parse_heap
-from samband.errors import HubError
-
 from conftest import firmware_tree
+
+from samband.device.transport import Hub
+from samband.errors import HubError
+from samband.paths import tool
+from samband.vhub import VirtualHub, parse_heap
+from samband.vhub.supervisor import caught_signals
 
 
 @pytest.fixture
@@ -42,9 +42,22 @@ def open_port(hub):
 
 
 def interrupt_to_repl(ser):
-    ser.write(b"\r\x03")
+    """Ctrl-C alone: a prompt comes back whether code ran (KeyboardInterrupt)
+    or the REPL was waiting (the line is cancelled), and exactly one; an extra
+    "\r" would make the REPL print a second prompt after this one, which the
+    next command would then take for its own."""
+    ser.write(b"\x03")
     read_until(ser, b">>> ")
     ser.reset_input_buffer()
+
+
+def run_until(ser, code, marker):
+    """Start code at the friendly REPL; return once it printed marker, i.e. is running.
+
+    The code goes in as one exec() line: no auto-indent to fight, and no
+    second Enter left unread, to print a stray prompt after an interrupt."""
+    ser.write(f"exec({code!r})\r".encode())
+    return read_until(ser, marker.encode() + b"\r\n")
 
 
 def repl(ser, line, timeout=10):
@@ -85,49 +98,77 @@ def test_friendly_repl_output_is_cooked(vhub):
 def test_ctrl_c_interrupts_running_code(vhub):
     with open_port(vhub) as ser:
         interrupt_to_repl(ser)
-        ser.write(b"while True: pass\r\r")
-        time.sleep(0.3)
+        n = vhub.interrupts
+        run_until(ser, "print('spinning')\nwhile True: pass", "spinning")
         ser.write(b"\x03")
         out = read_until(ser, b">>> ").decode()
         assert "KeyboardInterrupt" in out
         assert "1" in repl(ser, "1")  # still alive, same interpreter
-        assert vhub.boots == 1
+        assert vhub.boots == 1 and vhub.interrupts == n + 1 and vhub.deadlocks == 0
 
 
-def test_interpreter_dying_of_a_ctrl_c_resumes_at_the_repl(vhub):
-    """The unix port can die of a badly timed SIGINT; a board would just be at
-    its REPL. Here the code swallows the interrupt and the interpreter is then
-    killed while the supervisor still waits for it to stop: the client gets a
-    prompt, the reset cause stays, and neither boot.py nor main.py runs again."""
+def test_ctrl_c_interrupts_a_blocking_call(vhub):
+    """A Ctrl-C while the code waits in a system call (sleep, poll, read)
+    ends the wait with EINTR and raises there, as on a board."""
     with open_port(vhub) as ser:
         interrupt_to_repl(ser)
-        ser.write(b"import time\rwhile True:\r try: time.sleep_ms(5)\r except KeyboardInterrupt: pass\r\r\r")
-        time.sleep(0.3)
-        ser.reset_input_buffer()
+        run_until(ser, "import time; print('sleeping'); time.sleep(3600)", "sleeping")
         ser.write(b"\x03")
-        time.sleep(0.2)
-        os.kill(vhub.pid, signal.SIGTERM)
-        ser.write(b"print(6 * 7)\r")  # typed while the interpreter is going down: kept
-        out = read_until(ser, b"42\r\n>>> ").decode()
-        assert "MPY: soft reboot" not in out and "samband hub" not in out and "MicroPython" not in out
-        assert vhub.boots == 2 and vhub.artefacts == 1
-        assert vhub.resets == ["power-on", "power-on"]
-        assert "'power-on'" in repl(ser, "__import__('os').getenv('SAMBAND_VHUB_RESET')")
+        out = read_until(ser, b">>> ").decode()
+        assert "KeyboardInterrupt" in out and vhub.boots == 1
 
 
-def test_deadlocked_interpreter_resumes_at_the_repl(vhub):
-    """The unix port can deadlock on its own lock (seen with a Ctrl-C during
-    imports from ROMFS); here the code deadlocks itself on purpose. The
-    supervisor notices, and the client gets a prompt back, as from a board."""
+def test_ctrl_c_at_the_repl_is_a_character(vhub):
+    """While the REPL reads, a board passes Ctrl-C on as a character: it
+    cancels the line typed so far. No KeyboardInterrupt, no signal."""
+    with open_port(vhub) as ser:
+        interrupt_to_repl(ser)
+        n = vhub.interrupts
+        ser.write(b"print('never')\x03")
+        out = read_until(ser, b"\r\n>>> ").decode()
+        assert "never\r\n" not in out and "KeyboardInterrupt" not in out
+        assert "42\r\n" in repl(ser, "print(6 * 7)")
+        assert vhub.interrupts == n and vhub.boots == 1
+
+
+@pytest.mark.parametrize("romfs", [False, True], ids=["flash", "romfs"])
+def test_ctrl_c_storm_never_kills_the_interpreter(tmp_path, romfs):
+    """Ctrl-Cs in quick succession, landing anywhere in code that imports
+    (from the flash folder, or from a ROMFS image, where the unix port's own
+    SIGINT handler left its qstr lock held), allocates and collects, where
+    that handler also died of "FATAL: uncaught NLR": every one ends in a
+    prompt of the same interpreter, as on a board."""
+    from samband.device import build
+    firmware_tree()
+    code = ("import gc, sys\nprint('busy')\nwhile True:\n"
+            " import hub.cbor, hub.summary\n del sys.modules['hub.cbor'], sys.modules['hub.summary']\n"
+            " b = [bytearray(64) for i in range(50)]\n gc.collect()")
+    rom = build.romfs_path("vhub") if romfs else None
+    with VirtualHub(tmp_path / "flash", heap="256k", romfs=rom, log=print) as vhub, open_port(vhub) as ser:
+        interrupt_to_repl(ser)
+        for _ in range(20):
+            run_until(ser, code, "busy")
+            ser.write(b"\x03\x03")  # the second one may land while the first is being raised
+            read_until(ser, b"KeyboardInterrupt")
+            ser.write(b"print(1 + 2)\r")
+            read_until(ser, b"3\r\n>>> ")  # past any prompt the second Ctrl-C printed
+        assert vhub.boots == 1 and vhub.deadlocks == 0
+
+
+def test_deadlocked_interpreter_is_counted_not_hidden(vhub):
+    """An interpreter parked on its own lock (the unix port's qstr lock when it
+    took a Ctrl-C inside C code) is logged and counted, so that tests can
+    assert it never happens; it is not quietly restarted. Here the code
+    deadlocks itself on purpose."""
     with open_port(vhub) as ser:
         interrupt_to_repl(ser)
         ser.write(b"import _thread; l = _thread.allocate_lock(); l.acquire(); l.acquire()\r")
-        out = read_until(ser, b"True\r\n", timeout=5)  # the first acquire; the second never returns
-        out += read_until(ser, b">>> ", timeout=15)
-        assert b"MPY: soft reboot" not in out and b"samband hub" not in out and b"MicroPython" not in out, out
-        assert vhub.deadlocks == 1 and vhub.artefacts == 0 and vhub.boots == 2
-        assert vhub.resets == ["power-on", "power-on"]
-        assert "42\r\n" in repl(ser, "print(6 * 7)")
+        read_until(ser, b"True\r\n", timeout=5)  # the first acquire; the second never returns
+        end = time.monotonic() + 30
+        while vhub.deadlocks == 0:
+            assert time.monotonic() < end, "the deadlock was not noticed"
+            time.sleep(0.05)
+        assert vhub.deadlocks == 1 and vhub.boots == 1
 
 
 CODE_HEAP = ("import gc\ngc.collect()\na = gc.mem_alloc()\n"
@@ -139,23 +180,19 @@ def test_romfs_runs_the_hub_package_in_place(tmp_path):
     """From its ROMFS image (as from a board's ROM partition) the hub package
     runs in place: importing it costs far less heap than from the flash
     filesystem, whose .mpy bytecode is copied into the heap."""
-    from samband import build
+    from samband.device import build
     firmware_tree()
     image = build.romfs_path("vhub")
     used = {}
     for rom in (None, image):
         with VirtualHub(tmp_path / ("rom" if rom else "fs"), heap="256k", romfs=rom) as hub:
-            # Not during the boot's imports: a Ctrl-C that lands while the unix port
-            # imports from ROMFS can deadlock it (the supervisor then restarts it at
-            # the REPL, test_deadlocked_interpreter_resumes_at_the_repl, but this
-            # connection's first command would be lost).
-            time.sleep(2)
-            with Hub(hub.port) as h:
+            with Hub(hub.port) as h:  # its Ctrl-C may land during the boot's imports from the image
                 n, where = h.exec(CODE_HEAP).split()
                 used[bool(rom)] = int(n)
                 assert where == ("/rom/hub/journal.mpy" if rom else "hub/journal.mpy")
                 free = int(h.eval("__import__('gc').mem_free()"))
             assert hub.rom_bytes == (image.stat().st_size if rom else 0)
+            assert hub.boots == 1 and hub.deadlocks == 0
         assert free > 256 * 1024 - used[bool(rom)] - 64 * 1024  # the image does not eat the application's heap
     assert used[True] < 0.7 * used[False], used
 
@@ -186,6 +223,14 @@ def test_heap_is_configurable(tmp_path):
         h.exec("import gc; gc.collect(); b = bytearray(120_000)")  # more than a 100k heap holds
 
 
+def test_caught_signals_from_proc_status():
+    status = "Name:\tpython3\nSigIgn:\t0000000001001000\nSigCgt:\t0000004000000802\nCapInh:\t0\n"
+    assert caught_signals(status) == {signal.SIGINT, signal.SIGUSR2, 39}
+    assert caught_signals("SigCgt:\t0000000000000000\n") == set()
+    with pytest.raises(ValueError):
+        caught_signals("Name:\tx\n")
+
+
 def test_heap_size_parsing():
     assert parse_heap("100k") == 102400 and parse_heap("2m") == 2 * 1024 * 1024 and parse_heap(65536) == 65536
     for bad in ("lots", "1k", "-5k"):
@@ -206,7 +251,7 @@ def test_raw_repl_and_raw_paste(vhub):
 
 def test_power_cut_restarts_with_power_on_cause(vhub):
     with Hub(vhub.port) as h:
-        h.exec("open('/marker', 'w').write('x')")
+        h.exec("f = open('/marker', 'w')\nf.write('x')\nf.close()")  # closed: synced to flash
     vhub.power_cut()
     vhub.wait_boots(2)
     assert vhub.resets[-1] == "power-on"
@@ -219,9 +264,10 @@ def test_flash_is_the_root_filesystem(vhub):
     with Hub(vhub.port) as h:
         listing = h.eval("sorted(__import__('os').listdir('/'))")
         assert "'boot.py'" in listing and "'main.py'" in listing and "'hub'" in listing and "'board.json'" in listing
-        h.exec("import os\nos.mkdir('/d')\nopen('/d/a.tmp','w').write('1')\nos.rename('/d/a.tmp', '/d/a')")
+        h.exec("import os\nos.mkdir('/d')\nf = open('/d/a.tmp','w')\nf.write('1')\nf.close()\n"
+               "os.rename('/d/a.tmp', '/d/a')")
         assert h.eval("__import__('os').listdir('/d')") == "['a']"
-    assert (vhub.flash / "d" / "a").read_text() == "1"
+    assert vhub.snapshot().read("/d/a") == b"1"  # on the image, as the host reads it
 
 
 def mpremote(hub, *args, timeout=30):
@@ -236,7 +282,7 @@ def test_unmodified_mpremote(vhub, tmp_path):
     src = tmp_path / "hello.py"
     src.write_text("print('hello from', __name__)\n")
     mpremote(vhub, "fs", "cp", str(src), ":hello.py")
-    assert (vhub.flash / "hello.py").read_text() == src.read_text()
+    assert vhub.snapshot().read("/hello.py") == src.read_bytes()
     out = mpremote(vhub, "fs", "ls")
     assert re.search(r"\d+ hello.py", out) and "hub/" in out
     big = tmp_path / "big.bin"

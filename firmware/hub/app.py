@@ -15,6 +15,7 @@ STATUS_EVERY_MS = 10000
 KEYS = "/keys"
 DEVICES = "/config/devices.json"
 HUB_CONFIG = "/config/hub.json"
+HUB_DEV = bytes(7)  # the device address of the hub's own telemetry
 
 
 def _load_json(path, default):
@@ -30,13 +31,13 @@ def _load_json(path, default):
 def load_devices(path=DEVICES):
     """The allow-list: [{"addr": bytes7, "kind": str, "name": str}]; ValueError names the defect."""
     from hub.ble import addr_parse
-    from hub.kinds import KINDS
+    from hub import kinds
     cfg = _load_json(path, {"devices": []})
     out = []
     for i, d in enumerate(cfg.get("devices", []) if isinstance(cfg, dict) else []):
         if not isinstance(d, dict) or "addr" not in d or "kind" not in d:
             raise ValueError("%s: device %d needs addr and kind" % (path, i))
-        if d["kind"] not in KINDS:
+        if d["kind"] not in kinds.names():
             raise ValueError("%s: device %d: unknown kind %r" % (path, i, d["kind"]))
         out.append({"addr": addr_parse(d["addr"]), "kind": d["kind"], "name": d.get("name", "")})
     return out
@@ -53,6 +54,16 @@ def save_devices(devices, path=DEVICES):
     os.rename(tmp, path)
 
 
+def ble_problems(central, devices):
+    """What this board's BLE cannot do for the allow-list, in words: a board that cannot bond
+    (the Pico W) still collects every other kind, and the status names the ones it cannot."""
+    if central is None or getattr(central, "bonding", True):
+        return []
+    from hub import kinds
+    need = sorted(set(d["kind"] for d in devices if kinds.get(d["kind"]).BOND))
+    return ["BLE: this board cannot bond; not collected: %s" % ", ".join(need)] if need else []
+
+
 class Hub:
     def __init__(self, port, boot):
         self.port = port
@@ -66,6 +77,7 @@ class Hub:
         self.central = None
         self.collector = None
         self.uplink = None
+        self.clock = None
         self.config = {}
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
@@ -94,6 +106,8 @@ class Hub:
         if self.uplink is not None:
             st = self.uplink.stats
             s["uplink"] = st() if callable(st) else st
+        if self.clock is not None:
+            s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
         if self.heap_steps:
             s["heap_steps"] = self.heap_steps
         return s
@@ -114,6 +128,28 @@ class Hub:
 
     def log(self, msg):
         print("hub: " + msg)
+
+    def bearer_up(self, bearer):
+        """A bearer came up: ask it for the time (the modem's network time; SNTP
+        where the bearer carries UDP). The clock decides whether to believe it."""
+        from hub import clock
+        if bearer.kind == "cellular":
+            asyncio.create_task(clock.from_modem(bearer.at, self.clock))
+        elif bearer.kind in ("wifi", "lan"):
+            asyncio.create_task(clock.from_sntp(self.clock, self.config.get("ntp", "pool.ntp.org")))
+
+    def hub_telemetry(self, mdc, val, unit=None):
+        """A telemetry reading about the hub itself (bearer changes, clock jumps):
+        device address all zeros, which no BLE device has."""
+        if self.store is None:
+            return
+        from hub import reading
+        p = {reading.MDC: mdc, reading.VAL: val}
+        if unit:
+            p[reading.UNIT] = unit
+        self.store.put(p, HUB_DEV, reading.PRIO_TELEMETRY)
+        if self.collector is None:
+            self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
 
     def start_services(self):
         """Journal, sealer, BLE and collection, each as far as the flash allows."""
@@ -159,8 +195,11 @@ class Hub:
         bonds = BondStore(KEYS + "/bonds", self.keys.hub_secret)
         try:
             self.central = self.port.ble(bonds)
-        except OSError as e:
-            self.problems.append("BLE: %s" % e)
+        except (OSError, ValueError) as e:
+            # ValueError: a `bluetooth` build that refuses a config key. Collection of other
+            # boards' kinds and the uplink still start below; the status says why BLE did not.
+            self.problems.append("BLE: %s: %s" % (type(e).__name__, e))
+        self.problems.extend(ble_problems(self.central, devices))
         if self.central is None and devices:
             self.problems.append("no BLE radio: %s" % (
                 "start the virtual hub with SAMBAND_BLE_BRIDGE=host:port" if self.port.name == "unix"
@@ -182,7 +221,15 @@ class Hub:
             cfg["hub_id"] = uid
             cfg.setdefault("ca", KEYS + "/ca.der")
             cfg.setdefault("password_file", KEYS + "/mqtt.password")
-            self.uplink = Uplink(self.journal, cfg, self)
+            try:
+                bearers = self.port.bearers(self.config)  # provisioned order; [] = the default route
+            except ValueError as e:  # BearerError: a kind the board lacks, a bad entry
+                self.problems.append("bearers: %s" % e)
+                bearers = []
+            from hub.clock import Clock
+            self.clock = Clock(self.port, self.hub_telemetry)
+            self.uplink = Uplink(self.journal, cfg, self, bearers, self.hub_telemetry, self.bearer_up,
+                                 lambda utc, unc: self.clock.offer("receiver", utc, unc))
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
             self._step("uplink")
 
@@ -227,7 +274,7 @@ async def _keep(name, fn, hub):
             await asyncio.sleep(1)
 
 
-async def main(hub, status_every_ms=None):
+async def main(hub, status_every_ms=None, console=True):
     gc.collect()
     status_every_ms = status_every_ms or hub.config.get("status_ms", STATUS_EVERY_MS)
     tasks = [asyncio.create_task(_keep("status", lambda: hub.status_task(status_every_ms), hub))]
@@ -235,6 +282,10 @@ async def main(hub, status_every_ms=None):
         tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:
         tasks.append(asyncio.create_task(_keep("uplink", hub.uplink.run, hub)))
+    if console:
+        from hub.console import Console
+        hub.console = Console(hub)
+        tasks.append(asyncio.create_task(_keep("console", hub.console.run, hub)))
     await tasks[0]
 
 

@@ -4,7 +4,8 @@
 
 import json
 
-PATH = "/board.json"
+PATH = "/board.json"  # of a tree at the flash root
+TREE = None  # the folder the running firmware came from (boot.py may put a deployed slot first)
 _REQUIRED = ("name", "port", "arch", "features")
 
 
@@ -28,7 +29,26 @@ def parse(text):
     return b
 
 
-def load(path=PATH):
+def find():
+    """The firmware's folder: the first on sys.path that holds a board.json, so
+    that the board description always comes with the code beside it (a
+    deployed slot's, not a stale copy at the root). "/" when none does."""
+    import sys
+    for p in sys.path:
+        d = p.rstrip("/")  # "" (the current folder, "/" at boot) becomes the root
+        try:
+            open(d + "/board.json").close()
+            return d or "/"
+        except OSError:
+            pass
+    return "/"
+
+
+def load(path=None):
+    global TREE
+    if path is None:
+        TREE = find()
+        path = TREE.rstrip("/") + PATH
     try:
         with open(path) as f:
             return parse(f.read())

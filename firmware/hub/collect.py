@@ -2,22 +2,26 @@
 #
 # One task per device connects, bonds (or re-encrypts with its stored
 # bond), reads Device Information and battery, sets the device clock,
-# subscribes, backfills stored records through RACP from the last record
-# number already durable in the journal, starts ECG, and reconnects with a
-# capped backoff. One dispatcher task takes every BLE event from the
+# subscribes, backfills stored records through RACP from the lowest record
+# number not yet durable in the journal (hub/recset.py: gaps included, so
+# a newer record arriving early hides nothing), starts ECG, and reconnects
+# with a capped backoff. One dispatcher task takes every BLE event from the
 # central's bounded FIFO and hands values to their device; parsing happens
-# here, never in the BLE callback. A commit task makes staged readings
-# durable in groups and only then remembers the devices' record numbers,
-# so a power cut can never make the hub skip a stored record.
+# here, never in the BLE callback. The Store commits (hub/store.py: groups
+# for notified values, at once for indicated ones, which the device has
+# deleted) and only after a commit are the devices' record numbers
+# remembered (Store.after_commit), so a power cut can never make the hub
+# skip a stored record. A record number the hub already has is dropped and
+# counted (duplicates): the backfill asks from the lowest gap upwards.
 #
-# docs/ble.md describes the layers; hub/kinds.py what each device kind needs.
+# docs/ble.md describes the layers; hub/kinds/ what each device kind needs
+# (one file per kind: this module has no per-kind branches).
 
 import asyncio
 
-from hub import alarms, profiles, reading, state
+from hub import alarms, kinds, profiles, reading, recset, state
 from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
-from hub.kinds import (BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, KINDS, PMD_CP, PMD_DATA, RACP, SOCP,
-                       adv_services, kind_for_services)
+from hub.kinds import BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, RACP, adv_services
 from hub.profiles import ProfileError
 
 try:
@@ -28,8 +32,8 @@ except ImportError:  # CPython
 
 BACKOFF_MIN_MS = const(500)
 BACKOFF_MAX_MS = const(60000)
-COMMIT_EVERY_MS = const(500)
 RACP_TIMEOUT_MS = const(120000)
+RESYNC_GAPS = const(4)  # this many gaps in a device's record numbers: ask it again while connected
 SILENCE_CHECK_MS = const(1000)
 
 # Hub telemetry codes (private partition 1024 of IEEE 11073-10101: MDC
@@ -40,36 +44,32 @@ MDC_HUB_BOND_LOST = const(1024 << 16 | 4)
 
 
 
-def find_racp(spec):
-    for uuid, _ in spec[2]:
-        if uuid == RACP:
-            return True
-    return False
-
-
-def _rec_key(addr):
-    return "rec-" + "".join("%02x" % b for b in addr)
+def _puuid(uuid):
+    # hub.ble gives 128-bit UUIDs as big-endian bytes; the profile registry takes their text
+    return uuid if isinstance(uuid, int) else uuid_str(uuid)
 
 
 class Device:
     def __init__(self, collector, addr, kind, name=""):
-        if kind not in KINDS:
-            raise ValueError("unknown device kind %r" % kind)
+        self.k = kinds.get(kind)  # ValueError for an unknown kind
         self.c = collector
         self.addr = bytes(addr)
         self.kind = kind
         self.name = name
-        self.spec = KINDS[kind]
-        self.backed = find_racp(self.spec)  # its stored records can be fetched again (RACP)
+        self.backed = self.k.RECORDS is not None  # its stored records can be fetched again (RACP)
         self.conn = None
         self.handles = {}
         self.seen = asyncio.Event()
         self.gone = asyncio.Event()
-        self.last_rec = state.read_int(_rec_key(self.addr), -1)  # durable in the journal
-        self.staged_rec = self.last_rec  # staged (durable after the next commit)
+        # record numbers accounted for: durable in the journal (persisted), and staged only
+        self.recs = recset.load(self.addr, collector.state_dir) if self.backed else recset.RecSet()
+        self.fresh = recset.RecSet()
+        self.duplicates = 0  # records the device sent again that the hub has: dropped
+        self._dup = None  # the last record dropped as a duplicate (its context goes too)
+        self._gaps_after = 0  # gaps left open by the last report
         self.racp = None  # (event, [result]) while a RACP request is out
         self.hr = None  # HeartRateSummary, made on the first heart-rate value
-        self.pmd = None
+        self.asking = None  # (characteristic, event, [answers], accept) while a control point request is out
         self.opts = {}
         self.info = None
         self.info_sent = False
@@ -90,16 +90,19 @@ class Device:
     async def run(self):
         backoff = BACKOFF_MIN_MS
         while True:
+            # Nothing a session raises may end this task: a device whose task died would never be
+            # heard again (a MemoryError under heap pressure once did that to a CGM).
             try:
                 await self._session()
-            except (BleError, ProfileError, ValueError) as e:
-                self.errors += 1
-                self.last_error = str(e)
-                self.c.log("%s %s: %s" % (self.kind, addr_str(self.addr), e))
             except asyncio.CancelledError:
-                raise
-            finally:
                 await self._close()
+                raise
+            except Exception as e:  # noqa: BLE001 - counted and shown, then the device is retried
+                self._failed(e)
+            try:
+                await self._close()
+            except Exception as e:  # noqa: BLE001 - a link that will not close cleanly is gone all the same
+                self._failed(e)
             if self.subscribed:
                 backoff = BACKOFF_MIN_MS  # it had worked: retry soon
             self.subscribed = False
@@ -112,6 +115,12 @@ class Device:
                 await wait_ms(self.seen.wait(), BACKOFF_MAX_MS)
             except asyncio.TimeoutError:
                 pass
+
+    def _failed(self, e):
+        self.errors += 1
+        known = isinstance(e, (BleError, ProfileError, ValueError))
+        self.last_error = str(e) if known else "%s: %s" % (type(e).__name__, e)
+        self.c.log("%s %s: %s" % (self.kind, addr_str(self.addr), self.last_error))
 
     async def _session(self):
         c = self.c
@@ -129,7 +138,7 @@ class Device:
         for s in svcs:
             for ch in s.chars:
                 self.handles[ch.handle] = ch.uuid
-        if self.spec[1] or (c.bonds is not None and c.bonds.get(self.addr) is not None):
+        if self.k.BOND or (c.bonds is not None and c.bonds.get(self.addr) is not None):
             try:
                 res = await conn.pair(bond=True, mitm=False, lesc=True)
             except BleError as e:
@@ -155,13 +164,17 @@ class Device:
         if ch is not None:
             self.value(ch.handle, await conn.read(ch.handle))
         await self._set_clock(conn, svcs)
-        if self.kind == "cgm":
-            ch = find_char(svcs, 0x2AAA)
-            if ch is not None:
-                from hub.profiles import cgm
-                start, tzo = cgm.start(profiles.parse(0x2AAA, await conn.read(ch.handle)))
-                self.opts = {"start": start, "tzo": tzo}
-        for uuid, mode in self.spec[2]:
+        prepare = getattr(self.k, "prepare", None)
+        if prepare is not None:
+            self.opts = await prepare(conn, svcs)
+        epoch = self.opts.get(getattr(self.k, "NUMBERING", None))
+        if epoch is not None and epoch != self.recs.epoch:
+            # the device's record numbers count from something new (a new CGM session):
+            # the numbers the hub has belong to the old one
+            self.recs = recset.RecSet(epoch=epoch)
+            self.fresh.clear()
+            recset.save(self.recs, self.addr, self.c.state_dir)
+        for uuid, mode in self.k.SUBSCRIBE:
             ch = find_char(svcs, uuid)
             if ch is not None and ch.cccd:
                 await conn.subscribe(ch.cccd, mode)
@@ -169,17 +182,22 @@ class Device:
         self.last_heard = c.port.ticks_ms()
         self.silent_reported = False
         c.telemetry(self.addr, MDC_HUB_DEVICE_CONNECTED, self.connects)
-        if find_char(svcs, RACP) is not None and self.kind in ("glucose", "cgm"):
-            await self._backfill(conn, find_char(svcs, RACP))
-        if self.kind == "polar":
-            ch = find_char(svcs, PMD_CP)
-            if ch is not None:
-                await self._pmd_start(conn, ch)
+        racp_ch = find_char(svcs, RACP) if self.backed else None
+        if racp_ch is not None:
+            await self._backfill(conn, racp_ch)
+        start = getattr(self.k, "start", None)
+        if start is not None:
+            await start(self, conn, svcs)
         while not self.gone.is_set():
             try:
                 await wait_ms(self.gone.wait(), SILENCE_CHECK_MS)
             except asyncio.TimeoutError:
                 self._check_silence()
+                if racp_ch is not None and self.gaps() >= RESYNC_GAPS and self.gaps() > self._gaps_after:
+                    # Numbers the hub has not seen (a CGM's time offsets are sparse; a
+                    # glucose record may have been missed): the device says which exist.
+                    # (Not again while a report could not close them: no loop of reports.)
+                    await self._backfill(conn, racp_ch)
 
     async def _read_info(self, conn, svcs):
         parts = []
@@ -207,56 +225,102 @@ class Device:
             # Not fatal: the receiver corrects device times from (dts, hts).
             self.c.log("%s %s: clock not set: %s" % (self.kind, addr_str(self.addr), e))
 
+    # ------------------------------------------------------------ record numbers
+    def _top(self):
+        a, b = self.recs.top(), self.fresh.top()
+        return a if b is None else b if a is None else max(a, b)
+
+    def _has(self, n):
+        return self.recs.has(n) or self.fresh.has(n)
+
+    def gaps(self):
+        """Gaps in the record numbers accounted for (durable and staged together)."""
+        if not self.fresh.ranges and self.fresh.low is None:
+            return self.recs.gaps()
+        both = recset.RecSet(self.recs.low, list(self.recs.ranges))
+        both.merge(self.fresh)
+        return both.gaps()
+
+    def lowest_missing(self):
+        return self.recs.lowest_missing()
+
+    def remember(self):
+        """After a commit: the record numbers staged so far are durable now."""
+        f = self.fresh
+        if f.low is None and not f.ranges and not f.given_up:
+            return
+        self.recs.merge(f)
+        f.clear()
+        recset.save(self.recs, self.addr, self.c.state_dir)
+
     async def _backfill(self, conn, ch):
-        """Ask for every stored record after the last one the journal has; wait until the device says done."""
+        """Ask for every stored record from the lowest number the journal lacks; wait until
+        the device says done. A completed report also tells which numbers do not exist
+        (it sent every record it has from there): they are settled, after the commit."""
         from hub.profiles import racp
-        after = max(self.last_rec, self.staged_rec)
-        req = racp.report_from(after + 1) if after >= 0 else racp.report_all()
+        low = self.recs.lowest_missing()
+        top = self._top()
+        if low is None or (top is not None and top >= (low | 0xFFFF) + 1):
+            # nothing known yet; or the numbers from low wrapped past 0xFFFF, and a device
+            # compares its 16-bit numbers: only "all" is sure to include every one
+            req, low = racp.report_all(), None
+        else:
+            req = racp.report_from(low & 0xFFFF)
         ev = asyncio.Event()
-        self.racp = (ev, [])
+        self.racp = (ev, [], [top])  # [2][0]: the highest record number seen during the report
+        dropped = self.c.central.events.dropped
         await conn.write(ch.handle, req, response=True)
         try:
             await wait_ms(ev.wait(), RACP_TIMEOUT_MS)
         except asyncio.TimeoutError:
             raise BleError("RACP report timed out")
-        res = self.racp[1]
+        res, high = self.racp[1], self.racp[2][0]
         self.racp = None
-        self.c.store.commit()
-        self.c.remember()
+        done = res and res[-1][1] in (racp.SUCCESS, racp.NO_RECORDS)
+        if done and high is not None and self.c.central.events.dropped == dropped:
+            self.fresh.settle(low, high + 1)  # (low None: everything below)
+        self.c.store.flush()  # durable, then remembered (Collector.remember)
+        self._gaps_after = self.gaps()
         if not res:
             raise BleError("link lost during the RACP report")
-        if res[-1][1] not in (racp.SUCCESS, racp.NO_RECORDS):
+        if not done:
             raise BleError("RACP report refused: %s" % racp.CODES.get(res[-1][1], res[-1][1]))
 
-    async def _pmd_start(self, conn, ch):
-        from hub.profiles import polar_pmd
+    async def ask(self, conn, ch, request, timeout_ms, accept=None):
+        """Write a request to a control point and wait for its first accepted answer (an indication on it).
+
+        Returns the answers (parsed); empty if the link was lost first. BleError on a timeout."""
         ev = asyncio.Event()
-        self.pmd = (ev, [])
-        await conn.write(ch.handle, polar_pmd.start_ecg(), response=True)
+        self.asking = (ch.uuid, ev, [], accept)
         try:
-            await wait_ms(ev.wait(), 10000)
+            await conn.write(ch.handle, request, response=True)
+            await wait_ms(ev.wait(), timeout_ms)
+            return self.asking[2]
         except asyncio.TimeoutError:
-            raise BleError("PMD start ECG: no response")
-        resp = self.pmd[1][0] if self.pmd[1] else None
-        self.pmd = None
-        if resp is None or resp.get("status") != 0:
-            raise BleError("PMD start ECG refused: %r" % (resp,))
+            raise BleError("%s: no answer" % profiles.label(_puuid(ch.uuid)))
+        finally:
+            self.asking = None
 
     async def _close(self):
-        self.flush_summary()
+        # The device's state is reset first, so that a summary that cannot be stored or a
+        # disconnect that fails leaves nothing waiting on a link that is gone.
         conn, self.conn = self.conn, None
-        if conn is not None:
-            self.c.by_conn.pop(conn.handle, None)
-            if not self.gone.is_set():
-                await conn.disconnect()
+        dropped = self.gone.is_set()
         self.gone.set()
         if self.racp is not None:
             self.racp[0].set()
-        if self.pmd is not None:
-            self.pmd[0].set()
+        if self.asking is not None:
+            self.asking[1].set()
+        if conn is not None:
+            self.c.by_conn.pop(conn.handle, None)
+        try:
+            self.flush_summary()
+        finally:
+            if conn is not None and not dropped:
+                await conn.disconnect()
 
     def _check_silence(self):
-        limit = self.spec[3]
+        limit = self.k.SILENCE_S
         if not limit or not self.subscribed:
             return
         quiet = self.c.port.ticks_diff(self.c.port.ticks_ms(), self.last_heard)
@@ -270,11 +334,13 @@ class Device:
         self.gone.set()
         if self.racp is not None:
             self.racp[0].set()
-        if self.pmd is not None:
-            self.pmd[0].set()
+        if self.asking is not None:
+            self.asking[1].set()
 
-    def value(self, handle, data):
-        """A notification, indication or read value from this device."""
+    def value(self, handle, data, indicated=False):
+        """A notification, indication or read value from this device. An indicated
+        reading is committed before this returns: the device deleted it when the
+        stack confirmed it."""
         uuid = self.handles.get(handle)
         if uuid is None:
             self.c.unknown_handles += 1
@@ -289,39 +355,53 @@ class Device:
                     self.racp[1].append(r)
                     self.racp[0].set()
                 return
-            if uuid == PMD_CP:
-                resp = profiles.parse(uuid_str(PMD_CP), data)
-                if self.pmd is not None and resp.get("kind") == "response":
-                    self.pmd[1].append(resp)
-                    self.pmd[0].set()
+            puuid = _puuid(uuid)
+            if self.asking is not None and uuid == self.asking[0]:
+                answer = profiles.parse(puuid, data)
+                if self.asking[3] is None or self.asking[3](answer):
+                    self.asking[2].append(answer)
+                    self.asking[1].set()
                 return
-            if uuid == SOCP:
-                profiles.parse(SOCP, data)
-                return
-            # hub.ble gives 128-bit UUIDs as big-endian bytes; the profile registry takes their text
-            puuid = uuid if isinstance(uuid, int) else uuid_str(uuid)
-            partials = profiles.decode(puuid, data, **self.opts) if self.kind == "cgm" else profiles.decode(puuid, data)
+            partials = profiles.decode(puuid, data, **self.opts)  # control points: parsed (checked), no readings
         except ProfileError as e:
             self.bad_payloads += 1
             self.c.bad_payloads += 1
             self.last_error = str(e)
             return
-        if uuid == 0x2A37:
+        if uuid == self.k.SUMMARISE:
             partials = self._heart_rate(partials)
-        for p in partials:
+        last = len(partials) - 1
+        took = None  # the record number taken from this value (its other readings share it)
+        for i, p in enumerate(partials):
+            rec = p.get(reading.REC)
+            n = None
+            if self.backed and rec is not None:
+                if uuid == self.k.RECORDS:
+                    n = self.recs.extend(rec, self._top())
+                    if n != took and self._has(n):
+                        if rec != self._dup:
+                            self.duplicates += 1
+                        self._dup = rec
+                        continue
+                    took = n
+                    self._dup = None
+                elif rec == self._dup:
+                    continue  # the context of a record dropped as a duplicate
             if not self.info_sent and self.info:
                 p[reading.INFO] = self.info
                 self.info_sent = True
-            prio = reading.PRIO_TELEMETRY if uuid == BATTERY_LEVEL else alarms.classify(p)
-            # a stored record the device can send again through RACP may wait for a group commit
-            self.c.store.put(p, self.addr, prio, self.backed and reading.REC in p)
+            prio = reading.PRIO_TELEMETRY if uuid == BATTERY_LEVEL else alarms.classify(p, self.k.LIMITS)
+            # a stored record the device can send again through RACP may wait for a group commit;
+            # an indicated one is committed with the value's last reading
+            self.c.store.put(p, self.addr, prio, self.backed and rec is not None, indicated and i == last)
             self.readings += 1
-            rec = p.get(reading.REC)
-            if rec is not None and uuid != 0x2A34:
+            if n is not None:
+                self.fresh.add(n)
                 if self.racp is not None:
                     self.backfilled += 1
-                if rec > self.staged_rec:
-                    self.staged_rec = rec
+                    hi = self.racp[2]
+                    if hi[0] is None or n > hi[0]:
+                        hi[0] = n
 
     def _heart_rate(self, partials):
         """Keep a summary of the rate; store alarms, energy, RR and finished summaries."""
@@ -331,7 +411,7 @@ class Device:
                 if p.get(reading.MDC) != 147240 or self.c.keep_rr:
                     out.append(p)
                 continue
-            if alarms.classify(p) == reading.PRIO_ALARM:
+            if alarms.classify(p, self.k.LIMITS) == reading.PRIO_ALARM:
                 out.append(p)
             if self.hr is None:
                 from hub.summary import HeartRateSummary
@@ -349,17 +429,22 @@ class Device:
                 self.c.store.put(done, self.addr, reading.PRIO_ROUTINE)
 
     def stats(self):
+        top = self.recs.top()
         return {"addr": addr_str(self.addr), "kind": self.kind, "connected": self.conn is not None,
                 "subscribed": self.subscribed, "readings": self.readings, "backfilled": self.backfilled,
-                "last_rec": self.last_rec, "connects": self.connects, "disconnects": self.disconnects,
+                "last_rec": -1 if top is None else top, "lowest_missing": self.recs.lowest_missing(),
+                "gaps": self.recs.gaps(), "duplicates": self.duplicates, "given_up": self.recs.given_up,
+                "connects": self.connects, "disconnects": self.disconnects,
                 "errors": self.errors, "bad_payloads": self.bad_payloads, "bond_losses": self.bond_losses,
                 "needs_pairing": self.needs_pairing, "last_error": self.last_error}
 
 
 class Collector:
-    def __init__(self, central, store, port, devices=(), bonds=None, log=print):
+    def __init__(self, central, store, port, devices=(), bonds=None, log=print, state_dir=state.DIR):
         self.central = central
         self.store = store
+        self.state_dir = state_dir  # where each device's record set is kept (hub/recset.py)
+        store.after_commit.append(self.remember)
         self.port = port
         self.bonds = bonds
         self.log = log
@@ -402,20 +487,9 @@ class Collector:
         self.store.put(p, addr, reading.PRIO_TELEMETRY)
 
     def remember(self):
-        """After a commit: the record numbers staged so far are durable now."""
+        """After a commit (Store.after_commit): the record numbers staged so far are durable now."""
         for d in self.devices.values():
-            if d.staged_rec > d.last_rec:
-                d.last_rec = d.staged_rec
-                state.write_int(_rec_key(d.addr), d.last_rec)
-
-    async def _commit_task(self):
-        while True:
-            await asyncio.sleep_ms(COMMIT_EVERY_MS) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(
-                COMMIT_EVERY_MS / 1000)
-            if self.store.staged and self.store.due():
-                self.store.commit()
-            if not self.store.staged:
-                self.remember()  # only record numbers that are durable now
+            d.remember()
 
     async def _dispatch(self):
         fifo = self.central.events
@@ -433,14 +507,14 @@ class Collector:
             if d is None:
                 self.unknown_handles += 1
             else:
-                d.value(ev[2], ev[3])
+                d.value(ev[2], ev[3], k == "indicate")
         elif k == "adv":
             addr = bytes(ev[1])
             d = self.devices.get(addr)
             if d is not None:
                 d.seen.set()
             elif self._pairing():
-                kind = kind_for_services(adv_services(ev[3]) + adv_services(ev[4]))
+                kind = kinds.for_services(adv_services(ev[3]) + adv_services(ev[4]))
                 if kind is not None:
                     self.add(addr, kind).seen.set()
                     if self.on_pair:
@@ -467,7 +541,7 @@ class Collector:
             await asyncio.sleep(1)
 
     async def run(self):
-        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self._commit_task()),
+        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self.store.run()),
                        asyncio.create_task(self._scan_task())]
         for d in list(self.devices.values()):
             self._tasks.append(asyncio.create_task(d.run()))
@@ -475,5 +549,6 @@ class Collector:
 
     def stats(self):
         return {"fifo": self.central.events.stats(), "unknown_handles": self.unknown_handles,
+                "central": self.central.stats() if hasattr(self.central, "stats") else {},
                 "bad_payloads": self.bad_payloads, "ignored_adv": self.ignored_adv,
                 "devices": [d.stats() for d in self.devices.values()]}

@@ -135,13 +135,12 @@ class Journal:
     """Open (or create) the journal under root and recover it.
 
     capacity is the flash the segments may take, in bytes; segment_size is
-    one segment's size (one erase block on the boards). window_ms is the
-    group-commit window of append_async() for routine and telemetry
-    records; telemetry(seq, info) -> bytes builds the eviction report
-    (seal it there)."""
+    one segment's size (one erase block on the boards). telemetry(seq,
+    info) -> bytes builds the eviction report (seal it there). When to
+    commit is the caller's choice: the hub's Store decides (hub/store.py)."""
 
     def __init__(self, root="/journal", capacity=512 * 1024, segment_size=4096,
-                 window_ms=0, telemetry=None, reserve=RESERVE):
+                 telemetry=None, reserve=RESERVE):
         if not HEADER + FRAME < segment_size <= 0xFFFF:
             raise JournalError("segment size %d out of range" % segment_size)
         self.root = root.rstrip("/") or "/"
@@ -151,7 +150,6 @@ class Journal:
         if self._max < MIN_SEGMENTS:
             raise JournalError("capacity %d holds fewer than %d segments" % (capacity, MIN_SEGMENTS))
         self.max_payload = min(segment.MAX_PAYLOAD, segment_size - HEADER - FRAME)
-        self.window_ms = window_ms
         self._tel = telemetry or _telemetry
         self._reserve = reserve
         self._buf = bytearray(segment_size)
@@ -168,9 +166,6 @@ class Journal:
         self._ctx = None             # context blob (epoch header) the next records need
         self._ctx_due = [False, False]  # ... and not yet written before them in this stream
         self._telling = False
-        self._ev = None              # asyncio.Event for append_async, made on first use
-        self._timer = None
-        self._cerr = None
         # Counted since mount (damage stays on flash until its segment goes, so
         # it is counted again at the next boot) and, for evictions, for ever.
         self.damaged = 0       # damaged stretches skipped (one or more records each)
@@ -447,9 +442,6 @@ class Journal:
             self._fh[s] = None
             self._flag[i] |= _F_FULL
             self._act[s] = -1
-        if self._ev is not None and st:
-            self._ev.set()
-            self._ev.clear()
 
     def _make_room(self):
         # One more segment must fit, in our capacity and on the filesystem:
@@ -606,36 +598,6 @@ class Journal:
         seqs = [self.stage(d, prio) for d in items]
         self.commit()
         return seqs
-
-    async def append_async(self, data, prio=PRIO_ROUTINE):
-        """Group commit: returns the seq once the record is durable. Routine and
-        telemetry records wait up to window_ms for company, or until their
-        segment fills; an alarm commits at once (with whatever is waiting)."""
-        import asyncio
-        if self._ev is None:
-            self._ev = asyncio.Event()
-        seq = self.stage(data, prio)
-        s = stream_of(prio)
-        if prio == PRIO_ALARM or self.window_ms <= 0:
-            self.commit()
-            return seq
-        if self._timer is None:
-            self._timer = asyncio.create_task(self._later(asyncio))
-        while self._dseq[s] < seq:
-            if self._cerr is not None:
-                raise self._cerr
-            await self._ev.wait()
-        return seq
-
-    async def _later(self, asyncio):
-        try:
-            await asyncio.sleep(self.window_ms / 1000)
-            self._timer = None
-            self.commit()
-        except Exception as e:  # noqa: BLE001 - handed to every waiter
-            self._cerr = e
-            self._ev.set()
-            self._ev.clear()
 
     # ------------------------------------------------------------ delivery
 

@@ -12,16 +12,7 @@ except ImportError:
     def const(x):
         return x
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from hub.ticks import ticks_diff, ticks_ms
 
 CONNECT = const(1)
 CONNACK = const(2)
@@ -199,8 +190,11 @@ class Client:
     or as `alive(timeout_ms)` turning false; the caller reconnects."""
 
     def __init__(self, host, port, client_id, user=None, password=None, keepalive=30,
-                 ssl=None, server_hostname=None, on_message=None):
+                 ssl=None, server_hostname=None, on_message=None, opener=None):
         self.host = host
+        # opener(host, port, ssl, server_hostname) -> stream or (reader, writer):
+        # a bearer's own path (hub/bearers), never the default route; None: asyncio's
+        self.opener = opener
         self.port = port
         self.client_id = client_id
         self.user = user
@@ -262,12 +256,15 @@ class Client:
         self.close()
         self._ev = asyncio.Event()
         self._acked = {}
-        if self.ssl is not None:
+        if self.opener is not None:
+            coro = self.opener(self.host, self.port, self.ssl, self.server_hostname)
+        elif self.ssl is not None:
             coro = asyncio.open_connection(self.host, self.port, ssl=self.ssl,
                                            server_hostname=self.server_hostname or self.host)
         else:
             coro = asyncio.open_connection(self.host, self.port)
-        self._r, self._w = await _wait_ms(asyncio, coro, timeout_ms)
+        rw = await _wait_ms(asyncio, coro, timeout_ms)
+        self._r, self._w = rw if isinstance(rw, tuple) else (rw, rw)
         await self._send(connect(self.client_id, self.keepalive, self.user, self.password))
         p = await _wait_ms(asyncio, self._read_packet(), timeout_ms)
         if p[0] != CONNACK:

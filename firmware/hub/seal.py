@@ -41,6 +41,17 @@ MAX_RECEIVERS = 4
 EPOCH_LABEL = b"samband/epoch/1"
 CONFIG_LABEL = b"samband/config/1"
 _EPOCH_MAX = 0xFFFFFFFF
+# Bounds of the wire format (docs/protocol.md, "Limits"). The receiver's
+# database holds seqs in signed 64-bit columns, so the hub never seals a
+# seq above SEQ_MAX and the receiver refuses one (a flipped offset bit on
+# top of a high epoch base must be refused, not overflow). A batch is at
+# most MAX_BATCH_BYTES bytes and MAX_BATCH_ITEMS items (epoch headers and
+# records); an item length is LEB128 in at most LEB_MAX_BYTES bytes,
+# minimal (no trailing 0x80 groups), so one batch has one encoding.
+SEQ_MAX = 2 ** 63 - 1
+MAX_BATCH_BYTES = 65536
+MAX_BATCH_ITEMS = 1024
+LEB_MAX_BYTES = 3
 
 
 class SealError(ValueError):
@@ -90,7 +101,12 @@ def parse_config(blob):
 
 
 def batch(items):
-    """A batch for the uplink: 0x13, then each epoch header or record prefixed by its length (LEB128)."""
+    """A batch for the uplink: 0x13, then each epoch header or record prefixed by its length (LEB128).
+
+    Refuses (SealError) what a receiver would refuse: more than
+    MAX_BATCH_ITEMS items or MAX_BATCH_BYTES bytes."""
+    if len(items) > MAX_BATCH_ITEMS:
+        raise SealError("batch of %d items, at most %d" % (len(items), MAX_BATCH_ITEMS))
     out = bytearray((V_BATCH,))
     for it in items:
         n = len(it)
@@ -99,28 +115,43 @@ def batch(items):
             n >>= 7
         out.append(n)
         out.extend(it)
+    if len(out) > MAX_BATCH_BYTES:
+        raise SealError("batch of %d bytes, at most %d" % (len(out), MAX_BATCH_BYTES))
     return bytes(out)
 
 
+def read_len(data, i):
+    """(length, next index) of the LEB128 item length at data[i]; None for a
+    length that is truncated, longer than LEB_MAX_BYTES or not minimal."""
+    n = 0
+    for k in range(LEB_MAX_BYTES):
+        if i + k >= len(data):
+            return None
+        b = data[i + k]
+        n |= (b & 0x7F) << (7 * k)
+        if not b & 0x80:
+            if b == 0 and k:
+                return None  # a trailing zero group: not minimal
+            return n, i + k + 1
+    return None
+
+
 def unbatch(data):
-    """The items of a batch."""
+    """The items of a batch, within the limits batch() keeps."""
     if not len(data) or data[0] != V_BATCH:
         raise SealError("not a version-1 batch")
+    if len(data) > MAX_BATCH_BYTES:
+        raise SealError("batch of %d bytes, at most %d" % (len(data), MAX_BATCH_BYTES))
     items = []
     i = 1
     mv = memoryview(data)
     while i < len(data):
-        n = 0
-        shift = 0
-        while True:
-            if i >= len(data) or shift > 21:
-                raise SealError("batch item length is truncated")
-            b = data[i]
-            i += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        got = read_len(data, i)
+        if got is None:
+            raise SealError("batch item length is truncated, too long or not minimal")
+        n, i = got
+        if len(items) >= MAX_BATCH_ITEMS:
+            raise SealError("batch of more than %d items" % MAX_BATCH_ITEMS)
         if i + n > len(data):
             raise SealError("batch item of %d bytes runs past the end" % n)
         items.append(bytes(mv[i:i + n]))
@@ -342,8 +373,8 @@ class Sealer:
         afterwards buf[0:20+n] is the record. Returns its length, n + 20.
         A journal that keeps one buffer for its largest record avoids heap
         fragmentation on the boards."""
-        if not 0 <= seq <= 0xFFFFFFFFFFFFFFFF:
-            raise SealError("sequence number %r out of range" % (seq,))
+        if not 0 <= seq <= SEQ_MAX:
+            raise SealError("sequence number %r out of range 0..2**63-1" % (seq,))
         if self._last is not None and seq <= self._last:
             raise SealError("sequence %d is not above the last sealed %d" % (seq, self._last))
         if len(buf) < RECORD_OVERHEAD + n:

@@ -3,7 +3,7 @@
 
 import gc
 
-from hub import VERSION
+from hub import VERSION, board
 
 
 def snapshot(port, boot, started_ms):
@@ -12,6 +12,7 @@ def snapshot(port, boot, started_ms):
     fs_total, fs_free = port.fs()
     return {
         "version": VERSION,
+        "tree": board.TREE,  # where the firmware runs from (samband deploy checks its switch)
         "board": port.board["name"],
         "port": port.name,
         "uid": "".join("%02x" % b for b in port.unique_id()),

@@ -18,6 +18,12 @@ except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
 BACKOFF_MS = (500, 1000, 2000, 4000, 8000, 15000, 30000)  # capped
+# The receiver refuses larger batches (docs/protocol.md, "Limits"); the
+# same numbers as hub.seal's, repeated here so that the uplink does not
+# import the crypto (tests/fw/test_uplink_logic.py checks they agree).
+MAX_BATCH_BYTES = 65536
+MAX_BATCH_ITEMS = 1024
+_HEADER_COST = 62 + 3  # an epoch header and its length, at most one per record
 
 
 class UplinkError(ValueError):
@@ -73,16 +79,28 @@ class Uplink:
     (a path on flash), server_hostname,
     keepalive (s, 30), batch_bytes (4096), batch_age_ms (2000),
     ack_timeout_ms (15000), poll_ms (50). `port` (the board port) is only
-    used for its `log(text)` if it has one."""
+    used for its `log(text)` if it has one.
 
-    def __init__(self, journal, config, port=None):
+    bearers: the board's bearers (port.bearers(config)); with them a
+    bearer manager (hub/bearers/manager.py) runs one session per bearer,
+    routine data on the cheapest healthy one, alarms on all of them.
+    Without them the uplink uses the default route as it always did.
+    telemetry(mdc, val): where bearer state changes go (the hub's store);
+    on_bearer_up(bearer): called after each bring-up (the hub's clock).
+    on_time(utc_ms, uncertainty_ms): the receiver's time, asked for in a
+    status message (first one, then every time_ms, 10 min) and measured
+    against the round trip."""
+
+    def __init__(self, journal, config, port=None, bearers=None, telemetry=None, on_bearer_up=None,
+                 on_time=None):
         self.j = journal
         self.cfg = config
         self.port = port
         hid = config["hub_id"]
         self.hub_hex = hid.hex() if hasattr(hid, "hex") else "".join("%02x" % b for b in hid)
         self.up, self.ack_topic, self.status_topic = topics(self.hub_hex)
-        self.batch_bytes = config.get("batch_bytes", 4096)
+        # a configured size beyond what a receiver takes is cut down to it
+        self.batch_bytes = min(config.get("batch_bytes", 4096), MAX_BATCH_BYTES // 2)
         self.batch_age = config.get("batch_age_ms", 2000)
         # a batch is full at this many record bytes (room left for its epoch headers)
         self.full = max(self.batch_bytes - 256, self.batch_bytes // 2)
@@ -99,6 +117,19 @@ class Uplink:
         self.last_error = None
         self.status_every = config.get("status_ms", 10000)
         self._status_at = None
+        self.on_time = on_time
+        self.time_every = config.get("time_ms", 600000)
+        self._tq = None        # [number, ticks sent] of the time request in flight
+        self._tq_at = None     # ticks of the last request
+        self._tq_n = 0
+        self._times = []       # (payload, ticks received) of time replies
+        self.manager = None
+        if bearers:
+            from hub.bearers.manager import Manager
+            self.manager = Manager(bearers, self._make_client, self.ack_topic, config,
+                                   on_release=self._release, telemetry=telemetry, log=self.log,
+                                   on_sent=self.wake.set, on_up=on_bearer_up)
+            self.manager.topic_for = lambda stream: self.status_topic if stream is None else self.up
 
     def stats(self):
         """Counters, backlog and link state, for the hub's status report."""
@@ -108,7 +139,20 @@ class Uplink:
         s["in_flight"] = len(self.inflight[0]) + len(self.inflight[1])
         s["connected"] = bool(self.client and self.client.connected)
         s["error"] = self.last_error
+        m = self.manager
+        if m is not None:
+            s["connected"] = m.any_live()
+            s["bearers"] = m.stats()
+            r = m.routine_link()
+            s["bearer"] = r.b.name if r is not None else "none"  # "none": no bearer can carry data
         return s
+
+    def _release(self, seqs, stream):
+        # a bearer's session ended before these left it: send them again (elsewhere)
+        fl = self.inflight[stream]
+        for q in seqs:
+            fl.pop(q, None)
+        self.wake.set()
 
     def log(self, text):
         f = getattr(self.port, "log", None)
@@ -137,10 +181,43 @@ class Uplink:
 
     def _on_message(self, topic, payload):
         if topic == self.ack_topic:
-            self._acks.append(payload)
+            if payload[:1] and payload[0] & 0xE0 == 0xA0:  # a CBOR map: the receiver's time
+                if len(self._times) < 4:
+                    self._times.append((bytes(payload), ticks_ms()))
+            else:
+                self._acks.append(payload)
             self.wake.set()
 
+    def _status_payload(self):
+        st = {"pending": self.j.count(), "alarms": self.j.count(ALARM)}
+        if self.on_time is not None and (self._tq_at is None or
+                                         ticks_diff(ticks_ms(), self._tq_at) >= self.time_every):
+            self._tq_n = self._tq_n % 0x7FFFFFFF + 1
+            self._tq_at = ticks_ms()
+            self._tq = [self._tq_n, self._tq_at]
+            st["tq"] = self._tq_n
+        return cbor.dumps(st)
+
+    def _handle_times(self):
+        # the reply to our request only (every bearer's session hears it): the
+        # receiver's clock read between our request and the reply's arrival
+        while self._times:
+            payload, at = self._times.pop(0)
+            try:
+                m = cbor.loads(payload)
+                q, t = m.get("tq"), m.get("t")
+            except (ValueError, TypeError, IndexError, AttributeError):
+                self.counters["bad_times"] = self.counters.get("bad_times", 0) + 1
+                continue
+            if self._tq is None or q != self._tq[0] or not isinstance(t, int):
+                continue  # a copy on another bearer, or an answer to an older request
+            rtt = ticks_diff(at, self._tq[1])
+            self._tq = None
+            self.on_time(t + rtt // 2, rtt // 2 + 1)
+
     def _handle_acks(self):
+        if self._times:
+            self._handle_times()
         while self._acks:
             p = self._acks.pop(0)
             try:
@@ -170,11 +247,17 @@ class Uplink:
             for q in [q for q in fl if not self.j.is_pending(q, stream)]:
                 del fl[q]
         it = self.j.alarms() if stream == ALARM else self.j.pending(ROUTINE)
+        worst = 1  # the batch's size if every record needed its own epoch header
         for seq, prio, data, ctx in it:
             t = fl.get(seq)
             if t is not None:
                 if ticks_diff(now, t) < self.ack_timeout:
                     continue
+            cost = len(data) + 3 + _HEADER_COST
+            if out and (worst + cost > MAX_BATCH_BYTES or 2 * (len(out) + 1) > MAX_BATCH_ITEMS):
+                break  # within what a receiver takes: the rest goes in the next batch
+            worst += cost
+            if t is not None:
                 self.counters["resent"] += 1
             out.append((seq, data, ctx))
             size += len(data) + 3
@@ -235,15 +318,30 @@ class Uplink:
         return memoryview(out)[:i], seqs
 
     async def _send(self, stream, recs):
+        """Publish one batch (with bearers: hand it to them); False if no bearer took it."""
         recs.sort(key=lambda r: r[0])
         payload, seqs = self._build(recs)
+        if self.manager is not None:
+            # each bearer publishes from its own queue: a black-holed one holds only its copy
+            try:
+                data = bytes(payload)  # one copy, shared by every bearer that carries it
+            except MemoryError:
+                # two TLS sessions share the heap: wait for a bearer to finish, never crash
+                import gc
+                gc.collect()
+                self.counters["no_memory"] = self.counters.get("no_memory", 0) + 1
+                return False
+            if not self.manager.offer(data, seqs, stream, stream == ALARM):
+                return False
         now = ticks_ms()
         fl = self.inflight[stream]
         for q in seqs:
             fl[q] = now
-        await self.client.publish(self.up, payload, 1, self.ack_timeout)
+        if self.manager is None:
+            await self.client.publish(self.up, payload, 1, self.ack_timeout)
         self.counters["batches"] += 1
         self.counters["records"] += len(seqs)
+        return True
 
     async def _pump(self):
         """Send what is due; True if something was sent."""
@@ -252,8 +350,11 @@ class Uplink:
             recs, size = self._candidates(ALARM, self.batch_bytes)
             if not recs:
                 break
-            await self._send(ALARM, recs)
+            if not await self._send(ALARM, recs):
+                break
             sent = True
+        if self.manager is not None and not self.manager.routine_ready():
+            return sent  # the routine bearer is still busy (or there is none): nothing to walk for
         recs, size = self._candidates(ROUTINE, self.batch_bytes)
         if not recs:
             self._waiting_since = None
@@ -262,7 +363,8 @@ class Uplink:
         if self._waiting_since is None:
             self._waiting_since = now
         if size >= self.full or ticks_diff(now, self._waiting_since) >= self.batch_age:
-            await self._send(ROUTINE, recs)
+            if not await self._send(ROUTINE, recs):
+                return sent
             self._waiting_since = None if size < self.full else now
             return True
         return sent
@@ -289,20 +391,52 @@ class Uplink:
                 continue
             if self._status_at is None or ticks_diff(ticks_ms(), self._status_at) >= self.status_every:
                 self._status_at = ticks_ms()
-                await c.publish(self.status_topic, cbor.dumps(
-                    {"pending": self.j.count(), "alarms": self.j.count(ALARM)}), 0)
+                await c.publish(self.status_topic, self._status_payload(), 0)
             self.wake.clear()
             try:
                 await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
             except asyncio.TimeoutError:
                 pass
 
-    async def run(self):
+    def _make_client(self, bearer=None):
+        # with a bearer: its own client id (the broker would otherwise end one
+        # bearer's session when the other connects), keepalive and path
         cfg = self.cfg
-        self.client = mqtt.Client(
-            cfg["host"], cfg.get("port", 8883), cfg.get("client_id", "hub-" + self.hub_hex),
-            cfg.get("user", self.hub_hex), self._password(), cfg.get("keepalive", 30),
-            self._ctx(), cfg.get("server_hostname"), self._on_message)
+        cid = cfg.get("client_id", "hub-" + self.hub_hex)
+        ka = cfg.get("keepalive", 30)
+        if bearer is not None:
+            cid += "-" + bearer.name
+            ka = getattr(bearer, "keepalive", None) or ka
+        return mqtt.Client(
+            cfg["host"], cfg.get("port", 8883), cid, cfg.get("user", self.hub_hex), self._password(), ka,
+            self._ctx(), cfg.get("server_hostname"), self._on_message,
+            opener=bearer.open if bearer is not None else None)
+
+    async def _run_managed(self):
+        m = self.manager
+        m.start()
+        try:
+            while True:
+                self._handle_acks()
+                if m.any_live():
+                    if await self._pump():
+                        continue
+                    if m.routine_ready() and (self._status_at is None or
+                                              ticks_diff(ticks_ms(), self._status_at) >= self.status_every):
+                        self._status_at = ticks_ms()
+                        m.offer(self._status_payload(), None, None, False, 0)
+                self.wake.clear()
+                try:
+                    await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            m.stop()
+
+    async def run(self):
+        if self.manager is not None:
+            return await self._run_managed()
+        self.client = self._make_client()
         fails = 0
         while True:
             self._up = False

@@ -23,3 +23,21 @@ def tool(name):
     if not found:
         raise SambandError(f"{name} is not installed: run `make setup`")
     return found
+
+
+def data_dir():
+    """Where samband keeps what outlives a checkout: the default database and
+    the virtual rig's hub (flash, depot, emulated devices). Outside the source
+    tree, so that `make clean` or a fresh clone never loses readings, and kept
+    together, so that a rig's hub and the database that knows its sequence
+    numbers cannot drift apart. $XDG_DATA_HOME/samband, else ~/.local/share/samband."""
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base or not os.path.isabs(base):
+        base = Path.home() / ".local" / "share"
+    return Path(base) / "samband"
+
+
+def default_db():
+    """The one database `samband receive`, `samband readings` and `make run`
+    use unless told otherwise: $SAMBAND_DB, else data_dir()/samband.db."""
+    return os.environ.get("SAMBAND_DB") or str(data_dir() / "samband.db")

@@ -7,8 +7,9 @@ import tempfile
 import time
 
 from benchlib import figure, firmware_tree, run_mpy
-from samband.blebridge import BleBridge
-from samband.rig import Rig
+
+from samband.bridge.server import BleBridge
+from samband.rig.hubs import Rig
 
 GLU, POLAR, BP = "C0:5A:4B:00:00:01", "C0:5A:4B:00:00:03", "C0:5A:4B:00:00:04"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -33,6 +34,7 @@ def dev(s, addr):
 def main():
     firmware_tree()
     print(run_mpy(["ble_rate_mpy.py"], heap="512k"), end="", flush=True)
+    print(run_mpy(["indication_mpy.py"], heap="1m"), end="", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         bridge = BleBridge(devices=SIMS)
         where = bridge.start()

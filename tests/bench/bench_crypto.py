@@ -13,9 +13,8 @@ import os
 import time
 import tracemalloc
 
-from nacl import bindings as nb
-
 from benchlib import figure, run_mpy
+from nacl import bindings as nb
 
 HEAP = "100k"
 

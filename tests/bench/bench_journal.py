@@ -9,14 +9,10 @@ module and an open journal hold, and the smallest heap that mounts a 1 MB
 journal and that runs a busy append/ack loop."""
 
 import re
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from benchlib import FW_TESTS, figure, firmware_tree, run_mpy
-
-import os
 
 CAPACITY = 1024 * 1024 + 2 * 4096
 SEG = 4096

@@ -5,6 +5,7 @@
   -> Mosquitto -> receiver -> SQLite, uplink with its default batching;
 * receiver ingest, readings per second on one core (open, decode, store,
   commit; batches of 50 glucose readings, SQLite WAL on disk);
+* how long the hub takes to notice a silent (black-holed) link;
 * bytes on the wire per reading, glucose and one second of ECG, against a
   Nightscout-style JSON-over-HTTPS upload of the same data.
 """
@@ -17,13 +18,14 @@ import time
 from pathlib import Path
 
 from benchlib import TESTS, figure, firmware_tree
+from nacl import bindings as nb
 
 from hub import mqtt, reading
 from hub.uplink import encode_ack
-from nacl import bindings as nb
-from samband.seal import Opener, batch, record_nonce, _tag
-from samband.receiver import Ingest
-from samband.store import open_store
+from samband.receiver.ingest import Ingest
+from samband.receiver.opener import Opener, _tag, batch, record_nonce
+from samband.receiver.store import open_store
+from samband.vhub import Flash
 
 HUB = bytes.fromhex("00005a4d00c7")
 KID = 7
@@ -71,9 +73,9 @@ def ingest_rate():
     s = HostSealer(hub_sk, rpk)
     batches = []
     seq = 0
-    for b in range(400):
+    for _ in range(400):
         items = [s.header]
-        for i in range(50):
+        for _i in range(50):
             items.append(s.seal(seq, reading.encode(glucose(seq))))
             seq += 1
         batches.append(batch(items))
@@ -152,7 +154,7 @@ def wire():
 
 
 def latency():
-    from samband.uplinkrig import UplinkRig
+    from samband.rig.uplink import UplinkRig
     lat = {0: [], 1: []}
 
     def on_reading(hub, seq, r):
@@ -162,7 +164,7 @@ def latency():
     with tempfile.TemporaryDirectory() as d:
         rig = UplinkRig(d, firmware=firmware_tree(), on_reading=on_reading)
         try:
-            h = rig.add_hub(HUB.hex(), TESTS / "data" / "uplink_main.py",
+            rig.add_hub(HUB.hex(), TESTS / "data" / "uplink_main.py",
                             {"total": total, "alarm_every": 4, "interval_ms": 20},
                             uplink={"batch_age_ms": 2000, "batch_bytes": 4096})
             rig.start()
@@ -176,10 +178,47 @@ def latency():
     figure("readings measured (alarm, routine)", f"{len(lat[1])}, {len(lat[0])}", "")
 
 
+def silent_link(keepalive=2, rounds=5):
+    """How long the hub takes to notice a link that went silent without closing (a black hole):
+    by design within 1.5 keepalive periods of the last thing it heard, plus its polling."""
+    from samband.rig.relay import Relay
+    from samband.rig.uplink import UplinkRig
+    took = []
+    with tempfile.TemporaryDirectory() as d:
+        rig = UplinkRig(d, firmware=firmware_tree())
+        relay = None
+        try:
+            h = rig.add_hub(HUB.hex(), TESTS / "data" / "uplink_main.py",
+                            {"total": 10 ** 6, "alarm_every": 30, "interval_ms": 50},
+                            uplink={"batch_age_ms": 300, "keepalive": keepalive})
+            rig.start_broker()
+            relay = Relay(rig.broker.port)
+            cfg = json.loads(Flash(h.flash).read("/uplink.json"))
+            cfg["uplink"]["port"] = relay.port
+            Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
+            rig.start_receiver()
+            h.vhub.start()
+            for _ in range(rounds):
+                rig.wait(lambda: h.state().get("connected"), 60, "the link up")
+                lost = h.state()["link_lost"]
+                relay.blackhole = True
+                t0 = time.monotonic()
+                rig.wait(lambda: h.state()["link_lost"] > lost, 60, "the hub to notice the silent link")
+                took.append(time.monotonic() - t0)
+                relay.blackhole = False
+        finally:
+            if relay is not None:
+                relay.close()
+            rig.stop()
+    figure(f"silent link noticed after (keepalive {keepalive} s), median of {rounds}", round(pct(took, 50), 2), "s")
+    figure("silent link noticed after, worst", round(max(took), 2), "s")
+
+
 def main():
     wire()
     ingest_rate()
     latency()
+    silent_link()
 
 
 if __name__ == "__main__":

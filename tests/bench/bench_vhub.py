@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import serial
-
 from benchlib import figure, firmware_tree
-from samband.console import parse_status
-from samband.transport import Hub
+
+from samband.device.console import parse_status
+from samband.device.transport import Hub
 from samband.vhub import VirtualHub
 
 

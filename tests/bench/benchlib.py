@@ -13,7 +13,7 @@ TESTS = BENCH.parent
 FW_TESTS = TESTS / "fw"
 sys.path.insert(0, str(FW_TESTS))
 
-from samband import build  # noqa: E402
+from samband.device import build  # noqa: E402
 from samband.paths import tool  # noqa: E402
 
 _tree = {}

@@ -3,7 +3,6 @@
 # -> Reading -> seal -> journal), i.e. the rate the BLE FIFO drains at.
 import gc
 import os
-import sys
 import time
 
 from hub import profiles
@@ -40,7 +39,8 @@ def main():
     store = Store(j, s, port, 1)
     central = Central()
     c = Collector(central, store, port, [{"addr": b"\x01" + bytes(6), "kind": "polar"},
-                                         {"addr": b"\x01" + bytes(5) + b"\x01", "kind": "glucose"}])
+                                         {"addr": b"\x01" + bytes(5) + b"\x01", "kind": "glucose"}],
+                  state_dir=root + "/state")
     polar, glu = list(c.devices.values())
     polar.handles = {10: 0x2A37, 11: b"\xfb\x00\x5c\x82\x02\xe7\xf3\x87\x1c\xad\x8a\xcd\x2d\x8d\xf0\xc8"}
     glu.handles = {8: 0x2A18}
@@ -49,8 +49,9 @@ def main():
     ecg = polar_pmd.encode_data({"type": 0, "timestamp": 10 ** 15, "frame_type": 0,
                                  "samples": [(i * 37) % 2000 - 1000 for i in range(73)]})
     hr = profiles.encode(0x2A37, {"flags": 0x16, "hr": 72, "rr": [830]})
-    cases = [("glucose record", 2, 8, lambda i: profiles.encode(0x2A18, {"flags": 2, "seq": i & 0xFFFF, "time": (2026, 11, 29, 8, 0, 0),
-                                                                         "conc": (104, -5), "unit": "kg/L", "type": 1, "loc": 1})),
+    cases = [("glucose record", 2, 8, lambda i: profiles.encode(
+        0x2A18, {"flags": 2, "seq": i & 0xFFFF, "time": (2026, 11, 29, 8, 0, 0),
+                 "conc": (104, -5), "unit": "kg/L", "type": 1, "loc": 1})),
              ("heart rate (summarised)", 1, 10, lambda i: hr),
              ("ECG frame, 73 samples", 1, 11, lambda i: ecg)]
     for name, conn, handle, payload in cases:

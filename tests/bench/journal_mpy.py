@@ -18,7 +18,6 @@ import sys
 import time
 
 import vfs
-
 from journal_util import rmtree
 
 # hub.journal is imported by main() after the "heap" figures are taken
@@ -192,9 +191,9 @@ def cmd_fit(prog, hr_every=1):
         hr_size = hr_run_size()
         figure("sealed size of the hub's 15-minute heart-rate run (hub.summary)", hr_size, "bytes")
         label = "7 days, heart rate as the hub stores it (15-minute runs)"
-    bd = lfs(128, prog)  # 512 KB of flash, all of it littlefs
+    lfs(128, prog)  # 512 KB of flash, all of it littlefs
     # segments may take what littlefs leaves: superblock and directories need a few blocks
-    j = Journal("/lfs/journal", capacity=120 * BS, segment_size=BS, window_ms=0)
+    j = Journal("/lfs/journal", capacity=120 * BS, segment_size=BS)
     j.context(EPOCH_HEADER)
     n = payload = 0
     for m, recs in week(hr_every, hr_size):
@@ -247,7 +246,7 @@ def cmd_speed(root):
     k = 200
     seqs = array("I", bytes(4 * (k + 50 * 16)))  # a list would need 8 KB in one piece
     i = 0
-    for q, p, d, c in j.pending():
+    for q, _p, _d, _c in j.pending():
         seqs[i] = q
         i += 1
         if i == len(seqs):

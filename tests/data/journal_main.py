@@ -48,10 +48,10 @@ def main():
         if online and b[1] < 40:
             # the uplink: alarms first, then routine in order; the receiver acks some, out of order
             sent = []
-            for q, pr, d, c in j.alarms():
+            for q, _pr, _d, _c in j.alarms():
                 say("S %d" % q)
                 sent.append(q)
-            for q, pr, d, c in j.pending(ROUTINE):
+            for q, _pr, _d, _c in j.pending(ROUTINE):
                 if len(sent) >= 24:
                     break
                 say("S %d" % q)

@@ -49,7 +49,18 @@ def main():
     sealer.prepare()
     ucfg = cfg["uplink"]
     ucfg["hub_id"] = uid
-    up = Uplink(j, ucfg, port)
+    # with "bearers" in the uplink config: one session per bearer (hub/bearers/manager.py);
+    # bearer state changes and clock settings are logged to /uplink.bearers as "T mdc val"
+    tel = open("/uplink.bearers", "ab")
+
+    def telemetry(mdc, val):
+        tel.write(("T %d %d\n" % (mdc, val)).encode())
+        tel.flush()
+
+    from hub.clock import Clock
+    clock = Clock(port, telemetry)
+    up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
+                on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
@@ -89,6 +100,7 @@ def main():
     async def report():
         while True:
             st = up.stats()
+            st["clock"] = clock.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
             _write("/uplink.state", json.dumps(st))
@@ -97,7 +109,13 @@ def main():
     async def run():
         asyncio.create_task(report())
         asyncio.create_task(produce())
-        await up.run()
+        try:
+            await up.run()
+        except Exception as e:  # a test reads why the hub stopped
+            import sys
+            with open("/uplink.crash", "w") as f:
+                sys.print_exception(e, f)
+            raise
 
     asyncio.run(run())
 

@@ -7,7 +7,8 @@
 # so that every bit of a float survives the trip.
 
 import struct
-import sys
+
+from fwtest import serve_lines
 
 from hub import cbor
 
@@ -44,15 +45,9 @@ def answer(line):
         return "ERR " + str(e)
 
 
-def main(inp, out):
-    while True:
-        line = inp.readline()
-        if not line:
-            break
-        line = line.rstrip("\n")
-        if line:
-            out.write(answer(line) + "\n")
+def main(inp=None, out=None):
+    serve_lines(answer, inp, out)
 
 
 if __name__ == "__main__":
-    main(sys.stdin, sys.stdout)
+    main()

@@ -21,7 +21,7 @@ def test_order_and_bounds():
 
 def test_adverts_yield_to_notifications():
     f = Fifo(8)
-    for i in range(6):
+    for _i in range(6):
         assert f.put(("adv", b"\x00" * 7, -50, b"", b""))
     assert not f.put(("adv", b"\x00" * 7, -50, b"", b""))
     assert f.dropped_adv == 1
@@ -74,3 +74,20 @@ def test_addresses_and_uuids():
         raises(ValueError, addr_parse, bad)
     assert uuid_str(0x2A18) == "2a18"
     assert uuid_str(bytes(range(16))) == "00010203-0405-0607-0809-0a0b0c0d0e0f"
+
+
+def test_link_events_are_never_dropped():
+    # issue 18 item 13: a full FIFO dropped "disc", and the device task waited forever
+    f = Fifo(4)
+    for i in range(4):
+        assert f.put(("notify", 1, 3, bytes([i])))
+    assert f.put(("disc", 1, 8)) and f.put(("enc", 2, True))
+    assert not f.put(("notify", 2, 3, b"x"))  # data still yields to nothing: dropped, counted
+    assert f.dropped == 1 and len(f) == 6
+    assert f.get_nowait()[0] == "notify"
+    assert not f.put(("notify", 2, 3, b"y"))  # the freed slot went to the held "disc"
+    got = []
+    while len(f):
+        got.append(f.get_nowait()[0])
+    assert got == ["notify", "notify", "notify", "disc", "enc"]
+    assert f.get_nowait() is None

@@ -143,7 +143,7 @@ def test_decode_prefix_walks_a_stream():
 
 def test_random_bytes_never_crash():
     r = Rand(7)
-    for n in range(3000):
+    for _n in range(3000):
         data = r.bytes(r.below(12))
         try:
             cbor.loads(data)

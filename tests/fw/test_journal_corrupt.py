@@ -132,7 +132,7 @@ def test_bit_flips_and_truncations_lose_only_what_they_touch():
             try:
                 j = opened(root)
             except Exception as e:  # noqa: BLE001 - the finding
-                raise AssertionError("trial %d %r: journal does not open: %r" % (trial, dmg, e))
+                raise AssertionError("trial %d %r: journal does not open: %r" % (trial, dmg, e)) from None
             got = {}
             if IS_MPY:
                 gc.collect()
@@ -180,7 +180,7 @@ def test_damaged_state_never_turns_pending_into_delivered():
         truth, nxt = build(root)
         snap = files(root)
         r = Rand(77)
-        for trial in range(40):
+        for _trial in range(40):
             restore(root, snap)
             for k in (0, 1):
                 p = root + "/j/state.%d" % k
@@ -188,7 +188,7 @@ def test_damaged_state_never_turns_pending_into_delivered():
                     with open(p, "wb") as f:
                         f.write(r.bytes(r.below(40)))
             j = opened(root)
-            for q, p, d, c in j.records():
+            for q, p, _d, _c in j.records():
                 if truth[q][3]:
                     assert j.is_pending(q, ALARM if p == PRIO_ALARM else ROUTINE)
             assert j.append(b"x") >= nxt

@@ -248,3 +248,32 @@ def test_batch_roundtrip_and_malformed_batches():
     assert len(seal.batch([bytes(100)])) == 1 + 1 + 100
     for bad in (b"", b"\x23", data[:-1], b"\x13\x80", b"\x13\x05abc"):
         raises(seal.SealError, seal.unbatch, bad)
+
+
+def test_seq_above_what_a_receiver_stores_is_refused():
+    # the receiver's columns are signed 64-bit (docs/protocol.md, "Limits and overflow")
+    s = sealer()
+    s.seal(seal.SEQ_MAX - 1, b"a")
+    s.seal(seal.SEQ_MAX, b"b")
+    raises(seal.SealError, s.seal, seal.SEQ_MAX + 1, b"c")
+    raises(seal.SealError, s.seal, 0xFFFFFFFFFFFFFFFF, b"c")
+
+
+def test_batch_limits_and_minimal_lengths():
+    assert seal.read_len(b"\x00", 0) == (0, 1)
+    assert seal.read_len(b"\x80\x01", 0) == (128, 2)
+    assert seal.read_len(b"\x80\x80\x04", 0) == (65536, 3)
+    for bad in (b"\x80\x00", b"\xff\x80\x00", b"\x80\x80\x80\x01", b"\x80", b""):
+        assert seal.read_len(bad, 0) is None
+    for bad in (b"\x13\x80\x00", b"\x13\x81\x00" + b"x", b"\x13\x80\x80\x80\x00"):
+        raises(seal.SealError, seal.unbatch, bad)
+    import sys
+    # 64 KiB buffers and 1024-item lists do not fit the port's 100 KB test heap
+    if sys.implementation.name == "cpython":
+        most = [b""] * seal.MAX_BATCH_ITEMS
+        assert seal.unbatch(seal.batch(most)) == most
+        raises(seal.SealError, seal.batch, most + [b""])
+        raises(seal.SealError, seal.unbatch, b"\x13" + b"\x00" * (seal.MAX_BATCH_ITEMS + 1))
+        big = [bytes(seal.MAX_BATCH_BYTES - 1 - 3)]
+        assert len(seal.batch(big)) == seal.MAX_BATCH_BYTES
+        raises(seal.SealError, seal.batch, [bytes(seal.MAX_BATCH_BYTES - 3)])

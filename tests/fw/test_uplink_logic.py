@@ -83,7 +83,8 @@ def test_ack_moves_the_journal_and_reconnect_resends():
         up._on_message("samband/other/ack", encode_ack([q[3]]))  # not ours: ignored
         up._on_message(up.ack_topic, b"\xff")  # garbage: counted
         up._handle_acks()
-        assert j.count() == 2 and up.counters["acked"] == 4 and up.counters["bad_acks"] == 1 and up.stats()["pending"] == 2
+        assert j.count() == 2 and up.counters["acked"] == 4 and up.counters["bad_acks"] == 1
+        assert up.stats()["pending"] == 2
         assert not pump(up)
         up.inflight = ({}, {})  # what a reconnect does
         assert pump(up)
@@ -100,12 +101,69 @@ def test_routine_waits_for_size_or_age_and_header_found_by_tag():
         j.context(header(2))
         q1 = j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
         assert not pump(up)  # young and small
-        for s in range(12):
+        for _s in range(12):
             j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
         assert pump(up)  # enough bytes
         items, seqs = sent_seqs(up, 0)
         assert items[0] == header(2) and seqs[:2] == [q0, q1]
         assert sum(len(it) for it in items) <= 400 + 70
+        j.close()
+    finally:
+        rmtree(root)
+
+
+def test_batches_stay_within_what_a_receiver_takes():
+    # many small records in one big configured batch: the uplink splits them
+    # so that no batch passes MAX_BATCH_ITEMS items or MAX_BATCH_BYTES bytes
+    import sys
+    from hub import seal, uplink
+    assert uplink.MAX_BATCH_BYTES == seal.MAX_BATCH_BYTES and uplink.MAX_BATCH_ITEMS == seal.MAX_BATCH_ITEMS
+    if sys.implementation.name != "cpython":
+        return  # 500 records in one candidate list need more than the port's 200 KB test heap
+    root, j, up = setup("up9", batch_bytes=10 ** 6)
+    try:
+        assert up.batch_bytes <= uplink.MAX_BATCH_BYTES // 2
+        j.context(header(1))
+        n = 1100  # more than MAX_BATCH_ITEMS: one batch could not hold them
+        first = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+        for _ in range(n - 1):
+            last = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+        while pump(up):
+            pass
+        got = []
+        for k in range(len(up.client.sent)):
+            data = up.client.sent[k][1]
+            assert len(data) <= seal.MAX_BATCH_BYTES
+            items, seqs = sent_seqs(up, k)
+            assert len(items) <= seal.MAX_BATCH_ITEMS
+            got += seqs
+        assert len(up.client.sent) >= 2 and len(got) == n
+        assert sorted(got) == [q & 0xFFFF for q in range(first, last + 1)]
+    finally:
+        rmtree(root)
+
+
+def test_receiver_time_is_asked_for_and_measured_against_the_round_trip():
+    from hub import cbor
+    root, j, up = setup("up9")
+    got = []
+    up.on_time = lambda utc, unc: got.append((utc, unc))
+    try:
+        st = cbor.loads(up._status_payload())
+        q = st["tq"]
+        assert q == 1 and st["pending"] == 0
+        assert "tq" not in cbor.loads(up._status_payload())  # asked again only after time_ms
+        up._on_message(up.ack_topic, cbor.dumps({"tq": q + 5, "t": 1796180137000}))  # not our request
+        up._handle_acks()
+        assert got == [] and up.counters["bad_acks"] == 0
+        for _ in range(2):  # the same reply heard on two bearers: taken once
+            up._on_message(up.ack_topic, cbor.dumps({"tq": q, "t": 1796180137000}))
+        up._handle_acks()
+        assert len(got) == 1 and got[0][0] >= 1796180137000 and got[0][1] >= 1
+        assert got[0][0] - 1796180137000 < got[0][1]  # half the round trip, and that is the uncertainty
+        up._on_message(up.ack_topic, b"\xa1\x00")  # a broken map: counted, never raised
+        up._handle_acks()
+        assert up.counters["bad_times"] == 1 and up.counters["bad_acks"] == 0
         j.close()
     finally:
         rmtree(root)

@@ -121,7 +121,10 @@ class Fifo:
 
     put() only stores a reference and signals; when full, the new event is
     dropped and counted, never an older one replaced. Advertisements are
-    refused once the FIFO is 3/4 full, so that notifications have room."""
+    refused once the FIFO is 3/4 full, so that notifications have room.
+    Link events ("disc", "enc") are never dropped: a device task waits for
+    its "disc", forever if it is lost. One that finds the FIFO full waits in
+    a side list (at most one per link) and takes the first slot freed."""
 
     def __init__(self, size=FIFO_SIZE):
         self._q = [None] * size
@@ -133,12 +136,17 @@ class Fifo:
         self.dropped = 0       # notifications/indications/link events dropped
         self.dropped_adv = 0   # advertisements dropped (harmless: they repeat)
         self.high_water = 0
+        self._held = []        # link events that found the FIFO full, in order
 
     def __len__(self):
-        return self._n
+        return self._n + len(self._held)
 
     def put(self, ev):
         n = self._n
+        if ev[0] in ("disc", "enc") and (n >= self._size or self._held):
+            self._held.append(ev)
+            self.flag.set()
+            return True
         if n >= self._size or (ev[0] == "adv" and n >= self._adv_limit):
             if ev[0] == "adv":
                 self.dropped_adv += 1
@@ -155,12 +163,15 @@ class Fifo:
 
     def get_nowait(self):
         if not self._n:
-            return None
+            return self._held.pop(0) if self._held else None
         i = self._head
         ev = self._q[i]
         self._q[i] = None
         self._head = (i + 1) % self._size
         self._n -= 1
+        if self._held:  # the freed slot goes to the oldest held link event, before anything newer
+            self._q[(self._head + self._n) % self._size] = self._held.pop(0)
+            self._n += 1
         return ev
 
     async def get(self):
@@ -171,5 +182,5 @@ class Fifo:
             await self.flag.wait()
 
     def stats(self):
-        return {"queued": self._n, "high_water": self.high_water, "dropped": self.dropped,
+        return {"queued": self._n + len(self._held), "high_water": self.high_water, "dropped": self.dropped,
                 "dropped_adv": self.dropped_adv}

@@ -32,6 +32,8 @@ class BondStore:
         self._rng = rng
         self._bonds = {}
         self.damaged = 0
+        self.dirty = False
+        self._saving = False
         self._load()
 
     def _load(self):
@@ -51,7 +53,8 @@ class BondStore:
 
     def _save(self):
         nonce = self._rng(24)
-        sealed = box.secretbox(cbor.dumps(self._bonds), nonce, self._key)
+        # a copy first: on the ESP32 the BLE IRQ (another thread) may change the dict meanwhile
+        sealed = box.secretbox(cbor.dumps(dict(self._bonds)), nonce, self._key)
         d = self.path.rsplit("/", 1)[0]
         if d:
             try:
@@ -63,16 +66,66 @@ class BondStore:
     def get(self, addr):
         return self._bonds.get(bytes(addr))
 
-    def set(self, addr, keys):
+    def set(self, addr, keys, save=True):
+        """save=False only changes RAM (the BLE IRQ): flush() writes it later, from a task."""
         self._bonds[bytes(addr)] = bytes(keys)
-        self._save()
+        self.dirty = True
+        if save:
+            self.flush()
 
-    def delete(self, addr):
+    def delete(self, addr, save=True):
         if self._bonds.pop(bytes(addr), None) is not None:
-            self._save()
+            self.dirty = True
+        if save:
+            self.flush()
+
+    def flush(self):
+        """Write what changed. Re-entry (a scheduled flush running inside a task's save) only
+        leaves `dirty` set: the save under way writes again before it returns."""
+        if self._saving:
+            return
+        self._saving = True
+        try:
+            while self.dirty:
+                self.dirty = False
+                try:
+                    self._save()
+                except Exception:
+                    self.dirty = True
+                    raise
+        finally:
+            self._saving = False
 
     def all(self):
         return [[a, k] for a, k in self._bonds.items()]
 
     def __len__(self):
         return len(self._bonds)
+
+
+# A board's bond entry: every secret NimBLE hands us for one device (its
+# "our" and "peer" security records, by sec_type), in one value:
+# [sec_type u8][length u16 BE][bytes] repeated. Pure functions: the IRQ
+# calls them, so a damaged value reads as "no keys", never an exception.
+
+def pack_secrets(secrets):
+    out = bytearray()
+    for t in sorted(secrets):
+        v = secrets[t]
+        out += struct.pack(">BH", t, len(v)) + v
+    return bytes(out)
+
+
+def unpack_secrets(blob):
+    out = {}
+    if not blob:
+        return out
+    i, n = 0, len(blob)
+    while i + 3 <= n:
+        t, ln = struct.unpack_from(">BH", blob, i)
+        i += 3
+        if i + ln > n:
+            return {}
+        out[t] = bytes(blob[i:i + ln])
+        i += ln
+    return out if i == n else {}

@@ -5,6 +5,8 @@
 #   x25519    Curve25519 Diffie-Hellman (RFC 7748)
 #   box       crypto_secretbox, crypto_box, crypto_box_beforenm/afternm
 #   hmac      HMAC-SHA256 on hashlib.sha256
+#   sha512    SHA-512 (hashlib has none on MicroPython)
+#   ed25519   Ed25519 verification only (release signatures; docs/ota.md)
 #   ct        constant-time comparison
 #
 # Pure MicroPython that also runs on CPython. Arithmetic works in 13-bit

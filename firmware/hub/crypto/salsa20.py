@@ -12,7 +12,7 @@
 import struct
 import sys
 
-from hub.crypto import CryptoError, check_len
+from hub.crypto import check_len
 
 _ZERO64 = bytes(64)
 

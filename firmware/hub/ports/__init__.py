@@ -7,7 +7,8 @@
 #   name                      "unix", "esp32", "rp2"
 #   board                     the parsed board.json
 #   unique_id() -> bytes      stable per board
-#   reset_cause() -> str      "power-on", "soft", "watchdog", "crash", "deep-sleep", "unknown"
+#   reset_cause() -> str      "power-on", "soft", "hard" (machine.reset(), asked for), "watchdog",
+#                             "crash" (a panic), "deep-sleep", "unknown" (ports/base.py reset_name)
 #   ticks_ms() / ticks_diff(a, b)
 #   utc_ms() -> int or None   wall clock in ms since 1970 UTC, None until set
 #   set_utc_ms(ms)
@@ -16,7 +17,10 @@
 #   fs() -> (total, free)     bytes of the flash filesystem
 #   reset()                   hard reset (the virtual hub restarts its process)
 #   ble() -> object or None   the BLE interface (later)
-#   bearers() -> list         network bearers (later)
+#   bearers(config) -> list   the provisioned network bearers, cheapest first (hub.bearers)
+#   modem() -> (stream, pwrkey) or None
+#                             the cellular modem's UART (a pty on the virtual hub)
+#                             and its PWRKEY pulse, for hub.bearers.cellular
 
 
 def load(board):

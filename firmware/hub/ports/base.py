@@ -6,6 +6,29 @@ import os
 import time
 
 
+# Reset causes every port reports (the virtual hub's supervisor uses the same words):
+# "power-on", "soft", "hard" (machine.reset(), asked for), "crash" (a panic or fatal
+# error), "watchdog", "deep-sleep", "unknown".
+RESET_ASKED = "reset-asked"  # state counter: set just before machine.reset()
+
+
+def reset_name(cause, asked):
+    """Our name for a reset, from the port's own class of it and whether we asked for it.
+
+    cause is "power-on", "watchdog", "deep-sleep", "soft", "hard" or anything else
+    (unknown); asked: the RESET_ASKED marker was set. A port whose "hard" covers both
+    machine.reset() and a panic (the ESP32: ports/esp32/modmachine.c machine_reset_cause)
+    needs the marker to tell them apart, and the rp2's machine.reset() reboots through the
+    watchdog (ports/rp2/modmachine.c mp_machine_reset), so there it reads "watchdog"."""
+    if cause == "hard":
+        return "hard" if asked else "crash"
+    if cause == "watchdog" and asked:
+        return "hard"
+    if cause in ("power-on", "watchdog", "deep-sleep", "soft"):
+        return cause
+    return "unknown"
+
+
 class BasePort:
     name = "base"
 
@@ -41,5 +64,60 @@ class BasePort:
         """The BLE Central (hub.ble), or None if this board has no BLE."""
         return None
 
-    def bearers(self):
-        return []
+    def bearers(self, config=None):
+        """The board's bearers in provisioned order (cheapest first), from the
+        hub config's "bearers" list: [{"kind": "wifi"|"lan"|"cellular"|"hostnet",
+        "name": ..., kind's own keys}]. A kind this board cannot do raises
+        BearerError naming it: a provisioning mistake is said, not skipped."""
+        from hub.bearers import BearerError
+        out = []
+        names = set()
+        for i, spec in enumerate((config or {}).get("bearers") or ()):
+            if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+                raise BearerError("bad-config", "bearer %d has no kind" % i)
+            name = spec.get("name") or "%s%d" % (spec["kind"], i)
+            if name in names:
+                raise BearerError("bad-config", "two bearers named %s" % name)
+            names.add(name)
+            b = self.make_bearer(spec["kind"], name, spec)
+            if b is None:
+                raise BearerError("not-supported", "board %s has no %s bearer" % (self.board.get("name"), spec["kind"]))
+            b.keepalive = spec.get("keepalive")  # its own MQTT keepalive (s), else the uplink's
+            out.append(b)
+        return out
+
+    def make_bearer(self, kind, name, spec):
+        """One bearer of a kind this port can build, or None (each port adds its own)."""
+        if kind == "cellular":
+            m = self.modem()
+            if m is None:
+                return None
+            from hub.bearers.cellular import Cellular
+            return Cellular(name, m[0], spec, spec.get("modem", self.board.get("modem", "sim7080g")), m[1])
+        return None
+
+    def modem(self):
+        """The cellular modem as (asyncio stream, async pwrkey(ms) or None), or
+        None if this board has none: what hub.bearers.cellular.Cellular takes."""
+        return None
+
+    def uart_modem(self, machine):
+        """modem() for boards with a modem on a UART (board.json pins
+        modem_uart, modem_pwrkey); the board's port passes its machine module,
+        which this portable module must not import. UART timeout=0: a read
+        returns what has arrived, as asyncio wants."""
+        u = self.board["pins"].get("modem_uart")
+        if not u:
+            return None
+        from hub.bearers import serial
+        uart = machine.UART(u["id"], baudrate=u.get("baud", 115200), tx=u["tx"], rx=u["rx"],
+                            timeout=0, rxbuf=1024)
+        key = self.board["pins"].get("modem_pwrkey")
+        pwrkey = None
+        if key is not None:
+            from hub.bearers.cellular import pulse
+            pin = machine.Pin(key, machine.Pin.OUT, value=0)
+
+            async def pwrkey(ms):
+                await pulse(pin, ms)
+        return serial.stream(uart), pwrkey

@@ -3,8 +3,11 @@
 
 import machine
 
-from hub.ports.base import BasePort
+from hub import state
+from hub.ports.base import RESET_ASKED, BasePort, reset_name
 
+# ports/esp32/modmachine.c machine_reset_cause: HARD_RESET is ESP_RST_SW (machine.reset()),
+# ESP_RST_PANIC (a crash) and ESP_RST_EXT (never on the ESP32); our marker splits them.
 _CAUSES = {
     machine.PWRON_RESET: "power-on",
     machine.HARD_RESET: "hard",
@@ -26,7 +29,12 @@ class Port(BasePort):
         return machine.unique_id()
 
     def reset_cause(self):
-        return _CAUSES.get(machine.reset_cause(), "unknown")
+        if not hasattr(self, "_cause"):  # read once: the marker is cleared for the next boot
+            asked = state.read_int(RESET_ASKED, 0)
+            if asked:
+                state.write_int(RESET_ASKED, 0)
+            self._cause = reset_name(_CAUSES.get(machine.reset_cause()), asked)
+        return self._cause
 
     def led(self, on):
         if self._led is not None:
@@ -36,5 +44,20 @@ class Port(BasePort):
         from hub.ble.native import Central
         return Central(bonds)
 
+    def modem(self):
+        return self.uart_modem(machine)
+
+    def make_bearer(self, kind, name, spec):
+        if kind == "wifi":
+            import network
+            from hub.bearers.wifi import WiFi
+            return WiFi(name, network, spec)
+        if kind == "lan":
+            import network
+            from hub.bearers.lan import LAN
+            return LAN(name, network, machine, self.board.get("ethernet"), spec)
+        return BasePort.make_bearer(self, kind, name, spec)
+
     def reset(self):
+        state.write_int(RESET_ASKED, 1)
         machine.reset()

@@ -3,7 +3,8 @@
 
 import machine
 
-from hub.ports.base import BasePort
+from hub import state
+from hub.ports.base import RESET_ASKED, BasePort, reset_name
 
 
 class Port(BasePort):
@@ -19,12 +20,14 @@ class Port(BasePort):
         return machine.unique_id()
 
     def reset_cause(self):
-        c = machine.reset_cause()
-        if c == machine.PWRON_RESET:
-            return "power-on"
-        if c == machine.WDT_RESET:
-            return "watchdog"
-        return "unknown"
+        if not hasattr(self, "_cause"):  # read once: the marker is cleared for the next boot
+            asked = state.read_int(RESET_ASKED, 0)
+            if asked:
+                state.write_int(RESET_ASKED, 0)
+            c = machine.reset_cause()
+            self._cause = reset_name("power-on" if c == machine.PWRON_RESET else
+                                     "watchdog" if c == machine.WDT_RESET else None, asked)
+        return self._cause
 
     def led(self, on):
         self._led.value(1 if on else 0)
@@ -33,5 +36,16 @@ class Port(BasePort):
         from hub.ble.native import Central
         return Central(bonds)
 
+    def modem(self):
+        return self.uart_modem(machine)
+
+    def make_bearer(self, kind, name, spec):
+        if kind == "wifi":
+            import network
+            from hub.bearers.wifi import WiFi
+            return WiFi(name, network, spec)
+        return BasePort.make_bearer(self, kind, name, spec)
+
     def reset(self):
+        state.write_int(RESET_ASKED, 1)
         machine.reset()

@@ -1,5 +1,5 @@
 # The virtual hub: MicroPython's unix port run by the host's supervisor
-# (samband vhub) with the flash folder mounted at "/". The supervisor
+# (samband vhub) with its flash image (littlefs) mounted at "/". The supervisor
 # tells us what a board's hardware would: our identity and why we reset.
 
 import os
@@ -7,17 +7,6 @@ import sys
 import time
 
 from hub.ports.base import BasePort
-
-
-def _du(path):
-    total = 0
-    for name, kind, *_ in os.ilistdir(path):
-        p = path.rstrip("/") + "/" + name
-        if kind == 0x4000:
-            total += _du(p)
-        else:
-            total += os.stat(p)[6]
-    return total
 
 
 class Port(BasePort):
@@ -36,11 +25,6 @@ class Port(BasePort):
         # The host's clock is set (NTP); a board sets its own from the network later.
         return time.time_ns() // 1000000
 
-    def fs(self):
-        # The folder lives on the host's disk; report the board's flash budget instead.
-        total = self.board.get("fs_size", 2 * 1024 * 1024)
-        return total, max(0, total - _du("/"))
-
     def ble(self, bonds=None):
         # The virtual hub's radio is the host's BLE bridge (docs/ble.md).
         where = os.getenv("SAMBAND_BLE_BRIDGE")
@@ -49,6 +33,21 @@ class Port(BasePort):
         host, _, port = where.rpartition(":")
         from hub.ble.bridge import Central
         return Central(host or "127.0.0.1", int(port), self.unique_id(), bonds)
+
+    def modem(self):
+        # The virtual hub's modem is the host's simulator on a pty (samband.modem.sim).
+        path = os.getenv("SAMBAND_MODEM")
+        if not path:
+            return None
+        from hub.bearers import serial
+        return serial.open_pty(path), None
+
+    def make_bearer(self, kind, name, spec):
+        # The virtual hub's IP bearers are fixed TCP paths (a relay each in tests).
+        if kind == "hostnet":
+            from hub.bearers.hostnet import HostNet
+            return HostNet(name, spec)
+        return BasePort.make_bearer(self, kind, name, spec)
 
     def reset(self):
         # The supervisor treats a process that ends with this code as a hard reset.

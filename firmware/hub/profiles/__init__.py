@@ -45,7 +45,9 @@ class ProfileError(ValueError):
 # One line per characteristic: key (4 hex digits, or the 128-bit UUID),
 # "r" if it is a measurement (module.decode_<kind> gives its readings) or
 # "-" if not (decode() returns []), module, kind, name. Every module has
-# parse_<kind>(data, **opts) and encode_<kind>(fields). One string rather
+# parse_<kind>(data, **opts) and encode_<kind>(fields); a kind that serves
+# several characteristics (Device Information strings, a measurement and its
+# intermediate form) is named in the module's BY_UUID and also gets uuid=. One string rather
 # than a dict of tuples: it costs a tenth of the RAM, and _find() caches
 # the few lines a hub really uses.
 _TABLE = """
@@ -70,14 +72,14 @@ _TABLE = """
 2A38 - heart_rate body_sensor_location Body Sensor Location
 2A39 - heart_rate control_point Heart Rate Control Point
 2A35 r blood_pressure measurement Blood Pressure Measurement
-2A36 r blood_pressure intermediate Intermediate Cuff Pressure
+2A36 r blood_pressure measurement Intermediate Cuff Pressure
 2A49 - blood_pressure feature Blood Pressure Feature
 2A5E r plx spot_check PLX Spot-check Measurement
 2A5F r plx continuous PLX Continuous Measurement
 2A60 - plx features PLX Features
 2A1C r thermometer measurement Temperature Measurement
 2A1D - thermometer temperature_type Temperature Type
-2A1E r thermometer intermediate Intermediate Temperature
+2A1E r thermometer measurement Intermediate Temperature
 2A21 - thermometer interval Measurement Interval
 2A9D r weight measurement Weight Measurement
 2A9E - weight feature Weight Scale Feature
@@ -216,7 +218,7 @@ def _call(k, e, prefix, arg, opts):
     for o in opts:
         if o in allowed and prefix != "encode_":
             kw[o] = opts[o]
-    if e[2] == "text":  # one codec for the six Device Information strings
+    if e[2] in getattr(mod, "BY_UUID", ()):  # one codec for several characteristics
         kw["uuid"] = k
     return fn(arg, **kw)
 

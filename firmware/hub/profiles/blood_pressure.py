@@ -18,8 +18,8 @@
 # The diastolic and mean fields of an intermediate value are ignored.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, nums, rfu
-from hub.reading import COMP, CTX, DTS, FLAGS, MDC, UNIT
+from hub.profiles.wire import encode_flagged, num, nums, parse_flagged, rfu, scalar
+from hub.reading import COMP, CTX, MDC, UNIT
 
 try:
     from micropython import const
@@ -37,39 +37,19 @@ MDC_PRESS_CUFF = const(150300)
 MDC_PULS_RATE_NON_INV = const(149546)
 
 
+# (bit, type, key, what): see hub.profiles.wire. An intermediate cuff
+# pressure has the same layout, its first value being the cuff pressure.
+_MEAS = ((0, "sfloat", "sys", "systolic"), (0, "sfloat", "dia", "diastolic"),
+         (0, "sfloat", "map", "mean arterial pressure"), (0x02, "date_time", "time", "time stamp"),
+         (0x04, "sfloat", "pulse", "pulse rate"), (0x08, "u8", "user", "user ID"),
+         (0x10, "u16", "status", "measurement status"))
+_ICP = ((0, "sfloat", "sys", "cuff pressure"),) + _MEAS[1:]
+
+
 def _parse(u, data):
-    r = Reader(u, data)
-    f = r.u8("flags")
-    out = {"flags": f, "unit": "kPa" if f & 0x01 else "mmHg",
-           "sys": r.sfloat("systolic" if u == U_MEAS else "cuff pressure"),
-           "dia": r.sfloat("diastolic"), "map": r.sfloat("mean arterial pressure")}
-    if f & 0x02:
-        out["time"] = r.date_time("time stamp")
-    if f & 0x04:
-        out["pulse"] = r.sfloat("pulse rate")
-    if f & 0x08:
-        out["user"] = r.u8("user ID")
-    if f & 0x10:
-        out["status"] = r.u16("measurement status")
-    return out
-
-
-def _encode(u, fields):
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
-    w.sfloat(need(fields, "sys", u, w), "systolic")
-    w.sfloat(need(fields, "dia", u, w), "diastolic")
-    w.sfloat(need(fields, "map", u, w), "mean arterial pressure")
-    if f & 0x02:
-        w.date_time(need(fields, "time", u, w), "time stamp")
-    if f & 0x04:
-        w.sfloat(need(fields, "pulse", u, w), "pulse rate")
-    if f & 0x08:
-        w.u8(need(fields, "user", u, w), "user ID")
-    if f & 0x10:
-        w.u16(need(fields, "status", u, w), "measurement status")
-    return w.bytes()
+    m = parse_flagged(u, data, _MEAS if u == U_MEAS else _ICP)
+    m["unit"] = "kPa" if m["flags"] & 0x01 else "mmHg"
+    return m
 
 
 def _readings(m, interim):
@@ -82,49 +62,29 @@ def _readings(m, interim):
                     [m["sys"], m["dia"], m["map"]])]
     if "pulse" in m:
         out.append(num({MDC: MDC_PULS_RATE_NON_INV, UNIT: "/min"}, m["pulse"]))
-    dts = T.epoch(m["time"]) if "time" in m else None
-    for r in out:
-        if dts is not None:
-            r[DTS] = dts
-        if "status" in m:
-            r[FLAGS] = m["status"]
-        if "user" in m:
-            r.setdefault(CTX, {})["user"] = m["user"]
-        if interim:
+    T.stamp(out, m, "status", ("user",))
+    if interim:
+        for r in out:
             r.setdefault(CTX, {})["interim"] = True
     return rfu(out, m["flags"], 0xE0)
 
 
-def parse_measurement(data):
-    return _parse(U_MEAS, data)
+# Measurement (0x2A35) and Intermediate Cuff Pressure (0x2A36) share one
+# codec; the registry passes the characteristic (BY_UUID).
+BY_UUID = ("measurement",)
 
 
-def encode_measurement(fields):
-    return _encode(U_MEAS, fields)
+def parse_measurement(data, uuid=U_MEAS):
+    return _parse(uuid, data)
 
 
-def decode_measurement(data):
-    return _readings(_parse(U_MEAS, data), False)
+def encode_measurement(fields, uuid=U_MEAS):
+    return encode_flagged(uuid, fields, _MEAS if uuid == U_MEAS else _ICP)
 
 
-def parse_intermediate(data):
-    return _parse(U_ICP, data)
+def decode_measurement(data, uuid=U_MEAS):
+    return _readings(_parse(uuid, data), uuid == U_ICP)
 
 
-def encode_intermediate(fields):
-    return _encode(U_ICP, fields)
-
-
-def decode_intermediate(data):
-    return _readings(_parse(U_ICP, data), True)
-
-
-def parse_feature(data):
-    """Blood Pressure Feature bits, raw (bit 6 E2E-CRC, 7 user data, 8 user facing time in BLS 1.1)."""
-    return {"features": Reader(0x2A49, data).u16("features")}
-
-
-def encode_feature(fields):
-    w = Writer(0x2A49)
-    w.u16(fields.get("features"), "features")
-    return w.bytes()
+# Blood Pressure Feature bits, raw (bit 6 E2E-CRC, 7 user data, 8 user facing time in BLS 1.1).
+parse_feature, encode_feature = scalar(0x2A49, "u16", "features", "features")

@@ -35,6 +35,10 @@ def encode_string(u, fields):
     return w.bytes()
 
 
+# The six strings share one codec; the registry passes which one (uuid=).
+BY_UUID = ("text",)
+
+
 def parse_text(data, uuid=0x2A29):
     return parse_string(uuid, data)
 

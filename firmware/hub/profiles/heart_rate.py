@@ -13,7 +13,7 @@
 # of raw values in UCUM "s/1024" (exact; ms = raw * 1000 / 1024).
 # No device timestamp: the collector stamps these on receipt.
 
-from hub.profiles.wire import Reader, Writer, flags_of, need
+from hub.profiles.wire import Reader, Writer, flags_of, need, scalar
 from hub.reading import FLAGS, MDC, UNIT, VAL
 
 try:
@@ -90,15 +90,8 @@ def rr_ms(raw):
     return raw * 1000 / 1024
 
 
-def parse_body_sensor_location(data):
-    """0 other, 1 chest, 2 wrist, 3 finger, 4 hand, 5 ear lobe, 6 foot; others raw."""
-    return {"location": Reader(0x2A38, data).u8("body sensor location")}
-
-
-def encode_body_sensor_location(fields):
-    w = Writer(0x2A38)
-    w.u8(fields.get("location"), "body sensor location")
-    return w.bytes()
+# 0 other, 1 chest, 2 wrist, 3 finger, 4 hand, 5 ear lobe, 6 foot; others raw.
+parse_body_sensor_location, encode_body_sensor_location = scalar(0x2A38, "u8", "location", "body sensor location")
 
 
 def parse_control_point(data):

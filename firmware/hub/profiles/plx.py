@@ -20,8 +20,9 @@
 # noclock = true when the flags say the device clock is not set.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
-from hub.reading import CTX, DTS, FLAGS, MDC, UNIT
+from hub.profiles.wire import (Reader, Writer, encode_flagged, flags_of, need, num, parse_flagged, read_fields, rfu,
+                               write_fields)
+from hub.reading import CTX, MDC, UNIT
 
 try:
     from micropython import const
@@ -40,37 +41,22 @@ MDC_MODALITY_SLOW = const(150584)
 MDC_MODALITY_SPOT = const(150588)
 
 
+# (bit, type, key, what): see hub.profiles.wire.
+_SPOT = ((0, "sfloat", "spo2", "SpO2"), (0, "sfloat", "pr", "pulse rate"), (0x01, "date_time", "time", "timestamp"),
+         (0x02, "u16", "mstatus", "measurement status"), (0x04, "u24", "dss", "device and sensor status"),
+         (0x08, "sfloat", "pai", "pulse amplitude index"))
+# Continuous: after the normal pair, fast and slow pairs (bits 0, 1) are
+# lists [SpO2, pulse rate] and are read by hand; then this tail.
+_CONT_TAIL = ((0x04, "u16", "mstatus", "measurement status"), (0x08, "u24", "dss", "device and sensor status"),
+              (0x10, "sfloat", "pai", "pulse amplitude index"))
+
+
 def parse_spot_check(data):
-    r = Reader(U_SPOT, data)
-    f = r.u8("flags")
-    out = {"flags": f, "spo2": r.sfloat("SpO2"), "pr": r.sfloat("pulse rate")}
-    if f & 0x01:
-        out["time"] = r.date_time("timestamp")
-    if f & 0x02:
-        out["mstatus"] = r.u16("measurement status")
-    if f & 0x04:
-        out["dss"] = r.u24("device and sensor status")
-    if f & 0x08:
-        out["pai"] = r.sfloat("pulse amplitude index")
-    return out
+    return parse_flagged(U_SPOT, data, _SPOT)
 
 
 def encode_spot_check(fields):
-    u = U_SPOT
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
-    w.sfloat(need(fields, "spo2", u, w), "SpO2")
-    w.sfloat(need(fields, "pr", u, w), "pulse rate")
-    if f & 0x01:
-        w.date_time(need(fields, "time", u, w), "timestamp")
-    if f & 0x02:
-        w.u16(need(fields, "mstatus", u, w), "measurement status")
-    if f & 0x04:
-        w.u24(need(fields, "dss", u, w), "device and sensor status")
-    if f & 0x08:
-        w.sfloat(need(fields, "pai", u, w), "pulse amplitude index")
-    return w.bytes()
+    return encode_flagged(U_SPOT, fields, _SPOT)
 
 
 def _pair(spo2, pr, mod):
@@ -88,21 +74,13 @@ def _common(m, out, mod):
         if mod:
             p.setdefault(CTX, {})["mod"] = mod
         out.append(p)
-    for r in out:
-        if "mstatus" in m:
-            r[FLAGS] = m["mstatus"]
-        if "dss" in m:
-            r.setdefault(CTX, {})["dss"] = m["dss"]
-    return out
+    return T.stamp(out, m, "mstatus", ("dss",))
 
 
 def spot_check_readings(m):
     out = _common(m, _pair(m["spo2"], m["pr"], MDC_MODALITY_SPOT), MDC_MODALITY_SPOT)
-    dts = T.epoch(m["time"]) if "time" in m else None
-    for r in out:
-        if dts is not None:
-            r[DTS] = dts
-        if m["flags"] & 0x10:
+    if m["flags"] & 0x10:
+        for r in out:
             r.setdefault(CTX, {})["noclock"] = True
     return rfu(out, m["flags"], 0xE0)
 
@@ -115,17 +93,10 @@ def parse_continuous(data):
     r = Reader(U_CONT, data)
     f = r.u8("flags")
     out = {"flags": f, "spo2": r.sfloat("SpO2 normal"), "pr": r.sfloat("pulse rate normal")}
-    if f & 0x01:
-        out["fast"] = [r.sfloat("SpO2 fast"), r.sfloat("pulse rate fast")]
-    if f & 0x02:
-        out["slow"] = [r.sfloat("SpO2 slow"), r.sfloat("pulse rate slow")]
-    if f & 0x04:
-        out["mstatus"] = r.u16("measurement status")
-    if f & 0x08:
-        out["dss"] = r.u24("device and sensor status")
-    if f & 0x10:
-        out["pai"] = r.sfloat("pulse amplitude index")
-    return out
+    for bit, key in ((0x01, "fast"), (0x02, "slow")):
+        if f & bit:
+            out[key] = [r.sfloat("SpO2 " + key), r.sfloat("pulse rate " + key)]
+    return read_fields(r, f, _CONT_TAIL, out)
 
 
 def encode_continuous(fields):
@@ -142,13 +113,7 @@ def encode_continuous(fields):
                 w.err("%s must be [SpO2, pulse rate]: %r" % (key, p))
             w.sfloat(p[0], "SpO2 " + key)
             w.sfloat(p[1], "pulse rate " + key)
-    if f & 0x04:
-        w.u16(need(fields, "mstatus", u, w), "measurement status")
-    if f & 0x08:
-        w.u24(need(fields, "dss", u, w), "device and sensor status")
-    if f & 0x10:
-        w.sfloat(need(fields, "pai", u, w), "pulse amplitude index")
-    return w.bytes()
+    return write_fields(w, f, _CONT_TAIL, fields)
 
 
 def continuous_readings(m):
@@ -164,24 +129,18 @@ def decode_continuous(data):
     return continuous_readings(parse_continuous(data))
 
 
+_FEAT = ((0x01, "u16", "mstatus", "measurement status support"),
+         (0x02, "u24", "dss", "device and sensor status support"))
+
+
 def parse_features(data):
     r = Reader(U_FEAT, data)
     f = r.u16("supported features")
-    out = {"features": f}
-    if f & 0x01:
-        out["mstatus"] = r.u16("measurement status support")
-    if f & 0x02:
-        out["dss"] = r.u24("device and sensor status support")
-    return out
+    return read_fields(r, f, _FEAT, {"features": f})
 
 
 def encode_features(fields):
-    u = U_FEAT
-    w = Writer(u)
+    w = Writer(U_FEAT)
     f = fields.get("features")
     w.u16(f, "supported features")
-    if f & 0x01:
-        w.u16(need(fields, "mstatus", u, w), "measurement status support")
-    if f & 0x02:
-        w.u24(need(fields, "dss", u, w), "device and sensor status support")
-    return w.bytes()
+    return write_fields(w, f, _FEAT, fields)

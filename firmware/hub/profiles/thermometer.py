@@ -16,8 +16,8 @@
 # and Measurement Interval are not measurements.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
-from hub.reading import CTX, DTS, MDC, UNIT
+from hub.profiles.wire import encode_flagged, num, parse_flagged, rfu, scalar
+from hub.reading import CTX, MDC, UNIT
 
 try:
     from micropython import const
@@ -32,27 +32,10 @@ TYPE_MDC = {1: 188452, 2: 150364, 3: 188428, 4: 188432, 5: 188456, 6: 188424,
             7: 188420, 8: 188448, 9: 150392}
 
 
-def _parse(u, data):
-    r = Reader(u, data)
-    f = r.u8("flags")
-    out = {"flags": f, "temp": r.float32("temperature"), "unit": "[degF]" if f & 0x01 else "Cel"}
-    if f & 0x02:
-        out["time"] = r.date_time("time stamp")
-    if f & 0x04:
-        out["type"] = r.u8("temperature type")
-    return out
-
-
-def _encode(u, fields):
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
-    w.float32(need(fields, "temp", u, w), "temperature")
-    if f & 0x02:
-        w.date_time(need(fields, "time", u, w), "time stamp")
-    if f & 0x04:
-        w.u8(need(fields, "type", u, w), "temperature type")
-    return w.bytes()
+# (bit, type, key, what): see hub.profiles.wire. Temperature Measurement and
+# Intermediate Temperature share it.
+_LAYOUT = ((0, "float32", "temp", "temperature"), (0x02, "date_time", "time", "time stamp"),
+           (0x04, "u8", "type", "temperature type"))
 
 
 def _readings(m, interim):
@@ -61,55 +44,31 @@ def _readings(m, interim):
     r = num({MDC: mdc, UNIT: m["unit"]}, m["temp"])
     if t is not None and t not in TYPE_MDC:
         r.setdefault(CTX, {})["type"] = t
-    if "time" in m:
-        dts = T.epoch(m["time"])
-        if dts is not None:
-            r[DTS] = dts
+    T.stamp([r], m)
     if interim:
         r.setdefault(CTX, {})["interim"] = True
     return rfu([r], m["flags"], 0xF8)
 
 
-def parse_measurement(data):
-    return _parse(U_MEAS, data)
+# Measurement (0x2A1C) and Intermediate Temperature (0x2A1E) share one
+# codec; the registry passes the characteristic (BY_UUID).
+BY_UUID = ("measurement",)
 
 
-def encode_measurement(fields):
-    return _encode(U_MEAS, fields)
+def parse_measurement(data, uuid=U_MEAS):
+    m = parse_flagged(uuid, data, _LAYOUT)
+    m["unit"] = "[degF]" if m["flags"] & 0x01 else "Cel"
+    return m
 
 
-def decode_measurement(data):
-    return _readings(_parse(U_MEAS, data), False)
+def encode_measurement(fields, uuid=U_MEAS):
+    return encode_flagged(uuid, fields, _LAYOUT)
 
 
-def parse_intermediate(data):
-    return _parse(U_INTER, data)
+def decode_measurement(data, uuid=U_MEAS):
+    return _readings(parse_measurement(data, uuid), uuid == U_INTER)
 
 
-def encode_intermediate(fields):
-    return _encode(U_INTER, fields)
-
-
-def decode_intermediate(data):
-    return _readings(_parse(U_INTER, data), True)
-
-
-def parse_temperature_type(data):
-    return {"type": Reader(0x2A1D, data).u8("temperature type")}
-
-
-def encode_temperature_type(fields):
-    w = Writer(0x2A1D)
-    w.u8(fields.get("type"), "temperature type")
-    return w.bytes()
-
-
-def parse_interval(data):
-    """Measurement Interval: seconds between measurements, 0 = none."""
-    return {"interval": Reader(0x2A21, data).u16("measurement interval")}
-
-
-def encode_interval(fields):
-    w = Writer(0x2A21)
-    w.u16(fields.get("interval"), "measurement interval")
-    return w.bytes()
+parse_temperature_type, encode_temperature_type = scalar(0x2A1D, "u8", "type", "temperature type")
+# Measurement Interval: seconds between measurements, 0 = none.
+parse_interval, encode_interval = scalar(0x2A21, "u16", "interval", "measurement interval")

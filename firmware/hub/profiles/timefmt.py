@@ -14,7 +14,8 @@
 # Reading's DTS field means. These characteristics are not measurements:
 # decode() returns [] for them.
 
-from hub.profiles.wire import FIELDS, Reader, Writer, bad_field, days_in_month  # noqa: F401 (re-exported)
+from hub.profiles.wire import FIELDS, Reader, Writer, bad_field, days_in_month, scalar  # noqa: F401 (re-exported)
+from hub.reading import CTX, DTS, FLAGS
 
 # DST Offset enumeration -> minutes (255 = unknown, others reserved: None)
 DST_MINUTES = {0: 0, 2: 30, 4: 60, 8: 120}
@@ -46,6 +47,22 @@ def epoch(dt):
     if not known(dt):
         return None
     return _days(dt[0], dt[1], dt[2]) * 86400 + dt[3] * 3600 + dt[4] * 60 + dt[5]
+
+
+def stamp(rs, m, status=None, ctx=()):
+    """The fields every reading of one measurement shares, set on each of rs from the
+    parsed measurement m: DTS from its "time" (when the date is known), FLAGS from
+    m[status], and CTX entries for the keys in ctx that m has. Returns rs."""
+    dts = epoch(m["time"]) if "time" in m else None
+    for r in rs:
+        if dts is not None:
+            r[DTS] = dts
+        if status is not None and status in m:
+            r[FLAGS] = m[status]
+        for k in ctx:
+            if k in m:
+                r.setdefault(CTX, {})[k] = m[k]
+    return rs
 
 
 def civil(secs):
@@ -149,24 +166,8 @@ def current_time_at(secs, frac256=0, adjust=ADJUST_EXTERNAL):
     return encode_current_time({"time": c[:6], "dow": c[6], "frac256": frac256, "adjust": adjust})
 
 
-def parse_time_zone(data):
-    return {"tz": _rd(0x2A0E, data).s8("time zone")}
-
-
-def encode_time_zone(f):
-    w = _wr(0x2A0E)
-    w.s8(f.get("tz"), "time zone")
-    return w.bytes()
-
-
-def parse_dst_offset(data):
-    return {"dst": _rd(0x2A0D, data).u8("DST offset")}
-
-
-def encode_dst_offset(f):
-    w = _wr(0x2A0D)
-    w.u8(f.get("dst"), "DST offset")
-    return w.bytes()
+parse_time_zone, encode_time_zone = scalar(0x2A0E, "s8", "tz", "time zone")
+parse_dst_offset, encode_dst_offset = scalar(0x2A0D, "u8", "dst", "DST offset")
 
 
 def parse_local_time_info(data):

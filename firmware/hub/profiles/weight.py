@@ -17,8 +17,8 @@
 # All with DTS (time stamp) and CTX user when present.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import Reader, Writer, flags_of, need, rfu
-from hub.reading import CTX, DTS, EXP, MDC, UNIT, VAL
+from hub.profiles.wire import Reader, encode_flagged, parse_flagged, rfu, scalar
+from hub.reading import EXP, MDC, UNIT, VAL
 
 try:
     from micropython import const
@@ -34,34 +34,19 @@ MDC_RATIO_MASS_BODY_LEN_SQ = const(188752)
 UNSUCCESSFUL = const(0xFFFF)
 
 
+# (bit, type, key, what): see hub.profiles.wire.
+_LAYOUT = ((0, "u16", "weight", "weight"), (0x02, "date_time", "time", "time stamp"),
+           (0x04, "u8", "user", "user ID"), (0x08, "u16", "bmi", "BMI"), (0x08, "u16", "height", "height"))
+
+
 def parse_measurement(data):
-    r = Reader(U_MEAS, data)
-    f = r.u8("flags")
-    out = {"flags": f, "unit": "imperial" if f & 0x01 else "SI", "weight": r.u16("weight")}
-    if f & 0x02:
-        out["time"] = r.date_time("time stamp")
-    if f & 0x04:
-        out["user"] = r.u8("user ID")
-    if f & 0x08:
-        out["bmi"] = r.u16("BMI")
-        out["height"] = r.u16("height")
-    return out
+    m = parse_flagged(U_MEAS, data, _LAYOUT)
+    m["unit"] = "imperial" if m["flags"] & 0x01 else "SI"
+    return m
 
 
 def encode_measurement(fields):
-    u = U_MEAS
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
-    w.u16(need(fields, "weight", u, w), "weight")
-    if f & 0x02:
-        w.date_time(need(fields, "time", u, w), "time stamp")
-    if f & 0x04:
-        w.u8(need(fields, "user", u, w), "user ID")
-    if f & 0x08:
-        w.u16(need(fields, "bmi", u, w), "BMI")
-        w.u16(need(fields, "height", u, w), "height")
-    return w.bytes()
+    return encode_flagged(U_MEAS, fields, _LAYOUT)
 
 
 def measurement_readings(m):
@@ -83,13 +68,7 @@ def measurement_readings(m):
             out.append({MDC: MDC_LEN_BODY_ACTUAL, VAL: m["height"], EXP: -1, UNIT: "[in_i]"})
         else:
             out.append({MDC: MDC_LEN_BODY_ACTUAL, VAL: m["height"], EXP: -3, UNIT: "m"})
-    dts = T.epoch(m["time"]) if "time" in m else None
-    for x in out:
-        if dts is not None:
-            x[DTS] = dts
-        if "user" in m:
-            x[CTX] = {"user": m["user"]}
-    return rfu(out, m["flags"], 0xF0)
+    return rfu(T.stamp(out, m, None, ("user",)), m["flags"], 0xF0)
 
 
 def decode_measurement(data):
@@ -103,7 +82,4 @@ def parse_feature(data):
     return {"features": f, "weight_res": (f >> 3) & 0x0F, "height_res": (f >> 7) & 0x07}
 
 
-def encode_feature(fields):
-    w = Writer(U_FEAT)
-    w.u32(fields.get("features"), "features")
-    return w.bytes()
+_, encode_feature = scalar(U_FEAT, "u32", "features", "features")

@@ -267,3 +267,54 @@ def rfu(rs, flags, mask):
         for r in rs:
             r.setdefault(CTX, {})["rfu"] = bits
     return rs
+
+
+# Most characteristics are a flags octet followed by fields in a fixed
+# order, each present always or when a flag bit is set. A layout says that
+# once, as a tuple of (bit, type, key, what): bit 0 = always present; type
+# names a Reader/Writer method ("u8", "sfloat", "date_time", ...); key is
+# the field's name in the dict; what names it in errors. Parsing and
+# encoding then follow the same table and cannot drift apart.
+
+def read_fields(r, f, layout, out):
+    """Read the fields of layout that flags f announce from Reader r into out."""
+    for bit, t, key, what in layout:
+        if not bit or f & bit:
+            out[key] = getattr(r, t)(what)
+    return out
+
+
+def write_fields(w, f, layout, fields):
+    """Write the fields of layout that flags f announce from fields to Writer w; its bytes."""
+    u = w.u
+    for bit, t, key, what in layout:
+        if not bit or f & bit:
+            getattr(w, t)(need(fields, key, u, w), what)
+    return w.bytes()
+
+
+def parse_flagged(u, data, layout):
+    """{"flags": f, ...} of a characteristic that is a flags octet then layout."""
+    r = Reader(u, data)
+    f = r.u8("flags")
+    return read_fields(r, f, layout, {"flags": f})
+
+
+def encode_flagged(u, fields, layout):
+    """Payload of a characteristic that is a flags octet then layout."""
+    w = Writer(u)
+    f = flags_of(fields, u)
+    w.u8(f, "flags")
+    return write_fields(w, f, layout, fields)
+
+
+def scalar(u, t, key, what):
+    """(parse, encode) for a characteristic that is one field, e.g. Body Sensor Location."""
+    def parse(data):
+        return {key: getattr(Reader(u, data), t)(what)}
+
+    def encode(fields):
+        w = Writer(u)
+        getattr(w, t)(fields.get(key), what)
+        return w.bytes()
+    return parse, encode

@@ -1,0 +1,102 @@
+# Network bearers: one module per kind (cellular.py; Wi-Fi and Ethernet
+# alike), each a Bearer. The port builds them from board.json and the
+# provisioned config (ports/*.bearers()); a bearer manager above decides
+# which to use. Nothing here imports machine or network: the board-only
+# glue (UART, WLAN, LAN, PPP) is handed in by the port.
+#
+# The interface, and why it is this small:
+#   await up()        bring the link up; raises BearerError(reason) if it cannot,
+#                     so that the manager and the status line say *why*
+#                     ("no-sim", "denied", "search-timeout"), not just "down"
+#   await down()      take it down (and power the radio off if the kind can)
+#   state             one of STATES; every change goes to on_change(bearer, old, new)
+#   reason            why it is not up (None when up)
+#   health()          "up", "degraded" or "down": what the manager may use it for
+#   metrics()         dict of numbers and short strings for telemetry records
+#   await open(host, port, ssl=None, server_hostname=None)
+#                     a stream (asyncio reader/writer pair) bound to this bearer,
+#                     never to the default route
+
+OFF = "off"
+STARTING = "starting"        # powering, talking to the modem, SIM
+SEARCHING = "searching"      # waiting for network registration
+CONNECTING = "connecting"    # registered, activating the data context
+UP = "up"
+DEGRADED = "degraded"        # up, but traffic says it is not working well
+FAILED = "failed"            # gave up; `reason` says why
+
+STATES = (OFF, STARTING, SEARCHING, CONNECTING, UP, DEGRADED, FAILED)
+
+
+def sleep_ms(ms):
+    """asyncio.sleep_ms where it exists (MicroPython), else asyncio.sleep: the
+    bearers' logic is tested on CPython too."""
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    f = getattr(asyncio, "sleep_ms", None)
+    return f(ms) if f else asyncio.sleep(ms / 1000)
+
+
+async def open_ip(bearer, link, host, port, ssl=None, server_hostname=None):
+    """A TCP stream over an IP bearer whose link (network.WLAN or network.LAN)
+    is up: Wi-Fi and Ethernet open theirs the same way (through the default
+    route: these boards have no SO_BINDTODEVICE, docs/bearers.md)."""
+    if bearer.state not in (UP, DEGRADED) or not link.isconnected():
+        raise BearerError("down", "%s is %s" % (bearer.name, bearer.state))
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    if ssl is not None:
+        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname or host)
+    return await asyncio.open_connection(host, port)
+
+
+class BearerError(ValueError):
+    """A bearer could not do what was asked; reason is a short fixed word
+    (for counters and status), the message says the rest."""
+
+    def __init__(self, reason, msg=None):
+        self.reason = reason
+        super().__init__("%s: %s" % (reason, msg) if msg else reason)
+
+
+class Bearer:
+    kind = "none"
+
+    def __init__(self, name, on_change=None):
+        self.name = name
+        self.on_change = on_change
+        self.state = OFF
+        self.reason = None
+        self.changes = 0
+
+    def _set(self, state, reason=None):
+        old = self.state
+        self.state = state
+        self.reason = reason
+        if old != state:
+            self.changes += 1
+            if self.on_change:
+                self.on_change(self, old, state)
+
+    def health(self):
+        if self.state == UP:
+            return "up"
+        if self.state == DEGRADED:
+            return "degraded"
+        return "down"
+
+    def metrics(self):
+        return {"kind": self.kind, "state": self.state, "reason": self.reason, "changes": self.changes}
+
+    async def up(self):
+        raise BearerError("not-supported", "%s cannot be brought up" % self.kind)
+
+    async def down(self):
+        self._set(OFF)
+
+    async def open(self, host, port, ssl=None, server_hostname=None):
+        raise BearerError("not-supported", "%s has no data path on this board" % self.kind)

@@ -1,0 +1,124 @@
+# TLS (MicroPython's `tls`, mbedTLS) over any asyncio-style stream, such as a
+# socket on the modem's own IP stack (hub/bearers/sockets.py), so that the hub
+# verifies the server against its own pinned CA on cellular as on Wi-Fi,
+# instead of trusting a TLS stack in the modem.
+#
+# Why a pipe: mbedTLS wants a socket-like object it can read and write
+# without blocking. _Pipe gives it the bytes received so far (None when there
+# are none, which mbedTLS takes as "want read") and keeps what it writes; the
+# async methods below move those bytes to and from the real stream and call
+# mbedTLS again. The handshake runs inside the first write (or read), driven
+# the same way: MicroPython's tls offers no separate handshake call that
+# works without blocking (and cipher() before it crashes the interpreter).
+# A server the hub cannot verify fails that first call with OSError("TLS: ...")
+# and the modem socket is closed at once, not leaked.
+
+import io
+
+
+class _Pipe(io.IOBase):
+    def __init__(self):
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.inbuf))
+        if not n:
+            return None  # EAGAIN for mbedTLS: we fetch more and call it again
+        buf[:n] = self.inbuf[:n]
+        self.inbuf[:n] = b""
+        return n
+
+    def write(self, buf):
+        self.outbuf.extend(buf)
+        return len(buf)
+
+    def ioctl(self, req, arg):
+        return 0
+
+
+class TlsStream:
+    """read/readexactly/write/drain/close over TLS on `stream`."""
+
+    def __init__(self, stream, ctx, server_hostname):
+        self.s = stream
+        self.p = _Pipe()
+        self.t = ctx.wrap_socket(self.p, server_side=False, do_handshake_on_connect=False,
+                                 server_hostname=server_hostname)
+        self.out = bytearray()
+        self.eof = False
+        self.failed = None
+
+    async def _flush(self):
+        if self.p.outbuf:
+            d = bytes(self.p.outbuf)
+            self.p.outbuf[:] = b""
+            self.s.write(d)
+            await self.s.drain()
+
+    async def _more(self):
+        d = await self.s.read(1024)
+        if not d:
+            self.eof = True
+            return False
+        self.p.inbuf.extend(d)
+        return True
+
+    async def _fail(self, e):
+        self.failed = "TLS: %s" % (str(e).strip() or type(e).__name__)
+        try:
+            await self.s.aclose()
+        except Exception:
+            pass
+        raise OSError(self.failed)
+
+    async def read(self, n=512):
+        while True:
+            if self.failed:
+                raise OSError(self.failed)
+            try:
+                d = self.t.read(n)
+            except Exception as e:  # mbedTLS: a bad certificate, a bad record
+                await self._fail(e)
+            await self._flush()  # alerts, renegotiation, TLS 1.3 tickets
+            if d is not None:
+                return d
+            if self.eof or not await self._more():
+                return b""
+
+    async def readexactly(self, n):
+        out = b""
+        while len(out) < n:
+            d = await self.read(n - len(out))
+            if not d:
+                raise EOFError("TLS stream closed after %d of %d bytes" % (len(out), n))
+            out += d
+        return out
+
+    def write(self, data):
+        self.out.extend(data)
+
+    async def drain(self):
+        while self.out:
+            if self.failed:
+                raise OSError(self.failed)
+            try:
+                n = self.t.write(self.out)
+            except Exception as e:
+                await self._fail(e)
+            await self._flush()
+            if n is None:
+                if not await self._more():
+                    raise OSError("connection closed while sending over TLS")
+                continue
+            self.out[:n] = b""
+
+    def close(self):
+        try:
+            self.t.close()
+        except OSError:
+            pass
+        self.s.close()
+
+    async def wait_closed(self):
+        pass

@@ -1,0 +1,15 @@
+# The millisecond tick counter: MicroPython's own on a board and on the unix
+# port, a monotonic stand-in when the host imports a module under CPython to
+# cross-check it. Differences go through ticks_diff, as on a board, where
+# the counter wraps.
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:
+    import time as _time
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b

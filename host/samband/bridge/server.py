@@ -1,0 +1,759 @@
+"""The host's BLE bridge for the virtual hub (docs/ble.md, "Bridge protocol").
+
+bumble runs in one asyncio event loop: virtual controllers on a LocalLink,
+the hub's central Device on one of them and each emulated device
+(samband.bridge.sim) on its own. The virtual hub reaches the central over TCP on
+127.0.0.1: frames of a 2-byte big-endian length and a deterministic-CBOR
+array. The hub owns the central's bond keys: bumble's key store here is a
+proxy that asks the connected hub ([4, rid, op, ...] -> [5, rid, result]).
+
+From tests:
+
+    bridge = BleBridge()                 # the default set: one of each device kind
+    host, port = bridge.start()          # own loop in a background thread
+    bridge.fault("C0:5A:4B:00:00:01", "drop_link", 10)
+    bridge.call(bridge.sim("glucose").measure(3))
+    bridge.stop()
+
+`samband ble-bridge` runs one until Ctrl-C; with --transport the emulated
+devices go on real controllers (a USB dongle per device) for a physical rig.
+"""
+
+import asyncio
+import json
+import logging
+import struct
+import threading
+
+import cbor2
+
+log = logging.getLogger("samband.bridge.server")
+
+VERSION = 1
+MAX_FRAME = 0xFFFF
+HUB_ADDRESS = "C0:5A:4B:00:00:F0"
+KEYSTORE_TIMEOUT = 5.0
+WRITE_HIGH_WATER = 16384
+REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5
+
+
+class BridgeError(Exception):
+    """A request that failed; the text goes back to the hub in an error frame."""
+
+
+# ----------------------------------------------------------------- conversions
+
+def _addr_from7(a):
+    from bumble import hci
+    if not isinstance(a, bytes) or len(a) != 7 or a[0] > 1:
+        raise BridgeError("bad address %r (7 bytes: type 0/1, then 6 bytes MSB first)" % (a,))
+    t = hci.Address.PUBLIC_DEVICE_ADDRESS if a[0] == 0 else hci.Address.RANDOM_DEVICE_ADDRESS
+    return hci.Address(bytes(reversed(a[1:])), t)
+
+
+def _addr7(address):
+    return bytes([0 if address.is_public else 1]) + bytes(reversed(bytes(address)))
+
+
+def _name_to7(name):
+    from samband.bridge.sim.common import parse_addr
+    return _addr7(parse_addr(name))
+
+
+def _uuid_out(u):
+    """bumble UUID -> protocol UUID: int for 16/32-bit and SIG-based 128-bit, else 16 bytes BE."""
+    from hub import profiles
+    k = profiles.norm(bytes(u.uuid_bytes))
+    if isinstance(k, int):
+        return k
+    return bytes.fromhex(k.replace("-", ""))
+
+
+def keys_to_bytes(keys):
+    """bumble PairingKeys -> the opaque bytes the hub stores (JSON of to_dict)."""
+    return json.dumps(keys.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+
+def keys_from_bytes(b):
+    from bumble.keys import PairingKeys
+    return PairingKeys.from_dict(json.loads(bytes(b).decode()))
+
+
+def _att_text(e):
+    from bumble import att
+    code = getattr(e, "error_code", None)
+    if code is None:
+        return "att error: %s" % e
+    try:
+        name = att.ErrorCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        name = "application error"
+    h = getattr(e, "att_handle", None)
+    msg = getattr(e, "message", None)
+    if not h and msg is not None:
+        h = getattr(msg, "attribute_handle_in_error", None)
+    return "att error 0x%02x %s at handle 0x%04x" % (code, name, h or 0)
+
+
+def frame(msg):
+    body = cbor2.dumps(msg, canonical=True)
+    if len(body) > MAX_FRAME:
+        raise BridgeError("frame of %d bytes is too long" % len(body))
+    return struct.pack(">H", len(body)) + body
+
+
+# ----------------------------------------------------------------- bumble glue
+
+def _keystore_class():
+    from bumble.keys import KeyStore
+
+    class HubKeyStore(KeyStore):
+        """bumble's key store for the hub's central: every call goes to the connected hub."""
+
+        def __init__(self, bridge):
+            self.bridge = bridge
+
+        async def get(self, name):
+            raw = await self.bridge.keystore_request("get", _name_to7(name))
+            if not raw:
+                return None
+            try:
+                return keys_from_bytes(raw)
+            except (ValueError, TypeError, KeyError):
+                log.warning("hub sent unreadable bond keys for %s", name)
+                return None
+
+        async def update(self, name, keys):
+            old = await self.get(name)
+            if old is not None:  # bumble merges updates into what it has (JsonKeyStore does too)
+                d = old.to_dict()
+                d.update(keys.to_dict())
+                keys = keys_from_bytes(json.dumps(d).encode())
+            await self.bridge.keystore_request("set", _name_to7(name), keys_to_bytes(keys))
+
+        async def delete(self, name):
+            await self.bridge.keystore_request("delete", _name_to7(name))
+
+        async def get_all(self):
+            out = []
+            for item in await self.bridge.keystore_request("all") or []:
+                try:
+                    a = _addr_from7(bytes(item[0]))
+                    out.append((str(a), keys_from_bytes(item[1])))
+                except (BridgeError, ValueError, TypeError, KeyError, IndexError):
+                    continue
+            return out
+
+    return HubKeyStore
+
+
+def _client_class():
+    from bumble import att, gatt_client
+
+    class HubGattClient(gatt_client.Client):
+        """The central's GATT client: every notification and indication goes to the hub,
+        whatever it subscribed to (as a board's stack hands every one to its IRQ)."""
+
+        def __init__(self, connection, bridge):
+            super().__init__(connection)
+            self.bridge = bridge
+
+        def on_att_handle_value_notification(self, notification):
+            self.bridge.gatt_event("notify", self.connection, notification.attribute_handle,
+                                   notification.attribute_value)
+
+        def on_att_handle_value_indication(self, indication):
+            # Confirmed only once the event is written to a live hub socket, as a board's
+            # stack confirms once its IRQ handler took the event (docs/ble.md,
+            # "Indications"). With no hub to hand it to, no confirmation: the device
+            # keeps the measurement and indicates it again on the next connection.
+            if self.bridge.gatt_event("indicate", self.connection, indication.attribute_handle,
+                                      indication.attribute_value):
+                self.send_confirmation(att.ATT_Handle_Value_Confirmation())
+            else:
+                self.bridge.stats["unconfirmed"] += 1
+
+    return HubGattClient
+
+
+# ----------------------------------------------------------------- the bridge
+
+class _Hub:
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self.tasks = set()
+        self.closed = False
+        self.hub_id = None
+
+
+class BleBridge:
+    """bumble on a LocalLink (or real controllers), served to one virtual hub at a time."""
+
+    def __init__(self, devices=None, host="127.0.0.1", port=0, transports=None,
+                 hub_address=HUB_ADDRESS, central=True, state=None):
+        from samband.bridge import sim as simpkg
+        specs = simpkg.DEFAULT_SET if devices is None else devices
+        self.sims = [d if hasattr(d, "KIND") else simpkg.make(d) for d in specs]
+        self.host = host
+        self.port = port
+        self.transports = list(transports or [])
+        self.hub_address = hub_address
+        self.with_central = central
+        # a folder where the emulated devices keep their bonds and memory across runs
+        # (Sim.keep_state), as real devices do; None: they start new every time
+        self.state = state
+        self.loop = None
+        self.thread = None
+        self.server = None
+        self.central = None
+        self.link = None
+        self.hub = None
+        self.conns = {}
+        self._rid = 0
+        self._keywait = {}
+        self._connect_lock = None
+        self._scan = None       # (active,) while scanning
+        self._pending_adv = {}
+        self._pair_cfg = {}
+        self._opened = []       # transports to close
+        self._serving = set()
+        self._central_controller = None
+        self.stats = {"requests": 0, "errors": 0, "events": 0, "malformed": 0, "hubs": 0,
+                      "unconfirmed": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, timeout=30):
+        """Run the bridge in a background thread; returns (host, port) of its TCP server."""
+        ready = threading.Event()
+        box = {}
+
+        def main():
+            loop = asyncio.new_event_loop()
+            self.loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                box["addr"] = loop.run_until_complete(self.astart())
+            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+                box["error"] = e
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._ashutdown())
+                loop.close()
+
+        self.thread = threading.Thread(target=main, name="blebridge", daemon=True)
+        self.thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("BLE bridge did not start within %s s" % timeout)
+        if "error" in box:
+            raise box["error"]
+        return box["addr"]
+
+    def stop(self, timeout=10):
+        if self.loop is None or self.thread is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # the loop is gone already
+            pass
+        self.thread.join(timeout)
+        self.thread = None
+
+    def __enter__(self):
+        self.addr = self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def call(self, coro, timeout=60):
+        """Run a coroutine on the bridge's loop (from another thread) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def sim(self, key):
+        """An emulated device by kind ("glucose"), name or address ("C0:5A:4B:00:00:01" or 7 bytes)."""
+        for s in self.sims:
+            if key in (s.KIND, s.name, str(s.address), s.addr):
+                return s
+        if isinstance(key, str):
+            for s in self.sims:
+                if str(s.address).upper() == key.upper():
+                    return s
+        raise KeyError("no emulated device %r" % (key,))
+
+    def fault(self, key, name, *args, timeout=60):
+        """Inject a fault from any thread: fault(addr, "drop_link", 5), "burst", "clock_offset",
+        "battery", "forget_bond", "silent"."""
+        if name not in ("drop_link", "burst", "clock_offset", "battery", "forget_bond", "silent"):
+            raise ValueError("unknown fault %r" % name)
+        return self.call(getattr(self.sim(key), name)(*args), timeout)
+
+    async def astart(self):
+        """Start inside the running loop (the CLI and start() use this)."""
+        from bumble.controller import Controller
+        from bumble.device import Device
+        from bumble.host import Host
+        from bumble.link import LocalLink
+        from bumble.transport.common import AsyncPipeSink
+
+        from samband.bridge.sim.common import parse_addr
+
+        self.loop = asyncio.get_running_loop()
+        self._connect_lock = asyncio.Lock()
+        self.link = LocalLink()
+        if self.with_central:
+            c = Controller("hub", link=self.link)
+            self._central_controller = c
+            self.central = Device(name="samband-hub", address=parse_addr(self.hub_address),
+                                  host=Host(c, AsyncPipeSink(c)))
+            self.central.irk = (bytes(self.central.random_address) * 3)[:16]
+            self.central.keystore = _keystore_class()(self)
+            self.central.pairing_config_factory = self._pairing_config
+            await self.central.power_on()
+            self.central.host.on("advertising_report", self._on_adv_report)
+        for i, s in enumerate(self.sims):
+            spec = self.transports[i] if i < len(self.transports) else None
+            if spec:
+                from bumble.transport import open_transport
+                t = await open_transport(spec)
+                self._opened.append(t)
+                dev = Device.with_hci(s.name, s.address, t.source, t.sink)
+                s.on_link = False
+            else:
+                c = Controller(s.name, link=self.link)
+                dev = Device(name=s.name, address=s.address, host=Host(c, AsyncPipeSink(c)))
+            dev.irk = (bytes(s.address) * 3)[:16]  # distinct per device, stable across runs
+            if self.state is not None:
+                s.keep_state(self.state)
+            await s.attach(dev)
+            await dev.power_on()
+            s.flow = self._flow
+            await s.start()
+        if not self.with_central:
+            return None
+        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        sock = self.server.sockets[0].getsockname()
+        self.port = sock[1]
+        return (sock[0], sock[1])
+
+    async def _ashutdown(self):
+        if self.server is not None:
+            self.server.close()
+        if self.hub is not None:
+            await self._drop_hub(self.hub)
+        if self._serving:
+            await asyncio.wait(list(self._serving), timeout=2)
+        for s in self.sims:
+            await s.close()
+        for t in self._opened:
+            try:
+                await t.close()
+            except Exception:  # noqa: BLE001
+                pass
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _flow(self):
+        """Pacing for the sims' streams: wait while the hub's socket buffer is full."""
+        hub = self.hub
+        if hub is not None and not hub.closed:
+            try:
+                await hub.writer.drain()
+            except (ConnectionError, OSError):
+                pass
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------ socket
+    async def _serve(self, reader, writer):
+        me = asyncio.current_task()
+        self._serving.add(me)
+        try:
+            await self._serve_hub(reader, writer)
+        finally:
+            self._serving.discard(me)
+
+    async def _serve_hub(self, reader, writer):
+        old = self.hub
+        hub = _Hub(reader, writer)
+        try:  # streams (ECG, RACP transfers) wait for the hub once this much is unread
+            writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        except (AttributeError, NotImplementedError):
+            pass
+        self.hub = hub
+        self.stats["hubs"] += 1
+        if old is not None:
+            await self._drop_hub(old)  # one hub at a time: the newest wins
+        try:
+            while True:
+                hdr = await reader.readexactly(2)
+                n = (hdr[0] << 8) | hdr[1]
+                if n == 0:
+                    raise ValueError("empty frame")
+                body = await reader.readexactly(n)
+                try:
+                    msg = cbor2.loads(body)
+                except Exception as e:  # noqa: BLE001 - any CBOR defect is a malformed frame
+                    raise ValueError("bad CBOR: %s" % e) from None
+                if not isinstance(msg, list) or len(msg) < 2 or not isinstance(msg[0], int):
+                    raise ValueError("not a frame array")
+                kind, rid = msg[0], msg[1]
+                if kind == KEYREP:
+                    w = self._keywait.pop(rid, None) if isinstance(rid, int) else None
+                    if w is not None and not w.done():
+                        w.set_result(msg[2] if len(msg) > 2 else None)
+                    continue
+                if not isinstance(rid, int) or isinstance(rid, bool) or rid < 0:
+                    raise ValueError("request id must be a uint")
+                if kind != REQ:
+                    self._send(hub, [ERR, rid, "unknown frame kind %r" % (kind,)])
+                    continue
+                t = asyncio.ensure_future(self._request(hub, rid, msg[2:]))
+                hub.tasks.add(t)
+                t.add_done_callback(hub.tasks.discard)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except ValueError as e:
+            self.stats["malformed"] += 1
+            log.warning("malformed frame from the hub (%s): closing its connection", e)
+        finally:
+            await self._drop_hub(hub)
+
+    async def _drop_hub(self, hub):
+        """The hub went away (or a newer one replaced it): close its socket, cancel its
+        requests, and tear down its BLE links and scan, so the next hub starts clean."""
+        if hub.closed:
+            return
+        hub.closed = True
+        if self.hub is hub:
+            self.hub = None
+        for t in list(hub.tasks):
+            t.cancel()
+        for w in list(self._keywait.values()):
+            if not w.done():
+                w.set_result(None)
+        self._keywait.clear()
+        try:
+            hub.writer.close()
+        except Exception:  # noqa: BLE001
+            pass
+        conns = list(self.conns.values())
+        self.conns.clear()
+        for conn in conns:
+            try:
+                await asyncio.wait_for(conn.disconnect(), 2)
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - gone already
+                pass
+        if self._scan is not None:
+            self._scan = None
+            try:
+                await self.central.stop_scanning()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _send(self, hub, msg):
+        if hub is None or hub.closed or hub.writer.is_closing():
+            return False
+        try:
+            data = frame(msg)
+        except BridgeError as e:
+            if msg[0] in (OK, ERR):
+                data = frame([ERR, msg[1], str(e)])
+            else:
+                log.warning("event dropped: %s", e)
+                return False
+        try:
+            hub.writer.write(data)
+        except (ConnectionError, OSError, RuntimeError):
+            return False
+        return True
+
+    def event(self, *ev):
+        """Send an event to the hub; True if it was written to a live hub socket."""
+        self.stats["events"] += 1
+        return self._send(self.hub, [EVENT] + list(ev))
+
+    async def keystore_request(self, op, *args):
+        """Ask the connected hub's key store; None when no hub answers."""
+        hub = self.hub
+        if hub is None or hub.closed:
+            return None
+        self._rid = (self._rid + 1) & 0x3FFFFFFF
+        rid = self._rid
+        fut = asyncio.get_running_loop().create_future()
+        self._keywait[rid] = fut
+        self._send(hub, [KEYREQ, rid, op] + list(args))
+        try:
+            return await asyncio.wait_for(fut, KEYSTORE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("hub did not answer key-store %s", op)
+            return None
+        finally:
+            self._keywait.pop(rid, None)
+
+    # ------------------------------------------------------------ requests
+    async def _request(self, hub, rid, msg):
+        self.stats["requests"] += 1
+        try:
+            if not msg or not isinstance(msg[0], str):
+                raise BridgeError("request needs an op name")
+            op, args = msg[0], msg[1:]
+            fn = self._OPS.get(op)
+            if fn is None:
+                raise BridgeError("unknown op %r" % (op,))
+            result = await fn(self, hub, *self._args(op, args))
+            self._send(hub, [OK, rid, result])
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            self.stats["errors"] += 1
+            self._send(hub, [ERR, rid, "%s: link lost (disconnected)" % (msg[0] if msg else "?")])
+        except BridgeError as e:
+            self.stats["errors"] += 1
+            self._send(hub, [ERR, rid, str(e)])
+        except Exception as e:  # noqa: BLE001 - never crash on a request
+            self.stats["errors"] += 1
+            from bumble import att
+            if isinstance(e, att.ATT_Error):
+                text = _att_text(e)
+            else:
+                text = "%s: %s" % (type(e).__name__, e)
+            log.info("request %r failed: %s", msg[:1], text)
+            self._send(hub, [ERR, rid, text])
+
+    # op -> argument types (b bytes, i uint, ? bool, a addr7)
+    _SIG = {"hello": "b", "scan": "??", "connect": "ai", "disconnect": "i", "mtu": "ii",
+            "discover": "i", "read": "ii", "write": "iib?", "subscribe": "iii", "pair": "i???",
+            "bond_delete": "a"}
+
+    def _args(self, op, args):
+        sig = self._SIG[op]
+        need = len(sig)
+        if op == "write" and len(args) == 3:
+            args = list(args) + [True]
+        if op == "scan" and len(args) == 1:
+            args = list(args) + [True]
+        if op == "pair" and len(args) == 1:
+            args = list(args) + [True, False, True]
+        if len(args) != need:
+            raise BridgeError("%s takes %d arguments, got %d" % (op, need, len(args)))
+        out = []
+        for t, v in zip(sig, args):
+            if t == "i" and not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF):
+                raise BridgeError("%s: bad argument %r (uint expected)" % (op, v))
+            if t == "?" and not isinstance(v, bool):
+                raise BridgeError("%s: bad argument %r (bool expected)" % (op, v))
+            if t == "b" and not isinstance(v, (bytes, bytearray)):
+                raise BridgeError("%s: bad argument %r (bytes expected)" % (op, v))
+            if t == "a":
+                v = _addr_from7(v)
+            out.append(v)
+        return out
+
+    def _conn(self, h):
+        conn = self.conns.get(h)
+        if conn is None:
+            raise BridgeError("no connection %d (gone)" % h)
+        return conn
+
+    async def op_hello(self, hub, hub_id):
+        hub.hub_id = bytes(hub_id)
+        return {"version": VERSION, "address": _addr7(self.central.random_address)}
+
+    async def op_scan(self, hub, on, active):
+        if self._scan is not None:
+            self._scan = None
+            await self.central.stop_scanning()
+        self._pending_adv.clear()
+        if on:
+            await self.central.start_scanning(active=active, filter_duplicates=False)
+            self._scan = (active,)
+        return None
+
+    def _on_adv_report(self, report):
+        if self._scan is None or self.hub is None:
+            return
+        from bumble.device import Advertisement
+        a = Advertisement.from_advertising_report(report)
+        if a is None:
+            return
+        key = bytes(a.address) + bytes([a.address.address_type])
+        active = self._scan[0]
+        for s in self.sims:
+            if s.on_link and s.address == a.address:
+                # The virtual controller echoes the advertising data as a scan response
+                # whatever the device set: report what a real controller would, the
+                # device's own scan response data (active scanning only).
+                if not a.is_scan_response:
+                    self.event("adv", _addr7(a.address), a.rssi, bytes(a.data_bytes),
+                               s.scan_response() if active else b"")
+                return
+        if not a.is_scan_response:
+            if active and a.is_scannable:
+                self._pending_adv[key] = a.data_bytes
+                return
+            self.event("adv", _addr7(a.address), a.rssi, bytes(a.data_bytes), b"")
+            return
+        if not active:
+            return
+        adv = self._pending_adv.pop(key, None)
+        if adv is None:
+            return
+        self.event("adv", _addr7(a.address), a.rssi, bytes(adv), bytes(a.data_bytes))
+
+    async def op_connect(self, hub, addr, timeout_ms):
+        from bumble import core
+        for h, c in self.conns.items():
+            if c.peer_address == addr or c.peer_resolvable_address == addr:
+                raise BridgeError("already connected to %s (conn %d)" % (addr, h))
+        async with self._connect_lock:
+            try:
+                conn = await asyncio.wait_for(self.central.connect(addr, timeout=None),
+                                              max(timeout_ms, 1) / 1000)
+            except (core.TimeoutError, asyncio.TimeoutError):
+                await self._cancel_connect(addr)
+                raise BridgeError("connect to %s timed out after %d ms" % (addr, timeout_ms)) from None
+            except core.ConnectionError as e:
+                raise BridgeError("connect to %s failed: %s" % (addr, e)) from None
+            except asyncio.CancelledError:  # the hub went away mid-connect
+                asyncio.ensure_future(self._cancel_connect(addr))
+                raise
+        self._setup(conn)
+        return conn.handle
+
+    async def _cancel_connect(self, addr):
+        """Give up a pending connection. bumble's virtual controller acknowledges LE Create
+        Connection Cancel but keeps initiating (a real one ends it with a Connection Complete
+        carrying an error), so the pending initiation is also cleared on the controller."""
+        from bumble import hci
+        try:
+            await self.central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+        except Exception:  # noqa: BLE001 - nothing pending any more
+            pass
+        if self._central_controller is not None:
+            self._central_controller.pending_le_connection = None
+        await asyncio.sleep(0)
+        for conn in list(self.central.connections.values()):
+            if conn.peer_address == addr and conn.handle not in self.conns:
+                try:  # it completed just as we gave up: nobody wants it
+                    await conn.disconnect()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _setup(self, conn):
+        h = conn.handle
+        self.conns[h] = conn
+        conn.gatt_client = _client_class()(conn, self)
+
+        def on_disc(reason):
+            self._pair_cfg.pop(h, None)
+            if self.conns.get(h) is conn:  # (not a link torn down with its hub)
+                del self.conns[h]
+                self.event("disc", h, int(reason))
+
+        conn.on("disconnection", on_disc)
+        conn.on("connection_encryption_change", lambda: self.event("enc", h, bool(conn.is_encrypted)))
+        conn.on("connection_encryption_failure", lambda err: self.event("enc", h, False))
+
+    def gatt_event(self, kind, conn, handle, value):
+        """Hand a notification or indication to the hub; True if written to its socket."""
+        if self.conns.get(conn.handle) is conn:
+            return self.event(kind, conn.handle, handle, bytes(value))
+        return False
+
+    async def op_disconnect(self, hub, h):
+        conn = self._conn(h)
+        await conn.disconnect()
+        return None
+
+    async def op_mtu(self, hub, h, mtu):
+        conn = self._conn(h)
+        if mtu < 23 or mtu > 517:
+            raise BridgeError("mtu %d out of range 23-517" % mtu)
+        return await conn.gatt_client.request_mtu(mtu)
+
+    async def op_discover(self, hub, h):
+        from bumble import gatt
+        client = self._conn(h).gatt_client
+        out = []
+        for s in await client.discover_services():
+            chars = []
+            for c in await client.discover_characteristics([], s):
+                cccd = 0
+                if c.properties & 0x30:
+                    for d in await client.discover_descriptors(c):
+                        if d.type == gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR:
+                            cccd = d.handle
+                chars.append([_uuid_out(c.uuid), c.handle, int(c.properties), cccd])
+            out.append([_uuid_out(s.uuid), s.handle, s.end_group_handle, chars])
+        return out
+
+    async def op_read(self, hub, h, handle):
+        return bytes(await self._conn(h).gatt_client.read_value(handle))
+
+    async def op_write(self, hub, h, handle, data, response):
+        await self._conn(h).gatt_client.write_value(handle, bytes(data), with_response=response)
+        return None
+
+    async def op_subscribe(self, hub, h, cccd, mode):
+        if mode not in (0, 1, 2):
+            raise BridgeError("subscribe mode must be 0, 1 or 2, not %d" % mode)
+        await self._conn(h).gatt_client.write_value(cccd, bytes([mode, 0]), with_response=True)
+        return None
+
+    def _pairing_config(self, conn):
+        from bumble.pairing import PairingConfig, PairingDelegate
+        bond, mitm, lesc = self._pair_cfg.get(conn.handle, (True, False, True))
+        return PairingConfig(sc=lesc, mitm=mitm, bonding=bond,
+                             delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
+
+    def _status(self, conn, bonded, lesc):
+        return {"encrypted": bool(conn.is_encrypted), "bonded": bool(bonded), "lesc": bool(lesc),
+                "key_size": int(conn.encryption_key_size or (16 if conn.is_encrypted else 0))}
+
+    async def op_pair(self, hub, h, bond, mitm, lesc):
+        from bumble import core, hci
+        conn = self._conn(h)
+        keys = await self.central.keystore.get(str(conn.peer_address))
+        if keys is not None and (keys.ltk is not None or keys.ltk_central is not None):
+            if conn.is_encrypted:
+                return self._status(conn, True, keys.ltk is not None)
+            try:
+                await self.central.encrypt(conn)
+            except hci.HCI_Error as e:
+                raise BridgeError("encryption with the stored bond failed: %s (0x%02x)"
+                                  % (hci.HCI_Constant.error_name(e.error_code), e.error_code)) from None
+            except core.ProtocolError as e:
+                raise BridgeError("encryption with the stored bond failed: %s" % e) from None
+            if not conn.is_encrypted:
+                raise BridgeError("encryption with the stored bond failed")
+            return self._status(conn, True, keys.ltk is not None)
+        if conn.is_encrypted and conn.authenticated:
+            return self._status(conn, False, conn.sc)
+        self._pair_cfg[h] = (bond, mitm, lesc)
+        try:
+            await self.central.pair(conn)
+        except core.ProtocolError as e:
+            raise BridgeError("pairing failed: %s" % (getattr(e, "error_name", None) or e)) from None
+        stored = False
+        if bond:
+            stored = await self.central.keystore.get(str(conn.peer_address)) is not None
+        return self._status(conn, stored, conn.sc)
+
+    async def op_bond_delete(self, hub, addr):
+        # The keys live in the hub (which deletes its copy itself); forget any cached
+        # pairing state for the address here.
+        for h, c in self.conns.items():
+            if c.peer_address == addr:
+                self.central.smp_manager.sessions.pop(h, None)
+        return None
+
+    _OPS = {"hello": op_hello, "scan": op_scan, "connect": op_connect, "disconnect": op_disconnect,
+            "mtu": op_mtu, "discover": op_discover, "read": op_read, "write": op_write,
+            "subscribe": op_subscribe, "pair": op_pair, "bond_delete": op_bond_delete}

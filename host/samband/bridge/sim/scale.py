@@ -1,0 +1,45 @@
+"""Emulated weight scale (WSS, reference section 8): Weight Measurement
+0x2A9D indicated (stored ones when the collector subscribes, measure() for a
+new one), Weight Scale Feature 0x2A9E (time stamp supported, 0.005 kg)."""
+
+from bumble import gatt
+
+from hub import profiles
+from hub.profiles import timefmt
+from samband.bridge.sim.common import INDICATE, READ, Sim, StoredIndications, uuid_of
+
+
+class WeightScale(Sim):
+    KIND = "scale"
+    NAME = "Samband Scale"
+    MODEL = "WS-70"
+    ADV_UUIDS = (0x181D,)
+
+    def __init__(self, address, stored=2, **kw):
+        super().__init__(address, **kw)
+        self._stored = int(stored)
+        self.i = 0
+
+    def payload(self, when=None):
+        self.i += 1
+        return profiles.encode(0x2A9D, {"flags": 0x02, "weight": 14000 + 20 * (self.i % 10),
+                                        "time": timefmt.civil(self.now() if when is None else when)[:6]})
+
+    def services(self):
+        self.meas_char = self.char(0x2A9D, INDICATE)
+        feat = self.char(0x2A9E, READ, profiles.encode(0x2A9E, {"features": 0x01 | (7 << 3)}))
+        self.store = StoredIndications(self, self.meas_char)
+        for k in range(self._stored):
+            self.store.items.append(self.payload(self.now() - 86400 * (self._stored - k)))
+        return [gatt.Service(uuid_of(0x181D), [self.meas_char, feat])]
+
+    def on_subscribe(self, conn, ch, notify, indicate):
+        if ch is self.meas_char and indicate:
+            self.store.kick()
+
+    async def measure(self):
+        self.store.add(self.payload())
+
+    async def burst_one(self, i):
+        self.store.add(self.payload())
+        return True

@@ -1,0 +1,50 @@
+"""Emulated health thermometer (HTS, reference section 7): Temperature
+Measurement 0x2A1C indicated (stored ones when the collector subscribes,
+measure() for a new one, preceded by Intermediate Temperatures 0x2A1E),
+Temperature Type 0x2A1D (mouth), Measurement Interval 0x2A21 (0: none)."""
+
+from bumble import gatt
+
+from hub import profiles
+from hub.profiles import timefmt
+from samband.bridge.sim.common import INDICATE, NOTIFY, READ, Sim, StoredIndications, uuid_of
+
+
+class Thermometer(Sim):
+    KIND = "thermo"
+    NAME = "Samband Thermo"
+    MODEL = "HT-1"
+    ADV_UUIDS = (0x1809,)
+
+    def __init__(self, address, stored=1, **kw):
+        super().__init__(address, **kw)
+        self._stored = int(stored)
+        self.i = 0
+
+    def payload(self, when=None, inter=False):
+        self.i += 1
+        f = {"flags": 0x06, "temp": (3670 + self.i % 30, -2),
+             "time": timefmt.civil(self.now() if when is None else when)[:6], "type": 6}
+        return profiles.encode(0x2A1E if inter else 0x2A1C, f)
+
+    def services(self):
+        self.meas_char = self.char(0x2A1C, INDICATE)
+        ttype = self.char(0x2A1D, READ, profiles.encode(0x2A1D, {"type": 6}))
+        self.inter_char = self.char(0x2A1E, NOTIFY)
+        interval = self.char(0x2A21, READ, profiles.encode(0x2A21, {"interval": 0}))
+        self.store = StoredIndications(self, self.meas_char)
+        for k in range(self._stored):
+            self.store.items.append(self.payload(self.now() - 900 * (self._stored - k)))
+        return [gatt.Service(uuid_of(0x1809), [self.meas_char, ttype, self.inter_char, interval])]
+
+    def on_subscribe(self, conn, ch, notify, indicate):
+        if ch is self.meas_char and indicate:
+            self.store.kick()
+
+    async def measure(self):
+        for _ in range(3):
+            await self.notify(self.inter_char, self.payload(inter=True))
+        self.store.add(self.payload())
+
+    async def burst_one(self, i):
+        return await self.notify(self.inter_char, self.payload(inter=True))

@@ -1,0 +1,5 @@
+import sys
+
+from samband.cli import main
+
+sys.exit(main())

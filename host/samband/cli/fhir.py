@@ -1,0 +1,94 @@
+"""`samband fhir`: stored readings as HL7 PHD IG transaction bundles, to stdout, to
+files, or POSTed to a FHIR server (receiver/fhir.py builds them)."""
+
+import re
+import sys
+import time
+from pathlib import Path
+
+from samband.errors import SambandError
+from samband.paths import default_db
+
+_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_when(text, now_ms):
+    """A time for --since/--until as ms since 1970 UTC: '10m', '2h', '1d', '30s' (that
+    long ago), a whole number (ms since 1970), or an ISO date/time ('2026-12-01',
+    '2026-12-01T10:00:00Z'; without a zone: UTC). SambandError when it is none of these."""
+    t = text.strip()
+    m = re.fullmatch(r"(\d+)\s*([smhd])", t)
+    if m:
+        return now_ms - int(m.group(1)) * _UNITS[m.group(2)]
+    if re.fullmatch(r"\d+", t):
+        return int(t)
+    from datetime import datetime, timezone
+    try:
+        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise SambandError(f"time {text!r}: want a duration like 10m, 2h, 1d, ms since 1970, "
+                           f"or an ISO date like 2026-12-01T10:00:00Z") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return int(d.timestamp() * 1000)
+
+
+def cmd_fhir(args):
+    from samband.receiver import fhir
+    from samband.receiver.store import StoreError, device_infos, open_store
+    now = int(time.time() * 1000)
+    since = parse_when(args.since, now) if args.since else None
+    until = parse_when(args.until, now) if args.until else None
+    patient = fhir.parse_patient(args.patient) if args.patient else None
+    db = args.db or default_db()
+    try:
+        store = open_store(db, create=False)
+    except StoreError as e:
+        raise SambandError(f"{e}: give --db the database `samband receive` or `make run` writes") from None
+    try:
+        rows = store.readings(args.hub, args.device, None, since, until)
+        infos = device_infos(store, args.hub, args.device)
+    finally:
+        store.close()
+    ex = fhir.export(rows, infos, patient=patient, test=args.test, max_observations=args.max_observations)
+    made = there = 0
+    if args.post:
+        from samband.receiver.fhir_post import created_counts, post_bundle
+        auth = _authorization(args.authorization_file) if args.authorization_file else None
+        for i, b in enumerate(ex.bundles):
+            try:
+                m, t = created_counts(post_bundle(args.post, b, tries=args.tries, authorization=auth))
+            except fhir.FhirError as e:
+                raise SambandError(f"bundle {i + 1} of {len(ex.bundles)}: {e}; {i} posted before it "
+                                   f"({made} resources created); posting again is safe: nothing is created twice"
+                                   ) from None
+            made, there = made + m, there + t
+    if args.out and args.out != "-":
+        out = Path(args.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for i, b in enumerate(ex.bundles):
+                (out / f"bundle-{i + 1:04d}.json").write_text(fhir.to_json(b) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise SambandError(f"--out {out}: {e.strerror}") from None
+    elif not args.post or args.out == "-":
+        for b in ex.bundles:
+            sys.stdout.write(fhir.to_json(b) + "\n")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(ex.skipped.items()))
+    summary = (f"samband fhir: {len(rows)} readings -> {len(ex.bundles)} bundles, {ex.observations} observations"
+               + (f" ({ex.derived} of them glucose sample locations)" if ex.derived else "")
+               + (f"; posted: {made} created, {there} already there" if args.post else "")
+               + (f"; left out: {skipped}" if skipped else ""))
+    print(summary, file=sys.stderr)
+
+
+def _authorization(path):
+    """The Authorization header value from a file ('Bearer <token>' or 'Basic <base64>'):
+    never on the command line, where other users see it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise SambandError(f"--authorization-file {path}: {e.strerror}") from None
+    if not text or "\n" in text or " " not in text:
+        raise SambandError(f"--authorization-file {path}: want one line like 'Bearer <token>' or 'Basic <base64>'")
+    return text

@@ -1,0 +1,99 @@
+"""`samband receive` and `samband readings`: the receiver service and queries of what it stored."""
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from samband.errors import SambandError
+from samband.paths import default_db
+
+
+def _print_reading(hub_hex, seq, r):
+    from hub import reading as rd
+    from samband.reading_text import PRIORITIES, describe
+    n = rd.to_named(r)
+    prio = PRIORITIES.get(n.get("prio"))
+    print(f"{time.strftime('%H:%M:%S')} hub {hub_hex} #{seq:<6} {n.get('dev', '?')} {describe(n)}"
+          + (f"  {prio}" if prio else ""), flush=True)
+
+
+def cmd_receive(args):
+    from samband.device.depot import Depot
+    from samband.receiver.ingest import Ingest, Receiver
+    from samband.receiver.store import open_store
+    if args.ca is not None:
+        _readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
+    password = args.password
+    if args.password_file:
+        password = _readable(args.password_file, "--password-file", "the MQTT password").strip()
+    depot = Depot(args.depot, create=False)
+    db = args.db or default_db()
+    store = open_store(db)
+    ing = Ingest(depot.opener(), store, None if args.quiet else _print_reading)
+    rx = Receiver(ing, args.host, args.port, args.ca, args.user, password, args.group)
+    try:
+        rx.start()
+    except OSError as e:
+        store.close()
+        raise SambandError(f"cannot reach the MQTT broker at {args.host}:{args.port}: {e.strerror or e}; "
+                           f"is it running, and are --host/--port right?") from None
+    print(f"samband receive: {args.host}:{args.port}, database {db}", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rx.stop()
+        store.close()
+
+
+def _readable(path, option, what):
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise SambandError(f"{option} {path}: {e.strerror}; give the file holding {what}") from None
+
+
+def cmd_readings(args):
+    from samband.receiver.store import StoreError, open_store
+    db = args.db or default_db()
+    try:
+        store = open_store(db, create=False)
+    except StoreError as e:
+        hint = ("`make run` or `samband receive` writes the default database; give --db the one to read"
+                if args.db is None else "give --db the database `samband receive` writes")
+        raise SambandError(f"{e}: {hint}") from None
+    try:
+        _show_readings(store, args)
+    finally:
+        store.close()
+
+
+def _show_readings(store, args):
+    if args.status:
+        json.dump(store.hubs(), sys.stdout, indent=1)
+        print()
+        return
+    rows = store.readings(args.hub, args.device, args.type, args.since, args.until, args.limit)
+    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "table":
+        from samband.reading_text import table
+        if not rows:
+            print("no readings" + (" match" if any((args.hub, args.device, args.type, args.since, args.until))
+                                   else " stored yet"), file=sys.stderr)
+            return
+        for line in table(rows):
+            print(line)
+    elif fmt == "json":
+        json.dump(rows, sys.stdout, indent=None)
+        print()
+    else:
+        keys = ["hub", "seq", "dev", "mdc", "val", "exp", "unit", "dts", "hts", "prio", "rec", "epoch", "received"]
+        w = csv.writer(sys.stdout)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([json.dumps(r[k]) if isinstance(r.get(k), (list, dict)) else r.get(k, "") for k in keys])
+

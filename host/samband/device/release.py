@@ -1,0 +1,99 @@
+"""`samband release`: build a signed release for hubs of one board (docs/ota.md).
+
+The format is the hub's (firmware/hub/release.py, imported here so that
+the host writes exactly what the hub reads): a CBOR manifest naming the
+image by size and SHA-512, its Ed25519 signature by the depot's release
+key, then the image. An "app" release carries the hub package as the
+ROMFS image of `samband firmware` (build/<board>.romfs); a "firmware"
+release carries a whole MicroPython image for an ESP32's OTA partition.
+The signing key never leaves the depot and is never printed."""
+
+import os
+import time
+from pathlib import Path
+
+import nacl.bindings as nb
+
+from hub import cbor
+from hub import release as fmt
+from samband.errors import SambandError
+from samband.paths import BUILD
+
+
+def manifest(board, kind, version, min_version, image, when):
+    """The manifest's CBOR bytes (deterministic encoding) for an image."""
+    return cbor.dumps({"v": version, "min": min_version, "board": board, "kind": kind, "size": len(image),
+                       "sha512": nb.crypto_hash_sha512(image), "time": int(when)})
+
+
+def assemble(manifest_bytes, image, seed):
+    """The release bytes: header, manifest, signature (by the 32-byte seed), image."""
+    if not 0 < len(manifest_bytes) <= fmt.MAX_MANIFEST:
+        raise SambandError(f"manifest of {len(manifest_bytes)} bytes is outside 1..{fmt.MAX_MANIFEST}")
+    _, sk = nb.crypto_sign_seed_keypair(seed)
+    sig = nb.crypto_sign(fmt.DOMAIN + manifest_bytes, sk)[:64]
+    n = len(manifest_bytes)
+    return fmt.MAGIC + bytes((n >> 8, n & 0xFF)) + manifest_bytes + sig + image
+
+
+def check_versions(version, min_version):
+    """Both versions well-formed and min_version <= version, else a one-line SambandError."""
+    for flag, v in (("--version", version), ("--min-version", min_version)):
+        try:
+            fmt.parse_version(v)
+        except fmt.ReleaseError as e:
+            raise SambandError(f"{flag}: {e}") from None
+    if fmt.parse_version(min_version) > fmt.parse_version(version):
+        raise SambandError(f"--min-version {min_version} is newer than --version {version}: "
+                           f"no hub could ever take this release")
+
+
+def image_for(board, kind, image_path=None, progress=None):
+    """The bytes to release: the board's ROMFS app image (built now), or a firmware file."""
+    from samband.device import build, images
+    if kind == "app":
+        if image_path is not None:
+            raise SambandError("--image is for --kind firmware; an app release is built from firmware/")
+        build.build(board["name"], progress=progress)
+        return build.romfs_path(board["name"]).read_bytes()
+    if kind != "firmware":
+        raise SambandError(f"--kind {kind!r}: want one of {', '.join(fmt.KINDS)}")
+    if board["port"] != "esp32":
+        raise SambandError(f"board {board['name']} has no firmware OTA partitions (only ESP32 boards do); "
+                           f"release --kind app instead")
+    if image_path is None:
+        raise SambandError("--kind firmware needs --image FILE (the MicroPython .app-bin for the board)")
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError as e:
+        raise SambandError(f"--image {image_path}: {e.strerror}") from None
+    info = images.esp_image(data)
+    if info["chip"] != board["mcu"]:
+        raise SambandError(f"--image {image_path} is for an {info['chip']}, board {board['name']} is an {board['mcu']}")
+    return data
+
+
+def default_out(board_name, kind, version):
+    return BUILD / "releases" / f"{board_name}-{kind}-{version}.sbr"
+
+
+def make(board_name, version, min_version="0.0.0", kind="app", image_path=None, out=None, depot=None,
+         when=None, progress=None):
+    """Build, sign and write a release; returns (path, parsed manifest, release public key)."""
+    from samband.device import boards
+    from samband.device.depot import Depot
+    board = boards.load(board_name)
+    check_versions(version, min_version)
+    d = depot if isinstance(depot, Depot) else Depot(depot)
+    seed = d.release_key()  # before the build: a key problem fails at once
+    image = image_for(board, kind, image_path, progress)
+    if when is None:
+        when = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
+    data = assemble(manifest(board_name, kind, version, min_version, image, when), image, seed)
+    out = Path(out) if out else default_out(board_name, kind, version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    m, _, _ = fmt.split_header(data)
+    return out, fmt.parse_manifest(m), nb.crypto_sign_seed_keypair(seed)[0]

@@ -1,0 +1,592 @@
+"""A cellular modem on a pseudo-terminal, speaking the bytes of a SIMCom
+SIM7080G or a Quectel BG96, for the hub's AT engine to meet in tests.
+
+Why a simulator and not a recording: the faults that matter (no SIM, PIN,
+denied, roaming, a search that takes a minute, a reboot in the middle of a
+bring-up, line noise) must be reproducible on demand, and the hub must meet
+them through a real tty with real byte timing, as it would a UART.
+
+What it reproduces, byte for byte:
+* echo (ATE1 after power-on: the command and its CR come back first), replies
+  framed as CR LF <line> CR LF, final OK / ERROR / +CME ERROR in the format
+  AT+CMEE chose (0: ERROR, 1: numeric, 2: verbose);
+* URCs at their own times, and the ones that fall due while a command is
+  being answered written between its echo and its reply, as real modems do
+  (research note: "+CEREG arrived inside the ATE0 response");
+* the boot banner after a reboot (SIM7080G: RDY, +CFUN: 1, +CPIN: ..., SMS Ready;
+  BG96: RDY, +CFUN: 1, +CPIN: ..., +QUSIM: 1, +QIND: SMS DONE, APP RDY), after
+  which echo is on and AT+CMEE and AT+CEREG are back to 0;
+* the vendor data-context commands (SIM7080G AT+CNCFG/AT+CNACT with the
+  +APP PDP URC; BG96 AT+QICSGP/AT+QIACT), power-off, ATD*99# -> CONNECT with
+  a loopback data mode left by '+++' between guard times;
+* the modems' own TCP sockets (SIM7080G AT+CAOPEN/CASEND/CARECV/CACLOSE with
+  +CADATAIND and +CASTATE; BG96 AT+QIOPEN/QISEND/QIRD/QICLOSE with +QIOPEN and
+  +QIURC), carrying real TCP from the host.
+"""
+
+import os
+import pty
+import random
+import select
+import socket
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+
+VTIME, VMIN = 5, 6
+
+CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
+            11: "SIM PIN required", 12: "SIM PUK required", 13: "SIM failure", 16: "incorrect password",
+            30: "no network service", 100: "unknown"}
+
+DIALECTS = {
+    "sim7080g": {"boot": ["RDY", "+CFUN: 1", "+CPIN: {cpin}", "SMS Ready"], "act": 7},
+    "bg96": {"boot": ["RDY", "+CFUN: 1", "+CPIN: {cpin}", "+QUSIM: 1", "+QIND: SMS DONE", "APP RDY"],
+             "act": 8},
+}
+
+
+def _args(s):
+    """'0,1,"apn","u","p",3' -> ['0', '1', 'apn', 'u', 'p', '3'] (the simulator's own
+    parser: it must not share a bug with the hub's atparse)."""
+    out, cur, quoted = [], "", False
+    for ch in s:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return out
+
+
+@dataclass
+class Scenario:
+    """What the simulated modem and its network do. Times are seconds after
+    the radio starts searching (power-on with a ready SIM, or PIN entry),
+    multiplied by `scale` so that a 60 s search can run in a test in 1.2 s."""
+    dialect: str = "sim7080g"
+    sim: str = "ready"  # "ready", "absent", "pin", "puk"
+    pin: str = "1234"
+    registration: list = field(default_factory=lambda: [(0.05, 2), (0.3, 1)])  # (at s, stat)
+    scale: float = 1.0
+    operator: str = "Telia N"
+    act: int = None  # None: the dialect's Cat-M number
+    rssi: int = 18  # +CSQ index: -113 + 2*18 = -77 dBm
+    rsrq: int = 20  # +CESQ index: 20/2 - 19.5 = -9.5 dB
+    rsrp: int = 45  # +CESQ index: 45 - 140 = -95 dBm
+    tac: str = "1A2B"
+    ci: str = "01A2D101"
+    apn: str = None  # None: any APN works; else only this one activates a context
+    user: str = None  # with apn: the credentials the network wants (PAP/CHAP)
+    password: str = None
+    ip: str = "10.64.1.9"
+    reboot_on: str = None  # a command (prefix) that makes the modem reboot instead of answering (once)
+    reboot_after: tuple = None  # (command prefix, s): reboot s seconds after answering it (once)
+    garbage: bool = False  # noise before every reply: bytes out of ASCII and a junk line
+    chunked: bool = False  # replies written a few bytes at a time
+    urc_in_replies: bool = False  # a +CGEV URC inside every reply (between its lines and its final
+    # result), and a +CEREG URC just before every AT+CEREG? reply (the same prefix as the reply)
+    guard_s: float = 1.0  # '+++' escape guard time (S12)
+    corrupt: dict = None  # {command: information line} answered instead of the right one, then OK
+    silent: bool = False  # a modem that is off: reads everything, says nothing
+    in_data_call: bool = False  # still in a data call (ATD*99#) when the hub starts talking to it
+
+
+class ModemSim:
+    """The modem on a pty: start() it, give `path` to the hub, stop() it.
+    `commands` lists every command line received; `rx`/`tx` count bytes."""
+
+    def __init__(self, scenario=None):
+        self.sc = scenario or Scenario()
+        self.dialect = DIALECTS[self.sc.dialect]
+        self.master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self.commands = []
+        self.rx = 0
+        self.tx = 0
+        self.reboots = 0
+        self.events = []  # (time, what) for assertions: "reboot", "pdp up", ...
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._requests = []
+        self._stop = False
+        self._thread = None
+        self._rand = random.Random(7)
+        self._reboot_on = self.sc.reboot_on
+        self._reboot_after = self.sc.reboot_after
+        self._power_on(banner=False)
+        if self.sc.in_data_call:
+            self.data_mode = True
+            self._last_data = time.monotonic()
+            self._escape_at = None
+
+    # ------------------------------------------------------------ state
+
+    def _power_on(self, banner):
+        self.echo = True
+        self.cmee = 0
+        self.cereg_n = 0
+        self.stat = 0
+        self.sim_ready = self.sc.sim == "ready"
+        self.radio_t0 = time.monotonic() if self.sim_ready else None
+        self.pdp_apn = None
+        self.pdp_creds = None
+        self.pdp_active = False
+        self.data_mode = False
+        self.off = self.sc.silent
+        self.line = bytearray()
+        self.timers = []  # (due, line) URCs waiting for their time
+        for sk in getattr(self, "socks", {}).values():
+            sk["s"].close()
+        self.socks = {}  # cid -> {"s": socket, "buf": bytearray, "ind": bool, "open": bool}
+        self._collect = None  # (cid, n, bytearray, final): send data after a '> ' prompt
+        if banner:
+            cpin = {"ready": "READY", "absent": "NOT INSERTED", "pin": "SIM PIN", "puk": "SIM PUK"}[self.sc.sim]
+            for ln in self.dialect["boot"]:
+                self._urc(ln.format(cpin=cpin))
+
+    def _cpin_state(self):
+        if self.sc.sim == "absent":
+            return None
+        if self.sim_ready:
+            return "READY"
+        return "SIM PIN" if self.sc.sim == "pin" else "SIM PUK"
+
+    def _registration(self):
+        """Advance the scripted registration; URCs for every change."""
+        if self.radio_t0 is None:
+            return
+        now = time.monotonic() - self.radio_t0
+        stat = 0
+        for at, s in self.sc.registration:
+            if now >= at * self.sc.scale:
+                stat = s
+        if stat != self.stat:
+            self.stat = stat
+            if self.cereg_n:
+                self._urc("+CEREG: " + self._cereg_fields())
+
+    def _cereg_fields(self):
+        if self.cereg_n >= 2 and self.stat in (1, 5):
+            return '%d,"%s","%s",%d' % (self.stat, self.sc.tac, self.sc.ci, self._act())
+        return str(self.stat)
+
+    def _act(self):
+        return self.dialect["act"] if self.sc.act is None else self.sc.act
+
+    def _next_due(self):
+        """Seconds until the next scripted event, or None."""
+        dues = [d for d, _ in self.timers]
+        if self.radio_t0 is not None:
+            for at, _ in self.sc.registration:
+                t = self.radio_t0 + at * self.sc.scale
+                if t > time.monotonic():
+                    dues.append(t)
+        if not dues:
+            return None
+        return max(0.0, min(dues) - time.monotonic())
+
+    # ------------------------------------------------------------ output
+
+    def _write(self, data):
+        if self.sc.chunked:
+            i = 0
+            while i < len(data):
+                n = self._rand.randint(1, 7)
+                os.write(self.master, data[i:i + n])
+                i += n
+                time.sleep(0.0005)
+        else:
+            os.write(self.master, data)
+        self.tx += len(data)
+
+    def _urc(self, line):
+        self._write(b"\r\n" + line.encode() + b"\r\n")
+
+    def _flush_timers(self):
+        now = time.monotonic()
+        due = [t for t in self.timers if t[0] <= now]
+        self.timers = [t for t in self.timers if t[0] > now]
+        for _, ln in due:
+            if ln is None:
+                self.reboot()
+                return
+            self._urc(ln)
+        self._registration()
+
+    def _later(self, seconds, line):
+        self.timers.append((time.monotonic() + seconds, line))
+
+    def _reply(self, lines=(), final="OK"):
+        out = b""
+        if self.sc.garbage:
+            out += bytes([0x00, 0xFF, 0x80, 0x1B]) + b"\r\n~#%&junk\r\n"
+        for ln in lines:
+            out += b"\r\n" + ln.encode() + b"\r\n"
+        if self.sc.urc_in_replies:
+            out += b"\r\n+CGEV: ME PDN ACT 1\r\n"
+        if final:
+            out += b"\r\n" + final.encode() + b"\r\n"
+        self._write(out)
+
+    def _error(self, code):
+        if self.cmee == 1:
+            self._reply(final="+CME ERROR: %d" % code)
+        elif self.cmee == 2:
+            self._reply(final="+CME ERROR: %s" % CME_TEXT.get(code, "unknown"))
+        else:
+            self._reply(final="ERROR")
+
+    # ------------------------------------------------------------ input
+
+    def _feed(self, data):
+        if self.off:
+            return
+        if self.data_mode:
+            self._data(data)
+            return
+        if self._collect is not None:
+            cid, n, got, final = self._collect
+            take = n - len(got)
+            got += data[:take]
+            data = data[take:]
+            if len(got) < n:
+                return
+            self._collect = None
+            sk = self.socks.get(cid)
+            try:
+                sk["s"].sendall(bytes(got))
+                self._reply(final=final)
+            except (OSError, TypeError):
+                self._reply(final="ERROR" if final == "OK" else "SEND FAIL")
+        for b in data:
+            if b in (13, 10):
+                if b == 13 or self.line:
+                    line = self.line.decode("latin-1")
+                    self.line = bytearray()
+                    if self.echo:
+                        self._write(line.encode("latin-1") + b"\r")
+                    if line.strip():
+                        self._command(line.strip())
+                continue
+            self.line.append(b)
+
+    def _data(self, data):
+        now = time.monotonic()
+        if data == b"+++" and now - self._last_data >= self.sc.guard_s * 0.9:
+            self._escape_at = now
+            return
+        self._escape_at = None
+        self._last_data = now
+        self._write(data)  # loopback: the "network" echoes what it is sent
+
+    def _command(self, cmd):
+        self.commands.append(cmd)
+        self.events.append((time.monotonic(), cmd))
+        self._flush_timers()  # URCs that fell due land between the echo and the reply
+        if self._reboot_on and cmd.startswith(self._reboot_on):
+            self._reboot_on = None
+            self.reboot()
+            return None
+        if self._reboot_after and cmd.startswith(self._reboot_after[0]):
+            self._later(self._reboot_after[1], None)  # None: reboot, not a URC
+            self._reboot_after = None
+        if self.sc.corrupt and cmd in self.sc.corrupt:
+            return self._reply([self.sc.corrupt[cmd]])
+        u = cmd.upper()
+        if u == "AT":
+            return self._reply()
+        if u in ("ATE0", "ATE1"):
+            self.echo = u == "ATE1"
+            return self._reply()
+        if u.startswith("AT+CMEE="):
+            self.cmee = int(u[8:] or 0)
+            return self._reply()
+        if u == "AT+CPIN?":
+            st = self._cpin_state()
+            if st is None:
+                return self._error(10)
+            return self._reply(["+CPIN: " + st])
+        if u.startswith("AT+CPIN="):
+            return self._pin(cmd[8:].strip('"'))
+        if u.startswith("AT+CEREG="):
+            self.cereg_n = int(u[9:])
+            return self._reply()
+        if u == "AT+CEREG?":
+            self._registration()
+            if self.sc.urc_in_replies and self.cereg_n:  # the URC of the same prefix, just before the reply
+                self._urc("+CEREG: " + self._cereg_fields())
+            return self._reply(["+CEREG: %d,%s" % (self.cereg_n, self._cereg_fields())])
+        if u.startswith("AT+CGDCONT="):
+            return self._reply()
+        if u == "AT+COPS?":
+            if self.stat in (1, 5):
+                return self._reply(['+COPS: 0,0,"%s",%d' % (self.sc.operator, self._act())])
+            return self._reply(["+COPS: 0"])
+        if u == "AT+CSQ":
+            return self._reply(["+CSQ: %d,99" % (self.sc.rssi if self.stat in (1, 5) else 99)])
+        if u == "AT+CESQ" and self.sc.dialect == "bg96":
+            return self._reply(["+CESQ: 99,99,255,255,%d,%d" % (self.sc.rsrq, self.sc.rsrp)])
+        if u.startswith("ATD*99"):
+            if self.stat not in (1, 5):
+                return self._reply(final="NO CARRIER")
+            self.data_mode = True
+            self._last_data = time.monotonic()
+            self._escape_at = None
+            return self._reply(final="CONNECT 150000000")
+        if u == "ATO":
+            self.data_mode = True
+            self._last_data = time.monotonic()
+            self._escape_at = None
+            return self._reply(final="CONNECT 150000000")
+        if self.sc.dialect == "sim7080g":
+            return self._sim7080g(cmd, u)
+        return self._bg96(cmd, u)
+
+    def _pin(self, pin):
+        if self.sc.sim != "pin" or self.sim_ready:
+            return self._error(3)
+        if pin != self.sc.pin:
+            return self._error(16)
+        self.sim_ready = True
+        self.radio_t0 = time.monotonic()
+        self._reply()
+        self._urc("+CPIN: READY")
+
+    def _pdp_allowed(self):
+        if self.stat not in (1, 5):
+            return False
+        if self.sc.apn is not None and self.pdp_apn != self.sc.apn:
+            return False
+        if self.sc.user is not None and self.pdp_creds != (self.sc.user, self.sc.password):
+            return False
+        return True
+
+    def _sim7080g(self, cmd, u):
+        if u.startswith("AT+CAOPEN="):
+            a = _args(cmd[10:])
+            cid = int(a[0])
+            ok = self.pdp_active and self._connect(cid, a[3], int(a[4]))
+            return self._reply(["+CAOPEN: %d,%d" % (cid, 0 if ok else 1)])
+        if u.startswith("AT+CASEND="):
+            return self._prompt(cmd[10:], "OK")
+        if u.startswith("AT+CARECV="):
+            cid, n = (int(x) for x in cmd[10:].split(","))
+            data = self._take(cid, n)
+            if data is None:
+                return self._error(3)
+            if not data:
+                return self._reply(["+CARECV: 0"])
+            return self._write(b"\r\n+CARECV: %d," % len(data) + data + b"\r\n\r\nOK\r\n")
+        if u.startswith("AT+CACLOSE="):
+            return self._close(int(cmd[11:]))
+        if u.startswith("AT+CNCFG="):
+            a = _args(cmd[9:])
+            self.pdp_apn = a[2] if len(a) > 2 else None
+            self.pdp_creds = (a[3], a[4]) if len(a) > 4 else None
+            return self._reply()
+        if u == "AT+CNACT=0,1":
+            self._reply()
+            if self._pdp_allowed():
+                self.pdp_active = True
+                self._later(0.05, "+APP PDP: 0,ACTIVE")
+            else:
+                self._later(0.05, "+APP PDP: 0,DEACTIVE")
+            return None
+        if u == "AT+CNACT=0,0":
+            self.pdp_active = False
+            self._reply()
+            self._later(0.02, "+APP PDP: 0,DEACTIVE")
+            return None
+        if u == "AT+CNACT?":
+            ip = self.sc.ip if self.pdp_active else "0.0.0.0"
+            return self._reply(['+CNACT: 0,%d,"%s"' % (self.pdp_active, ip), '+CNACT: 1,0,"0.0.0.0"'])
+        if u == "AT+CPOWD=1":
+            self._write(b"\r\nNORMAL POWER DOWN\r\n")
+            self.off = True
+            return None
+        return self._reply(final="ERROR")
+
+    def _bg96(self, cmd, u):
+        if u.startswith("AT+QIOPEN="):
+            a = _args(cmd[10:])
+            cid = int(a[1])
+            ok = self.pdp_active and self._connect(cid, a[3], int(a[4]))
+            self._reply()
+            self._later(0.02, "+QIOPEN: %d,%d" % (cid, 0 if ok else 565))
+            return None
+        if u.startswith("AT+QISEND="):
+            return self._prompt(cmd[10:], "SEND OK")
+        if u.startswith("AT+QIRD="):
+            cid, n = (int(x) for x in cmd[8:].split(","))
+            data = self._take(cid, n)
+            if data is None:
+                return self._reply(final="ERROR")
+            if not data:
+                return self._reply(["+QIRD: 0"])
+            return self._write(b"\r\n+QIRD: %d\r\n" % len(data) + data + b"\r\n\r\nOK\r\n")
+        if u.startswith("AT+QICLOSE="):
+            return self._close(int(cmd[11:]))
+        if u.startswith("AT+QICSGP="):
+            a = _args(cmd[10:])
+            self.pdp_apn = a[2] if len(a) > 2 else None
+            self.pdp_creds = (a[3], a[4]) if len(a) > 4 and a[3] else None
+            return self._reply()
+        if u == "AT+QIACT=1":
+            if not self._pdp_allowed():
+                return self._error(30) if self.stat not in (1, 5) else self._reply(final="ERROR")
+            self.pdp_active = True
+            return self._reply()
+        if u == "AT+QIACT?":
+            lines = ['+QIACT: 1,1,1,"%s"' % self.sc.ip] if self.pdp_active else []
+            return self._reply(lines)
+        if u == "AT+QIDEACT=1":
+            self.pdp_active = False
+            return self._reply()
+        if u == "AT+QPOWD=1":
+            self._reply()
+            self._write(b"\r\nPOWERED DOWN\r\n")
+            self.off = True
+            return None
+        return self._reply(final="ERROR")
+
+    # ------------------------------------------------------------ sockets (real TCP on the host)
+
+    def _connect(self, cid, host, port):
+        if cid in self.socks:
+            return False
+        try:
+            sk = socket.create_connection((host, port), timeout=5)
+        except OSError:
+            return False
+        sk.setblocking(False)
+        self.socks[cid] = {"s": sk, "buf": bytearray(), "ind": False, "open": True}
+        self.events.append((time.monotonic(), "open %d" % cid))
+        return True
+
+    def _prompt(self, argstr, final):
+        cid, n = (int(x) for x in argstr.split(","))
+        sk = self.socks.get(cid)
+        if sk is None or not sk["open"] or not 0 < n <= 1460:
+            return self._reply(final="ERROR")
+        self._write(b"\r\n> ")
+        self._collect = (cid, n, bytearray(), final)
+        return None
+
+    def _take(self, cid, n):
+        sk = self.socks.get(cid)
+        if sk is None:
+            return None
+        data = bytes(sk["buf"][:n])
+        del sk["buf"][:n]
+        if not sk["buf"]:
+            sk["ind"] = False
+        return data
+
+    def _close(self, cid):
+        sk = self.socks.pop(cid, None)
+        if sk is not None:
+            sk["s"].close()
+        return self._reply()
+
+    def _sock_urc(self, cid, what):
+        if self.sc.dialect == "sim7080g":
+            self._urc("+CADATAIND: %d" % cid if what == "data" else "+CASTATE: %d,0" % cid)
+        else:
+            self._urc('+QIURC: "%s",%d' % ("recv" if what == "data" else "closed", cid))
+
+    def _sock_readable(self, cid):
+        sk = self.socks[cid]
+        try:
+            data = sk["s"].recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            sk["open"] = False
+            self._sock_urc(cid, "closed")
+            return
+        sk["buf"] += data
+        if not sk["ind"]:
+            sk["ind"] = True
+            self._sock_urc(cid, "data")
+
+    # ------------------------------------------------------------ running
+
+    def reboot(self):
+        """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            with self._lock:
+                self._requests.append("reboot")
+            os.write(self._wake_w, b"!")
+            return
+        self.reboots += 1
+        self.events.append((time.monotonic(), "reboot"))
+        time.sleep(0.05)  # a real module is silent for a while; any half line is lost
+        self._power_on(banner=True)
+
+    def _loop(self):
+        while not self._stop:
+            due = self._next_due()
+            timeout = 0.5 if due is None else min(0.5, due)
+            if self.data_mode and self._escape_at is not None:
+                timeout = min(timeout, max(0.0, self._escape_at + self.sc.guard_s - time.monotonic()))
+            open_socks = {sk["s"]: cid for cid, sk in self.socks.items() if sk["open"]}
+            try:
+                r, _, _ = select.select([self.master, self._wake_r] + list(open_socks), [], [], timeout)
+            except (OSError, ValueError):
+                return
+            for sk in r:
+                if sk in open_socks and open_socks[sk] in self.socks:
+                    self._sock_readable(open_socks[sk])
+            if self._wake_r in r:
+                os.read(self._wake_r, 64)
+                with self._lock:
+                    reqs, self._requests = self._requests, []
+                for q in reqs:
+                    if q == "reboot":
+                        self.reboot()
+            if self.master in r:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:
+                    return  # the hub side closed
+                self.rx += len(data)
+                self._feed(data)
+            if self.data_mode and self._escape_at is not None and \
+                    time.monotonic() - self._escape_at >= self.sc.guard_s:
+                self.data_mode = False
+                self._escape_at = None
+                self._reply()
+            if not self.off:
+                self._flush_timers()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._loop, name="modem-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop = True
+        os.write(self._wake_w, b"!")
+        if self._thread is not None:
+            self._thread.join(5)
+        for sk in self.socks.values():
+            sk["s"].close()
+        for fd in (self.master, self._slave, self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,93 @@
+"""A reading on the host, typed: the firmware's Reading model (`hub.reading`,
+a CBOR map with small integer keys, docs/reading.md) as a frozen dataclass,
+so that host code says `r.mdc` and `r.hts` instead of `r[2]` and `r.get(8)`.
+
+The firmware's module stays the one definition of the fields and their
+rules: `Reading.from_map` validates with `hub.reading.validate` and maps
+the keys through `hub.reading.NAMES`; nothing here renumbers or re-checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub import reading as R
+
+Number = int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    seq: int
+    dev: bytes
+    mdc: int
+    val: Number | tuple[Number, ...]
+    mono: tuple[int, int]
+    exp: int = 0
+    unit: str | None = None
+    dts: int | None = None
+    tzo: int | None = None
+    hts: int | None = None
+    rec: int | None = None
+    flags: int | None = None
+    prio: int = R.PRIO_ROUTINE
+    comp: tuple[int, ...] | None = None
+    info: str | None = None
+    period: int | None = None
+    ctx: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_map(cls, m: dict[int, Any]) -> Reading:
+        """From a decoded reading map (hub.reading keys); raises hub.reading.ReadingError."""
+        R.validate(m)
+        kw = {R.NAMES[k]: v for k, v in m.items()}
+        if isinstance(kw["val"], list):
+            kw["val"] = tuple(kw["val"])
+        kw["mono"] = tuple(kw["mono"])
+        if "comp" in kw:
+            kw["comp"] = tuple(kw["comp"])
+        return cls(**kw)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> Reading:
+        return cls.from_map(R.decode(data))
+
+    def to_map(self) -> dict[int, Any]:
+        """The firmware's map form (absent optional fields left out), as the hub encodes it."""
+        m: dict[int, Any] = {R.SEQ: self.seq, R.DEV: self.dev, R.MDC: self.mdc,
+                             R.VAL: list(self.val) if isinstance(self.val, tuple) else self.val,
+                             R.MONO: list(self.mono)}
+        if self.exp:
+            m[R.EXP] = self.exp
+        if self.prio != R.PRIO_ROUTINE:
+            m[R.PRIO] = self.prio
+        for name in ("unit", "dts", "tzo", "hts", "rec", "flags", "info", "period"):
+            v = getattr(self, name)
+            if v is not None:
+                m[R.KEYS[name]] = v
+        if self.comp is not None:
+            m[R.COMP] = list(self.comp)
+        if self.ctx:
+            m[R.CTX] = dict(self.ctx)
+        return m
+
+    @property
+    def addr(self) -> str:
+        """The device address as printed everywhere ("C0:5A:4B:00:00:01", "/r" when random)."""
+        return R.to_named({R.DEV: self.dev})["dev"]
+
+    @property
+    def is_alarm(self) -> bool:
+        return self.prio == R.PRIO_ALARM
+
+    @property
+    def is_telemetry(self) -> bool:
+        return self.prio == R.PRIO_TELEMETRY
+
+    def value(self, i: int | None = None) -> Number:
+        """The value (item i of a compound or run) with its exponent applied."""
+        return R.value({R.VAL: self.val, R.EXP: self.exp}, i)
+
+    def named(self) -> dict[str, Any]:
+        """Field names instead of keys, for JSON and logs (hub.reading.to_named)."""
+        return R.to_named(self.to_map())

@@ -1,0 +1,227 @@
+"""A Mosquitto broker for the uplink: certificates, config, ACL, process.
+
+`Broker(folder).start()` writes into `folder` a CA and a server certificate
+(the `cryptography` package), a password file (mosquitto_passwd), a
+pattern ACL under which a hub (username = its id in hex) may publish only
+to samband/<id>/up and samband/<id>/status and read only samband/<id>/ack,
+and a config with one TLS listener on a free port (plus, optionally, a
+plain listener on localhost), then runs /usr/sbin/mosquitto on it. No
+system service is involved. Receivers log in as `receiver*` users, which
+may read every hub's up/status topics (shared subscriptions) and write
+every hub's ack topic.
+"""
+
+import datetime
+import ipaddress
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from samband.errors import SambandError
+
+MOSQUITTO = os.environ.get("SAMBAND_MOSQUITTO", "/usr/sbin/mosquitto")
+RECEIVER_USER = "receiver"
+
+
+class BrokerError(SambandError):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certs(folder, hostname="localhost"):
+    """ca.pem, ca.der, server.pem, server.key in folder (EC P-256, 10 years)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    later = now + datetime.timedelta(days=3650)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Samband test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(later)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName(hostname), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(later)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "ca.der").write_bytes(ca.public_bytes(serialization.Encoding.DER))
+    (folder / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp = folder / "server.key"
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    os.chmod(kp, 0o600)
+
+
+ACL = """\
+# hubs: username = hub id in hex; only their own topics
+pattern write samband/%u/up
+pattern write samband/%u/status
+pattern read samband/%u/ack
+
+# receivers (split the load through $share/receivers/...)
+user {receiver}
+topic read samband/+/up
+topic read samband/+/status
+topic write samband/+/ack
+"""
+
+
+class Broker:
+    """A Mosquitto process with TLS and per-hub ACLs; start()/stop() or a context manager."""
+
+    def __init__(self, folder, port=None, plain_port=None, users=None, hostname="localhost"):
+        self.folder = Path(folder)
+        self.port = port
+        self.plain_port = plain_port
+        self.hostname = hostname
+        self.users = dict(users or {})  # username -> password
+        self.proc = None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if RECEIVER_USER not in self.users:
+            pw = self.folder / "receiver.password"
+            if not pw.exists():
+                pw.write_text(secrets.token_hex(16))
+                os.chmod(pw, 0o600)
+            self.users[RECEIVER_USER] = pw.read_text().strip()
+
+    @property
+    def ca_pem(self):
+        return self.folder / "ca.pem"
+
+    @property
+    def ca_der(self):
+        return self.folder / "ca.der"
+
+    def add_hub(self, hub_hex, password=None):
+        """A hub's login; returns its password. Takes effect at the next start()."""
+        self.users[hub_hex] = password or secrets.token_hex(16)
+        return self.users[hub_hex]
+
+    def _write(self):
+        f = self.folder
+        if not (f / "server.pem").exists():
+            make_certs(f, self.hostname)
+        if shutil.which("mosquitto_passwd") is None:
+            raise BrokerError("mosquitto_passwd is missing: apt-get install mosquitto")
+        pwfile = f / "passwd"
+        pwfile.write_text("")
+        os.chmod(pwfile, 0o600)
+        for user, pw in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True,
+                           capture_output=True)
+        (f / "acl").write_text(ACL.format(receiver=RECEIVER_USER))
+        if self.port is None:
+            self.port = free_port()
+        lines = [
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"password_file {pwfile}",
+            f"acl_file {f / 'acl'}",
+            "persistence true",
+            f"persistence_location {f}/",
+            "autosave_interval 1",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            # In-flight (QoS 1 sent, PUBACK not yet back) per client. The
+            # receiver PUBACKs every batch once it is settled or parked in its
+            # retry queue, so slots free as fast as it works; 64 lets the
+            # broker keep it busy (at most 64 x 64 KiB waiting in its queue)
+            # and, should a receiver ever stop acknowledging, stops sending
+            # to it long before its memory grows. Mosquitto's default is 20.
+            "max_inflight_messages 64",
+            # Beyond the in-flight window a client's messages wait in the
+            # broker (persisted): a receiver that is down or slow for a while
+            # finds the hubs' batches there instead of the hubs resending.
+            "max_queued_messages 100000",
+            "",
+            f"listener {self.port} 127.0.0.1",
+            f"certfile {f / 'server.pem'}",
+            f"keyfile {f / 'server.key'}",
+            f"cafile {f / 'ca.pem'}",
+            "tls_version tlsv1.2",
+        ]
+        if os.geteuid() == 0:
+            import pwd
+            lines.insert(0, "user " + pwd.getpwuid(0).pw_name)  # as root mosquitto would drop to 'mosquitto'
+        if self.plain_port:
+            lines += ["", f"listener {self.plain_port} 127.0.0.1"]
+        (f / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout=10):
+        if not Path(MOSQUITTO).exists():
+            raise BrokerError(f"{MOSQUITTO} is missing: apt-get install mosquitto")
+        chosen = self.port is None
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except BrokerError:
+                # a free port we picked may have been taken before mosquitto bound it
+                if not chosen or attempt == 2 or "in use" not in self.log_tail(300):
+                    raise
+                self.port = None
+
+    def _start(self, timeout):
+        self._write()
+        log = open(self.folder / "mosquitto.log", "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")],
+                                     stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise BrokerError("mosquitto exited at start: " + self.log_tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError("mosquitto did not listen within %ss" % timeout)
+
+    def log_tail(self, n=2000):
+        p = self.folder / "mosquitto.log"
+        return p.read_text(errors="replace")[-n:] if p.exists() else ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,263 @@
+"""Broker, receiver and virtual hubs wired together: for tests, the benchmark and the demo.
+
+    with UplinkRig(folder) as rig:
+        hub = rig.add_hub("00005a4d00c7", main=Path(".../uplink_main.py"), config={...})
+        rig.start()            # broker, receiver, hubs
+        rig.wait(lambda: rig.store.count() >= 100)
+
+Keys are made here as a depot would (samband.receiver.opener.Authority): one receiver
+key, one hub key per hub. Hubs log in with their id in hex and a password
+that is written into their uplink config; the broker's ACL confines them to
+their own topics.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from samband.device import build
+from samband.receiver.ingest import Ingest, Receiver
+from samband.receiver.opener import Authority, Opener
+from samband.receiver.store import open_store
+from samband.rig.broker import RECEIVER_USER, Broker
+from samband.vhub import Flash, VirtualHub, deploy
+
+RECEIVER_KID = 7
+
+
+class RigHub:
+    def __init__(self, rig, uid, flash, password, hub):
+        self.rig = rig
+        self.uid = uid
+        self.flash = flash
+        self.password = password
+        self.vhub = hub
+
+    def _read(self, path):
+        """A file of the hub's flash, running or not (a snapshot: vhub/flash.py); None if absent."""
+        try:
+            return self.vhub.snapshot().read(path)
+        except FileNotFoundError:
+            return None
+
+    def state(self):
+        try:
+            return json.loads(self._read("/uplink.state") or b"")
+        except ValueError:
+            return {}
+
+    def appended(self):
+        """{seq: (prio, n)} from the hub's append log (lines a power cut cut short are skipped)."""
+        out = {}
+        log = self._read("/uplink.log")
+        if log is None:
+            return out
+        for line in log.decode(errors="replace").split("\n")[:-1]:
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "A":
+                try:
+                    out[int(parts[1])] = (int(parts[2]), int(parts[3]))
+                except ValueError:
+                    pass
+        return out
+
+
+class UplinkRig:
+    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(self.folder / "broker")
+        self.authority = Authority()
+        from nacl import bindings as nb
+        self.rpk, self.rsk = nb.crypto_box_keypair()
+        self.hubs = {}
+        self.heap = heap
+        self.firmware = firmware
+        self.db = db or str(self.folder / "receiver.db")
+        self.store = None
+        self.receivers = []
+        self.on_reading = on_reading
+
+    def opener(self):
+        return Opener({RECEIVER_KID: self.rsk}, {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
+
+    def add_hub(self, uid, main, config=None, uplink=None):
+        flash = self.folder / ("hub-" + uid)
+        tree = self.firmware or build.build("vhub")
+        deploy(tree, flash)
+        hub_pk, files = self.authority.provision(bytes.fromhex(uid), [(RECEIVER_KID, self.rpk)])
+        files = {"/" + rel: data for rel, data in files.items()}
+        files["/main.py"] = Path(main).read_bytes()
+        password = self.broker.add_hub(uid)
+        cfg = dict(config or {})
+        files["/keys/mqtt.password"] = password.encode()
+        up = {"host": "localhost", "port": 0, "ca": "/keys/ca.der", "password_file": "/keys/mqtt.password",
+              "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000, "status_ms": 500}
+        up.update(uplink or {})
+        cfg["uplink"] = up
+        files["/uplink.json"] = json.dumps(cfg).encode()
+        Flash(flash).write_files(files)
+        vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False)
+        h = RigHub(self, uid, flash, password, vh)
+        h.public = hub_pk
+        self.hubs[uid] = h
+        return h
+
+    def _finish_hub_config(self):
+        for h in self.hubs.values():
+            f = Flash(h.flash)
+            cfg = json.loads(f.read("/uplink.json"))
+            cfg["uplink"]["port"] = self.broker.port
+            f.write_files({"/keys/ca.der": Path(self.broker.ca_der).read_bytes(),
+                           "/uplink.json": json.dumps(cfg).encode()})
+
+    def start_broker(self):
+        self.broker.start()
+        self._finish_hub_config()
+
+    def start_receiver(self, group="receivers"):
+        if self.store is None:
+            self.store = open_store(self.db)
+        ing = Ingest(self.opener(), open_store(self.db), self.on_reading)
+        rx = Receiver(ing, "localhost", self.broker.port, self.broker.ca_pem, RECEIVER_USER,
+                      self.broker.users[RECEIVER_USER], group)
+        rx.start()
+        self.receivers.append(rx)
+        return rx
+
+    def stop_receiver(self, rx):
+        rx.stop()
+        rx.ingest.store.close()
+        self.receivers.remove(rx)
+
+    def start(self, receivers=1):
+        self.start_broker()
+        for _ in range(receivers):
+            self.start_receiver()
+        for h in self.hubs.values():
+            h.vhub.start()
+        return self
+
+    def stop(self):
+        for h in self.hubs.values():
+            try:
+                h.vhub.stop()
+            except Exception:
+                pass
+        for rx in list(self.receivers):
+            self.stop_receiver(rx)
+        self.broker.stop()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait(self, cond, timeout=60, what="condition"):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out waiting for {what}; " + self.describe())
+            time.sleep(0.05)
+
+    def describe(self):
+        parts = []
+        for u, h in self.hubs.items():
+            parts.append(f"hub {u} state {h.state()}")
+        if self.store is not None:
+            parts.append(f"rows {self.store.count()}")
+        for rx in self.receivers:
+            parts.append(f"receiver {dict(rx.ingest.counters)}")
+        parts.append("broker log: " + self.broker.log_tail(600))
+        return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- demo (for make run)
+
+DEMO_DEVICE = "11:22:33:44:55:66"  # the emulated meter of tests/data/uplink_main.py, on every demo hub
+
+
+def explain(hubs):
+    """The receiver's per-hub counters (Store.hubs()) in words: what arrived, what was new,
+    and why the rest was not stored again."""
+    lines = []
+    shared = False
+    for st in hubs:
+        got = st["stored"] + st["duplicates"]
+        refetched = st.get("refetched") or 0
+        resent = st["duplicates"] - refetched
+        parts = [f"hub {st['hub']}: {got} readings arrived, {st['stored']} stored as new"]
+        if refetched:
+            shared = True
+            parts.append(f"{refetched} {'was a meter record' if refetched == 1 else 'were meter records'} already "
+                         f"stored through another hub (kept once)")
+        if resent:
+            parts.append(f"{resent} came again in re-sent batches (an ack lost or late) and "
+                         f"{'was' if resent == 1 else 'were'} recognised by (hub, seq), not stored twice")
+        parts.append(f"{st['backlog'] if st['backlog'] is not None else '?'} still on the hub")
+        rej = st.get("rejected") or {}
+        parts.append("rejected: " + (", ".join(f"{k} {v}" for k, v in sorted(rej.items())) if rej else "none"))
+        lines.append("; ".join(parts))
+    if shared:
+        lines.append(f"every demo hub reads the same emulated meter ({DEMO_DEVICE}, records numbered 0, 1, ...), "
+                     f"as a home hub and an ambulance hub may read one patient's meter: the receiver stores each "
+                     f"meter record once, from whichever hub brought it first")
+    return lines
+
+
+def demo(seconds=None, hubs=2, folder=None, out=print):
+    """Broker (embedded config, no system service), receiver and virtual hubs that
+    append sealed readings (every second, an alarm now and then): each reading is
+    printed as the receiver commits it, decrypted, with its latency; at the end,
+    what the receiver's counters mean."""
+    import tempfile
+
+    from hub import reading as rd
+    from samband.paths import REPO
+    from samband.reading_text import describe
+    main = REPO / "tests" / "data" / "uplink_main.py"
+
+    def on_reading(hub, seq, r):
+        lat = time.time() * 1000 - r[rd.HTS] if rd.HTS in r else float("nan")
+        tag = "ALARM " if r.get(rd.PRIO) == rd.PRIO_ALARM else ""
+        n = rd.to_named(r)
+        out(f"{time.strftime('%H:%M:%S')}  hub {hub}  #{seq:<5} {tag}{describe(n)}  record {n.get('rec', '-')}"
+            f"  device {n['dev']}  ({lat:.0f} ms after the hub stored it)")
+
+    tmp = None
+    if folder is None:
+        tmp = tempfile.TemporaryDirectory(prefix="samband-uplink-")
+        folder = tmp.name
+    rig = UplinkRig(folder, on_reading=on_reading)
+    summary = []
+    try:
+        for i in range(hubs):
+            rig.add_hub("00005a4d%04x" % (0xd0 + i), main,
+                        {"total": 10 ** 9, "alarm_every": 13 + i, "interval_ms": 1000 + 250 * i})
+        rig.start()
+        out(f"broker: mosquitto on localhost:{rig.broker.port} (TLS, per-hub ACLs), config in {rig.broker.folder}")
+        out(f"receiver: database {rig.db}; {hubs} virtual hub(s) appending readings of one emulated meter; "
+            f"Ctrl-C stops")
+        end = None if seconds is None else time.monotonic() + seconds
+        next_status = time.monotonic() + 10
+        try:
+            while end is None or time.monotonic() < end:
+                time.sleep(0.2)
+                if time.monotonic() >= next_status:
+                    next_status += 10
+                    for line in explain(rig.store.hubs())[:hubs]:
+                        out("-- " + line)
+        except KeyboardInterrupt:
+            pass
+        summary = explain(rig.store.hubs())
+    finally:
+        rig.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    out("summary:")
+    for line in summary:
+        out("  " + line)

@@ -1,0 +1,128 @@
+"""Cellular bearer figures (docs/bearers.md): the real AT engine and bring-up
+(hub/bearers) on the unix port, 100 KB heap, against the modem simulator on
+a pty, for each vendor profile:
+
+* heap taken by importing the bearer (engine, framer, cellular) and held
+  once the link is up (with its profile), imported from the flash folder and
+  run in place from the ROMFS image;
+* bytes on the line for one bring-up, hub -> modem and modem -> hub;
+* time from the first AT to the data context, with a network that
+  registers at once (the engine's own overhead over a real tty);
+* heap once an MQTT session runs over TLS (on the hub) over a modem socket,
+  and the bytes on the modem's line for one subscribe + one QoS 1 publish of
+  23 bytes + the receiver's reply, against a real Mosquitto;
+* bytes on the line per payload byte through the modem's own TCP socket
+  (AT+CASEND/CARECV, AT+QISEND/QIRD framing, prompts and data URCs), each way,
+  for 1 KB echoed back by a host server.
+"""
+
+import json
+import os
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+from benchlib import FW_TESTS, figure, run_mpy
+
+from samband.device import build
+from samband.modem.sim import ModemSim, Scenario
+
+
+def echo_server():
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            got = b""
+            while not got.endswith(b"bye"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                got += d
+                conn.sendall(d)
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def bring_up(dialect, action="up", romfs=None, **cfg):
+    cfg.setdefault("apn", "internet")
+    heap = "100k"
+    if romfs:  # the image is read into the heap first (no flash to map it from): the limit grows by it
+        os.environ["SAMBAND_MODEM_ROMFS"] = str(romfs)
+        heap = str(100 * 1024 + romfs.stat().st_size + 1024)
+    try:
+        with ModemSim(Scenario(dialect=dialect, registration=[(0, 1)])) as sim:
+            out = run_mpy([str(FW_TESTS / "modem_check.py"), sim.path, dialect, json.dumps(cfg), action],
+                          heap=heap)
+    finally:
+        os.environ.pop("SAMBAND_MODEM_ROMFS", None)
+    r = json.loads(out.strip().splitlines()[-1])
+    r["commands"] = len(sim.commands)
+    if r["outcomes"] != ["up"]:
+        raise RuntimeError(f"{dialect} bring-up failed: {r}")
+    return r
+
+
+def mqtt_tls(dialect, tmp):
+    import paho.mqtt.client as paho
+
+    from samband.rig.broker import RECEIVER_USER, Broker, free_port
+
+    hub = "00005a4d00c7"
+    broker = Broker(tmp, plain_port=free_port())
+    pw = broker.add_hub(hub)
+    with broker:
+        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="receiver-bench")
+        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
+        subscribed = threading.Event()
+        rx.on_subscribe = lambda *a: subscribed.set()
+        rx.on_message = lambda c, u, m: c.publish("samband/%s/ack" % hub, b"ack", qos=1)
+        rx.connect("127.0.0.1", broker.plain_port)
+        rx.subscribe("samband/+/up", qos=1)
+        rx.loop_start()
+        try:
+            subscribed.wait(30)
+            r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
+                         server_hostname="localhost")
+        finally:
+            rx.loop_stop()
+            rx.disconnect()
+    if not r["extra"].get("acks"):
+        raise RuntimeError(f"MQTT over the modem failed: {r}")
+    return r
+
+
+def main():
+    for dialect in ("sim7080g", "bg96"):
+        runs = [bring_up(dialect) for _ in range(5)]
+        r = runs[0]
+        m = r["metrics"]
+        figure(f"{dialect} heap, bearer imported", r["heap_import"], "B")
+        figure(f"{dialect} heap, bearer up", r["heap_up"], "B")
+        figure(f"{dialect} bytes per bring-up, hub -> modem", m["at_tx"], "B")
+        figure(f"{dialect} bytes per bring-up, modem -> hub", m["at_rx"], "B")
+        figure(f"{dialect} commands per bring-up", r["commands"])
+        figure(f"{dialect} first AT to data context, best of 5", min(x["metrics"]["connect_ms"] for x in runs), "ms")
+        rom = bring_up(dialect, romfs=build.romfs_path("vhub"))
+        figure(f"{dialect} heap, bearer imported, hub package run in place from ROMFS", rom["heap_import"], "B")
+        figure(f"{dialect} heap, bearer up, from ROMFS", rom["heap_up"], "B")
+        with tempfile.TemporaryDirectory() as tmp:
+            q = mqtt_tls(dialect, Path(tmp))
+        figure(f"{dialect} heap, MQTT session over TLS over a modem socket", q["extra"]["heap_session"], "B")
+        tx, rx = q["extra"]["line"]
+        figure(f"{dialect} line bytes, subscribe + QoS 1 publish of 23 B + reply, TLS, hub -> modem", tx, "B")
+        figure(f"{dialect} line bytes, the same, modem -> hub", rx, "B")
+        t = bring_up(dialect, "tcp", port=echo_server())
+        e, mt = t["extra"], t["metrics"]
+        figure(f"{dialect} socket: line bytes per payload byte, hub -> modem",
+               (mt["at_tx"] - m["at_tx"]) / e["tx"])
+        figure(f"{dialect} socket: line bytes per payload byte, modem -> hub",
+               (mt["at_rx"] - m["at_rx"]) / e["rx"])
+
+
+if __name__ == "__main__":
+    main()

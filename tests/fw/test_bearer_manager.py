@@ -1,0 +1,113 @@
+# The bearer manager's choices (hub/bearers/manager.py) on both runtimes,
+# with stand-in sessions: routine on the cheapest healthy bearer, alarms on
+# every healthy one, hysteresis in both directions, a telemetry value for
+# every state change, and what a dropped session gives back to the uplink.
+from fwtest import raises
+from hub.bearers import DEGRADED, STATES, UP, Bearer, BearerError
+from hub.bearers import manager as mgr
+
+
+class FakeClient:
+    def __init__(self):
+        self.connected = True
+        self.is_alive = True
+
+    def alive(self):
+        return self.is_alive
+
+    def close(self):
+        self.connected = False
+
+
+def setup(n=2, **cfg):
+    tel = []
+    bs = [Bearer("b%d" % i) for i in range(n)]
+    for b in bs:
+        b._set(UP)
+    released = []
+    m = mgr.Manager(bs, lambda b: FakeClient(), "samband/x/ack", cfg,
+                    on_release=lambda seqs, stream: released.append((seqs, stream)),
+                    telemetry=lambda mdc, val: tel.append((mdc, val)))
+    for link in m.links:
+        link.ready = True
+    return m, tel, released
+
+
+def test_no_bearer_is_refused():
+    raises(BearerError, mgr.Manager, [], None, "t")
+
+
+def test_routine_on_the_cheapest_healthy_alarms_on_every_healthy():
+    m, tel, _ = setup(3)
+    a, b, c = m.links
+    assert m.routine_link() is a
+    assert m.alarm_links() == [a, b, c]
+    a.client.is_alive = False               # silent: not live, whatever its state says
+    assert m.routine_link() is b and m.alarm_links() == [b, c]
+    a.client.is_alive = True
+    b.b._set(DEGRADED)                      # degraded: routine and alarms avoid it while others are healthy
+    assert m.routine_link() is a and m.alarm_links() == [a, c]
+    a.ready = c.ready = False
+    assert m.routine_link() is b and m.alarm_links() == [b]  # a degraded but live bearer beats none
+    b.ready = False
+    assert m.routine_link() is None and m.alarm_links() == [] and not m.any_live()
+    assert m.offer(b"x", [1], 0, True) == 0 and m.offer(b"x", [2], 0, False) == 0
+
+
+def test_offer_queues_alarms_on_all_and_routine_only_on_an_idle_bearer():
+    m, tel, released = setup(2)
+    a, b = m.links
+    assert m.offer(b"alarm", [7], 1, True) == 2
+    assert a.outbox[0][:3] == (b"alarm", [7], 1) and b.outbox[0][:3] == (b"alarm", [7], 1)
+    assert not m.routine_ready() and m.offer(b"r", [8], 0, False) == 0  # a still holds the alarm
+    for _ in range(mgr.OUTBOX - 1):
+        m.offer(b"alarm", [9], 1, True)
+    assert m.offer(b"alarm", [10], 1, True) == 0   # both full: not taken, the uplink keeps it
+    a.busy = a.outbox.pop(0)
+    m._release(a)                                  # a's session ended before it sent them
+    assert [r[0] for r in released] == [[7], [9], [9], [9]] and not a.outbox and not a.ready
+
+
+def test_hysteresis_and_telemetry():
+    m, tel, _ = setup(2, degrade_after=2, recover_after=3)
+    a = m.links[0]
+    m.failure(a, "x")
+    assert a.b.state == UP                         # one failure is not enough
+    m.success(a)
+    m.failure(a, "x")
+    assert a.b.state == UP                         # a success in between starts the count again
+    m.failure(a, "x")
+    assert a.b.state == DEGRADED and a.b.reason == "traffic"
+    assert tel == [(mgr.MDC_HUB_BEARER_STATE, 0 * 16 + STATES.index(DEGRADED))]
+    m.success(a)
+    m.success(a)
+    m.failure(a, "x")
+    m.success(a)
+    m.success(a)
+    assert a.b.state == DEGRADED                   # two in a row, then a failure: still degraded
+    m.success(a)
+    assert a.b.state == UP
+    assert tel[-1] == (mgr.MDC_HUB_BEARER_STATE, STATES.index(UP))
+    assert mgr.state_code(1, DEGRADED) == 16 + 5
+    st = m.stats()
+    assert [s["name"] for s in st] == ["b0", "b1"] and st[0]["state"] == "up" and st[0]["live"]
+
+
+def test_port_builds_the_provisioned_bearers_in_order():
+    from hub.ports.unix import Port
+    p = Port({"name": "vhub", "port": "unix", "pins": {}})
+    assert p.bearers({}) == [] and p.bearers(None) == []
+    bs = p.bearers({"bearers": [{"kind": "hostnet", "name": "a", "port": 1883, "keepalive": 5},
+                                {"kind": "hostnet", "port": 1884}]})
+    assert [(b.kind, b.name, b.port, b.keepalive) for b in bs] == [("hostnet", "a", 1883, 5),
+                                                                  ("hostnet", "hostnet1", 1884, None)]
+    e = raises(BearerError, p.bearers, {"bearers": [{"kind": "wifi", "ssid": "x"}]})
+    assert e.reason == "not-supported" and "wifi" in str(e)
+    assert raises(BearerError, p.bearers, {"bearers": [{"name": "x"}]}).reason == "bad-config"
+    twice = [{"kind": "hostnet", "name": "a", "port": 1}, {"kind": "hostnet", "name": "a", "port": 2}]
+    assert raises(BearerError, p.bearers, {"bearers": twice}).reason == "bad-config"
+    assert raises(BearerError, p.bearers, {"bearers": [{"kind": "hostnet"}]}).reason == "bad-config"
+    # cellular needs a modem the virtual hub has only with SAMBAND_MODEM set
+    import os
+    if not os.getenv("SAMBAND_MODEM"):
+        assert raises(BearerError, p.bearers, {"bearers": [{"kind": "cellular", "apn": "x"}]}).reason == "not-supported"

@@ -1,0 +1,122 @@
+# hub/bearers/cellular.py against a scripted in-memory modem, on both
+# runtimes: power sequencing (PWRKEY) and URC-driven state changes. The
+# fault scenarios over a real pty are in tests/test_modem.py.
+
+import asyncio
+
+from atfake import FakeModem
+
+from hub.bearers import BearerError
+from hub.bearers.cellular import Cellular
+
+OK = b"\r\nOK\r\n"
+
+
+def sim7080g_answers():
+    def cnact(m):
+        m.push(OK)
+        m.push(b"\r\n+APP PDP: 0,ACTIVE\r\n")
+        return None
+
+    return {
+        "AT": OK, "ATE0": OK, "AT+CMEE=1": OK, "AT+CPIN?": b"\r\n+CPIN: READY\r\n" + OK,
+        "AT+CEREG=2": OK, 'AT+CGDCONT=1,"IP","internet"': OK,
+        "AT+CEREG?": b'\r\n+CEREG: 2,1,"1A2B","01A2D101",7\r\n' + OK,
+        "AT+COPS?": b'\r\n+COPS: 0,0,"Telia N",7\r\n' + OK, "AT+CSQ": b"\r\n+CSQ: 20,99\r\n" + OK,
+        'AT+CNCFG=0,1,"internet"': OK, "AT+CNACT=0,1": cnact,
+        "AT+CNACT?": b'\r\n+CNACT: 0,1,"10.64.1.9"\r\n' + OK,
+    }
+
+
+def test_pwrkey_wakes_a_modem_that_is_off():
+    m = FakeModem(sim7080g_answers(), on=False)
+    pulses = []
+
+    async def pwrkey(ms):
+        pulses.append(ms)
+        m.on = True
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet", "sync_ms": 20, "guard_ms": 20}, "sim7080g", pwrkey=pwrkey)
+        await c.up()
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert c.state == "up" and c.ip == "10.64.1.9" and c.rssi_dbm == -73
+    assert pulses == [1000]  # once, as long as the SIM7080G wants it
+    heard = [w[1] for w in m.writes]
+    assert heard.index(b"+++") < heard.index(b"ATE0\r")  # escape tried before the pulse
+
+
+def test_no_pulse_for_a_modem_that_answers():
+    m = FakeModem(sim7080g_answers())
+    pulses = []
+
+    async def pwrkey(ms):
+        pulses.append(ms)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g", pwrkey=pwrkey)
+        await c.up()
+        c.at.stop()
+        return c
+
+    assert asyncio.run(main()).state == "up" and pulses == []
+
+
+def test_registration_loss_degrades_and_return_restores():
+    m = FakeModem(sim7080g_answers())
+    seen = []
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g",
+                     on_change=lambda b, old, new: seen.append((new, b.reason)))
+        await c.up()
+        for urc in (b"\r\n+CEREG: 2\r\n", b'\r\n+CEREG: 1,"1A2B","01A2D102",7\r\n', b"\r\n+APP PDP: 0,DEACTIVE\r\n"):
+            m.push(urc)
+            await asyncio.sleep(0.02)
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert seen[-3:] == [("degraded", "lost-registration"), ("up", None), ("degraded", "data-lost")], seen
+    assert c.health() == "degraded" and c.ci == "01A2D102"
+
+
+def test_missing_apn_is_refused_at_once():
+    try:
+        Cellular("cell0", FakeModem({}), {}, "sim7080g")
+    except BearerError as e:
+        assert e.reason == "no-apn"
+    else:
+        raise AssertionError("a bearer without an APN was made")
+
+
+def test_a_reboot_between_commands_fails_the_bring_up():
+    # The modem restarts right after answering AT+COPS? (no command is in flight
+    # when it says RDY): what was set up is gone, so the bring-up must not end "up".
+    answers = sim7080g_answers()
+    cops = answers["AT+COPS?"]
+
+    def cops_then_reboot(m):
+        m.push(cops)
+        m.push(b"\r\nRDY\r\n")
+        return None
+
+    answers["AT+COPS?"] = cops_then_reboot
+    m = FakeModem(answers)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        try:
+            await c.up()
+        except BearerError as e:
+            return c, e.reason
+        finally:
+            c.at.stop()
+        return c, None
+
+    c, reason = asyncio.run(main())
+    assert reason == "rebooted" and c.state == "failed" and c.reason == "rebooted"
+    assert "AT+CNCFG=0,1,\"internet\"" not in m.commands  # no context configured on a modem that forgot it

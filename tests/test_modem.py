@@ -1,0 +1,271 @@
+"""The cellular bearer (hub/bearers: AT engine, framer, cellular bring-up) on
+the MicroPython unix port, under the board's heap limit, against the modem
+simulator (samband.modem.sim) over a real pty: every fault the simulator
+can play ends in the failure reason a technician would need, and a good
+bring-up reports its telemetry (signal, operator, access technology, time
+to register and to connect)."""
+
+import json
+import socket
+import threading
+
+import pytest
+
+from samband.modem.sim import ModemSim, Scenario
+
+
+def bring_up(mpy, scenario, action="up", via=None, **cfg):
+    """Run tests/fw/modem_check.py against a simulator playing scenario; returns (result, sim)."""
+    cfg.setdefault("apn", "internet")
+    sim = ModemSim(scenario).start()
+    try:
+        if via is not None:  # the unix port's modem() hook finds the pty by SAMBAND_MODEM
+            via.setenv("SAMBAND_MODEM", sim.path)
+        p = mpy(["modem_check.py", sim.path if via is None else "port", scenario.dialect, json.dumps(cfg), action],
+                timeout=120)
+    finally:
+        sim.stop()
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    return json.loads(out.strip().splitlines()[-1]), sim
+
+
+def _scripted_ms(sim, at_s):
+    """The least time to register the hub can truthfully report: the network
+    registers at_s after the simulated radio started, and the hub's clock
+    starts at its first command (a bound that a busy machine only loosens)."""
+    first = sim.events[0][0]
+    return int((at_s - (first - sim.radio_t0)) * 1000) - 1
+
+
+def test_sim7080g_registers_and_activates_its_context(mpy, monkeypatch):
+    r, sim = bring_up(mpy, Scenario(registration=[(0.05, 2), (0.3, 1)]), via=monkeypatch)
+    assert r["outcomes"] == ["up"] and r["state"] == "up"
+    m = r["metrics"]
+    assert (m["operator"], m["act"], m["rssi_dbm"], m["reg"]) == ("Telia N", "cat-m", -77, "home")
+    assert (m["tac"], m["ci"], m["ip"]) == ("1A2B", "01A2D101", "10.64.1.9")
+    assert 0 < m["register_ms"] <= m["connect_ms"]
+    assert m["register_ms"] >= _scripted_ms(sim, 0.3)
+    assert [c[0] for c in r["changes"]] == ["starting", "searching", "connecting", "up"]
+    assert 'AT+CGDCONT=1,"IP","internet"' in sim.commands and 'AT+CNCFG=0,1,"internet"' in sim.commands
+    assert m["at_tx"] == sim.rx and m["at_rx"] == sim.tx  # every byte accounted for on both sides
+    assert sim.commands[:2] == ["AT", "ATE0"]  # one AT is enough for a modem that answers
+
+
+def test_bg96_with_chap_credentials_and_cesq(mpy):
+    sc = Scenario(dialect="bg96", apn="health.apn", user="hub", password="s3cret", rsrp=45, rsrq=20)
+    r, sim = bring_up(mpy, sc, apn="health.apn", user="hub", password="s3cret", auth="chap")
+    assert r["outcomes"] == ["up"], r
+    m = r["metrics"]
+    assert (m["act"], m["rsrp_dbm"], m["rsrq_ddb"]) == ("cat-m", -95, -95)  # BG96 says Cat-M is AcT 8
+    assert 'AT+QICSGP=1,1,"health.apn","hub","s3cret",2' in sim.commands
+
+
+@pytest.mark.parametrize("scenario, cfg, reason", [
+    (Scenario(sim="absent"), {}, "no-sim"),
+    (Scenario(sim="pin"), {}, "pin-locked"),
+    (Scenario(sim="pin", pin="1234"), {"pin": "0000"}, "bad-pin"),
+    (Scenario(sim="puk"), {}, "puk-locked"),
+    (Scenario(registration=[(0.05, 2), (0.2, 3)]), {}, "denied"),
+    (Scenario(registration=[(0.05, 2), (0.2, 5)]), {"roaming": False}, "roaming-not-allowed"),
+    (Scenario(registration=[(0, 2)]), {"search_ms": 600, "poll_ms": 200}, "search-timeout"),
+    (Scenario(apn="health.apn"), {"apn": "internet"}, "pdp-failed"),
+    (Scenario(apn="health.apn", user="hub", password="right"),
+     {"apn": "health.apn", "user": "hub", "password": "wrong", "auth": "pap"}, "pdp-failed"),
+    (Scenario(silent=True), {}, "no-response"),
+    (Scenario(dialect="bg96", sim="absent"), {}, "no-sim"),
+    (Scenario(dialect="bg96", registration=[(0.05, 3)]), {}, "denied"),
+    (Scenario(corrupt={"AT+CEREG?": "+CEREG: 2,x"}), {}, "bad-reply"),
+    (Scenario(corrupt={"AT+CPIN?": "+CPIN: SIM BUSY?"}), {}, "sim-failure"),
+], ids=["no-sim", "pin-locked", "bad-pin", "puk-locked", "denied", "roaming", "search-timeout", "wrong-apn",
+        "wrong-password", "modem-off", "bg96-no-sim", "bg96-denied", "bad-reply",
+        "odd-sim-state"])
+def test_every_fault_has_its_reason(mpy, scenario, cfg, reason):
+    r, sim = bring_up(mpy, scenario, **cfg)
+    assert r["outcomes"] == [reason], r
+    assert r["state"] == "failed" and r["reason"] == reason
+    if reason == "bad-reply":
+        assert r["metrics"]["bad_replies"] == 1
+    if reason == "bad-pin":
+        assert sim.commands.count('AT+CPIN="0000"') == 1  # a refused PIN is never tried twice
+
+
+def test_pin_from_provisioning_unlocks_the_sim(mpy):
+    r, sim = bring_up(mpy, Scenario(sim="pin", pin="4321"), pin="4321")
+    assert r["outcomes"] == ["up"], r
+    assert 'AT+CPIN="4321"' in sim.commands
+
+
+def test_roaming_allowed_registers_as_roaming(mpy):
+    r, _ = bring_up(mpy, Scenario(registration=[(0.05, 2), (0.2, 5)]))
+    assert r["outcomes"] == ["up"] and r["metrics"]["reg"] == "roaming"
+
+
+def test_a_sixty_second_search_within_the_ninety_second_bound(mpy):
+    # Scaled by 0.05: the network answers after "60 s" (3 s), the hub waits "90 s" (4.5 s).
+    r, sim = bring_up(mpy, Scenario(registration=[(0, 2), (60, 1)], scale=0.05), search_ms=4500, poll_ms=500)
+    assert r["outcomes"] == ["up"], r
+    assert r["metrics"]["register_ms"] >= _scripted_ms(sim, 3.0)
+
+
+@pytest.mark.parametrize("dialect, command", [("sim7080g", "AT+CNACT=0,1"), ("bg96", "AT+QIACT=1")])
+def test_reboot_mid_bring_up_fails_it_then_a_retry_succeeds(mpy, dialect, command):
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, reboot_on=command), action="retry")
+    assert r["outcomes"] == ["rebooted", "up"], r
+    assert sim.reboots == 1 and r["metrics"]["reboots"] == 1
+    assert sim.commands.count("ATE0") == 2  # echo back on after the reboot: set again
+
+
+def test_reboot_while_up_marks_the_bearer_failed(mpy):
+    r, sim = bring_up(mpy, Scenario(reboot_after=("AT+CNACT?", 0.2)), action="watch")
+    assert r["outcomes"] == ["up"]
+    assert r["state"] == "failed" and r["reason"] == "rebooted", r
+    assert sim.reboots == 1
+
+
+def test_a_modem_left_in_a_data_call_is_escaped_first(mpy):
+    # The hub restarted during a data call: the modem loops AT back as data until '+++'.
+    r, sim = bring_up(mpy, Scenario(in_data_call=True, guard_s=0.2), guard_ms=250)
+    assert r["outcomes"] == ["up"], r
+    assert sim.commands[0] == "AT"  # the first command the modem heard was after the escape
+    heard = sum(len(c) + 1 for c in sim.commands)
+    assert r["metrics"]["at_tx"] - heard == 5 * len("AT\r") + len("+++")  # five ATs went as data, then +++
+
+
+def test_urcs_inside_every_reply_go_to_the_urc_side(mpy):
+    # including a +CEREG URC inside the reply to AT+CEREG?, whose lines share its prefix
+    r, sim = bring_up(mpy, Scenario(urc_in_replies=True, chunked=True, registration=[(0.05, 2), (0.3, 5)]))
+    assert r["outcomes"] == ["up"], r
+    m = r["metrics"]
+    assert (m["operator"], m["rssi_dbm"], m["ip"], m["reg"]) == ("Telia N", -77, "10.64.1.9", "roaming")
+    assert m["stray"] == 0 and m["garbage"] == 0
+
+
+def test_garbage_and_fragmented_replies_do_not_stop_a_bring_up(mpy):
+    r, _ = bring_up(mpy, Scenario(garbage=True, chunked=True))
+    assert r["outcomes"] == ["up"], r
+    m = r["metrics"]
+    assert m["garbage"] > 0 and m["operator"] == "Telia N" and m["rssi_dbm"] == -77
+
+
+def test_data_call_and_escape_with_guard_times(mpy):
+    r, sim = bring_up(mpy, Scenario(guard_s=0.2), action="dial", guard_ms=250)
+    e = r["extra"]
+    assert e["connect"] == "CONNECT 150000000"
+    assert e["data"] == "ping over the data call"  # the simulator's network loops data back
+    assert e["escape"] == "OK" and e["after"] == "+CSQ: 18,99"  # and commands work again
+
+
+def test_down_releases_the_context_and_powers_off(mpy):
+    r, sim = bring_up(mpy, Scenario(), action="down")
+    assert r["state"] == "off"
+    assert sim.commands[-2:] == ["AT+CNACT=0,0", "AT+CPOWD=1"]
+    assert sim.off
+
+
+@pytest.fixture
+def echo_server():
+    """A TCP echo server on the host that closes the connection after b"bye"."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen = []
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            got = b""
+            while not got.endswith(b"bye"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                got += d
+                conn.sendall(d)
+            seen.append(got)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1], seen
+    srv.close()
+
+
+@pytest.mark.parametrize("dialect", ["sim7080g", "bg96"])
+def test_modem_socket_carries_real_tcp(mpy, echo_server, dialect):
+    port, seen = echo_server
+    r, sim = bring_up(mpy, Scenario(dialect=dialect), action="tcp", port=port)
+    e = r["extra"]
+    assert r["outcomes"] == ["up"], r
+    # 1041 bytes holding every byte value, CR LF, "OK" and a URC look-alike, there and back intact
+    assert e["echo_ok"] and e["n"] == 1041 and e["tail"] == "bye"
+    assert e["eof"]  # the server closed: the stream ends
+    assert len(seen[0]) == 1044
+    send = "AT+CASEND=0," if dialect == "sim7080g" else "AT+QISEND=0,"
+    assert [c for c in sim.commands if c.startswith(send)] == [send + "1024", send + "17", send + "3"]
+    assert sim.commands[-1] == ("AT+CACLOSE=0" if dialect == "sim7080g" else "AT+QICLOSE=0")
+
+
+def test_modem_socket_refused_is_a_bearer_error(mpy):
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    r, _ = bring_up(mpy, Scenario(), action="tcp", port=port)
+    assert r["outcomes"] == ["up"] and r["extra"]["error"].startswith("connect-failed"), r
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.parametrize("dialect", ["sim7080g", "bg96"])
+def test_hub_mqtt_client_over_a_modem_socket_to_mosquitto(mpy, tmp_path, dialect, tls):
+    # The uplink's own MQTT client, unchanged, on the modem socket stream:
+    # CONNECT, SUBSCRIBE, PUBLISH QoS 1 (PUBACK awaited), and a message back;
+    # with tls, TLS runs on the hub (hub/bearers/tlsstream.py) and verifies
+    # Mosquitto's certificate against the hub's CA; the modem only carries bytes.
+    import paho.mqtt.client as paho
+
+    from samband.rig.broker import RECEIVER_USER, Broker, free_port
+
+    hub = "00005a4d00c7"
+    broker = Broker(tmp_path, plain_port=free_port())
+    pw = broker.add_hub(hub)
+    with broker:
+        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="receiver-test")
+        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
+        ups = []
+
+        def on_message(c, userdata, msg):
+            ups.append(msg.payload)
+            c.publish("samband/%s/ack" % hub, b"ack for " + msg.payload, qos=1)
+
+        subscribed = threading.Event()
+        rx.on_message = on_message
+        rx.on_subscribe = lambda *a: subscribed.set()
+        rx.connect("127.0.0.1", broker.plain_port)
+        rx.subscribe("samband/+/up", qos=1)
+        rx.loop_start()
+        cfg = {"port": broker.plain_port}
+        if tls:
+            cfg = {"port": broker.port, "ca": str(broker.ca_der), "server_hostname": "localhost"}
+        try:
+            assert subscribed.wait(30), "the receiver's subscription was not acknowledged"
+            r, sim = bring_up(mpy, Scenario(dialect=dialect), action="mqtt", hub=hub, password=pw, **cfg)
+        finally:
+            rx.loop_stop()
+            rx.disconnect()
+    assert ups == [b"sealed batch over LTE-M"], r
+    assert r["extra"]["acks"] == [["samband/%s/ack" % hub, "ack for sealed batch over LTE-M"]], r
+    opened = 'AT+CAOPEN=0,0,"TCP","127.0.0.1",%d' if dialect == "sim7080g" else 'AT+QIOPEN=1,0,"TCP","127.0.0.1",%d,0,0'
+    assert opened % cfg["port"] in sim.commands
+
+
+def test_tls_refuses_a_broker_the_hub_cannot_verify(mpy, tmp_path):
+    # The broker's certificate is signed by a CA the hub does not hold: the
+    # first write (the CONNECT, which runs the handshake) fails with a TLS
+    # error, nothing reaches the broker, and the modem socket is closed, not leaked.
+    from samband.rig.broker import Broker, make_certs
+
+    make_certs(tmp_path / "other")
+    broker = Broker(tmp_path / "b")
+    pw = broker.add_hub("00005a4d00c7")
+    with broker:
+        r, sim = bring_up(mpy, Scenario(), action="mqtt", hub="00005a4d00c7", password=pw, port=broker.port,
+                          ca=str(tmp_path / "other" / "ca.der"), server_hostname="localhost")
+    err = r["extra"]["error"]
+    assert err.startswith("TLS: ") and "certificate" in err, r
+    assert sim.commands[-1] == "AT+CACLOSE=0"
