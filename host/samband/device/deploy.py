@@ -37,6 +37,8 @@ FW = "/fw"
 POINTER = FW + "/active"
 CHUNK = 1024  # bytes of a file per raw-REPL command (its repr is at most 4 KB of source on the hub)
 CONFIRM_S = 30.0  # the application's boot, up to its console answering
+RESTARTED = b"soft reboot"  # printed by every MicroPython port as it soft-resets
+RESTART_S = 5.0  # from Ctrl-D to that line
 
 
 class DeployError(SambandError):
@@ -330,15 +332,18 @@ def _verify(s, staging, want, base):
                           f"{'...' if len(wrong) > 3 else ''}); the hub still runs {base or 'the flash root'}: "
                           f"deploy again")
 
-
 def _restart(hub):
     """Leave the raw REPL (so that main.py runs: a board skips it after a soft reset
-    in the raw REPL) and soft-reset from the friendly REPL."""
+    in the raw REPL) and soft-reset from the friendly REPL. Waits until the hub
+    says it is rebooting: bytes the next tool sends before that reach the
+    interpreter that is going down and are lost with it (its Ctrl-A for the raw
+    REPL, say), so the port is handed back only once they go to the new one."""
     t = hub.t
     try:
         t.exit_raw_repl()
         t.serial.write(b"\x04")
         t.serial.flush()
+        t.read_until(1, RESTARTED, timeout=RESTART_S, timeout_overall=RESTART_S)
     finally:
         t.close()
 
