@@ -20,7 +20,7 @@
 import asyncio
 
 from hub import alarms, kinds, profiles, reading, recset, state
-from hub.ble import PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
+from hub.ble import PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
 from hub.kinds import BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, RACP, adv_services
 from hub.profiles import ProfileError
 
@@ -41,6 +41,14 @@ SILENCE_CHECK_MS = const(1000)
 MDC_HUB_DEVICE_SILENT = const(1024 << 16 | 1)
 MDC_HUB_DEVICE_CONNECTED = const(1024 << 16 | 2)
 MDC_HUB_BOND_LOST = const(1024 << 16 | 4)
+# A coincident time stamp: the device's clock at the hub's (boot, mono) and UTC
+# (docs/reading.md, "Time"). val: CLOCK_FAULT (it has no valid time: never set,
+# year 0), CLOCK_READ (dts = its clock, read over Current Time before the hub
+# sets it) or CLOCK_WRITTEN (dts = the time the hub has just written to it).
+MDC_HUB_DEVICE_CLOCK = const(1024 << 16 | 5)
+CLOCK_FAULT = const(0)
+CLOCK_READ = const(1)
+CLOCK_WRITTEN = const(2)
 
 
 
@@ -214,16 +222,41 @@ class Device:
             self.info_sent = False
 
     async def _set_clock(self, conn, svcs):
+        """Read the device clock (a coincident time stamp: the receiver corrects the
+        times of the records this clock stamped), then set it to the hub's UTC and
+        say so (a second stamp: the clock the records made from now on carry)."""
         ch = find_char(svcs, CURRENT_TIME)
-        utc = self.c.port.utc_ms()
-        if ch is None or utc is None or not ch.props & (PROP_WRITE | PROP_WRITE_NR):
+        if ch is None:
             return
         from hub.profiles import timefmt
+        if ch.props & PROP_READ:
+            try:
+                f = timefmt.parse_current_time(await conn.read(ch.handle))
+                secs = timefmt.epoch(f["time"])
+                if secs is None:
+                    self._clock_stamp(CLOCK_FAULT, None, 0)
+                else:
+                    self._clock_stamp(CLOCK_READ, secs, f["frac256"] * 1000 >> 8)
+            except (BleError, ProfileError) as e:
+                self.c.log("%s %s: clock not read: %s" % (self.kind, addr_str(self.addr), e))
+        utc = self.c.port.utc_ms()
+        if utc is None or not ch.props & (PROP_WRITE | PROP_WRITE_NR):
+            return
+        frac = (utc % 1000) * 256 // 1000
         try:
-            await conn.write(ch.handle, timefmt.current_time_at(utc // 1000), response=bool(ch.props & PROP_WRITE))
+            await conn.write(ch.handle, timefmt.current_time_at(utc // 1000, frac), response=bool(ch.props & PROP_WRITE))
         except BleError as e:
-            # Not fatal: the receiver corrects device times from (dts, hts).
+            # Not fatal: the receiver corrects device times from the stamp read above.
             self.c.log("%s %s: clock not set: %s" % (self.kind, addr_str(self.addr), e))
+            return
+        self._clock_stamp(CLOCK_WRITTEN, utc // 1000, frac * 1000 >> 8)
+
+    def _clock_stamp(self, state, secs, ms):
+        p = {reading.MDC: MDC_HUB_DEVICE_CLOCK, reading.VAL: state}
+        if secs is not None:
+            p[reading.DTS] = secs
+            p[reading.CTX] = {"ms": ms}
+        self.c.store.put(p, self.addr, reading.PRIO_TELEMETRY)
 
     # ------------------------------------------------------------ record numbers
     def _top(self):

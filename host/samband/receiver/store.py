@@ -27,6 +27,7 @@ import json
 import time
 
 from samband.errors import SambandError
+from samband.receiver import timeline
 
 
 class StoreError(SambandError):
@@ -123,6 +124,22 @@ MIGRATIONS = [
             PRIMARY KEY (hub, seq))""",
         "ALTER TABLE hubs ADD COLUMN quarantined BIGINT NOT NULL DEFAULT 0",
     ],
+    # 4: one corrected timeline (receiver/timeline.py): the hub's (boot, mono); its UTC from
+    # hts or from its clock report (utc_src); the device time corrected (dtc, ms) and how
+    [
+        "ALTER TABLE readings ADD COLUMN boot BIGINT",
+        "ALTER TABLE readings ADD COLUMN mono BIGINT",
+        "ALTER TABLE readings ADD COLUMN utc BIGINT",
+        "ALTER TABLE readings ADD COLUMN utc_src TEXT CHECK (utc_src IN ('hub', 'clock-report'))",
+        "ALTER TABLE readings ADD COLUMN dtc BIGINT",
+        "ALTER TABLE readings ADD COLUMN dtc_method TEXT "
+        "CHECK (dtc_method IN ('current-time', 'newest-record', 'hub-receipt'))",
+        "ALTER TABLE readings ADD COLUMN dtc_offset BIGINT",
+        "UPDATE readings SET utc = hts, utc_src = 'hub' WHERE hts IS NOT NULL",
+        "CREATE INDEX readings_boot ON readings (hub, boot, seq)",
+        "CREATE INDEX readings_device ON readings (device, mdc, seq)",
+        "CREATE INDEX readings_utc ON readings (hub, utc)",
+    ],
 ]
 
 _DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")
@@ -158,7 +175,8 @@ class Store:
     # A devkey stored meanwhile by another receiver is an error (rolled back,
     # not acknowledged, delivered again), not a silently ignored row.
     INSERT = ("INSERT INTO readings (hub, seq, epoch, device, mdc, prio, hts, dts, unit, reading, received, "
-              "devkey, dup_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hub, seq) DO NOTHING")
+              "devkey, dup_of, boot, mono, utc, utc_src) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT (hub, seq) DO NOTHING")
 
     def __init__(self, conn):
         self.conn = conn
@@ -201,6 +219,8 @@ class Store:
         _int64("epoch", epoch)
         for name, k in (("mdc", 2), ("prio", 12), ("hts", 8), ("dts", 6)):
             _int64(name, r.get(k))
+        for name, v in zip(("boot", "mono"), r.get(9) or ()):
+            _int64(name, v)
         unit = r.get(5)
         if unit is not None and (type(unit) is not str or "\0" in unit):
             raise Unstorable("unstorable", "unit is not text without NUL")
@@ -243,8 +263,9 @@ class Store:
                     first[key] = (hub_hex, seq)  # a second copy later in this batch points here
                 elif had != (hub_hex, seq):
                     key, dup_of = None, "%s:%d" % had
+            mono = r.get(9) or (None, None)
             row = (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0), r.get(8), r.get(6), r.get(5),
-                   js, now, key, dup_of)
+                   js, now, key, dup_of, mono[0], mono[1], r.get(8), None if r.get(8) is None else "hub")
             (again if dup_of else fresh).append(row)
         ins = self._q(self.INSERT)
         stored = refetched = 0
@@ -254,6 +275,8 @@ class Store:
         if again:
             cur.executemany(ins, again)
             refetched = max(cur.rowcount, 0)
+        if fresh:
+            timeline.settle(self, cur, hub_hex, [(row[1], row[3], row[13], row[4]) for row in fresh])
         dup = len(rows) - stored
         held = 0
         if quarantine:
@@ -377,22 +400,27 @@ class Store:
                 where.append(f"{col} = ?")
                 args.append(val)
         if since is not None:
-            where.append("hts >= ?")
+            where.append("utc >= ?")
             args.append(since)
         if until is not None:
-            where.append("hts < ?")
+            where.append("utc < ?")
             args.append(until)
-        sql = "SELECT hub, epoch, reading, received FROM readings WHERE " + " AND ".join(where)
+        sql = ("SELECT hub, epoch, reading, received, utc, utc_src, dtc, dtc_method, dtc_offset FROM readings WHERE "
+               + " AND ".join(where))
         sql += " ORDER BY hub, seq"
         if limit:
             sql += " LIMIT %d" % int(limit)
         cur = self.conn.cursor()
         cur.execute(self._q(sql), args)
         out = []
-        for h, ep, js, rec in cur.fetchall():
+        for h, ep, js, rec, utc, src, dtc, method, off in cur.fetchall():
             d = {"hub": h, "epoch": ep}
             d.update(json.loads(js))
             d["received"] = rec
+            if utc is not None:  # the corrected timeline (receiver/timeline.py)
+                d.update(utc=utc, utc_src=src)
+            if dtc is not None:
+                d.update(dtc=dtc, dtc_method=method, dtc_offset=off)
             out.append(d)
         self.conn.commit()
         return out

@@ -1,0 +1,186 @@
+"""One corrected timeline: every reading's hub UTC, and its device time corrected
+for the device clock's offset (issue 14 item 1; docs/reading.md, "Time").
+
+Hub UTC. A reading carries `hts` once the hub's clock is set; before that only
+`mono` = [boot, ms since boot, 30 bits]. The hub reports the pair that dates
+those: its clock-set and clock-jump telemetry (`hub.clock`, MDC 1024:48 and
+1024:49) is a reading made right after the clock was set, so it carries both
+(boot, mono) and the new UTC. The pair used for a boot is its latest set or jump
+(the clock's own rules say that is the best time it has heard; a jump replaces
+a worse source), else its earliest reading with `hts` (telemetry lost). A
+reading of that boot without `hts` is then at pair_utc + (mono - pair_mono); the
+receiver fills this in when the pair arrives, also for readings stored before
+it (`utc_src` "clock-report"; "hub" when it came as `hts`). Error: the pair's
+own uncertainty plus the crystal's drift over the gap (<= 200 ppm: 0.7 s/hour).
+
+Device time. A device clock is wrong by an offset (never set, set by a person,
+DST, drift). The offset is learnt the PHD way, from a coincident time stamp: the
+device's clock and the hub's UTC at one instant. Two sources, best first:
+  current-time   the hub reads the device's Current Time (0x2A2B) at each
+                 connection before it sets that clock, and reports both (MDC
+                 1024:5, val 1 = read, 2 = written by the hub, 0 = time fault).
+                 Exact to the read's latency; used whenever the device has one.
+  newest-record  no Current Time: per connection, the largest (device time -
+                 hub receipt time) of the readings received in it. A device
+                 time is never later than its receipt, so every reading gives
+                 offset - age; the freshest (the measurement a cuff sends as it
+                 takes it, the newest record of a meter) gives the offset. Its
+                 error is that reading's age: a second for a device that sends
+                 when it measures, hours for a meter whose newest record is old.
+  hub-receipt    the device gave no time (or a time fault): the hub's UTC.
+Which clock stamped a record: the clock state of each stamp holds until the hub
+writes the clock again; a written stamp's state starts at the write. Stamps are
+tried newest first (only those the hub had before it received the reading); the
+first whose corrected time fits its state's span and is not after the receipt
+is taken. So a meter's stored records fetched after the hub has set its clock
+are still corrected with the offset read just before the write.
+
+Pure functions here; `settle()` at the end is the store's one call (one
+transaction with the batch). Corrected times are milliseconds since 1970 UTC.
+"""
+
+MDC_HUB_CLOCK_SET = 1024 << 16 | 48
+MDC_HUB_CLOCK_JUMP = 1024 << 16 | 49
+MDC_HUB_DEVICE_CONNECTED = 1024 << 16 | 2
+MDC_HUB_DEVICE_CLOCK = 1024 << 16 | 5
+CLOCK_FAULT, CLOCK_READ, CLOCK_WRITTEN = 0, 1, 2
+
+UTC_SOURCES = ("hub", "clock-report")
+METHODS = ("current-time", "newest-record", "hub-receipt")
+MONO_WRAP = 1 << 30   # the hub's mono ms are ticks_ms & 0x3FFFFFFF
+TOLERANCE_MS = 2000   # a read's latency, a device's whole seconds, a written clock's lost fraction
+
+
+def mono_delta(a, b):
+    """a - b in ms for two 30-bit wrapping mono values less than 6 days apart."""
+    d = (a - b) % MONO_WRAP
+    return d - MONO_WRAP if d >= MONO_WRAP // 2 else d
+
+
+def pick_pair(rows):
+    """The (mono, utc) pair that dates one boot, from its readings that carry hts:
+    rows [(seq, mdc, mono, hts)]. The latest clock set or jump, else the earliest."""
+    clock = [r for r in rows if r[1] in (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP)]
+    r = max(clock) if clock else min(rows) if rows else None
+    return None if r is None else (r[2], r[3])
+
+
+def hub_utc(mono, pair):
+    """The hub's UTC (ms) at a mono of the pair's boot."""
+    return pair[1] + mono_delta(mono, pair[0])
+
+
+def stamp_of(utc, dts, val, ctx=None):
+    """A coincident time stamp (utc, device ms or None, state) from a MDC 1024:5 reading."""
+    if val not in (CLOCK_READ, CLOCK_WRITTEN) or dts is None:
+        return (utc, None, CLOCK_FAULT)
+    ms = (ctx or {}).get("ms", 0) if isinstance(ctx, dict) else 0
+    return (utc, dts * 1000 + (ms if isinstance(ms, int) and 0 <= ms < 1000 else 0), val)
+
+
+def stamp_offset(dev_ms, received, stamps, tol=TOLERANCE_MS):
+    """The device-clock offset (device - UTC, ms) of a device time dev_ms received at
+    UTC `received`, from the device's stamps [(utc, device ms or None, state)] in
+    time order; None when no stamp fits (see the top of this file)."""
+    good = [s for s in stamps if s[1] is not None]
+    for i in range(len(good) - 1, -1, -1):
+        utc, dev, state = good[i]
+        if utc > received + tol:
+            continue
+        off = dev - utc
+        t = dev_ms - off
+        if t > received + tol:
+            continue
+        if state == CLOCK_WRITTEN and t < utc - tol:
+            continue  # made before this write: an older clock state stamped it
+        end = next((s[0] for s in good[i + 1:] if s[2] == CLOCK_WRITTEN), None)
+        if end is not None and t > end + tol:
+            continue
+        return off
+    return None
+
+
+def correct(rows, stamps):
+    """Corrected device times of one device's readings in the order the hub made them.
+    rows: [(key, utc or None, dts seconds or None, is_session_start)], stamps as in
+    stamp_offset. Returns {key: (corrected ms, method, offset ms)}; a reading whose
+    hub UTC is not known yet is left out (it is done when the pair arrives)."""
+    out = {}
+    session, est = [], {}
+    sid = 0
+    for key, utc, dts, start in rows:
+        if start:
+            sid += 1
+        session.append((key, utc, dts, sid))
+        if utc is not None and dts is not None:
+            d = dts * 1000 - utc
+            if sid not in est or d > est[sid]:
+                est[sid] = d
+    for key, utc, dts, sid in session:
+        if utc is None:
+            continue
+        if dts is None:
+            out[key] = (utc, "hub-receipt", None)
+            continue
+        off = stamp_offset(dts * 1000, utc, stamps)
+        if off is not None:
+            out[key] = (dts * 1000 - off, "current-time", off)
+        else:
+            out[key] = (dts * 1000 - est[sid], "newest-record", est[sid])
+    return out
+
+
+# ---------------------------------------------------------------- the store's side
+
+def settle(store, cur, hub, new):
+    """After a batch's rows are inserted (same transaction): fill in the hub UTC of
+    every reading of the batch's boots that lacks it, then (re)correct the device
+    times of the devices touched. new: [(seq, device, boot, mdc)] of the rows inserted."""
+    q = store._q
+    boots = sorted({b for _, _, b, _ in new if b is not None})
+    refill = {b for _, _, b, m in new if m in (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP)}
+    first = {}  # device -> lowest seq that needs correcting
+    for _s, d, _b, _m in new:
+        first[d] = min(first.get(d, _s), _s)
+    for boot in boots:
+        cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE hub = ? AND boot = ? AND hts IS NOT NULL "
+                      "AND (mdc IN (?, ?) OR seq = (SELECT min(seq) FROM readings WHERE hub = ? AND boot = ? "
+                      "AND hts IS NOT NULL))"),
+                    (hub, boot, MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
+        pair = pick_pair([tuple(r) for r in cur.fetchall()])
+        if pair is None:
+            continue
+        cond = "utc IS NULL OR utc_src = 'clock-report'" if boot in refill else "utc IS NULL"
+        cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND (%s)" % cond),
+                    (hub, boot))
+        todo = cur.fetchall()
+        if todo:
+            cur.executemany(q("UPDATE readings SET utc = ?, utc_src = 'clock-report' WHERE hub = ? AND seq = ?"),
+                            [(hub_utc(mono, pair), hub, seq) for seq, _d, mono in todo])
+            for seq, d, _m in todo:
+                first[d] = min(first.get(d, seq), seq)
+    for dev, lo in sorted(first.items()):
+        _correct_device(store, cur, hub, dev, lo)
+
+
+def _correct_device(store, cur, hub, dev, lo):
+    import json
+    q = store._q
+    # from the start of the session (connection) that holds the lowest seq touched
+    cur.execute(q("SELECT max(seq) FROM readings WHERE hub = ? AND device = ? AND mdc = ? AND seq <= ?"),
+                (hub, dev, MDC_HUB_DEVICE_CONNECTED, lo))
+    start = cur.fetchone()[0]
+    lo = lo if start is None else start
+    cur.execute(q("SELECT seq, utc, dts, mdc FROM readings WHERE hub = ? AND device = ? AND seq >= ? "
+                  "AND dup_of IS NULL ORDER BY seq"), (hub, dev, lo))
+    rows = [(seq, utc, dts, mdc == MDC_HUB_DEVICE_CONNECTED) for seq, utc, dts, mdc in cur.fetchall()]
+    cur.execute(q("SELECT utc, dts, reading FROM readings WHERE device = ? AND mdc = ? AND utc IS NOT NULL "
+                  "AND dup_of IS NULL ORDER BY utc"), (dev, MDC_HUB_DEVICE_CLOCK))
+    stamps = []
+    for utc, dts, js in cur.fetchall():
+        r = json.loads(js)
+        stamps.append(stamp_of(utc, dts, r.get("val"), r.get("ctx")))
+    fixed = correct(rows, stamps)
+    if fixed:
+        cur.executemany(q("UPDATE readings SET dtc = ?, dtc_method = ?, dtc_offset = ? WHERE hub = ? AND seq = ?"),
+                        [(t, m, o, hub, seq) for seq, (t, m, o) in fixed.items()])

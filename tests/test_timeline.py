@@ -1,0 +1,162 @@
+"""One corrected timeline (samband.receiver.timeline; issue 14 item 1, issue 12 item 4):
+the hub's UTC for readings taken before its clock was set, filled in when its
+clock report arrives; device times corrected from coincident time stamps (Current
+Time read at connection) or from the newest record of a connection. The pure
+functions first, then a whole day on the receiver's store (SQLite and PostgreSQL):
+a hub that boots offline for an hour, a meter 3 h 12 min wrong, one never set, a
+DST change; every reading within 2 s of the truth."""
+
+from hub import reading as rd
+from samband.receiver import timeline as tl
+from samband.receiver.store import open_store
+from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
+
+T0 = 1796000000000  # 2026-11-29T..Z, ms: the hub boots
+OFF = (3 * 3600 + 12 * 60) * 1000  # the meter's clock is 3 h 12 min ahead
+MIN = 60000
+HUB = "00005a4d00c7"
+METER = b"\x00\x11\x22\x33\x44\x55\x66"
+CUFF = b"\x00\x11\x22\x33\x44\x55\x77"
+THERMO = b"\x00\x11\x22\x33\x44\x55\x88"
+HUBDEV = bytes(7)
+
+
+def test_mono_wraps_at_30_bits():
+    assert tl.mono_delta(5, tl.MONO_WRAP - 5) == 10
+    assert tl.mono_delta(tl.MONO_WRAP - 5, 5) == -10
+    assert tl.hub_utc(100, (tl.MONO_WRAP - 900, T0)) == T0 + 1000
+
+
+def test_the_pair_is_the_latest_clock_setting_else_the_earliest_stamped_reading():
+    rows = [(7, 1, 500, T0 + 5), (3, tl.MDC_HUB_CLOCK_SET, 100, T0 + 900), (9, tl.MDC_HUB_CLOCK_JUMP, 800, T0 + 1700)]
+    assert tl.pick_pair(rows) == (800, T0 + 1700)  # the jump: a better source moved the clock
+    assert tl.pick_pair([(7, 1, 500, T0), (4, 1, 200, T0 - 300)]) == (200, T0 - 300)
+    assert tl.pick_pair([]) is None
+
+
+def test_stamps_with_a_time_fault_or_a_bad_fraction():
+    assert tl.stamp_of(T0, None, tl.CLOCK_FAULT) == (T0, None, tl.CLOCK_FAULT)
+    assert tl.stamp_of(T0, 100, 7) == (T0, None, tl.CLOCK_FAULT)  # an unknown state is no clock
+    assert tl.stamp_of(T0, 100, tl.CLOCK_READ, {"ms": 250}) == (T0, 100250, tl.CLOCK_READ)
+    assert tl.stamp_of(T0, 100, tl.CLOCK_READ, {"ms": 5000}) == (T0, 100000, tl.CLOCK_READ)
+
+
+def test_a_meter_3h12_wrong_records_before_and_after_the_hub_sets_its_clock():
+    """Read at connection (+3 h 12 min), then set by the hub: its stored records
+    (fetched after the write) keep the old offset, a measurement after the write
+    the new one. Also a record whose old-clock time looks like a time after the write."""
+    conn = T0 + 60 * MIN
+    stamps = [tl.stamp_of(conn, (conn + OFF) // 1000, tl.CLOCK_READ, {"ms": (conn + OFF) % 1000}),
+              tl.stamp_of(conn + 200, (conn + 200) // 1000, tl.CLOCK_WRITTEN, {"ms": 200})]
+    truth = {1: conn - 26 * 60 * MIN, 2: conn - 3 * 60 * MIN - 5 * MIN, 3: conn - 30 * MIN, 4: conn + 5 * MIN}
+    rows = [(0, conn + 100, None, True)]
+    rows += [(k, conn + 1000 + k, (t + OFF) // 1000, False) for k, t in truth.items() if k < 4]
+    rows += [(4, truth[4] + 300, truth[4] // 1000, False)]
+    got = tl.correct(rows, stamps)
+    for k, t in truth.items():
+        assert got[k][1] == "current-time" and abs(got[k][0] - t) <= 1000, (k, got[k][0] - t)
+    assert got[1][2] == OFF and abs(got[4][2]) < 1000
+    assert got[0] == (conn + 100, "hub-receipt", None)  # no device time: the hub's
+
+
+def test_a_clock_never_set_is_dated_by_the_hub():
+    stamps = [tl.stamp_of(T0, None, tl.CLOCK_FAULT)]
+    got = tl.correct([(1, T0 + 500, None, True), (2, None, None, False)], stamps)
+    assert got == {1: (T0 + 500, "hub-receipt", None)}  # 2: the hub's UTC is not known yet
+
+
+def test_a_dst_change_on_a_device_without_current_time():
+    """A thermometer on local time (UTC+1, then UTC+2 after the DST change) sends
+    what it measures as it measures it, and a stored one first on reconnecting:
+    each connection's freshest reading gives that connection's offset."""
+    h = 3600 * 1000
+    rows = [(1, None, None, True), (2, T0 + 1200, (T0 + h) // 1000, False),
+            (3, None, None, True),  # after the change: a stored one 3 min old, then a live one
+            (4, T0 + 10 * MIN, (T0 + 7 * MIN + 2 * h) // 1000, False),
+            (5, T0 + 12 * MIN + 800, (T0 + 12 * MIN + 2 * h) // 1000, False)]
+    got = tl.correct(rows, [])
+    assert {k: v[1] for k, v in got.items()} == {2: "newest-record", 4: "newest-record", 5: "newest-record"}
+    assert abs(got[2][0] - T0) <= 2000 and abs(got[4][0] - (T0 + 7 * MIN)) <= 2000
+    assert abs(got[5][0] - (T0 + 12 * MIN)) <= 2000
+    assert round(got[2][2] / h) == 1 and round(got[5][2] / h) == 2
+
+
+# ---------------------------------------------------------------- a day on the store
+
+class Hub:
+    """Makes readings as the firmware does: mono from a 30-bit tick counter that
+    wraps during the test, hts once its clock is set (300 ms off the truth)."""
+
+    def __init__(self):
+        self.seq = 0
+        self.clock_set = False
+        self.truth = {}  # seq -> (hub UTC of receipt, UTC the measurement was taken)
+
+    def put(self, dev, mdc, val, received, made=None, dts=None, ctx=None):
+        self.seq += 1
+        mono = [1, (tl.MONO_WRAP - 20 * MIN + received - T0) % tl.MONO_WRAP]
+        hts = received + 300 if self.clock_set else None
+        r = rd.make(self.seq, dev, mdc, val, mono, hts=hts, dts=dts, ctx=ctx)
+        self.truth[self.seq] = (received, received if made is None else made)
+        return (self.seq, 1, r)
+
+    def stamp(self, dev, at, device_ms, state=tl.CLOCK_READ):
+        if device_ms is None:
+            return self.put(dev, tl.MDC_HUB_DEVICE_CLOCK, tl.CLOCK_FAULT, at)
+        return self.put(dev, tl.MDC_HUB_DEVICE_CLOCK, state, at, dts=device_ms // 1000, ctx={"ms": device_ms % 1000})
+
+
+def a_day(url):
+    s = open_store(url)
+    hub = Hub()
+    put = hub.put
+    glucose, temp = 0x2711C, 0x4BB8
+    # offline, clock unknown: the meter (3 h 12 min ahead) connects, its clock is read, not set
+    t = T0 + 10 * MIN
+    b1 = [put(METER, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), hub.stamp(METER, t + 150, t + OFF)]
+    for k, made in enumerate((T0 - 2 * 3600 * 1000, T0 - 3600 * 1000, T0 + 9 * MIN)):
+        b1.append(put(METER, glucose, 100 + k, t + 1000 + k, made, (made + OFF) // 1000))
+    t = T0 + 20 * MIN  # the cuff has never been set: year 0, no device time
+    b1 += [put(CUFF, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), hub.stamp(CUFF, t + 100, None),
+           put(CUFF, 0x4A04, [120, 80, 93], t + 2000, t + 2000)]
+    assert s.store(HUB, b1) == (len(b1), 0)
+    assert all(r.get("utc") is None for r in s.readings(hub=HUB))  # nothing can date them yet
+    # an hour later the clock is set (its report comes in a later batch than the readings)
+    t = T0 + 60 * MIN
+    hub.clock_set = True
+    b2 = [put(HUBDEV, tl.MDC_HUB_CLOCK_SET, 2, t)]
+    t = T0 + 70 * MIN  # the meter again: read, set, a stored record, then a new one
+    b2 += [put(METER, tl.MDC_HUB_DEVICE_CONNECTED, 2, t), hub.stamp(METER, t + 150, t + OFF),
+           hub.stamp(METER, t + 400, t + 100, tl.CLOCK_WRITTEN),
+           put(METER, glucose, 110, t + 1000, T0 + 65 * MIN, (T0 + 65 * MIN + OFF) // 1000),
+           put(METER, glucose, 111, t + 5 * MIN + 200, t + 5 * MIN, (t + 5 * MIN) // 1000)]
+    h = 3600 * 1000  # the thermometer keeps local time (UTC+1) and has no Current Time
+    t = T0 + 80 * MIN
+    b2 += [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), put(THERMO, temp, 367, t + 900, t + 500, (t + 500 + h) // 1000)]
+    assert s.store(HUB, b2) == (len(b2), 0)
+    t = T0 + 100 * MIN  # after its DST change (UTC+2): a stored one 5 min old, then a live one
+    b3 = [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 2, t),
+          put(THERMO, temp, 368, t + 700, t - 5 * MIN, (t - 5 * MIN + 2 * h) // 1000),
+          put(THERMO, temp, 369, t + 60000 + 600, t + 60000, (t + 60000 + 2 * h) // 1000)]
+    assert s.store(HUB, b3) == (len(b3), 0)
+    got = {r["seq"]: r for r in s.readings(hub=HUB)}
+    assert set(got) == set(hub.truth)
+    methods = {}
+    for seq, (received, made) in hub.truth.items():
+        r = got[seq]
+        assert abs(r["utc"] - received) <= 2000, (seq, r)
+        assert abs(r["dtc"] - made) <= 2000, (seq, r["dtc"] - made, r)
+        methods[r["dtc_method"]] = methods.get(r["dtc_method"], 0) + 1
+        assert r["utc_src"] == ("hub" if r.get("hts") is not None else "clock-report")
+    assert methods == {"current-time": 8, "hub-receipt": 8, "newest-record": 3}
+    # the filled-in times answer time queries like hts does
+    assert len(s.readings(hub=HUB, since=T0 - 3 * 3600 * 1000, until=T0 + 30 * MIN)) == len(b1)
+    s.close()
+
+
+def test_an_offline_hub_and_wrong_device_clocks_on_sqlite(tmp_path):
+    a_day(str(tmp_path / "t.db"))
+
+
+def test_an_offline_hub_and_wrong_device_clocks_on_postgresql(pg_url):  # noqa: F811
+    a_day(pg_url)
