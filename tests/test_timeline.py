@@ -6,10 +6,11 @@ functions first, then a whole day on the receiver's store (SQLite and PostgreSQL
 a hub that boots offline for an hour, a meter 3 h 12 min wrong, one never set, a
 DST change; every reading within 2 s of the truth."""
 
+from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
+
 from hub import reading as rd
 from samband.receiver import timeline as tl
 from samband.receiver.store import open_store
-from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
 
 T0 = 1796000000000  # 2026-11-29T..Z, ms: the hub boots
 OFF = (3 * 3600 + 12 * 60) * 1000  # the meter's clock is 3 h 12 min ahead
@@ -132,7 +133,8 @@ def a_day(url):
            put(METER, glucose, 111, t + 5 * MIN + 200, t + 5 * MIN, (t + 5 * MIN) // 1000)]
     h = 3600 * 1000  # the thermometer keeps local time (UTC+1) and has no Current Time
     t = T0 + 80 * MIN
-    b2 += [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), put(THERMO, temp, 367, t + 900, t + 500, (t + 500 + h) // 1000)]
+    b2 += [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 1, t),
+           put(THERMO, temp, 367, t + 900, t + 500, (t + 500 + h) // 1000)]
     assert s.store(HUB, b2) == (len(b2), 0)
     t = T0 + 100 * MIN  # after its DST change (UTC+2): a stored one 5 min old, then a live one
     b3 = [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 2, t),

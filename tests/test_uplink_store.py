@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from hub import reading as rd
 import samband.receiver.store as store_mod
+from hub import reading as rd
 from samband.receiver.store import open_store
 
 A, B = "00005a4d00c7", "00005a4d00c8"
