@@ -298,3 +298,48 @@ def test_the_store_times_commits_and_tells_after_commit():
     c._event(("notify", 1, 8, _glucose(2, 100)))
     clock.t += BACKED_MS
     assert store.due()
+
+
+class TimeConn:
+    """A device's Current Time characteristic: read gives its clock, write sets it."""
+
+    def __init__(self, value):
+        self.value = value
+        self.written = []
+
+    async def read(self, handle):
+        return self.value
+
+    async def write(self, handle, data, response=True):
+        self.written.append(data)
+
+
+def test_the_device_clock_is_read_before_the_hub_sets_it():
+    # the coincident time stamp the receiver corrects this device's times from (timeline.py)
+    import asyncio
+    from hub.ble import Char, Service
+    from hub.collect import CLOCK_FAULT, CLOCK_READ, CLOCK_WRITTEN, MDC_HUB_DEVICE_CLOCK
+    from hub.profiles import timefmt
+    c, d, j, store, root = _rig()
+    put = store.put
+    stamps = []
+
+    def spy(p, dev, prio=0, backed=False, now=False):
+        if p.get(reading.MDC) == MDC_HUB_DEVICE_CLOCK:
+            stamps.append((p[reading.VAL], p.get(reading.DTS), p.get(reading.CTX)))
+        return put(p, dev, prio, backed, now)
+
+    def session(value, props):
+        del stamps[:]
+        conn = TimeConn(value)
+        asyncio.run(d._set_clock(conn, [Service(0x1805, 1, 9, [Char(0x2A2B, 12, props, 0)])]))
+        return conn
+
+    store.put = spy
+    wrong = 1795000000 + 3 * 3600 + 12 * 60  # the hub's UTC is 1795000000000 ms; the meter 3 h 12 min ahead
+    conn = session(timefmt.current_time_at(wrong, 128), 0x02 | 0x08)
+    assert stamps == [(CLOCK_READ, wrong, {"ms": 500}), (CLOCK_WRITTEN, 1795000000, {"ms": 0})]
+    assert timefmt.epoch(timefmt.parse_current_time(conn.written[0])["time"]) == 1795000000
+    never = profiles.encode(0x2A2B, {"time": (0, 0, 0, 0, 0, 0), "dow": 0, "frac256": 0, "adjust": 0})
+    conn = session(never, 0x02)  # never set (year 0), not writable: a time fault, left alone
+    assert stamps == [(CLOCK_FAULT, None, None)] and conn.written == []
