@@ -12,14 +12,16 @@ its temporary `urn:uuid:` is a UUID5 of the same identifier. Exporting the same
 readings again, or a device record that reached the receiver through two hubs,
 names the same resources, which a server then does not create twice.
 
-Why no time correction here: the corrected device timeline (issue 14, item 1)
-is the receiver's job at ingest. The export writes the device's own time as the
-device reported it (the hub sets device clocks to UTC over Current Time, so
-fields without a zone are read as UTC; with the device's own offset, local time
-with that offset) or the hub's UTC receipt time when the device gave none, and
-records the device-vs-hub clock pair in a coincident time stamp Observation
-when a reading has both clocks at one instant (a streamed ECG frame). `effective`
-is the one place to change once the store holds corrected times.
+Times: the receiver corrects device times at ingest (receiver/timeline.py,
+issue 14 item 1): a reading from the store carries `dtc`, its device time
+corrected for the device clock's offset (ms UTC), and `utc`, the hub's UTC
+(from hts, or from the hub's clock report when its clock was not set yet).
+`effective` is the corrected time when there is one, else the device's own time
+as reported (fields without a zone read as UTC; with the device's own offset,
+local time with that offset), else the hub's UTC. The coincident time stamp
+Observation gives the pair the correction came from: the device's Current Time
+read by the hub at connection (or its time fault), else the reading whose
+device time gave the newest-record offset, else a streamed ECG frame.
 """
 
 import uuid
@@ -143,6 +145,12 @@ def iso_device(dts, tzo=None, extra_ms=None):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "%s%02d:%02d" % (sign, abs(tzo) // 60, abs(tzo) % 60)
 
 
+def corrected(r):
+    """The device time corrected at ingest (ms UTC), or None where the device's own
+    time stands as it said it ("as-reported": written with its own zone offset)."""
+    return None if r.get("dtc_method") in (None, "as-reported") else r.get("dtc")
+
+
 def effective(r, record_times=None):
     """{"effectiveDateTime": ...} or {"effectivePeriod": ...} of a reading, or None
     when it has neither a device time nor the hub's UTC (a hub that had not set its
@@ -151,9 +159,15 @@ def effective(r, record_times=None):
     record_times: {(device, record number): (dts, tzo)} of the readings exported
     with it, for a glucose context, which has no time of its own: it is the
     measurement's with the same record number (record_times_of)."""
-    dts, tzo = r.get("dts"), r.get("tzo")
+    dts, tzo, dtc = r.get("dts"), r.get("tzo"), corrected(r)
     if dts is None and r.get("rec") is not None and record_times:
-        dts, tzo = record_times.get((r["dev"], r["rec"]), (None, None))
+        dts, tzo, dtc = record_times.get((r["dev"], r["rec"]), (None, None, None))
+    if dtc is not None and dts is not None:  # corrected at ingest: UTC
+        if r.get("period") and isinstance(r.get("val"), list):
+            end = dtc + ((r.get("ctx") or {}).get("ns", 0) or 0) // 1_000_000
+            start = end - (len(r["val"]) - 1) * r["period"] // 1000
+            return {"effectivePeriod": {"start": iso_utc(start), "end": iso_utc(end)}}
+        return {"effectiveDateTime": iso_utc(dtc)}
     if dts is not None and r.get("period") and isinstance(r.get("val"), list):
         ns = (r.get("ctx") or {}).get("ns", 0) or 0
         end_us = ns // 1000
@@ -162,16 +176,17 @@ def effective(r, record_times=None):
                                     "end": iso_device(dts, tzo, end_us // 1000)}}
     if dts is not None:
         return {"effectiveDateTime": iso_device(dts, tzo)}
-    if r.get("hts") is not None:
-        return {"effectiveDateTime": iso_utc(r["hts"])}
+    utc = r.get("utc", r.get("hts"))
+    if utc is not None:
+        return {"effectiveDateTime": iso_utc(utc)}
     return None
 
 
 # ---------------------------------------------------------------- codes
 
 def record_times_of(readings):
-    """{(device, record number): (dts, tzo)} of the readings that have a device time."""
-    return {(r["dev"], r["rec"]): (r["dts"], r.get("tzo")) for r in readings
+    """{(device, record number): (dts, tzo, dtc)} of the readings that have a device time."""
+    return {(r["dev"], r["rec"]): (r["dts"], r.get("tzo"), corrected(r)) for r in readings
             if r.get("rec") is not None and r.get("dts") is not None}
 
 
@@ -304,13 +319,25 @@ def observation(r, kind, refs, test, record_times=None):
     return obs
 
 
-def coincident_pair(readings):
-    """The newest reading that holds the device clock and the hub's UTC at one
-    instant: a streamed sample run (ECG), whose device time is its last sample's,
-    sent as it is taken. Stored records (glucose, CGM) and measurements a cuff or a
-    scale kept while out of reach carry an old device time, so they are no pair.
-    None when there is no such reading."""
+def coincident_pair(readings, stamps=()):
+    """The reading that holds the device clock and the hub's UTC at one instant, best
+    first: the newest Current Time the hub read from the device at a connection (or
+    its time fault; `stamps`: the device's MDC 1024:5 readings, timeline.py); the
+    reading whose device time gave its newest-record offset; a streamed sample run
+    (ECG), whose device time is its last sample's. Stored records (glucose, CGM) and
+    measurements a cuff kept while out of reach carry an old device time, so they
+    are no pair by themselves. None when there is no such reading."""
+    read = [r for r in stamps if r.get("utc") is not None and r.get("val") in (C.CLOCK_READ, C.CLOCK_FAULT)]
+    if read:
+        return max(read, key=lambda r: r["utc"])
     best = None
+    for r in readings:
+        if (r.get("dtc_method") == "newest-record" and r.get("dts") is not None and r.get("utc") is not None
+                and r["dts"] * 1000 - r["utc"] == r.get("dtc_offset")):
+            if best is None or r["utc"] > best["utc"]:
+                best = r
+    if best is not None:
+        return best
     for r in readings:
         if r.get("period") and r.get("dts") is not None and r.get("hts") is not None:
             if best is None or r["hts"] > best["hts"]:
@@ -319,7 +346,8 @@ def coincident_pair(readings):
 
 
 def coincident_observation(r, device_url, gateway_url, test):
-    """PhdCoincidentTimeStampObservation: the device's clock (value) at the hub's UTC (effective)."""
+    """PhdCoincidentTimeStampObservation: the device's clock (value) at the hub's UTC
+    (effective); for a device with a time fault (never set), dataAbsentReason."""
     ns = (r.get("ctx") or {}).get("ns", 0) or 0
     o = {"resourceType": "Observation",
          "meta": {"profile": [PHD + "PhdCoincidentTimeStampObservation"]},
@@ -327,9 +355,16 @@ def coincident_observation(r, device_url, gateway_url, test):
          "status": "final",
          "code": {"coding": [coding(67975)], "text": "Absolute time clock"},
          "subject": {"reference": device_url},
-         "effectiveDateTime": iso_utc(r["hts"]),
-         "valueDateTime": iso_device(r["dts"], r.get("tzo"), ns // 1_000_000),
-         "device": {"reference": gateway_url}}
+         "effectiveDateTime": iso_utc(r.get("utc", r.get("hts")))}
+    if r.get("mdc") == C.MDC_HUB_DEVICE_CLOCK:
+        if r.get("dts") is None:
+            o["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_SYSTEM, "code": "unknown"}],
+                                     "text": "Sensor Time Fault"}
+        else:
+            o["valueDateTime"] = iso_device(r["dts"], None, (r.get("ctx") or {}).get("ms", 0))
+    else:
+        o["valueDateTime"] = iso_device(r["dts"], r.get("tzo"), ns // 1_000_000)
+    o["device"] = {"reference": gateway_url}
     if test:
         o["meta"]["security"] = [dict(HTEST)]
     return o
@@ -351,6 +386,10 @@ def export(readings, infos=None, patient=None, test=None, max_observations=200):
     out = Export()
     by_hub = {}
     times = record_times_of(readings)
+    stamps = {}
+    for r in readings:
+        if r.get("mdc") == C.MDC_HUB_DEVICE_CLOCK:
+            stamps.setdefault(r["dev"], []).append(r)
     for r in with_derived(readings):
         kind = classify(r)
         if isinstance(kind, tuple):
@@ -370,12 +409,12 @@ def export(readings, infos=None, patient=None, test=None, max_observations=200):
     for hub_hex in sorted(by_hub):
         rows = by_hub[hub_hex]
         for i in range(0, len(rows), max_observations):
-            out.bundles.append(_bundle(hub_hex, rows[i:i + max_observations], infos, patient, test, times))
+            out.bundles.append(_bundle(hub_hex, rows[i:i + max_observations], infos, patient, test, times, stamps))
             out.observations += len(rows[i:i + max_observations])
     return out
 
 
-def _bundle(hub_hex, rows, infos, patient, test, times):
+def _bundle(hub_hex, rows, infos, patient, test, times, stamps=None):
     entries = []
     hub_test = test if test is not None else any(is_test(hub_hex, r["dev"]) for r, _ in rows)
     subject_url = None
@@ -401,7 +440,7 @@ def _bundle(hub_hex, rows, infos, patient, test, times):
     for dev, rs in devices.items():
         refs[dev]["gateway"] = gw_url
         refs[dev]["subject"] = subject_url or refs[dev]["device"]
-        pair = coincident_pair(rs)
+        pair = coincident_pair(rs, (stamps or {}).get(dev, ()))
         if pair is not None:
             cts = coincident_observation(pair, refs[dev]["device"], gw_url,
                                          test if test is not None else is_test(hub_hex, dev))

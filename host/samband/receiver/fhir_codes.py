@@ -8,6 +8,8 @@ are the firmware's (hub.profiles.*); only their reference ids (for `display`),
 LOINC codes and device specializations are added here.
 """
 
+from samband.receiver import timeline
+
 MDC = "urn:iso:std:iso:11073:10101"
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -105,6 +107,9 @@ DEVICE_SUBJECT = {67996}  # MDC_ATTR_VAL_BATT_CHARGE
 MDC_CONC_GLU_CONTROL = 160208
 # The hub's own events (hub.collect: device silent, connected, bond lost) live in this private partition.
 HUB_PARTITION = 1024
+# Its coincident time stamps of a device's clock (receiver/timeline.py, hub/collect.py): val is the state.
+MDC_HUB_DEVICE_CLOCK = timeline.MDC_HUB_DEVICE_CLOCK
+CLOCK_FAULT, CLOCK_READ = timeline.CLOCK_FAULT, timeline.CLOCK_READ
 
 # Special FLOAT values -> data-absent-reason codes (PhdNumericObservation.dataAbsentReason).
 ABSENT = {"NaN": "not-a-number", "+INF": "positive-infinity", "-INF": "negative-infinity"}

@@ -133,7 +133,7 @@ MIGRATIONS = [
         "ALTER TABLE readings ADD COLUMN utc_src TEXT CHECK (utc_src IN ('hub', 'clock-report'))",
         "ALTER TABLE readings ADD COLUMN dtc BIGINT",
         "ALTER TABLE readings ADD COLUMN dtc_method TEXT "
-        "CHECK (dtc_method IN ('current-time', 'newest-record', 'hub-receipt'))",
+        "CHECK (dtc_method IN ('current-time', 'newest-record', 'as-reported', 'hub-receipt'))",
         "ALTER TABLE readings ADD COLUMN dtc_offset BIGINT",
         "UPDATE readings SET utc = hts, utc_src = 'hub' WHERE hts IS NOT NULL",
         "CREATE INDEX readings_boot ON readings (hub, boot, seq)",

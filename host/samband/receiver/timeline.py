@@ -27,6 +27,15 @@ device's clock and the hub's UTC at one instant. Two sources, best first:
                  takes it, the newest record of a meter) gives the offset. Its
                  error is that reading's age: a second for a device that sends
                  when it measures, hours for a meter whose newest record is old.
+                 Used only when it proves the clock more than TRUST_MS (5 min)
+                 off: ahead (no record is made after it is received), or behind
+                 when that freshest reading has no record number (a measurement
+                 sent as it is taken). A stored record that looks old may just
+                 be old, so a meter's clock is not called slow from it, and a
+                 clock within 5 min is believed (a slow clock and a record a few
+                 minutes old look the same).
+  as-reported    no stamp and no provable offset: the device's time as it
+                 said it (its own zone offset `tzo` taken off, if it gave one).
   hub-receipt    the device gave no time (or a time fault): the hub's UTC.
 Which clock stamped a record: the clock state of each stamp holds until the hub
 writes the clock again; a written stamp's state starts at the write. Stamps are
@@ -46,7 +55,8 @@ MDC_HUB_DEVICE_CLOCK = 1024 << 16 | 5
 CLOCK_FAULT, CLOCK_READ, CLOCK_WRITTEN = 0, 1, 2
 
 UTC_SOURCES = ("hub", "clock-report")
-METHODS = ("current-time", "newest-record", "hub-receipt")
+METHODS = ("current-time", "newest-record", "as-reported", "hub-receipt")
+TRUST_MS = 5 * 60000  # a device clock within this of the newest-record estimate is believed
 MONO_WRAP = 1 << 30   # the hub's mono ms are ticks_ms & 0x3FFFFFFF
 TOLERANCE_MS = 2000   # a read's latency, a device's whole seconds, a written clock's lost fraction
 
@@ -102,21 +112,23 @@ def stamp_offset(dev_ms, received, stamps, tol=TOLERANCE_MS):
 
 def correct(rows, stamps):
     """Corrected device times of one device's readings in the order the hub made them.
-    rows: [(key, utc or None, dts seconds or None, is_session_start)], stamps as in
+    rows: [(key, utc or None, dts seconds or None, is_session_start[, tzo minutes, has a
+    record number])], stamps as in
     stamp_offset. Returns {key: (corrected ms, method, offset ms)}; a reading whose
     hub UTC is not known yet is left out (it is done when the pair arrives)."""
     out = {}
     session, est = [], {}
     sid = 0
-    for key, utc, dts, start in rows:
+    for row in rows:
+        key, utc, dts, start = row[:4]
         if start:
             sid += 1
-        session.append((key, utc, dts, sid))
+        session.append((key, utc, dts, sid, row[4] if len(row) > 4 else None))
         if utc is not None and dts is not None:
             d = dts * 1000 - utc
-            if sid not in est or d > est[sid]:
-                est[sid] = d
-    for key, utc, dts, sid in session:
+            if sid not in est or d > est[sid][0]:
+                est[sid] = (d, len(row) > 5 and bool(row[5]))
+    for key, utc, dts, sid, tzo in session:
         if utc is None:
             continue
         if dts is None:
@@ -125,8 +137,10 @@ def correct(rows, stamps):
         off = stamp_offset(dts * 1000, utc, stamps)
         if off is not None:
             out[key] = (dts * 1000 - off, "current-time", off)
+        elif est[sid][0] > TRUST_MS or (est[sid][0] < -TRUST_MS and not est[sid][1]):
+            out[key] = (dts * 1000 - est[sid][0], "newest-record", est[sid][0])
         else:
-            out[key] = (dts * 1000 - est[sid], "newest-record", est[sid])
+            out[key] = (dts * 1000 - (tzo or 0) * 60000, "as-reported", None)
     return out
 
 
@@ -163,6 +177,16 @@ def settle(store, cur, hub, new):
         _correct_device(store, cur, hub, dev, lo)
 
 
+def _tzo_rec(js):
+    """(tzo, has a record number) of a stored reading's JSON."""
+    if '"tzo"' not in js and '"rec"' not in js:
+        return (None, False)
+    import json
+    r = json.loads(js)
+    t = r.get("tzo")
+    return (t if isinstance(t, int) else None, r.get("rec") is not None)
+
+
 def _correct_device(store, cur, hub, dev, lo):
     import json
     q = store._q
@@ -171,9 +195,10 @@ def _correct_device(store, cur, hub, dev, lo):
                 (hub, dev, MDC_HUB_DEVICE_CONNECTED, lo))
     start = cur.fetchone()[0]
     lo = lo if start is None else start
-    cur.execute(q("SELECT seq, utc, dts, mdc FROM readings WHERE hub = ? AND device = ? AND seq >= ? "
+    cur.execute(q("SELECT seq, utc, dts, mdc, reading FROM readings WHERE hub = ? AND device = ? AND seq >= ? "
                   "AND dup_of IS NULL ORDER BY seq"), (hub, dev, lo))
-    rows = [(seq, utc, dts, mdc == MDC_HUB_DEVICE_CONNECTED) for seq, utc, dts, mdc in cur.fetchall()]
+    rows = [(seq, utc, dts, mdc == MDC_HUB_DEVICE_CONNECTED) + _tzo_rec(js)
+            for seq, utc, dts, mdc, js in cur.fetchall()]
     cur.execute(q("SELECT utc, dts, reading FROM readings WHERE device = ? AND mdc = ? AND utc IS NOT NULL "
                   "AND dup_of IS NULL ORDER BY utc"), (dev, MDC_HUB_DEVICE_CLOCK))
     stamps = []
