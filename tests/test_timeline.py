@@ -93,11 +93,11 @@ class Hub:
         self.clock_set = False
         self.truth = {}  # seq -> (hub UTC of receipt, UTC the measurement was taken)
 
-    def put(self, dev, mdc, val, received, made=None, dts=None, ctx=None):
+    def put(self, dev, mdc, val, received, made=None, dts=None, ctx=None, **more):
         self.seq += 1
         mono = [1, (tl.MONO_WRAP - 20 * MIN + received - T0) % tl.MONO_WRAP]
         hts = received + 300 if self.clock_set else None
-        r = rd.make(self.seq, dev, mdc, val, mono, hts=hts, dts=dts, ctx=ctx)
+        r = rd.make(self.seq, dev, mdc, val, mono, hts=hts, dts=dts, ctx=ctx, **more)
         self.truth[self.seq] = (received, received if made is None else made)
         return (self.seq, 1, r)
 
@@ -111,15 +111,16 @@ def a_day(url):
     s = open_store(url)
     hub = Hub()
     put = hub.put
-    glucose, temp = 0x2711C, 0x4BB8
+    glucose, temp = 160184, 150364
     # offline, clock unknown: the meter (3 h 12 min ahead) connects, its clock is read, not set
     t = T0 + 10 * MIN
     b1 = [put(METER, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), hub.stamp(METER, t + 150, t + OFF)]
     for k, made in enumerate((T0 - 2 * 3600 * 1000, T0 - 3600 * 1000, T0 + 9 * MIN)):
-        b1.append(put(METER, glucose, 100 + k, t + 1000 + k, made, (made + OFF) // 1000))
+        b1.append(put(METER, glucose, 100 + k, t + 1000 + k, made, (made + OFF) // 1000, unit="mg/dL"))
     t = T0 + 20 * MIN  # the cuff has never been set: year 0, no device time
     b1 += [put(CUFF, tl.MDC_HUB_DEVICE_CONNECTED, 1, t), hub.stamp(CUFF, t + 100, None),
-           put(CUFF, 0x4A04, [120, 80, 93], t + 2000, t + 2000)]
+           put(CUFF, 150020, [120, 80, 93], t + 2000, t + 2000, unit="mm[Hg]",
+               comp=[150021, 150022, 150023])]
     assert s.store(HUB, b1) == (len(b1), 0)
     assert all(r.get("utc") is None for r in s.readings(hub=HUB))  # nothing can date them yet
     # an hour later the clock is set (its report comes in a later batch than the readings)
@@ -129,17 +130,18 @@ def a_day(url):
     t = T0 + 70 * MIN  # the meter again: read, set, a stored record, then a new one
     b2 += [put(METER, tl.MDC_HUB_DEVICE_CONNECTED, 2, t), hub.stamp(METER, t + 150, t + OFF),
            hub.stamp(METER, t + 400, t + 100, tl.CLOCK_WRITTEN),
-           put(METER, glucose, 110, t + 1000, T0 + 65 * MIN, (T0 + 65 * MIN + OFF) // 1000),
-           put(METER, glucose, 111, t + 5 * MIN + 200, t + 5 * MIN, (t + 5 * MIN) // 1000)]
+           put(METER, glucose, 110, t + 1000, T0 + 65 * MIN, (T0 + 65 * MIN + OFF) // 1000, unit="mg/dL"),
+           put(METER, glucose, 111, t + 5 * MIN + 200, t + 5 * MIN, (t + 5 * MIN) // 1000, unit="mg/dL")]
     h = 3600 * 1000  # the thermometer keeps local time (UTC+1) and has no Current Time
     t = T0 + 80 * MIN
     b2 += [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 1, t),
-           put(THERMO, temp, 367, t + 900, t + 500, (t + 500 + h) // 1000)]
+           put(THERMO, temp, 367, t + 900, t + 500, (t + 500 + h) // 1000, exp=-1, unit="Cel")]
     assert s.store(HUB, b2) == (len(b2), 0)
     t = T0 + 100 * MIN  # after its DST change (UTC+2): a stored one 5 min old, then a live one
     b3 = [put(THERMO, tl.MDC_HUB_DEVICE_CONNECTED, 2, t),
-          put(THERMO, temp, 368, t + 700, t - 5 * MIN, (t - 5 * MIN + 2 * h) // 1000),
-          put(THERMO, temp, 369, t + 60000 + 600, t + 60000, (t + 60000 + 2 * h) // 1000)]
+          put(THERMO, temp, 368, t + 700, t - 5 * MIN, (t - 5 * MIN + 2 * h) // 1000, exp=-1, unit="Cel"),
+          put(THERMO, temp, 369, t + 60000 + 600, t + 60000, (t + 60000 + 2 * h) // 1000, exp=-1,
+              unit="Cel")]
     assert s.store(HUB, b3) == (len(b3), 0)
     got = {r["seq"]: r for r in s.readings(hub=HUB)}
     assert set(got) == set(hub.truth)
@@ -153,12 +155,41 @@ def a_day(url):
     assert methods == {"current-time": 8, "hub-receipt": 8, "newest-record": 3}
     # the filled-in times answer time queries like hts does
     assert len(s.readings(hub=HUB, since=T0 - 3 * 3600 * 1000, until=T0 + 30 * MIN)) == len(b1)
-    s.close()
+    return s, hub
 
 
 def test_an_offline_hub_and_wrong_device_clocks_on_sqlite(tmp_path):
-    a_day(str(tmp_path / "t.db"))
+    """And the FHIR export: corrected times, the coincident time stamps they came from."""
+    import json
+    from decimal import Decimal
+
+    from fhir.resources.R4B.bundle import Bundle
+
+    from samband.receiver import fhir, fhir_check
+    s, hub = a_day(str(tmp_path / "t.db"))
+    ex = fhir.export(s.readings(), {}, test=True)
+    s.close()
+    assert len(ex.bundles) == 1 and fhir_check.bundle_errors(ex.bundles[0]) == []
+    Bundle.model_validate(json.loads(fhir.to_json(ex.bundles[0]), parse_float=Decimal))
+    res = [e["resource"] for e in ex.bundles[0]["entry"]]
+    by_id = {e["fullUrl"]: e["resource"] for e in ex.bundles[0]["entry"]}
+    cts = {by_id[o["subject"]["reference"]]["identifier"][0]["value"]: o for o in res
+           if "PhdCoincidentTimeStampObservation" in o.get("meta", {}).get("profile", [""])[0]}
+    meter = next(v for k, v in cts.items() if k.endswith("44-55-66"))
+    cuff = next(v for k, v in cts.items() if k.endswith("44-55-77"))
+    thermo = next(v for k, v in cts.items() if k.endswith("44-55-88"))
+    t = T0 + 70 * MIN  # the meter's clock as read at its second connection, 3 h 12 min ahead, stamped 150 ms later
+    assert (meter["effectiveDateTime"], meter["valueDateTime"]) == (fhir.iso_utc(t + 450), fhir.iso_utc(t + OFF))
+    assert "valueDateTime" not in cuff and cuff["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+    assert thermo["valueDateTime"] == fhir.iso_device((T0 + 101 * MIN + 2 * 3600 * 1000) // 1000, None, 0)
+    glucose = sorted(o["effectiveDateTime"] for o in res if o.get("code", {}).get("coding", [{}])[0].get("code")
+                     == "160184")
+    made = (T0 - 2 * 3600 * 1000, T0 - 3600 * 1000, T0 + 9 * MIN, T0 + 65 * MIN, T0 + 75 * MIN)
+    from datetime import datetime
+    assert len(glucose) == len(made)
+    for text, m in zip(glucose, made):  # the hub clock 300 ms off, reads and writes taking 150-300 ms
+        assert abs(datetime.fromisoformat(text).timestamp() * 1000 - m) <= 1000, (text, m)
 
 
 def test_an_offline_hub_and_wrong_device_clocks_on_postgresql(pg_url):  # noqa: F811
-    a_day(pg_url)
+    a_day(pg_url)[0].close()
