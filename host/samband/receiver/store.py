@@ -139,6 +139,7 @@ MIGRATIONS = [
         "CREATE INDEX readings_boot ON readings (hub, boot, seq)",
         "CREATE INDEX readings_device ON readings (device, mdc, seq)",
         "CREATE INDEX readings_utc ON readings (hub, utc)",
+        "CREATE INDEX readings_undated ON readings (hub, boot) WHERE utc IS NULL",  # small: waiting for a clock
     ],
 ]
 

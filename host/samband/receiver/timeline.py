@@ -157,17 +157,25 @@ def settle(store, cur, hub, new):
     for _s, d, _b, _m in new:
         first[d] = min(first.get(d, _s), _s)
     for boot in boots:
-        cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE hub = ? AND boot = ? AND hts IS NOT NULL "
-                      "AND (mdc IN (?, ?) OR seq = (SELECT min(seq) FROM readings WHERE hub = ? AND boot = ? "
-                      "AND hts IS NOT NULL))"),
-                    (hub, boot, MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
-        pair = pick_pair([tuple(r) for r in cur.fetchall()])
+        cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND utc IS NULL"),
+                    (hub, boot))  # the partial index readings_undated: no scan of the boot
+        todo = cur.fetchall()
+        if not todo and boot not in refill:
+            continue  # the usual batch: everything dated, no new clock report
+        cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE mdc IN (?, ?) AND hub = ? AND boot = ? "
+                      "AND hts IS NOT NULL"), (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
+        rows = [tuple(r) for r in cur.fetchall()]
+        if not rows:  # telemetry lost: the boot's earliest reading with hts
+            cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE hub = ? AND boot = ? AND hts IS NOT NULL "
+                          "ORDER BY seq LIMIT 1"), (hub, boot))
+            rows = [tuple(r) for r in cur.fetchall()]
+        pair = pick_pair(rows)
         if pair is None:
             continue
-        cond = "utc IS NULL OR utc_src = 'clock-report'" if boot in refill else "utc IS NULL"
-        cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND (%s)" % cond),
-                    (hub, boot))
-        todo = cur.fetchall()
+        if boot in refill:  # a new set or jump: what was dated by an older one is dated again
+            cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? "
+                          "AND utc_src = 'clock-report'"), (hub, boot))
+            todo += cur.fetchall()
         if todo:
             cur.executemany(q("UPDATE readings SET utc = ?, utc_src = 'clock-report' WHERE hub = ? AND seq = ?"),
                             [(hub_utc(mono, pair), hub, seq) for seq, _d, mono in todo])
