@@ -5,6 +5,7 @@ type and time. PostgreSQL runs in a throwaway cluster (initdb, a Unix
 socket in the test's folder); without initdb/psycopg that case skips
 and says why."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,10 +35,29 @@ def Path_glob(pattern):
 
 @pytest.fixture
 def pg_url():
+    try:
+        with pg_cluster() as url:
+            yield url
+    except PgUnavailable as e:
+        pytest.skip(str(e))
+
+
+class PgUnavailable(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def pg_cluster():
+    """A throwaway PostgreSQL cluster (initdb, a Unix socket in a temporary folder,
+    fsync off); yields its URL. Raises PgUnavailable (the tests skip, saying why)
+    without the server binaries or psycopg. Also used by tests/bench/bench_live.py."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    pytest.importorskip("psycopg", reason="pip install 'psycopg[binary]'")
+        raise PgUnavailable("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PgUnavailable("psycopg not installed: pip install 'psycopg[binary]'") from None
     import tempfile
     from pathlib import Path
     d = Path(tempfile.mkdtemp(prefix="samband-pg-"))  # not under pytest's 0700 folders: postgres must reach it
