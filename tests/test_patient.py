@@ -252,3 +252,42 @@ def test_live_queries_postgresql(pg_url):  # noqa: F811
         s.conn.commit()
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------- the dashboard's read-only endpoint
+
+def test_dashboard_answers_a_patients_latest_and_recent_readings(tmp_path):
+    import dashboard_kit as kit
+
+    from samband.receiver.dashboard import users
+    from samband.receiver.dashboard.app import create_app
+    db = tmp_path / "r.db"
+    s = kit.build(db, cgm_days=2)
+    patients.link(s, kit.HUB, *P1, since=kit.T0 * 1000)
+    s.close()
+    now = kit.T0 + 2 * 86400  # readings' hts are T0 + seq seconds: all 600-odd lie in the first hour
+    app = create_app(db, users.load(kit.users_file(tmp_path / "users.toml")), now=lambda: now)
+    app.testing = True
+
+    def client(name):
+        c = app.test_client()
+        assert c.post("/login", data={"name": name, "password": name + "-pw"}).status_code == 302
+        return c
+
+    nurse = client("kari")
+    r = nurse.get("/api/patient", query_string={"patient": f"{P1[0]}|{P1[1]}", "hours": "48"})
+    assert r.status_code == 200, r.data
+    got = r.get_json()
+    assert got["patient"]["value"] == P1[1] and got["links"] == [{"hub": kit.HUB, "since": kit.T0 * 1000,
+                                                                   "until": None}]
+    assert [x["mdc"] for x in got["latest"]] == [67996, 131328, 150020, 150364, 150456, 160212, 188736]
+    assert got["latest"][2]["val"] == [122, 80, 94]  # the third cuff reading is the newest
+    assert len(got["recent"]) == 2 * 288 + kit.ECG_FRAMES + 3 + 3 + 2 + 2 + 1
+    assert nurse.get("/api/patient", query_string={"patient": f"{P1[0]}|{P1[1]}"}).get_json()["recent"] == []
+    for query, code, words in [({"patient": "12345678901"}, 400, "want SYSTEM|VALUE"),
+                               ({"patient": f"{MRN}|nobody"}, 404, "no hub is linked"),
+                               ({"patient": f"{P1[0]}|{P1[1]}", "hours": "-1"}, 400, "hours")]:
+        r = nurse.get("/api/patient", query_string=query)
+        assert r.status_code == code and words in r.get_json()["error"]
+    assert app.config["counters"]["bad_request"] == 3
+    assert client("tore").get("/api/patient", query_string={"patient": f"{P1[0]}|{P1[1]}"}).status_code == 403

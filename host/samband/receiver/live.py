@@ -23,6 +23,7 @@ time stays in the reading (dts). Readings stored twice (dup_of) are left out.
 import json
 
 from samband.receiver import patients
+from samband.receiver.store import MIGRATIONS
 
 _KINDS = """WITH RECURSIVE kinds(mdc) AS (
     SELECT min(mdc) FROM readings WHERE hub = ?
@@ -86,7 +87,7 @@ def patient_spans(db, patient, since=None, until=None):
     [since, until). PatientError when no hub was ever linked to the patient."""
     ls = patients.links(db, patient=patient)
     if not ls:
-        raise patients.PatientError(f"no hub is linked to {patient[0]}|{patient[1]} (samband patient link)")
+        raise patients.UnknownPatient(f"no hub is linked to {patient[0]}|{patient[1]} (samband patient link)")
     return patients.spans(ls, since, until)
 
 
@@ -103,3 +104,28 @@ def recent_of(db, patient, now_ms, hours=24):
     first; and up to AHEAD_MS after it, so that a hub whose clock runs a little
     ahead of the receiver's still shows its newest readings."""
     return history(db, patient_spans(db, patient, now_ms - int(hours * 3_600_000), now_ms + AHEAD_MS))
+
+
+PATIENT_TABLES = next(n for n, steps in enumerate(MIGRATIONS, 1) if any("CREATE TABLE patients" in x for x in steps))
+
+
+def snapshot(db, token, now_ms, hours=24):
+    """What the dashboard's /api/patient answers: the patient ('SYSTEM|VALUE'),
+    their hub links, the newest reading of each kind and the last `hours` of
+    readings, as one JSON-ready dict. PatientError (a one-line reason) for a bad
+    identifier, an unknown patient, or a database older than the patient tables."""
+    patient = patients.parse_token(token)
+    cur = db.conn.cursor()
+    cur.execute("SELECT max(version) FROM schema_version")
+    version = cur.fetchone()[0] or 0
+    db.conn.commit()
+    if version < PATIENT_TABLES:
+        raise patients.PatientError(f"this database has no patient tables yet (schema {version}: made by an "
+                                    f"older receiver; a newer one adds them when it starts)")
+    links = patients.links(db, patient=patient)
+    if not links:
+        raise patients.UnknownPatient(f"no hub is linked to {patient[0]}|{patient[1]} (samband patient link)")
+    return {"patient": {"system": patient[0], "value": patient[1], "ref": links[0]["ref"]},
+            "now": now_ms, "hours": hours,
+            "links": [{k: ln[k] for k in ("hub", "since", "until")} for ln in links],
+            "latest": latest_of(db, patient), "recent": recent_of(db, patient, now_ms, hours)}

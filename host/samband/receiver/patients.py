@@ -43,6 +43,10 @@ class PatientError(SambandError):
     pass
 
 
+class UnknownPatient(PatientError):
+    """No hub was ever linked to this patient."""
+
+
 # ---------------------------------------------------------------- validation (pure)
 
 def check_hub(text):
