@@ -170,6 +170,10 @@ def test_fhir_readings_stay_with_the_patient_of_their_time(db, capsys):
     assert code == 1 and "no hub is linked to https://hospital.example/mrn|nobody" in err
     code, out, err = say(capsys, "fhir", "--db", db, "--latest")
     assert code == 0 and "2 readings -> 2 bundles" in err  # newest glucose (P2's) and newest BP (P1's)
+    code, out, err = say(capsys, "fhir", "--db", db, "--latest", "--patient", f"{P1[0]}|{P1[1]}")
+    values = sorted(str(e["resource"].get("valueQuantity", {}).get("value")) for ln in out.splitlines()
+                    for e in json.loads(ln)["entry"] if e["resource"]["resourceType"] == "Observation")
+    assert code == 0 and values == ["110", "None"]  # P1's own newest glucose (not P2's 120) and the BP
 
 
 # ---------------------------------------------------------------- live queries
