@@ -21,7 +21,7 @@ a link may not start inside or before an earlier one of the same hub (history is
 not rewritten: what was exported stays true). One patient may be served by
 several hubs at once (home hub and ambulance hub).
 
-Pure functions (check_*, patient_at, attribute, spans) take and return plain
+Pure functions (check_*, patient_at, spans; attribute marks the rows it is given) take and return plain
 values; link/unlink/links read and write the store through its connection and
 placeholder (Store or the dashboard's read-only Reader).
 """
