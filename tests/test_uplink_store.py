@@ -5,6 +5,7 @@ type and time. PostgreSQL runs in a throwaway cluster (initdb, a Unix
 socket in the test's folder); without initdb/psycopg that case skips
 and says why."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,9 +13,8 @@ import subprocess
 
 import pytest
 
-import samband.receiver.store as store_mod
 from hub import reading as rd
-from samband.receiver.store import open_store
+from samband.receiver.store import MIGRATIONS, open_store
 
 A, B = "00005a4d00c7", "00005a4d00c8"
 DEV1 = b"\x00\x11\x22\x33\x44\x55\x66"
@@ -35,10 +35,29 @@ def Path_glob(pattern):
 
 @pytest.fixture
 def pg_url():
+    try:
+        with pg_cluster() as url:
+            yield url
+    except PgUnavailable as e:
+        pytest.skip(str(e))
+
+
+class PgUnavailable(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def pg_cluster():
+    """A throwaway PostgreSQL cluster (initdb, a Unix socket in a temporary folder,
+    fsync off); yields its URL. Raises PgUnavailable (the tests skip, saying why)
+    without the server binaries or psycopg. Also used by tests/bench/bench_live.py."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    pytest.importorskip("psycopg", reason="pip install 'psycopg[binary]'")
+        raise PgUnavailable("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PgUnavailable("psycopg not installed: pip install 'psycopg[binary]'") from None
     import tempfile
     from pathlib import Path
     d = Path(tempfile.mkdtemp(prefix="samband-pg-"))  # not under pytest's 0700 folders: postgres must reach it
@@ -72,7 +91,7 @@ def reading(seq, dev, mdc, val, hts, prio=0):
 
 def exercise(url):
     s = open_store(url)
-    assert s.version() == len(store_mod.MIGRATIONS)
+    assert s.version() == len(MIGRATIONS)
     rows = [(q, 3, reading(q, DEV1 if q % 2 else DEV2, 0x2711C if q < 8 else 0x4BB8, 100 + q, 1000 * q,
                            1 if q == 5 else 0)) for q in range(1, 11)]
     assert s.store(A, rows[:6], {"tampered": 1}) == (6, 0)
@@ -84,7 +103,7 @@ def exercise(url):
     s.close()
 
     s = open_store(url)  # re-open: migrations already applied
-    assert s.version() == len(store_mod.MIGRATIONS)
+    assert s.version() == len(MIGRATIONS)
     assert s.count() == 12 and s.count(A) == 10
     st = {h["hub"]: h for h in s.hubs()}
     assert st[A]["stored"] == 10 and st[A]["duplicates"] == 6 and st[A]["backlog"] == 17
@@ -168,7 +187,7 @@ def test_upgrade_keeps_what_was_stored(tmp_path, monkeypatch):
     s.close()
     monkeypatch.undo()
     s = open_store(path)
-    assert s.version() == len(store.MIGRATIONS) and s.count(A) == 1 and s.readings(hub=A)[0]["seq"] == 1
+    assert s.version() == len(MIGRATIONS) and s.count(A) == 1 and s.readings(hub=A)[0]["seq"] == 1
     r = reading(2, DEV1, 0x2711C, 120, 2000)
     assert s.store(A, [(2, 3, r)]) == (1, 0) and s.store(B, [(9, 3, _rehub(r, 9))]) == (0, 1)
     s.close()

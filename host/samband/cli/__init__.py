@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from samband import __version__
-from samband.cli import alerts, bridge, dashboard, fhir, hub, receiver, rig
+from samband.cli import alerts, bridge, dashboard, fhir, hub, patient, receiver, rig
 from samband.errors import SambandError
 
 
@@ -269,8 +269,11 @@ def parser():
     p.add_argument("--hub", help="only this hub (its unique id in hex, e.g. 00005a4d0001)")
     p.add_argument("--device", help="only this device, address as stored, e.g. C0:5A:4B:00:00:01/r")
     p.add_argument("--patient", metavar="SYSTEM|VALUE",
-                   help="the patient's identifier, e.g. 'urn:oid:2.16.578.1.12.4.1.4.1|12345678901': a Patient "
-                        "in each bundle and the subject of every measurement (default: the device is the subject)")
+                   help="only this patient's readings (e.g. 'urn:oid:2.16.578.1.12.4.1.4.1|12345678901'), from the "
+                        "hubs linked to the patient while they were (samband patient link); without it every "
+                        "reading still names the patient its hub was linked to, else its device is the subject")
+    p.add_argument("--latest", action="store_true",
+                   help="only the newest reading of each kind (of each hub, or of the --patient)")
     test = p.add_mutually_exclusive_group()
     test.add_argument("--test", dest="test", action="store_true", default=None,
                       help="tag everything as test data (meta.security HTEST)")
@@ -285,6 +288,31 @@ def parser():
     p.add_argument("--max-observations", type=_positive, default=200,
                    help="at most this many observations in one bundle (default 200)")
     p.set_defaults(func=fhir.cmd_fhir)
+
+    p = sub.add_parser("patient", help="link a hub to a patient (kept in the receiver's database, never on the hub)",
+                       description="Which patient a hub serves, and from when to when. The identifier stays in the "
+                                   "receiver's database; readings belong to the patient the hub served when it took "
+                                   "them (docs/fhir.md, Patient).")
+    act = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    db_help = "SQLite path or postgresql:// URL (default $SAMBAND_DB or ~/.local/share/samband/samband.db)"
+    q = act.add_parser("link", help="link a hub to a patient from now (or --since); an earlier link of the hub ends")
+    q.add_argument("hub", help="the hub's unique id in hex, e.g. 00005a4d0001")
+    q.add_argument("--system", required=True, metavar="URI",
+                   help="the identifier's system, e.g. urn:oid:2.16.578.1.12.4.1.4.1 (a national id) or "
+                        "https://hospital.example/mrn")
+    q.add_argument("--id", required=True, metavar="VALUE", help="the patient's identifier in that system")
+    q.add_argument("--since", help="from when: 10m, 2h, 1d (ago), ms since 1970, or an ISO time (default now)")
+    q.add_argument("--db", help=db_help)
+    q = act.add_parser("unlink", help="end the hub's link now (or --at): what it takes later belongs to nobody")
+    q.add_argument("hub", help="the hub's unique id in hex")
+    q.add_argument("--at", help="when the link ended (same forms as link --since; default now)")
+    q.add_argument("--db", help=db_help)
+    q = act.add_parser("show", help="the links, of one hub or one patient")
+    q.add_argument("hub", nargs="?", help="only this hub")
+    q.add_argument("--patient", metavar="SYSTEM|VALUE", help="only this patient")
+    q.add_argument("--json", action="store_true", help="as JSON")
+    q.add_argument("--db", help=db_help)
+    p.set_defaults(func=patient.cmd_patient)
 
     p = sub.add_parser("alerts", help="raise, escalate and list alerts from the receiver's database",
                        description="Without an action: run the alerts process (polls the database, raises "

@@ -34,23 +34,26 @@ def parse_when(text, now_ms):
 
 
 def cmd_fhir(args):
-    from samband.receiver import fhir
+    from samband.receiver import fhir, live, patients
     from samband.receiver.store import StoreError, device_infos, open_store
     now = int(time.time() * 1000)
     since = parse_when(args.since, now) if args.since else None
     until = parse_when(args.until, now) if args.until else None
-    patient = fhir.parse_patient(args.patient) if args.patient else None
+    patient = patients.parse_token(args.patient) if args.patient else None
+    hub = patients.check_hub(args.hub) if args.hub else None
     db = args.db or default_db()
     try:
         store = open_store(db, create=False)
     except StoreError as e:
         raise SambandError(f"{e}: give --db the database `samband receive` or `make run` writes") from None
     try:
-        rows = store.readings(args.hub, args.device, None, since, until)
-        infos = device_infos(store, args.hub, args.device)
+        links = patients.links(store)
+        rows = _selected(store, live, patients, args, hub, patient, since, until)
+        infos = device_infos(store, hub, args.device)
     finally:
         store.close()
-    ex = fhir.export(rows, infos, patient=patient, test=args.test, max_observations=args.max_observations)
+    unlinked = patients.attribute(rows, links)
+    ex = fhir.export(rows, infos, test=args.test, max_observations=args.max_observations)
     made = there = 0
     if args.post:
         from samband.receiver.fhir_post import created_counts, post_bundle
@@ -77,9 +80,26 @@ def cmd_fhir(args):
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(ex.skipped.items()))
     summary = (f"samband fhir: {len(rows)} readings -> {len(ex.bundles)} bundles, {ex.observations} observations"
                + (f" ({ex.derived} of them glucose sample locations)" if ex.derived else "")
+               + (f"; {unlinked} readings of no linked patient (device as subject)" if unlinked and links else "")
                + (f"; posted: {made} created, {there} already there" if args.post else "")
                + (f"; left out: {skipped}" if skipped else ""))
     print(summary, file=sys.stderr)
+
+
+def _selected(store, live, patients, args, hub, patient, since, until):
+    """The readings to export: a patient's (the hubs linked to them, while they
+    were), or by hub/device/time; with --latest only the newest of each kind."""
+    if patient is not None:
+        spans = [sp for sp in live.patient_spans(store, patient, since, until) if hub is None or sp[0] == hub]
+        rows = live.latest(store, spans) if args.latest else live.history(store, spans)
+        return [r for r in rows if args.device is None or r.get("dev") == args.device]
+    if args.latest:
+        hubs = [hub] if hub is not None else [h["hub"] for h in store.hubs()]
+        lo = -patients.FOREVER if since is None else since
+        hi = patients.FOREVER if until is None else until
+        rows = [r for h in hubs for r in live.latest(store, [(h, lo, hi)])]  # each hub's own newest
+        return [r for r in rows if args.device is None or r.get("dev") == args.device]
+    return store.readings(hub, args.device, None, since, until)
 
 
 def _authorization(path):

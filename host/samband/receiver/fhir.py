@@ -379,9 +379,11 @@ def is_test(hub_hex, dev):
 def export(readings, infos=None, patient=None, test=None, max_observations=200):
     """Readings (Store.readings() dicts) -> Export: one transaction Bundle per hub and
     per max_observations of its readings. infos: {device address: information text}
-    (store.device_infos(store)). patient: (system, value) or None (then the PhdDevice is
-    the subject). test: True/False tags everything HTEST or nothing; None tags the
-    data of virtual hubs and emulated devices."""
+    (store.device_infos(store)). A reading's own 'patient' (system, value), which
+    patients.attribute sets from the hub's patient links, makes that Patient its
+    subject; `patient` is the one for readings without their own; with neither, the
+    PhdDevice is the subject. One bundle per hub and patient. test: True/False tags
+    everything HTEST or nothing; None tags the data of virtual hubs and emulated devices."""
     infos = infos or {}
     out = Export()
     by_hub = {}
@@ -404,12 +406,12 @@ def export(readings, infos=None, patient=None, test=None, max_observations=200):
         except FhirError:
             out.skipped["hub id or device address not an EUI-48/EUI-64"] += 1
             continue
-        by_hub.setdefault(r["hub"], []).append((r, kind))
+        by_hub.setdefault((r["hub"], r.get("patient") or patient), []).append((r, kind))
         out.derived += 1 if r.get("derived") else 0
-    for hub_hex in sorted(by_hub):
-        rows = by_hub[hub_hex]
+    for hub_hex, who in sorted(by_hub, key=lambda k: (k[0], tuple(k[1] or ()))):
+        rows = by_hub[hub_hex, who]
         for i in range(0, len(rows), max_observations):
-            out.bundles.append(_bundle(hub_hex, rows[i:i + max_observations], infos, patient, test, times, stamps))
+            out.bundles.append(_bundle(hub_hex, rows[i:i + max_observations], infos, who, test, times, stamps))
             out.observations += len(rows[i:i + max_observations])
     return out
 

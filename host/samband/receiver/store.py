@@ -124,7 +124,26 @@ MIGRATIONS = [
             PRIMARY KEY (hub, seq))""",
         "ALTER TABLE hubs ADD COLUMN quarantined BIGINT NOT NULL DEFAULT 0",
     ],
-    # 4: one corrected timeline (receiver/timeline.py): the hub's (boot, mono); its UTC from
+    # 4: patients and which hub serves whom when (receiver/patients.py); the index the
+    # live queries need (receiver/live.py: newest reading of each kind of a hub)
+    [
+        """CREATE TABLE patients (
+            ref TEXT PRIMARY KEY,
+            system TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            UNIQUE (system, value))""",
+        """CREATE TABLE patient_links (
+            hub TEXT NOT NULL,
+            since BIGINT NOT NULL,
+            until BIGINT,
+            ref TEXT NOT NULL REFERENCES patients (ref),
+            created DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (hub, since))""",
+        "CREATE INDEX patient_links_ref ON patient_links (ref)",
+        "CREATE INDEX readings_kind_time ON readings (hub, mdc, hts, seq)",
+    ],
+    # 5: one corrected timeline (receiver/timeline.py): the hub's (boot, mono); its UTC from
     # hts or from its clock report (utc_src); the device time corrected (dtc, ms) and how
     [
         "ALTER TABLE readings ADD COLUMN boot BIGINT",

@@ -40,7 +40,7 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
     app.config["samband"] = {"db": str(db_url), "users": user_table, "offline_s": offline_s, "now": now}
     counters = app.config["counters"] = {"login_failed": 0, "forbidden": 0, "acked": 0, "ack_refused": 0,
-                                         "session_expired": 0}
+                                         "session_expired": 0, "bad_request": 0}
 
     def reader():
         if "db" not in g:
@@ -182,6 +182,27 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
                     agp_svg=svg.agp(glu["profile"], glucose_unit) if glu else None,
                     ecg_svg=svg.ecg_strip(e["samples"], views.ECG_SECONDS) if e else None,
                     trend_svgs=[svg.trend(t["series"]) for t in tr])
+
+    @app.get("/api/patient")
+    @need(*users.CLINICAL)
+    def patient_api():
+        """Read-only JSON for acute staff: ?patient=SYSTEM|VALUE[&hours=24] (receiver/live.py)."""
+        from samband.receiver import live
+        from samband.receiver import patients as patients_mod
+        try:
+            hours = float(request.args.get("hours", "24"))
+            if not 0 < hours <= 24 * 31:
+                raise ValueError
+        except ValueError:
+            counters["bad_request"] += 1
+            return {"error": "hours: want a number of hours from 0 to 744"}, 400
+        try:
+            answer = live.snapshot(reader(), request.args.get("patient", ""), int(now() * 1000), hours)
+        except patients_mod.PatientError as e:
+            counters["bad_request"] += 1
+            return {"error": str(e)}, (404 if isinstance(e, patients_mod.UnknownPatient) else 400)
+        log.info("patient %s read by %s (%s)", answer["patient"]["ref"], g.user, g.role)  # the ref, not the id
+        return answer
 
     @app.errorhandler(403)
     def forbidden(e):
