@@ -120,3 +120,39 @@ def test_a_reboot_between_commands_fails_the_bring_up():
     c, reason = asyncio.run(main())
     assert reason == "rebooted" and c.state == "failed" and c.reason == "rebooted"
     assert "AT+CNCFG=0,1,\"internet\"" not in m.commands  # no context configured on a modem that forgot it
+
+
+def test_data_that_arrives_with_the_peers_close_is_still_read():
+    # The reply to an empty read and the peer's close can come in one burst (the
+    # server sent its last bytes and closed while the read was answered): the
+    # socket must ask once more, not call it the end of the stream. The CI run
+    # of test_modem_socket_carries_real_tcp[bg96] lost the echoed b"bye" so.
+    answers = sim7080g_answers()
+    answers['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = b"\r\n+CAOPEN: 0,0\r\n" + OK
+    reads = []
+
+    def carecv(m):
+        reads.append(1)
+        if len(reads) == 1:
+            return b"\r\n+CARECV: 0\r\n" + OK + b"\r\n+CASTATE: 0,0\r\n"
+        if len(reads) == 2:
+            return b"\r\n+CARECV: 3,bye\r\n" + OK
+        return b"\r\n+CARECV: 0\r\n" + OK
+
+    answers["AT+CARECV=0,512"] = carecv
+    answers["AT+CACLOSE=0"] = OK
+    m = FakeModem(answers)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        s = await c.open("10.0.0.1", 8883)
+        got = await s.readexactly(3)
+        end = await s.read(10)
+        await s.aclose()
+        c.at.stop()
+        return got, end
+
+    got, end = asyncio.run(main())
+    assert got == b"bye" and end == b""
+    assert len(reads) == 3  # the empty read after the close is what ends the stream

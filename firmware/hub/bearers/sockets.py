@@ -47,6 +47,10 @@ class ModemSocket:
             if self.closed:
                 raise OSError("socket %d is closed" % self.cid)
             self.ev.clear()
+            # The peer's close can be announced while this read is answered (data
+            # and close arrive together): only an empty read asked after the close
+            # was known proves the modem holds nothing more.
+            closed = self.peer_closed
             try:
                 r = await self.at.cmd(self.p["sock_read"](self.cid, READ), 5000)
             except ATError as e:
@@ -55,8 +59,10 @@ class ModemSocket:
                 self.buf.extend(r.data)
                 self.rx += len(r.data)
                 return
-            if self.peer_closed:
+            if closed:
                 return  # and nothing left at the modem: end of stream
+            if self.peer_closed:
+                continue  # closed meanwhile: ask once more for what came before the close
             try:
                 await wait_ms(self.ev.wait(), self.poll_ms)
             except asyncio.TimeoutError:
