@@ -86,9 +86,11 @@ def pytest_runtest_setup(item):
     if _KNOWN not in config.stash:
         config.stash[_KNOWN] = known_board_names()
     try:
-        why = skip_reason(target(config), hil, boards, requires, config.stash[_KNOWN])
+        why, wrong = skip_reason(target(config), hil, boards, requires, config.stash[_KNOWN]), None
     except TargetError as e:
-        pytest.fail(str(e), pytrace=False)
+        why, wrong = None, str(e)
+    if wrong:
+        pytest.fail(wrong, pytrace=False)
     if why:
         pytest.skip(why)
 

@@ -134,8 +134,8 @@ def skip_reason(target, hil=False, boards=(), requires=(), known_boards=frozense
         return f"needs board {' or '.join(boards)}; this run drives {target.describe()}"
     missing = [r for r in requires if r not in target.capabilities()]
     if missing:
-        return (f"needs {', '.join(missing)} ({'; '.join(CAPABILITIES[m] for m in missing)}); "
-                f"{target.describe()} has not")
+        return (f"needs {', '.join(missing)}, which {target.describe()} has not; "
+                + "; ".join(f"{m}: {CAPABILITIES[m]}" for m in missing))
     return None
 
 
