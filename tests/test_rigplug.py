@@ -232,3 +232,18 @@ def test_wrong_options_stop_the_run_in_one_line(tmp_path):
     p = run_project(tmp_path, "--board", "esp32-devkit")
     assert p.returncode == 4
     assert "ERROR: --board esp32-devkit needs --hub-port PORT or a --bench file naming its port" in p.stderr
+
+
+def test_a_bench_broker_certificate_names_its_address(tmp_path):
+    """The bench's boards dial the broker by its address on the bench network: the
+    certificate must name it as an IP address for their TLS to accept it."""
+    import ipaddress
+
+    from cryptography import x509
+
+    from samband.rig.broker import make_certs
+    make_certs(tmp_path, "192.168.50.1")
+    cert = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes())
+    ips = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.IPAddress)
+    assert ipaddress.ip_address("192.168.50.1") in ips and ipaddress.ip_address("127.0.0.1") in ips

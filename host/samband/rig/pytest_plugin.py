@@ -173,11 +173,11 @@ def rig_power(rig_target):
 @pytest.fixture
 def rig_broker(rig_target, tmp_path):
     """A Mosquitto broker with TLS and per-hub logins (samband.rig.broker.Broker), not
-    started: add_hub(uid) first, then start(). Its certificate names the bench's
-    broker_host on a real bench."""
+    started: add_hub(uid) first, then start(). On a real bench it listens on, and
+    its certificate names, the bench's broker_host (the boards dial it over Wi-Fi)."""
     from samband.rig.broker import Broker
-    host = rig_target.bench.broker_host if rig_target.bench and rig_target.bench.broker_host else "localhost"
-    b = Broker(tmp_path / "broker", hostname=host)
+    bench_host = rig_target.bench.broker_host if rig_target.bench and not rig_target.virtual else ""
+    b = Broker(tmp_path / "broker", hostname=bench_host or "localhost", bind=bench_host or "127.0.0.1")
     yield b
     b.stop()
 
