@@ -45,10 +45,15 @@ def glucose_recs(rows):
     return [r[10] for seq, prio, r, err in rows if r is not None and r.get(2) in GLUCOSE_MDC and 10 in r]
 
 
-def test_500_records_backfilled_exactly_once_across_3_disconnects(tmp_path, bridge_factory):
-    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 500}])
-    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
-             hub_config={"status_ms": 300}) as rig:
+# This test, the bonded reconnection and the power cut after a blood-pressure measurement
+# run on the rig plugin's fixtures (docs/rig.md): rig_devices, rig_hub and rig_power give
+# the virtual hub here and a bench board with --hub-port/--bench; they read the hub's
+# flash back, which only the virtual hub allows, so they ask for flash-snapshot.
+@pytest.mark.requires("flash-snapshot")
+def test_500_records_backfilled_exactly_once_across_3_disconnects(tmp_path, rig_devices, rig_hub):
+    bridge = rig_devices([{"kind": "glucose", "address": GLUCOSE, "records": 500}])
+    with rig_hub([{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge, root=tmp_path,
+                 hub_config={"status_ms": 300}) as rig:
         for n in range(3):
             bridge.fault(GLUCOSE, "drop_link", 90 + 37 * n)  # in the middle of the RACP transfer
             rig.wait_status(lambda s, n=n: dev(s, GLUCOSE).get("disconnects", 0) > n, 120, f"forced disconnect {n + 1}")
@@ -83,10 +88,11 @@ def test_off_list_device_ignored_and_pairing_window(tmp_path, bridge_factory):
         assert hub_addr(other) in saved
 
 
-def test_bonded_device_reconnects_and_reencrypts(tmp_path, bridge_factory):
-    bridge, where = bridge_factory([{"kind": "glucose", "address": GLUCOSE, "records": 5}])
-    with Rig(tmp_path, devices=[{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge=where,
-             hub_config={"status_ms": 300}) as rig:
+@pytest.mark.requires("flash-snapshot")
+def test_bonded_device_reconnects_and_reencrypts(tmp_path, rig_devices, rig_hub):
+    bridge = rig_devices([{"kind": "glucose", "address": GLUCOSE, "records": 5}])
+    with rig_hub([{"addr": hub_addr(GLUCOSE), "kind": "glucose", "name": ""}], bridge, root=tmp_path,
+                 hub_config={"status_ms": 300}) as rig:
         rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 5, 60, "first session")
         bonds = rig.hub.snapshot().read("/keys/bonds")
         assert b"ltk" not in bonds.lower() and len(bonds) > 40  # sealed, not plaintext JSON
@@ -194,21 +200,22 @@ def test_a_measurement_during_an_racp_report_is_delivered(tmp_path, bridge_facto
     exactly_once(glucose_recs(rows), range(1, 302))
 
 
-def test_power_cut_after_a_blood_pressure_measurement_loses_nothing(tmp_path, bridge_factory):
+@pytest.mark.requires("flash-snapshot", "power")
+def test_power_cut_after_a_blood_pressure_measurement_loses_nothing(tmp_path, rig_devices, rig_hub, rig_power):
     """The cuff deletes a measurement once the indication is confirmed; the hub used to
     stage it for up to LIVE_MS (2 s) before committing: a cut then lost it."""
     bp = "C0:5A:4B:00:00:04"
-    bridge, where = bridge_factory([{"kind": "bp", "address": bp, "stored": 1}])
+    bridge = rig_devices([{"kind": "bp", "address": bp, "stored": 1}])
     cuff = bridge.sim(bp)
-    with Rig(tmp_path, devices=[{"addr": hub_addr(bp), "kind": "bp", "name": ""}], bridge=where,
-             hub_config={"status_ms": 300}) as rig:
+    with rig_hub([{"addr": hub_addr(bp), "kind": "bp", "name": ""}], bridge, root=tmp_path,
+                 hub_config={"status_ms": 300}) as rig:
         wait_for(lambda: cuff.store.sent >= 1, 60, "the stored measurement confirmed")
         rig.wait_status(lambda s: dev(s, bp).get("readings", 0) >= 1, 30, "the hub to take it")
         bridge.call(cuff.measure())
         wait_for(lambda: cuff.store.sent >= 2 and not cuff.store.items, 30, "the new measurement confirmed")
         time.sleep(0.5)  # where the cut lands (not an assertion about speed)
         boots = rig.hub.boots
-        rig.hub.power_cut()
+        rig_power.cut(rig)
         rig.hub.wait_boots(boots + 1, 60)
         rig.wait_status(lambda s: dev(s, bp).get("subscribed"), 60, "the cuff again after the cut")
         rig.stop()

@@ -31,12 +31,8 @@ import time
 
 import pytest
 
-from samband.bridge.server import BleBridge
-from samband.receiver.ingest import Ingest, Receiver
 from samband.receiver.store import open_store
-from samband.rig.broker import RECEIVER_USER, Broker
-from samband.rig.hubs import UID, Rig
-from samband.rig.relay import Relay
+from samband.rig.hubs import UID
 
 ROUNDS = 40  # one power cut per round
 SEED = 20261201
@@ -61,20 +57,23 @@ def named(addr):
 
 
 class FaultRig:
-    def __init__(self, root):
+    """The rig from the plugin's fixtures (docs/rig.md): emulated devices, the hub,
+    the broker behind a bearer that can be cut, the receiver, the hub's power."""
+
+    def __init__(self, root, devices, hub, broker, bearer, receiver, power):
         self.root = root
-        self.broker = Broker(root / "broker")
+        self.broker = broker
         self.password = self.broker.add_hub(UID.hex())
         self.broker.start()
-        self.relay = Relay(self.broker.port)
-        self.bridge = BleBridge(devices=SPECS)
-        where = self.bridge.start()
+        self.bearer = bearer(self.broker)
+        self.bridge = devices(SPECS)
         self.store = open_store(str(root / "receiver.db"))
-        self.rig = Rig(root / "hub", devices=[{"addr": named(d["address"]), "kind": d["kind"], "name": ""}
-                                              for d in SPECS],
-                       bridge=where, heap="320k", romfs=True,
+        self._receiver = receiver
+        self.power = power
+        self.rig = hub([{"addr": named(d["address"]), "kind": d["kind"], "name": ""} for d in SPECS], self.bridge,
+                       root=root / "hub", heap="320k", romfs=True,
                        hub_config={"status_ms": 1000,
-                                   "uplink": {"host": "localhost", "port": self.relay.port, "keepalive": 2,
+                                   "uplink": {"host": self.bearer.host, "port": self.bearer.port, "keepalive": 2,
                                               "batch_age_ms": 300, "status_ms": 2000}},
                        files={"/keys/ca.der": self.broker.ca_der.read_bytes(),
                               "/keys/mqtt.password": self.password.encode()})
@@ -82,9 +81,7 @@ class FaultRig:
         self.faults = collections.Counter()
 
     def start_receiver(self):
-        ing = Ingest(self.rig.depot.opener(), self.store, None)
-        self.rx = Receiver(ing, "localhost", self.broker.port, self.broker.ca_pem, RECEIVER_USER,
-                           self.broker.users[RECEIVER_USER]).start()
+        self.rx = self._receiver(self.rig, self.broker, self.store)
 
     def measure(self, key, *args):
         s = self.bridge.sim(key)
@@ -92,8 +89,8 @@ class FaultRig:
         return self.bridge.call(fn(*args))
 
     def stop(self):
-        for f in (self.rig.stop, lambda: self.rx and self.rx.stop(), self.store.close, self.bridge.stop,
-                  self.relay.close, self.broker.stop):
+        """The hub and the receiver before the store they write (the fixtures then tear down the rest)."""
+        for f in (self.rig.stop, lambda: self.rx and self.rx.stop(), self.store.close):
             try:
                 f()
             except Exception as e:  # noqa: BLE001 - tear down all of it whatever one part says
@@ -138,11 +135,14 @@ class FaultRig:
 
 
 @pytest.fixture
-def frig(tmp_path):
-    f = FaultRig(tmp_path)
+def frig(tmp_path, rig_devices, rig_hub, rig_broker, rig_bearer, rig_receiver, rig_power):
+    f = FaultRig(tmp_path, rig_devices, rig_hub, rig_broker, rig_bearer, rig_receiver, rig_power)
     yield f
     f.stop()
 
+
+# it counts records in the hub's journal as well as in the database (FaultRig.taken)
+@pytest.mark.requires("flash-snapshot", "power", "bearer-faults")
 
 def test_every_record_exactly_once_through_power_cuts_and_outages(frig):
     rnd = random.Random(SEED)
@@ -177,7 +177,7 @@ def test_every_record_exactly_once_through_power_cuts_and_outages(frig):
             frig.broker.restart()
             frig.faults["broker restart"] += 1
         if i % 4 == 2:
-            frig.relay.cut()
+            frig.bearer.cut()
             frig.faults["network cut"] += 1
         if i % 3 == 1:
             victim = rnd.choice([GLUCOSE, CGM, BP, THERMO, SCALE])
@@ -191,14 +191,14 @@ def test_every_record_exactly_once_through_power_cuts_and_outages(frig):
             frig.faults["device absence"] += 1
         frig.wait_taken(made, 60)
         time.sleep(rnd.uniform(0.3, 1.5))  # the cut lands anywhere: mid-backfill, mid-commit, mid-batch
-        rig.hub.power_cut()
+        frig.power.cut(rig)
         frig.faults["power cut"] += 1
         boots += 1
         rig.hub.wait_boots(boots, 60)
         time.sleep(rnd.uniform(0.8, 2.0))
         if absent is not None:
             frig.bridge.fault(absent, "silent", False)
-        frig.relay.up()
+        frig.bearer.up()
         if frig.rx is None:
             frig.start_receiver()
     print("faults:", dict(frig.faults), "measurements:", dict(made))

@@ -58,6 +58,12 @@ def make_certs(folder, hostname="localhost"):
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     sans = [x509.DNSName(hostname), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:  # a bench's broker is reached by its address on the bench network: named as an IP too
+        ip = ipaddress.ip_address(hostname)
+        if str(ip) != "127.0.0.1":
+            sans.append(x509.IPAddress(ip))
+    except ValueError:
+        pass
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -91,8 +97,9 @@ topic write samband/+/ack
 class Broker:
     """A Mosquitto process with TLS and per-hub ACLs; start()/stop() or a context manager."""
 
-    def __init__(self, folder, port=None, plain_port=None, users=None, hostname="localhost"):
+    def __init__(self, folder, port=None, plain_port=None, users=None, hostname="localhost", bind="127.0.0.1"):
         self.folder = Path(folder)
+        self.bind = bind  # the TLS listener's address: a bench's boards dial the host over Wi-Fi
         self.port = port
         self.plain_port = plain_port
         self.hostname = hostname
@@ -158,7 +165,7 @@ class Broker:
             # finds the hubs' batches there instead of the hubs resending.
             "max_queued_messages 100000",
             "",
-            f"listener {self.port} 127.0.0.1",
+            f"listener {self.port} {self.bind}",
             f"certfile {f / 'server.pem'}",
             f"keyfile {f / 'server.key'}",
             f"cafile {f / 'ca.pem'}",

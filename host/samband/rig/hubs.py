@@ -44,6 +44,16 @@ class Rig:
         self.statuses = []            # parsed STATUS maps, in order
         self._reader = None
         self._stop = threading.Event()
+        self.running = False
+
+    @property
+    def port(self):
+        """The hub's console (the virtual hub's pty)."""
+        return self.hub.port
+
+    def power_cut(self):
+        """Pull the hub's plug and power it on again (the virtual hub: SIGKILL, then boot)."""
+        self.hub.power_cut()
 
     def provision(self):
         to_flash(self.flash, {**files_for(self.depot, UID, self.devices, self.hub_config), **self.files})
@@ -66,6 +76,7 @@ class Rig:
         self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log,
                               romfs=build.romfs_path("vhub") if self.romfs else None)
         self.hub.start()
+        self.running = True
         self._stop.clear()
         self._reader = threading.Thread(target=self._read_console, daemon=True)
         self._reader.start()
@@ -74,7 +85,7 @@ class Rig:
     def _read_console(self):
         import serial
         try:
-            ser = serial.Serial(self.hub.port, 115200, timeout=0.1)
+            ser = serial.Serial(self.port, 115200, timeout=0.1)
         except OSError:
             return
         buf = b""
@@ -109,7 +120,7 @@ class Rig:
             if self._reader:
                 self._reader.join(5)
             try:
-                yield self.hub.port
+                yield self.port
             finally:
                 self._stop.clear()
                 self._reader = threading.Thread(target=self._read_console, daemon=True)
@@ -137,9 +148,11 @@ class Rig:
         return None
 
     def stop(self):
+        """Stop the hub and the console reader (again: nothing happens)."""
         self._stop.set()
-        if self.hub:
+        if self.hub and self.running:
             self.hub.stop()
+        self.running = False
         if self._reader:
             self._reader.join(2)
 
