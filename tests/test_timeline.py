@@ -155,6 +155,12 @@ def a_day(url):
     assert methods == {"current-time": 8, "hub-receipt": 8, "newest-record": 3}
     # the filled-in times answer time queries like hts does
     assert len(s.readings(hub=HUB, since=T0 - 3 * 3600 * 1000, until=T0 + 30 * MIN)) == len(b1)
+    # and the live views for acute staff show what was taken offline, at its hub time
+    from samband.receiver import live
+    hist = live.history(s, [(HUB, T0, T0 + 30 * MIN)])
+    assert sorted(r["seq"] for r in hist) == sorted(x[0] for x in b1) and all(r["utc"] for r in hist)
+    newest = {r["mdc"]: r["seq"] for r in live.latest(s, [(HUB, T0, T0 + 30 * MIN)])}
+    assert newest[glucose] == b1[4][0] and newest[150020] == b1[-1][0]
     return s, hub
 
 

@@ -5,19 +5,21 @@ Why these queries and indexes: an ambulance crew or the emergency centre asks
 "what is this patient's glucose, pressure, SpO2 now, and how did it go today"
 and must have the answer at once (target: under 100 ms for a hub with a year
 of data in PostgreSQL; `make bench`, tests/bench/bench_live.py, measures it).
-- History is a range scan of the (hub, hts) index, one per link of the patient.
+- History is a range scan of the (hub, utc) index, one per link of the patient.
 - Newest of each kind: the kinds a hub ever sent are found by a skip scan (a
-  recursive query that jumps from one code to the next in the (hub, mdc, hts,
+  recursive query that jumps from one code to the next in the (hub, mdc, utc,
   seq) index: one index probe per kind, not a scan of the hub's year), and for
   each kind one backward probe of the same index finds its newest reading.
 Both work the same on SQLite and PostgreSQL (WITH RECURSIVE, correlated
 subqueries; no LATERAL) and on the store or the dashboard's read-only Reader
 (anything with `conn` and `ph`).
 
-Times are the hub's UTC time of taking the reading (hts), the time that also
-decides the patient (receiver/patients.py): "newest" is the newest the hub
-took in, so a meter record fetched late counts at its fetch; its own device
-time stays in the reading (dts). Readings stored twice (dup_of) are left out.
+Times are the hub's UTC time of taking the reading (utc: its hts, or for a
+reading taken before the hub's clock was set, the time its clock report gives:
+receiver/timeline.py), the time that also decides the patient
+(receiver/patients.py): "newest" is the newest the hub took in, so a meter
+record fetched late counts at its fetch; its own device time stays in the
+reading (dts). Readings stored twice (dup_of) are left out.
 """
 
 import json
@@ -30,8 +32,8 @@ _KINDS = """WITH RECURSIVE kinds(mdc) AS (
     UNION ALL
     SELECT (SELECT min(r.mdc) FROM readings r WHERE r.hub = ? AND r.mdc > kinds.mdc)
     FROM kinds WHERE kinds.mdc IS NOT NULL)
-SELECT (SELECT r.seq FROM readings r WHERE r.hub = ? AND r.mdc = kinds.mdc AND r.hts >= ? AND r.hts < ?
-        AND r.dup_of IS NULL ORDER BY r.hts DESC, r.seq DESC LIMIT 1)
+SELECT (SELECT r.seq FROM readings r WHERE r.hub = ? AND r.mdc = kinds.mdc AND r.utc >= ? AND r.utc < ?
+        AND r.dup_of IS NULL ORDER BY r.utc DESC, r.seq DESC LIMIT 1)
 FROM kinds WHERE kinds.mdc IS NOT NULL"""
 
 
@@ -39,17 +41,18 @@ def _rows(db, sql, args):
     cur = db.conn.cursor()
     cur.execute(sql.replace("?", db.ph), args)
     out = []
-    for h, ep, js, rec in cur.fetchall():
+    for h, ep, js, rec, utc in cur.fetchall():
         d = {"hub": h, "epoch": ep}
         d.update(json.loads(js))
         d["received"] = rec
+        d["utc"] = utc
         out.append(d)
     return out
 
 
 def latest(db, spans):
     """The newest reading of each kind (MDC code) in the spans [(hub, lo, hi)]
-    (hts in [lo, hi)), as Store.readings dicts, by code. Across spans (a patient
+    (utc in [lo, hi)), as Store.readings dicts, by code. Across spans (a patient
     served by two hubs) the newer one wins."""
     best = {}
     try:
@@ -59,10 +62,10 @@ def latest(db, spans):
             seqs = [s for (s,) in cur.fetchall() if s is not None]
             for i in range(0, len(seqs), 500):
                 part = seqs[i:i + 500]
-                for r in _rows(db, "SELECT hub, epoch, reading, received FROM readings WHERE hub = ? AND seq IN (%s)"
-                               % ",".join("?" * len(part)), [hub] + part):
+                for r in _rows(db, "SELECT hub, epoch, reading, received, utc FROM readings "
+                               "WHERE hub = ? AND seq IN (%s)" % ",".join("?" * len(part)), [hub] + part):
                     had = best.get(r["mdc"])
-                    if had is None or (r["hts"], r["hub"], r["seq"]) > (had["hts"], had["hub"], had["seq"]):
+                    if had is None or (r["utc"], r["hub"], r["seq"]) > (had["utc"], had["hub"], had["seq"]):
                         best[r["mdc"]] = r
     finally:
         db.conn.commit()
@@ -70,15 +73,15 @@ def latest(db, spans):
 
 
 def history(db, spans):
-    """Every reading in the spans [(hub, lo, hi)] (hts in [lo, hi)), oldest first."""
+    """Every reading in the spans [(hub, lo, hi)] (utc in [lo, hi)), oldest first."""
     out = []
     try:
         for hub, lo, hi in spans:
-            out += _rows(db, "SELECT hub, epoch, reading, received FROM readings WHERE hub = ? AND hts >= ? "
-                             "AND hts < ? AND dup_of IS NULL ORDER BY hts, seq", (hub, lo, hi))
+            out += _rows(db, "SELECT hub, epoch, reading, received, utc FROM readings WHERE hub = ? AND utc >= ? "
+                             "AND utc < ? AND dup_of IS NULL ORDER BY utc, seq", (hub, lo, hi))
     finally:
         db.conn.commit()
-    out.sort(key=lambda r: (r["hts"], r["hub"], r["seq"]))
+    out.sort(key=lambda r: (r["utc"], r["hub"], r["seq"]))
     return out
 
 

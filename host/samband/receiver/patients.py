@@ -117,7 +117,7 @@ def attribute(rows, links):
 
 
 def spans(links, since=None, until=None):
-    """[(hub, lo, hi)]: where to look for a patient's readings (hts in [lo, hi)),
+    """[(hub, lo, hi)]: where to look for a patient's readings (utc in [lo, hi)),
     each link clipped to [since, until); empty intersections left out."""
     out = []
     for k in links:

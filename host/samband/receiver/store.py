@@ -141,7 +141,6 @@ MIGRATIONS = [
             created DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (hub, since))""",
         "CREATE INDEX patient_links_ref ON patient_links (ref)",
-        "CREATE INDEX readings_kind_time ON readings (hub, mdc, hts, seq)",
     ],
     # 5: one corrected timeline (receiver/timeline.py): the hub's (boot, mono); its UTC from
     # hts or from its clock report (utc_src); the device time corrected (dtc, ms) and how
@@ -158,6 +157,7 @@ MIGRATIONS = [
         "CREATE INDEX readings_boot ON readings (hub, boot, seq)",
         "CREATE INDEX readings_device ON readings (device, mdc, seq)",
         "CREATE INDEX readings_utc ON readings (hub, utc)",
+        "CREATE INDEX readings_kind_time ON readings (hub, mdc, utc, seq)",  # receiver/live.py's newest of a kind
         "CREATE INDEX readings_undated ON readings (hub, boot) WHERE utc IS NULL",  # small: waiting for a clock
     ],
 ]
