@@ -2,6 +2,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# The suite runs on every core (up to 4 workers), a test file per worker at a time:
+# most of its time is hubs, brokers and outages waiting, not CPU.
+PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup test test-loaded lint run firmware bench vhub clean
 
@@ -10,7 +13,7 @@ setup:
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(PARALLEL) $(PYTEST_ARGS)
 
 # `make test` N times (SAMBAND_LOADED_RUNS, default 10) with every core kept busy
 test-loaded: setup

@@ -11,6 +11,7 @@ import ast
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ REPO = TESTS.parent
 FW_TESTS = TESTS / "fw"
 sys.path.insert(0, str(FW_TESTS))
 os.environ.setdefault("SAMBAND_TESTS_DATA", str(TESTS / "data"))
+# samband's own data (default database, the rig's hub) in a folder of this
+# test process: never the user's, and never shared between parallel workers.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="samband-tests-")
 
 from samband.device import build  # noqa: E402
 from samband.paths import tool  # noqa: E402

@@ -67,7 +67,10 @@ class FaultRig:
         self.broker.start()
         self.bearer = bearer(self.broker)
         self.bridge = devices(SPECS)
-        self.store = open_store(str(root / "receiver.db"))
+        self.store = open_store(str(root / "receiver.db"))  # the receiver's, written from its thread
+        # the test reads through a connection of its own: one SQLite connection used from two
+        # threads interleaves their transactions (a commit here ended the receiver's mid-batch)
+        self.view = open_store(str(root / "receiver.db"))
         self._receiver = receiver
         self.power = power
         self.rig = hub([{"addr": named(d["address"]), "kind": d["kind"], "name": ""} for d in SPECS], self.bridge,
@@ -90,7 +93,7 @@ class FaultRig:
 
     def stop(self):
         """The hub and the receiver before the store they write (the fixtures then tear down the rest)."""
-        for f in (self.rig.stop, lambda: self.rx and self.rx.stop(), self.store.close):
+        for f in (self.rig.stop, lambda: self.rx and self.rx.stop(), self.store.close, self.view.close):
             try:
                 f()
             except Exception as e:  # noqa: BLE001 - tear down all of it whatever one part says
@@ -108,7 +111,7 @@ class FaultRig:
             if kind and n.get("mdc") == kind[1] and "dts" in n:
                 out[kind[0]].add(n["dts"])
         for addr, (kind, mdc) in want.items():
-            out[kind] |= {r["dts"] for r in self.store.readings(device=addr) if r["mdc"] == mdc and r.get("dts")}
+            out[kind] |= {r["dts"] for r in self.view.readings(device=addr) if r["mdc"] == mdc and r.get("dts")}
         return out
 
     def wait_taken(self, made, timeout):
@@ -130,7 +133,7 @@ class FaultRig:
     def rows(self, addr, mdcs):
         # interim values (a thermometer's intermediate temperatures, same code) are progress
         # shown while measuring, not measurements the device keeps: not counted
-        return [r for r in self.store.readings(device=named(addr))
+        return [r for r in self.view.readings(device=named(addr))
                 if r["mdc"] in mdcs and not (isinstance(r.get("ctx"), dict) and r["ctx"].get("interim"))]
 
 

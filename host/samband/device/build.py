@@ -58,9 +58,22 @@ def _digest(path):
 
 
 def build(board_name, out_root=None, src_root=FIRMWARE, progress=None):
-    """Build one board's flash tree; returns its path. Only changed modules are recompiled."""
+    """Build one board's flash tree; returns its path. Only changed modules are recompiled.
+
+    Builds of one tree take turns (a lock file beside it): test workers and a
+    technician's shell may build the same board at once, and one must not
+    delete or half-write what the other is checking."""
+    import fcntl
+    root = Path(out_root or BUILD)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{board_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(board_name, root, src_root, progress)
+
+
+def _build(board_name, root, src_root, progress):
     board = boards.load(board_name)
-    out = Path(out_root or BUILD) / board_name
+    out = root / board_name
     out.mkdir(parents=True, exist_ok=True)
     mpy_cross = tool("mpy-cross")
     version = subprocess.run([mpy_cross, "--version"], capture_output=True, text=True).stdout.strip()
@@ -83,7 +96,8 @@ def build(board_name, out_root=None, src_root=FIRMWARE, progress=None):
             continue
         if str(rel) in SOURCE_FILES:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            shutil.copyfile(src, dst.with_name(dst.name + ".tmp"))
+            os.replace(dst.with_name(dst.name + ".tmp"), dst)  # a reader sees the old file or the new
         else:
             jobs.append((src, dst, rel))
 
