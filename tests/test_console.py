@@ -43,6 +43,7 @@ def test_status_console_and_selftest_leave_the_hub_collecting(tmp_path, bridge_f
             # the running hub's own status: same boot, still up, its devices
             assert s["boot"] == before["boot"] and s["uptime_ms"] > before["uptime_ms"]
             assert dev(s, GLUCOSE)["last_rec"] >= 3
+            assert s["led"] == "no-bearer"  # no uplink provisioned: the LED says nothing can leave (hub/led.py)
 
             p = cli("console", port, "--seconds", "2", "--send", "pair 0", "--send", "help", "--send", "bogus")
             assert p.returncode == 0, p.stderr

@@ -79,6 +79,7 @@ class Hub:
         self.uplink = None
         self.clock = None
         self.config = {}
+        self.led = None  # hub/led.py, once main() runs
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
 
@@ -106,6 +107,8 @@ class Hub:
         if self.uplink is not None:
             st = self.uplink.stats
             s["uplink"] = st() if callable(st) else st
+        if self.led is not None:
+            s["led"] = self.led.shown  # "no-bearer": nothing can leave the hub (hub/led.py)
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
         if self.heap_steps:
@@ -250,7 +253,7 @@ def boot():
     try:
         hub.start_services()
     except MemoryError as e:
-        hint = " (a virtual hub needs --heap 256k for the full firmware: on the unix port its bytecode lives in the heap)" \
+        hint = " (a virtual hub needs --heap 320k for the full firmware: on the unix port its bytecode lives in the heap)" \
             if port.name == "unix" else ""
         hub.problems.append("MemoryError: %s%s" % (e, hint))
     except Exception as e:  # noqa: BLE001 - a broken service must leave the hub reachable
@@ -282,6 +285,9 @@ async def main(hub, status_every_ms=None, console=True):
         tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:
         tasks.append(asyncio.create_task(_keep("uplink", hub.uplink.run, hub)))
+    from hub.led import Led
+    hub.led = Led(hub.port, hub.uplink.link_state if hub.uplink is not None else lambda: None)
+    tasks.append(asyncio.create_task(_keep("led", hub.led.run, hub)))
     if console:
         from hub.console import Console
         hub.console = Console(hub)

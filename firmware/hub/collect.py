@@ -18,6 +18,7 @@
 # (one file per kind: this module has no per-kind branches).
 
 import asyncio
+import gc
 
 from hub import alarms, kinds, profiles, reading, recset, state
 from hub.ble import PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
@@ -486,6 +487,7 @@ class Collector:
         self.unknown_handles = 0
         self.bad_payloads = 0
         self.ignored_adv = 0
+        self.memory_errors = 0  # BLE events the heap had no room to handle (status: ble.memory_errors)
         self.pairing_until = None
         self.rebond = "auto"  # after a lost bond: "auto" pairs again at once, "window" only in a pairing window
         self.keep_rr = False  # RR intervals stored as runs (for HRV), off: ECG straps carry them anyway
@@ -530,6 +532,10 @@ class Collector:
             ev = await fifo.get()
             try:
                 self._event(ev)
+            except MemoryError as e:  # a reading lost to the heap: counted and shown, not only logged
+                self.memory_errors += 1
+                self.log("ble event %r: MemoryError: %s" % (ev[0], e))
+                gc.collect()
             except Exception as e:  # noqa: BLE001 - one bad event must not stop collection
                 self.log("ble event %r: %s" % (ev[0], e))
 
@@ -584,4 +590,4 @@ class Collector:
         return {"fifo": self.central.events.stats(), "unknown_handles": self.unknown_handles,
                 "central": self.central.stats() if hasattr(self.central, "stats") else {},
                 "bad_payloads": self.bad_payloads, "ignored_adv": self.ignored_adv,
-                "devices": [d.stats() for d in self.devices.values()]}
+                "memory_errors": self.memory_errors, "devices": [d.stats() for d in self.devices.values()]}

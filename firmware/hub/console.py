@@ -88,11 +88,18 @@ class Console:
     async def _flash_led(self, n):
         import asyncio
         port = self.hub.port
-        for _ in range(n):
-            port.led(True)
-            await asyncio.sleep_ms(200)
-            port.led(False)
-            await asyncio.sleep_ms(200)
+        led = getattr(self.hub, "led", None)
+        if led is not None:
+            led.busy = True  # the status pattern waits until the technician has seen this
+        try:
+            for _ in range(n):
+                port.led(True)
+                await asyncio.sleep_ms(200)
+                port.led(False)
+                await asyncio.sleep_ms(200)
+        finally:
+            if led is not None:
+                led.busy = False
         self.hub.blinks = getattr(self.hub, "blinks", 0) + n
 
     def feed_line(self, raw):

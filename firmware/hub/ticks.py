@@ -13,3 +13,11 @@ except ImportError:
 
     def ticks_diff(a, b):
         return a - b
+
+
+def sleep_ms(ms):
+    """asyncio.sleep_ms where it exists (MicroPython), else asyncio.sleep: the
+    same logic runs on CPython when the host cross-checks it."""
+    import asyncio
+    f = getattr(asyncio, "sleep_ms", None)
+    return f(ms) if f else asyncio.sleep(ms / 1000)

@@ -147,6 +147,13 @@ class Uplink:
             s["bearer"] = r.b.name if r is not None else "none"  # "none": no bearer can carry data
         return s
 
+    def link_state(self):
+        """What the status LED shows (hub/led.py), cheaply: whether data can leave now,
+        and how many alarms wait."""
+        m = self.manager
+        return {"connected": m.any_live() if m is not None else bool(self.client and self.client.connected),
+                "pending_alarms": self.j.count(ALARM)}
+
     def _release(self, seqs, stream):
         # a bearer's session ended before these left it: send them again (elsewhere)
         fl = self.inflight[stream]

@@ -27,16 +27,7 @@ FAILED = "failed"            # gave up; `reason` says why
 
 STATES = (OFF, STARTING, SEARCHING, CONNECTING, UP, DEGRADED, FAILED)
 
-
-def sleep_ms(ms):
-    """asyncio.sleep_ms where it exists (MicroPython), else asyncio.sleep: the
-    bearers' logic is tested on CPython too."""
-    try:
-        import asyncio
-    except ImportError:  # pragma: no cover
-        import uasyncio as asyncio
-    f = getattr(asyncio, "sleep_ms", None)
-    return f(ms) if f else asyncio.sleep(ms / 1000)
+from hub.ticks import sleep_ms  # noqa: E402, F401 - the bearers import it from here
 
 
 async def open_ip(bearer, link, host, port, ssl=None, server_hostname=None):

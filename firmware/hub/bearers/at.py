@@ -17,7 +17,7 @@ import asyncio
 from hub.bearers import atparse
 from hub.bearers.atparse import DATA, FINAL, LINE, PROMPT, STRAY, URC
 
-from hub.ticks import ticks_diff, ticks_ms
+from hub.ticks import sleep_ms, ticks_diff, ticks_ms
 
 DEFAULT_TIMEOUT_MS = 2000
 URC_QUEUE = 16  # URCs kept for a poller; the oldest go first (counted)
@@ -26,11 +26,6 @@ URC_QUEUE = 16  # URCs kept for a poller; the oldest go first (counted)
 def wait_ms(aw, ms):
     f = getattr(asyncio, "wait_for_ms", None)
     return f(aw, ms) if f else asyncio.wait_for(aw, ms / 1000)
-
-
-def sleep_ms(ms):
-    f = getattr(asyncio, "sleep_ms", None)
-    return f(ms) if f else asyncio.sleep(ms / 1000)
 
 
 class ATError(ValueError):

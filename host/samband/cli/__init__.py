@@ -33,7 +33,7 @@ def _add_vhub_options(p):
                    help="folder of the hub's flash image, flash.img (default build/<board>-flash)")
     p.add_argument("--convert", action="store_true",
                    help="turn a flash folder of an older samband (plain files) into a flash image first")
-    p.add_argument("--heap", help="MicroPython heap, like an ESP32's (default 100k; 256k with --provisioned)")
+    p.add_argument("--heap", help="MicroPython heap, like an ESP32's (default 100k; 320k with --provisioned)")
     p.add_argument("--uid", help="unique id in hex (default 00005a4d0001)")
     p.add_argument("--link", type=Path, help="also make this symlink to the serial port")
     p.add_argument("--no-deploy", action="store_true", help="run what is on the flash image, do not build or copy")
