@@ -218,7 +218,9 @@ def test_provision_over_the_port_of_a_running_virtual_hub(tmp_path, files, capsy
         assert code == 0, err
         assert "hub key: kept" in out and "secret cellular/pin: (kept)" in out and "+ pairing_s = 30" in out
         assert_no_secret(out + err)
-        # the application runs again after provisioning, with its secrets unsealed and never shown
+        code, out, err = cli(capsys, "provision", "--port", hub.port, "--depot", depot, "--wifi", "Home", files["home"])
+        assert code == 1 and "board vhub has no Wi-Fi" in err and err.count("\n") == 1, err
+        # the application runs again after provisioning (and after a refusal), its secrets unsealed, never shown
         with console.open_port(hub.port) as ser:
             s = console.status(ser, timeout=20)
             assert s is not None  # only the running application answers ?status on its console
