@@ -15,8 +15,8 @@ from samband.device import console, vault
 from samband.device.depot import Depot
 from samband.vhub import Flash, VirtualHub
 
-SECRETS = {"home": "home-passphrase-1", "clinic": "clinic passphrase 2", "apn": "apn-Secret-99",
-           "pin": "58203716", "mqtt": "mqtt-s3cret-pw"}
+SECRETS = {"home": 'home "pass" 1', "clinic": "clinic passphrase 2", "apn": "apn-Secret-99",
+           "pin": "58203716", "mqtt": 'mqtt-s3cret-ü"pw'}
 
 
 def cli(capsys, *args):
@@ -186,6 +186,7 @@ REFUSALS = [  # (board, arguments, what the one line says)
     ("vhub", ["--broker-password-file", "{home}"], "no broker yet"),
     ("vhub", ["--broker", "h:1", "--broker-password-file", "{empty}"], "the file is empty"),
     ("vhub", ["--remove-device", "C0:FF:EE:00:00:09"], "not on the hub's allow-list"),
+    ("vhub", ["--broker", "h:1", "--broker-password-file", "{latin1}"], "not UTF-8 text"),
 ]
 
 
@@ -194,6 +195,7 @@ def test_every_bad_option_is_refused_in_one_line_with_nothing_written(tmp_path, 
     paths = {"tmp": tmp_path, "home": _write(tmp_path, "home", b"home-passphrase\n"),
              "empty": _write(tmp_path, "empty", b"\n"), "short": _write(tmp_path, "short", b"1234567\n"),
              "long": _write(tmp_path, "long", b"x" * 64), "latin": _write(tmp_path, "latin", "pässword1".encode()),
+             "latin1": _write(tmp_path, "latin1", "pässword1".encode("latin-1")),
              "twolines": _write(tmp_path, "twolines", b"password1\npassword2\n"),
              "pinletters": _write(tmp_path, "pinletters", b"12ab"), "pinshort": _write(tmp_path, "pinshort", b"123"),
              "quote": _write(tmp_path, "quote", b'pass"word')}

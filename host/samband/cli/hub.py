@@ -203,7 +203,7 @@ def cmd_provision(args):
         extra["/keys/ca.der"] = ca_der(args.broker_ca)
     mqtt_pw = None
     if args.broker_password_file:
-        mqtt_pw = read_secret(args.broker_password_file, "--broker-password-file", 1, 256)
+        mqtt_pw = read_secret(args.broker_password_file, "--broker-password-file", 1, 256, chars="utf8")
 
     def base(cfg, secrets):
         if args.pairing is not None:

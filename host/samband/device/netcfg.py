@@ -17,9 +17,12 @@ MODEMS = ("bg96", "sim7080g")  # firmware/hub/bearers/modems/
 _APN_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
 
 
-def read_secret(path, what, lo, hi, check=None):
+def read_secret(path, what, lo, hi, check=None, chars="ascii"):
     """A secret from a file (never from the command line, where ps and shell history see
-    it): one line, its line end dropped; missing, empty or out-of-bounds files refused."""
+    it): one line, its line end dropped; missing, empty or out-of-bounds files refused.
+    chars: "ascii" (printable ASCII: a WPA2 passphrase), "at" (the same without '"',
+    which would end the quoted AT argument), "utf8" (any text without control
+    characters: an MQTT password)."""
     try:
         data = open(path, "rb").read()
     except OSError as e:
@@ -33,11 +36,16 @@ def read_secret(path, what, lo, hi, check=None):
     if b"\n" in data or b"\r" in data:
         raise SambandError(f"{what} {path}: more than one line; the file holds the secret alone")
     try:
-        text = data.decode("ascii")
+        text = data.decode("utf-8" if chars == "utf8" else "ascii")
     except UnicodeDecodeError:
         text = None
-    if text is None or any(not " " <= c <= "~" or c == '"' for c in text):
-        raise SambandError(f"{what} {path}: only printable ASCII without '\"' (it is sent quoted to the radio)")
+    if chars == "utf8":
+        if text is None or any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise SambandError(f"{what} {path}: not UTF-8 text without control characters")
+    elif text is None or any(not " " <= c <= "~" for c in text):
+        raise SambandError(f"{what} {path}: only printable ASCII characters")
+    elif chars == "at" and '"' in text:
+        raise SambandError(f"{what} {path}: printable ASCII without '\"' (it is sent quoted to the modem)")
     if not lo <= len(text) <= hi:
         raise SambandError(f"{what} {path}: {len(text)} characters; want {lo} to {hi}")
     if check:
@@ -187,11 +195,11 @@ def apply(cfg, secrets, board, opts, all_boards=()):
             b["modem"] = opts.modem
         if opts.apn_password_file:
             name = b["name"] + "/password"
-            secrets[name] = read_secret(opts.apn_password_file, "--apn-password-file", 1, 64)
+            secrets[name] = read_secret(opts.apn_password_file, "--apn-password-file", 1, 64, chars="at")
             b["password" + SEALED] = name
         if opts.sim_pin_file:
             name = b["name"] + "/pin"
-            secrets[name] = read_secret(opts.sim_pin_file, "--sim-pin-file", 4, 8, _pin)
+            secrets[name] = read_secret(opts.sim_pin_file, "--sim-pin-file", 4, 8, _pin, chars="at")
             b["pin" + SEALED] = name
 
     if opts.bearer_order is not None:
