@@ -151,6 +151,20 @@ class Hub:
         if self.collector is None:
             self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
 
+    def _unseal_config(self):
+        """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
+        needed once, at boot: it is dropped again, so its bytecode does not stay between
+        the journal's and BLE's buffers (a fragmented heap costs BLE its 1280-byte blocks)."""
+        import sys
+        import hub
+        from hub import vault
+        self.problems.extend(vault.load_into(self.config, self.keys.hub_secret, KEYS + "/vault"))
+        del vault
+        sys.modules.pop("hub.vault", None)
+        if hasattr(hub, "vault"):
+            delattr(hub, "vault")
+        gc.collect()
+
     def start_services(self):
         """Journal, sealer, BLE and collection, each as far as the flash allows."""
         import os
@@ -186,9 +200,8 @@ class Hub:
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")
-        if "_sealed" in json.dumps(self.config):  # it names sealed secrets (Wi-Fi, APN, MQTT): hub/vault.py
-            from hub import vault
-            self.problems.extend(vault.load_into(self.config, self.keys.hub_secret, KEYS + "/vault"))
+        if "_sealed" in json.dumps(self.config):  # it names sealed secrets (Wi-Fi, APN, MQTT)
+            self._unseal_config()
         try:
             devices = load_devices()
         except ValueError as e:
