@@ -153,8 +153,7 @@ class Hub:
 
     def _unseal_config(self):
         """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
-        needed once, at boot: it is dropped again, so its bytecode does not stay between
-        the journal's and BLE's buffers (a fragmented heap costs BLE its 1280-byte blocks)."""
+        needed once, at boot: it is dropped again (about 2 KB of bytecode back to the heap)."""
         import sys
         import hub
         from hub import vault
