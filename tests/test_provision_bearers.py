@@ -240,3 +240,32 @@ def test_provision_over_the_port_of_a_running_virtual_hub(tmp_path, files, capsy
     assert_no_secret(image.image.read_bytes())
     assert vault.unseal(image.read("/keys/vault"), image.read("/keys/hub.key")) == {
         "cellular/password": SECRETS["apn"], "cellular/pin": SECRETS["pin"], "mqtt": SECRETS["mqtt"]}
+
+
+def test_the_hub_logs_in_to_mosquitto_with_its_sealed_password(tmp_path, capsys):
+    """The whole chain: the password file -> the vault on the flash -> unsealed by the
+    firmware at boot -> the MQTT login a real Mosquitto (no anonymous logins) accepts."""
+    from samband.rig.broker import Broker
+    firmware_tree()
+    uid = "00005a4d00bb"
+    broker = Broker(tmp_path / "broker")
+    pw = tmp_path / "mqtt.pw"
+    pw.write_text(broker.add_hub(uid) + "\n")
+    with broker:
+        code, out, err = cli(capsys, "provision", "--flash", tmp_path / "flash", "--depot", tmp_path / "depot",
+                             "--uid", uid, "--broker", f"localhost:{broker.port}", "--broker-ca", broker.ca_pem,
+                             "--broker-password-file", pw)
+        assert code == 0, err
+        image = Flash(tmp_path / "flash")
+        assert not image.exists_file("/keys/mqtt.password") and pw.read_text().strip().encode() \
+            not in image.image.read_bytes()
+        with VirtualHub(tmp_path / "flash", heap="256k", uid=uid) as hub, console.open_port(hub.port) as ser:
+            end, s = time.monotonic() + 30, None
+            while time.monotonic() < end:
+                s = console.status(ser, timeout=5)
+                if s and s.get("uplink", {}).get("connected"):
+                    break
+                time.sleep(0.2)
+            assert s and s["uplink"]["connected"] and s["uplink"]["connects"] >= 1, s
+            assert s["problems"] == [], s
+            assert pw.read_text().strip() not in json.dumps(s)
