@@ -7,6 +7,7 @@ import sys
 
 from conftest import firmware_tree
 
+from samband.device import vault
 from samband.device.depot import Depot
 from samband.device.transport import Hub
 from samband.rig.broker import make_certs
@@ -35,12 +36,16 @@ def test_provision_a_virtual_hub(tmp_path):
     assert len(hub_key) == 32 and hub_key.hex() not in p.stdout + p.stderr  # never printed
     assert stat.S_IMODE((depot / "authority.key").stat().st_mode) == 0o600
     assert image.read("/keys/ca.der") == (tmp_path / "ca.der").read_bytes()  # PEM converted to DER
-    assert image.read("/keys/mqtt.password") == b"s3cret-mqtt" and "s3cret" not in p.stdout
+    # the MQTT password is sealed under the hub's key (the vault), never on the flash in clear
+    assert not image.exists_file("/keys/mqtt.password") and "s3cret" not in p.stdout + p.stderr
+    assert b"s3cret" not in image.image.read_bytes()
+    assert vault.unseal(image.read("/keys/vault"), hub_key) == {"mqtt": "s3cret-mqtt"}
     devices = json.loads(image.read("/config/devices.json"))["devices"]
     assert devices == [{"addr": "C0:FF:EE:00:00:01", "kind": "glucose", "name": ""},
                        {"addr": "C0:FF:EE:00:00:02/r", "kind": "polar", "name": ""}]
     cfg = json.loads(image.read("/config/hub.json"))
-    assert cfg == {"pairing_s": 60, "rebond": "window", "uplink": {"host": "127.0.0.1", "port": 8883}}
+    assert cfg == {"pairing_s": 60, "rebond": "window",
+                   "uplink": {"host": "127.0.0.1", "port": 8883, "password_sealed": "mqtt"}}
     d = Depot(depot, create=False)
     assert "00005a4d0001" in d.hubs()
     assert 1 in d.receiver_keys()

@@ -154,6 +154,19 @@ class Hub:
         if self.collector is None:
             self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
 
+    def _unseal_config(self):
+        """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
+        needed once, at boot: it is dropped again (about 2 KB of bytecode back to the heap)."""
+        import sys
+        import hub
+        from hub import vault
+        self.problems.extend(vault.load_into(self.config, self.keys.hub_secret, KEYS + "/vault"))
+        del vault
+        sys.modules.pop("hub.vault", None)
+        if hasattr(hub, "vault"):
+            delattr(hub, "vault")
+        gc.collect()
+
     def start_services(self):
         """Journal, sealer, BLE and collection, each as far as the flash allows."""
         import os
@@ -189,6 +202,8 @@ class Hub:
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")
+        if "_sealed" in json.dumps(self.config):  # it names sealed secrets (Wi-Fi, APN, MQTT)
+            self._unseal_config()
         try:
             devices = load_devices()
         except ValueError as e:

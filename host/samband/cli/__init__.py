@@ -149,14 +149,36 @@ def parser():
                                    "vhub for a flash folder without one); kinds it cannot collect are refused")
     p.add_argument("--device", action="append", default=[], metavar="KIND=ADDR",
                    help="allow a device, e.g. glucose=C0:FF:EE:00:00:01 (repeatable)")
-    p.add_argument("--pairing", type=int, default=0, metavar="SECONDS",
-                   help="open a pairing window this long after boot")
+    p.add_argument("--remove-device", action="append", default=[], metavar="ADDR",
+                   help="take a device off the allow-list (repeatable); others are kept")
+    p.add_argument("--pairing", type=int, metavar="SECONDS",
+                   help="open a pairing window this long after boot (0: none; default: as before)")
     p.add_argument("--rebond", choices=("auto", "window"),
                    help="when a device has lost its bond: pair again at once (auto, the default) or only "
                         "inside a pairing window (window: someone confirms it is the patient's device)")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
     p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
     p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")
+    wifi = p.add_mutually_exclusive_group()
+    wifi.add_argument("--wifi", nargs=2, action="append", metavar=("SSID", "PASSWORD_FILE"),
+                      help="a Wi-Fi network and the file holding its WPA2 passphrase (repeatable: tried "
+                           "in the order given; replaces the earlier list)")
+    wifi.add_argument("--no-wifi", action="store_true", help="remove the Wi-Fi bearer")
+    p.add_argument("--ethernet", choices=("on", "off"), help="the Ethernet bearer (boards with an Ethernet PHY)")
+    p.add_argument("--apn", help="cellular: the SIM's access point name (turns the cellular bearer on)")
+    p.add_argument("--apn-user", help="cellular: the APN's user name")
+    p.add_argument("--apn-password-file", help="cellular: file holding the APN's password")
+    p.add_argument("--apn-auth", choices=("pap", "chap", "any"), help="cellular: how the APN password is sent")
+    p.add_argument("--sim-pin-file", help="cellular: file holding the SIM's PIN (4 to 8 digits; tried once)")
+    from samband.device.netcfg import MODEMS
+    p.add_argument("--modem", choices=MODEMS, help="cellular: the modem (default: the board's)")
+    p.add_argument("--no-cellular", action="store_true", help="remove the cellular bearer")
+    p.add_argument("--bearer-order", metavar="NAMES",
+                   help="every bearer by name, cheapest first, e.g. lan,wifi,cellular (routine data "
+                        "takes the first healthy one; alarms go on all)")
+    p.add_argument("--rekey", action="store_true",
+                   help="give the hub a new key (default: re-provisioning keeps it); its sealed secrets "
+                        "and bonds are sealed again under the new one")
     p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
     p.set_defaults(func=hub.cmd_provision)
 

@@ -177,55 +177,61 @@ def cmd_selftest(args):
 
 
 def cmd_provision(args):
+    """Provision or re-provision a hub: every option checked before anything is written (a
+    refused command leaves no half-provisioned hub), then what changes is shown and written."""
     from samband.device.depot import Depot
+    from samband.device.netcfg import SEALED, read_secret
     from samband.device.provision import (
-        board_of,
-        board_uid,
+        FlashTarget,
+        PortTarget,
         ca_der,
-        check_board,
         check_pairing,
-        files_for,
-        flash_board,
         parse_broker,
         parse_devices,
         parse_uid,
-        to_board,
-        to_flash,
+        plan,
     )
-    # every argument checked before anything is written: a refused command leaves no half-provisioned hub
     uid = parse_uid(args.uid or "00005a4d0001") if args.flash else None
     devices = parse_devices(args.device)
-    cfg = {}
-    if check_pairing(args.pairing):
-        cfg["pairing_s"] = args.pairing
-    if args.rebond:
-        cfg["rebond"] = args.rebond
-    if args.broker:
-        host, port = parse_broker(args.broker)
-        cfg["uplink"] = {"host": host, "port": port}
+    if args.pairing is not None:
+        check_pairing(args.pairing)
+    broker = parse_broker(args.broker) if args.broker else None
     if not (args.flash or args.port):
         raise SambandError("say where the hub is: --flash DIR (virtual hub) or --port /dev/ttyUSB0")
     extra = {}
     if args.broker_ca:
         extra["/keys/ca.der"] = ca_der(args.broker_ca)
+    mqtt_pw = None
     if args.broker_password_file:
-        try:
-            extra["/keys/mqtt.password"] = Path(args.broker_password_file).read_bytes().strip()
-        except OSError as e:
-            raise SambandError(f"--broker-password-file: {e.strerror}") from None
-    if args.flash:
-        check_board(flash_board(args.flash, args.board), devices)
-    else:
-        check_board(board_of(args.port, args.board), devices)
-    depot = Depot(args.depot)
-    if args.flash:
-        to_flash(args.flash, {**files_for(depot, uid, devices, cfg), **extra})
-        where = str(args.flash)
-    elif args.port:
-        uid = board_uid(args.port)
-        to_board(args.port, {**files_for(depot, uid, devices, cfg), **extra})
-        where = args.port
-    print(f"provisioned hub {uid.hex()} at {where}: {len(devices)} device(s); depot {depot.path}")
+        mqtt_pw = read_secret(args.broker_password_file, "--broker-password-file", 1, 256, chars="utf8")
+
+    def base(cfg, secrets):
+        if args.pairing is not None:
+            if args.pairing:
+                cfg["pairing_s"] = args.pairing
+            else:
+                cfg.pop("pairing_s", None)
+        if args.rebond:
+            cfg["rebond"] = args.rebond
+        if broker:
+            up = cfg.get("uplink") if isinstance(cfg.get("uplink"), dict) else {}
+            up.update(host=broker[0], port=broker[1])
+            cfg["uplink"] = up
+        if mqtt_pw is not None:
+            if not isinstance(cfg.get("uplink"), dict):
+                raise SambandError("--broker-password-file: the hub has no broker yet; give --broker HOST:PORT too")
+            secrets["mqtt"] = mqtt_pw
+            cfg["uplink"]["password" + SEALED] = "mqtt"
+
+    target = FlashTarget(args.flash, uid, args.board) if args.flash else PortTarget(args.port, args.board)
+    with target:
+        files, remove, lines, uid, board = plan(target, args, lambda: Depot(args.depot), devices, base)
+        print(f"hub {uid.hex()} ({board['name']}) at {target.where}:")
+        for line in lines:
+            print("  " + line)
+        target.write({**files, **extra}, remove)
+    n = len(json.loads(files["/config/devices.json"])["devices"])
+    print(f"provisioned hub {uid.hex()} at {target.where}: {n} device(s); depot {Depot(args.depot).path}")
 
 
 def cmd_journal(args):

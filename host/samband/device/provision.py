@@ -1,4 +1,4 @@
-"""`samband provision`: give a hub its keys and configuration.
+"""`samband provision`: give a hub its keys and configuration, and change them later.
 
 A virtual hub is provisioned by writing onto its flash image (vhub/flash.py); a board over
 its serial port (raw REPL). Either way the hub gets keys/hub.key (its own
@@ -65,22 +65,6 @@ def flash_board(flash, name=None):
         return boards.load("vhub")
 
 
-def board_of(port, name=None):
-    """The board at a serial port: --board, else its /board.json (put there with the firmware)."""
-    from samband.device import boards
-    if name:
-        return boards.load(name)
-    from samband.device.transport import Hub
-    with Hub(port) as h:
-        text = h.exec("try:\n print(open('/board.json').read())\nexcept OSError:\n print('{}')").strip()
-    try:
-        b = json.loads(text)
-        return boards.load(b["name"]) if b.get("name") in boards.names() else boards.validate(b)
-    except (ValueError, KeyError):
-        raise SambandError(f"{port}: no usable /board.json on the board: "
-                           f"deploy its firmware first, or say --board NAME") from None
-
-
 def parse_uid(text, what="--uid"):
     """A hub's unique id in hex (a virtual hub's, or machine.unique_id() of a board: 6 or 8 bytes)."""
     t = (text or "").strip().lower().replace(":", "")
@@ -109,11 +93,12 @@ def check_pairing(seconds):
     return seconds
 
 
-def files_for(depot, hub_id, devices=(), hub_config=None):
-    """{path on the hub's flash: bytes}, and records the hub in the depot."""
+def files_for(depot, hub_id, devices=(), hub_config=None, hub_secret=None):
+    """{path on the hub's flash: bytes}, and records the hub in the depot. hub_secret:
+    the hub's key to keep (re-provisioning), else a new one."""
     authority = depot.authority()
     receivers = depot.receiver_publics()[:4]
-    public, files = authority.provision(hub_id, receivers)
+    public, files = authority.provision(hub_id, receivers, hub_secret=hub_secret)
     depot.add_hub(hub_id, public)
     files = {"/" + k: v for k, v in files.items()}
     files["/keys/release.pub"] = depot.release_public()  # what the hub verifies releases with (docs/ota.md)
@@ -142,22 +127,6 @@ def to_flash(flash, files):
     as_flash(flash).ensure().write_files(files)
 
 
-def to_board(port, files):
-    from samband.device.transport import Hub
-    with Hub(port) as h:
-        for path, data in files.items():
-            d = path.rsplit("/", 1)[0]
-            h.exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
-            h.exec(f"f = open({path!r}, 'wb')\nf.write({bytes(data)!r})\nf.close()")
-
-
-def board_uid(port):
-    from samband.device.transport import Hub
-    with Hub(port) as h:
-        out = h.exec("import machine, binascii; print(binascii.hexlify(machine.unique_id()).decode())").strip()
-    return bytes.fromhex(out)
-
-
 def ca_der(path):
     """A CA certificate as DER (the hub's TLS wants DER); PEM is converted. Anything
     that is not an X.509 certificate is refused here rather than by the hub's TLS
@@ -182,3 +151,208 @@ def ca_der(path):
     except ValueError:
         raise SambandError(bad) from None
     return data
+
+
+# -- re-provisioning: what the hub has, what changes ---------------------------------------
+
+class FlashTarget:
+    """A virtual hub's flash image as a place to provision (the hub must not be running)."""
+
+    def __init__(self, folder, uid, board_name=None):
+        self.folder, self._uid, self.board_name = Path(folder), uid, board_name
+        self.where = str(folder)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def uid(self):
+        return self._uid
+
+    def board(self):
+        return flash_board(self.folder, self.board_name)
+
+    def read(self, path):
+        from samband.vhub.flash import Flash, FlashError
+        f = Flash(self.folder)
+        if not f.exists():
+            return None
+        try:
+            return f.read(path)
+        except (FileNotFoundError, FlashError):
+            return None
+
+    def write(self, files, remove=()):
+        from samband.vhub.flash import as_flash
+        fl = as_flash(self.folder).ensure()
+        with fl.edit() as m:
+            for path, data in files.items():
+                m.write(path, data)
+            for path in remove:
+                if m.exists(path):
+                    m.remove(path)
+
+
+class PortTarget:
+    """A hub on a serial port (a board, or a virtual hub's pty), over the raw REPL in one
+    session; its application is restarted when done, so it goes on collecting."""
+
+    def __init__(self, port, board_name=None):
+        self.port, self.board_name, self.where = port, board_name, port
+        self.h = None
+
+    def __enter__(self):
+        from samband.device.transport import Hub
+        self.h = Hub(self.port).__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        from samband.device.deploy import _restart
+        _restart(self.h)  # the raw REPL stopped the application: it runs again
+
+    def _exec(self, code):
+        from samband.errors import HubError
+        try:
+            return self.h.exec(code)
+        except HubError as e:
+            if "ImportError" in str(e):
+                raise SambandError(f"{self.port}: no Samband firmware on the hub ({e}): run samband deploy "
+                                   f"{self.port} first") from None
+            raise
+
+    def uid(self):
+        """The hub's unique id as its own port interface says (machine.unique_id() on a board,
+        the supervisor's uid on a virtual hub): what it seals and signs as."""
+        out = self._exec("import binascii\nfrom hub import board as _b, ports as _p\n"
+                         "print(binascii.hexlify(_p.load(_b.load()).unique_id()).decode())").strip()
+        return parse_uid(out.splitlines()[-1] if out else "", f"{self.port}: the hub's unique id")
+
+    def board(self):
+        from samband.device import boards
+        if self.board_name:
+            return boards.load(self.board_name)
+        text = self.read("/board.json")
+        try:
+            b = json.loads(text)
+            return boards.load(b["name"]) if b.get("name") in boards.names() else boards.validate(b)
+        except (TypeError, ValueError, KeyError):
+            raise SambandError(f"{self.port}: no usable /board.json on the board: "
+                               f"deploy its firmware first, or say --board NAME") from None
+
+    def read(self, path):
+        out = self._exec(f"import binascii\ntry:\n f = open({path!r}, 'rb')\n"
+                         f" print(binascii.hexlify(f.read()).decode())\n f.close()\n"
+                         f"except OSError:\n print('-')").strip()
+        return None if out == "-" else bytes.fromhex(out)
+
+    def write(self, files, remove=()):
+        for path, data in files.items():
+            d = path.rsplit("/", 1)[0]
+            self._exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
+            self._exec(f"f = open({path!r}, 'wb')\nf.write({bytes(data)!r})\nf.close()")
+        for path in remove:
+            self._exec(f"import os\ntry:\n os.remove({path!r})\nexcept OSError:\n pass")
+
+
+def _json(data, default, what):
+    if data is None:
+        return default
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise SambandError(f"the hub's {what} is not valid JSON: fix or remove it first") from None
+
+
+def merge_devices(old, new, remove=()):
+    """The allow-list: the hub's own (pairing adds to it) with the given devices added or
+    their kind changed, and the removed ones gone. Names given on the hub are kept."""
+    out = [dict(d) for d in old]
+    index = {d["addr"].upper(): d for d in out}
+    for d in new:
+        k = d["addr"].upper()
+        if k in index:
+            index[k]["kind"] = d["kind"]
+        else:
+            out.append(d)
+            index[k] = d
+    for spec in remove:
+        addr = spec.strip()
+        if addr.upper() not in index:
+            raise SambandError(f"--remove-device {spec}: not on the hub's allow-list")
+        out = [d for d in out if d["addr"].upper() != addr.upper()]
+    return out
+
+
+LEGACY_MQTT = "/keys/mqtt.password"  # in clear, from before the vault: sealed and removed
+
+
+def plan(target, opts, depot_factory, devices, base_cfg_change):
+    """(files to write, paths to remove, lines saying what changes, uid, board) for one
+    provisioning: every option checked against the board and what the hub has
+    already; nothing written yet. base_cfg_change(cfg, secrets) applies the
+    broker and pairing options in place."""
+    from samband.device import boards, netcfg, vault
+    board = target.board()
+    uid = target.uid()
+    old_cfg = _json(target.read("/config/hub.json"), {}, "/config/hub.json")
+    old_devices = _json(target.read("/config/devices.json"), {"devices": []}, "/config/devices.json")
+    old_devices = old_devices.get("devices", []) if isinstance(old_devices, dict) else []
+    new_devices = merge_devices(old_devices, devices, opts.remove_device)
+    check_board(board, new_devices)
+
+    old_key = target.read("/keys/hub.key")
+    old_key = old_key if old_key and len(old_key) == 32 else None
+    old_secrets, remove = {}, []
+    blob = target.read(vault.PATH)
+    if blob and old_key:
+        try:
+            old_secrets = vault.unseal(blob, old_key)
+        except SambandError:
+            if not opts.rekey:
+                raise
+    cfg = json.loads(json.dumps(old_cfg))
+    legacy = target.read(LEGACY_MQTT)
+    if legacy is not None:
+        remove.append(LEGACY_MQTT)
+        if "mqtt" not in old_secrets and legacy.strip():
+            old_secrets["mqtt"] = legacy.strip().decode("utf-8", "replace")
+            if isinstance(cfg.get("uplink"), dict):
+                cfg["uplink"]["password" + netcfg.SEALED] = "mqtt"
+    secrets = dict(old_secrets)
+    base_cfg_change(cfg, secrets)
+    cfg, secrets = netcfg.apply(cfg, secrets, board, opts, [boards.load(n) for n in boards.names()])
+    wanted = netcfg.referenced(cfg)
+    for n in wanted:
+        if n not in secrets:
+            raise SambandError(f"the hub's config names the secret {n} but it cannot be read any more: "
+                               f"give it again (--wifi, --apn-password-file, --sim-pin-file or "
+                               f"--broker-password-file)")
+    secrets = {n: v for n, v in secrets.items() if n in wanted}
+
+    import os
+    key = old_key if old_key and not opts.rekey else os.urandom(32)
+    files = files_for(depot_factory(), uid, new_devices, cfg, hub_secret=key)
+    if secrets:
+        files[vault.PATH] = vault.seal(secrets, key)
+    elif blob is not None:
+        remove.append(vault.PATH)
+    if old_key and key != old_key:
+        bonds = target.read("/keys/bonds")
+        resealed = vault.reseal_bonds(bonds, old_key, key) if bonds else None
+        if resealed:
+            files["/keys/bonds"] = resealed
+    lines = netcfg.diff(old_cfg if not legacy else _with_legacy(old_cfg), old_devices, old_secrets,
+                        cfg, new_devices, secrets)
+    lines.append("  hub key: " + ("kept" if key == old_key else "new (--rekey)" if old_key else "new"))
+    return files, remove, lines, uid, board
+
+
+def _with_legacy(cfg):
+    """The old config as if its clear MQTT password had been sealed: the diff then says (kept)."""
+    from samband.device.netcfg import SEALED
+    c = json.loads(json.dumps(cfg))
+    if isinstance(c.get("uplink"), dict):
+        c["uplink"]["password" + SEALED] = "mqtt"
+    return c
