@@ -162,17 +162,20 @@ def parser():
 
     p = sub.add_parser("release", help="build a signed release (update) for hubs of one board",
                        description="Sign an update with the depot's release key (made on first use, kept 0600, "
-                                   "never printed): the hub package as a ROMFS image (--kind app, built now) or a "
-                                   "MicroPython image for an ESP32's OTA partition (--kind firmware --image FILE). "
+                                   "never printed): the hub package as a ROMFS image (--kind app, built now), the "
+                                   "whole firmware tree for a slot folder, which hubs take over the air with "
+                                   "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image for an ESP32's OTA partition (--kind firmware --image FILE). "
                                    "Hubs refuse it unless it is for their board, newer than what they run, and "
                                    "they run at least --min-version. Format: docs/ota.md.")
     p.add_argument("--board", required=True, help="the board it is for (`samband boards`)")
     p.add_argument("--version", required=True, dest="version", metavar="V", help="its version, MAJOR.MINOR.PATCH")
     p.add_argument("--min-version", default="0.0.0", metavar="V",
                    help="the oldest version that may update to it (default 0.0.0: any)")
-    p.add_argument("--kind", choices=("app", "firmware"), default="app",
-                   help="app: the hub package (default); firmware: a whole MicroPython image")
-    p.add_argument("--image", type=Path, help="--kind firmware: the MicroPython .app-bin")
+    p.add_argument("--kind", choices=("app", "tree", "firmware"), default="app",
+                   help="app: the hub package (default); tree: the whole firmware tree (over the air); "
+                        "firmware: a whole MicroPython image")
+    p.add_argument("--image", type=Path, help="--kind firmware: the MicroPython .app-bin; --kind tree: a firmware "
+                                              "tree folder (default: build/BOARD, built now)")
     p.add_argument("--out", type=Path, help="where to write it (default build/releases/BOARD-KIND-V.sbr)")
     p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
     p.set_defaults(func=hub.cmd_release)
