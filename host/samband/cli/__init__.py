@@ -164,7 +164,8 @@ def parser():
                        description="Sign an update with the depot's release key (made on first use, kept 0600, "
                                    "never printed): the hub package as a ROMFS image (--kind app, built now), the "
                                    "whole firmware tree for a slot folder, which hubs take over the air with "
-                                   "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image for an ESP32's OTA partition (--kind firmware --image FILE). "
+                                   "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image "
+                                   "for an ESP32's OTA partition (--kind firmware --image FILE). "
                                    "Hubs refuse it unless it is for their board, newer than what they run, and "
                                    "they run at least --min-version. Format: docs/ota.md.")
     p.add_argument("--board", required=True, help="the board it is for (`samband boards`)")
