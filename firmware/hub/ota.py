@@ -154,6 +154,7 @@ class Stage:
         self.have = None
         self.count = 0
         self.manifest = None
+        self._found = ()
 
     def load(self):
         """The stored offer's raw header (or None); fills have/count from the listing."""
@@ -162,13 +163,8 @@ class Stage:
             self.head = None
             return None
         self._set(raw[2:], (raw[0] << 8) | raw[1])
-        for name in os.listdir(self.dir):
-            if name.isdigit():
-                i = int(name)
-                if i < self.n and not self.have[i]:
-                    self.have[i] = 1
-                    self.count += 1
-        return self.head
+        self._found = [int(name) for name in os.listdir(self.dir) if name.isdigit()]
+        return self.head  # sized(manifest) once it is checked counts the chunks found
 
     def _set(self, head, cs):
         self.head = head
@@ -191,9 +187,13 @@ class Stage:
         self.size = manifest["size"]
         self.n = (self.size + self.cs - 1) // self.cs
         if len(self.have) != self.n:
-            old = self.have
             self.have = bytearray(self.n)
-            self.have[:min(len(old), self.n)] = old[:self.n]
+            self.count = 0
+        for i in self._found:
+            if i < self.n and not self.have[i]:
+                self.have[i] = 1
+                self.count += 1
+        self._found = ()
 
     def chunk_len(self, i):
         return min(self.cs, self.size - i * self.cs)
@@ -421,9 +421,12 @@ class Ota:
             m = release.parse_manifest(man)  # the running or an older one: only for the state
         return m
 
-    def _refuse(self, code, text):
+    def _refuse(self, code, text, final=True):
+        # final: the release itself is refused (an offer, its image); otherwise one
+        # message was bad (a chunk, junk) and the fetch goes on
         self.refused = code
-        self.state = "refused"
+        if final:
+            self.state = "refused"
         self.counters["bad"] += 1
         self.log("ota: refused: " + text)
         self._t(MDC_HUB_OTA_REFUSED, REFUSALS.index(code) if code in REFUSALS else len(REFUSALS))
@@ -431,6 +434,7 @@ class Ota:
 
     def on_message(self, payload):
         """One message from samband/<hub>/ota; never raises (a bad one is counted)."""
+        offer = False
         try:
             msg = cbor.loads(bytes(payload))
             if not isinstance(msg, dict):
@@ -438,13 +442,14 @@ class Ota:
             if "c" in msg:
                 self._chunk(msg.get("c"), msg.get("d"))
             elif "o" in msg:
+                offer = True
                 self._offer(msg.get("o"), msg.get("cs"))
             elif msg.get("x") == 1:
                 self._stop()
         except (OtaError, release.ReleaseError) as e:
-            self._refuse(e.code, str(e))
+            self._refuse(e.code, str(e), offer)
         except (ValueError, TypeError, KeyError, IndexError) as e:
-            self._refuse("format", "update message: %s" % e)
+            self._refuse("format", "update message: %s" % e, offer)
         except OSError as e:
             self.counters["bad"] += 1
             self.log("ota: flash: %s" % e)
