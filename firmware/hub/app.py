@@ -10,6 +10,8 @@ import gc
 import json
 
 from hub import VERSION, board, ports, state, status
+from hub.segment import ALARM
+from hub.ticks import ticks_diff
 
 STATUS_EVERY_MS = 10000
 KEYS = "/keys"
@@ -78,6 +80,7 @@ class Hub:
         self.collector = None
         self.uplink = None
         self.clock = None
+        self.ota = None
         self.config = {}
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
@@ -106,6 +109,8 @@ class Hub:
         if self.uplink is not None:
             st = self.uplink.stats
             s["uplink"] = st() if callable(st) else st
+        if self.ota is not None:
+            s["ota"] = self.ota.status()
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
         if self.heap_steps:
@@ -232,6 +237,39 @@ class Hub:
                                  lambda utc, unc: self.clock.offer("receiver", utc, unc))
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
             self._step("uplink")
+            self.start_ota()
+
+    def start_ota(self):
+        """Updates over the air, with the provisioned release key (keys/release.pub): where
+        an update stood at the last reset (a trial to confirm, one rolled back, a fetch to go on)."""
+        from hub import ota
+        try:
+            with open(KEYS + "/release.pub", "rb") as f:
+                key = f.read(33)
+        except OSError:
+            key = b""
+        if len(key) != 32:
+            return  # provisioned before releases existed: no updates over the air
+        self.ota = ota.Ota(board.load()["name"], VERSION, key, self.config.get("ota"), self.hub_telemetry, self.log)
+        state = self.ota.start()
+        self.uplink.set_ota(self.ota)
+        self.log("ota: %s" % state)
+
+    async def ota_task(self, every_ms=1000):
+        """Apply a fetched update when no alarm is unsent and the backlog is small, then reset
+        into its trial; reset out of a trial that has not confirmed within its bound."""
+        o = self.ota
+        while True:
+            await asyncio.sleep_ms(every_ms)
+            if o.trial_expired(ticks_diff(self.port.ticks_ms(), self.started)):
+                self.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls back")
+                self.port.reset()
+            if o.due(self.journal.count(ALARM), self.journal.count()):
+                self.store.commit()
+                if o.run_apply():
+                    self.store.commit()  # the step's telemetry reading, on flash before the reset
+                    self.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
+                    self.port.reset()
 
 
 def boot_quiet():
@@ -282,6 +320,8 @@ async def main(hub, status_every_ms=None, console=True):
         tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:
         tasks.append(asyncio.create_task(_keep("uplink", hub.uplink.run, hub)))
+    if hub.ota is not None:
+        tasks.append(asyncio.create_task(_keep("ota", hub.ota_task, hub)))
     if console:
         from hub.console import Console
         hub.console = Console(hub)

@@ -32,7 +32,7 @@
 
 import os
 
-from hub import cbor, release
+from hub import cbor
 
 FW = "/fw"
 MAX_CHUNK = 4096
@@ -55,6 +55,13 @@ class OtaError(ValueError):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
+
+
+def _rel():
+    # hub.release brings Ed25519 and SHA-512 (about 16 KB of heap): loaded only
+    # once an update is offered or staged, never by a hub that has none
+    from hub import release
+    return release
 
 
 def _nostep(name):
@@ -302,7 +309,7 @@ def apply(stage, key, board, running, fw=FW, step=_nostep):
     os.mkdir(path)
     unp = Unpacker(path, step)
     try:
-        m = release.verify_stream(stage.reader(), key, board, running, unp.feed, 1024, "tree")
+        m = _rel().verify_stream(stage.reader(), key, board, running, unp.feed, 1024, "tree")
         unp.finish()
     except TreeError as e:
         raise OtaError("tree", str(e))
@@ -379,8 +386,8 @@ class Ota:
             return self.state
         try:
             m = self._check(self.stage.head, ignore_same=True)
-        except release.ReleaseError as e:
-            self._refuse(e.code, str(e))
+        except ValueError as e:  # ReleaseError
+            self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
             return self.state
         self.stage.sized(m)
@@ -394,7 +401,7 @@ class Ota:
             write_pointer(cur, self.fw, self.stage.step)
         elif self.stage.marked("failed") is not None:
             self.state = "failed"
-        elif m["version"] <= release.parse_version(self.running):
+        elif m["version"] <= _rel().parse_version(self.running):
             self.stage.clear()  # confirmed (the clean-up was cut short), or nothing newer
             self.state = "done" if m["v"] == self.running else "none"
         else:
@@ -412,6 +419,7 @@ class Ota:
         self.log("ota: release rolled back; it will not be tried again")
 
     def _check(self, head, ignore_same=False):
+        release = _rel()
         man, sig, _ = release.split_header(head)
         try:
             m = release.check_manifest(man, sig, self.key, self.board, self.running, "tree")
@@ -446,10 +454,8 @@ class Ota:
                 self._offer(msg.get("o"), msg.get("cs"))
             elif msg.get("x") == 1:
                 self._stop()
-        except (OtaError, release.ReleaseError) as e:
-            self._refuse(e.code, str(e), offer)
-        except (ValueError, TypeError, KeyError, IndexError) as e:
-            self._refuse("format", "update message: %s" % e, offer)
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
+            self._refuse(getattr(e, "code", "format"), "update message: %s" % e, offer)
         except OSError as e:
             self.counters["bad"] += 1
             self.log("ota: flash: %s" % e)
@@ -542,8 +548,8 @@ class Ota:
         """Verify and switch (the caller resets the hub afterwards); False if refused."""
         try:
             m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
-        except (OtaError, release.ReleaseError) as e:
-            self._refuse(e.code, str(e))
+        except ValueError as e:  # OtaError, ReleaseError
+            self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
             return False
         self._t(MDC_HUB_OTA_SWITCHED, version_int(m["version"]))

@@ -24,7 +24,7 @@ import sys
 
 import vfs
 
-from hub import ota, release
+from hub import ota, release  # noqa: F401 - loaded before the cuts
 
 BS = 512
 BLOCKS = 256
