@@ -361,6 +361,7 @@ class Ota:
         self._due_status = False
         self.trial = False
         self._refused_head = None
+        self._req = []
 
     def _t(self, mdc, val):
         if self.tel is not None:
@@ -523,17 +524,21 @@ class Ota:
         new = self.stage.missing(self.window - len(self.asked), self.asked)
         for i in new:
             self.asked[i] = now
+        self._req = new
         return due or bool(new)
 
-    def status(self):
-        """The "ota" entry of the status message (small: the status is capped at 256 bytes)."""
+    def status(self, request=False):
+        """The "ota" entry of the status message (small: the status is capped at 256 bytes);
+        request: the message that goes to the broker, which carries the chunks just asked
+        for ("w"), once (a status for the console does not take them)."""
         s = {"st": self.state, "v": self.running}
         if self.stage.head is not None and self.stage.manifest:
             s["to"] = self.stage.manifest["v"]
             s["have"] = self.stage.count
             s["n"] = self.stage.n
-        if self.asked:
-            s["w"] = sorted(self.asked)
+        if request and self._req:
+            s["w"] = self._req
+            self._req = []
         if self.refused:
             s["r"] = self.refused
         if self.state == "fetch" and self.cellular and self.budget and self.spent + self.stage.cs > self.budget:

@@ -221,7 +221,7 @@ class Uplink:
     def _status_payload(self):
         st = {"pending": self.j.count(), "alarms": self.j.count(ALARM)}
         if self.ota is not None:
-            st["ota"] = self.ota.status()
+            st["ota"] = self.ota.status(True)
         if self.on_time is not None and (self._tq_at is None or
                                          ticks_diff(ticks_ms(), self._tq_at) >= self.time_every):
             self._tq_n = self._tq_n % 0x7FFFFFFF + 1

@@ -71,7 +71,8 @@ def test_fetch_resume_apply_confirm():
     assert o.start() == "none"
     parts = _offer(o)
     assert o.state == "fetch" and tel.got == [ota.MDC_HUB_OTA_OFFER]
-    assert o.wants(0, _diff) and o.status()["w"] == [0, 1]
+    assert o.wants(0, _diff) and o.status(True)["w"] == [0, 1]
+    assert "w" not in o.status(True)  # asked once; again only after retry_ms
     assert not o.wants(0, _diff)  # two asked, none arrived: nothing new to ask
     _chunk(o, 0, parts[0])
     _chunk(o, 1, parts[1])
@@ -80,7 +81,7 @@ def test_fetch_resume_apply_confirm():
     # a restart (power cut): the hub knows which chunks it has and asks only for the rest
     o = ota.Ota("vhub", "1.0.0", _key(), {"window": 8}, tel, fw=root)
     assert o.start() == "fetch" and o.stage.count == 2
-    assert o.wants(0, _diff) and o.status()["w"] == list(range(2, len(parts)))
+    assert o.wants(0, _diff) and o.status(True)["w"] == list(range(2, len(parts)))
     for i in range(2, len(parts)):
         _chunk(o, i, parts[i])
     assert o.state == "apply" and tel.got[-1] == ota.MDC_HUB_OTA_FETCHED
@@ -164,19 +165,19 @@ def test_fetch_policy_window_retry_budget_and_stop():
     o = ota.Ota("vhub", "1.0.0", _key(), {"window": 1, "retry_ms": 1000, "budget_bytes": 600}, fw=root)
     o.start()
     parts = _offer(o)
-    assert o.wants(0, _diff) and o.status()["w"] == [0]
+    assert o.wants(0, _diff) and o.status(True)["w"] == [0]
     assert not o.wants(999, _diff)
-    assert o.wants(1000, _diff) and o.status()["w"] == [0]  # lost: asked again
+    assert o.wants(1000, _diff) and o.status(True)["w"] == [0]  # lost: asked again
     o.cellular = True
     _chunk(o, 0, parts[0])
     _chunk(o, 1, parts[1])
     assert o.spent == 2 * CS
     o.wants(1000, _diff)
-    s = o.status()
+    s = o.status(True)
     assert s["st"] == "budget" and "w" not in s  # a third chunk would pass 600 bytes on cellular
     assert len(cbor.dumps({"pending": 2 ** 40, "alarms": 2 ** 40, "tq": 2 ** 31, "ota": s})) < 256
     o.cellular = False
-    assert o.wants(1000, _diff) and o.status()["w"] == [2]  # Wi-Fi: no budget
+    assert o.wants(1000, _diff) and o.status(True)["w"] == [2]  # Wi-Fi: no budget
     o = ota.Ota("vhub", "1.0.0", _key(), {"budget_bytes": 600}, fw=root)
     assert o.start() == "fetch" and o.spent == 2 * CS  # the budget survives a restart
     o.on_message(cbor.dumps({"x": 1}))  # stopped by `samband ota stop`

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from samband import __version__
-from samband.cli import alerts, bridge, dashboard, fhir, hub, receiver, rig
+from samband.cli import alerts, bridge, dashboard, fhir, hub, ota, receiver, rig
 from samband.errors import SambandError
 
 
@@ -244,6 +244,29 @@ def parser():
                                                         "share the hubs' batches (default receivers)")
     p.add_argument("--quiet", action="store_true", help="do not print each reading as it is stored")
     p.set_defaults(func=receiver.cmd_receive)
+
+    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree release",
+                       description="Offer a release (`samband release --kind tree`) to hubs through the broker, "
+                                   "as the receiver's login: each hub checks it, fetches its chunks while it has "
+                                   "no alarm to send, applies it, reboots into a trial and confirms it once it "
+                                   "reaches the broker again, or rolls back by itself (docs/ota.md).")
+    osub = p.add_subparsers(dest="ota_cmd", metavar="ACTION", required=True)
+    for name, fn, text in (("stage", ota.cmd_ota_stage, "offer a release and watch each hub until it runs it"),
+                           ("stop", ota.cmd_ota_stop, "end a rollout: the hubs drop what they fetched")):
+        o = osub.add_parser(name, help=text, description=text)
+        if name == "stage":
+            o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
+            o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
+            o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
+        o.add_argument("--hub", action="append", required=True, help="a hub id in hex (repeat for more hubs)")
+        o.add_argument("--host", default="localhost", help="MQTT broker host (default localhost)")
+        o.add_argument("--port", type=int, default=8883, help="MQTT broker TLS port (default 8883)")
+        o.add_argument("--ca", help="CA certificate (PEM) of the broker")
+        o.add_argument("--user", default="receiver", help="MQTT user name (default receiver: it may write the "
+                                                          "hubs' ota topics)")
+        o.add_argument("--password", help="MQTT password (prefer --password-file)")
+        o.add_argument("--password-file", help="file holding the MQTT password")
+        o.set_defaults(func=fn)
 
     q = sub.add_parser("readings", help="query and export stored readings (a table, JSON, CSV)")
     q.add_argument("--db", help="SQLite path or postgresql:// URL (default $SAMBAND_DB or "
