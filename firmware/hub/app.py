@@ -10,8 +10,6 @@ import gc
 import json
 
 from hub import VERSION, board, ports, state, status
-from hub.segment import ALARM
-from hub.ticks import ticks_diff
 
 STATUS_EVERY_MS = 10000
 KEYS = "/keys"
@@ -255,21 +253,9 @@ class Hub:
         self.uplink.set_ota(self.ota)
         self.log("ota: %s" % state)
 
-    async def ota_task(self, every_ms=1000):
-        """Apply a fetched update when no alarm is unsent and the backlog is small, then reset
-        into its trial; reset out of a trial that has not confirmed within its bound."""
-        o = self.ota
-        while True:
-            await asyncio.sleep_ms(every_ms)
-            if o.trial_expired(ticks_diff(self.port.ticks_ms(), self.started)):
-                self.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls back")
-                self.port.reset()
-            if o.due(self.journal.count(ALARM), self.journal.count()):
-                self.store.commit()
-                if o.run_apply():
-                    self.store.commit()  # the step's telemetry reading, on flash before the reset
-                    self.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
-                    self.port.reset()
+    async def ota_task(self):
+        from hub import ota
+        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit)
 
 
 def boot_quiet():

@@ -184,7 +184,9 @@ class Stage:
     def start(self, head, cs, manifest):
         """Stage a new offer (head: the release's header bytes), dropping any other."""
         self.clear()
-        os.mkdir(self.dir)
+        for d in (self.fw, self.dir):  # a hub set up by copying files has no /fw yet
+            if not _isdir(d):
+                os.mkdir(d)
         _put(self.dir + "/offer", bytes((cs >> 8, cs & 0xFF)) + head)
         self._set(head, cs)
         self.sized(manifest)
@@ -457,8 +459,9 @@ class Ota:
                 self._stop()
         except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
             self._refuse(getattr(e, "code", "format"), "update message: %s" % e, offer)
-        except OSError as e:
+        except OSError as e:  # the flash (full?): said in the status, the message is asked for again
             self.counters["bad"] += 1
+            self.refused = "flash"
             self.log("ota: flash: %s" % e)
 
     def _offer(self, head, cs):
@@ -469,7 +472,14 @@ class Ota:
         if self.stage.head == head or self._refused_head == head:
             return  # the same offer again (retained, or after a reconnect)
         self._refused_head = head
-        m = self._check(head)
+        try:
+            m = self._check(head)
+        except ValueError as e:
+            if getattr(e, "code", None) != "same":
+                raise
+            self.state = "done"  # it runs this release already (the offer is still retained)
+            self._due_status = True
+            return
         self._refused_head = None
         self.stage.start(head, cs, m)
         self.refused = None
@@ -577,3 +587,25 @@ class Ota:
     def trial_expired(self, elapsed_ms):
         """A trial still unconfirmed after trial_s: the caller resets (boot.py rolls back)."""
         return self.trial and elapsed_ms >= self.trial_ms
+
+
+async def run(o, journal, port, started, commit=None, every_ms=1000):
+    """The hub's update task: apply a fetched update when no alarm is unsent and the
+    backlog is small, then reset into its trial; reset out of a trial that has not
+    confirmed within trial_s (no broker), so that boot.py rolls it back."""
+    import asyncio
+    from hub.segment import ALARM
+    from hub.ticks import ticks_diff
+    while True:
+        await asyncio.sleep_ms(every_ms)
+        if o.trial_expired(ticks_diff(port.ticks_ms(), started)):
+            o.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls it back")
+            port.reset()
+        if o.due(journal.count(ALARM), journal.count()):
+            if commit is not None:
+                commit()
+            if o.run_apply():
+                if commit is not None:
+                    commit()  # the step's telemetry reading, on flash before the reset
+                o.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
+                port.reset()

@@ -3,7 +3,8 @@
 # to its journal and runs hub.uplink.Uplink against a real broker.
 #
 # /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
-#                "total": N, "alarm_every": K, "interval_ms": T, "burst": B}
+#                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
+#                "ota": {...hub.ota.Ota config} to take updates over the air}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
@@ -61,6 +62,40 @@ def main():
     clock = Clock(port, telemetry)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
+    o = None
+    if cfg.get("ota") is not None:
+        # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py); every
+        # chunk request is logged with the alarms pending then, which must be none
+        from hub import VERSION, ota
+        from hub.segment import ALARM
+        o = ota.Ota(board.load()["name"], VERSION, open("/keys/release.pub", "rb").read(), cfg["ota"], telemetry)
+        o.start()
+        up.set_ota(o)
+        wants = o.wants
+        olog = open("/uplink.ota", "ab")
+
+        def logged_wants(now, diff):
+            due = wants(now, diff)
+            if o._req:
+                olog.write(("W %d %d\n" % (j.count(ALARM), len(o._req))).encode())
+                olog.flush()
+            return due
+
+        o.wants = logged_wants
+        on_msg = o.on_message
+
+        def logged_message(payload):
+            on_msg(payload)
+            olog.write(("M %d %s %s\n" % (len(payload), o.state, o.refused)).encode())
+            olog.flush()
+
+        o.on_message = logged_message
+
+        def olog_line(text):
+            olog.write(("L %s\n" % text).encode())
+            olog.flush()
+
+        o.log = olog_line
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
@@ -103,12 +138,25 @@ def main():
             st["clock"] = clock.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
+            if o is not None:
+                st["ota"] = o.status()
             _write("/uplink.state", json.dumps(st))
             await asyncio.sleep_ms(100)
+
+    async def keep(coro):
+        try:
+            await coro
+        except Exception as e:
+            import sys
+            with open("/uplink.crash", "w") as f:
+                sys.print_exception(e, f)
+            raise
 
     async def run():
         asyncio.create_task(report())
         asyncio.create_task(produce())
+        if o is not None:
+            asyncio.create_task(keep(ota.run(o, j, port, time.ticks_ms())))
         try:
             await up.run()
         except Exception as e:  # a test reads why the hub stopped
@@ -120,4 +168,16 @@ def main():
     asyncio.run(run())
 
 
-main()
+try:
+    main()
+except Exception as e:
+    # as firmware/main.py: a trial image that cannot start resets, and boot.py rolls it back
+    import sys
+    sys.print_exception(e)
+    try:
+        t = open("/fw/active").read()
+    except OSError:
+        t = ""
+    if "!" in t:
+        sys.exit(75)
+    raise

@@ -86,7 +86,7 @@ class Rollout:
     """One release offered to chosen hubs; start(), then done()/progress, stop() or clear()."""
 
     def __init__(self, data, hubs, host, port, ca=None, user="receiver", password=None, chunk=DEFAULT_CHUNK,
-                 on_progress=None):
+                 on_progress=None, gate=None):
         if not 0 < chunk <= MAX_CHUNK:
             raise SambandError(f"--chunk {chunk}: a hub takes 1..{MAX_CHUNK} bytes a chunk")
         self.head, self.parts = chunks_of(data, chunk)
@@ -99,6 +99,7 @@ class Rollout:
         self.progress = {}   # hub -> its last "ota" status entry
         self.sent = {h: 0 for h in self.hubs}  # chunk bytes published per hub
         self.on_progress = on_progress
+        self.gate = gate  # gate(hub, i): False holds chunk i back (the hub asks again); tests pace with it
         self._lock = threading.Lock()
         self.c = _client(host, port, ca, user, password, f"samband-ota-{id(self):x}")
         self.c.on_connect = self._connected
@@ -143,7 +144,7 @@ class Rollout:
         want = st.get("w")
         if st.get("to") == self.version and isinstance(want, list):
             for i in want:
-                if isinstance(i, int) and 0 <= i < len(self.parts):
+                if isinstance(i, int) and 0 <= i < len(self.parts) and (self.gate is None or self.gate(hub, i)):
                     self.c.publish(f"samband/{hub}/ota", cbor2.dumps({"c": i, "d": self.parts[i]}), qos=0)
                     self.sent[hub] += len(self.parts[i])
         if changed and self.on_progress:
