@@ -79,6 +79,7 @@ class Hub:
         self.uplink = None
         self.clock = None
         self.ota = None
+        self._ota_key = None
         self.config = {}
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
@@ -238,22 +239,42 @@ class Hub:
             self.start_ota()
 
     def start_ota(self):
-        """Updates over the air, with the provisioned release key (keys/release.pub): where
-        an update stood at the last reset (a trial to confirm, one rolled back, a fetch to go on)."""
-        from hub import ota
+        """Updates over the air, with the provisioned release key (keys/release.pub). hub.ota
+        (about 15 KB of heap on the unix port) loads only when an update is under way at boot
+        (a stage, a trial, a roll-back to note) or when the first update message arrives."""
+        import os
         try:
             with open(KEYS + "/release.pub", "rb") as f:
-                key = f.read(33)
+                self._ota_key = f.read(33)
         except OSError:
-            key = b""
-        if len(key) != 32:
+            self._ota_key = b""
+        if len(self._ota_key) != 32:
+            self._ota_key = None
             return  # provisioned before releases existed: no updates over the air
-        self.ota = ota.Ota(board.load()["name"], VERSION, key, self.config.get("ota"), self.hub_telemetry, self.log)
-        state = self.ota.start()
-        self.uplink.set_ota(self.ota)
-        self.log("ota: %s" % state)
+        try:
+            with open("/fw/active") as f:
+                busy = len(f.read().strip()) == 3
+        except OSError:
+            busy = False
+        try:
+            os.stat("/fw/ota")
+            busy = True
+        except OSError:
+            pass
+        self.uplink.set_ota(self.make_ota() if busy else None, self.make_ota)
+
+    def make_ota(self):
+        """The update service (hub.ota.Ota), told where an update stood at the last reset."""
+        from hub import ota
+        o = ota.Ota(board.load()["name"], VERSION, self._ota_key, self.config.get("ota"), self.hub_telemetry,
+                    self.log)
+        self.log("ota: %s" % o.start())
+        self.ota = o
+        return o
 
     async def ota_task(self):
+        while self.ota is None:
+            await asyncio.sleep_ms(1000)
         from hub import ota
         await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit)
 
@@ -306,7 +327,7 @@ async def main(hub, status_every_ms=None, console=True):
         tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:
         tasks.append(asyncio.create_task(_keep("uplink", hub.uplink.run, hub)))
-    if hub.ota is not None:
+    if hub._ota_key is not None:
         tasks.append(asyncio.create_task(_keep("ota", hub.ota_task, hub)))
     if console:
         from hub.console import Console

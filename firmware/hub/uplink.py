@@ -132,6 +132,7 @@ class Uplink:
         # an update over the air (hub.ota.Ota), set by the hub when it has a release
         # key: it is asked for chunks only while no alarm is unsent or in flight
         self.ota = None
+        self._ota_factory = None
         self.ota_topic = ota_topic(self.hub_hex)
         if bearers:
             from hub.bearers.manager import Manager
@@ -168,9 +169,12 @@ class Uplink:
         if f:
             f("uplink: " + text)
 
-    def set_ota(self, ota):
-        """Take updates over the air: subscribe to this hub's ota topic (every bearer's session)."""
+    def set_ota(self, ota, factory=None):
+        """Take updates over the air: subscribe to this hub's ota topic (every bearer's
+        session). ota: the service (hub.ota.Ota), or None and factory() makes it when the
+        first update message arrives (a hub with no update does not load it)."""
         self.ota = ota
+        self._ota_factory = factory
         if self.manager is not None:
             self.manager.topics.append(self.ota_topic)
 
@@ -206,8 +210,10 @@ class Uplink:
         return pw
 
     def _on_message(self, topic, payload):
-        if topic == self.ota_topic and self.ota is not None:
+        if topic == self.ota_topic and (self.ota is not None or self._ota_factory is not None):
             if payload:  # empty: a retained offer withdrawn
+                if self.ota is None:
+                    self.ota = self._ota_factory()
                 self.ota.on_message(payload)
             self.wake.set()
         elif topic == self.ack_topic:
@@ -408,7 +414,7 @@ class Uplink:
         await c.connect()
         self.counters["connects"] += 1
         await c.subscribe(self.ack_topic, 1)
-        if self.ota is not None:
+        if self.ota is not None or self._ota_factory is not None:
             await c.subscribe(self.ota_topic, 1)
         self.inflight = ({}, {})  # the broker session is clean: what was in flight goes again
         self._up = True

@@ -35,6 +35,14 @@ def _read_int(path, default=0):
         return default
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _write(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
@@ -62,40 +70,44 @@ def main():
     clock = Clock(port, telemetry)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
-    o = None
     if cfg.get("ota") is not None:
-        # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py); every
-        # chunk request is logged with the alarms pending then, which must be none
+        # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py): hub.ota made
+        # at once when an update is under way, else when the first update message comes;
+        # every chunk request is logged with the alarms pending then, which must be none
         from hub import VERSION, ota
         from hub.segment import ALARM
-        o = ota.Ota(board.load()["name"], VERSION, open("/keys/release.pub", "rb").read(), cfg["ota"], telemetry)
-        o.start()
-        up.set_ota(o)
-        wants = o.wants
         olog = open("/uplink.ota", "ab")
 
-        def logged_wants(now, diff):
-            due = wants(now, diff)
-            if o._req:
-                olog.write(("W %d %d\n" % (j.count(ALARM), len(o._req))).encode())
-                olog.flush()
-            return due
-
-        o.wants = logged_wants
-        on_msg = o.on_message
-
-        def logged_message(payload):
-            on_msg(payload)
-            olog.write(("M %d %s %s\n" % (len(payload), o.state, o.refused)).encode())
-            olog.flush()
-
-        o.on_message = logged_message
-
         def olog_line(text):
-            olog.write(("L %s\n" % text).encode())
+            olog.write((text + "\n").encode())
             olog.flush()
 
-        o.log = olog_line
+        def make():
+            o = ota.Ota(board.load()["name"], VERSION, open("/keys/release.pub", "rb").read(), cfg["ota"],
+                        telemetry, lambda text: olog_line("L " + text))
+            olog_line("S %s %s" % (VERSION, o.start()))
+            wants, on_msg = o.wants, o.on_message
+
+            def logged_wants(now, diff):
+                due = wants(now, diff)
+                if due and o.state == "fetch":  # a status goes now, asking for chunks
+                    olog_line("W %d" % j.count(ALARM))
+                return due
+
+            def logged_message(payload):
+                on_msg(payload)
+                olog_line("M %d %s %s" % (len(payload), o.state, o.refused))
+
+            o.wants, o.on_message = logged_wants, logged_message
+            return o
+
+        busy = len(_read("/fw/active").strip()) == 3
+        try:
+            os.stat("/fw/ota")
+            busy = True
+        except OSError:
+            pass
+        up.set_ota(make() if busy else None, make)
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
@@ -138,10 +150,16 @@ def main():
             st["clock"] = clock.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
-            if o is not None:
-                st["ota"] = o.status()
+            if up.ota is not None:
+                st["ota"] = up.ota.status()
             _write("/uplink.state", json.dumps(st))
             await asyncio.sleep_ms(100)
+
+    async def ota_run():
+        started = time.ticks_ms()
+        while up.ota is None:
+            await asyncio.sleep_ms(200)
+        await ota.run(up.ota, j, port, started)
 
     async def keep(coro):
         try:
@@ -155,8 +173,8 @@ def main():
     async def run():
         asyncio.create_task(report())
         asyncio.create_task(produce())
-        if o is not None:
-            asyncio.create_task(keep(ota.run(o, j, port, time.ticks_ms())))
+        if cfg.get("ota") is not None:
+            asyncio.create_task(keep(ota_run()))
         try:
             await up.run()
         except Exception as e:  # a test reads why the hub stopped
