@@ -1,12 +1,15 @@
 """Updates over the air, applied on the MicroPython unix port against littlefs
 (tests/fw/ota_powercut.py): a power cut after every flash operation of the whole
 update (staging the offer and each chunk, emptying and filling the idle slot, the
-switch, boot.py's trial mark, the confirmation, the clean-up) boots the old tree
+switch, boot.py's trial mark, the confirmation, the clean-up), clean or with that
+operation torn halfway, boots the old tree
 or the new one, whole, and the hub then finishes the update; only a cut while the
 trial runs unconfirmed rolls it back. Also boot.py's own decisions."""
 
 import re
 import shutil
+
+from test_ota_release import tree
 
 from samband.device import release as rel
 from samband.paths import REPO
@@ -15,13 +18,8 @@ SEED = bytes(range(32))
 
 
 def trees():
-    """Two small firmware trees (the old and the new), as a slot holds them."""
-    def tree(version, extra):
-        return {"board.json": b'{"name": "vhub"}', "main.py": b"from hub import app\napp.run()\n",
-                "hub/__init__.py": f'VERSION = "{version}"\n'.encode(),
-                "hub/app.py": b"def run():\n    pass\n" + extra,
-                "hub/kinds/x.py": bytes(range(256)) * 3}
-    return tree("1.0.0", b""), tree("1.1.0", b"# a fix\n" * 40)
+    """The old and the new tree of tests/data/ota's releases."""
+    return tree("1.0.0"), tree("1.1.0", b"# a fix\n" * 40)
 
 
 def write(tmp, files):
@@ -54,5 +52,5 @@ def test_power_cut_after_every_flash_operation_of_an_update(mpy, tmp_path):
     done = re.search(r"^DONE (\d+) (\d+) (\d+) (\d+)", out, re.M)
     checked, failures, new, rolled = map(int, done.groups())
     ops = int(re.search(r"^OPS (\d+)", out, re.M).group(1))
-    assert checked == ops + 1 and failures == 0
+    assert checked == 2 * ops + 1 and failures == 0  # every cut point, clean and torn
     assert new + rolled == checked and new > rolled > 0, out[-500:]

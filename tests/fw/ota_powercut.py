@@ -10,7 +10,8 @@
 #    confirmation, the stage removed. Each hub.ota step is noted against
 #    the operation count, so every step is cut at.
 # 2. For every cut point k the image after the first k operations is
-#    mounted afresh ("power back"), and:
+#    mounted afresh ("power back"), and once more with operation k+1 torn
+#    (half of its program or erase done), and:
 #    - boot.py picks a tree, and that tree is the old one or the new one,
 #      whole, file for file: never neither, never a mix;
 #    - the hub then carries on as it would (hub.ota.Ota.start, fetch what is
@@ -187,7 +188,7 @@ def main():
 
     # 2. every cut point
     fails = 0
-    n_new = n_rolled = 0
+    n_new = n_rolled = checked = 0
     img = bytearray(base)
     k = 0
     for k in range(len(log) + 1):
@@ -198,18 +199,29 @@ def main():
                 img[a:a + BS] = b"\xff" * BS
             else:
                 img[a + off:a + off + len(data)] = data
-        why = check(bytearray(img), old, new, old_v, new_v, key, head, parts, cs)
-        if why is None:
-            continue
-        if why == "new":
-            n_new += 1
-            continue
-        if why == "rolled":
-            n_rolled += 1
-            continue
-        fails += 1
-        print("FAIL %d: %s" % (k, why))
-    print("DONE", len(log) + 1, fails, n_new, n_rolled)
+        images = [("", bytearray(img))]
+        if k < len(log):
+            # and operation k+1 torn: the first half of its program, or of its erase
+            torn = bytearray(img)
+            blk, off, data = log[k]
+            a = blk * BS
+            if data is None:
+                torn[a:a + BS // 2] = b"\xff" * (BS // 2)
+            else:
+                h = len(data) // 2
+                torn[a + off:a + off + h] = data[:h]
+            images.append((" torn", torn))
+        for what, im in images:
+            why = check(im, old, new, old_v, new_v, key, head, parts, cs)
+            checked += 1
+            if why == "new":
+                n_new += 1
+            elif why == "rolled":
+                n_rolled += 1
+            else:
+                fails += 1
+                print("FAIL %d%s: %s" % (k, what, why))
+    print("DONE", checked, fails, n_new, n_rolled)
 
 
 def check(img, old, new, old_v, new_v, key, head, parts, cs):
