@@ -81,3 +81,19 @@ def test_release_kind_tree_is_accepted_by_the_hub_checks(tmp_path):
     import io
     got = fmt.verify_stream(io.BytesIO(out.read_bytes()), public, "vhub", "1.0.0", kind="tree")
     assert got["size"] == len(image(tree("1.1.0"))) and got["sha512"] == nb.crypto_hash_sha512(image(tree("1.1.0")))
+
+
+def _samband(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "samband.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_ota_stage_refuses_what_cannot_go_over_the_air():
+    p = _samband("ota", "stage", str(Path(__file__).parent / "data" / "release" / "good.sbr"), "--hub",
+                 "00005a4d0001", "--port", "1")
+    assert p.returncode == 1 and "app releases cannot go over the air yet" in p.stderr, p.stderr
+    p = _samband("ota", "stop", "--hub", "hub-one")
+    assert p.returncode == 1 and "--hub hub-one: a hub id is its unique id in hex" in p.stderr, p.stderr
+    p = _samband("ota", "stage", str(FIXTURES / "good.sbr"), "--hub", "00005a4d0001", "--port", "1")
+    assert p.returncode == 1 and "cannot reach the MQTT broker at localhost:1" in p.stderr, p.stderr

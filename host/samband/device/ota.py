@@ -92,7 +92,7 @@ class Rollout:
         self.head, self.parts = chunks_of(data, chunk)
         m = fmt.parse_manifest(fmt.split_header(data)[0])
         if m["kind"] != "tree":
-            raise SambandError(f"a {m['kind']} release cannot go over the air yet: `samband release --kind tree`")
+            raise SambandError(f"{m['kind']} releases cannot go over the air yet: `samband release --kind tree`")
         self.version = m["v"]
         self.chunk = chunk
         self.hubs = [h.lower() for h in hubs]
