@@ -21,7 +21,7 @@ from test_uplink import check_exactly_once, drained
 
 from hub import reading as rd
 from samband.device import release as rel
-from samband.device.ota import Rollout
+from samband.device.ota import Fleet, Rollout
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
@@ -67,6 +67,7 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
                 began.append(len(alarms))
             return len(alarms) >= began[0] + 2
 
+    watch = None
     rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree(), on_reading=on_reading)
     try:
         h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "alarm_every": 3, "interval_ms": 50,
@@ -75,6 +76,8 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
         rig.start()
         login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
                      password=rig.broker.users[RECEIVER_USER])
+        seen = []  # (version, state) as `samband ota watch` sees them change
+        watch = Fleet(None, on_progress=lambda hub, st: seen.append((st.get("v"), st.get("st"))), **login).start()
         r = Rollout(good, [HUB], chunk=4096, gate=gate, **login).start()
         try:
             assert r.wait(TIMEOUT), f"hub at {r.progress.get(HUB)}"
@@ -97,6 +100,12 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
         # each reset asked for by the hub itself
         assert h.vhub.boots == 4 and h.vhub.resets == ["power-on", "hard", "hard", "hard"], h.vhub.resets
         rig.wait(lambda: drained(rig, h, TOTAL), TIMEOUT, "every reading delivered")
+        watch.close()
+        want = [("0.1.0", "fetch"), ("0.2.0", "trial"), ("0.2.0", "failed")]
+        it = iter(seen)
+        assert all(w in it for w in want), seen  # in this order
         check_exactly_once(rig, h)
     finally:
+        if watch is not None:
+            watch.close()
         rig.stop()

@@ -252,13 +252,18 @@ def parser():
                                    "reaches the broker again, or rolls back by itself (docs/ota.md).")
     osub = p.add_subparsers(dest="ota_cmd", metavar="ACTION", required=True)
     for name, fn, text in (("stage", ota.cmd_ota_stage, "offer a release and watch each hub until it runs it"),
+                           ("watch", ota.cmd_ota_watch, "print each hub's update state and version as it changes"),
                            ("stop", ota.cmd_ota_stop, "end a rollout: the hubs drop what they fetched")):
         o = osub.add_parser(name, help=text, description=text)
         if name == "stage":
             o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
             o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
             o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
-        o.add_argument("--hub", action="append", required=True, help="a hub id in hex (repeat for more hubs)")
+        if name == "watch":
+            o.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+        o.add_argument("--hub", action="append", required=name != "watch",
+                       help="a hub id in hex (repeat for more hubs)" + ("; default: every hub" if name == "watch"
+                                                                         else ""))
         o.add_argument("--host", default="localhost", help="MQTT broker host (default localhost)")
         o.add_argument("--port", type=int, default=8883, help="MQTT broker TLS port (default 8883)")
         o.add_argument("--ca", help="CA certificate (PEM) of the broker")

@@ -53,6 +53,23 @@ def cmd_ota_stage(args):
         sys.exit(1)
 
 
+def cmd_ota_watch(args):
+    """Print each hub's update state and version whenever it changes (every hub, or --hub ones)."""
+    import time
+
+    from samband.device.ota import Fleet, progress_text
+    hubs = _hubs(args) if args.hub else None
+    f = Fleet(hubs, on_progress=lambda h, st: print(progress_text(h, st), flush=True), **_login(args)).start()
+    try:
+        end = time.monotonic() + args.seconds if args.seconds else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        f.close()
+
+
 def cmd_ota_stop(args):
     """Withdraw an offer: the hubs drop what they fetched (a trial under way still ends in a
     confirmation or a roll-back)."""

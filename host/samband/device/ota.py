@@ -82,24 +82,14 @@ def stop(hubs, host, port, ca=None, user="receiver", password=None, timeout=10):
         c.disconnect()
 
 
-class Rollout:
-    """One release offered to chosen hubs; start(), then done()/progress, stop() or clear()."""
+class Fleet:
+    """Watches the hubs' status messages for their "ota" entry (which version each runs,
+    where an update stands): hubs=None watches every hub. start(), progress, close()."""
 
-    def __init__(self, data, hubs, host, port, ca=None, user="receiver", password=None, chunk=DEFAULT_CHUNK,
-                 on_progress=None, gate=None):
-        if not 0 < chunk <= MAX_CHUNK:
-            raise SambandError(f"--chunk {chunk}: a hub takes 1..{MAX_CHUNK} bytes a chunk")
-        self.head, self.parts = chunks_of(data, chunk)
-        m = fmt.parse_manifest(fmt.split_header(data)[0])
-        if m["kind"] != "tree":
-            raise SambandError(f"{m['kind']} releases cannot go over the air yet: `samband release --kind tree`")
-        self.version = m["v"]
-        self.chunk = chunk
-        self.hubs = [h.lower() for h in hubs]
+    def __init__(self, hubs, host, port, ca=None, user="receiver", password=None, on_progress=None):
+        self.hubs = None if hubs is None else [h.lower() for h in hubs]
         self.progress = {}   # hub -> its last "ota" status entry
-        self.sent = {h: 0 for h in self.hubs}  # chunk bytes published per hub
         self.on_progress = on_progress
-        self.gate = gate  # gate(hub, i): False holds chunk i back (the hub asks again); tests pace with it
         self._lock = threading.Lock()
         self.c = _client(host, port, ca, user, password, f"samband-ota-{id(self):x}")
         self.c.on_connect = self._connected
@@ -107,16 +97,11 @@ class Rollout:
         self.host, self.port = host, port
         self.connected = threading.Event()
 
-    def offer_payload(self):
-        return cbor2.dumps({"o": self.head, "cs": self.chunk})
-
     def start(self, timeout=10):
         _connect(self.c, self.host, self.port)
         if not self.connected.wait(timeout):
             self.c.loop_stop()
             raise SambandError(f"the broker at {self.host}:{self.port} did not accept the login within {timeout} s")
-        for h in self.hubs:
-            self.c.publish(f"samband/{h}/ota", self.offer_payload(), qos=1, retain=True).wait_for_publish(timeout)
         return self
 
     def _connected(self, client, userdata, flags, rc, props=None):
@@ -128,7 +113,7 @@ class Rollout:
 
     def _message(self, client, userdata, msg):
         parts = msg.topic.split("/")
-        if len(parts) != 3 or parts[2] != "status" or parts[1] not in self.sent:
+        if len(parts) != 3 or parts[2] != "status" or (self.hubs is not None and parts[1] not in self.hubs):
             return
         try:
             st = cbor2.loads(msg.payload).get("ota")
@@ -138,17 +123,54 @@ class Rollout:
             return
         hub = parts[1]
         with self._lock:
-            changed = self.progress.get(hub, {}).get("st") != st.get("st") or \
-                self.progress.get(hub, {}).get("have") != st.get("have")
+            last = self.progress.get(hub, {})
+            changed = any(last.get(k) != st.get(k) for k in ("st", "have", "v", "r"))
             self.progress[hub] = st
+        self.status(hub, st)
+        if changed and self.on_progress:
+            self.on_progress(hub, st)
+
+    def status(self, hub, st):
+        """A hub's "ota" status entry arrived (Rollout answers its chunk requests here)."""
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class Rollout(Fleet):
+    """One release offered to chosen hubs; start(), then done()/progress, clear(), close()."""
+
+    def __init__(self, data, hubs, host, port, ca=None, user="receiver", password=None, chunk=DEFAULT_CHUNK,
+                 on_progress=None, gate=None):
+        if not 0 < chunk <= MAX_CHUNK:
+            raise SambandError(f"--chunk {chunk}: a hub takes 1..{MAX_CHUNK} bytes a chunk")
+        self.head, self.parts = chunks_of(data, chunk)
+        m = fmt.parse_manifest(fmt.split_header(data)[0])
+        if m["kind"] != "tree":
+            raise SambandError(f"{m['kind']} releases cannot go over the air yet: `samband release --kind tree`")
+        super().__init__(hubs, host, port, ca, user, password, on_progress)
+        self.version = m["v"]
+        self.chunk = chunk
+        self.sent = {h: 0 for h in self.hubs}  # chunk bytes published per hub
+        self.gate = gate  # gate(hub, i): False holds chunk i back (the hub asks again); tests pace with it
+
+    def offer_payload(self):
+        return cbor2.dumps({"o": self.head, "cs": self.chunk})
+
+    def start(self, timeout=10):
+        super().start(timeout)
+        for h in self.hubs:
+            self.c.publish(f"samband/{h}/ota", self.offer_payload(), qos=1, retain=True).wait_for_publish(timeout)
+        return self
+
+    def status(self, hub, st):
         want = st.get("w")
         if st.get("to") == self.version and isinstance(want, list):
             for i in want:
                 if isinstance(i, int) and 0 <= i < len(self.parts) and (self.gate is None or self.gate(hub, i)):
                     self.c.publish(f"samband/{hub}/ota", cbor2.dumps({"c": i, "d": self.parts[i]}), qos=0)
                     self.sent[hub] += len(self.parts[i])
-        if changed and self.on_progress:
-            self.on_progress(hub, st)
 
     def runs_it(self, hub):
         """True once the hub reports the release's version as its own, confirmed."""
@@ -170,7 +192,3 @@ class Rollout:
         """Withdraw the retained offer (the hubs run it, or the rollout ends)."""
         for h in hubs or self.hubs:
             self.c.publish(f"samband/{h}/ota", b"", qos=1, retain=True).wait_for_publish(10)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
