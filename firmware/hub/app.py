@@ -78,6 +78,8 @@ class Hub:
         self.collector = None
         self.uplink = None
         self.clock = None
+        self.ota = None
+        self._ota_key = None
         self.config = {}
         self.led = None  # hub/led.py, once main() runs
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
@@ -109,6 +111,8 @@ class Hub:
             s["uplink"] = st() if callable(st) else st
         if self.led is not None:
             s["led"] = self.led.shown  # "no-bearer": nothing can leave the hub (hub/led.py)
+        if self.ota is not None:
+            s["ota"] = self.ota.status()
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
         if self.heap_steps:
@@ -250,6 +254,47 @@ class Hub:
                                  lambda utc, unc: self.clock.offer("receiver", utc, unc))
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
             self._step("uplink")
+            self.start_ota()
+
+    def start_ota(self):
+        """Updates over the air, with the provisioned release key (keys/release.pub). hub.ota
+        (about 15 KB of heap on the unix port) loads only when an update is under way at boot
+        (a stage, a trial, a roll-back to note) or when the first update message arrives."""
+        import os
+        try:
+            with open(KEYS + "/release.pub", "rb") as f:
+                self._ota_key = f.read(33)
+        except OSError:
+            self._ota_key = b""
+        if len(self._ota_key) != 32:
+            self._ota_key = None
+            return  # provisioned before releases existed: no updates over the air
+        try:
+            with open("/fw/active") as f:
+                busy = len(f.read().strip()) == 3
+        except OSError:
+            busy = False
+        try:
+            os.stat("/fw/ota")
+            busy = True
+        except OSError:
+            pass
+        self.uplink.set_ota(self.make_ota() if busy else None, self.make_ota)
+
+    def make_ota(self):
+        """The update service (hub.ota.Ota), told where an update stood at the last reset."""
+        from hub import ota
+        o = ota.Ota(board.load()["name"], VERSION, self._ota_key, self.config.get("ota"), self.hub_telemetry,
+                    self.log)
+        self.log("ota: %s" % o.start())
+        self.ota = o
+        return o
+
+    async def ota_task(self):
+        while self.ota is None:
+            await asyncio.sleep_ms(1000)
+        from hub import ota
+        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit)
 
 
 def boot_quiet():
@@ -303,6 +348,8 @@ async def main(hub, status_every_ms=None, console=True):
     from hub.led import Led
     hub.led = Led(hub.port, hub.uplink.link_state if hub.uplink is not None else lambda: None)
     tasks.append(asyncio.create_task(_keep("led", hub.led.run, hub)))
+    if hub._ota_key is not None:
+        tasks.append(asyncio.create_task(_keep("ota", hub.ota_task, hub)))
     if console:
         from hub.console import Console
         hub.console = Console(hub)

@@ -13,8 +13,9 @@
 #   v      release version "MAJOR.MINOR.PATCH" (text)
 #   min    the oldest running version that may update to it (text)
 #   board  the board name it is built for (board.json "name")
-#   kind   "app" (the hub package as a ROMFS image) or "firmware" (a
-#          whole MicroPython image for the OTA partition)
+#   kind   "app" (the hub package as a ROMFS image), "firmware" (a
+#          whole MicroPython image for the OTA partition) or "tree" (a
+#          whole firmware tree for a slot folder, hub.otatree's format)
 #   size   image bytes;  sha512  the image's SHA-512 (64 bytes)
 #   time   release time, seconds since 1970 (UTC)
 # Checks, in order: the header's shape, the signature (nothing in an
@@ -32,7 +33,7 @@ DOMAIN = b"samband release manifest v1\x00"
 HEAD = 6  # magic + length
 SIG = 64
 MAX_MANIFEST = 1024
-KINDS = ("app", "firmware")
+KINDS = ("app", "firmware", "tree")
 _FIELDS = (("v", str), ("min", str), ("board", str), ("kind", str), ("size", int), ("sha512", bytes),
            ("time", int))
 

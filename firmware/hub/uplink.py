@@ -35,6 +35,11 @@ def topics(hub_hex):
     return base + "/up", base + "/ack", base + "/status"
 
 
+def ota_topic(hub_hex):
+    """Where `samband ota` sends a hub its update (docs/ota.md): offers and chunks."""
+    return "samband/" + hub_hex + "/ota"
+
+
 def decode_ack(payload):
     """The seqs acknowledged by a receiver's ack message: CBOR array of [first, last] ranges."""
     v = cbor.loads(payload)
@@ -124,6 +129,11 @@ class Uplink:
         self._tq_n = 0
         self._times = []       # (payload, ticks received) of time replies
         self.manager = None
+        # an update over the air (hub.ota.Ota), set by the hub when it has a release
+        # key: it is asked for chunks only while no alarm is unsent or in flight
+        self.ota = None
+        self._ota_factory = None
+        self.ota_topic = ota_topic(self.hub_hex)
         if bearers:
             from hub.bearers.manager import Manager
             self.manager = Manager(bearers, self._make_client, self.ack_topic, config,
@@ -166,6 +176,26 @@ class Uplink:
         if f:
             f("uplink: " + text)
 
+    def set_ota(self, ota, factory=None):
+        """Take updates over the air: subscribe to this hub's ota topic (every bearer's
+        session). ota: the service (hub.ota.Ota), or None and factory() makes it when the
+        first update message arrives (a hub with no update does not load it)."""
+        self.ota = ota
+        self._ota_factory = factory
+        if self.manager is not None:
+            self.manager.topics.append(self.ota_topic)
+
+    def _ota_due(self):
+        # The update's turn: only with no alarm unsent or in flight, so a chunk
+        # never goes ahead of an alarm; True if a status (with the request) should go now.
+        o = self.ota
+        if o is None or self.j.count(ALARM) or self.inflight[1]:
+            return False
+        if self.manager is not None:
+            r = self.manager.routine_link()
+            o.cellular = r is not None and r.b.kind == "cellular"
+        return o.wants(ticks_ms(), ticks_diff)
+
     def notify(self):
         """Call after appending: the uplink looks at the journal now (alarms at once)."""
         self.wake.set()
@@ -187,7 +217,13 @@ class Uplink:
         return pw
 
     def _on_message(self, topic, payload):
-        if topic == self.ack_topic:
+        if topic == self.ota_topic and (self.ota is not None or self._ota_factory is not None):
+            if payload:  # empty: a retained offer withdrawn
+                if self.ota is None:
+                    self.ota = self._ota_factory()
+                self.ota.on_message(payload)
+            self.wake.set()
+        elif topic == self.ack_topic:
             if payload[:1] and payload[0] & 0xE0 == 0xA0:  # a CBOR map: the receiver's time
                 if len(self._times) < 4:
                     self._times.append((bytes(payload), ticks_ms()))
@@ -197,6 +233,8 @@ class Uplink:
 
     def _status_payload(self):
         st = {"pending": self.j.count(), "alarms": self.j.count(ALARM)}
+        if self.ota is not None:
+            st["ota"] = self.ota.status(True)
         if self.on_time is not None and (self._tq_at is None or
                                          ticks_diff(ticks_ms(), self._tq_at) >= self.time_every):
             self._tq_n = self._tq_n % 0x7FFFFFFF + 1
@@ -383,6 +421,8 @@ class Uplink:
         await c.connect()
         self.counters["connects"] += 1
         await c.subscribe(self.ack_topic, 1)
+        if self.ota is not None or self._ota_factory is not None:
+            await c.subscribe(self.ota_topic, 1)
         self.inflight = ({}, {})  # the broker session is clean: what was in flight goes again
         self._up = True
         self.log("connected to %s:%d" % (self.cfg["host"], self.cfg.get("port", 8883)))
@@ -396,9 +436,12 @@ class Uplink:
                 await c.ping()
             if await self._pump():
                 continue
-            if self._status_at is None or ticks_diff(ticks_ms(), self._status_at) >= self.status_every:
+            if self._ota_due() or self._status_at is None or \
+                    ticks_diff(ticks_ms(), self._status_at) >= self.status_every:
                 self._status_at = ticks_ms()
                 await c.publish(self.status_topic, self._status_payload(), 0)
+                if self.ota is not None:
+                    self.ota.reported()  # booted, broker reached, status sent: confirms a trial
             self.wake.clear()
             try:
                 await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
@@ -428,10 +471,11 @@ class Uplink:
                 if m.any_live():
                     if await self._pump():
                         continue
-                    if m.routine_ready() and (self._status_at is None or
+                    if m.routine_ready() and (self._ota_due() or self._status_at is None or
                                               ticks_diff(ticks_ms(), self._status_at) >= self.status_every):
                         self._status_at = ticks_ms()
-                        m.offer(self._status_payload(), None, None, False, 0)
+                        if m.offer(self._status_payload(), None, None, False, 0) and self.ota is not None:
+                            self.ota.reported()
                 self.wake.clear()
                 try:
                     await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)

@@ -3,7 +3,8 @@
 # to its journal and runs hub.uplink.Uplink against a real broker.
 #
 # /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
-#                "total": N, "alarm_every": K, "interval_ms": T, "burst": B}
+#                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
+#                "ota": {...hub.ota.Ota config} to take updates over the air}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
@@ -34,6 +35,14 @@ def _read_int(path, default=0):
         return default
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _write(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
@@ -61,6 +70,44 @@ def main():
     clock = Clock(port, telemetry)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
+    if cfg.get("ota") is not None:
+        # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py): hub.ota made
+        # at once when an update is under way, else when the first update message comes;
+        # every chunk request is logged with the alarms pending then, which must be none
+        from hub import VERSION, ota
+        from hub.segment import ALARM
+        olog = open("/uplink.ota", "ab")
+
+        def olog_line(text):
+            olog.write((text + "\n").encode())
+            olog.flush()
+
+        def make():
+            o = ota.Ota(board.load()["name"], VERSION, open("/keys/release.pub", "rb").read(), cfg["ota"],
+                        telemetry, lambda text: olog_line("L " + text))
+            olog_line("S %s %s" % (VERSION, o.start()))
+            wants, on_msg = o.wants, o.on_message
+
+            def logged_wants(now, diff):
+                due = wants(now, diff)
+                if due and o.state == "fetch":  # a status goes now, asking for chunks
+                    olog_line("W %d" % j.count(ALARM))
+                return due
+
+            def logged_message(payload):
+                on_msg(payload)
+                olog_line("M %d %s %s" % (len(payload), o.state, o.refused))
+
+            o.wants, o.on_message = logged_wants, logged_message
+            return o
+
+        busy = len(_read("/fw/active").strip()) == 3
+        try:
+            os.stat("/fw/ota")
+            busy = True
+        except OSError:
+            pass
+        up.set_ota(make() if busy else None, make)
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
@@ -103,12 +150,31 @@ def main():
             st["clock"] = clock.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
+            if up.ota is not None:
+                st["ota"] = up.ota.status()
             _write("/uplink.state", json.dumps(st))
             await asyncio.sleep_ms(100)
+
+    async def ota_run():
+        started = time.ticks_ms()
+        while up.ota is None:
+            await asyncio.sleep_ms(200)
+        await ota.run(up.ota, j, port, started)
+
+    async def keep(coro):
+        try:
+            await coro
+        except Exception as e:
+            import sys
+            with open("/uplink.crash", "w") as f:
+                sys.print_exception(e, f)
+            raise
 
     async def run():
         asyncio.create_task(report())
         asyncio.create_task(produce())
+        if cfg.get("ota") is not None:
+            asyncio.create_task(keep(ota_run()))
         try:
             await up.run()
         except Exception as e:  # a test reads why the hub stopped
@@ -120,4 +186,16 @@ def main():
     asyncio.run(run())
 
 
-main()
+try:
+    main()
+except Exception as e:
+    # as firmware/main.py: a trial image that cannot start resets, and boot.py rolls it back
+    import sys
+    sys.print_exception(e)
+    try:
+        t = open("/fw/active").read()
+    except OSError:
+        t = ""
+    if "!" in t:
+        sys.exit(75)
+    raise

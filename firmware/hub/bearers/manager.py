@@ -94,6 +94,7 @@ class Manager:
         self.recover_after = cfg.get("recover_after", RECOVER_AFTER)
         self.ack_timeout = cfg.get("ack_timeout_ms", 15000)
         self.ack_topic = ack_topic
+        self.topics = []  # more to subscribe to on every session (the uplink's ota topic)
         self.on_release = on_release
         self.telemetry = telemetry
         self.log = log
@@ -222,6 +223,8 @@ class Manager:
         c = l.client
         await c.connect(c.keepalive * 1000 if c.keepalive else 10000)
         await c.subscribe(self.ack_topic, 1)
+        for t in self.topics:
+            await c.subscribe(t, 1)
         l.sessions += 1
         l.ready = True
         self.success(l)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from samband import __version__
-from samband.cli import alerts, bridge, dashboard, fhir, hub, patient, receiver, rig
+from samband.cli import alerts, bridge, dashboard, fhir, hub, ota, patient, receiver, rig
 from samband.errors import SambandError
 
 
@@ -184,17 +184,21 @@ def parser():
 
     p = sub.add_parser("release", help="build a signed release (update) for hubs of one board",
                        description="Sign an update with the depot's release key (made on first use, kept 0600, "
-                                   "never printed): the hub package as a ROMFS image (--kind app, built now) or a "
-                                   "MicroPython image for an ESP32's OTA partition (--kind firmware --image FILE). "
+                                   "never printed): the hub package as a ROMFS image (--kind app, built now), the "
+                                   "whole firmware tree for a slot folder, which hubs take over the air with "
+                                   "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image "
+                                   "for an ESP32's OTA partition (--kind firmware --image FILE). "
                                    "Hubs refuse it unless it is for their board, newer than what they run, and "
                                    "they run at least --min-version. Format: docs/ota.md.")
     p.add_argument("--board", required=True, help="the board it is for (`samband boards`)")
     p.add_argument("--version", required=True, dest="version", metavar="V", help="its version, MAJOR.MINOR.PATCH")
     p.add_argument("--min-version", default="0.0.0", metavar="V",
                    help="the oldest version that may update to it (default 0.0.0: any)")
-    p.add_argument("--kind", choices=("app", "firmware"), default="app",
-                   help="app: the hub package (default); firmware: a whole MicroPython image")
-    p.add_argument("--image", type=Path, help="--kind firmware: the MicroPython .app-bin")
+    p.add_argument("--kind", choices=("app", "tree", "firmware"), default="app",
+                   help="app: the hub package (default); tree: the whole firmware tree (over the air); "
+                        "firmware: a whole MicroPython image")
+    p.add_argument("--image", type=Path, help="--kind firmware: the MicroPython .app-bin; --kind tree: a firmware "
+                                              "tree folder (default: build/BOARD, built now)")
     p.add_argument("--out", type=Path, help="where to write it (default build/releases/BOARD-KIND-V.sbr)")
     p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
     p.set_defaults(func=hub.cmd_release)
@@ -262,6 +266,34 @@ def parser():
                                                         "share the hubs' batches (default receivers)")
     p.add_argument("--quiet", action="store_true", help="do not print each reading as it is stored")
     p.set_defaults(func=receiver.cmd_receive)
+
+    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree release",
+                       description="Offer a release (`samband release --kind tree`) to hubs through the broker, "
+                                   "as the receiver's login: each hub checks it, fetches its chunks while it has "
+                                   "no alarm to send, applies it, reboots into a trial and confirms it once it "
+                                   "reaches the broker again, or rolls back by itself (docs/ota.md).")
+    osub = p.add_subparsers(dest="ota_cmd", metavar="ACTION", required=True)
+    for name, fn, text in (("stage", ota.cmd_ota_stage, "offer a release and watch each hub until it runs it"),
+                           ("watch", ota.cmd_ota_watch, "print each hub's update state and version as it changes"),
+                           ("stop", ota.cmd_ota_stop, "end a rollout: the hubs drop what they fetched")):
+        o = osub.add_parser(name, help=text, description=text)
+        if name == "stage":
+            o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
+            o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
+            o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
+        if name == "watch":
+            o.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+        o.add_argument("--hub", action="append", required=name != "watch",
+                       help="a hub id in hex (repeat for more hubs)" + ("; default: every hub" if name == "watch"
+                                                                         else ""))
+        o.add_argument("--host", default="localhost", help="MQTT broker host (default localhost)")
+        o.add_argument("--port", type=int, default=8883, help="MQTT broker TLS port (default 8883)")
+        o.add_argument("--ca", help="CA certificate (PEM) of the broker")
+        o.add_argument("--user", default="receiver", help="MQTT user name (default receiver: it may write the "
+                                                          "hubs' ota topics)")
+        o.add_argument("--password", help="MQTT password (prefer --password-file)")
+        o.add_argument("--password-file", help="file holding the MQTT password")
+        o.set_defaults(func=fn)
 
     q = sub.add_parser("readings", help="query and export stored readings (a table, JSON, CSV)")
     q.add_argument("--db", help="SQLite path or postgresql:// URL (default $SAMBAND_DB or "

@@ -4,8 +4,10 @@ The format is the hub's (firmware/hub/release.py, imported here so that
 the host writes exactly what the hub reads): a CBOR manifest naming the
 image by size and SHA-512, its Ed25519 signature by the depot's release
 key, then the image. An "app" release carries the hub package as the
-ROMFS image of `samband firmware` (build/<board>.romfs); a "firmware"
-release carries a whole MicroPython image for an ESP32's OTA partition.
+ROMFS image of `samband firmware` (build/<board>.romfs); a "tree" release
+the whole firmware tree (build/<board>/) for a slot folder, which a hub
+takes over the air (`samband ota`, hub/ota.py); a "firmware" release
+carries a whole MicroPython image for an ESP32's OTA partition.
 The signing key never leaves the depot and is never printed."""
 
 import os
@@ -48,9 +50,35 @@ def check_versions(version, min_version):
                            f"no hub could ever take this release")
 
 
+def tree_files(root):
+    """(path, bytes) of every file under root, board.json last: a slot that has its
+    board.json is whole (hub.otatree), and boot.py boots only such a slot."""
+    root = Path(root)
+    files = sorted((p.relative_to(root).as_posix(), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+    return [f for f in files if f[0] != "board.json"] + [f for f in files if f[0] == "board.json"]
+
+
+def tree_image(root):
+    """A "tree" release's image: the whole firmware tree for a slot folder."""
+    from hub import otatree
+    files = tree_files(root)
+    if not any(p == "board.json" for p, _ in files):
+        raise SambandError(f"{root} has no board.json: not a firmware tree")
+    try:
+        return otatree.pack(files)
+    except otatree.TreeError as e:
+        raise SambandError(f"{root}: {e}") from None
+
+
 def image_for(board, kind, image_path=None, progress=None):
-    """The bytes to release: the board's ROMFS app image (built now), or a firmware file."""
+    """The bytes to release: the board's ROMFS app image or its whole tree (built now,
+    or the tree given), or a firmware file."""
     from samband.device import build, images
+    if kind == "tree":
+        if image_path is None:
+            build.build(board["name"], progress=progress)
+            image_path = BUILD / board["name"]
+        return tree_image(image_path)
     if kind == "app":
         if image_path is not None:
             raise SambandError("--image is for --kind firmware; an app release is built from firmware/")

@@ -117,7 +117,12 @@ def _vhub_start():
             break
         except SystemExit as e:
             # machine.soft_reset() / sys.exit(): end the process, the supervisor restarts us.
-            _sys.exit(e.value if hasattr(e, "value") else 0)
+            # Under `micropython -i` a SystemExit out of this script lands in the REPL
+            # instead of ending the process, so say so first: the supervisor ends it
+            # with this code (75: a hard reset, hub.ports.unix.Port.reset).
+            code = e.value if hasattr(e, "value") else 0
+            _sys.stdout.write("\x1dvhub-exit:%d\x1d" % (code if isinstance(code, int) else 1))
+            _sys.exit(code)
         except BaseException as e:
             _sys.print_exception(e)
 

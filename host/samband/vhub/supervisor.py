@@ -33,6 +33,7 @@ terminal. The relay between them is where the board-like behaviour lives:
 import errno
 import fcntl
 import os
+import re
 import select
 import signal
 import subprocess
@@ -57,6 +58,7 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b"MicroPython "
 PROMPT = b">>> "
 READY = b"\x1dvhub-ready\x1d"  # printed by boot.py once the flash is mounted
+EXIT_MARK = re.compile(rb"\x1dvhub-exit:(-?\d+)\x1d")  # boot.py: main.py ended with sys.exit(code)
 STUCK_POLL_S = 0.5  # how often the supervisor looks for a deadlocked interpreter
 STUCK_S = 2.0  # parked on a futex this long: deadlocked
 CTRL_C = b"\x03"
@@ -161,6 +163,7 @@ class VirtualHub:
         self.boots = 0
         self.resets = []  # reset causes, in order
         self._proc = None
+        self._exit_code = None  # set when boot.py reports sys.exit(code) from main.py
         self._hub_fd = None
         self._cli_fd = None
         self._raw = False
@@ -310,6 +313,8 @@ class VirtualHub:
 
     def _died(self, code):
         """Decide how the next interpreter starts, from how this one ended."""
+        if self._exit_code is not None:
+            code, self._exit_code = self._exit_code, None
         if self.log:
             self.log(f"vhub: interpreter exited with code {code} (tail {self._tail[-40:]!r})")
         if self._pending_cause == "power-on":
@@ -427,7 +432,20 @@ class VirtualHub:
 
     def _from_hub(self, data):
         self._trace("from-hub", data)
-        self._tail = (self._tail + data)[-64:]
+        seen = self._tail + data
+        self._tail = seen[-64:]
+        m = EXIT_MARK.search(seen)
+        if m and self._exit_code is None:
+            # sys.exit() in main.py (Port.reset(): 75): the unix port run with -i would
+            # drop into its REPL; a board resets, so the process ends here with that code
+            self._exit_code = int(m.group(1))
+            self._tail = seen[m.end():][-64:]
+            p = self._proc
+            if p and p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if not self._ready:
             buf = self._ready_buf + data
             i = buf.find(READY)

@@ -1,0 +1,316 @@
+# Over-the-air updates on the hub (docs/ota.md): the service between the
+# uplink and the flash. It takes what `samband ota` sends (an offer, chunks,
+# a stop), says in the hub's status which chunks it wants, applies a fetched
+# release (hub/otaslot.py) when the hub may, and confirms a trial once the
+# hub has booted, reached the broker and reported.
+#
+# Policy: chunks are asked for only while no alarm is unsent or in flight
+# (the uplink asks this module only after its alarm stream is empty), a
+# few at a time (`window`), within `budget_bytes` per release on a
+# cellular bearer; the release is applied only with no alarm unsent and a
+# backlog of at most `max_backlog` records. Each step is a telemetry
+# reading (MDC_HUB_OTA_*, value: the release's version as one integer).
+
+import os
+
+from hub import cbor
+from hub.otaslot import (FW, OtaError, Stage, apply, confirm, parse_pointer,  # noqa: F401
+                         nostep, read_pointer, release_module, remove_tree, write_pointer)
+
+MAX_CHUNK = 4096
+
+# Hub telemetry codes (private partition 1024, beside clock's 48/49):
+MDC_HUB_OTA_OFFER = 1024 << 16 | 64       # a release offered and accepted
+MDC_HUB_OTA_REFUSED = 1024 << 16 | 65     # val: index of the code in REFUSALS
+MDC_HUB_OTA_FETCHED = 1024 << 16 | 66     # every chunk on flash
+MDC_HUB_OTA_SWITCHED = 1024 << 16 | 67    # verified, slot written, pointer set to the trial
+MDC_HUB_OTA_TRIAL = 1024 << 16 | 68       # running the trial
+MDC_HUB_OTA_CONFIRMED = 1024 << 16 | 69   # trial confirmed (broker reached, status sent)
+MDC_HUB_OTA_ROLLED_BACK = 1024 << 16 | 70  # the trial did not confirm: back on the old slot
+REFUSALS = ("format", "truncated", "signature", "manifest", "board", "kind", "downgrade", "same",
+            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed")
+
+
+def version_int(v):
+    """(major, minor, patch) -> one integer for a telemetry reading."""
+    return (v[0] << 32) | (v[1] << 16) | v[2]
+
+
+# ------------------------------------------------------------ the service
+
+class Ota:
+    """The hub's side of an update: on_message() takes what `samband ota` sends
+    (samband/<hub>/ota), wants() says whether the status should go now with a
+    request, status() is the "ota" part of the hub's status message, due() and
+    run_apply() apply, reported() confirms a trial. cfg (hub.json "ota"):
+    window (2), retry_ms (5000), budget_bytes (0: no cellular budget),
+    max_backlog (50), trial_s (300)."""
+
+    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep):
+        cfg = cfg or {}
+        self.board = board
+        self.running = running
+        self.key = key
+        self.window = cfg.get("window", 2)
+        self.retry_ms = cfg.get("retry_ms", 5000)
+        self.budget = cfg.get("budget_bytes", 0)
+        self.max_backlog = cfg.get("max_backlog", 50)
+        self.trial_ms = cfg.get("trial_s", 300) * 1000
+        self.tel = telemetry
+        self.log = log or nostep
+        self.fw = fw
+        self.stage = Stage(fw, step)
+        self.state = "none"
+        self.refused = None
+        self.asked = {}  # chunk -> ticks asked
+        self.spent = 0
+        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0}
+        self._due_status = False
+        self.trial = False
+        self._refused_head = None
+        self._req = []
+
+    def _t(self, mdc, val):
+        if self.tel is not None:
+            self.tel(mdc, val)
+
+    def _version(self):
+        m = self.stage.manifest
+        return version_int(m["version"]) if m else 0
+
+    def start(self):
+        """At boot: find out where an update stood (resume, trial, rolled back, done)."""
+        cur, trial, state = parse_pointer(read_pointer(self.fw))
+        if state == "!":
+            self.trial = True
+            self.state = "trial"
+        if self.stage.load() is None:
+            remove_tree(self.stage.dir, self.stage.step)  # what a cut clear() left
+            if self.trial:
+                self._t(MDC_HUB_OTA_TRIAL, 0)
+            if state == "~":
+                self._t(MDC_HUB_OTA_ROLLED_BACK, 0)
+                write_pointer(cur, self.fw, self.stage.step)
+            return self.state
+        try:
+            m = self._check(self.stage.head, ignore_same=True)
+        except ValueError as e:  # ReleaseError
+            self._refuse(getattr(e, "code", "format"), str(e))
+            self.stage.clear()
+            return self.state
+        self.stage.sized(m)
+        self.spent = int(self.stage.marked("spent") or 0)
+        if self.trial:
+            self._t(MDC_HUB_OTA_TRIAL, self._version())
+        elif state == "~":
+            # boot.py rolled the trial back: never this release again, then note it
+            self._t(MDC_HUB_OTA_ROLLED_BACK, self._version())
+            self._fail()
+            write_pointer(cur, self.fw, self.stage.step)
+        elif self.stage.marked("failed") is not None:
+            self.state = "failed"
+        elif m["version"] <= release_module().parse_version(self.running):
+            self.stage.clear()  # confirmed (the clean-up was cut short), or nothing newer
+            self.state = "done" if m["v"] == self.running else "none"
+        else:
+            self.state = "apply" if self.stage.complete() else "fetch"
+        return self.state
+
+    def _fail(self):
+        self.state = "failed"
+        for i in range(self.stage.n):
+            try:
+                os.remove(self.stage.dir + "/%d" % i)
+            except OSError:
+                pass
+        self.stage.mark("failed", self.stage.manifest["v"] if self.stage.manifest else "?")
+        self.log("ota: release rolled back; it will not be tried again")
+
+    def _check(self, head, ignore_same=False):
+        release = release_module()
+        man, sig, _ = release.split_header(head)
+        try:
+            m = release.check_manifest(man, sig, self.key, self.board, self.running, "tree")
+        except release.ReleaseError as e:
+            if not (ignore_same and e.code in ("same", "downgrade")):
+                raise
+            m = release.parse_manifest(man)  # the running or an older one: only for the state
+        return m
+
+    def _refuse(self, code, text, final=True):
+        # final: the release itself is refused (an offer, its image); otherwise one
+        # message was bad (a chunk, junk) and the fetch goes on
+        self.refused = code
+        if final:
+            self.state = "refused"
+        self.counters["bad"] += 1
+        self.log("ota: refused: " + text)
+        self._t(MDC_HUB_OTA_REFUSED, REFUSALS.index(code) if code in REFUSALS else len(REFUSALS))
+        self._due_status = True
+
+    def on_message(self, payload):
+        """One message from samband/<hub>/ota; never raises (a bad one is counted)."""
+        offer = False
+        try:
+            msg = cbor.loads(bytes(payload))
+            if not isinstance(msg, dict):
+                raise OtaError("format", "update message is not a map")
+            if "c" in msg:
+                self._chunk(msg.get("c"), msg.get("d"))
+            elif "o" in msg:
+                offer = True
+                self._offer(msg.get("o"), msg.get("cs"))
+            elif msg.get("x") == 1:
+                self._stop()
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
+            self._refuse(getattr(e, "code", "format"), "update message: %s" % e, offer)
+        except OSError as e:  # the flash (full?): said in the status, the message is asked for again
+            self.counters["bad"] += 1
+            self.refused = "flash"
+            self.log("ota: flash: %s" % e)
+
+    def _offer(self, head, cs):
+        if not isinstance(head, bytes) or not isinstance(cs, int) or not 0 < cs <= MAX_CHUNK:
+            raise OtaError("format", "an offer needs o (bytes) and cs (1..%d)" % MAX_CHUNK)
+        if self.trial or self.state == "apply":
+            return  # finish what is under way first
+        if self.stage.head == head or self._refused_head == head:
+            return  # the same offer again (retained, or after a reconnect)
+        self._refused_head = head
+        try:
+            m = self._check(head)
+        except ValueError as e:
+            if getattr(e, "code", None) != "same":
+                raise
+            self.state = "done"  # it runs this release already (the offer is still retained)
+            self._due_status = True
+            return
+        self._refused_head = None
+        self.stage.start(head, cs, m)
+        self.refused = None
+        self.asked = {}
+        self.spent = 0
+        self.state = "fetch"
+        self._t(MDC_HUB_OTA_OFFER, self._version())
+        self._due_status = True
+
+    def _chunk(self, i, data):
+        if self.state != "fetch":
+            return
+        if not isinstance(data, bytes):
+            raise OtaError("chunk", "chunk without data")
+        if self.stage.put(i, data):
+            self.counters["chunks"] += 1
+            if self.cellular:
+                self.spent += len(data)
+                self.stage.mark("spent", str(self.spent))
+        else:
+            self.counters["dup_chunks"] += 1
+        self.asked.pop(i, None)
+        self._due_status = True
+        if self.stage.complete():
+            self.state = "apply"
+            self._t(MDC_HUB_OTA_FETCHED, self._version())
+
+    def _stop(self):
+        if self.trial:
+            return  # a switch already made is finished by confirm or roll-back
+        self.stage.clear()
+        self.state = "none"
+        self.asked = {}
+        self._due_status = True
+
+    cellular = False  # set by the uplink from its routine bearer's kind
+
+    def wants(self, now, ticks_diff):
+        """True if the status should go now: it carries a request for chunks (the
+        caller asks only while no alarm is unsent) or news of a step."""
+        due = self._due_status
+        self._due_status = False
+        if self.state != "fetch":
+            return due
+        if self.cellular and self.budget and self.spent + self.stage.cs > self.budget:
+            return due
+        for i, t in list(self.asked.items()):
+            if ticks_diff(now, t) >= self.retry_ms:
+                del self.asked[i]  # lost (QoS 0, a bearer change): ask again
+        if len(self.asked) >= self.window:
+            return due
+        new = self.stage.missing(self.window - len(self.asked), self.asked)
+        for i in new:
+            self.asked[i] = now
+        self._req = new
+        return due or bool(new)
+
+    def status(self, request=False):
+        """The "ota" entry of the status message (small: the status is capped at 256 bytes);
+        request: the message that goes to the broker, which carries the chunks just asked
+        for ("w"), once (a status for the console does not take them)."""
+        s = {"st": self.state, "v": self.running}
+        if self.stage.head is not None and self.stage.manifest:
+            s["to"] = self.stage.manifest["v"]
+            s["have"] = self.stage.count
+            s["n"] = self.stage.n
+        if request and self._req:
+            s["w"] = self._req
+            self._req = []
+        if self.refused:
+            s["r"] = self.refused
+        if self.state == "fetch" and self.cellular and self.budget and self.spent + self.stage.cs > self.budget:
+            s["st"] = "budget"
+        return s
+
+    def due(self, alarms, backlog):
+        """Apply now? Only with every chunk, no alarm unsent and a small backlog."""
+        return self.state == "apply" and alarms == 0 and backlog <= self.max_backlog
+
+    def run_apply(self):
+        """Verify and switch (the caller resets the hub afterwards); False if refused."""
+        try:
+            m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+        except ValueError as e:  # OtaError, ReleaseError
+            self._refuse(getattr(e, "code", "format"), str(e))
+            self.stage.clear()
+            return False
+        self._t(MDC_HUB_OTA_SWITCHED, version_int(m["version"]))
+        self.state = "reboot"
+        return True
+
+    def reported(self):
+        """The hub reached the broker and sent its status: confirm a running trial."""
+        if not self.trial:
+            return False
+        confirm(self.fw, self.stage.step)
+        self.trial = False
+        self._t(MDC_HUB_OTA_CONFIRMED, self._version())
+        if self.stage.head is not None:
+            self.stage.clear()
+        self.state = "done"
+        self._due_status = True
+        return True
+
+    def trial_expired(self, elapsed_ms):
+        """A trial still unconfirmed after trial_s: the caller resets (boot.py rolls back)."""
+        return self.trial and elapsed_ms >= self.trial_ms
+
+
+async def run(o, journal, port, started, commit=None, every_ms=1000):
+    """The hub's update task: apply a fetched update when no alarm is unsent and the
+    backlog is small, then reset into its trial; reset out of a trial that has not
+    confirmed within trial_s (no broker), so that boot.py rolls it back."""
+    import asyncio
+    from hub.segment import ALARM
+    from hub.ticks import ticks_diff
+    while True:
+        await asyncio.sleep_ms(every_ms)
+        if o.trial_expired(ticks_diff(port.ticks_ms(), started)):
+            o.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls it back")
+            port.reset()
+        if o.due(journal.count(ALARM), journal.count()):
+            if commit is not None:
+                commit()
+            if o.run_apply():
+                if commit is not None:
+                    commit()  # the step's telemetry reading, on flash before the reset
+                o.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
+                port.reset()

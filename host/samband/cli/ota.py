@@ -1,0 +1,79 @@
+"""`samband ota stage|stop`: an update over the air for chosen hubs (docs/ota.md)."""
+
+import sys
+from pathlib import Path
+
+from samband.errors import SambandError
+
+
+def _login(args):
+    from samband.cli.receiver import _readable
+    if args.ca is not None:
+        _readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
+    password = args.password
+    if args.password_file:
+        password = _readable(args.password_file, "--password-file", "the MQTT password").strip()
+    return dict(host=args.host, port=args.port, ca=args.ca, user=args.user, password=password)
+
+
+def _hubs(args):
+    hubs = [h.lower() for h in args.hub]
+    for h in hubs:
+        if len(h) < 2 or len(h) % 2 or any(c not in "0123456789abcdef" for c in h):
+            raise SambandError(f"--hub {h}: a hub id is its unique id in hex, e.g. 00005a4d0001")
+    return hubs
+
+
+def cmd_ota_stage(args):
+    """Offer the release to the hubs, serve their chunk requests and print each hub's progress
+    until every one runs it (then withdraw the offer) or --timeout passes (exit 1, offer kept)."""
+    from samband.device.ota import Rollout, progress_text
+    try:
+        data = Path(args.release).read_bytes()
+    except OSError as e:
+        raise SambandError(f"{args.release}: {e.strerror}") from None
+    hubs = _hubs(args)
+    r = Rollout(data, hubs, chunk=args.chunk, on_progress=lambda h, st: print(progress_text(h, st), flush=True),
+                **_login(args))
+    r.start()
+    print(f"samband ota: {args.release} ({r.version}, {len(r.parts)} chunks of {r.chunk} bytes) offered to "
+          f"{len(hubs)} hub(s)", flush=True)
+    try:
+        ok = r.wait(args.timeout)
+    except KeyboardInterrupt:
+        ok = False
+    if ok:
+        r.clear()
+    for h in hubs:
+        print(f"{h}: {'runs ' + r.version if r.runs_it(h) else 'not yet'}, {r.sent[h]} chunk bytes sent")
+    r.close()
+    if not ok:
+        print("samband ota: not every hub runs it yet; the offer stays on the broker "
+              "(`samband ota stage` again to watch, `samband ota stop` to end it)", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_ota_watch(args):
+    """Print each hub's update state and version whenever it changes (every hub, or --hub ones)."""
+    import time
+
+    from samband.device.ota import Fleet, progress_text
+    hubs = _hubs(args) if args.hub else None
+    f = Fleet(hubs, on_progress=lambda h, st: print(progress_text(h, st), flush=True), **_login(args)).start()
+    try:
+        end = time.monotonic() + args.seconds if args.seconds else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        f.close()
+
+
+def cmd_ota_stop(args):
+    """Withdraw an offer: the hubs drop what they fetched (a trial under way still ends in a
+    confirmation or a roll-back)."""
+    from samband.device.ota import stop
+    hubs = _hubs(args)
+    stop(hubs, **_login(args))
+    print(f"samband ota: stop sent to {len(hubs)} hub(s)")

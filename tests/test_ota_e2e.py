@@ -1,0 +1,111 @@
+"""An update over the hub's own uplink, end to end: a virtual hub (the compiled
+firmware, tests/data/uplink_main.py wiring hub.uplink and hub.ota as hub/app.py
+does), Mosquitto with TLS and ACLs, the receiver, and `samband ota`'s Rollout
+serving signed tree releases as the receiver's login.
+
+One run: release 0.2.0 is fetched while alarms keep flowing (the rollout holds
+every chunk back until alarms have reached the database after the download
+began, and the hub logs that it asked for each chunk with no alarm pending), is
+applied, boots as a trial and is confirmed; then 0.3.0, a build that crashes at
+boot, is fetched and applied, crashes, and the hub is back on 0.2.0 by itself
+with 0.3.0 marked failed. Every reading appended over the three boots is in the
+database exactly once."""
+
+import shutil
+import threading
+from pathlib import Path
+
+import nacl.bindings as nb
+from conftest import firmware_tree
+from test_uplink import check_exactly_once, drained
+
+from hub import reading as rd
+from samband.device import release as rel
+from samband.device.ota import Fleet, Rollout
+from samband.rig.broker import RECEIVER_USER
+from samband.rig.uplink import UplinkRig
+from samband.vhub import Flash
+
+MAIN = Path(__file__).parent / "data" / "uplink_main.py"
+HUB = "00005a4d00e1"
+SEED = bytes(range(100, 132))
+TOTAL = 240
+TIMEOUT = 90
+
+
+def release_of(tmp, version, broken=False):
+    """A tree release of the vhub build with hub.VERSION = version (and, broken, a
+    hub.clock that raises at import: the hub's main cannot start)."""
+    t = tmp / version
+    shutil.copytree(firmware_tree(), t)
+    (t / "hub" / "__init__.mpy").unlink()
+    (t / "hub" / "__init__.py").write_text(f'VERSION = "{version}"\n')
+    if broken:
+        (t / "hub" / "clock.mpy").unlink()
+        (t / "hub" / "clock.py").write_text('raise ImportError("a broken build")\n')
+    img = rel.tree_image(t)
+    return rel.assemble(rel.manifest("vhub", "tree", version, "0.1.0", img, 1764633600), img, SEED)
+
+
+def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
+    good = release_of(tmp_path, "0.2.0")
+    bad = release_of(tmp_path, "0.3.0", broken=True)
+    alarms = []
+    lock = threading.Lock()
+
+    def on_reading(hub, seq, r):
+        if r.get(rd.PRIO) == rd.PRIO_ALARM:
+            with lock:
+                alarms.append(seq)
+
+    began = []
+
+    def gate(hub, i):
+        # hold the download until two alarms reached the database after it began
+        with lock:
+            if not began:
+                began.append(len(alarms))
+            return len(alarms) >= began[0] + 2
+
+    watch = None
+    rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree(), on_reading=on_reading)
+    try:
+        h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "alarm_every": 3, "interval_ms": 50,
+                                    "ota": {"window": 4, "retry_ms": 300, "trial_s": 60}})
+        Flash(h.flash).write_files({"/keys/release.pub": nb.crypto_sign_seed_keypair(SEED)[0]})
+        rig.start()
+        login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
+                     password=rig.broker.users[RECEIVER_USER])
+        seen = []  # (version, state) as `samband ota watch` sees them change
+        watch = Fleet(None, on_progress=lambda hub, st: seen.append((st.get("v"), st.get("st"))), **login).start()
+        r = Rollout(good, [HUB], chunk=4096, gate=gate, **login).start()
+        try:
+            assert r.wait(TIMEOUT), f"hub at {r.progress.get(HUB)}"
+            r.clear()
+        finally:
+            r.close()
+        assert began and h._read("/fw/active") == b"a"
+        asks = [line.split() for line in h._read("/uplink.ota").decode().splitlines() if line.startswith("W ")]
+        assert asks and all(a[1] == "0" for a in asks), "a chunk was asked for with an alarm pending"
+        assert len(began) == 1 and len(alarms) >= began[0] + 2
+
+        r2 = Rollout(bad, [HUB], chunk=4096, **login).start()
+        try:
+            rig.wait(lambda: r2.progress.get(HUB, {}).get("st") == "failed", TIMEOUT, "the bad release rolled back")
+            assert r2.progress[HUB]["v"] == "0.2.0" and not r2.runs_it(HUB)
+        finally:
+            r2.close()
+        assert h._read("/fw/active") == b"a"  # the roll-back noted: slot a, confirmed
+        # the first boot, the trial of 0.2.0 (confirmed), the trial of 0.3.0 (crashed), back on 0.2.0:
+        # each reset asked for by the hub itself
+        assert h.vhub.boots == 4 and h.vhub.resets == ["power-on", "hard", "hard", "hard"], h.vhub.resets
+        rig.wait(lambda: drained(rig, h, TOTAL), TIMEOUT, "every reading delivered")
+        watch.close()
+        want = [("0.1.0", "fetch"), ("0.2.0", "trial"), ("0.2.0", "failed")]
+        it = iter(seen)
+        assert all(w in it for w in want), seen  # in this order
+        check_exactly_once(rig, h)
+    finally:
+        if watch is not None:
+            watch.close()
+        rig.stop()

@@ -1,0 +1,99 @@
+"""Tree releases (the image a hub takes over the air, hub/otatree.py) as the host
+builds them: the fixtures in tests/data/ota/ that tests/fw/test_ota.py runs on both
+runtimes are exactly what samband.device.release builds, board.json goes last, and
+`samband release --kind tree` signs a tree that the hub's own checks accept."""
+
+from pathlib import Path
+
+import nacl.bindings as nb
+import pytest
+
+from hub import otatree
+from hub import release as fmt
+from samband.device import release
+from samband.errors import SambandError
+
+FIXTURES = Path(__file__).parent / "data" / "ota"
+TEST_SEED = bytes(range(100, 132))  # tests/data/release's test key (release.pub there)
+OTHER_SEED = bytes(range(200, 232))
+WHEN = 1764633600
+
+
+def tree(version, extra=b""):
+    """A small firmware tree (what a slot holds) for a hub running `version`."""
+    return {"board.json": b'{"name": "vhub"}', "main.py": b"from hub import app\napp.run()\n",
+            "hub/__init__.py": f'VERSION = "{version}"\n'.encode(),
+            "hub/app.py": b"def run():\n    pass\n" + extra,
+            "hub/kinds/x.py": bytes(range(256)) * 3}
+
+
+def image(files):
+    return otatree.pack(sorted((p, d) for p, d in files.items() if p != "board.json")
+                        + [("board.json", files["board.json"])])
+
+
+def fixtures():
+    """{file name: bytes} of tests/data/ota/."""
+    new = image(tree("1.1.0", b"# a fix\n" * 40))
+    good = release.manifest("vhub", "tree", "1.1.0", "1.0.0", new, WHEN)
+    altered = bytearray(new)
+    altered[-5] ^= 1
+    return {
+        "old.tree": image(tree("1.0.0")),
+        "good.sbr": release.assemble(good, new, TEST_SEED),
+        "other-key.sbr": release.assemble(good, new, OTHER_SEED),
+        "picow.sbr": release.assemble(release.manifest("picow", "tree", "1.1.0", "1.0.0", new, WHEN), new, TEST_SEED),
+        "old.sbr": release.assemble(release.manifest("vhub", "tree", "0.9.0", "0.1.0", new, WHEN), new, TEST_SEED),
+        "altered.sbr": release.assemble(good, bytes(altered), TEST_SEED),
+    }
+
+
+def test_fixtures_are_what_the_host_builds():
+    # regenerate with: python -c "import test_ota_release as t; t.write_fixtures()" (from tests/)
+    for name, data in fixtures().items():
+        assert (FIXTURES / name).read_bytes() == data, name
+
+
+def write_fixtures():
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name, data in fixtures().items():
+        (FIXTURES / name).write_bytes(data)
+
+
+def test_tree_image_of_a_folder_puts_board_json_last(tmp_path):
+    for p, d in tree("1.1.0").items():
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(d)
+    assert release.tree_image(tmp_path) == image(tree("1.1.0"))
+    (tmp_path / "board.json").unlink()
+    with pytest.raises(SambandError, match="no board.json"):
+        release.tree_image(tmp_path)
+
+
+def test_release_kind_tree_is_accepted_by_the_hub_checks(tmp_path):
+    for p, d in tree("1.1.0").items():
+        (tmp_path / "t" / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "t" / p).write_bytes(d)
+    (tmp_path / "depot").mkdir(mode=0o700)
+    out, m, public = release.make("vhub", "1.1.0", "1.0.0", "tree", tmp_path / "t", tmp_path / "r.sbr",
+                                  tmp_path / "depot", when=WHEN)
+    assert m["kind"] == "tree" and m["v"] == "1.1.0"
+    import io
+    got = fmt.verify_stream(io.BytesIO(out.read_bytes()), public, "vhub", "1.0.0", kind="tree")
+    assert got["size"] == len(image(tree("1.1.0"))) and got["sha512"] == nb.crypto_hash_sha512(image(tree("1.1.0")))
+
+
+def _samband(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "samband.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_ota_stage_refuses_what_cannot_go_over_the_air():
+    p = _samband("ota", "stage", str(Path(__file__).parent / "data" / "release" / "good.sbr"), "--hub",
+                 "00005a4d0001", "--port", "1")
+    assert p.returncode == 1 and "app releases cannot go over the air yet" in p.stderr, p.stderr
+    p = _samband("ota", "stop", "--hub", "hub-one")
+    assert p.returncode == 1 and "--hub hub-one: a hub id is its unique id in hex" in p.stderr, p.stderr
+    p = _samband("ota", "stage", str(FIXTURES / "good.sbr"), "--hub", "00005a4d0001", "--port", "1")
+    assert p.returncode == 1 and "cannot reach the MQTT broker at localhost:1" in p.stderr, p.stderr
