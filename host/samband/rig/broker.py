@@ -201,12 +201,18 @@ class Broker:
                                      stdout=log, stderr=log, start_new_session=True)
         log.close()
         end = time.monotonic() + timeout
+        # every listener, not only the first: mosquitto opens them one after the other,
+        # and a client of the plain one was refused while only the TLS one was up
+        tls_host = "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind
+        waiting = [(tls_host, self.port)] + ([("127.0.0.1", self.plain_port)] if self.plain_port else [])
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise BrokerError("mosquitto exited at start: " + self.log_tail())
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
+                socket.create_connection(waiting[0], timeout=0.5).close()
+                waiting.pop(0)
+                if not waiting:
+                    return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
