@@ -45,7 +45,7 @@ def load_devices(path=DEVICES):
 
 def save_devices(devices, path=DEVICES):
     from hub.ble import addr_str
-    state._mkdirs(path.rsplit("/", 1)[0])
+    state.mkdirs(path.rsplit("/", 1)[0])
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps({"devices": [{"addr": addr_str(d["addr"]), "kind": d["kind"], "name": d.get("name", "")}

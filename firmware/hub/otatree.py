@@ -10,7 +10,7 @@
 # board.json last, so a slot that has its board.json is whole. Pure apart
 # from the files the Unpacker writes.
 
-import os
+from hub.state import mkdirs
 
 MAGIC = b"SbT\x01"
 MAX_PATH = 120
@@ -43,16 +43,6 @@ def pack(files):
         out += bytes((len(p),)) + p + bytes((n >> 24, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
         out += data
     return bytes(out)
-
-
-def _mkdirs(path):
-    cur = ""
-    for part in path.strip("/").split("/"):
-        cur += "/" + part
-        try:
-            os.mkdir(cur)
-        except OSError:
-            pass
 
 
 class Unpacker:
@@ -106,7 +96,7 @@ class Unpacker:
         self.head = bytearray()
         full = self.root + "/" + path
         if "/" in path:
-            _mkdirs(full.rsplit("/", 1)[0])
+            mkdirs(full.rsplit("/", 1)[0])
         if self.step:
             self.step("file")
         self.f = open(full, "wb")

@@ -20,7 +20,7 @@ def read_int(name, default=0):
         return default
 
 
-def _mkdirs(path):
+def mkdirs(path):
     """Make path and its parents; existing folders are fine."""
     cur = ""
     for part in path.strip("/").split("/"):
@@ -32,7 +32,7 @@ def _mkdirs(path):
 
 
 def write_int(name, value):
-    _mkdirs(DIR)
+    mkdirs(DIR)
     tmp = _path(name + ".tmp")
     with open(tmp, "w") as f:
         f.write(str(value))
