@@ -22,6 +22,7 @@ from test_uplink import check_exactly_once, drained
 from hub import reading as rd
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
+from samband.receiver import versions
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
@@ -105,6 +106,12 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
         it = iter(seen)
         assert all(w in it for w in want), seen  # in this order
         check_exactly_once(rig, h)
+        # the receiver's record of which hub runs what (receiver/versions.py), from the same statuses
+        rig.wait(lambda: versions.fleet(rig.store)[0]["ota_state"] == "failed", TIMEOUT, "the receiver's record")
+        row = versions.fleet(rig.store)[0]
+        assert (row["hub"], row["version"], row["slot"]) == (HUB, "0.2.0", "a"), row
+        hist = [(x["version"], x["previous"]) for x in versions.history(rig.store, HUB)]
+        assert hist[:2] == [("0.1.0", None), ("0.2.0", "0.1.0")] and hist[-1] == ("0.2.0", hist[-1][1]), hist
     finally:
         if watch is not None:
             watch.close()

@@ -69,6 +69,7 @@ class Ota:
         self.trial = False
         self._refused_head = None
         self._req = []
+        self.slot = None  # the tree this boot runs: "a", "b" or "-" (the root); known after start()
 
     def _t(self, mdc, val):
         if self.tel is not None:
@@ -81,6 +82,7 @@ class Ota:
     def start(self):
         """At boot: find out where an update stood (resume, trial, rolled back, done)."""
         cur, trial, state = parse_pointer(read_pointer(self.fw))
+        self.slot = trial if state == "!" else cur
         if state == "!":
             self.trial = True
             self.state = "trial"
@@ -247,6 +249,8 @@ class Ota:
         request: the message that goes to the broker, which carries the chunks just asked
         for ("w"), once (a status for the console does not take them)."""
         s = {"st": self.state, "v": self.running}
+        if self.slot is not None:  # which tree runs, for the receiver's record of the fleet
+            s["s"] = self.slot
         if self.stage.head is not None and self.stage.manifest:
             s["to"] = self.stage.manifest["v"]
             s["have"] = self.stage.count

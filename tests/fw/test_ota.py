@@ -68,7 +68,7 @@ def test_fetch_resume_apply_confirm():
     root = _fresh()
     tel = _Tel()
     o = ota.Ota("vhub", "1.0.0", _key(), {"window": 2}, tel, fw=root)
-    assert o.start() == "none"
+    assert o.start() == "none" and o.status()["s"] == "a"
     parts = _offer(o)
     assert o.state == "fetch" and tel.got == [ota.MDC_HUB_OTA_OFFER]
     assert o.wants(0, _diff) and o.status(True)["w"] == [0, 1]
@@ -92,6 +92,7 @@ def test_fetch_resume_apply_confirm():
     ota.write_pointer("b!a", root)
     o = ota.Ota("vhub", "1.1.0", _key(), None, tel, fw=root)
     assert o.start() == "trial" and not o.trial_expired(299999) and o.trial_expired(300000)
+    assert o.status()["s"] == "b" and o.status()["v"] == "1.1.0"  # the receiver records which tree runs
     assert o.reported() and ota.read_pointer(root) == "b" and o.state == "done"
     assert tel.got[-3:] == [ota.MDC_HUB_OTA_SWITCHED, ota.MDC_HUB_OTA_TRIAL, ota.MDC_HUB_OTA_CONFIRMED]
     assert raises(OSError, os.stat, root + "/ota")
@@ -156,7 +157,7 @@ def test_rolled_back_release_is_never_tried_again():
     assert o.run_apply()
     ota.write_pointer("a~b", root)  # boot.py: the trial did not confirm
     o = ota.Ota("vhub", "1.0.0", _key(), None, tel, fw=root)
-    assert o.start() == "failed" and ota.read_pointer(root) == "a"
+    assert o.start() == "failed" and ota.read_pointer(root) == "a" and o.status()["s"] == "a"
     assert tel.got[-1] == ota.MDC_HUB_OTA_ROLLED_BACK
     _offer(o)  # offered again (retained): ignored
     assert o.state == "failed" and not o.wants(0, _diff) and o.status()["st"] == "failed"

@@ -311,6 +311,16 @@ def parser():
     q.add_argument("--status", action="store_true", help="per-hub status instead of readings")
     q.set_defaults(func=receiver.cmd_readings)
 
+    q = sub.add_parser("hubs", help="which hub runs which firmware version, its update state and last contact",
+                       description="Every hub the receiver has heard, from its database: the version, slot and "
+                                   "update state its last status reported (docs/ota.md), and its last contact. "
+                                   "--history: when each hub changed version.")
+    q.add_argument("--db", help="SQLite path or postgresql:// URL (default as `samband readings`); never created here")
+    q.add_argument("--hub", help="--history of this hub only (its unique id in hex)")
+    q.add_argument("--history", action="store_true", help="the version changes instead of the fleet")
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    q.set_defaults(func=ota.cmd_hubs)
+
     p = sub.add_parser("fhir", help="export stored readings as FHIR R4 bundles (HL7 Personal Health Device IG)",
                        description="Stored readings as HL7 PHD IG (STU2) transaction bundles, one JSON bundle a "
                                    "line on stdout, files in --out, or POSTed to a FHIR server with --post. "

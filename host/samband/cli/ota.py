@@ -1,4 +1,5 @@
-"""`samband ota stage|stop`: an update over the air for chosen hubs (docs/ota.md)."""
+"""`samband ota stage|watch|stop`: an update over the air for chosen hubs; `samband hubs`: which hub runs
+what, from the receiver's database (docs/ota.md)."""
 
 import sys
 from pathlib import Path
@@ -17,11 +18,14 @@ def _login(args):
 
 
 def _hubs(args):
-    hubs = [h.lower() for h in args.hub]
-    for h in hubs:
-        if len(h) < 2 or len(h) % 2 or any(c not in "0123456789abcdef" for c in h):
-            raise SambandError(f"--hub {h}: a hub id is its unique id in hex, e.g. 00005a4d0001")
-    return hubs
+    return [_hub(h) for h in args.hub]
+
+
+def _hub(h):
+    h = h.lower()
+    if len(h) < 2 or len(h) % 2 or any(c not in "0123456789abcdef" for c in h):
+        raise SambandError(f"--hub {h}: a hub id is its unique id in hex, e.g. 00005a4d0001")
+    return h
 
 
 def cmd_ota_stage(args):
@@ -77,3 +81,38 @@ def cmd_ota_stop(args):
     hubs = _hubs(args)
     stop(hubs, **_login(args))
     print(f"samband ota: stop sent to {len(hubs)} hub(s)")
+
+
+def cmd_hubs(args):
+    """`samband hubs`: what each hub runs (version, slot, update state) and its last contact, from
+    the receiver's database; --history: when each hub changed version."""
+    import json
+    import time
+
+    from samband.paths import default_db
+    from samband.receiver import versions
+    from samband.receiver.store import StoreError, open_store
+    if args.hub is not None and not args.history:
+        raise SambandError("--hub goes with --history (the fleet table lists every hub)")
+    db = args.db or default_db()
+    try:
+        store = open_store(db, create=False)
+    except StoreError as e:
+        raise SambandError(f"{e}: give --db the database `samband receive` writes") from None
+    try:
+        rows = versions.history(store, _hub(args.hub) if args.hub else None) if args.history \
+            else versions.fleet(store)
+    finally:
+        store.close()
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    elif not rows:
+        print("no version changes recorded" if args.history else "no hub has reported yet", file=sys.stderr)
+    elif args.history:
+        for r in rows:
+            print(f"{r['hub']}  {versions.utc_text(r['since'])}  {r['previous'] or '(first report)'} -> "
+                  f"{r['version']}")
+    else:
+        for line in versions.fleet_table(rows, time.time()):
+            print(line)

@@ -62,6 +62,8 @@ MAX_STRANGERS = 1000  # unknown hubs remembered by name for the status; the rest
 def parse_status(payload):
     """A hub's status message (docs/uplink.md) as {"pending": n, "alarms": m,
     "tq": q} (alarms and tq may be absent; tq asks for the receiver's time),
+    plus "ota" (versions.parse_ota: running version, slot, update state) or,
+    when that entry breaks a bound, "ota_error" saying how;
     or None if it breaks a bound: at most
     STATUS_MAX_BYTES bytes, a CBOR map, counters integers 0 <= n < 2**63
     (the database column is signed 64-bit). Other keys are ignored (newer
@@ -82,6 +84,12 @@ def parse_status(payload):
         if type(v) is not int or not 0 <= v < 2 ** 63:
             return None
         out[key] = v
+    if st.get("ota") is not None:  # the running version and update state (receiver/versions.py)
+        from samband.receiver.versions import BadOta, parse_ota
+        try:
+            out["ota"] = parse_ota(st["ota"])
+        except BadOta as e:  # the backlog is still good: kept, the ota entry refused and counted
+            out["ota_error"] = str(e)
     return out
 
 
@@ -110,6 +118,7 @@ class Ingest:
         self.on_reading = on_reading
         self.counters = Counter()
         self.strangers = Counter()  # hub hex -> batches from a login the depot does not know
+        self._bad_ota_logged = set()  # hubs whose refused ota entry was logged (once each)
         self._restore()
 
     def _restore(self):
@@ -145,7 +154,12 @@ class Ingest:
         if hub_id not in self.opener.hubs:
             self.counters["unknown-hub-status"] += 1
             return None
-        self.store.status(hub_hex, st["pending"])
+        if "ota_error" in st:
+            self.counters["bad-ota-status"] += 1
+            if hub_hex not in self._bad_ota_logged and len(self._bad_ota_logged) < MAX_STRANGERS:
+                self._bad_ota_logged.add(hub_hex)
+                log.warning("status from hub %s: ota entry refused: %s", hub_hex, st["ota_error"])
+        self.store.status(hub_hex, st["pending"], st.get("ota"))
         return st
 
     def batch(self, hub_hex, payload):

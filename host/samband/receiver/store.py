@@ -160,6 +160,24 @@ MIGRATIONS = [
         "CREATE INDEX readings_kind_time ON readings (hub, mdc, utc, seq)",  # receiver/live.py's newest of a kind
         "CREATE INDEX readings_undated ON readings (hub, boot) WHERE utc IS NULL",  # small: waiting for a clock
     ],
+    # 6: which hub runs what (receiver/versions.py): the version, slot and update state from the
+    # "ota" entry of its status, when it last said so, and its version changes; bounded here too
+    [
+        "ALTER TABLE hubs ADD COLUMN version TEXT CHECK (length(version) <= 17)",
+        "ALTER TABLE hubs ADD COLUMN slot TEXT CHECK (slot IN ('a', 'b', '-'))",
+        "ALTER TABLE hubs ADD COLUMN ota_state TEXT CHECK (length(ota_state) <= 16)",
+        "ALTER TABLE hubs ADD COLUMN ota_target TEXT CHECK (length(ota_target) <= 17)",
+        "ALTER TABLE hubs ADD COLUMN ota_have BIGINT",
+        "ALTER TABLE hubs ADD COLUMN ota_n BIGINT",
+        "ALTER TABLE hubs ADD COLUMN ota_refused TEXT CHECK (length(ota_refused) <= 16)",
+        "ALTER TABLE hubs ADD COLUMN version_at DOUBLE PRECISION",
+        """CREATE TABLE hub_versions (
+            hub TEXT NOT NULL,
+            since DOUBLE PRECISION NOT NULL,
+            version TEXT NOT NULL CHECK (length(version) <= 17),
+            previous TEXT CHECK (length(previous) <= 17))""",
+        "CREATE INDEX hub_versions_hub ON hub_versions (hub, since)",
+    ],
 ]
 
 _DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")
@@ -343,17 +361,27 @@ class Store:
         cur.execute(self._q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
 
-    def status(self, hub_hex, backlog):
+    def status(self, hub_hex, backlog, ota=None):
         """A hub's own report of its backlog (records not yet acknowledged);
-        backlog within signed 64 bits (the receiver's parse_status checks it)."""
+        backlog within signed 64 bits (the receiver's parse_status checks it).
+        ota: its "ota" entry as versions.parse_ota made it (running version,
+        slot, update state), recorded in the same transaction."""
         _int64("backlog", backlog)
-        cur = self.conn.cursor()
-        cur.execute(self._q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
-        if cur.fetchone() is None:
-            cur.execute(self._q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
-        cur.execute(self._q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"),
-                    (backlog, time.time(), hub_hex))
-        self.conn.commit()
+        now = time.time()
+        try:
+            cur = self.conn.cursor()
+            cur.execute(self._q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
+            if cur.fetchone() is None:
+                cur.execute(self._q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
+            cur.execute(self._q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"),
+                        (backlog, now, hub_hex))
+            if ota is not None:
+                from samband.receiver import versions
+                versions.record(self, cur, hub_hex, ota, now)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
 
     def have(self, hub_hex, seqs):
         """Which of these seqs of a hub are stored."""

@@ -1,0 +1,154 @@
+"""Which hub runs what: the version, slot and update state each hub reports, and when it changed.
+
+A hub's status message (docs/uplink.md) carries an "ota" map once an update
+service runs on it (hub/ota.py `Ota.status`): "v" the running version, "st"
+the update state, "to" the release it fetches or tries, "have"/"n" its chunk
+count, "r" the last refusal, "s" the slot it runs from ("a", "b", or "-" for
+the root tree). The status is untrusted input (anyone holding a hub's login
+can write it), so `parse_ota` is pure and strict: every field typed and
+bounded, a version spelled as the release format spells it (hub.release), so
+that nothing unbounded or ill-formed reaches the `hubs` columns or the
+history table. The store calls `record` inside its status transaction;
+`fleet` and `history` are the queries behind `samband hubs` and the
+dashboard. The table layout is migration 6 in receiver/store.py.
+"""
+
+import time
+
+VERSION_MAX = 17  # "65535.65535.65535"
+WORD_MAX = 16  # a state or refusal code: lowercase letters and "-", as hub/ota.py writes them
+SLOTS = ("a", "b", "-")
+COUNT_MAX = 2 ** 31 - 1
+HISTORY_MAX = 50  # version changes kept per hub (a hub that flips versions cannot fill the table)
+
+
+class BadOta(ValueError):
+    """An "ota" entry that breaks a bound; the message says which field."""
+
+
+def _version(v, name):
+    from hub.release import ReleaseError, parse_version
+    if type(v) is not str or len(v) > VERSION_MAX:
+        raise BadOta(f"{name} is not a version text of at most {VERSION_MAX} characters")
+    try:
+        parse_version(v)
+    except ReleaseError:
+        raise BadOta(f"{name} {v!r} is not a version like 1.2.3") from None
+    return v
+
+
+def _word(v, name):
+    if type(v) is not str or not 1 <= len(v) <= WORD_MAX or not all("a" <= c <= "z" or c == "-" for c in v):
+        raise BadOta(f"{name} is not a word of 1..{WORD_MAX} lowercase letters")
+    return v
+
+
+def _count(v, name):
+    if type(v) is not int or not 0 <= v <= COUNT_MAX:
+        raise BadOta(f"{name} is not an integer 0..{COUNT_MAX}")
+    return v
+
+
+def parse_ota(m):
+    """The "ota" entry of a status map as {"version", "state", "target", "slot",
+    "have", "n", "refused"} (absent fields None), or BadOta saying which field
+    is wrong. "v" and "st" are required; unknown keys ("w", the chunks asked
+    for, and whatever newer hubs add) are ignored. Pure."""
+    if type(m) is not dict:
+        raise BadOta("ota is not a map")
+    if "v" not in m or "st" not in m:
+        raise BadOta("ota lacks v or st")
+    out = {"version": _version(m["v"], "ota.v"), "state": _word(m["st"], "ota.st"),
+           "target": None, "slot": None, "have": None, "n": None, "refused": None}
+    if m.get("to") is not None:
+        out["target"] = _version(m["to"], "ota.to")
+    if m.get("s") is not None:
+        if m["s"] not in SLOTS:
+            raise BadOta("ota.s is not a slot (a, b or -)")
+        out["slot"] = m["s"]
+    for key, name in (("have", "have"), ("n", "n")):
+        if m.get(key) is not None:
+            out[name] = _count(m[key], "ota." + key)
+    if m.get("r") is not None:
+        out["refused"] = _word(m["r"], "ota.r")
+    return out
+
+
+def _q(store, sql):
+    return sql.replace("?", store.ph)
+
+
+def record(store, cur, hub_hex, ota, now):
+    """Write a parsed "ota" entry into the hub's row (its `hubs` row exists) and,
+    when the running version differs from the one recorded, a row of its
+    version history; the history keeps the newest HISTORY_MAX changes a hub.
+    Runs in the caller's transaction (Store.status commits)."""
+    cur.execute(_q(store, "SELECT version FROM hubs WHERE hub = ?"), (hub_hex,))
+    before = cur.fetchone()[0]
+    if before != ota["version"]:
+        cur.execute(_q(store, "INSERT INTO hub_versions (hub, since, version, previous) VALUES (?, ?, ?, ?)"),
+                    (hub_hex, now, ota["version"], before))
+        cur.execute(_q(store, "DELETE FROM hub_versions WHERE hub = ? AND since < (SELECT since FROM hub_versions "
+                              "WHERE hub = ? ORDER BY since DESC LIMIT 1 OFFSET ?)"),
+                    (hub_hex, hub_hex, HISTORY_MAX - 1))
+    cur.execute(_q(store, "UPDATE hubs SET version = ?, slot = ?, ota_state = ?, ota_target = ?, ota_have = ?, "
+                          "ota_n = ?, ota_refused = ?, version_at = ? WHERE hub = ?"),
+                (ota["version"], ota["slot"], ota["state"], ota["target"], ota["have"], ota["n"], ota["refused"],
+                 now, hub_hex))
+
+
+FLEET_KEYS = ("hub", "version", "slot", "ota_state", "ota_target", "ota_have", "ota_n", "ota_refused", "version_at",
+              "last_seen")
+
+
+def fleet(store):
+    """Every hub with what it last reported running (None before its first
+    "ota" entry), its update state and its last contact (batch or status)."""
+    cur = store.conn.cursor()
+    cur.execute("SELECT " + ", ".join(FLEET_KEYS) + " FROM hubs ORDER BY hub")
+    out = [dict(zip(FLEET_KEYS, r)) for r in cur.fetchall()]
+    store.conn.commit()
+    return out
+
+
+def history(store, hub_hex=None):
+    """Version changes [{"hub", "since", "version", "previous"}], oldest first."""
+    sql, args = "SELECT hub, since, version, previous FROM hub_versions", ()
+    if hub_hex is not None:
+        sql, args = sql + " WHERE hub = ?", (hub_hex,)
+    cur = store.conn.cursor()
+    cur.execute(_q(store, sql + " ORDER BY hub, since"), args)
+    out = [{"hub": h, "since": s, "version": v, "previous": p} for h, s, v, p in cur.fetchall()]
+    store.conn.commit()
+    return out
+
+
+def utc_text(t):
+    """A receiver time (seconds since 1970) as UTC text."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + " UTC"
+
+
+def _when(t, now):
+    if t is None:
+        return "-"
+    s = max(0, int(now - t))
+    ago = f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h" if s < 172800 else \
+        f"{s // 86400} d"
+    return f"{utc_text(t)} ({ago} ago)"
+
+
+def fleet_table(rows, now):
+    """Lines of a human table of fleet() rows (times in UTC, with how long ago)."""
+    head = ("hub", "version", "slot", "update", "last contact")
+    body = []
+    for r in rows:
+        upd = r["ota_state"] or "-"
+        if r["ota_target"]:
+            upd += " -> " + r["ota_target"]
+        if r["ota_n"]:
+            upd += f" {r['ota_have'] or 0}/{r['ota_n']}"
+        if r["ota_refused"]:
+            upd += f" (refused: {r['ota_refused']})"
+        body.append((r["hub"], r["version"] or "?", r["slot"] or "-", upd, _when(r["last_seen"], now)))
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + body]
