@@ -73,6 +73,7 @@ class Hub:
         self.journal = None
         self.sealer = None
         self.keys = None
+        self.limits = None
         self.store = None
         self.central = None
         self.collector = None
@@ -101,6 +102,8 @@ class Hub:
                             "evicted": js.get("evicted"), "damaged": js.get("damaged")}
         if self.store is not None:
             s["stored"] = self.store.stored
+        if self.limits is not None:
+            s["limits"] = self.limits.stats()
         if self.collector is not None:
             s["ble"] = self.collector.stats()
         if self.uplink is not None:
@@ -183,6 +186,14 @@ class Hub:
         except seal.SealError as e:
             self.problems.append(str(e))
             return
+        from hub.limits import Limits
+        self.limits = Limits(self.keys, KEYS)
+        try:
+            self.limits.load()
+        except OSError as e:  # a flash that cannot keep the config: the limits in force stay
+            self.problems.append("limits: %s" % e)
+        if self.limits.problem:
+            self.problems.append(self.limits.problem)
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")

@@ -10,4 +10,5 @@ SUBSCRIBE = ((0x2A1C, INDICATE), (0x2A1E, NOTIFY))
 RECORDS = None
 SILENCE_S = 0
 LIMITS = []
+ALARM_FLAGS = ()  # the device reports no alert of its own
 SUMMARISE = None
