@@ -6,11 +6,11 @@ from samband.errors import SambandError
 def cmd_limits(args):
     from samband.device import limits
     from samband.device.depot import Depot
-    from samband.device.provision import board_uid, parse_uid, to_board, to_flash
+    from samband.device.provision import parse_uid, to_board, to_flash
     if not (args.flash or args.port):
         raise SambandError("say where the hub is: --flash DIR (virtual hub) or --port /dev/ttyUSB0")
     rules = limits.parse_specs(args.set)  # every argument checked before anything is made or written
-    uid = parse_uid(args.uid or "00005a4d0001") if args.flash else board_uid(args.port)
+    uid = parse_uid(args.uid or "00005a4d0001") if args.flash else limits.hub_uid(args.port)
     depot = Depot(args.depot, create=False)
     serial, blob = limits.make(depot, uid, rules)
     files = {limits.NEW: blob}

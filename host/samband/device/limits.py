@@ -145,3 +145,19 @@ def describe(rules):
                                           f"above {hi}" if hi is not None else "") if s)
         out.append(f"{names.get((tuple(codes), unit), '?')}: alarm {bounds} {unit}")
     return out
+
+
+_UID = "from hub import board, ports\nprint(''.join('%02x' % b for b in ports.load(board.load()).unique_id()))"
+
+
+def hub_uid(port):
+    """The id the hub's firmware seals and verifies under (its port's unique_id: machine.unique_id()
+    on a board, the virtual hub's configured one on the unix port)."""
+    from samband.device.transport import Hub
+    with Hub(port) as h:
+        out = h.exec(_UID).strip().splitlines()
+    try:
+        return bytes.fromhex(out[-1])
+    except (IndexError, ValueError):
+        raise SambandError(f"{port}: the hub did not say its id ({out!r}): is the Samband firmware on it "
+                           f"(samband deploy)?") from None
