@@ -60,7 +60,10 @@ def flagged(p, alarm_flags=()):
 
 def classify(p, defaults=(), alarm_flags=()):
     """PRIO_ALARM or PRIO_ROUTINE for a partial reading: by the device's own alarm
-    bits, then the patient's limits, else the kind's defaults."""
+    bits, then the patient's limits, else the kind's defaults. Interim values are never alarms."""
+    ctx = p.get(CTX)
+    if isinstance(ctx, dict) and ctx.get("interim"):
+        return PRIO_ROUTINE  # progress values while measuring (a thermometer warming up), not a result
     if alarm_flags and flagged(p, alarm_flags):
         return PRIO_ALARM
     mdc = p.get(MDC)

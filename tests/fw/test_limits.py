@@ -163,7 +163,8 @@ def test_blood_pressure_limits_judge_each_component():
         return [alarms.classify(r, bp.LIMITS, bp.ALARM_FLAGS) for r in P.decode(0x2A35, P.encode(0x2A35, f))]
 
     try:
-        assert cuff(190, 120) == [PRIO_ROUTINE]  # no default cut-offs for a cuff
+        assert cuff(190, 120) == [PRIO_ROUTINE] and cuff(91, 60) == [PRIO_ROUTINE]
+        assert cuff(90, 60) == [PRIO_ALARM] and cuff(220, 120) == [PRIO_ALARM]  # the defaults: NEWS2's bands
         alarms.set_limits([([150021], "mm[Hg]", 90, 160), ([150022], "mm[Hg]", None, 100)])
         assert cuff(150, 90) == [PRIO_ROUTINE]
         assert cuff(170, 90) == [PRIO_ALARM] and cuff(85, 60) == [PRIO_ALARM] and cuff(150, 105) == [PRIO_ALARM]
@@ -174,6 +175,19 @@ def test_blood_pressure_limits_judge_each_component():
     assert cuff(120, 80, 0x0008) == [PRIO_ALARM] and cuff(120, 80, 0x0010) == [PRIO_ALARM]
     # body movement, a loose cuff, improper position: quality, not the patient
     assert cuff(120, 80, 0x0001 | 0x0002 | 0x0020) == [PRIO_ROUTINE]
+
+
+def test_temperature_defaults_and_interim_values():
+    t = kinds.get("thermo")
+
+    def temp(v, uuid=0x2A1C, fahrenheit=False):
+        f = {"flags": 1 if fahrenheit else 0, "temp": (v, -1)}
+        return [alarms.classify(r, t.LIMITS, t.ALARM_FLAGS) for r in P.decode(uuid, P.encode(uuid, f))]
+
+    assert temp(369) == [PRIO_ROUTINE] and temp(351) == [PRIO_ROUTINE] and temp(390) == [PRIO_ROUTINE]
+    assert temp(350) == [PRIO_ALARM] and temp(391) == [PRIO_ALARM]
+    assert temp(950, fahrenheit=True) == [PRIO_ALARM] and temp(986, fahrenheit=True) == [PRIO_ROUTINE]
+    assert temp(240, uuid=0x2A1E) == [PRIO_ROUTINE]  # warming up: an intermediate value is not a result
 
 
 def test_the_devices_own_alerts_raise_alarms():

@@ -37,6 +37,7 @@ MEASURES = {
     "diastolic": ((150022,), "mm[Hg]"),
     "map": ((150023,), "mm[Hg]"),
     "temperature": (TEMPERATURE, "Cel"),
+    "temperature_f": (TEMPERATURE, "[degF]"),
     "weight": ((188736,), "kg"),
 }
 
