@@ -9,6 +9,7 @@ import sys
 
 from conftest import firmware_tree
 
+from samband.device.console import format_status
 from samband.device.transport import Hub
 from samband.vhub import Flash, VirtualHub
 
@@ -60,6 +61,8 @@ def test_limits_reach_the_hub_and_a_stolen_laptop_cannot_widen_them(tmp_path):
 
     firmware_tree()
     with VirtualHub(flash, heap="256k") as hub:
+        assert format_status({"limits": {"serial": 0, "rules": 0, "refused": 0}}).endswith(
+            " | limits the kinds' defaults")
         s = ask(hub.port)
         assert s["limits"] == {"serial": serial, "rules": 2, "refused": 0}, s
         assert not [x for x in s["problems"] if "limits" in x] and s["prio"] == PATIENT, s
@@ -72,6 +75,7 @@ def test_limits_reach_the_hub_and_a_stolen_laptop_cannot_widen_them(tmp_path):
         s = ask(hub.port)
         assert s["limits"] == {"serial": serial, "rules": 2, "refused": 1} and s["prio"] == PATIENT, s
         assert [x for x in s["problems"] if "not authentic" in x and "limits %d stay" % serial in x], s
+        assert format_status(s).endswith(f" | limits {serial} (2 rules), 1 refused")
         # the genuine config again (a replay, say from a backup of the flash): refused too
         s = ask(hub.port, "f = open('/keys/limits.new', 'wb')\nf.write(%r)\nf.close()\n" % genuine)
         assert s["limits"]["refused"] == 2 and s["prio"] == PATIENT, s

@@ -103,7 +103,7 @@ class Hub:
         if self.store is not None:
             s["stored"] = self.store.stored
         if self.limits is not None:
-            s["limits"] = self.limits.stats()
+            s["limits"] = self.limits
         if self.collector is not None:
             s["ble"] = self.collector.stats()
         if self.uplink is not None:
@@ -154,6 +154,29 @@ class Hub:
         if self.collector is None:
             self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
 
+    def load_limits(self):
+        """The patient's alarm limits (hub/limits.py): taken once per boot, then its code is
+        dropped again. On a board whose .mpy bytecode lives in the heap a module kept for one
+        call at boot is kilobytes lost for good, and the full firmware has none to spare (a
+        notification's 1.3 KB buffer must still fit between the long-lived objects)."""
+        import sys
+        import hub
+        from hub import limits
+        lim = limits.Limits(self.keys, KEYS)
+        try:
+            lim.load()
+        except OSError as e:  # a flash that cannot keep the config: the limits in force stay
+            self.problems.append("limits: %s" % e)
+        if lim.problem:
+            self.problems.append(lim.problem)
+        self.limits = lim.stats()
+        del lim, limits
+        sys.modules.pop("hub.limits", None)
+        try:
+            del hub.limits
+        except (AttributeError, KeyError):
+            pass
+
     def start_services(self):
         """Journal, sealer, BLE and collection, each as far as the flash allows."""
         import os
@@ -186,14 +209,7 @@ class Hub:
         except seal.SealError as e:
             self.problems.append(str(e))
             return
-        from hub.limits import Limits
-        self.limits = Limits(self.keys, KEYS)
-        try:
-            self.limits.load()
-        except OSError as e:  # a flash that cannot keep the config: the limits in force stay
-            self.problems.append("limits: %s" % e)
-        if self.limits.problem:
-            self.problems.append(self.limits.problem)
+        self.load_limits()
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")

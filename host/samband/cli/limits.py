@@ -23,5 +23,5 @@ def cmd_limits(args):
     print(f"limits config {serial} for hub {uid.hex()} written to {where}:")
     for line in limits.describe(rules):
         print("  " + line)
-    print("the hub takes it at its next boot (reset it); `samband status` then shows limits.serial "
-          f"{serial}, or the refusal in its problems")
+    print("the hub takes it at its next boot (reset it); `samband status` then shows \"limits "
+          f"{serial}\", or (--json) why it refused it in its problems")
