@@ -24,11 +24,6 @@ def set_limits(limits):
     _patient = [(tuple(m), u, lo, hi) for m, u, lo, hi in limits]
 
 
-def patient_limits():
-    """The per-patient thresholds in force (set_limits), for the status and tests."""
-    return list(_patient)
-
-
 def _rule(limits, mdc, unit):
     for codes, u, lo, hi in limits:
         if mdc in codes and unit == u:

@@ -154,29 +154,6 @@ class Hub:
         if self.collector is None:
             self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
 
-    def load_limits(self):
-        """The patient's alarm limits (hub/limits.py): taken once per boot, then its code is
-        dropped again. On a board whose .mpy bytecode lives in the heap a module kept for one
-        call at boot is kilobytes lost for good, and the full firmware has none to spare (a
-        notification's 1.3 KB buffer must still fit between the long-lived objects)."""
-        import sys
-        import hub
-        from hub import limits
-        lim = limits.Limits(self.keys, KEYS)
-        try:
-            lim.load()
-        except OSError as e:  # a flash that cannot keep the config: the limits in force stay
-            self.problems.append("limits: %s" % e)
-        if lim.problem:
-            self.problems.append(lim.problem)
-        self.limits = lim.stats()
-        del lim, limits
-        sys.modules.pop("hub.limits", None)
-        try:
-            del hub.limits
-        except (AttributeError, KeyError):
-            pass
-
     def start_services(self):
         """Journal, sealer, BLE and collection, each as far as the flash allows."""
         import os
@@ -209,7 +186,11 @@ class Hub:
         except seal.SealError as e:
             self.problems.append(str(e))
             return
-        self.load_limits()
+        import os
+        if [n for n in os.listdir(KEYS) if n.startswith("limits")]:  # else the kinds' defaults, no code loaded
+            from hub import limits  # the patient's alarm limits, before any reading is judged
+            self.limits = limits.at_boot(self.keys, KEYS, self.problems)  # (the module drops itself)
+            del limits
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")

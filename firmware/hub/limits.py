@@ -171,3 +171,26 @@ class Limits:
 
     def stats(self):
         return {"serial": self.serial, "rules": len(self.rules), "refused": self.refused}
+
+
+def at_boot(keys, root, problems):
+    """Take the limits at boot (Limits.load); returns the status's "limits" and appends a
+    refusal to problems. Then this module drops itself from sys.modules: it is needed once per
+    boot, and on a board whose .mpy bytecode lives in the heap a module kept for one call is
+    kilobytes lost for good (the full firmware on the virtual hub's heap has none to spare)."""
+    lim = Limits(keys, root)
+    try:
+        lim.load()
+    except OSError as e:  # a flash that cannot keep the config: the limits in force stay
+        problems.append("limits: %s" % e)
+    if lim.problem:
+        problems.append(lim.problem)
+    import sys
+    import hub
+    sys.modules.pop("hub.limits", None)
+    try:
+        del hub.limits
+    except (AttributeError, KeyError):
+        pass
+    return lim.stats()
+
