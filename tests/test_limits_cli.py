@@ -70,12 +70,16 @@ def test_limits_reach_the_hub_and_a_stolen_laptop_cannot_widen_them(tmp_path):
         (laptop / "authority.key").write_bytes(bytes(range(32)))
         (laptop / "authority.key").chmod(0o600)
         p = run("limits", "--port", hub.port, "--depot", str(laptop), "--set", "glucose:low=40,high=400")
+        assert p.returncode == 0 and "(the hub restarted)" in p.stdout, p.stderr
+        # ... and the hub, restarted by it, refuses its config as it boots: the patient's limits stay.
+        # Its running application says so (samband status, the technician's way).
+        p = run("status", "--json", "--timeout", "30", hub.port)
         assert p.returncode == 0, p.stderr
-        # ... and the hub refuses its config at the next boot: the patient's limits stay
-        s = ask(hub.port)
-        assert s["limits"] == {"serial": serial, "rules": 2, "refused": 1} and s["prio"] == PATIENT, s
+        s = json.loads(p.stdout)
+        assert s["limits"] == {"serial": serial, "rules": 2, "refused": 1}, s
         assert [x for x in s["problems"] if "not authentic" in x and "limits %d stay" % serial in x], s
         assert format_status(s).endswith(f" | limits {serial} (2 rules), 1 refused")
+        assert ask(hub.port)["prio"] == PATIENT
         # the genuine config again (a replay, say from a backup of the flash): refused too
         s = ask(hub.port, "f = open('/keys/limits.new', 'wb')\nf.write(%r)\nf.close()\n" % genuine)
         assert s["limits"]["refused"] == 2 and s["prio"] == PATIENT, s

@@ -6,7 +6,7 @@ from samband.errors import SambandError
 def cmd_limits(args):
     from samband.device import limits
     from samband.device.depot import Depot
-    from samband.device.provision import parse_uid, to_board, to_flash
+    from samband.device.provision import parse_uid, to_flash
     if not (args.flash or args.port):
         raise SambandError("say where the hub is: --flash DIR (virtual hub) or --port /dev/ttyUSB0")
     rules = limits.parse_specs(args.set)  # every argument checked before anything is made or written
@@ -18,10 +18,10 @@ def cmd_limits(args):
         to_flash(args.flash, files)
         where = f"the virtual hub's flash {args.flash}"
     else:
-        to_board(args.port, files)
-        where = args.port
+        limits.to_port(args.port, blob)
+        where = args.port + " (the hub restarted)"
     print(f"limits config {serial} for hub {uid.hex()} written to {where}:")
     for line in limits.describe(rules):
         print("  " + line)
-    print("the hub takes it at its next boot (reset it); `samband status` then shows \"limits "
-          f"{serial}\", or (--json) why it refused it in its problems")
+    print(("the hub takes it as it boots now" if args.port else "the hub takes it at its next boot")
+          + f"; `samband status` shows \"limits {serial}\", or (--json) in its problems why it refused it")

@@ -162,3 +162,28 @@ def hub_uid(port):
     except (IndexError, ValueError):
         raise SambandError(f"{port}: the hub did not say its id ({out!r}): is the Samband firmware on it "
                            f"(samband deploy)?") from None
+
+
+def to_port(port, blob):
+    """Write the config onto the hub at port and restart its application, which takes it as it
+    boots. Why restart here: writing goes through the raw REPL, which stops the application, and
+    a hub left at its REPL collects nothing until someone resets it. The port is handed back only
+    once the hub says it is rebooting (as samband deploy does: bytes sent before that would reach
+    the interpreter going down)."""
+    from mpremote.transport import TransportError
+
+    from samband.device.deploy import RESTART_S, RESTARTED
+    from samband.device.transport import Hub
+    with Hub(port) as h:
+        h.exec("import os\ntry:\n os.mkdir('/keys')\nexcept OSError:\n pass")
+        h.exec(f"f = open({NEW!r}, 'wb')\nf.write({bytes(blob)!r})\nf.close()")
+        t, h.t = h.t, None  # the restart below replaces the usual leaving of the raw REPL
+    try:
+        t.exit_raw_repl()
+        t.serial.write(b"\x04")
+        t.serial.flush()
+        t.read_until(1, RESTARTED, timeout=RESTART_S, timeout_overall=RESTART_S)
+    except TransportError as e:
+        raise SambandError(f"{port}: the limits are on the hub, but it did not restart ({e}): reset it") from None
+    finally:
+        t.close()
