@@ -31,47 +31,37 @@ def _rule(limits, mdc, unit):
     return None
 
 
-def _outside(limits, mdc, unit, v):
-    rule = _rule(_patient, mdc, unit) or _rule(limits, mdc, unit)
-    if rule is None:
-        return False
-    lo, hi = rule
-    return (lo is not None and v < lo) or (hi is not None and v > hi)
-
-
-def flagged(p, alarm_flags=()):
-    """Whether the device's own status bits mark p as an alarm: alarm_flags is
-    ((None, mask), ...) for the FLAGS field, ("key", mask) for a CTX entry. Pure."""
-    for where, mask in alarm_flags:
-        if where is None:
-            f = p.get(FLAGS)
-        else:
-            ctx = p.get(CTX)
-            f = ctx.get(where) if isinstance(ctx, dict) else None
-        if isinstance(f, int) and f & mask:
-            return True
-    return False
-
-
-def classify(p, defaults=(), alarm_flags=()):
-    """PRIO_ALARM or PRIO_ROUTINE for a partial reading: by the device's own alarm
-    bits, then the patient's limits, else the kind's defaults. Interim values are never alarms."""
+def classify(p, defaults=(), flags=()):
+    """PRIO_ALARM or PRIO_ROUTINE for a partial reading: by the device's own alarm bits
+    (flags: ((None, mask on FLAGS) or ("ctx key", mask), ...), a kind's ALARM_FLAGS), then the
+    patient's limits, else the kind's defaults. Interim values are never alarms.
+    (Few names of its own: each new name is an interned string for good, and the full
+    firmware on the virtual hub sits next to the point where its string pool must double.)"""
     ctx = p.get(CTX)
-    if isinstance(ctx, dict) and ctx.get("interim"):
+    if not isinstance(ctx, dict):
+        ctx = {}
+    if ctx.get("interim"):
         return PRIO_ROUTINE  # progress values while measuring (a thermometer warming up), not a result
-    if alarm_flags and flagged(p, alarm_flags):
-        return PRIO_ALARM
-    mdc = p.get(MDC)
-    unit = p.get(UNIT)
+    for where, mask in flags:
+        f = p.get(FLAGS) if where is None else ctx.get(where)
+        if isinstance(f, int) and f & mask:
+            return PRIO_ALARM
     val = p.get(VAL)
-    if isinstance(val, list):
-        comp = p.get(COMP)
-        if not isinstance(comp, list) or len(comp) != len(val):
+    unit = p.get(UNIT)
+    compound = isinstance(val, list)
+    if compound:
+        codes = p.get(COMP)  # a compound value (blood pressure) is judged component by component
+        if not isinstance(codes, list) or len(codes) != len(val):
             return PRIO_ROUTINE  # a sample run (ECG) is not judged here
-        for i in range(len(val)):
-            if isinstance(val[i], int) and _outside(defaults, comp[i], unit, reading.value(p, i)):
+    else:
+        codes = [p.get(MDC)]
+        val = [val]
+    for i in range(len(val)):
+        if not isinstance(val[i], int):
+            continue  # special values (NaN, INF) are not judged here
+        rule = _rule(_patient, codes[i], unit) or _rule(defaults, codes[i], unit)
+        if rule is not None:
+            v = reading.value(p, i) if compound else reading.value(p)
+            if (rule[0] is not None and v < rule[0]) or (rule[1] is not None and v > rule[1]):
                 return PRIO_ALARM
-        return PRIO_ROUTINE
-    if not isinstance(val, int):
-        return PRIO_ROUTINE  # special values (NaN, INF) are not judged here
-    return PRIO_ALARM if _outside(defaults, mdc, unit, reading.value(p)) else PRIO_ROUTINE
+    return PRIO_ROUTINE

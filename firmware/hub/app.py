@@ -189,7 +189,7 @@ class Hub:
         import os
         if [n for n in os.listdir(KEYS) if n.startswith("limits")]:  # else the kinds' defaults, no code loaded
             from hub import limits  # the patient's alarm limits, before any reading is judged
-            self.limits = limits.at_boot(self.keys, KEYS, self.problems)  # (the module drops itself)
+            self.limits = limits.boot(self.keys, KEYS, self.problems)  # (the module drops itself)
             del limits
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)

@@ -3,7 +3,7 @@
 # Why signed: a limit decides whether a glucose of 60 mg/dL wakes a
 # responder or waits in the routine backlog, so whoever can change it can
 # silence an alarm. The hub takes limits only in a config authenticated
-# exactly as its receiver-key config is (hub.seal.Keys.authentic: HMAC
+# exactly as its receiver-key config is (hub.seal.Keys.verify: HMAC
 # under crypto_box_beforenm(authority public, hub secret), bound to this
 # hub's id), so a laptop that has the technician's tools but not the
 # depot's authority.key cannot widen them.
@@ -98,7 +98,7 @@ def _read(path):
 class Limits:
     """The hub's per-patient limits: load() at boot, offer(blob) for a new config.
 
-    keys: the hub's hub.seal.Keys (authentic() checks a config's tag)."""
+    keys: the hub's hub.seal.Keys (verify() checks a config's tag)."""
 
     def __init__(self, keys, root="/keys"):
         self.keys = keys
@@ -116,7 +116,7 @@ class Limits:
     def _check(self, blob):
         serial, rules = parse(blob)
         try:
-            ok = self.keys.authentic(LIMITS_LABEL, blob)
+            ok = self.keys.verify(LIMITS_LABEL, blob)
         except ValueError as e:  # SealError: the authority key on flash is unusable
             raise LimitsError(str(e))
         if not ok:
@@ -173,7 +173,7 @@ class Limits:
         return {"serial": self.serial, "rules": len(self.rules), "refused": self.refused}
 
 
-def at_boot(keys, root, problems):
+def boot(keys, root, problems):
     """Take the limits at boot (Limits.load); returns the status's "limits" and appends a
     refusal to problems. Then this module drops itself from sys.modules: it is needed once per
     boot, and on a board whose .mpy bytecode lives in the heap a module kept for one call is

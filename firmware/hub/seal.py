@@ -247,7 +247,7 @@ class Keys:
     def public_key(self):
         return x25519.scalarmult_base(self.hub_secret)
 
-    def authentic(self, label, blob):
+    def verify(self, label, blob):
         """Whether blob's last 16 bytes authenticate the rest as the authority's, for this hub,
         under label (one label per kind of config: receiver keys, alarm limits). A tag made for
         another hub, another kind of config or with another authority key does not verify."""
@@ -266,7 +266,7 @@ class Keys:
         Refuses a config that is forged, meant for another hub, not newer than
         the stored one (a replay), or that names a key of small order."""
         serial, keys = parse_config(blob)
-        if not self.authentic(CONFIG_LABEL, blob):
+        if not self.verify(CONFIG_LABEL, blob):
             raise SealError("config is not authentic for this hub")
         if serial <= self.serial:
             raise SealError("config %d is not newer than the current %d (replayed)" % (serial, self.serial))

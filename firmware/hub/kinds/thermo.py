@@ -11,7 +11,7 @@ RECORDS = None
 SILENCE_S = 0
 # body temperature at or below 35.0 or at or above 39.1 Cel: NEWS2's highest-scoring bands (35.0 is
 # also where hypothermia begins); the same in Fahrenheit. Intermediate values are not judged.
-TEMPERATURE = (150364, 188452, 188428, 188432, 188456, 188424, 188420, 188448, 150392)
-LIMITS = [(TEMPERATURE, "Cel", 35.1, 39.0), (TEMPERATURE, "[degF]", 95.1, 102.3)]
+LIMITS = [((150364, 188452, 188428, 188432, 188456, 188424, 188420, 188448, 150392), "Cel", 35.1, 39.0),
+          ((150364, 188452, 188428, 188432, 188456, 188424, 188420, 188448, 150392), "[degF]", 95.1, 102.3)]
 ALARM_FLAGS = ()  # the device reports no alert of its own
 SUMMARISE = None
