@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from samband.receiver.store import open_store
 from samband.rig import live
 
@@ -59,6 +61,29 @@ def run_rig(data, until, timeout=300):
     return out
 
 
+def dashboard_page(out, root):
+    """Log in to the dashboard the banner names, with the demo login from its 0600 file: (hubs page, the
+    answer to a wrong password, url)."""
+    import http.cookiejar
+    import stat
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    url = out.split("clinician dashboard on ")[1].split()[0]
+    login = root / "demo-login"
+    assert f"its password in {login}" in out and stat.S_IMODE(login.stat().st_mode) == 0o600
+    creds = dict(x.split(": ", 1) for x in login.read_text().splitlines())
+    assert creds["password"] not in out and len(creds["password"]) >= 16
+    web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    try:
+        web.open(url + "login", urllib.parse.urlencode({"name": "demo", "password": "guess"}).encode(), timeout=30)
+        wrong = 200
+    except urllib.error.HTTPError as e:
+        wrong = e.code
+    form = urllib.parse.urlencode({"name": creds["user"], "password": creds["password"]}).encode()
+    return web.open(url + "login", form, timeout=30).read().decode(), wrong, url
+
+
 def frames(out):
     return out.split("hub boot")[1:]
 
@@ -82,9 +107,20 @@ def test_run_shows_readings_and_a_rerun_continues(tmp_path):
             recs = {r["rec"] for r in st.readings(device="C0:5A:4B:00:00:01/r") if "rec" in r}
         finally:
             st.close()
-        return len(bp) >= 3 and len(recs) >= 20 and all(f"  {k} " in f[-1] for k in KINDS)
+        if len(bp) >= 3 and len(recs) >= 20 and all(f"  {k} " in f[-1] for k in KINDS):
+            pages.append(dashboard_page(out, root))  # while the rig runs
+            return True
+        return False
 
+    pages = []
     out = run_rig(data, collected)
+    # the dashboard on the rig's database: its address in the banner, the demo login works, the hub is there
+    page, wrong, url = pages[0]
+    assert url.startswith("http://127.0.0.1:") and wrong == 401
+    assert 'data-hub="00005a4d0001"' in page and "C0:5A:4B:00:00:01/r" in page, page[:2000]
+    import urllib.request
+    with pytest.raises(OSError):  # stopped with the rig
+        urllib.request.urlopen(url + "login", timeout=5)
     assert f"receiver into {db}" in out
     assert "samband: broker on localhost:" in out and "with 7 emulated devices" in out
     assert f"new rig in {root}" in out

@@ -73,6 +73,7 @@ class Hub:
         self.journal = None
         self.sealer = None
         self.keys = None
+        self.limits = None
         self.store = None
         self.central = None
         self.collector = None
@@ -104,6 +105,8 @@ class Hub:
                             "evicted": js.get("evicted"), "damaged": js.get("damaged")}
         if self.store is not None:
             s["stored"] = self.store.stored
+        if self.limits is not None:
+            s["limits"] = self.limits
         if self.collector is not None:
             s["ble"] = self.collector.stats()
         if self.uplink is not None:
@@ -203,6 +206,11 @@ class Hub:
         except seal.SealError as e:
             self.problems.append(str(e))
             return
+        import os
+        if [n for n in os.listdir(KEYS) if n.startswith("limits")]:  # else the kinds' defaults, no code loaded
+            from hub import limits  # the patient's alarm limits, before any reading is judged
+            self.limits = limits.boot(self.keys, KEYS, self.problems)  # (the module drops itself)
+            del limits
         self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")

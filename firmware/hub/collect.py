@@ -424,7 +424,8 @@ class Device:
             if not self.info_sent and self.info:
                 p[reading.INFO] = self.info
                 self.info_sent = True
-            prio = reading.PRIO_TELEMETRY if uuid == BATTERY_LEVEL else alarms.classify(p, self.k.LIMITS)
+            prio = reading.PRIO_TELEMETRY if uuid == BATTERY_LEVEL \
+                else alarms.classify(p, self.k.LIMITS, self.k.ALARM_FLAGS)
             # a stored record the device can send again through RACP may wait for a group commit;
             # an indicated one is committed with the value's last reading
             self.c.store.put(p, self.addr, prio, self.backed and rec is not None, indicated and i == last)
@@ -445,7 +446,7 @@ class Device:
                 if p.get(reading.MDC) != 147240 or self.c.keep_rr:
                     out.append(p)
                 continue
-            if alarms.classify(p, self.k.LIMITS) == reading.PRIO_ALARM:
+            if alarms.classify(p, self.k.LIMITS, self.k.ALARM_FLAGS) == reading.PRIO_ALARM:
                 out.append(p)
             if self.hr is None:
                 from hub.summary import HeartRateSummary

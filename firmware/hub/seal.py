@@ -247,19 +247,26 @@ class Keys:
     def public_key(self):
         return x25519.scalarmult_base(self.hub_secret)
 
+    def verify(self, label, blob):
+        """Whether blob's last 16 bytes authenticate the rest as the authority's, for this hub,
+        under label (one label per kind of config: receiver keys, alarm limits). A tag made for
+        another hub, another kind of config or with another authority key does not verify."""
+        if len(blob) < 16:
+            return False
+        if self._kcfg is None:
+            try:
+                self._kcfg = box.beforenm(self.authority, self.hub_secret)
+            except CryptoError:
+                raise SealError("the authority key on flash is unusable")
+        return hmac.verify(blob[-16:], self._kcfg, label, bytes((len(self.hub_id),)), self.hub_id, blob[:-16])
+
     def apply(self, blob):
         """Verify and store a receiver-key config from the authority; returns the new current receiver.
 
         Refuses a config that is forged, meant for another hub, not newer than
         the stored one (a replay), or that names a key of small order."""
         serial, keys = parse_config(blob)
-        if self._kcfg is None:
-            try:
-                self._kcfg = box.beforenm(self.authority, self.hub_secret)
-            except CryptoError:
-                raise SealError("the authority key on flash is unusable")
-        if not hmac.verify(blob[-16:], self._kcfg, CONFIG_LABEL, bytes((len(self.hub_id),)), self.hub_id,
-                           blob[:-16]):
+        if not self.verify(CONFIG_LABEL, blob):
             raise SealError("config is not authentic for this hub")
         if serial <= self.serial:
             raise SealError("config %d is not newer than the current %d (replayed)" % (serial, self.serial))

@@ -16,6 +16,8 @@
 #   SILENCE_S   how long a connected device may say nothing before the hub
 #               reports it silent (0: it speaks only when used)
 #   LIMITS      default alarm thresholds [(mdc codes, UCUM unit, low, high)]
+#   ALARM_FLAGS the device's own status bits that make a reading an alarm:
+#               ((None, mask on FLAGS) or ("ctx key", mask), ...) (hub/alarms.py)
 #   SUMMARISE   a characteristic whose values are summarised rather than
 #               stored one by one (heart rate), or None
 #
@@ -45,7 +47,8 @@ CURRENT_TIME = const(0x2A2B)
 BATTERY_LEVEL = const(0x2A19)
 DIS_STRINGS = (0x2A29, 0x2A24, 0x2A25)  # manufacturer, model, serial
 
-FIELDS = ("TITLE", "SERVICE", "GENERIC", "BOND", "SUBSCRIBE", "RECORDS", "SILENCE_S", "LIMITS", "SUMMARISE")
+FIELDS = ("TITLE", "SERVICE", "GENERIC", "BOND", "SUBSCRIBE", "RECORDS", "SILENCE_S", "LIMITS", "ALARM_FLAGS",
+          "SUMMARISE")
 
 _names = None
 

@@ -10,5 +10,11 @@ BOND = False
 SUBSCRIBE = ((0x2A35, INDICATE), (0x2A36, NOTIFY))
 RECORDS = None
 SILENCE_S = 0
-LIMITS = []  # no default cut-offs: thresholds are per patient
+# systolic at or below 90 or at or above 220 mmHg: NEWS2's highest-scoring bands (docs/alerts.md);
+# the patient's own limits (samband limits) replace them
+LIMITS = [((150021,), "mm[Hg]", 91, 219), ((150021,), "kPa", 12.1, 29.2)]
+# the cuff's own alerts: irregular pulse (bit 2), pulse rate above or below its range (bits 3-4;
+# the reserved value 3 counts too, failing safe); body movement, a loose cuff and posture are
+# measurement quality, not the patient (docs/alerts.md)
+ALARM_FLAGS = ((None, 0x001C),)
 SUMMARISE = None

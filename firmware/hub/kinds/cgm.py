@@ -12,6 +12,11 @@ SUBSCRIBE = ((0x2AA7, NOTIFY), (RACP, INDICATE), (SOCP, INDICATE))
 RECORDS = 0x2AA7
 SILENCE_S = 15 * 60  # a sensor sends every 1-5 minutes; quiet for 15 means it is off or failing
 LIMITS = [(GLUCOSE, "mg/dL", 54, 400), (GLUCOSE, "mmol/L", 3.0, 22.2)]
+# the sensor's own alerts (24-bit annunciation): the whole Warning octet (bits 16-23: below the
+# patient low / hypo level, above the patient high / hyper level, rate of fall or rise exceeded,
+# beyond what the sensor can measure), and sensor malfunction (3) and general device fault (5),
+# which stop monitoring (docs/alerts.md)
+ALARM_FLAGS = ((None, 0xFF0028),)
 SUMMARISE = None
 SESSION_START = 0x2AAA
 NUMBERING = "start"  # record numbers are time offsets from the session start: a new session restarts them

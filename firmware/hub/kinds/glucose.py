@@ -12,4 +12,7 @@ SILENCE_S = 0  # speaks only when the patient uses it
 GLUCOSE = (160184, 160188, 160192, 160196, 160200, 160204, 160208, 160212, 160020)
 # level 2 hypoglycaemia below 54 mg/dL (3.0 mmol/L), severe hyperglycaemia above 400 mg/dL (22.2 mmol/L)
 LIMITS = [(GLUCOSE, "mg/dL", 54, 400), (GLUCOSE, "mmol/L", 3.0, 22.2)]
+# the meter's own alerts: result higher (bit 5) or lower (bit 6) than it can measure, the "HI"
+# and "LO" a meter shows instead of a number (docs/alerts.md)
+ALARM_FLAGS = ((None, 0x0060),)
 SUMMARISE = None

@@ -10,4 +10,5 @@ SUBSCRIBE = ((0x2A37, NOTIFY),)
 RECORDS = None
 SILENCE_S = 10
 LIMITS = [((147842,), "/min", 40, 150)]
+ALARM_FLAGS = ()  # the device reports no alert of its own
 SUMMARISE = 0x2A37

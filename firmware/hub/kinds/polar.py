@@ -13,6 +13,7 @@ SUBSCRIBE = ((0x2A37, NOTIFY), (PMD_CP, INDICATE), (PMD_DATA, NOTIFY))
 RECORDS = None
 SILENCE_S = 10
 LIMITS = [((147842,), "/min", 40, 150)]
+ALARM_FLAGS = ()  # the device reports no alert of its own
 SUMMARISE = 0x2A37
 START_TIMEOUT_MS = 10000
 

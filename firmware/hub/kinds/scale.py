@@ -10,4 +10,5 @@ SUBSCRIBE = ((0x2A9D, INDICATE),)
 RECORDS = None
 SILENCE_S = 0
 LIMITS = []
+ALARM_FLAGS = ()  # the device reports no alert of its own
 SUMMARISE = None

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from samband import __version__
-from samband.cli import alerts, bridge, dashboard, fhir, hub, ota, patient, receiver, rig
+from samband.cli import alerts, bridge, dashboard, fhir, hub, limits, ota, patient, receiver, rig
 from samband.errors import SambandError
 
 
@@ -181,6 +181,21 @@ def parser():
                         "and bonds are sealed again under the new one")
     p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
     p.set_defaults(func=hub.cmd_provision)
+
+    p = sub.add_parser("limits", help="per-patient alarm limits for a hub, signed with the depot's authority key",
+                       description="Alarm limits for the patient of one hub, replacing the device kinds' "
+                                   "defaults for the measures named (docs/alerts.md). Made with the depot's "
+                                   "authority key; the hub verifies them at its next boot and refuses a "
+                                   "forged, modified or older config, keeping the limits it has.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--flash", type=Path, help="a virtual hub's flash folder (it holds flash.img)")
+    where.add_argument("--port", help="a board's serial port")
+    p.add_argument("--uid", help="with --flash: the virtual hub's unique id in hex (default 00005a4d0001)")
+    p.add_argument("--set", action="append", default=[], metavar="MEASURE:low=N,high=N",
+                   help="e.g. glucose:low=70,high=250 (mg/dL), glucose_mmol, spo2, pulse, systolic, diastolic, "
+                        "map, temperature, weight; one of low/high may be left out (repeatable)")
+    p.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
+    p.set_defaults(func=limits.cmd_limits)
 
     p = sub.add_parser("release", help="build a signed release (update) for hubs of one board",
                        description="Sign an update with the depot's release key (made on first use, kept 0600, "

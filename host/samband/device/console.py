@@ -19,12 +19,18 @@ def parse_status(line):
 
 
 def format_status(s):
-    return ("{board} uid {uid} | boot {boot} ({reset}) | up {up:.1f} s | heap {alloc} used, {free} free"
-            " | flash {fsfree} of {fstotal} KiB free | clock {clock}").format(
+    out = ("{board} uid {uid} | boot {boot} ({reset}) | up {up:.1f} s | heap {alloc} used, {free} free"
+           " | flash {fsfree} of {fstotal} KiB free | clock {clock}").format(
         board=s.get("board"), uid=s.get("uid"), boot=s.get("boot"), reset=s.get("reset"),
         up=s.get("uptime_ms", 0) / 1000, alloc=s.get("heap_alloc"), free=s.get("heap_free"),
         fsfree=s.get("fs_free", 0) // 1024, fstotal=s.get("fs_total", 0) // 1024,
         clock="set" if s.get("clock") else "not set")
+    lim = s.get("limits")
+    if isinstance(lim, dict):  # which per-patient alarm limits are in force (samband limits)
+        out += (" | limits " + (f"{lim.get('serial')} ({lim.get('rules')} rules)" if lim.get("serial")
+                                else "the kinds' defaults")
+                + (f", {lim['refused']} refused" if lim.get("refused") else ""))
+    return out
 
 
 def lines(ser, until=None):

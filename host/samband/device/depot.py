@@ -51,10 +51,15 @@ class Depot:
         os.chmod(self.path, 0o700)
 
     # -- authority and receiver keys ---------------------------------------------
-    def authority(self):
+    def authority(self, create=True):
+        """The authority key; made on first use (create), else refused when missing: a key
+        made now would not be the one the hubs were provisioned with."""
         from samband.receiver.opener import Authority
         p = self.path / "authority.key"
         if not p.exists():
+            if not create:
+                raise SambandError(f"no authority key in the depot {self.path}: only the depot that "
+                                   f"provisioned the hub can configure it")
             _write_secret(p, os.urandom(32))
         sk = p.read_bytes()
         if len(sk) != 32:

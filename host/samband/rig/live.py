@@ -2,7 +2,8 @@
 
 Starts Mosquitto (TLS, per-hub ACL; a process of its own, no system
 service), the receiver (into the default database, samband.paths.default_db,
-where `samband readings` looks), the BLE bridge with one emulated device of
+where `samband readings` looks), the clinician dashboard on that database
+(rig/dashboard.py: its address and a demo login in the banner), the BLE bridge with one emulated device of
 each kind, and a virtual hub provisioned for them. The rig lives in one
 folder (default: rig/ beside the database): the hub's flash and depot, and
 the emulated devices' memory -- their bonds, stored measurements, record
@@ -188,7 +189,7 @@ def run(seconds=None, heap="512k", root=None, db=None, every=2.0, out=print, spe
     broker = Broker(root / "broker")
     password = broker.add_hub(UID.hex())
     broker.start()
-    bridge = rx = None
+    bridge = rx = dash = None
     view = None
     try:
         # the devices' bonds and memory live beside the hub's flash, so both sides of a bond survive together
@@ -205,11 +206,16 @@ def run(seconds=None, heap="512k", root=None, db=None, every=2.0, out=print, spe
         # the receiver knows the hub from the depot the rig provisioned it from
         rx = Receiver(Ingest(rig.depot.opener(), store, board.on_reading), "localhost", broker.port, broker.ca_pem,
                       RECEIVER_USER, broker.users[RECEIVER_USER]).start()
+        from samband.rig.dashboard import DEMO_USER, RigDashboard
+        dash = RigDashboard(db, root)
+        url = dash.start()
         with rig:
             intro = (f"samband: broker on localhost:{broker.port} (TLS), receiver into {db}, virtual hub on "
                      f"{rig.hub.port}, BLE bridge on {where[0]}:{where[1]} with {len(devices)} emulated devices; "
                      + (f"new rig in {root}: hub provisioned, devices not yet bonded" if fresh else
-                        f"rig in {root} continues: the hub's journal, bonds and the devices' records are kept"))
+                        f"rig in {root} continues: the hub's journal, bonds and the devices' records are kept")
+                     + f"\nsamband: clinician dashboard on {url} (user {DEMO_USER}, its password in "
+                       f"{dash.login_file}, readable by you only)")
             if not live:
                 out(intro)
             else:
@@ -242,6 +248,8 @@ def run(seconds=None, heap="512k", root=None, db=None, every=2.0, out=print, spe
         try:
             if view is not None:
                 view.stop()
+            if dash is not None:
+                dash.stop()
             if rx is not None:
                 rx.stop()
             store.close()
