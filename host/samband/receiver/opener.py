@@ -94,7 +94,7 @@ def unbatch(data):
         raise Rejected("malformed", str(e)) from None
 
 
-class _Seen:
+class Seen:
     """Accepted sequence numbers as sorted, disjoint [lo, hi] intervals."""
 
     def __init__(self, spans=()):
@@ -175,7 +175,7 @@ class _Hub:
     public: bytes
     revoked: bool = False
     epochs: dict = field(default_factory=dict)  # number -> Epoch
-    seen: _Seen = field(default_factory=_Seen)
+    seen: Seen = field(default_factory=Seen)
 
 
 class Opener:
@@ -380,7 +380,7 @@ class Opener:
     def load_state(self, state):
         for h, s in state.items():
             hub_id = bytes.fromhex(h)
-            hub = self.hubs[hub_id] = _Hub(bytes.fromhex(s["public"]), s["revoked"], seen=_Seen(s["seen"]))
+            hub = self.hubs[hub_id] = _Hub(bytes.fromhex(s["public"]), s["revoked"], seen=Seen(s["seen"]))
             for hx in s["epochs"]:
                 header = bytes.fromhex(hx)
                 _, kid, number, base = struct.unpack(">BBIQ", header[:14])
