@@ -83,7 +83,7 @@ def build(path, cgm_days=14):
 
 def put_alert(s, kind, severity, device, text, patient=None, hub=HUB, at=T0):
     cur = s.conn.cursor()
-    cur.execute(s._q("INSERT INTO alerts (akey, kind, severity, hub, device, patient, detail, first_seen, last_seen, "
+    cur.execute(s.q("INSERT INTO alerts (akey, kind, severity, hub, device, patient, detail, first_seen, last_seen, "
                      "grp_level, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'nurse') RETURNING id"),
                 (f"{kind}/{device}/{at}", kind, severity, hub, device, patient, '{"text": "%s"}' % text, at, at))
     aid = cur.fetchone()[0]

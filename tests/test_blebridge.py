@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("bumble")
 
 from hub import kinds, profiles  # noqa: E402
+from hub.ble.bridge import REQ  # noqa: E402
 from hub.profiles import cgm, polar_pmd, racp, timefmt  # noqa: E402
 from hub.reading import MDC, REC, VAL  # noqa: E402
 from samband.bridge.client import BridgeClient, BridgeRequestError  # noqa: E402
@@ -334,7 +335,7 @@ def test_bad_requests_get_error_frames_and_malformed_frames_close(bridge):
         for req in bad:
             with pytest.raises(BridgeRequestError):
                 await c.request(*req)
-        c.send([0, 77])  # a request without an op
+        c.send([REQ, 77])  # a request without an op
         c.send([9, 78, "x"])  # an unknown frame kind
         await asyncio.sleep(0.1)
         h, ch = await connect(c, "scale")

@@ -242,7 +242,7 @@ def test_a_pointer_to_no_whole_slot_boots_the_root(vhub, pointer):
         h.exec("_sd_mkdirs('/fw/a/hub')\n_sd_mkdirs('/fw/zz')\n"
                "open('/fw/zz/board.json', 'w').write(open('/board.json').read())\n"
                "with open('/fw/active', 'w') as f:\n    f.write(%r)" % pointer)
-        deploy._restart(h)
+        deploy.restart(h)
         h.t = None
     assert running(vhub.port)["tree"] == "/"
 
@@ -272,5 +272,5 @@ def test_a_copy_that_does_not_verify_is_removed_and_the_old_tree_runs(vhub, tmp_
     with Hub(vhub.port) as h:
         h.exec("import os")
         assert h.eval("'fw' in os.listdir('/') and os.listdir('/fw')") in ("False", "[]")
-        deploy._restart(h)
+        deploy.restart(h)
         h.t = None

@@ -216,7 +216,7 @@ def test_stolen_flash_recovers_no_reading(wal):
     kauth = nb.crypto_box_beforenm(wal.rpk, hub_sk)
     epk, esk = nb.crypto_box_keypair()
     forged = bytearray(struct.pack(">BBIQ", hs.V_EPOCH, 7, 0xFFFFFFF0, 1 << 40)) + epk
-    forged += hs._tag(kauth, hs.EPOCH_LABEL, HUB_ID, bytes(forged))
+    forged += hs.epoch_tag(kauth, HUB_ID, bytes(forged))
     o = hs.Opener({7: wal.rsk}, {HUB_ID: wal.hub_pk})
     o.open_epoch(HUB_ID, bytes(forged))
     o.revoke(HUB_ID)

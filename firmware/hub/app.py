@@ -80,7 +80,7 @@ class Hub:
         self.uplink = None
         self.clock = None
         self.ota = None
-        self._ota_key = None
+        self.ota_key = None
         self.config = {}
         self.led = None  # hub/led.py, once main() runs
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
@@ -211,7 +211,7 @@ class Hub:
             from hub import limits  # the patient's alarm limits, before any reading is judged
             self.limits = limits.boot(self.keys, KEYS, self.problems)  # (the module drops itself)
             del limits
-        self.journal._tel = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
+        self.journal.telemetry = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
         self._step("seal")
         if "_sealed" in json.dumps(self.config):  # it names sealed secrets (Wi-Fi, APN, MQTT)
@@ -271,11 +271,11 @@ class Hub:
         import os
         try:
             with open(KEYS + "/release.pub", "rb") as f:
-                self._ota_key = f.read(33)
+                self.ota_key = f.read(33)
         except OSError:
-            self._ota_key = b""
-        if len(self._ota_key) != 32:
-            self._ota_key = None
+            self.ota_key = b""
+        if len(self.ota_key) != 32:
+            self.ota_key = None
             return  # provisioned before releases existed: no updates over the air
         try:
             with open("/fw/active") as f:
@@ -292,7 +292,7 @@ class Hub:
     def make_ota(self):
         """The update service (hub.ota.Ota), told where an update stood at the last reset."""
         from hub import ota
-        o = ota.Ota(board.load()["name"], VERSION, self._ota_key, self.config.get("ota"), self.hub_telemetry,
+        o = ota.Ota(board.load()["name"], VERSION, self.ota_key, self.config.get("ota"), self.hub_telemetry,
                     self.log)
         self.log("ota: %s" % o.start())
         self.ota = o
@@ -356,7 +356,7 @@ async def main(hub, status_every_ms=None, console=True):
     from hub.led import Led
     hub.led = Led(hub.port, hub.uplink.link_state if hub.uplink is not None else lambda: None)
     tasks.append(asyncio.create_task(_keep("led", hub.led.run, hub)))
-    if hub._ota_key is not None:
+    if hub.ota_key is not None:
         tasks.append(asyncio.create_task(_keep("ota", hub.ota_task, hub)))
     if console:
         from hub.console import Console

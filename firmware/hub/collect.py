@@ -160,7 +160,7 @@ class Device:
                 if not self.needs_pairing:
                     self.bond_losses += 1
                     c.telemetry(self.addr, MDC_HUB_BOND_LOST, self.bond_losses)
-                if c.rebond != "auto" and not c._pairing():
+                if c.rebond != "auto" and not c.pairing_open():
                     self.needs_pairing = True
                     raise BleError("bond lost: open a pairing window to pair it again")
                 self.needs_pairing = False
@@ -508,7 +508,9 @@ class Collector:
         """Accept unknown devices advertising a supported health service for this long."""
         self.pairing_until = self.port.ticks_ms() + seconds * 1000
 
-    def _pairing(self):
+    def pairing_open(self):
+        """Whether a pairing window is open now (open_pairing); a Device asks it
+        before pairing afresh with a device that lost its bond."""
         if self.pairing_until is None:
             return False
         if self.port.ticks_diff(self.pairing_until, self.port.ticks_ms()) <= 0:
@@ -553,7 +555,7 @@ class Collector:
             d = self.devices.get(addr)
             if d is not None:
                 d.seen.set()
-            elif self._pairing():
+            elif self.pairing_open():
                 kind = kinds.for_services(adv_services(ev[3]) + adv_services(ev[4]))
                 if kind is not None:
                     self.add(addr, kind).seen.set()
@@ -571,7 +573,7 @@ class Collector:
     async def _scan_task(self):
         scanning = None
         while True:
-            want = self._pairing() or any(d.conn is None for d in self.devices.values())
+            want = self.pairing_open() or any(d.conn is None for d in self.devices.values())
             if want != scanning:
                 try:
                     await self.central.scan(want)

@@ -111,7 +111,7 @@ def _trim(ranges, low):
 
 def _telemetry(seq, info):
     # Default eviction report: a CBOR map with the reading keys SEQ, PRIO and
-    # CTX. The hub replaces this with a builder that seals (Journal(telemetry=)).
+    # CTX. The hub replaces this with a builder that seals (Journal.telemetry).
     return cbor.dumps({SEQ: seq, PRIO: PRIO_TELEMETRY, CTX: info})
 
 
@@ -136,8 +136,11 @@ class Journal:
 
     capacity is the flash the segments may take, in bytes; segment_size is
     one segment's size (one erase block on the boards). telemetry(seq,
-    info) -> bytes builds the eviction report (seal it there). When to
-    commit is the caller's choice: the hub's Store decides (hub/store.py)."""
+    info) -> bytes builds the eviction report (seal it there); it is the
+    public attribute .telemetry too, because the hub's sealer is made after
+    the journal (it reports epochs to journal.context) and is then set as the
+    builder. When to commit is the caller's choice: the hub's Store decides
+    (hub/store.py)."""
 
     def __init__(self, root="/journal", capacity=512 * 1024, segment_size=4096,
                  telemetry=None, reserve=RESERVE):
@@ -150,7 +153,7 @@ class Journal:
         if self._max < MIN_SEGMENTS:
             raise JournalError("capacity %d holds fewer than %d segments" % (capacity, MIN_SEGMENTS))
         self.max_payload = min(segment.MAX_PAYLOAD, segment_size - HEADER - FRAME)
-        self._tel = telemetry or _telemetry
+        self.telemetry = telemetry or _telemetry
         self._reserve = reserve
         self._buf = bytearray(segment_size)
         self._fh = [None, None]      # open active segment files
@@ -576,7 +579,7 @@ class Journal:
                     info = {"evicted": u[0], "alarms": u[1], "first": u[2], "last": u[3],
                             "total": self._evicted[0] + self._evicted[1]}
                     self._reported = info["total"]
-                    self._stage1(lambda q: self._tel(q, info), PRIO_TELEMETRY)
+                    self._stage1(lambda q: self.telemetry(q, info), PRIO_TELEMETRY)
             finally:
                 self._telling = False
         return seq

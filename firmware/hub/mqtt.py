@@ -169,7 +169,9 @@ def parse(first, body):
 
 # ---------------------------------------------------------------- client
 
-def _wait_ms(asyncio, aw, ms):
+def wait_ms(asyncio, aw, ms):
+    """aw with a timeout of ms milliseconds: wait_for_ms on MicroPython, wait_for on CPython
+    (public: the uplink and the bearer manager wait the same way)."""
     f = getattr(asyncio, "wait_for_ms", None)
     return f(aw, ms) if f else asyncio.wait_for(aw, ms / 1000)
 
@@ -243,7 +245,7 @@ class Client:
         import asyncio
         self._w.write(data)
         try:
-            await _wait_ms(asyncio, self._w.drain(), self._dead_ms())
+            await wait_ms(asyncio, self._w.drain(), self._dead_ms())
         except asyncio.TimeoutError:
             raise OSError("the link took nothing for %d ms" % self._dead_ms())
         self.last_tx = ticks_ms()
@@ -263,10 +265,10 @@ class Client:
                                            server_hostname=self.server_hostname or self.host)
         else:
             coro = asyncio.open_connection(self.host, self.port)
-        rw = await _wait_ms(asyncio, coro, timeout_ms)
+        rw = await wait_ms(asyncio, coro, timeout_ms)
         self._r, self._w = rw if isinstance(rw, tuple) else (rw, rw)
         await self._send(connect(self.client_id, self.keepalive, self.user, self.password))
-        p = await _wait_ms(asyncio, self._read_packet(), timeout_ms)
+        p = await wait_ms(asyncio, self._read_packet(), timeout_ms)
         if p[0] != CONNACK:
             raise MQTTError("expected CONNACK")
         if p[2]:
@@ -309,7 +311,7 @@ class Client:
                 await self.ping()  # a slow broker proves it is there; a dead link stays silent
             self._ev.clear()
             try:
-                await _wait_ms(asyncio, self._ev.wait(), min(left, half // 2 + 1))
+                await wait_ms(asyncio, self._ev.wait(), min(left, half // 2 + 1))
             except asyncio.TimeoutError:
                 pass
         return self._acked.pop(pid)

@@ -1,6 +1,7 @@
 # Sealed records: how readings are kept on flash and sent to the receiver.
 # The format is the firmware's; docs/protocol.md describes it and the
-# threat model, host/samband/seal.py mirrors it with pynacl.
+# threat model; the receiver (host/samband/receiver/opener.py) imports its
+# constants, nonces, tags and batch codec and opens records with pynacl.
 #
 # Per epoch (at least one per boot) the hub draws an ephemeral X25519 key
 # pair e/E. Its secret lives in RAM only; the epoch key is
@@ -58,6 +59,12 @@ class SealError(ValueError):
     """A record that cannot be sealed, or a key or config the hub refuses."""
 
 
+class BatchLimit(SealError):
+    """A batch beyond MAX_BATCH_BYTES or MAX_BATCH_ITEMS: its own class so the
+    receiver (which reads batches with unbatch()) can tell "oversized" from
+    "malformed" without reading the message."""
+
+
 def version_of(b):
     """The format version (high nibble of the first byte) of a sealed object."""
     return b[0] >> 4 if len(b) else None
@@ -103,10 +110,10 @@ def parse_config(blob):
 def batch(items):
     """A batch for the uplink: 0x13, then each epoch header or record prefixed by its length (LEB128).
 
-    Refuses (SealError) what a receiver would refuse: more than
+    Refuses (BatchLimit) what a receiver would refuse: more than
     MAX_BATCH_ITEMS items or MAX_BATCH_BYTES bytes."""
     if len(items) > MAX_BATCH_ITEMS:
-        raise SealError("batch of %d items, at most %d" % (len(items), MAX_BATCH_ITEMS))
+        raise BatchLimit("batch of %d items, at most %d" % (len(items), MAX_BATCH_ITEMS))
     out = bytearray((V_BATCH,))
     for it in items:
         n = len(it)
@@ -116,7 +123,7 @@ def batch(items):
         out.append(n)
         out.extend(it)
     if len(out) > MAX_BATCH_BYTES:
-        raise SealError("batch of %d bytes, at most %d" % (len(out), MAX_BATCH_BYTES))
+        raise BatchLimit("batch of %d bytes, at most %d" % (len(out), MAX_BATCH_BYTES))
     return bytes(out)
 
 
@@ -137,11 +144,13 @@ def read_len(data, i):
 
 
 def unbatch(data):
-    """The items of a batch, within the limits batch() keeps."""
+    """The items of a batch, within the limits batch() keeps. The receiver reads
+    batches with this function (host/samband/receiver/opener.py): BatchLimit
+    for a batch over the limits, SealError for anything else malformed."""
     if not len(data) or data[0] != V_BATCH:
         raise SealError("not a version-1 batch")
     if len(data) > MAX_BATCH_BYTES:
-        raise SealError("batch of %d bytes, at most %d" % (len(data), MAX_BATCH_BYTES))
+        raise BatchLimit("batch of %d bytes, at most %d" % (len(data), MAX_BATCH_BYTES))
     items = []
     i = 1
     mv = memoryview(data)
@@ -151,7 +160,7 @@ def unbatch(data):
             raise SealError("batch item length is truncated, too long or not minimal")
         n, i = got
         if len(items) >= MAX_BATCH_ITEMS:
-            raise SealError("batch of more than %d items" % MAX_BATCH_ITEMS)
+            raise BatchLimit("batch of more than %d items" % MAX_BATCH_ITEMS)
         if i + n > len(data):
             raise SealError("batch item of %d bytes runs past the end" % n)
         items.append(bytes(mv[i:i + n]))

@@ -444,7 +444,7 @@ class Uplink:
                     self.ota.reported()  # booted, broker reached, status sent: confirms a trial
             self.wake.clear()
             try:
-                await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
+                await mqtt.wait_ms(asyncio, self.wake.wait(), self.poll)
             except asyncio.TimeoutError:
                 pass
 
@@ -478,7 +478,7 @@ class Uplink:
                             self.ota.reported()
                 self.wake.clear()
                 try:
-                    await mqtt._wait_ms(asyncio, self.wake.wait(), self.poll)
+                    await mqtt.wait_ms(asyncio, self.wake.wait(), self.poll)
                 except asyncio.TimeoutError:
                     pass
         finally:

@@ -23,7 +23,7 @@ def setup(n=2, **cfg):
     tel = []
     bs = [Bearer("b%d" % i) for i in range(n)]
     for b in bs:
-        b._set(UP)
+        b.set_state(UP)
     released = []
     m = mgr.Manager(bs, lambda b: FakeClient(), "samband/x/ack", cfg,
                     on_release=lambda seqs, stream: released.append((seqs, stream)),
@@ -45,7 +45,7 @@ def test_routine_on_the_cheapest_healthy_alarms_on_every_healthy():
     a.client.is_alive = False               # silent: not live, whatever its state says
     assert m.routine_link() is b and m.alarm_links() == [b, c]
     a.client.is_alive = True
-    b.b._set(DEGRADED)                      # degraded: routine and alarms avoid it while others are healthy
+    b.b.set_state(DEGRADED)                      # degraded: routine and alarms avoid it while others are healthy
     assert m.routine_link() is a and m.alarm_links() == [a, c]
     a.ready = c.ready = False
     assert m.routine_link() is b and m.alarm_links() == [b]  # a degraded but live bearer beats none

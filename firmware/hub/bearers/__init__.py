@@ -64,7 +64,9 @@ class Bearer:
         self.reason = None
         self.changes = 0
 
-    def _set(self, state, reason=None):
+    def set_state(self, state, reason=None):
+        """Move to state (counted, reported to on_change). Public: the bearer
+        itself and the manager, which judges a link by its traffic, both set it."""
         old = self.state
         self.state = state
         self.reason = reason
@@ -87,7 +89,7 @@ class Bearer:
         raise BearerError("not-supported", "%s cannot be brought up" % self.kind)
 
     async def down(self):
-        self._set(OFF)
+        self.set_state(OFF)
 
     async def open(self, host, port, ssl=None, server_hostname=None):
         raise BearerError("not-supported", "%s has no data path on this board" % self.kind)

@@ -88,12 +88,12 @@ class Cellular(Bearer):
             self._reg_changed = True
             if self.state in (UP, DEGRADED):
                 if stat in (atparse.REG_HOME, atparse.REG_ROAMING):
-                    self._set(UP)
+                    self.set_state(UP)
                 else:
-                    self._set(DEGRADED, "lost-registration")
+                    self.set_state(DEGRADED, "lost-registration")
         elif self.state in (UP, DEGRADED) and (
                 line == "NO CARRIER" or line == self.profile["pdp_down_urc"]):
-            self._set(DEGRADED, "data-lost")
+            self.set_state(DEGRADED, "data-lost")
 
     def _on_reboot(self):
         # Whatever we set up is gone (echo back on, context down, sockets): say so now.
@@ -101,7 +101,7 @@ class Cellular(Bearer):
             s.gone()
         self.sockets = {}
         if self.state != OFF:
-            self._set(FAILED, "rebooted")
+            self.set_state(FAILED, "rebooted")
 
     # ------------------------------------------------------------ bring-up
 
@@ -110,7 +110,7 @@ class Cellular(Bearer):
         self.attempts += 1
         self.at.start()
         t0 = ticks_ms()
-        self._set(STARTING)
+        self.set_state(STARTING)
         try:
             await self._start()
             self._phase(SEARCHING)
@@ -122,15 +122,15 @@ class Cellular(Bearer):
             self.connect_ms = ticks_diff(ticks_ms(), t0)
             self._phase(UP)
         except BearerError as e:
-            self._set(FAILED, e.reason)
+            self.set_state(FAILED, e.reason)
             raise
         except ATError as e:
             reason = _cme_reason(e, "modem-error")
-            self._set(FAILED, reason)
+            self.set_state(FAILED, reason)
             raise BearerError(reason, str(e))
         except atparse.ATParseError as e:  # a reply we cannot read: say so, never crash the caller
             self.bad_replies += 1
-            self._set(FAILED, "bad-reply")
+            self.set_state(FAILED, "bad-reply")
             raise BearerError("bad-reply", str(e))
 
     def _phase(self, state):
@@ -138,7 +138,7 @@ class Cellular(Bearer):
         # forgotten ATE0, AT+CMEE, AT+CEREG=2 and the context: start again.
         if self.at.reboots != self._boots:
             raise BearerError("rebooted", "the modem restarted during bring-up")
-        self._set(state)
+        self.set_state(state)
 
     async def _start(self):
         at = self.at
@@ -316,7 +316,7 @@ class Cellular(Bearer):
                     pass  # already down; the power-off below still applies
         at.stop()
         self.ip = None
-        self._set(OFF)
+        self.set_state(OFF)
 
     def metrics(self):
         m = super().metrics()

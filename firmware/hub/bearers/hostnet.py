@@ -32,7 +32,7 @@ class HostNet(Bearer):
     async def up(self):
         # Nothing to bring up: the host's network is there; whether the path
         # works is judged by traffic (the manager's MQTT session), not here.
-        self._set(UP)
+        self.set_state(UP)
 
     async def open(self, host, port, ssl=None, server_hostname=None):
         if self.state not in (UP, DEGRADED):

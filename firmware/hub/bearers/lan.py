@@ -36,29 +36,29 @@ class LAN(Bearer):
         return net.LAN(**kw)
 
     async def up(self):
-        self._set(STARTING)
+        self.set_state(STARTING)
         try:
             if self.nic is None:
                 self.nic = self._make()
             self.nic.active(True)
         except (OSError, ValueError, AttributeError) as e:
-            self._set(FAILED, "phy")
+            self.set_state(FAILED, "phy")
             raise BearerError("phy", "%s: %s" % (self.name, e))
-        self._set(CONNECTING)
+        self.set_state(CONNECTING)
         waited = 0
         while waited < self.link_ms:
             if self.nic.isconnected():
-                self._set(UP)
+                self.set_state(UP)
                 return
             await sleep_ms(200)
             waited += 200
-        self._set(FAILED, "no-link")
+        self.set_state(FAILED, "no-link")
         raise BearerError("no-link", "%s: no cable or no DHCP" % self.name)
 
     async def down(self):
         if self.nic is not None:
             self.nic.active(False)
-        self._set(OFF)
+        self.set_state(OFF)
 
     def open(self, host, port, ssl=None, server_hostname=None):
         return open_ip(self, self.nic, host, port, ssl, server_hostname)

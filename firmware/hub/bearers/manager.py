@@ -23,7 +23,7 @@
 # counters in stats().
 
 from hub.bearers import DEGRADED, STATES, UP, BearerError, sleep_ms
-from hub.mqtt import _wait_ms, ticks_diff, ticks_ms
+from hub.mqtt import wait_ms, ticks_diff, ticks_ms
 
 try:
     import asyncio
@@ -161,14 +161,14 @@ class Manager:
         l.fails = 0
         l.oks += 1
         if l.b.state == DEGRADED and l.oks >= self.recover_after:
-            l.b._set(UP)
+            l.b.set_state(UP)
 
     def failure(self, l, why):
         l.oks = 0
         l.fails += 1
         l.error = why
         if l.b.state == UP and l.fails >= self.degrade_after:
-            l.b._set(DEGRADED, "traffic")
+            l.b.set_state(DEGRADED, "traffic")
 
     # ------------------------------------------------------------ sessions
 
@@ -254,7 +254,7 @@ class Manager:
                 await c.ping()    # a degraded bearer is probed more often, to recover sooner
             l.ev.clear()
             try:
-                await _wait_ms(asyncio, l.ev.wait(), max(20, half // 4))
+                await wait_ms(asyncio, l.ev.wait(), max(20, half // 4))
             except asyncio.TimeoutError:
                 pass
 

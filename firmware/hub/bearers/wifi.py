@@ -51,20 +51,20 @@ class WiFi(Bearer):
 
     async def up(self):
         net = self.network
-        self._set(STARTING)
+        self.set_state(STARTING)
         if self.wlan is None:
             self.wlan = net.WLAN(net.STA_IF)
         w = self.wlan
         w.active(True)
         reason = "no-ap"
         for n in self.nets:
-            self._set(CONNECTING)
+            self.set_state(CONNECTING)
             w.connect(n["ssid"], _secret(n))
             waited = 0
             while waited < self.join_ms:
                 if w.isconnected():
                     self.ssid = n["ssid"]
-                    self._set(UP)
+                    self.set_state(UP)
                     return
                 r = _status_reason(net, w.status())
                 if r is not None:
@@ -75,14 +75,14 @@ class WiFi(Bearer):
             else:
                 reason = "join-timeout"
             w.disconnect()
-        self._set(FAILED, reason)
+        self.set_state(FAILED, reason)
         raise BearerError(reason, "%s: no provisioned network joined" % self.name)
 
     async def down(self):
         if self.wlan is not None:
             self.wlan.disconnect()
             self.wlan.active(False)
-        self._set(OFF)
+        self.set_state(OFF)
 
     def open(self, host, port, ssl=None, server_hostname=None):
         return open_ip(self, self.wlan, host, port, ssl, server_hostname)

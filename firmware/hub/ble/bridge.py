@@ -9,8 +9,17 @@ import struct
 from hub import cbor
 from hub.ble import BleError, Char, Fifo, Service, wait_ms
 
-_REQ, _OK, _ERR, _EVENT, _KEYREQ, _KEYREP = 0, 1, 2, 3, 4, 5
-MAX_FRAME = 65535
+# The bridge protocol's frame codes and size (docs/ble.md, "Bridge protocol").
+# This module owns them: the host's bridge server and client import these
+# names, so the two ends cannot drift apart. A frame is a 2-byte big-endian
+# length and a CBOR array whose first item is one of these codes.
+REQ = 0  # hub -> bridge: [REQ, rid, op, args...]
+OK = 1  # bridge -> hub: [OK, rid, result]
+ERR = 2  # bridge -> hub: [ERR, rid, message]
+EVENT = 3  # bridge -> hub: [EVENT, name, args...]
+KEYREQ = 4  # bridge -> hub: [KEYREQ, rid, op, args...] (the hub owns the bond keys)
+KEYREP = 5  # hub -> bridge: [KEYREP, rid, result]
+MAX_FRAME = 0xFFFF
 
 
 
@@ -132,7 +141,7 @@ class Central:
         slot = [asyncio.Event(), None, None]
         self._wait[rid] = slot
         try:
-            w.write(frame([_REQ, rid, op] + list(args)))
+            w.write(frame([REQ, rid, op] + list(args)))
             await w.drain()
             await wait_ms(slot[0].wait(), timeout_ms)
         except asyncio.TimeoutError:
@@ -172,19 +181,19 @@ class Central:
                     self.errors += 1
                     why = "malformed frame from the BLE bridge"
                     break
-                if kind == _EVENT:
+                if kind == EVENT:
                     if msg[1] == "disc":
                         self._conns.discard(msg[2])
                     self.events.put(tuple(msg[1:]))
-                elif kind == _OK or kind == _ERR:
+                elif kind == OK or kind == ERR:
                     slot = self._wait.get(msg[1]) if len(msg) > 2 else None
                     if slot is not None:
-                        if kind == _OK:
+                        if kind == OK:
                             slot[1] = msg[2]
                         else:
                             slot[2] = str(msg[2])
                         slot[0].set()
-                elif kind == _KEYREQ:
+                elif kind == KEYREQ:
                     await self._keystore(msg)
                 else:
                     self.errors += 1
@@ -207,5 +216,5 @@ class Central:
                 result = b.all()
         w = self._w
         if w is not None:
-            w.write(frame([_KEYREP, rid, result]))
+            w.write(frame([KEYREP, rid, result]))
             await w.drain()

@@ -13,7 +13,8 @@ import struct
 
 import cbor2
 
-REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5
+# The frame codes belong to the hub's end (firmware/hub/ble/bridge.py).
+from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, OK, REQ
 
 
 class BridgeRequestError(Exception):

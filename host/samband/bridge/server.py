@@ -5,7 +5,8 @@ the hub's central Device on one of them and each emulated device
 (samband.bridge.sim) on its own. The virtual hub reaches the central over TCP on
 127.0.0.1: frames of a 2-byte big-endian length and a deterministic-CBOR
 array. The hub owns the central's bond keys: bumble's key store here is a
-proxy that asks the connected hub ([4, rid, op, ...] -> [5, rid, result]).
+proxy that asks the connected hub ([KEYREQ, rid, op, ...] -> [KEYREP, rid, result];
+the codes are the firmware's, hub.ble.bridge).
 
 From tests:
 
@@ -27,14 +28,15 @@ import threading
 
 import cbor2
 
+# The frame codes and size belong to the hub's end (firmware/hub/ble/bridge.py).
+from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, MAX_FRAME, OK, REQ
+
 log = logging.getLogger("samband.bridge.server")
 
 VERSION = 1
-MAX_FRAME = 0xFFFF
 HUB_ADDRESS = "C0:5A:4B:00:00:F0"
 KEYSTORE_TIMEOUT = 5.0
 WRITE_HIGH_WATER = 16384
-REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5
 
 
 class BridgeError(Exception):

@@ -8,12 +8,12 @@ from samband.errors import SambandError
 
 
 def _login(args):
-    from samband.cli.receiver import _readable
+    from samband.cli.receiver import readable
     if args.ca is not None:
-        _readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
+        readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
     password = args.password
     if args.password_file:
-        password = _readable(args.password_file, "--password-file", "the MQTT password").strip()
+        password = readable(args.password_file, "--password-file", "the MQTT password").strip()
     return dict(host=args.host, port=args.port, ca=args.ca, user=args.user, password=password)
 
 

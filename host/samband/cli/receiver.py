@@ -24,10 +24,10 @@ def cmd_receive(args):
     from samband.receiver.ingest import Ingest, Receiver
     from samband.receiver.store import open_store
     if args.ca is not None:
-        _readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
+        readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
     password = args.password
     if args.password_file:
-        password = _readable(args.password_file, "--password-file", "the MQTT password").strip()
+        password = readable(args.password_file, "--password-file", "the MQTT password").strip()
     depot = Depot(args.depot, create=False)
     db = args.db or default_db()
     store = open_store(db)
@@ -50,7 +50,9 @@ def cmd_receive(args):
         store.close()
 
 
-def _readable(path, option, what):
+def readable(path, option, what):
+    """The text of a file an option names, or a one-line SambandError saying which
+    option and what it should hold (shared by the commands that read secrets: ota)."""
     try:
         return Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as e:

@@ -220,7 +220,7 @@ def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
             summary = _copy_and_switch(s, port, tree, local, progress, log)
             log("restarting the application")
             s.step("restart")
-            _restart(hub)
+            restart(hub)
             hub.t = None  # the serial port is closed; nothing left to leave
         except (SambandError, KeyboardInterrupt) as e:
             # refused or failed before the switch: the hub goes back to running its tree
@@ -233,7 +233,7 @@ def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
                 except SambandError:
                     pass
                 try:
-                    _restart(hub)
+                    restart(hub)
                 except Exception:  # noqa: BLE001 - the original error is the one to report
                     pass
                 hub.t = None
@@ -332,7 +332,7 @@ def _verify(s, staging, want, base):
                           f"{'...' if len(wrong) > 3 else ''}); the hub still runs {base or 'the flash root'}: "
                           f"deploy again")
 
-def _restart(hub):
+def restart(hub):
     """Leave the raw REPL (so that main.py runs: a board skips it after a soft reset
     in the raw REPL) and soft-reset from the friendly REPL. Waits until the hub
     says it is rebooting: bytes the next tool sends before that reach the
@@ -381,7 +381,7 @@ def hub_board(port, timeout=3.0):
             s.run("helpers", HUB_HELPERS)
             name = _running_tree(s)[1]
         finally:
-            _restart(hub)  # it was stopped to be asked: it runs again
+            restart(hub)  # it was stopped to be asked: it runs again
             hub.t = None
     if name is None:
         raise DeployError(f"the hub on {port} has no firmware that names its board: give --board "

@@ -209,8 +209,8 @@ class PortTarget:
         return self
 
     def __exit__(self, *exc):
-        from samband.device.deploy import _restart
-        _restart(self.h)  # the raw REPL stopped the application: it runs again
+        from samband.device.deploy import restart
+        restart(self.h)  # the raw REPL stopped the application: it runs again
 
     def _exec(self, code):
         from samband.errors import HubError

@@ -89,7 +89,7 @@ class Engine:
 
     def _reading_json(self, hub, seq):
         cur = self.store.conn.cursor()
-        cur.execute(self.store._q("SELECT reading FROM readings WHERE hub = ? AND seq = ?"), (hub, seq))
+        cur.execute(self.store.q("SELECT reading FROM readings WHERE hub = ? AND seq = ?"), (hub, seq))
         return cur.fetchone()[0]
 
     def _poll_readings(self):
@@ -101,7 +101,7 @@ class Engine:
             cur.execute("SELECT rowid, hub, seq, device, mdc, prio, hts, received, dup_of FROM readings "
                         "WHERE rowid > ? ORDER BY rowid", (self.rowid,))
         else:
-            cur.execute(self.store._q("SELECT 0, hub, seq, device, mdc, prio, hts, received, dup_of FROM readings "
+            cur.execute(self.store.q("SELECT 0, hub, seq, device, mdc, prio, hts, received, dup_of FROM readings "
                                       "WHERE received > ? ORDER BY received, hub, seq"), (self.cursor,))
         rows = cur.fetchall()
         newest = self.cursor + LOOKBACK_S
@@ -141,7 +141,7 @@ class Engine:
                 continue
             o[1] = None
             if seen - o[2] >= 1.0 or detail.get("text") != o[3].get("text"):
-                cur.execute(self.store._q("UPDATE alerts SET last_seen = ?, detail = ? WHERE id = ?"),
+                cur.execute(self.store.q("UPDATE alerts SET last_seen = ?, detail = ? WHERE id = ?"),
                             (seen, json.dumps(detail), o[0]))
                 o[2], o[3] = seen, detail
         for key, o in list(self.open.items()):
@@ -159,7 +159,7 @@ class Engine:
 
     def _raise(self, cur, key, kind, hub, dev, detail, seen, now):
         sev = SEVERITY[kind]
-        cur.execute(self.store._q("INSERT INTO alerts (akey, kind, severity, hub, device, patient, detail, "
+        cur.execute(self.store.q("INSERT INTO alerts (akey, kind, severity, hub, device, patient, detail, "
                                   "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
                     (key, kind, sev, hub, dev, self.rules.patients.get(hub), json.dumps(detail), seen, seen))
         aid = cur.fetchone()[0]
@@ -172,7 +172,7 @@ class Engine:
         a = alerts_db.get_alert(self.store, o[0])
         route = self.rules.route(a["kind"], a["severity"])
         stop = route is None or route.stop_on_clear
-        cur.execute(self.store._q("UPDATE alerts SET cleared = ?" + (", next_at = NULL" if stop else "")
+        cur.execute(self.store.q("UPDATE alerts SET cleared = ?" + (", next_at = NULL" if stop else "")
                                   + " WHERE id = ?"), (now, o[0]))
         del self.open[key]
         self.counters["cleared"] += 1
@@ -189,12 +189,12 @@ class Engine:
             return
         cur = self.store.conn.cursor()
         if level >= len(route.groups):
-            cur.execute(self.store._q("UPDATE alerts SET next_at = NULL WHERE id = ?"), (aid,))
+            cur.execute(self.store.q("UPDATE alerts SET next_at = NULL WHERE id = ?"), (aid,))
             self.store.conn.commit()
             self.counters["exhausted"] += 1
             return
         group = self.rules.groups[route.groups[level]]
-        cur.execute(self.store._q("UPDATE alerts SET grp_level = ?, grp = ?, next_at = ? "
+        cur.execute(self.store.q("UPDATE alerts SET grp_level = ?, grp = ?, next_at = ? "
                                   "WHERE id = ? AND acked_at IS NULL AND grp_level = ?"),
                     (level, group.name, now + group.ack_timeout_s, aid, a["grp_level"]))
         moved = cur.rowcount == 1
@@ -208,7 +208,7 @@ class Engine:
 
     def _due(self, now):
         cur = self.store.conn.cursor()
-        cur.execute(self.store._q("SELECT id, grp_level FROM alerts WHERE next_at IS NOT NULL AND next_at <= ? "
+        cur.execute(self.store.q("SELECT id, grp_level FROM alerts WHERE next_at IS NOT NULL AND next_at <= ? "
                                   "AND acked_at IS NULL"), (now,))
         due = cur.fetchall()
         self.store.conn.commit()
@@ -220,7 +220,7 @@ class Engine:
         if not got:
             return
         cur = self.store.conn.cursor()
-        cur.executemany(self.store._q("INSERT INTO alert_deliveries (alert, at, grp, channel, target, attempt, ok, "
+        cur.executemany(self.store.q("INSERT INTO alert_deliveries (alert, at, grp, channel, target, attempt, ok, "
                                       "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), got)
         self.store.conn.commit()
         for r in got:

@@ -78,7 +78,7 @@ def migrate(store):
             continue
         for sql in steps:
             cur.execute(sql)
-        cur.execute(store._q("INSERT INTO alerts_schema VALUES (?, ?)"), (n, time.time()))
+        cur.execute(store.q("INSERT INTO alerts_schema VALUES (?, ?)"), (n, time.time()))
     store.conn.commit()
 
 
@@ -109,7 +109,7 @@ def list_alerts(store, open_only=False, limit=None):
 
 def get_alert(store, alert_id):
     cur = store.conn.cursor()
-    cur.execute(store._q("SELECT " + ", ".join(COLUMNS) + " FROM alerts WHERE id = ?"), (alert_id,))
+    cur.execute(store.q("SELECT " + ", ".join(COLUMNS) + " FROM alerts WHERE id = ?"), (alert_id,))
     r = cur.fetchone()
     store.conn.commit()
     return _row(r) if r else None
@@ -122,7 +122,7 @@ def deliveries(store, alert_id=None):
         sql += " WHERE alert = ?"
         args = (alert_id,)
     cur = store.conn.cursor()
-    cur.execute(store._q(sql + " ORDER BY at, alert"), args)
+    cur.execute(store.q(sql + " ORDER BY at, alert"), args)
     out = [dict(zip(("alert", "at", "group", "channel", "target", "attempt", "ok", "error"), r))
            for r in cur.fetchall()]
     store.conn.commit()
@@ -136,7 +136,7 @@ def ack(store, alert_id, by, now=None):
         raise AlertError("say who acknowledges (--by NAME)")
     now = time.time() if now is None else now
     cur = store.conn.cursor()
-    cur.execute(store._q("UPDATE alerts SET acked_by = ?, acked_at = ?, next_at = NULL "
+    cur.execute(store.q("UPDATE alerts SET acked_by = ?, acked_at = ?, next_at = NULL "
                          "WHERE id = ? AND acked_at IS NULL"), (by.strip(), now, alert_id))
     n = cur.rowcount
     store.conn.commit()

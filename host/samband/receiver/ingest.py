@@ -125,11 +125,11 @@ class Ingest:
         # What the database holds is what this receiver has accepted: a restarted
         # receiver refuses re-sent records as replayed (and acknowledges them)
         # instead of opening them again. The primary key stays the backstop.
-        from samband.receiver.opener import _Seen
+        from samband.receiver.opener import Seen
         for hub_id, hub in self.opener.hubs.items():
             spans = self.store.spans(hub_id.hex())
             if spans:
-                hub.seen = _Seen(spans)
+                hub.seen = Seen(spans)
 
     def _stranger(self, hub_hex):
         # A broker login the depot does not know: counted, no hubs row (the

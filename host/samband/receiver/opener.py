@@ -1,7 +1,8 @@
 """Opening the hub's sealed records and batches on the receiver, with pynacl.
 
 The format belongs to the firmware (firmware/hub/seal.py, described in
-docs/protocol.md); this module mirrors it. An Opener holds the
+docs/protocol.md); this module imports its constants and codecs and adds
+the opening (pynacl) and the receiver's bookkeeping. An Opener holds the
 receiver's secret keys, the registry of hub public keys (with revoked
 ones) and, per hub, the epochs it has seen and the sequence numbers it has
 accepted. Everything it refuses raises Rejected with a reason from
@@ -12,7 +13,6 @@ need: hub provisioning files and authenticated receiver-key configs.
 """
 
 import bisect
-import hashlib
 import hmac
 import os
 import struct
@@ -22,17 +22,34 @@ from dataclasses import dataclass, field
 from nacl import bindings as nb
 from nacl.exceptions import CryptoError
 
+# The format is the firmware's (firmware/hub/seal.py): its constants, the record nonce,
+# the epoch and config tags, the batch codec and the config parser are imported, not
+# copied; only opening (pynacl) and the receiver's bookkeeping live here.
+from hub import seal
+from hub.seal import (  # noqa: F401 (re-exported: the receiver's names for the format)
+    CONFIG_LABEL,
+    EPOCH_BYTES,
+    EPOCH_LABEL,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ITEMS,
+    MAX_RECEIVERS,
+    MAX_SPAN,
+    RECORD_HEADER,
+    RECORD_OVERHEAD,
+    SEQ_MAX,
+    V_BATCH,
+    V_CONFIG,
+    V_EPOCH,
+    V_RECORD,
+    VERSION,
+    batch,
+    config_tag,
+    epoch_tag,
+    parse_config,
+    read_len,
+    record_nonce,
+)
 from samband.errors import SambandError
-
-VERSION = 1
-V_RECORD, V_EPOCH, V_CONFIG, V_BATCH = 0x10, 0x11, 0x12, 0x13
-RECORD_HEADER = 4
-RECORD_OVERHEAD = 20
-EPOCH_BYTES = 62
-MAX_SPAN = 0xFFFF
-MAX_RECEIVERS = 4
-EPOCH_LABEL = b"samband/epoch/1"
-CONFIG_LABEL = b"samband/config/1"
 
 REASONS = (
     "version",        # a format version this receiver does not know
@@ -59,46 +76,25 @@ class Rejected(SambandError, ValueError):
         self.reason = reason
 
 
-def record_nonce(kid, epoch, seq):
-    return struct.pack(">BBHIQQ", V_RECORD, kid, 0, epoch, 0, seq)
-
-
-def _tag(key, label, hub_id, body):
-    return hmac.new(key, label + bytes((len(hub_id),)) + hub_id + body, hashlib.sha256).digest()[:16]
-
-
-# The wire format's owner makes batches and fixes the limits; the receiver only reads them.
-from hub.seal import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, SEQ_MAX, batch, read_len  # noqa: E402,F401
-
-
 def unbatch(data):
     """The items of a batch, or Rejected for the batch as a whole (nothing
-    of it is opened): oversized (bytes or items), malformed lengths
-    (truncated, over 3 bytes, not minimal, past the end)."""
+    of it is opened): "version" for another format version, "oversized"
+    (the firmware's BatchLimit: bytes or items), "malformed" for the rest
+    (truncated, over 3 bytes, not minimal, past the end). The decoding is
+    the firmware's seal.unbatch; this only names the reason."""
     if not data:
         raise Rejected("malformed", "empty batch")
     if data[0] >> 4 != VERSION:
         raise Rejected("version", f"batch of format version {data[0] >> 4}, this receiver reads {VERSION}")
-    if data[0] != V_BATCH:
-        raise Rejected("malformed", f"first byte {data[0]:#04x} is not a batch")
-    if len(data) > MAX_BATCH_BYTES:
-        raise Rejected("oversized", f"batch of {len(data)} bytes, at most {MAX_BATCH_BYTES}")
-    items, i = [], 1
-    while i < len(data):
-        got = read_len(data, i)
-        if got is None:
-            raise Rejected("malformed", "batch item length is truncated, longer than 3 bytes or not minimal")
-        n, i = got
-        if len(items) >= MAX_BATCH_ITEMS:
-            raise Rejected("oversized", f"batch of more than {MAX_BATCH_ITEMS} items")
-        if i + n > len(data):
-            raise Rejected("malformed", f"batch item of {n} bytes runs past the end")
-        items.append(bytes(data[i:i + n]))
-        i += n
-    return items
+    try:
+        return seal.unbatch(data)
+    except seal.BatchLimit as e:
+        raise Rejected("oversized", str(e)) from None
+    except seal.SealError as e:
+        raise Rejected("malformed", str(e)) from None
 
 
-class _Seen:
+class Seen:
     """Accepted sequence numbers as sorted, disjoint [lo, hi] intervals."""
 
     def __init__(self, spans=()):
@@ -179,7 +175,7 @@ class _Hub:
     public: bytes
     revoked: bool = False
     epochs: dict = field(default_factory=dict)  # number -> Epoch
-    seen: _Seen = field(default_factory=_Seen)
+    seen: Seen = field(default_factory=Seen)
 
 
 class Opener:
@@ -269,7 +265,7 @@ class Opener:
             kauth = nb.crypto_box_beforenm(hub.public, self.keys[kid])
         except CryptoError:
             self._reject("forged", "the registered hub key has small order")
-        if not hmac.compare_digest(_tag(kauth, EPOCH_LABEL, hub_id, header[:46]), header[46:]):
+        if not hmac.compare_digest(epoch_tag(kauth, hub_id, header[:46]), header[46:]):
             self._reject("forged", f"epoch {number} header is not authenticated by hub {hub_id.hex()}")
         if base > SEQ_MAX:  # authentic, but no hub of this format seals it (seal.py)
             self._reject("out-of-range", f"epoch {number} base {base} is above {SEQ_MAX}")
@@ -384,7 +380,7 @@ class Opener:
     def load_state(self, state):
         for h, s in state.items():
             hub_id = bytes.fromhex(h)
-            hub = self.hubs[hub_id] = _Hub(bytes.fromhex(s["public"]), s["revoked"], seen=_Seen(s["seen"]))
+            hub = self.hubs[hub_id] = _Hub(bytes.fromhex(s["public"]), s["revoked"], seen=Seen(s["seen"]))
             for hx in s["epochs"]:
                 header = bytes.fromhex(hx)
                 _, kid, number, base = struct.unpack(">BBIQ", header[:14])
@@ -395,16 +391,6 @@ class Opener:
 
 
 # -------------------------------------------------------------- authority
-
-def parse_config(blob):
-    if len(blob) < 6 or blob[0] != V_CONFIG:
-        raise ValueError("not a version-1 receiver-key config")
-    n = blob[5]
-    if not 1 <= n <= MAX_RECEIVERS or len(blob) != 6 + 33 * n + 16:
-        raise ValueError("malformed config")
-    return struct.unpack(">I", blob[1:5])[0], [(blob[6 + 33 * i], bytes(blob[7 + 33 * i:39 + 33 * i]))
-                                                for i in range(n)]
-
 
 class Authority:
     """The key that authenticates receiver-key configs to hubs (kept offline at the depot)."""
@@ -423,7 +409,7 @@ class Authority:
                 raise ValueError("receiver public keys are 32 bytes")
             body += bytes((kid,)) + pk
         kcfg = nb.crypto_box_beforenm(hub_public, self.secret)
-        return bytes(body) + _tag(kcfg, CONFIG_LABEL, bytes(hub_id), bytes(body))
+        return bytes(body) + config_tag(kcfg, bytes(hub_id), bytes(body))
 
     def provision(self, hub_id, receivers, serial=1, hub_secret=None):
         """(hub public key, {path on the hub's flash: bytes}) for a new hub; the secret is in the files only."""

@@ -28,23 +28,23 @@ class RetryQueues:
 
     def __init__(self, base=0.25, cap=5.0, max_batches=256):
         self.base, self.cap, self.max_batches = base, cap, max_batches
-        self._q = OrderedDict()  # hub -> deque of items
+        self.q = OrderedDict()  # hub -> deque of items
         self._due = {}  # hub -> time its head may be tried
         self._fails = {}  # hub -> failed attempts of its head in a row
         self.dropped = 0
 
     def __len__(self):
-        return sum(len(q) for q in self._q.values())
+        return sum(len(q) for q in self.q.values())
 
     def __contains__(self, hub):
-        return hub in self._q
+        return hub in self.q
 
     def park(self, hub, item, now, failed=False):
         """Put item at the back of hub's queue. failed=True: it (the head)
         has just failed, so the hub waits its next backoff step."""
-        q = self._q.get(hub)
+        q = self.q.get(hub)
         if q is None:
-            q = self._q[hub] = deque()
+            q = self.q[hub] = deque()
             self._fails[hub] = 0
             self._due[hub] = now
         q.append(item)
@@ -61,19 +61,19 @@ class RetryQueues:
 
     def due(self, now):
         """Hubs whose head may be tried now, in the order they were parked."""
-        return [h for h in self._q if self._due[h] <= now]
+        return [h for h in self.q if self._due[h] <= now]
 
     def head(self, hub):
-        return self._q[hub][0]
+        return self.q[hub][0]
 
     def done(self, hub):
         """The head of hub's queue is settled (stored, refused or quarantined)."""
-        q = self._q[hub]
+        q = self.q[hub]
         q.popleft()
         self._fails[hub] = 0
         self._due[hub] = float("-inf")  # the database took one: the next goes at once
         if not q:
-            del self._q[hub], self._due[hub], self._fails[hub]
+            del self.q[hub], self._due[hub], self._fails[hub]
 
     def failed(self, hub, now):
         """The head failed again: wait longer."""
@@ -87,4 +87,4 @@ class RetryQueues:
 
     def hubs(self):
         """{hub: parked batches}."""
-        return {h: len(q) for h, q in self._q.items()}
+        return {h: len(q) for h, q in self.q.items()}

@@ -220,7 +220,9 @@ class Store:
         self.conn = conn
         self.migrate()
 
-    def _q(self, sql):
+    def q(self, sql):
+        """sql with this database's placeholder (? for SQLite, %s for PostgreSQL):
+        public, as the alerts, timeline and dashboard queries share the store's connection."""
         return sql.replace("?", self.ph)
 
     def version(self):
@@ -244,7 +246,7 @@ class Store:
                 continue
             for sql in steps:
                 cur.execute(sql)
-            cur.execute(self._q("INSERT INTO schema_version VALUES (?, ?)"), (n, time.time()))
+            cur.execute(self.q("INSERT INTO schema_version VALUES (?, ?)"), (n, time.time()))
         self.conn.commit()
 
     def prepare(self, seq, epoch, r):
@@ -305,7 +307,7 @@ class Store:
             row = (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0), r.get(8), r.get(6), r.get(5),
                    js, now, key, dup_of, mono[0], mono[1], r.get(8), None if r.get(8) is None else "hub")
             (again if dup_of else fresh).append(row)
-        ins = self._q(self.INSERT)
+        ins = self.q(self.INSERT)
         stored = refetched = 0
         if fresh:
             cur.executemany(ins, fresh)
@@ -318,7 +320,7 @@ class Store:
         dup = len(rows) - stored
         held = 0
         if quarantine:
-            cur.executemany(self._q("INSERT INTO quarantine (hub, seq, epoch, reason, detail, plaintext, received) "
+            cur.executemany(self.q("INSERT INTO quarantine (hub, seq, epoch, reason, detail, plaintext, received) "
                                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hub, seq) DO NOTHING"),
                             [(hub_hex, q, ep, reason, detail[:500], bytes(plain).hex(), now)
                              for q, ep, reason, detail, plain in quarantine])
@@ -333,23 +335,23 @@ class Store:
         for i in range(0, len(keys), 500):
             part = keys[i:i + 500]
             marks = ",".join("?" * len(part))
-            cur.execute(self._q("SELECT devkey, hub, seq FROM readings WHERE devkey IN (%s)" % marks),
+            cur.execute(self.q("SELECT devkey, hub, seq FROM readings WHERE devkey IN (%s)" % marks),
                         part)
             for k, h, q in cur.fetchall():
                 out[k] = (h, q)
         return out
 
     def _hub(self, cur, hub_hex, now, stored, dup, rejected, backlog, refetched=0, quarantined=0):
-        cur.execute(self._q("SELECT rejected FROM hubs WHERE hub = ?"), (hub_hex,))
+        cur.execute(self.q("SELECT rejected FROM hubs WHERE hub = ?"), (hub_hex,))
         row = cur.fetchone()
         if row is None:
-            cur.execute(self._q("INSERT INTO hubs (hub, rejected) VALUES (?, '{}')"), (hub_hex,))
+            cur.execute(self.q("INSERT INTO hubs (hub, rejected) VALUES (?, '{}')"), (hub_hex,))
             counts = {}
         else:
             counts = json.loads(row[0])
         for reason, n in (rejected or {}).items():
             counts[reason] = counts.get(reason, 0) + n
-        cur.execute(self._q("UPDATE hubs SET last_seen = ?, batches = batches + 1, stored = stored + ?, "
+        cur.execute(self.q("UPDATE hubs SET last_seen = ?, batches = batches + 1, stored = stored + ?, "
                             "duplicates = duplicates + ?, refetched = refetched + ?, quarantined = quarantined + ?, "
                             "rejected = ?, backlog = coalesce(?, backlog) WHERE hub = ?"),
                     (now, stored, dup, refetched, quarantined, json.dumps(counts, sort_keys=True), backlog, hub_hex))
@@ -358,7 +360,7 @@ class Store:
         """Count refused input of a hub (nothing stored)."""
         cur = self.conn.cursor()
         self._hub(cur, hub_hex, time.time(), 0, 0, reasons, None)
-        cur.execute(self._q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
+        cur.execute(self.q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
 
     def status(self, hub_hex, backlog, ota=None):
@@ -370,10 +372,10 @@ class Store:
         now = time.time()
         try:
             cur = self.conn.cursor()
-            cur.execute(self._q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
+            cur.execute(self.q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
             if cur.fetchone() is None:
-                cur.execute(self._q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
-            cur.execute(self._q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"),
+                cur.execute(self.q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
+            cur.execute(self.q("UPDATE hubs SET backlog = ?, last_seen = ? WHERE hub = ?"),
                         (backlog, now, hub_hex))
             if ota is not None:
                 from samband.receiver import versions
@@ -394,7 +396,7 @@ class Store:
             part = seqs[i:i + 500]
             marks = ",".join("?" * len(part))
             for table in ("readings", "quarantine"):  # a quarantined record is kept: the hub may forget it
-                cur.execute(self._q(f"SELECT seq FROM {table} WHERE hub = ? AND seq IN ({marks})"),
+                cur.execute(self.q(f"SELECT seq FROM {table} WHERE hub = ? AND seq IN ({marks})"),
                             [hub_hex] + part)
                 got.update(r[0] for r in cur.fetchall())
         self.conn.commit()
@@ -403,7 +405,7 @@ class Store:
     def spans(self, hub_hex):
         """The stored seqs of a hub as [(first, last)] runs (the receiver's replay state after a restart)."""
         cur = self.conn.cursor()
-        cur.execute(self._q("SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g "
+        cur.execute(self.q("SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g "
                             "FROM (SELECT seq FROM readings WHERE hub = ? UNION SELECT seq FROM quarantine "
                             "WHERE hub = ?) AS kept) AS runs GROUP BY g ORDER BY 1"), (hub_hex, hub_hex))
         out = [(a, b) for a, b in cur.fetchall()]
@@ -428,7 +430,7 @@ class Store:
         if hub is not None:
             sql += " WHERE hub = ?"
             args = (hub,)
-        cur.execute(self._q(sql + " ORDER BY hub, seq"), args)
+        cur.execute(self.q(sql + " ORDER BY hub, seq"), args)
         out = [{"hub": r[0], "seq": r[1], "epoch": r[2], "reason": r[3], "detail": r[4], "plaintext": r[5],
                 "received": r[6]} for r in cur.fetchall()]
         self.conn.commit()
@@ -459,7 +461,7 @@ class Store:
         if limit:
             sql += " LIMIT %d" % int(limit)
         cur = self.conn.cursor()
-        cur.execute(self._q(sql), args)
+        cur.execute(self.q(sql), args)
         out = []
         for h, ep, js, rec, utc, src, dtc, method, off in cur.fetchall():
             d = {"hub": h, "epoch": ep}
@@ -478,7 +480,7 @@ class Store:
         if hub is None:
             cur.execute("SELECT count(*) FROM readings WHERE dup_of IS NULL")
         else:
-            cur.execute(self._q("SELECT count(*) FROM readings WHERE hub = ? AND dup_of IS NULL"), (hub,))
+            cur.execute(self.q("SELECT count(*) FROM readings WHERE hub = ? AND dup_of IS NULL"), (hub,))
         n = cur.fetchone()[0]
         self.conn.commit()
         return n
@@ -578,7 +580,7 @@ def device_infos(store, hub=None, device=None):
             where.append(f"{col} = ?")
             args.append(val)
     cur = store.conn.cursor()
-    cur.execute(store._q("SELECT device, reading FROM readings WHERE " + " AND ".join(where)
+    cur.execute(store.q("SELECT device, reading FROM readings WHERE " + " AND ".join(where)
                          + " ORDER BY received, hub, seq"), args)
     out = {}
     for dev, js in cur.fetchall():

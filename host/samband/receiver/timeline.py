@@ -150,7 +150,7 @@ def settle(store, cur, hub, new):
     """After a batch's rows are inserted (same transaction): fill in the hub UTC of
     every reading of the batch's boots that lacks it, then (re)correct the device
     times of the devices touched. new: [(seq, device, boot, mdc)] of the rows inserted."""
-    q = store._q
+    q = store.q
     boots = sorted({b for _, _, b, _ in new if b is not None})
     refill = {b for _, _, b, m in new if m in (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP)}
     first = {}  # device -> lowest seq that needs correcting
@@ -197,7 +197,7 @@ def _tzo_rec(js):
 
 def _correct_device(store, cur, hub, dev, lo):
     import json
-    q = store._q
+    q = store.q
     # from the start of the session (connection) that holds the lowest seq touched
     cur.execute(q("SELECT max(seq) FROM readings WHERE hub = ? AND device = ? AND mdc = ? AND seq <= ?"),
                 (hub, dev, MDC_HUB_DEVICE_CONNECTED, lo))

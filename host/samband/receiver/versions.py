@@ -74,24 +74,20 @@ def parse_ota(m):
     return out
 
 
-def _q(store, sql):
-    return sql.replace("?", store.ph)
-
-
 def record(store, cur, hub_hex, ota, now):
     """Write a parsed "ota" entry into the hub's row (its `hubs` row exists) and,
     when the running version differs from the one recorded, a row of its
     version history; the history keeps the newest HISTORY_MAX changes a hub.
     Runs in the caller's transaction (Store.status commits)."""
-    cur.execute(_q(store, "SELECT version FROM hubs WHERE hub = ?"), (hub_hex,))
+    cur.execute(store.q("SELECT version FROM hubs WHERE hub = ?"), (hub_hex,))
     before = cur.fetchone()[0]
     if before != ota["version"]:
-        cur.execute(_q(store, "INSERT INTO hub_versions (hub, since, version, previous) VALUES (?, ?, ?, ?)"),
+        cur.execute(store.q("INSERT INTO hub_versions (hub, since, version, previous) VALUES (?, ?, ?, ?)"),
                     (hub_hex, now, ota["version"], before))
-        cur.execute(_q(store, "DELETE FROM hub_versions WHERE hub = ? AND since < (SELECT since FROM hub_versions "
+        cur.execute(store.q("DELETE FROM hub_versions WHERE hub = ? AND since < (SELECT since FROM hub_versions "
                               "WHERE hub = ? ORDER BY since DESC LIMIT 1 OFFSET ?)"),
                     (hub_hex, hub_hex, HISTORY_MAX - 1))
-    cur.execute(_q(store, "UPDATE hubs SET version = ?, slot = ?, ota_state = ?, ota_target = ?, ota_have = ?, "
+    cur.execute(store.q("UPDATE hubs SET version = ?, slot = ?, ota_state = ?, ota_target = ?, ota_have = ?, "
                           "ota_n = ?, ota_refused = ?, version_at = ? WHERE hub = ?"),
                 (ota["version"], ota["slot"], ota["state"], ota["target"], ota["have"], ota["n"], ota["refused"],
                  now, hub_hex))
@@ -117,7 +113,7 @@ def history(store, hub_hex=None):
     if hub_hex is not None:
         sql, args = sql + " WHERE hub = ?", (hub_hex,)
     cur = store.conn.cursor()
-    cur.execute(_q(store, sql + " ORDER BY hub, since"), args)
+    cur.execute(store.q(sql + " ORDER BY hub, since"), args)
     out = [{"hub": h, "since": s, "version": v, "previous": p} for h, s, v, p in cur.fetchall()]
     store.conn.commit()
     return out

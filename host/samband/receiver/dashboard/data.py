@@ -32,7 +32,7 @@ CLINICAL_ALERT_KINDS = ("clinical",)
 
 
 class Reader:
-    """A read-only connection with the two things alerts_db's queries use (conn, _q)."""
+    """A read-only connection with the two things alerts_db's queries use (conn, q)."""
 
     def __init__(self, url):
         url = str(url)
@@ -53,12 +53,14 @@ class Reader:
                 raise StoreError(f"cannot read the database {url}: {e}") from None
             self.ph = "?"
 
-    def _q(self, sql):
+    def q(self, sql):
+        """sql with this database's placeholder (? for SQLite, %s for PostgreSQL):
+        public, as the alerts, timeline and dashboard queries share the store's connection."""
         return sql.replace("?", self.ph)
 
     def rows(self, sql, args=()):
         cur = self.conn.cursor()
-        cur.execute(self._q(sql), args)
+        cur.execute(self.q(sql), args)
         out = cur.fetchall()
         self.conn.commit()
         return out

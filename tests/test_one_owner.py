@@ -1,0 +1,138 @@
+"""One owner per wire format, public seams only (issue 11): checked on the source.
+
+The firmware owns the bridge frame codes (hub/ble/bridge.py) and the sealing
+format (hub/seal.py); the host imports them. A copy somewhere else drifts
+silently when the owner changes, so these tests fail if a module other than
+the owner binds one of the owner's format names to the owner's value, or
+defines one of its codec functions. They also fail if a module imports a
+private name from another module, or reaches into an imported module's
+private names, instead of using a public one.
+"""
+
+import ast
+
+from samband.paths import FIRMWARE, REPO
+
+HOST = REPO / "host" / "samband"
+OWNERS = {
+    FIRMWARE / "hub" / "ble" / "bridge.py": ("REQ", "OK", "ERR", "EVENT", "KEYREQ", "KEYREP", "MAX_FRAME"),
+    FIRMWARE / "hub" / "seal.py": ("V_RECORD", "V_EPOCH", "V_CONFIG", "V_BATCH", "RECORD_HEADER", "RECORD_OVERHEAD",
+                                   "EPOCH_BYTES", "MAX_SPAN", "MAX_RECEIVERS", "EPOCH_LABEL", "CONFIG_LABEL",
+                                   "SEQ_MAX", "MAX_BATCH_BYTES", "MAX_BATCH_ITEMS", "LEB_MAX_BYTES"),
+}
+# The seal's codecs: only their owner defines them (the receiver's unbatch wraps
+# seal.unbatch to name a rejection reason, so that name is not on this list).
+# Deliberate copies, each checked against its owner elsewhere: the uplink keeps the
+# batch limits so that it does not import hub.seal's crypto (tests/fw/test_uplink_logic.py).
+ALLOWED = {"firmware/hub/uplink.py": ["MAX_BATCH_BYTES", "MAX_BATCH_ITEMS"]}
+OWNED_FUNCTIONS = ("record_nonce", "epoch_tag", "config_tag", "parse_config", "read_len")
+
+
+def _sources():
+    for root in (FIRMWARE, HOST):
+        yield from sorted(root.rglob("*.py"))
+
+
+def _owned_values():
+    """{name: value} of every format name, read from the owners' source."""
+    out = {}
+    for path, names in OWNERS.items():
+        tree = ast.parse(path.read_text())
+        for name, value in _module_constants(tree):
+            if name in names:
+                out[name] = value
+        assert set(names) <= set(out), f"{path} no longer defines {set(names) - set(out)}"
+    return out
+
+
+def _module_constants(tree):
+    """(name, literal value) of each module-level assignment, tuples unpacked."""
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                pairs = [(target, node.value)]
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = zip(target.elts, node.value.elts)
+            else:
+                continue
+            for t, v in pairs:
+                if isinstance(t, ast.Name) and _arithmetic(v):
+                    yield t.id, eval(compile(ast.Expression(v), "<constant>", "eval"), {"__builtins__": {}})
+
+
+def _arithmetic(node):
+    """Whether node is a literal or arithmetic on literals (2 ** 63 - 1), safe to evaluate."""
+    return all(isinstance(n, (ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.expr_context))
+               for n in ast.walk(node))
+
+
+def format_copies(source, owned):
+    """Lines of source that copy a format name with its owner's value, or define an owned codec."""
+    tree = ast.parse(source)
+    out = [name for name, value in _module_constants(tree) if owned.get(name, object()) == value]
+    out += [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in OWNED_FUNCTIONS]
+    return out
+
+
+def private_reach_ins(source):
+    """`from m import _name`, and `m._name` where m is a module this source imports."""
+    tree = ast.parse(source)
+    modules, out = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    out.append(f"from {node.module} import {a.name}")
+                else:
+                    modules.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            out.append(f"{node.value.id}.{node.attr}")
+    return out
+
+
+def test_the_checks_find_what_they_look_for():
+    # The copies this branch removed, as they were: each check must see them.
+    owned = _owned_values()
+    assert format_copies("REQ, OK, ERR, EVENT, KEYREQ, KEYREP = 0, 1, 2, 3, 4, 5\nMAX_FRAME = 0xFFFF\n",
+                         owned) == ["REQ", "OK", "ERR", "EVENT", "KEYREQ", "KEYREP", "MAX_FRAME"]
+    assert format_copies("V_RECORD, V_EPOCH, V_CONFIG, V_BATCH = 0x10, 0x11, 0x12, 0x13\n"
+                         "def record_nonce(kid, epoch, seq):\n    pass\n", owned) == \
+        ["V_RECORD", "V_EPOCH", "V_CONFIG", "V_BATCH", "record_nonce"]
+    assert format_copies("OK = 'ok'\nREQ = 7\n", owned) == []  # the same name, another meaning
+    assert private_reach_ins("from hub.mqtt import _wait_ms, ticks_ms\nfrom hub import mqtt\n"
+                             "mqtt._wait_ms(1)\nself._x\n") == ["from hub.mqtt import _wait_ms", "mqtt._wait_ms"]
+
+
+def test_every_format_name_has_one_owner():
+    owned = _owned_values()
+    copies = {}
+    for path in _sources():
+        if path in OWNERS:
+            continue
+        found = format_copies(path.read_text(), owned)
+        if found:
+            copies[str(path.relative_to(REPO))] = found
+    assert copies == ALLOWED, "import these from their owner (firmware/hub/ble/bridge.py, firmware/hub/seal.py)"
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    found = {}
+    for path in _sources():
+        hits = private_reach_ins(path.read_text())
+        if hits:
+            found[str(path.relative_to(REPO))] = hits
+    assert found == {}, "use or add a public name (issue 11, public seams)"
+
+
+def test_the_receiver_uses_the_owners_codecs():
+    from hub import seal
+    from samband.receiver import opener
+
+    assert opener.record_nonce is seal.record_nonce and opener.parse_config is seal.parse_config
+    assert opener.epoch_tag is seal.epoch_tag and opener.config_tag is seal.config_tag
