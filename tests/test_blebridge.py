@@ -466,3 +466,39 @@ def test_cli_runs_a_bridge_from_a_device_file(tmp_path, capsys):
     assert cli.main(["ble-bridge", "--devices", str(f)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown device kind 'toaster'" in err
+
+
+def test_a_link_no_hub_asked_for_is_ended_and_the_device_advertises_again():
+    # A connect the bridge gave up on can still complete (the controller's Connection
+    # Complete was on its way): such a link belongs to no hub, and the device, which
+    # stops advertising while connected, must be freed, or its collector never reaches
+    # it again (a BP cuff's measurement waited forever in the fault test).
+    from bumble import hci
+    b = BleBridge([{"kind": "thermo", "address": "C0:5A:4B:00:01:07", "name": "Orphan Thermo"}])
+    addr = b.start()
+    ORPHAN = a7("C0:5A:4B:00:01:07")
+    try:
+        b.ORPHAN_S = 0.3
+        sim = b.sims[0]
+
+        async def ghost():
+            b._expect_late_completion()  # as after a connect given up
+            conn = await b.central.connect(sim.address, own_address_type=hci.OwnAddressType.RANDOM)
+            assert sim.connected and conn.handle not in b.conns  # nobody's link
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if not sim.connected and b.central.connections.get(conn.handle) is None:
+                    return True
+            return False
+
+        assert b.call(ghost(), 30), "the orphan link was not ended"
+        # and the device advertises again: a hub's connect reaches it
+        async def reach():
+            c = await BridgeClient.open(*addr)
+            try:
+                return await c.request("connect", ORPHAN, 5000)
+            finally:
+                await c.close()
+        assert isinstance(run(reach()), int)
+    finally:
+        b.stop()
