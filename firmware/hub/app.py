@@ -83,6 +83,7 @@ class Hub:
         self.ota_key = None
         self.config = {}
         self.led = None  # hub/led.py, once main() runs
+        self.mdns = None  # hub/mdnsd.py, once an IP bearer is up
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
 
@@ -118,6 +119,8 @@ class Hub:
             s["ota"] = self.ota.status()
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
+        if self.mdns is not None:
+            s["mdns"] = self.mdns.stats()
         if self.heap_steps:
             s["heap_steps"] = self.heap_steps
         return s
@@ -147,6 +150,25 @@ class Hub:
             asyncio.create_task(clock.from_modem(bearer.at, self.clock))
         elif bearer.kind in ("wifi", "lan"):
             asyncio.create_task(clock.from_sntp(self.clock, self.config.get("ntp", "pool.ntp.org")))
+        if bearer.kind != "cellular" and self.mdns is None:
+            self.start_mdns(bearer)
+
+    def start_mdns(self, bearer):
+        """Advertise _samband._tcp on the LAN (samband discover --lan): loaded only
+        now, when an IP bearer is up, never on a cellular-only hub."""
+        mport = self.port.mdns_port()
+        if not mport:
+            return
+        from hub import mdns, mdnsd
+        try:
+            ip = bearer.metrics().get("ip") or "127.0.0.1"  # hostnet: the host's loopback
+            recs = mdns.records("".join("%02x" % b for b in self.port.unique_id()), board.load()["name"], VERSION, ip)
+            self.mdns = mdnsd.Responder(recs, mport, ip)
+            self.mdns.open()
+        except (OSError, ValueError) as e:
+            self.problems.append("mdns: %s" % e)
+            return
+        asyncio.create_task(_keep("mdns", self.mdns.run, self))
 
     def hub_telemetry(self, mdc, val, unit=None):
         """A telemetry reading about the hub itself (bearer changes, clock jumps):
