@@ -2,7 +2,8 @@
 (hub/mdnsd.py) running on the MicroPython unix port: the query is made and the
 reply parsed by zeroconf (host/samband/device/lan.py), the responder answers on a
 free port of the loopback (never 5353, so parallel workers do not meet), refuses
-a malformed packet and counts it. Multicast is not used: see docs/technician.md."""
+a malformed packet and counts it. One test also browses by multicast on the loopback
+(port 5353, shared: each run's hub has its own id and the test looks for that one)."""
 
 import json
 import os
@@ -24,12 +25,16 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def serve(port, n, uid="00005a4d0001"):
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", str(firmware_tree()), str(FW_TESTS)]))
+    return subprocess.Popen([tool("micropython"), "-X", f"heapsize={MPY_HEAP}", "mdns_serve.py", str(port), str(n),
+                             uid], cwd=FW_TESTS, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.fixture
 def responder():
     port = free_udp_port()
-    env = dict(os.environ, MICROPYPATH=":".join([".frozen", str(firmware_tree()), str(FW_TESTS)]))
-    p = subprocess.Popen([tool("micropython"), "-X", f"heapsize={MPY_HEAP}", "mdns_serve.py", str(port), "3"],
-                         cwd=FW_TESTS, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = serve(port, 3)
     try:
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
         yield port, p
@@ -60,3 +65,17 @@ def test_cli_mdns_lists_the_hub_and_says_when_none_answers(responder):
     assert [(r["hub"], r["board"], r["version"]) for r in rows if r["usb"] == ""] == [("00005a4d0001", "vhub", "0.1.0")]
     with pytest.raises(SambandError, match=r"^mdns: no answer from 127.0.0.1:\d+ within 0.3 s$"):
         lan.ask("127.0.0.1", free_udp_port(), timeout=0.3)
+
+
+def test_zeroconf_browse_finds_the_unix_port_responder_by_multicast():
+    uid = os.urandom(6).hex()  # other workers' responders may share 5353: find this one
+    p = serve(5353, 1000, uid)
+    try:
+        first = p.stdout.readline().strip()
+        if first != "ready":
+            pytest.skip(f"UDP 5353 is not ours to bind here: {p.stderr.read().strip()[-200:]}")
+        rows = [r for r in lan.browse(1.5, interfaces=["127.0.0.1"]) if r["hub"] == uid]
+    finally:
+        p.kill()
+        p.wait()
+    assert [(r["port"], r["board"], r["version"]) for r in rows] == [("127.0.0.1", "vhub", "0.1.0")]

@@ -99,7 +99,8 @@ def name_bytes(name):
     return bytes(out)
 
 
-def _ip4(ip):
+def ip4(ip):
+    """b"\xc0\xa8\x01\x14" for "192.168.1.20" (the A record; mdnsd's group join)."""
     b = bytes(int(x) for x in ip.split("."))
     if len(b) != 4:
         raise MdnsError("mdns: bad address %s" % ip)
@@ -121,7 +122,7 @@ def records(uid, board, version, ip, port=0):
             (SERVICE, PTR, name_bytes(inst)),
             (inst, SRV, bytes((0, 0, 0, 0, port >> 8, port & 255)) + name_bytes(host)),
             (inst, TXT, bytes(txt)),
-            (host, A, _ip4(ip))]
+            (host, A, ip4(ip))]
 
 
 def _rr(out, rec, ttl, flush):

@@ -37,7 +37,7 @@ class Responder:
         join = getattr(socket, "IP_ADD_MEMBERSHIP", None)
         if join is not None and self.port == 5353:
             try:
-                s.setsockopt(socket.IPPROTO_IP, join, mdns._ip4(GROUP) + mdns._ip4(self.ip))
+                s.setsockopt(getattr(socket, "IPPROTO_IP", 0), join, mdns.ip4(GROUP) + mdns.ip4(self.ip))
                 self.joined = True
             except OSError:
                 pass  # no multicast on this interface: legacy unicast queries still work

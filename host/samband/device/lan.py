@@ -57,10 +57,11 @@ def parse_answer(data):
 def query():
     """A legacy unicast PTR query for _samband._tcp.local (bytes), made by zeroconf."""
     from zeroconf import DNSOutgoing, DNSQuestion
-    from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_PTR
-    out = DNSOutgoing(_FLAGS_QR_QUERY, multicast=False)
+
+    from hub import mdns
+    out = DNSOutgoing(0, multicast=False)  # flags 0: a standard query
     out.id = 0x5A4D
-    out.add_question(DNSQuestion(SERVICE, _TYPE_PTR, _CLASS_IN))
+    out.add_question(DNSQuestion(SERVICE, mdns.PTR, 1))  # class IN
     return out.packets()[0]
 
 
