@@ -63,6 +63,9 @@ def test_cli_mdns_lists_the_hub_and_says_when_none_answers(responder):
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
     assert [(r["hub"], r["board"], r["version"]) for r in rows if r["usb"] == ""] == [("00005a4d0001", "vhub", "0.1.0")]
+    p = subprocess.run([sys.executable, "-m", "samband.cli", "discover", "--mdns", "127.0.0.1:99999"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].endswith("--mdns 127.0.0.1:99999: give HOST:PORT")
     with pytest.raises(SambandError, match=r"^mdns: no answer from 127.0.0.1:\d+ within 0.3 s$"):
         lan.ask("127.0.0.1", free_udp_port(), timeout=0.3)
 

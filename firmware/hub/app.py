@@ -150,25 +150,15 @@ class Hub:
             asyncio.create_task(clock.from_modem(bearer.at, self.clock))
         elif bearer.kind in ("wifi", "lan"):
             asyncio.create_task(clock.from_sntp(self.clock, self.config.get("ntp", "pool.ntp.org")))
-        if bearer.kind != "cellular" and self.mdns is None:
-            self.start_mdns(bearer)
-
-    def start_mdns(self, bearer):
-        """Advertise _samband._tcp on the LAN (samband discover --lan): loaded only
-        now, when an IP bearer is up, never on a cellular-only hub."""
-        mport = self.port.mdns_port()
-        if not mport:
-            return
-        from hub import mdns, mdnsd
-        try:
-            ip = bearer.metrics().get("ip") or "127.0.0.1"  # hostnet: the host's loopback
-            recs = mdns.records("".join("%02x" % b for b in self.port.unique_id()), board.load()["name"], VERSION, ip)
-            self.mdns = mdnsd.Responder(recs, mport, ip)
-            self.mdns.open()
-        except (OSError, ValueError) as e:
-            self.problems.append("mdns: %s" % e)
-            return
-        asyncio.create_task(_keep("mdns", self.mdns.run, self))
+        if bearer.kind != "cellular" and self.mdns is None and self.port.mdns_port():
+            # advertise _samband._tcp on the LAN (samband discover --lan); loaded only now
+            from hub import mdnsd
+            try:
+                self.mdns = mdnsd.start(self.port, bearer, board.load()["name"], VERSION)
+            except (OSError, ValueError) as e:
+                self.problems.append("mdns: %s" % e)
+                return
+            asyncio.create_task(_keep("mdns", self.mdns.run, self))
 
     def hub_telemetry(self, mdc, val, unit=None):
         """A telemetry reading about the hub itself (bearer changes, clock jumps):

@@ -79,6 +79,16 @@ class Responder:
                 "unsent": self.unsent}
 
 
+def start(port, bearer, board, version):
+    """The hub's responder, its socket open, for a bearer just come up (hub/app.py):
+    the A record is the bearer's address (hostnet has none: the host's loopback)."""
+    ip = bearer.metrics().get("ip") or "127.0.0.1"
+    r = Responder(mdns.records("".join("%02x" % b for b in port.unique_id()), board, version, ip),
+                  port.mdns_port(), ip)
+    r.open()
+    return r
+
+
 def _port_of(addr):
     # CPython and some ports give (host, port); the unix port a sockaddr bytes
     if isinstance(addr, tuple):
