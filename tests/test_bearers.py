@@ -13,8 +13,10 @@ import json
 
 import pytest
 from conftest import TESTS, firmware_tree
+from test_mdns_lan import free_udp_port
 from test_uplink import check_exactly_once, drained, rows
 
+from samband.device import lan
 from samband.rig.relay import Relay
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
@@ -155,7 +157,8 @@ def test_the_hub_app_runs_its_provisioned_bearers_and_journals_their_changes(rig
     """The firmware's own main.py (hub.app): bearers from /config/hub.json,
     each bearer's way up a telemetry reading of the hub itself (device
     address all zeros) that reaches the database; its status names the
-    bearer carrying routine data."""
+    bearer carrying routine data. The first IP bearer up starts its mDNS
+    responder (on a free port here), which `samband discover` reaches."""
     firmware_main = TESTS.parent / "firmware" / "main.py"
     h = rig.add_hub(HUB, firmware_main, {})
     rig.start_broker()
@@ -167,6 +170,8 @@ def test_the_hub_app_runs_its_provisioned_bearers_and_journals_their_changes(rig
         "bearers": [{"kind": "hostnet", "name": "a", "port": ra.port},
                     {"kind": "hostnet", "name": "b", "port": rb.port}]}).encode())
     rig.start_receiver()
+    mdns_port = free_udp_port()
+    h.vhub.extra_env["SAMBAND_MDNS_PORT"] = str(mdns_port)
     h.vhub.start()
     code = 1024 << 16 | 32
 
@@ -181,6 +186,8 @@ def test_the_hub_app_runs_its_provisioned_bearers_and_journals_their_changes(rig
         up_a, up_b = STATES.index("up"), 16 + STATES.index("up")
         rig.wait(lambda: up_a in changes_in_db() and up_b in changes_in_db(), TIMEOUT,
                  "both bearers' way up in the database")
+        found = lan.ask("127.0.0.1", mdns_port, timeout=10)
+        assert (found["hub"], found["board"], found["port"]) == (h.uid, "vhub", f"127.0.0.1:{mdns_port}")
         ra.blackhole = True
         rig.wait(lambda: 16 * 0 + STATES.index("degraded") in changes_in_db(), TIMEOUT,
                  "bearer a's degradation in the database (through b)")

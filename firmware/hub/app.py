@@ -83,6 +83,7 @@ class Hub:
         self.ota_key = None
         self.config = {}
         self.led = None  # hub/led.py, once main() runs
+        self.mdns = None  # hub/mdnsd.py, once an IP bearer is up
         self.heap_steps = []  # [name, bytes] the heap grew by while each service started
         self._heap_mark = None
 
@@ -118,6 +119,8 @@ class Hub:
             s["ota"] = self.ota.status()
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
+        if self.mdns is not None:
+            s["mdns"] = self.mdns.stats()
         if self.heap_steps:
             s["heap_steps"] = self.heap_steps
         return s
@@ -147,6 +150,15 @@ class Hub:
             asyncio.create_task(clock.from_modem(bearer.at, self.clock))
         elif bearer.kind in ("wifi", "lan"):
             asyncio.create_task(clock.from_sntp(self.clock, self.config.get("ntp", "pool.ntp.org")))
+        if bearer.kind != "cellular" and self.mdns is None and self.port.mdns_port():
+            # advertise _samband._tcp on the LAN (samband discover --lan); loaded only now
+            from hub import mdnsd
+            try:
+                self.mdns = mdnsd.start(self.port, bearer, board.load()["name"], VERSION)
+            except (OSError, ValueError) as e:
+                self.problems.append("mdns: %s" % e)
+                return
+            asyncio.create_task(_keep("mdns", self.mdns.run, self))
 
     def hub_telemetry(self, mdc, val, unit=None):
         """A telemetry reading about the hub itself (bearer changes, clock jumps):

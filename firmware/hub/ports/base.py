@@ -64,6 +64,10 @@ class BasePort:
         """The BLE Central (hub.ble), or None if this board has no BLE."""
         return None
 
+    def mdns_port(self):
+        """The UDP port the hub's mDNS responder listens on (hub/mdnsd.py); None: none."""
+        return 5353
+
     def bearers(self, config=None):
         """The board's bearers in provisioned order (cheapest first), from the
         hub config's "bearers" list: [{"kind": "wifi"|"lan"|"cellular"|"hostnet",

@@ -49,6 +49,12 @@ class Port(BasePort):
             return HostNet(name, spec)
         return BasePort.make_bearer(self, kind, name, spec)
 
+    def mdns_port(self):
+        # The host owns 5353 and parallel tests must not share a port: the
+        # supervisor or test names one, else the virtual hub advertises nothing.
+        p = os.getenv("SAMBAND_MDNS_PORT")
+        return int(p) if p else None
+
     def reset(self):
         # The supervisor treats a process that ends with this code as a hard reset.
         sys.exit(75)

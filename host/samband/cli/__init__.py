@@ -90,12 +90,19 @@ def parser():
                    help="write the hub package as a ROMFS image into the board's ROM partition")
     p.set_defaults(func=hub.cmd_deploy)
 
-    p = sub.add_parser("discover", help="find hubs on USB (and virtual hubs): id, board, firmware",
+    p = sub.add_parser("discover", help="find hubs on USB, on the LAN (mDNS) and virtual hubs: id, board, firmware",
                        description="List USB serial ports whose VID:PID a board.json names, ask each hub its "
-                                   "status on its console, and print what answered.")
+                                   "status on its console, and print what answered; with --lan also the hubs "
+                                   "that advertise _samband._tcp over mDNS.")
     p.add_argument("--port", action="append", default=[], metavar="TTY",
                    help="also ask this port (a virtual hub's pty, an adapter with another VID:PID); repeatable")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds each hub has to answer (default 2)")
+    p.add_argument("--lan", action="store_true", help="also browse the LAN for _samband._tcp (mDNS multicast)")
+    p.add_argument("--lan-timeout", type=float, default=3.0, metavar="S",
+                   help="seconds to listen for mDNS answers (default 3)")
+    p.add_argument("--mdns", action="append", default=[], metavar="HOST:PORT",
+                   help="also ask this mDNS responder directly (unicast; a virtual hub's SAMBAND_MDNS_PORT); "
+                        "repeatable")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=hub.cmd_discover)
 

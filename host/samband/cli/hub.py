@@ -287,13 +287,22 @@ def cmd_deploy(args):
 
 
 def cmd_discover(args):
-    """Hubs on USB (VID:PID from board.json) and given ports, each asked ?status on its console."""
-    from samband.device import discover
+    """Hubs on USB (VID:PID from board.json) and given ports, each asked ?status on its console;
+    with --lan or --mdns also those that answer mDNS."""
+    from samband.device import discover, lan
     rows = discover.discover(args.port, timeout=args.timeout)
+    for where in args.mdns:
+        host, _, port = where.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SambandError(f"--mdns {where}: give HOST:PORT")
+        rows.append(lan.ask(host, int(port), timeout=args.lan_timeout))
+    if args.lan:
+        rows += lan.browse(args.lan_timeout)
     if args.json:
         print(json.dumps(rows, indent=1))
     elif not rows:
-        print("no hub found on USB (no serial port with a board's VID:PID); a virtual hub: --port build/vhub.tty")
+        print("no hub found on USB (no serial port with a board's VID:PID)" + (" nor on the LAN" if args.lan else "")
+              + "; a virtual hub: --port build/vhub.tty")
     else:
         print(discover.table(rows))
 
