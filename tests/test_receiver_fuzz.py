@@ -179,8 +179,22 @@ def _ops(r):
     return r.choices(OPS, WEIGHTS, k=r.randint(0, 3))
 
 
+def _ota(r):
+    """A status's "ota" entry (docs/ota.md): well formed, or wrong in one field."""
+    good = {"v": "0.2.0", "st": "fetching", "s": "a", "to": "0.3.0", "have": 3, "n": 9}
+    pick = r.randrange(6)
+    if pick == 0:
+        return good
+    bad = dict(good)
+    key = r.choice(list(good))
+    bad[key] = r.choice([None, -1, 2 ** 40, "x" * 40, [1], {"a": 1}, "Z!", 1.5, b"\x00"])
+    return bad
+
+
 def _status(r):
-    pick = r.randrange(9)
+    pick = r.randrange(10)
+    if pick == 8:
+        return cbor2.dumps({"pending": r.randint(0, 10), "ota": _ota(r)})
     if pick == 0:
         return cbor2.dumps({"pending": r.randint(0, 10), "alarms": r.randint(0, 3)})
     if pick == 1:
@@ -257,7 +271,7 @@ def test_counts_agree_with_the_database():
     assert hubs <= {HUB_A, HUB_B}  # no row for a hub the depot does not know
     assert ing.counters["unknown-hub"] > 0 and ing.strangers[STRANGER] > 0
     for reason in ("oversized", "malformed", "tampered", "replayed", "out-of-range", "bad-reading",
-                   "bad-status", "bad-topic"):
+                   "bad-status", "bad-topic", "bad-ota-status"):
         assert ing.counters[reason] > 0, reason
     held = {q["reason"] for q in s.quarantined()}
     assert {"out-of-range", "bad-reading", "unstorable"} <= held
