@@ -181,7 +181,10 @@ def test_200_kills_under_load_lose_nothing_and_deliver_nothing_twice(tmp_path):
                 con.wait_boot(con.boots + 1)  # mounted: now kill it while it works
                 time.sleep(rng.uniform(0, 0.12))
             else:
-                time.sleep(rng.uniform(0, 0.03))  # while it starts or mounts
+                # while it starts or mounts: the interpreter the last cut started must exist,
+                # or this cut lands on a plug already pulled and boots nothing (seen under load)
+                hub.wait_boots(_i + 1, 30)
+                time.sleep(rng.uniform(0, 0.03))
             hub.power_cut()
         con.wait_boot(con.boots + 1)
         time.sleep(0.1)
