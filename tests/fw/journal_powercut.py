@@ -22,6 +22,7 @@ import sys
 import vfs
 
 from fwtest import Rand
+from logbd import LogBD
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
@@ -36,45 +37,6 @@ ROOT = "/pc/journal"
 def payload(seq):
     n = 6 + (seq * 37) % (BS // 11)  # about a dozen records a segment
     return bytes((seq * 7 + i * 13) & 0xFF for i in range(n))
-
-
-class LogBD:
-    """RAM block device that records every program and erase."""
-
-    def __init__(self, image, log=None):
-        self.img = image
-        self.mv = memoryview(image)
-        self.log = log
-        self.ops = 0
-
-    def readblocks(self, block, buf, off=0):
-        a = block * BS + off
-        buf[:] = self.mv[a:a + len(buf)]
-
-    def writeblocks(self, block, buf, off=None):
-        if off is None:  # a whole-block write implies an erase first
-            self._op(block, -1, None)
-            off = 0
-        self._op(block, off, bytes(buf))
-
-    def _op(self, block, off, data):
-        a = block * BS
-        if data is None:
-            self.img[a:a + BS] = b"\xff" * BS
-        else:
-            self.img[a + off:a + off + len(data)] = data
-        self.ops += 1
-        if self.log is not None:
-            self.log.append((block, off, data))
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return BLOCKS
-        if op == 5:
-            return BS
-        if op == 6:
-            self._op(arg, -1, None)
-        return 0
 
 
 def apply(img, op, torn=None):
@@ -142,7 +104,7 @@ def mount(bd):
 
 def workload(seed):
     img = bytearray(b"\xff" * (BS * BLOCKS))
-    bd = LogBD(img)
+    bd = LogBD(img, bs=BS)
     vfs.VfsLfs2.mkfs(bd, progsize=PROG)
     base = bytes(img)
     bd.log = []
@@ -210,7 +172,7 @@ def check(img, k, rec):
             acked.update(ev[2])
         elif kind == "e":  # an eviction that had started may have removed these
             evicted.append(ev[2:])
-    bd = LogBD(img)
+    bd = LogBD(img, bs=BS)
     try:
         mount(bd)
     except OSError as e:

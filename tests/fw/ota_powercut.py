@@ -25,47 +25,15 @@ import sys
 
 import vfs
 
+from logbd import LogBD
+
 from hub import ota, release  # noqa: F401 - loaded before the cuts
+from hub.state import mkdirs
 
 BS = 512
 BLOCKS = 256
 MNT = "/pc"
 FW = MNT + "/fw"
-
-
-class LogBD:
-    def __init__(self, image, log=None):
-        self.img = image
-        self.mv = memoryview(image)
-        self.log = log
-
-    def readblocks(self, block, buf, off=0):
-        a = block * BS + off
-        buf[:] = self.mv[a:a + len(buf)]
-
-    def writeblocks(self, block, buf, off=None):
-        if off is None:
-            self._op(block, -1, None)
-            off = 0
-        self._op(block, off, bytes(buf))
-
-    def _op(self, block, off, data):
-        a = block * BS
-        if data is None:
-            self.img[a:a + BS] = b"\xff" * BS
-        else:
-            self.img[a + off:a + off + len(data)] = data
-        if self.log is not None:
-            self.log.append((block, off, data))
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return BLOCKS
-        if op == 5:
-            return BS
-        if op == 6:
-            self._op(arg, -1, None)
-        return 0
 
 
 def read(path):
@@ -83,17 +51,6 @@ def walk(root, rel=""):
         else:
             out[p[1:]] = read(root + p)
     return out
-
-
-def mkdirs(path):
-    import os
-    cur = ""
-    for part in path.strip("/").split("/"):
-        cur += "/" + part
-        try:
-            os.mkdir(cur)
-        except OSError:
-            pass
 
 
 def write_tree(root, files):
@@ -124,7 +81,7 @@ def mount(img):
         vfs.umount(MNT)
     except OSError:
         pass
-    vfs.mount(vfs.VfsLfs2(LogBD(img)), MNT)
+    vfs.mount(vfs.VfsLfs2(LogBD(img, bs=BS)), MNT)
 
 
 def chunks(rel, cs):
@@ -150,7 +107,7 @@ def main():
 
     # the flash before the update: slot a holds the old tree and is confirmed
     base = bytearray(BLOCKS * BS)
-    vfs.VfsLfs2.mkfs(LogBD(base))
+    vfs.VfsLfs2.mkfs(LogBD(base, bs=BS))
     mount(base)
     os.mkdir(FW)
     write_tree(FW + "/a", old)
@@ -160,7 +117,7 @@ def main():
     # 1. the update, logged
     log = []
     img = bytearray(base)
-    vfs.mount(vfs.VfsLfs2(LogBD(img, log)), MNT)
+    vfs.mount(vfs.VfsLfs2(LogBD(img, log, BS)), MNT)
     steps = []
 
     def step(name):
