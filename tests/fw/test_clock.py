@@ -118,3 +118,30 @@ def test_parse_sntp():
     raises(ValueError, parse_sntp, sntp_reply(secs, 0, li=3))      # unsynchronised
     raises(ValueError, parse_sntp, sntp_reply(0, 0))
     raises(ValueError, parse_sntp, b"\x24" * 20)
+
+
+class BoardTicks:
+    """A board's tick counter: wraps every 2**30 ms (12.4 days), ticks_diff as
+    MicroPython's (extmod/modtime.c time_ticks_diff: the period's signed difference)."""
+    PERIOD = 1 << 30
+
+    def ticks_ms(self):
+        return self.t
+
+    def ticks_diff(self, a, b):
+        d = (a - b) & (self.PERIOD - 1)
+        return d - self.PERIOD if d >= self.PERIOD // 2 else d
+
+
+def test_a_boards_wall_clock_stays_right_across_tick_wraps():
+    from hub.ports.base import BasePort
+
+    class P(BoardTicks, BasePort):
+        pass
+    p = P({})
+    p.t = P.PERIOD - 5000  # set 5 s before the counter wraps
+    assert p.utc_ms() is None
+    p.set_utc_ms(T0)
+    for day in range(1, 31):  # a month on a shelf, read once a day (the status reads it far more often)
+        p.t = (P.PERIOD - 5000 + day * 86400000) % P.PERIOD
+        assert p.utc_ms() == T0 + day * 86400000

@@ -12,6 +12,25 @@ from hub.ports.base import BasePort
 class Port(BasePort):
     name = "unix"
 
+    def __init__(self, board):
+        BasePort.__init__(self, board)
+        # SAMBAND_VHUB_CLOCK=board: a board's wall clock, unknown (None) until the
+        # firmware sets it (hub/clock.py); else the host's, always set (NTP).
+        self._host_clock = os.getenv("SAMBAND_VHUB_CLOCK") != "board"
+        # SAMBAND_VHUB_TICKS=ms: where the monotonic clock starts, e.g. near the 30-bit
+        # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
+        self._warp = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+
+    def ticks_ms(self):
+        return time.ticks_add(time.ticks_ms(), self._warp)
+
+    def warp(self, ms):
+        """Move the monotonic clock (and a set board clock with it) ms ahead at once: for a
+        test, what a board sees after ms of uptime spent waiting, without the wait. Only
+        the port's clock moves (what dates readings and the wall clock); timeouts that
+        run on time.ticks_ms keep real time."""
+        self._warp += ms
+
     def unique_id(self):
         uid = os.getenv("SAMBAND_VHUB_UID")
         if uid:
@@ -23,7 +42,14 @@ class Port(BasePort):
 
     def utc_ms(self):
         # The host's clock is set (NTP); a board sets its own from the network later.
-        return time.time_ns() // 1000000
+        if self._host_clock:
+            return time.time_ns() // 1000000
+        return BasePort.utc_ms(self)
+
+    def set_utc_ms(self, ms):
+        # the host's clock is not ours to set
+        if not self._host_clock:
+            BasePort.set_utc_ms(self, ms)
 
     def ble(self, bonds=None):
         # The virtual hub's radio is the host's BLE bridge (docs/ble.md).
