@@ -47,6 +47,7 @@ MAIN = TESTS / "data" / "uplink_main.py"
 HOUR = 3600 * 1000
 WRAP = 1 << 30  # a reading's mono is ticks_ms & (2**30 - 1)
 CLOCK_SET = 1024 << 16 | 48
+BOOT_RTC = 1024 << 16 | 50
 TIMEOUT = 60
 
 
@@ -137,3 +138,41 @@ def test_a_hub_offline_for_an_hour_then_online_dates_every_reading_within_2_s(ri
     assert all(r["mono"][1] > WRAP - HOUR // 2 - 1 for r in early) and pair[0]["mono"][1] < HOUR
     assert all(HOUR <= pair[0]["utc"] - r["utc"] <= HOUR + 120000 for r in early)
     print("clock e2e: dating error of %d readings, ms: min %d max %d" % (len(errs), min(errs), max(errs)))
+
+
+def test_a_reset_while_offline_dates_the_readings_of_both_boots_within_2_s(rig):
+    """Two boots before the clock is known: the first ends with a reset (a watchdog's, an
+    update's) before any bearer; the second sits its hour and then connects. The first
+    boot never had a pair of its own; the receiver chains it to the second through the
+    board's reset-proof clock (each boot's anchor, hub.clock.boot_anchor: ESP32's RTC,
+    the supervisor's power-on time on the virtual hub). Its mono values restart at the
+    reset, so dating them with the second boot's pair would put them ~an hour and a
+    boot's length off."""
+    total = 30
+    h, relay = offline_hub(rig, "00005a4d00c2", {"total": total, "reset_after": 10, "warp_after": 20, "warp_ms": HOUR})
+    try:
+        rig.wait(lambda: state_ok(h).get("made") == total and h.state().get("boot") == 2, TIMEOUT,
+                 "the readings of two boots, made offline")
+        assert h.vhub.resets == ["power-on", "hard"] and rig.store.count() == 0
+        relay.up()
+
+        def all_dated():
+            got = stored(rig, h.uid)
+            return (set(truth(h)) <= set(got) and any(r["mdc"] == CLOCK_SET for r in got.values())
+                    and all(r.get("utc") is not None for r in got.values()))
+        rig.wait(all_dated, TIMEOUT, "the readings of both boots dated in the database")
+        rig.wait(lambda: state_ok(h).get("pending") == 0, TIMEOUT, "the hub's journal to drain")
+    finally:
+        relay.close()
+    got = stored(rig, h.uid)
+    made = truth(h)
+    anchors = {r["mono"][0]: r["val"] for r in got.values() if r["mdc"] == BOOT_RTC}
+    assert set(anchors) == {1, 2} and anchors[1][0] == 1 and anchors[2][0] == 0  # power-on, then a reset
+    assert [r["mono"][0] for r in got.values() if r["mdc"] == CLOCK_SET] == [2]
+    by_boot = {1: 0, 2: 0}
+    for seq, (host_ms, warped) in made.items():
+        r = got[seq]
+        by_boot[r["mono"][0]] += 1
+        assert r["utc_src"] == "clock-report"
+        assert abs(r["utc"] - (host_ms - (HOUR - warped))) <= 2000, (r, host_ms, warped)
+    assert by_boot == {1: 10, 2: 20}

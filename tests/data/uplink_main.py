@@ -65,7 +65,7 @@ def main():
     tel = open("/uplink.bearers", "ab")
 
     def telemetry(mdc, val):
-        tel.write(("T %d %d\n" % (mdc, val)).encode())
+        tel.write(("T %d %s\n" % (mdc, json.dumps(val))).encode())
         tel.flush()
         if cfg.get("journal_telemetry"):
             # as hub/app.py's hub_telemetry: a reading about the hub itself, made now, so a
@@ -79,8 +79,10 @@ def main():
 
             j.append(make, reading.PRIO_TELEMETRY)
 
-    from hub.clock import Clock
+    from hub.clock import Clock, boot_anchor
     clock = Clock(port, telemetry)
+    if cfg.get("journal_telemetry"):
+        boot_anchor(port, telemetry)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
     if cfg.get("ota") is not None:
@@ -126,7 +128,8 @@ def main():
     log.flush()
     total = cfg.get("total", 100)
     # "truth": log each reading's real making time to /uplink.truth; "warp_after": K,
-    # "warp_ms": M: after the K-th reading of a boot's run, the port's clock jumps M ms
+    # "warp_ms": M: after the K-th reading, the port's clock jumps M ms; "reset_after":
+    # K: the hub resets after the K-th reading (once: the count is kept on flash)
     truth = open("/uplink.truth", "ab") if cfg.get("truth") else None
     warped = [0]
     every = cfg.get("alarm_every", 0)
@@ -164,6 +167,8 @@ def main():
                 append(n)
                 n += 1
                 _write("/uplink.made", str(n))
+                if n == cfg.get("reset_after"):
+                    port.reset()  # a reset (a watchdog's, an update's), not a power cut
             up.notify()
             await asyncio.sleep_ms(interval)
 

@@ -57,6 +57,11 @@ class BasePort:
     def set_utc_ms(self, ms):
         self._utc_at = [ms, self.ticks_ms()]
 
+    def rtc_ms(self):
+        """ms on a clock that counts through every reset but a power-on, set or not
+        (hub/clock.py boot_anchor); None: this board has none (its clock restarts too)."""
+        return None
+
     def mem(self):
         return gc.mem_alloc(), gc.mem_free()
 

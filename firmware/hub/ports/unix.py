@@ -19,10 +19,11 @@ class Port(BasePort):
         self._host_clock = os.getenv("SAMBAND_VHUB_CLOCK") != "board"
         # SAMBAND_VHUB_TICKS=ms: where the monotonic clock starts, e.g. near the 30-bit
         # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
-        self._warp = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+        self._ticks0 = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+        self._warp = 0
 
     def ticks_ms(self):
-        return time.ticks_add(time.ticks_ms(), self._warp)
+        return time.ticks_add(time.ticks_ms(), self._ticks0 + self._warp)
 
     def warp(self, ms):
         """Move the monotonic clock (and a set board clock with it) ms ahead at once: for a
@@ -30,6 +31,16 @@ class Port(BasePort):
         the port's clock moves (what dates readings and the wall clock); timeouts that
         run on time.ticks_ms keep real time."""
         self._warp += ms
+
+    def rtc_ms(self):
+        # A board's RTC counts from its power-on through every other reset (ESP-IDF,
+        # "System Time": only the power-up reset resets the RTC timer). The supervisor
+        # says when the virtual board was powered on, on the host's CLOCK_MONOTONIC
+        # (which time.ticks_ms reads here too: ports/unix/unix_mphal.c mp_hal_ticks_ms).
+        at = os.getenv("SAMBAND_VHUB_POWERED_AT")
+        if not at:
+            return None
+        return time.ticks_ms() + self._warp - int(at)
 
     def unique_id(self):
         uid = os.getenv("SAMBAND_VHUB_UID")
