@@ -35,6 +35,25 @@ def test_the_pair_is_the_latest_clock_setting_else_the_earliest_stamped_reading(
     assert tl.pick_pair([]) is None
 
 
+def test_boots_chained_through_the_reset_proof_clock_only_when_no_power_on_came_between():
+    # boot 1 powered on (rtc 0 at its mono 900), reset 60 s later; boot 2 anchored at rtc 61 s
+    # (its mono 700), set its clock at its mono 10700 (rtc 71 s) to T0; boot 3 after a power cut
+    anchors = {1: (900, 0, True), 2: (700, 61000, False), 3: (500, 40, True), 4: (300, 5040, False)}
+    pairs = {2: (10700, T0)}
+    pair = tl.chain_pair(1, anchors, pairs.get)
+    assert tl.hub_utc(900, pair) == T0 - 71000  # boot 1's anchor: 71 s of RTC before the setting
+    assert tl.hub_utc(30900, pair) == T0 - 41000
+    assert tl.chain_pair(3, anchors, pairs.get) is None  # the power-on restarted the RTC: no link back
+    assert tl.chain_pair(4, anchors, pairs.get) is None  # ... nor through boot 3
+    pairs[4] = (5300, T0 + 99000)
+    assert tl.hub_utc(500, tl.chain_pair(3, anchors, pairs.get)) == T0 + 99000 - 10000  # forward from 3 to 4
+    assert tl.chain_pair(2, {2: (1, 5, False)}, pairs.get) is None  # no anchor of a neighbour
+    assert tl.chain_pair(5, anchors, pairs.get) is None  # no anchor of its own
+    # backward: boot 1 knew the time, boot 2 (after a reset, never online) did not
+    anchors = {1: (900, 0, True), 2: (700, 61000, False)}
+    assert tl.hub_utc(700, tl.chain_pair(2, anchors, {1: (1900, T0)}.get)) == T0 + 60000
+
+
 def test_stamps_with_a_time_fault_or_a_bad_fraction():
     assert tl.stamp_of(T0, None, tl.CLOCK_FAULT) == (T0, None, tl.CLOCK_FAULT)
     assert tl.stamp_of(T0, 100, 7) == (T0, None, tl.CLOCK_FAULT)  # an unknown state is no clock
