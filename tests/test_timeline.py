@@ -218,3 +218,38 @@ def test_an_offline_hub_and_wrong_device_clocks_on_sqlite(tmp_path):
 
 def test_an_offline_hub_and_wrong_device_clocks_on_postgresql(pg_url):  # noqa: F811
     a_day(pg_url)[0].close()
+
+
+def chained_boots(url):
+    """On the store: boot 1 (powered on at T0, the RTC at 0) ends with a reset before its
+    clock was known; boot 2 sets its clock 300 ms wrong from the receiver, then SNTP
+    jumps it right; boot 3 comes after a power cut, never knows the time."""
+    s = open_store(url)
+    n = [0]
+
+    def put(boot, mono, mdc, val, hts=None):
+        n[0] += 1
+        return (n[0], 1, rd.make(n[0], HUBDEV if mdc >> 16 == 1024 else METER, mdc, val, [boot, mono], hts=hts))
+    glucose = 160184
+    b1 = [put(1, 1000, tl.MDC_HUB_BOOT_RTC, [1, 1000]), put(1, 5000, glucose, 100),        # T0+1 s, T0+5 s
+          put(2, 500, tl.MDC_HUB_BOOT_RTC, [0, 61500]), put(2, 2000, glucose, 101)]        # reset at T0+61 s
+    assert s.store(HUB, b1) == (4, 0)
+    assert all(r.get("utc") is None for r in s.readings(hub=HUB))
+    assert s.store(HUB, [put(2, 10000, tl.MDC_HUB_CLOCK_SET, 2, T0 + 71300)]) == (1, 0)   # 300 ms late
+    got = {r["seq"]: r for r in s.readings(hub=HUB)}
+    assert (got[2]["utc"], got[2]["utc_src"], got[4]["utc"]) == (T0 + 5300, "clock-report", T0 + 63300)
+    b3 = [put(2, 20000, tl.MDC_HUB_CLOCK_JUMP, -300, T0 + 81000),
+          put(3, 300, tl.MDC_HUB_BOOT_RTC, [1, 200]), put(3, 900, glucose, 102)]           # after a power cut
+    assert s.store(HUB, b3) == (3, 0)
+    got = {r["seq"]: r for r in s.readings(hub=HUB)}
+    assert [got[q]["utc"] for q in (1, 2, 3, 4)] == [T0 + 1000, T0 + 5000, T0 + 61500, T0 + 63000]
+    assert got[7].get("utc") is None and got[8].get("utc") is None  # no link across a power-on
+    s.close()
+
+
+def test_boots_before_the_clock_are_dated_through_the_chain_and_again_after_a_jump_on_sqlite(tmp_path):
+    chained_boots(str(tmp_path / "chain.db"))
+
+
+def test_boots_before_the_clock_are_dated_through_the_chain_and_again_after_a_jump_on_postgresql(pg_url):  # noqa: F811
+    chained_boots(pg_url)

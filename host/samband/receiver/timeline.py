@@ -186,15 +186,28 @@ def settle(store, cur, hub, new):
     first = {}  # device -> lowest seq that needs correcting
     for _s, d, _b, _m in new:
         first[d] = min(first.get(d, _s), _s)
-    chained = set()
+    chained, redo = set(), set()
+    anchors = None
     if refill or any(m == MDC_HUB_BOOT_RTC for _, _, _, m in new):
-        # a new pair or anchor may date other boots of the hub: those still waiting
+        # a new pair or anchor may date other boots of the hub: those still waiting, and
+        # (a jump) those dated through the chain from a boot whose pair has just changed
         cur.execute(q("SELECT DISTINCT boot FROM readings WHERE hub = ? AND utc IS NULL"), (hub,))
         chained = {r[0] for r in cur.fetchall() if r[0] is not None} - set(boots)
-    anchors = None
+        anchors = _anchors(store, cur, hub)
+        for b in refill:
+            for step in (1, -1):
+                n = b + step
+                while (n in anchors and n - step in anchors and not anchors[max(n, n - step)][2]
+                       and _boot_pair(store, cur, hub, n) is None):
+                    redo.add(n)
+                    n += step
+        chained |= redo - set(boots)
     for boot in boots + sorted(chained):
-        cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND utc IS NULL"),
-                    (hub, boot))  # the partial index readings_undated: no scan of the boot
+        if boot in redo:  # no pair of its own, so no row with hts: every row is dated again
+            cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ?"), (hub, boot))
+        else:
+            cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND utc IS NULL"),
+                        (hub, boot))  # the partial index readings_undated: no scan of the boot
         todo = cur.fetchall()
         if not todo and boot not in refill:
             continue  # the usual batch: everything dated, no new clock report
