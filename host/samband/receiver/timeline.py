@@ -12,6 +12,10 @@ reading of that boot without `hts` is then at pair_utc + (mono - pair_mono); the
 receiver fills this in when the pair arrives, also for readings stored before
 it (`utc_src` "clock-report"; "hub" when it came as `hts`). Error: the pair's
 own uncertainty plus the crystal's drift over the gap (<= 200 ppm: 0.7 s/hour).
+A boot with no pair of its own (it ended, by a reset, before the clock was known)
+is dated through the boot anchors (MDC 1024:50, hub.clock.boot_anchor: where each
+boot's mono sits on the board's reset-proof clock) from the nearest boot with a
+pair, when no power-on came between (chain_pair); else it stays undated.
 
 Device time. A device clock is wrong by an offset (never set, set by a person,
 DST, drift). The offset is learnt the PHD way, from a coincident time stamp: the
