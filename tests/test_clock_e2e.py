@@ -176,3 +176,44 @@ def test_a_reset_while_offline_dates_the_readings_of_both_boots_within_2_s(rig):
         assert r["utc_src"] == "clock-report"
         assert abs(r["utc"] - (host_ms - (HOUR - warped))) <= 2000, (r, host_ms, warped)
     assert by_boot == {1: 10, 2: 20}
+
+
+def test_after_a_power_cut_while_offline_the_first_boot_stays_undated_never_misdated(rig):
+    """The other way two boots can come before the clock: the plug pulled. The RTC
+    restarts with the power (its anchor says power_on), so nothing links the first
+    boot to the second's pair: its readings reach the database without a UTC time
+    rather than with a wrong one (their mono restarted: the second boot's pair would
+    put them about a boot's length and the hour off), and the second boot's are
+    dated within 2 s as before."""
+    total = 30
+    h, relay = offline_hub(rig, "00005a4d00c3", {"total": total, "hold_after": 10, "warp_after": 20,
+                                                 "warp_ms": HOUR})
+    try:
+        rig.wait(lambda: state_ok(h).get("made") == 10, TIMEOUT, "the first boot's readings")
+        h.vhub.power_cut()
+        rig.wait(lambda: state_ok(h).get("made") == total and h.state().get("boot") == 2, TIMEOUT,
+                 "the readings of the second boot, made offline")
+        assert h.vhub.resets == ["power-on", "power-on"]
+        relay.up()
+
+        def second_dated():
+            got = stored(rig, h.uid)
+            two = {q for q, r in got.items() if r["mono"][0] == 2}
+            return (any(r["mdc"] == CLOCK_SET for r in got.values()) and h.state().get("pending") == 0
+                    and all(got[q].get("utc") is not None for q in two))
+        rig.wait(second_dated, TIMEOUT, "the second boot's readings dated, the journal drained")
+    finally:
+        relay.close()
+    got = stored(rig, h.uid)
+    made = truth(h)
+    anchors = {r["mono"][0]: r["val"] for r in got.values() if r["mdc"] == BOOT_RTC}
+    assert anchors[1][0] == 1 and anchors[2][0] == 1  # both boots began with a power-on
+    assert set(made) <= set(got)
+    first = [r for r in got.values() if r["mono"][0] == 1]
+    assert len([r for r in first if r["seq"] in made]) == 10
+    assert all(r.get("utc") is None for r in first)  # the readings, the anchor, the bearer's telemetry
+    second = [r for r in got.values() if r["mono"][0] == 2 and r["seq"] in made]
+    assert len(second) == total - 10
+    for r in second:
+        host_ms, warped = made[r["seq"]]
+        assert abs(r["utc"] - (host_ms - (HOUR - warped))) <= 2000, (r, host_ms, warped)

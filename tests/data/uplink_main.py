@@ -129,7 +129,8 @@ def main():
     total = cfg.get("total", 100)
     # "truth": log each reading's real making time to /uplink.truth; "warp_after": K,
     # "warp_ms": M: after the K-th reading, the port's clock jumps M ms; "reset_after":
-    # K: the hub resets after the K-th reading (once: the count is kept on flash)
+    # K: the hub resets after the K-th reading (once: the count is kept on flash);
+    # "hold_after": K: a boot that reaches the K-th reading makes no more
     truth = open("/uplink.truth", "ab") if cfg.get("truth") else None
     warped = [0]
     every = cfg.get("alarm_every", 0)
@@ -160,6 +161,7 @@ def main():
 
     async def produce():
         n = _read_int("/uplink.made")
+        hold = cfg.get("hold_after") if n < cfg.get("hold_after", 0) else None
         while n < total:
             for _ in range(burst):
                 if n >= total:
@@ -169,6 +171,8 @@ def main():
                 _write("/uplink.made", str(n))
                 if n == cfg.get("reset_after"):
                     port.reset()  # a reset (a watchdog's, an update's), not a power cut
+                if n == hold:
+                    return  # nothing more this boot (the test pulls the plug)
             up.notify()
             await asyncio.sleep_ms(interval)
 
