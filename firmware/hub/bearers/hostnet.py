@@ -1,11 +1,14 @@
 # The virtual hub's IP bearers: each one a fixed TCP path to the broker.
 #
 # On a board every bearer is its own interface (Wi-Fi, Ethernet, the
-# modem's IP stack); the unix port has only the host's network. So each
-# hostnet bearer is given its own address (a relay the tests can cut or
-# black-hole, one per bearer) and open() always connects there, whatever
-# host the uplink names: that is what "a socket bound to this bearer"
-# means on the virtual hub, and it lets a test fail one bearer alone.
+# modem's IP stack). The virtual hub gets the same when the host gives it
+# one (samband.rig.netns: the hub runs in a network namespace with one veth
+# per bearer): with "dev", every socket of the bearer is bound to that
+# interface (SO_BINDTODEVICE), so it leaves by it or not at all, never by
+# whatever route is preferred. Without "dev" (no namespaces: not root) the
+# bearer is only its own address (a relay the tests can cut or black-hole).
+# Either way open() connects to the bearer's own host and port, whatever
+# host the uplink names (the uplink's name still checks the certificate).
 
 from hub.bearers import DEGRADED, UP, Bearer, BearerError
 
@@ -15,9 +18,51 @@ except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
 
+# Linux's numbers (asm-generic/socket.h): the unix port's socket module
+# names neither, and its setsockopt passes a bytes value through as the
+# option's buffer (ports/unix/modsocket.c, socket_setsockopt).
+SOL_SOCKET = 1
+SO_BINDTODEVICE = 25
+
+
+def _writable(s):
+    # The scheduler's own wait for a socket, as asyncio's stream module waits
+    # for a connect to finish: a plain generator, which MicroPython's asyncio
+    # can await.
+    from asyncio import core
+    yield core._io_queue.queue_write(s)
+
+
+async def open_pinned(dev, host, port, ssl=None, server_hostname=None):
+    """A TCP stream whose socket is bound to interface dev before it connects:
+    asyncio.open_connection makes its socket itself, too late to pin it."""
+    import socket
+    from asyncio.stream import Stream
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    s = socket.socket(ai[0], ai[1], ai[2])
+    try:
+        s.setsockopt(SOL_SOCKET, SO_BINDTODEVICE, dev.encode())
+        s.setblocking(False)
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            if e.errno != 115:  # EINPROGRESS; anything else (no route: the link is down) is the answer
+                raise
+        if ssl is not None:
+            s = ssl.wrap_socket(s, server_hostname=server_hostname or host, do_handshake_on_connect=False)
+            s.setblocking(False)
+        await _writable(s)
+    except BaseException:
+        s.close()
+        raise
+    st = Stream(s)
+    return st, st
+
+
 class HostNet(Bearer):
     """config: host (default 127.0.0.1), port (required): where every
-    connection of this bearer goes."""
+    connection of this bearer goes; dev: the interface its sockets are
+    bound to (the virtual hub in a network namespace)."""
 
     kind = "hostnet"
 
@@ -27,6 +72,9 @@ class HostNet(Bearer):
             raise BearerError("bad-config", "bearer %s needs a TCP port" % name)
         self.host = config.get("host", "127.0.0.1")
         self.port = config["port"]
+        self.dev = config.get("dev")
+        if self.dev is not None and (not isinstance(self.dev, str) or not 0 < len(self.dev) < 16):
+            raise BearerError("bad-config", "bearer %s: dev must be an interface name" % name)
         self.opened = 0
 
     async def up(self):
@@ -38,6 +86,8 @@ class HostNet(Bearer):
         if self.state not in (UP, DEGRADED):
             raise BearerError("down", "%s is %s" % (self.name, self.state))
         self.opened += 1
+        if self.dev:
+            return await open_pinned(self.dev, self.host, self.port, ssl, server_hostname or host)
         if ssl is not None:
             return await asyncio.open_connection(self.host, self.port, ssl=ssl,
                                                  server_hostname=server_hostname or host)
@@ -46,4 +96,6 @@ class HostNet(Bearer):
     def metrics(self):
         m = Bearer.metrics(self)
         m["opened"] = self.opened
+        if self.dev:
+            m["dev"] = self.dev
         return m

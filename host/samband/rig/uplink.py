@@ -63,10 +63,18 @@ class RigHub:
 
 
 class UplinkRig:
-    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None):
+    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None, lab=None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.broker = Broker(self.folder / "broker")
+        # lab (samband.rig.netns.NetLab): the broker runs in its cloud and the hubs in its hub
+        # namespace, each bearer a veth; the receiver stays here and reaches the broker by a Door
+        self.lab = lab
+        if lab is None:
+            self.broker = Broker(self.folder / "broker")
+        else:
+            from samband.rig.netns import BROKER_PORT
+            self.broker = Broker(self.folder / "broker", port=BROKER_PORT, bind="0.0.0.0", netns=lab.cloud)
+        self.broker_door = None
         self.authority = Authority()
         from nacl import bindings as nb
         self.rpk, self.rsk = nb.crypto_box_keypair()
@@ -98,6 +106,8 @@ class UplinkRig:
         files["/uplink.json"] = json.dumps(cfg).encode()
         Flash(flash).write_files(files)
         vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False, env=env)
+        if self.lab is not None:
+            vh.netns = self.lab.hub
         h = RigHub(self, uid, flash, password, vh)
         h.public = hub_pk
         self.hubs[uid] = h
@@ -113,13 +123,20 @@ class UplinkRig:
 
     def start_broker(self):
         self.broker.start()
+        if self.lab is not None and self.broker_door is None:
+            self.broker_door = self.lab.door(None, self.lab.cloud, ("127.0.0.1", self.broker.port))
         self._finish_hub_config()
+
+    @property
+    def receiver_port(self):
+        """Where the receiver (in this namespace) reaches the broker."""
+        return self.broker_door.port if self.broker_door is not None else self.broker.port
 
     def start_receiver(self, group="receivers"):
         if self.store is None:
             self.store = open_store(self.db)
         ing = Ingest(self.opener(), open_store(self.db), self.on_reading)
-        rx = Receiver(ing, "localhost", self.broker.port, self.broker.ca_pem, RECEIVER_USER,
+        rx = Receiver(ing, "localhost", self.receiver_port, self.broker.ca_pem, RECEIVER_USER,
                       self.broker.users[RECEIVER_USER], group)
         rx.start()
         self.receivers.append(rx)

@@ -159,6 +159,8 @@ class VirtualHub:
         self.deploy_firmware = deploy_firmware
         self.log = log  # callable(str) for supervisor events
         self.extra_env = dict(env or {})
+        # a network namespace to run the interpreter in (samband.rig.netns: one veth per bearer)
+        self.netns = None
         self.port = None
         self.boots = 0
         self.resets = []  # reset causes, in order
@@ -287,8 +289,11 @@ class VirtualHub:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
+        cmd = [sys.executable, str(LAUNCHER), "-X", f"heapsize={self.heap + self._rom_heap()}", "-i", str(BOOT_SCRIPT)]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd  # it execs: the pid and session stay the hub's
         self._proc = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), "-X", f"heapsize={self.heap + self._rom_heap()}", "-i", str(BOOT_SCRIPT)],
+            cmd,
             stdin=slave, stdout=slave, stderr=slave, cwd=str(self.flash), env=env,
             preexec_fn=child_setup, close_fds=True)
         os.close(slave)
