@@ -18,47 +18,6 @@ except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
 
-# Linux's numbers (asm-generic/socket.h): the unix port's socket module
-# names neither, and its setsockopt passes a bytes value through as the
-# option's buffer (ports/unix/modsocket.c, socket_setsockopt).
-SOL_SOCKET = 1
-SO_BINDTODEVICE = 25
-
-
-def _writable(s):
-    # The scheduler's own wait for a socket, as asyncio's stream module waits
-    # for a connect to finish: a plain generator, which MicroPython's asyncio
-    # can await.
-    from asyncio import core
-    yield core._io_queue.queue_write(s)
-
-
-async def open_pinned(dev, host, port, ssl=None, server_hostname=None):
-    """A TCP stream whose socket is bound to interface dev before it connects:
-    asyncio.open_connection makes its socket itself, too late to pin it."""
-    import socket
-    from asyncio.stream import Stream
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    s = socket.socket(ai[0], ai[1], ai[2])
-    try:
-        s.setsockopt(SOL_SOCKET, SO_BINDTODEVICE, dev.encode())
-        s.setblocking(False)
-        try:
-            s.connect(ai[-1])
-        except OSError as e:
-            if e.errno != 115:  # EINPROGRESS; anything else (no route: the link is down) is the answer
-                raise
-        if ssl is not None:
-            s = ssl.wrap_socket(s, server_hostname=server_hostname or host, do_handshake_on_connect=False)
-            s.setblocking(False)
-        await _writable(s)
-    except BaseException:
-        s.close()
-        raise
-    st = Stream(s)
-    return st, st
-
-
 class HostNet(Bearer):
     """config: host (default 127.0.0.1), port (required): where every
     connection of this bearer goes; dev: the interface its sockets are
@@ -87,6 +46,7 @@ class HostNet(Bearer):
             raise BearerError("down", "%s is %s" % (self.name, self.state))
         self.opened += 1
         if self.dev:
+            from hub.bearers.pinned import open_pinned  # only a hub in a namespace needs it
             return await open_pinned(self.dev, self.host, self.port, ssl, server_hostname or host)
         if ssl is not None:
             return await asyncio.open_connection(self.host, self.port, ssl=ssl,

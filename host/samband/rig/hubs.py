@@ -27,7 +27,7 @@ UID = bytes.fromhex("00005a4d0001")
 
 class Rig:
     def __init__(self, root=None, devices=(), bridge=None, heap=FULL_HEAP, hub_config=None, depot=None,
-                 log=None, env=None, files=None, romfs=False):
+                 log=None, env=None, files=None, romfs=False, netns=None):
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -43,6 +43,7 @@ class Rig:
         self.log = log
         self.env = dict(env or {})
         self.files = dict(files or {})  # more files for the hub's flash, e.g. {"/keys/ca.der": b"..."}
+        self.netns = netns  # a network namespace for the hub (samband.rig.netns), or None: the host's
         self.hub = None
         self.lines = []               # console lines, in order
         self.statuses = []            # parsed STATUS maps, in order
@@ -79,6 +80,7 @@ class Rig:
             env["SAMBAND_BLE_BRIDGE"] = "%s:%d" % tuple(self.bridge)
         self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log,
                               romfs=build.romfs_path("vhub") if self.romfs else None)
+        self.hub.netns = self.netns
         self.hub.start()
         self.running = True
         self._stop.clear()
