@@ -48,12 +48,12 @@ def rig(tmp_path, lab):
     r.stop()
 
 
-def start(rig, lab, config, uplink, keepalive_a=None):
+def start(rig, lab, config, uplink, keepalive_a=None, dns=False):
     h = rig.add_hub(HUB, MAIN, config, uplink=uplink)
     rig.start_broker()
     flash = Flash(h.flash)
     cfg = json.loads(flash.read("/uplink.json"))
-    cfg["uplink"]["bearers"] = lab.bearer_config()
+    cfg["uplink"]["bearers"] = lab.bearer_config(dns=dns)
     cfg["uplink"]["bearers"][0]["keepalive"] = keepalive_a
     flash.write("/uplink.json", json.dumps(cfg).encode())
     rig.start_receiver()
@@ -128,3 +128,33 @@ def test_primary_link_down_moves_routine_to_the_second_bearer_and_back(rig, lab)
     assert len(check_exactly_once(rig, h)) == total
     ch = changes(h)
     assert (0, STATES.index("degraded")) in ch and ch[-1] == (0, STATES.index("up"))
+
+
+def test_dns_failure_on_the_primary_moves_routine_to_the_second_bearer_and_back(rig, lab):
+    """Each bearer resolves the broker's name at its own DNS server, over its own veth."""
+    total = 300
+    h = start(rig, lab, {"total": total, "interval_ms": 40, "alarm_every": 25},
+              {"keepalive": 2, "batch_age_ms": 200}, dns=True)
+    rig.wait(lambda: bearer(h, "a").get("sent", 0) >= 3, TIMEOUT, "routine data on bearer a")
+    sessions_a = bearer(h, "a")["sessions"]
+    lab.dns("a", "nxdomain")
+    # the session that is up does not ask DNS again: end it (a black hole until the hub gives up on it)
+    lab.blackhole("a")
+    rig.wait(lambda: bearer(h, "a").get("state") == "degraded" and not bearer(h, "a").get("live"), TIMEOUT,
+             "bearer a degraded, its session gone")
+    lab.blackhole("a", False)
+    fails, queries = bearer(h, "a")["fails"], lab.dns_server.queries
+    # the path works again, but a's name does not resolve at a's server: a fails on, b carries routine
+    rig.wait(lambda: bearer(h, "a")["fails"] >= fails + 2 and lab.dns_server.queries >= queries + 2, TIMEOUT,
+             "bearer a failing on DNS")
+    assert bearer(h, "a")["state"] == "degraded" and bearer(h, "a")["sessions"] == sessions_a
+    assert h.state()["bearer"] == "b"
+    b_sent = bearer(h, "b")["sent"]
+    rig.wait(lambda: bearer(h, "b")["sent"] >= b_sent + 3, TIMEOUT, "routine batches on b")
+    lab.dns("a", None)
+    rig.wait(lambda: bearer(h, "a").get("state") == "up" and bearer(h, "a")["sessions"] > sessions_a, TIMEOUT,
+             "bearer a up again with a new session")
+    rig.wait(lambda: h.state()["bearer"] == "a", TIMEOUT, "routine back on a")
+    rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    assert len(check_exactly_once(rig, h)) == total
+    assert lab.dns_server.queries > 0

@@ -57,7 +57,8 @@ def probe(lab, *devs):
     """{dev: outcome} from tests/data/pinned_probe.py, run on the unix port in the hub namespace."""
     env = dict(os.environ, MICROPYPATH=":".join([".frozen", str(firmware_tree())]))
     p = subprocess.run(["ip", "netns", "exec", lab.hub, tool("micropython"), "-X", "heapsize=100k",
-                        str(TESTS / "data" / "pinned_probe.py"), netns.BROKER_IP, str(netns.BROKER_PORT), *devs],
+                        str(TESTS / "data" / "pinned_probe.py"), netns.BROKER_IP, str(netns.BROKER_PORT),
+                        netns.BROKER_NAME, *devs],
                        capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr
     return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in p.stdout.splitlines()}
@@ -81,6 +82,26 @@ def test_pinned_sockets_leave_by_their_own_veth_under_each_fault(lab):
         assert probe(lab, "sb-a") == {"sb-a": "ok 10.99.255.1 said ping from sb-a"}  # from the proxy, in the cloud
         lab.slow("a", None)
         assert probe(lab, "sb-a") == {"sb-a": "ok 10.99.1.2 said ping from sb-a"}
+    finally:
+        srv.close()
+
+
+def test_each_bearer_asks_its_own_dns_server_and_dns_faults_fail_only_that_bearer(lab):
+    srv = echo_server(lab)
+    a, b = "sb-a@10.99.1.1", "sb-b@10.99.2.1"  # each bearer's server: the cloud end of its own veth
+    ok_b = "ok 10.99.2.2 said ping from sb-b"
+    try:
+        assert probe(lab, a, b) == {"sb-a": "ok 10.99.1.2 said ping from sb-a", "sb-b": ok_b}
+        lab.dns("a", "drop")
+        assert probe(lab, a, b) == {"sb-a": "dns: no answer from 10.99.1.1 for broker.samband.test", "sb-b": ok_b}
+        lab.dns("a", "nxdomain")
+        assert probe(lab, a, b) == {"sb-a": "dns: no such name", "sb-b": ok_b}
+        lab.dns("a", "servfail")
+        assert probe(lab, a, b) == {"sb-a": "dns: server failure (rcode 2)", "sb-b": ok_b}
+        lab.dns("a", None)
+        # a black hole takes DNS with it
+        lab.blackhole("a")
+        assert probe(lab, a) == {"sb-a": "dns: no answer from 10.99.1.1 for broker.samband.test"}
     finally:
         srv.close()
 

@@ -34,6 +34,12 @@ class HostNet(Bearer):
         self.dev = config.get("dev")
         if self.dev is not None and (not isinstance(self.dev, str) or not 0 < len(self.dev) < 16):
             raise BearerError("bad-config", "bearer %s: dev must be an interface name" % name)
+        # the bearer's own DNS server (as DHCP or the mobile network hands one to a board's
+        # interface): the uplink's host name is resolved there, over dev
+        self.dns = config.get("dns")
+        if self.dns is not None and not self.dev:
+            raise BearerError("bad-config", "bearer %s: dns needs dev (a server asked over the bearer)" % name)
+        self.dns_fails = 0
         self.opened = 0
 
     async def up(self):
@@ -46,8 +52,15 @@ class HostNet(Bearer):
             raise BearerError("down", "%s is %s" % (self.name, self.state))
         self.opened += 1
         if self.dev:
-            from hub.bearers.pinned import open_pinned  # only a hub in a namespace needs it
-            return await open_pinned(self.dev, self.host, self.port, ssl, server_hostname or host)
+            from hub.bearers import pinned  # only a hub in a namespace needs it
+            addr = self.host
+            if self.dns:
+                try:
+                    addr = await pinned.resolve(self.dev, self.dns, host)
+                except BearerError:
+                    self.dns_fails += 1
+                    raise
+            return await pinned.open_pinned(self.dev, addr, self.port, ssl, server_hostname or host)
         if ssl is not None:
             return await asyncio.open_connection(self.host, self.port, ssl=ssl,
                                                  server_hostname=server_hostname or host)
@@ -58,4 +71,6 @@ class HostNet(Bearer):
         m["opened"] = self.opened
         if self.dev:
             m["dev"] = self.dev
+        if self.dns:
+            m["dns_fails"] = self.dns_fails
         return m

@@ -17,6 +17,45 @@ def _writable(s):
     yield core._io_queue.queue_write(s)
 
 
+def _readable(s):
+    from asyncio import core
+    yield core._io_queue.queue_read(s)
+
+
+async def resolve(dev, server, name, timeout_ms=2000):
+    """name's IPv4 address from DNS server `server`, asked over interface
+    dev (hub.bearers.dns); BearerError("dns") when it cannot be had in time."""
+    import asyncio
+    import os
+    import socket
+
+    from hub.bearers import BearerError, dns
+    from hub.ticks import ticks_diff, ticks_ms
+    qid = int.from_bytes(os.urandom(2), "big")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(SOL_SOCKET, SO_BINDTODEVICE, dev.encode())
+        s.setblocking(False)
+        s.sendto(dns.query(qid, name), socket.getaddrinfo(server, 53)[0][-1])
+        end = ticks_ms() + timeout_ms
+        while True:
+            left = ticks_diff(end, ticks_ms())
+            if left <= 0:
+                raise BearerError("dns", "no answer from %s for %s" % (server, name))
+            try:
+                await asyncio.wait_for_ms(_readable(s), left)
+            except asyncio.TimeoutError:
+                continue
+            try:
+                got = dns.answer(s.recv(512), qid)
+            except OSError:  # the server's port is closed (ICMP): keep to the deadline
+                continue
+            if got is not None:
+                return got
+    finally:
+        s.close()
+
+
 async def open_pinned(dev, host, port, ssl=None, server_hostname=None):
     """A TCP stream whose socket is bound to interface dev before it connects:
     asyncio.open_connection makes its socket itself, too late to pin it."""

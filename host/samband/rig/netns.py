@@ -19,6 +19,9 @@ Faults, per bearer (`NetLab.down/up`, `blackhole`, `slow`):
   slow link    user-space delay: new TCP connections of that bearer are
                redirected (nftables) to a delaying proxy in the cloud
                namespace (this kernel has no netem)
+  DNS failure  the cloud's DNS server (each bearer's own, on the cloud end
+               of its veth, port 53) stops answering that bearer, or answers
+               "no such name" or "server failure"
 Everything lives in the two namespaces, so deleting them (close(), also on
 a failed test, and at the next start for a process that died) removes every
 interface, address, route and rule. Names carry the process id, so pytest-
@@ -48,6 +51,7 @@ CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 BROKER_IP = "10.99.255.1"   # the broker, on the cloud's loopback
 BROKER_PORT = 8883
+BROKER_NAME = "broker.samband.test"  # what the cloud's DNS server answers with BROKER_IP
 SLOW_BASE = 9000             # the slow proxy of bearer i listens on SLOW_BASE + i in the cloud
 _counter = itertools.count()
 _libc = None
@@ -142,6 +146,7 @@ class NetLab:
         self.slowed: dict[str, int] = {}
         self._proxies: dict[str, SlowProxy] = {}
         self._doors: list[Door] = []
+        self.dns_server = None
         self.closed = False
         try:
             for n in (self.hub, self.cloud):
@@ -151,6 +156,7 @@ class NetLab:
             for i, name in enumerate(self.bearers):
                 self._veth(i, name)
             self._rules()
+            self.dns_server = DnsServer(self.cloud, {BROKER_NAME: BROKER_IP})
         except BaseException:
             self.close()
             raise
@@ -220,6 +226,13 @@ class NetLab:
             self.slowed[name] = delay_ms
         self._rules()
 
+    def dns(self, name: str, mode: str | None) -> None:
+        """The DNS server's answers to this bearer: None (the address), "drop" (none at all),
+        "nxdomain" (no such name), "servfail" (server failure)."""
+        if mode not in (None, "drop", "nxdomain", "servfail"):
+            raise ValueError(mode)
+        self.dns_server.modes[f"10.99.{self.bearers.index(name) + 1}.2"] = mode
+
     # -- helpers ------------------------------------------------------------------
     def door(self, listen_ns: str | None, target_ns: str | None, target: tuple[str, int],
              listen: tuple[str, int] = ("127.0.0.1", 0)) -> "Door":
@@ -227,10 +240,16 @@ class NetLab:
         self._doors.append(d)
         return d
 
-    def bearer_config(self, port: int = BROKER_PORT) -> list[dict]:
-        """The hub config's "bearers" list for this lab, in provisioned order."""
-        return [{"kind": "hostnet", "name": n, "dev": self.dev(n), "host": BROKER_IP, "port": port}
-                for n in self.bearers]
+    def bearer_config(self, port: int = BROKER_PORT, dns: bool = False) -> list[dict]:
+        """The hub config's "bearers" list for this lab, in provisioned order. dns: each
+        bearer resolves the uplink's host name (BROKER_NAME) at its own DNS server."""
+        out = []
+        for i, n in enumerate(self.bearers):
+            b = {"kind": "hostnet", "name": n, "dev": self.dev(n), "host": BROKER_IP, "port": port}
+            if dns:
+                b["dns"] = f"10.99.{i + 1}.1"
+            out.append(b)
+        return out
 
     def close(self) -> None:
         if self.closed:
@@ -240,6 +259,8 @@ class NetLab:
             d.close()
         for p in self._proxies.values():
             p.close()
+        if self.dns_server is not None:
+            self.dns_server.close()
         for n in (self.hub, self.cloud):  # the veths, addresses, routes and rules go with them
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
 
@@ -324,3 +345,53 @@ class SlowProxy(Door):
 
     def _delay(self):
         return self
+
+
+class DnsServer:
+    """A DNS server in the cloud on port 53 of every cloud address: A records
+    from `names`, per querying address a fault mode (NetLab.dns)."""
+
+    def __init__(self, ns, names):
+        self.names = {k.lower(): v for k, v in names.items()}
+        self.modes: dict[str, str | None] = {}
+        self.queries = 0
+        with inside(ns):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", 53))
+        threading.Thread(target=self._serve, daemon=True, name="netns-dns").start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            self.queries += 1
+            try:
+                reply = self.reply(q, self.modes.get(peer[0]))
+            except (IndexError, ValueError):
+                continue  # not a query we can read: no answer
+            if reply is not None:
+                self.sock.sendto(reply, peer)
+
+    def reply(self, q: bytes, mode: str | None) -> bytes | None:
+        if mode == "drop" or len(q) < 17 or q[2] & 0x80:
+            return None
+        labels, o = [], 12
+        while q[o]:
+            labels.append(q[o + 1:o + 1 + q[o]].decode("ascii", "replace"))
+            o += 1 + q[o]
+        o += 5  # the root label, type, class
+        question = q[12:o]
+        addr = self.names.get(".".join(labels).lower())
+        rcode = 2 if mode == "servfail" else (3 if mode == "nxdomain" or addr is None else 0)
+        qtype = int.from_bytes(q[o - 4:o - 2], "big")
+        answers = b""
+        if rcode == 0 and qtype == 1:
+            answers = (b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + (30).to_bytes(4, "big")
+                       + (4).to_bytes(2, "big") + socket.inet_aton(addr))
+        head = q[:2] + bytes([0x81, 0x80 | rcode]) + (1).to_bytes(2, "big") + (1 if answers else 0).to_bytes(2, "big")
+        return head + b"\x00\x00\x00\x00" + question + answers
+
+    def close(self) -> None:
+        self.sock.close()

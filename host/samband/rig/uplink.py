@@ -72,8 +72,10 @@ class UplinkRig:
         if lab is None:
             self.broker = Broker(self.folder / "broker")
         else:
-            from samband.rig.netns import BROKER_PORT
-            self.broker = Broker(self.folder / "broker", port=BROKER_PORT, bind="0.0.0.0", netns=lab.cloud)
+            from samband.rig.netns import BROKER_NAME, BROKER_PORT
+            # the hubs name the broker BROKER_NAME (a bearer with "dns" resolves it at its own server)
+            self.broker = Broker(self.folder / "broker", port=BROKER_PORT, bind="0.0.0.0", netns=lab.cloud,
+                                 hostname=BROKER_NAME)
         self.broker_door = None
         self.authority = Authority()
         from nacl import bindings as nb
@@ -101,6 +103,9 @@ class UplinkRig:
         files["/keys/mqtt.password"] = password.encode()
         up = {"host": "localhost", "port": 0, "ca": "/keys/ca.der", "password_file": "/keys/mqtt.password",
               "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000, "status_ms": 500}
+        if self.lab is not None:
+            from samband.rig.netns import BROKER_NAME
+            up["host"] = BROKER_NAME
         up.update(uplink or {})
         cfg["uplink"] = up
         files["/uplink.json"] = json.dumps(cfg).encode()
