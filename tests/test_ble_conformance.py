@@ -21,6 +21,7 @@ import ble_scenarios as bs
 import pytest
 
 from samband.bridge.server import BleBridge
+from samband.errors import HubError
 from samband.rig.hubs import Rig
 
 NATIVE_HEAP = "512k"  # collector, journal, crypto and the driver's bytecode in the unix port's heap
@@ -44,16 +45,32 @@ def _status_of(status, spec):
 
 
 def run_bridge(s, bridge_and_where, root):
+    """The scenario over the bridge: (outcome, [what a wait never saw])."""
     bridge, where = bridge_and_where
     specs = s["devices"]
     devices = [{"addr": bs.hub_name(d["address"]), "kind": d["kind"], "name": ""} for d in specs.values()]
-    with Rig(root, devices=devices, bridge=where, hub_config={"status_ms": 300}) as rig:
+    never = []
+
+    def wait(pred, what):
+        try:
+            rig.wait_status(pred, WAIT_S, what)
+            return True
+        except HubError:  # the outcome says how it differs
+            never.append(what)
+            return False
+
+    # The hub package runs in place from its ROMFS image, as on a board (docs/development.md, "Heap": the
+    # hub does not fit a board's heap with its bytecode copied in). From a folder at the full heap, with
+    # the other scenarios' ten devices advertising around it, two meters' sessions fail (MemoryError
+    # importing hub.profiles.racp on a fragmented heap): see docs/ble.md, "The conformance set".
+    with Rig(root, devices=devices, bridge=where, hub_config={"status_ms": 300}, romfs=True) as rig:
         for step in bs.steps(s, "bridge"):
             what, role = step[0], step[1]
             addr = specs[role]["address"]
             if what == "until":
-                rig.wait_status(lambda st, w=step[2], sp=specs[role]: bs.reached(w, _status_of(st, sp)), WAIT_S,
-                                "%s %r" % (role, step[2]))
+                if not wait(lambda st, w=step[2], sp=specs[role]: bs.reached(w, _status_of(st, sp)),
+                            "%s %r" % (role, step[2])):
+                    break
             elif what == "measure":
                 sim = bridge.sim(addr)
                 for _ in range(step[2]):
@@ -65,16 +82,16 @@ def run_bridge(s, bridge_and_where, root):
                 bridge.fault(addr, what)
             else:
                 raise ValueError(f"unknown step {step!r}")
-        rig.wait_status(lambda st: bs.settled(s, "bridge", lambda r: _status_of(st, specs[r])), WAIT_S,
-                        "the expected status")
+        if not never:
+            wait(lambda st: bs.settled(s, "bridge", lambda r: _status_of(st, specs[r])), "the expected status")
         # What the status counts may still be staged for a group commit (hub/store.py): what
         # counts is what the journal holds, read as the receiver would, until it is what the
         # scenario expects or the wait is over (then the difference is the failure).
-        end = time.monotonic() + WAIT_S
+        end = time.monotonic() + (WAIT_S if not never else 0)
         while True:
             got = _outcome(s, rig, bridge)
             if not bs.check(s, "bridge", got) or time.monotonic() > end:
-                return got
+                return got, never
             time.sleep(0.25)
 
 
@@ -94,7 +111,7 @@ def _outcome(s, rig, bridge):
 def test_conformance(transport, sid, request, tmp_path, mpy):
     s = bs.scenario(sid)
     if transport == "bridge":
-        got = run_bridge(s, request.getfixturevalue("bridge"), tmp_path)
+        got, never = run_bridge(s, request.getfixturevalue("bridge"), tmp_path)
     else:
         p = mpy(["conform_native.py", transport, sid], heap=NATIVE_HEAP, timeout=300)
         out = p.stdout.decode("utf-8", "replace")
@@ -103,5 +120,6 @@ def test_conformance(transport, sid, request, tmp_path, mpy):
         assert run["crashed"] == [] and run["irq_errors"] == 0, run  # the stack never disabled the handler
         assert run["not_on_flash"] == [], run  # every reading the collector stored is in the journal
         got = run["outcome"]
-    problems = bs.check(s, transport, got)
+        never = run["never"]
+    problems = [f"never reached: {w}" for w in never] + bs.check(s, transport, got)
     assert not problems, "\n".join([f"{sid} over {transport}: {s['about']}"] + problems)

@@ -17,8 +17,8 @@
 #             across the set: one bridge serves every scenario) and the kind's
 #             options as the bridge's device file names them (docs/ble.md):
 #             records (glucose: stored records 1..n), stored (thermo: measurements
-#             held for indication), peer_mtu (the device starts an ATT MTU
-#             exchange itself while the hub discovers its services)
+#             held for indication), peer_mtu (the device's Rx MTU; it starts an ATT
+#             MTU exchange itself while the hub discovers its services)
 #   steps     what happens once the devices are connected, in order:
 #             ("until", role, {status: value})  wait for the collector's status of
 #                                               the device (numbers: at least; others: equal)
@@ -103,10 +103,11 @@ SCENARIOS = [
     {"id": "peer_mtu",
      "about": "the device starts an MTU exchange itself while the hub discovers its services: "
               "discovery still completes, the stored measurement arrives",
-     "devices": {"thermo": {"kind": "thermo", "address": "C0:5A:4B:01:05:06", "stored": 1, "peer_mtu": 185}},
+     "devices": {"thermo": {"kind": "thermo", "address": "C0:5A:4B:01:05:06", "stored": 1, "peer_mtu": 158}},
      "steps": [],
      "expect": {"thermo": {"labels": {"temperature": 1, "connected": 1},
-                           "status": {"subscribed": True, "connects": 1, "errors": 0, "readings": 1}}}},
+                           "status": {"subscribed": True, "connects": 1, "errors": 0, "readings": 1,
+                                      "mtu": 158}}}},
 
     {"id": "two_at_once",
      "about": "two meters and two thermometers advertising together: connects and discoveries take "
@@ -271,8 +272,8 @@ def settled(s, transport, st_of):
             continue
         want = {}
         for k, v in e.get("status", {}).items():
-            if k in ("subscribed", "needs_pairing") or k in AT_LEAST or k in ("connects", "last_rec", "bond_losses",
-                                                                             "disconnects"):
+            if k in ("subscribed", "needs_pairing", "mtu") or k in AT_LEAST or \
+                    k in ("connects", "last_rec", "bond_losses", "disconnects"):
                 want[k] = v
         if not reached(want, st):
             return False

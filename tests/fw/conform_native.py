@@ -32,10 +32,11 @@ SEP = "\x1e"
 STEPS_10MS = 3000  # how long a wait may last, in 10 ms steps of the collector's own timers
 
 # (start, end, service UUID LE, [(value handle, props, UUID LE, CCCD or 0)]), as fakebt.GLUCOSE_DB
-THERMO_DB = [(1, 5, b"\x0a\x18", [(3, 0x02, b"\x29\x2a", 0)]),                                  # DIS: manufacturer
-             (6, 12, b"\x09\x18", [(8, 0x20, b"\x1c\x2a", 9), (11, 0x10, b"\x1e\x2a", 12)])]    # HTS: meas, interim
+THERMO_DB = [(1, 5, b"\x0a\x18", [(3, 0x02, b"\x29\x2a", 0)]),                                 # DIS: manufacturer
+             (6, 9, b"\x0f\x18", [(8, 0x12, b"\x19\x2a", 9)]),                                  # battery level
+             (10, 16, b"\x09\x18", [(12, 0x20, b"\x1c\x2a", 13), (15, 0x10, b"\x1e\x2a", 16)])]  # HTS: meas, interim
 GLU_MEAS, GLU_MEAS_CCCD, GLU_RACP = 8, 9, 11
-TEMP_MEAS, TEMP_MEAS_CCCD, TEMP_INTERIM = 8, 9, 11
+TEMP_MEAS, TEMP_MEAS_CCCD, TEMP_INTERIM = 12, 13, 15
 
 
 class Clock:
@@ -73,9 +74,10 @@ class Emulated:
     def __init__(self, spec):
         self.spec = spec
         self.kind = spec["kind"]
-        self.peer = p = bluetooth.Peer(bs.addr7(spec["address"]),
-                                       None if self.kind == "glucose" else THERMO_DB,
-                                       adv=b"\x03\x03\x08\x18" if self.kind == "glucose" else b"\x03\x03\x09\x18")
+        glucose = self.kind == "glucose"
+        self.peer = p = bluetooth.Peer(bs.addr7(spec["address"]), None if glucose else THERMO_DB,
+                                       {3: b"Acme"} if glucose else {3: b"Acme", 8: b"\x57"},
+                                       adv=b"\x03\x03\x08\x18" if glucose else b"\x03\x03\x09\x18")
         if spec.get("peer_mtu"):
             p.mtu = spec["peer_mtu"]
             p.in_discovery = [("mtu",)]
@@ -120,12 +122,12 @@ class Emulated:
                     self._deliver(ble, h)
 
 
-async def until(cond, what):
+async def until(cond):
     for _ in range(STEPS_10MS):
         if cond():
-            return
+            return True
         await asyncio.sleep(0.01)
-    raise AssertionError("never happened: " + what)
+    return False
 
 
 def run(mode, sid):
@@ -161,12 +163,17 @@ def run(mode, sid):
         d = dev(role)
         return None if d.conn is None or not d.subscribed else d.conn.handle
 
+    statuses = {}
+    never = []  # what a wait never saw (the outcome then says how it differs)
+
     async def main():
         task = asyncio.create_task(c.run())
         try:
             for step in bs.steps(s, mode):
                 if step[0] == "until":
-                    await until(lambda st=step: bs.reached(st[2], dev(st[1]).stats()), "%s %r" % (step[1], step[2]))
+                    if not await until(lambda st=step: bs.reached(st[2], dev(st[1]).stats())):
+                        never.append("%s %r" % (step[1], step[2]))
+                        break
                 elif step[0] == "measure":
                     devs[step[1]].measure(ble, handle(step[1]), step[2])
                 elif step[0] == "forget_bond":
@@ -175,9 +182,12 @@ def run(mode, sid):
                     ble.drop(dev(step[1]).conn.handle)
                 else:
                     raise ValueError("unknown step %r" % (step,))
-            await until(lambda: bs.settled(s, mode, lambda r: dev(r).stats()), "the expected status")
+            if not never and not await until(lambda: bs.settled(s, mode, lambda r: dev(r).stats())):
+                never.append("the expected status")
             await ble.settle()
             store.flush()
+            for role in devs:
+                statuses[role] = dev(role).stats()  # while connected (the link's MTU)
         finally:
             task.cancel()
             for t in c._tasks:
@@ -191,9 +201,9 @@ def run(mode, sid):
     on_flash = set(r[0] for r in j.records())
     lost = [seq for seq, _a, _r in stored if seq not in on_flash]
     got = bs.outcome(s, [(a, r) for _seq, a, r in stored if _seq in on_flash],
-                     {role: dev(role).stats() for role in devs},
+                     statuses,
                      {role: e.peer.mtu_started for role, e in devs.items()})
-    return {"outcome": got, "not_on_flash": lost, "crashed": [repr(e) for e in ble.crashed],
+    return {"outcome": got, "never": never, "not_on_flash": lost, "crashed": [repr(e) for e in ble.crashed],
             "irq_errors": central.irq_errors}
 
 

@@ -265,6 +265,7 @@ class Sim:
         MTU Request on that link, so it arrives while the hub's discovery runs:
         what issue 18 item 6 saw cut a board's discovery short. bumble looks the
         handler up by name on the server, so this instance's one goes first."""
+        server.max_mtu = self.peer_mtu  # its Rx MTU: the same in its own request and in its answers
         answer = server.on_att_read_by_group_type_request
 
         def on_request(bearer, request):
