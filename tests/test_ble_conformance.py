@@ -15,7 +15,10 @@ bridge's hub stored is read back from its sealed journal with the depot, as
 the receiver would; the double's run checks what it stored reached its journal."""
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import ble_scenarios as bs
 import pytest
@@ -26,6 +29,7 @@ from samband.rig.hubs import Rig
 
 NATIVE_HEAP = "512k"  # collector, journal, crypto and the driver's bytecode in the unix port's heap
 SEP = "\x1e"
+FW = Path(__file__).resolve().parent / "fw"
 WAIT_S = 90  # how long a step may take on a loaded 2-core machine (a bound, not an expectation)
 
 
@@ -106,20 +110,35 @@ def _outcome(s, rig, bridge):
                       {role: bridge.sim(spec["address"]).peer_mtu_exchanges for role, spec in specs.items()})
 
 
+def run_native(mode, sid, mpy):
+    """The scenario over hub.ble.native on the double, on the unix port and on CPython (the
+    firmware's two runtimes): {runtime: (outcome, [what a wait never saw])}."""
+    out = {}
+    for runtime in ("unix-port", "cpython"):
+        if runtime == "unix-port":
+            p = mpy(["conform_native.py", mode, sid], heap=NATIVE_HEAP, timeout=300)
+        else:
+            p = subprocess.run([sys.executable, "conform_native.py", mode, sid], cwd=FW, capture_output=True,
+                               timeout=300)
+        text = p.stdout.decode("utf-8", "replace")
+        assert p.returncode == 0 and SEP in text, (runtime, (text + p.stderr.decode("utf-8", "replace"))[-3000:])
+        run = json.loads(text.rsplit(SEP, 1)[1])
+        assert run["crashed"] == [] and run["irq_errors"] == 0, (runtime, run)  # the handler was never disabled
+        assert run["not_on_flash"] == [], (runtime, run)  # every reading the collector stored is in the journal
+        out[runtime] = (run["outcome"], run["never"])
+    return out
+
+
 @pytest.mark.parametrize("sid", bs.IDS)
 @pytest.mark.parametrize("transport", bs.TRANSPORTS)
 def test_conformance(transport, sid, request, tmp_path, mpy):
     s = bs.scenario(sid)
     if transport == "bridge":
-        got, never = run_bridge(s, request.getfixturevalue("bridge"), tmp_path)
+        runs = {"virtual hub": run_bridge(s, request.getfixturevalue("bridge"), tmp_path)}
     else:
-        p = mpy(["conform_native.py", transport, sid], heap=NATIVE_HEAP, timeout=300)
-        out = p.stdout.decode("utf-8", "replace")
-        assert p.returncode == 0 and SEP in out, (out + p.stderr.decode("utf-8", "replace"))[-3000:]
-        run = json.loads(out.rsplit(SEP, 1)[1])
-        assert run["crashed"] == [] and run["irq_errors"] == 0, run  # the stack never disabled the handler
-        assert run["not_on_flash"] == [], run  # every reading the collector stored is in the journal
-        got = run["outcome"]
-        never = run["never"]
-    problems = [f"never reached: {w}" for w in never] + bs.check(s, transport, got)
+        runs = run_native(transport, sid, mpy)
+    problems = []
+    for runtime, (got, never) in runs.items():
+        problems += [f"{runtime}: never reached: {w}" for w in never]
+        problems += [f"{runtime}: {p}" for p in bs.check(s, transport, got)]
     assert not problems, "\n".join([f"{sid} over {transport}: {s['about']}"] + problems)

@@ -35,8 +35,8 @@ STEPS_10MS = 3000  # how long a wait may last, in 10 ms steps of the collector's
 THERMO_DB = [(1, 5, b"\x0a\x18", [(3, 0x02, b"\x29\x2a", 0)]),                                 # DIS: manufacturer
              (6, 9, b"\x0f\x18", [(8, 0x12, b"\x19\x2a", 9)]),                                  # battery level
              (10, 16, b"\x09\x18", [(12, 0x20, b"\x1c\x2a", 13), (15, 0x10, b"\x1e\x2a", 16)])]  # HTS: meas, interim
-GLU_MEAS, GLU_MEAS_CCCD, GLU_RACP = 8, 9, 11
-TEMP_MEAS, TEMP_MEAS_CCCD, TEMP_INTERIM = 12, 13, 15
+GLU_MEAS, GLU_MEAS_CCCD, GLU_RACP, GLU_RACP_CCCD = 8, 9, 11, 12
+TEMP_MEAS, TEMP_MEAS_CCCD, TEMP_INTERIM, TEMP_INTERIM_CCCD = 12, 13, 15, 16
 
 
 class Clock:
@@ -83,26 +83,32 @@ class Emulated:
             p.in_discovery = [("mtu",)]
         self.records = list(range(1, spec.get("records", 0) + 1))
         self.held = [_temp(i) for i in range(spec.get("stored", 0))]  # kept until indicated
-        self.indicating = False
+        self.cccd = {}  # (link, CCCD handle) -> what the hub enabled: it sends only what was asked for
         self.i = 0
         p.on_write = self.on_write
 
+    def on(self, h, cccd, bit):
+        return self.cccd.get((h, cccd), 0) & bit
+
     def on_write(self, ble, h, vh, data):
+        if vh in ((GLU_MEAS_CCCD, GLU_RACP_CCCD) if self.kind == "glucose" else (TEMP_MEAS_CCCD, TEMP_INTERIM_CCCD)):
+            self.cccd[(h, vh)] = data[0] if data else 0
         if self.kind == "glucose":
             if vh != GLU_RACP or not data or data[0] != 1:  # RACP: report stored records
                 return
+            if not self.on(h, GLU_RACP_CCCD, 2):
+                return  # (bumble's meter refuses the write: ATT 0xFD; this one never answers)
             first = data[3] | data[4] << 8 if len(data) >= 5 and data[1] == 3 else 0
             for seq in self.records:
-                if seq >= first:
+                if seq >= first and self.on(h, GLU_MEAS_CCCD, 1):
                     ble._later(18, (h, GLU_MEAS, memoryview(_glucose(seq))))
             ble._later(19, (h, GLU_RACP, memoryview(b"\x06\x00\x01\x01")))  # response: report, success
         elif vh == TEMP_MEAS_CCCD:
-            self.indicating = bool(data[0] & 2)
             self._deliver(ble, h)
 
     def _deliver(self, ble, h):
         # the stack confirms an indication when the hub's IRQ handler has taken it: the device deletes it
-        while self.indicating and self.held:
+        while self.on(h, TEMP_MEAS_CCCD, 2) and self.held:
             ble._later(19, (h, TEMP_MEAS, memoryview(self.held.pop(0))))
 
     def measure(self, ble, h, n):
@@ -110,11 +116,11 @@ class Emulated:
             if self.kind == "glucose":
                 seq = (self.records[-1] if self.records else 0) + 1
                 self.records.append(seq)
-                if h is not None:
+                if h is not None and self.on(h, GLU_MEAS_CCCD, 1):
                     ble._later(18, (h, GLU_MEAS, memoryview(_glucose(seq))))
             else:
                 self.i += 1
-                if h is not None:
+                if h is not None and self.on(h, TEMP_INTERIM_CCCD, 1):
                     for k in range(3):
                         ble._later(18, (h, TEMP_INTERIM, memoryview(_temp(self.i + k, True))))
                 self.held.append(_temp(self.i))
