@@ -17,20 +17,18 @@ the receiver would; the double's run checks what it stored reached its journal."
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import ble_scenarios as bs
+import conform_kit
 import pytest
 
 from samband.bridge.server import BleBridge
-from samband.errors import HubError
 from samband.rig.hubs import Rig
 
 NATIVE_HEAP = "512k"  # collector, journal, crypto and the driver's bytecode in the unix port's heap
 SEP = "\x1e"
 FW = Path(__file__).resolve().parent / "fw"
-WAIT_S = 90  # how long a step may take on a loaded 2-core machine (a bound, not an expectation)
 
 
 @pytest.fixture(scope="module")
@@ -39,75 +37,6 @@ def bridge():
     where = b.start()
     yield b, where
     b.stop()
-
-
-def _status_of(status, spec):
-    for d in status.get("ble", {}).get("devices", []):
-        if d["addr"] == bs.hub_name(spec["address"]):
-            return d
-    return {}
-
-
-def run_bridge(s, bridge_and_where, root):
-    """The scenario over the bridge: (outcome, [what a wait never saw])."""
-    bridge, where = bridge_and_where
-    specs = s["devices"]
-    devices = [{"addr": bs.hub_name(d["address"]), "kind": d["kind"], "name": ""} for d in specs.values()]
-    never = []
-
-    def wait(pred, what):
-        try:
-            rig.wait_status(pred, WAIT_S, what)
-            return True
-        except HubError:  # the outcome says how it differs
-            never.append(what)
-            return False
-
-    # The hub package runs in place from its ROMFS image, as on a board (docs/development.md, "Heap": the
-    # hub does not fit a board's heap with its bytecode copied in). From a folder at the full heap, with
-    # the other scenarios' ten devices advertising around it, two meters' sessions fail (MemoryError
-    # importing hub.profiles.racp on a fragmented heap): see docs/ble.md, "The conformance set".
-    with Rig(root, devices=devices, bridge=where, hub_config={"status_ms": 300}, romfs=True) as rig:
-        for step in bs.steps(s, "bridge"):
-            what, role = step[0], step[1]
-            addr = specs[role]["address"]
-            if what == "until":
-                if not wait(lambda st, w=step[2], sp=specs[role]: bs.reached(w, _status_of(st, sp)),
-                            "%s %r" % (role, step[2])):
-                    break
-            elif what == "measure":
-                sim = bridge.sim(addr)
-                for _ in range(step[2]):
-                    if specs[role]["kind"] == "glucose":
-                        bridge.call(sim.measure(1))
-                    else:
-                        bridge.call(sim.measure())
-            elif what in ("forget_bond", "drop_link"):
-                bridge.fault(addr, what)
-            else:
-                raise ValueError(f"unknown step {step!r}")
-        if not never:
-            wait(lambda st: bs.settled(s, "bridge", lambda r: _status_of(st, specs[r])), "the expected status")
-        # What the status counts may still be staged for a group commit (hub/store.py): what
-        # counts is what the journal holds, read as the receiver would, until it is what the
-        # scenario expects or the wait is over (then the difference is the failure).
-        end = time.monotonic() + (WAIT_S if not never else 0)
-        while True:
-            got = _outcome(s, rig, bridge)
-            if not bs.check(s, "bridge", got) or time.monotonic() > end:
-                return got, never
-            time.sleep(0.25)
-
-
-def _outcome(s, rig, bridge):
-    rows = rig.readings()
-    bad = [r for r in rows if r[3] is not None]
-    assert not bad, f"readings that do not open: {bad[:3]}"
-    readings = [(r[2][1], r[2]) for r in rows if r[2] is not None]
-    last = rig.statuses[-1]
-    specs = s["devices"]
-    return bs.outcome(s, readings, {role: _status_of(last, spec) for role, spec in specs.items()},
-                      {role: bridge.sim(spec["address"]).peer_mtu_exchanges for role, spec in specs.items()})
 
 
 def run_native(mode, sid, mpy):
@@ -134,7 +63,15 @@ def run_native(mode, sid, mpy):
 def test_conformance(transport, sid, request, tmp_path, mpy):
     s = bs.scenario(sid)
     if transport == "bridge":
-        runs = {"virtual hub": run_bridge(s, request.getfixturevalue("bridge"), tmp_path)}
+        bridge, where = request.getfixturevalue("bridge")
+        # The hub package runs in place from its ROMFS image, as on a board (docs/development.md, "Heap":
+        # the hub does not fit a board's heap with its bytecode copied in). From a folder at the full
+        # heap, with the other scenarios' ten devices advertising around it, two meters' sessions fail
+        # (MemoryError importing hub.profiles.racp on a fragmented heap): docs/ble.md, "The conformance set".
+        rig = Rig(tmp_path, devices=conform_kit.allow_list(s), bridge=where, hub_config={"status_ms": 300},
+                  romfs=True)
+        with rig:
+            runs = {"virtual hub": conform_kit.drive(s, "bridge", bridge, rig)}
     else:
         runs = run_native(transport, sid, mpy)
     problems = []
