@@ -136,6 +136,16 @@ async def until(cond):
     return False
 
 
+def _rmtree(path):
+    for name in os.listdir(path):
+        p = path + "/" + name
+        try:
+            os.remove(p)
+        except OSError:  # a folder
+            _rmtree(p)
+    os.rmdir(path)
+
+
 def run(mode, sid):
     s = bs.scenario(sid)
     root = "/tmp/samband-conform-%s" % "".join("%02x" % b for b in os.urandom(4))
@@ -209,6 +219,8 @@ def run(mode, sid):
     got = bs.outcome(s, [(a, r) for _seq, a, r in stored if _seq in on_flash],
                      statuses,
                      {role: e.peer.mtu_started for role, e in devs.items()})
+    j.close()
+    _rmtree(root)
     return {"outcome": got, "never": never, "not_on_flash": lost, "crashed": [repr(e) for e in ble.crashed],
             "irq_errors": central.irq_errors}
 
