@@ -35,6 +35,7 @@ if not hasattr(os, "urandom"):
     os.urandom = _urandom
 gc.collect()
 _mark = [gc.mem_alloc()]
+_seen = set(sys.modules)
 import asyncio  # noqa: E402 - its heap is the first step
 
 
@@ -49,6 +50,9 @@ async def step(name):
     now = await settle()
     print("step", name, now - _mark[0])
     _mark[0] = now
+    new = sorted(m for m in sys.modules if m not in _seen)
+    _seen.update(new)
+    print("step_modules", name, ",".join(new) or "-")
 
 
 async def steps():
