@@ -97,17 +97,24 @@ def module_names():
 
 def parse(out):
     steps, mods, skips, total = {}, [], [], {}
+    at = None
     for line in out.splitlines():
         w = line.split()
         if not w:
             continue
-        if w[0] == "step":
+        if w[0] == "qstr":  # micropython.qstr_info(): "qstr pool: n_pool=7, n_qstr=1526, ..."
+            q = {k: int(v) for k, v in (f.rstrip(",").split("=") for f in w[2:])}
+            total.setdefault("qstr_steps", []).append((at, q))
+            total["qstr"] = q
+        elif w[0] == "step":
+            at = w[1]
             steps[w[1]] = int(w[2])
         elif w[0] == "mod":
             mods.append((w[1], int(w[2]), w[3]))
         elif w[0] == "skip":
             skips.append((w[1], w[2]))
         elif w[0] == "heap_alloc":
+            at = "end"
             total[w[0]] = int(w[1])
         elif w[0] == "collected":
             total["collected"] = [int(x) for x in w[1:]]
@@ -171,6 +178,23 @@ def main():
         n = t["heap_alloc"]
         figure(f"target: the hub on 32-bit <= 64 KB; from {name}", f"{kb(n)} KB:",
                "fits" if n <= TARGET else f"over by {kb(n - TARGET)} KB")
+    for name, t in (("32-bit", t32), ("32-bit from ROMFS", tr32), ("64-bit", t64)):
+        q = t["qstr"]
+        pools = q["n_total_bytes"] - q["n_str_data_bytes"]
+        figure(f"interned names (qstrs) on {name}, everything started", q["n_qstr"],
+               f"in {q['n_pool']} pools: {kb(pools)} KB of pools, {kb(q['n_str_data_bytes'])} KB of text "
+               f"(the text is in the heap only from a folder)")
+        before = None
+        for at, s in t["qstr_steps"]:
+            if s["n_pool"] == q["n_pool"] and before is not None and before["n_pool"] < q["n_pool"]:
+                last = pools - before["n_total_bytes"] + before["n_str_data_bytes"]
+                figure(f"the last qstr pool on {name}", kb(last),
+                       f"KB, opened in step {at}, holds {q['n_qstr'] - before['n_qstr']} names")
+                break
+            before = s
+    q = tr32["qstr"]
+    figure("heap 32-bit from ROMFS less its qstr pools (what names frozen into the firmware would leave)",
+           kb(tr32["heap_alloc"] - q["n_total_bytes"] + q["n_str_data_bytes"]), "KB")
 
     _, m32, k32, _ = parse(run32(tree, "modules"))
     _, mr32, _, _ = parse(run32(tree, "modules", romfs=image))

@@ -4,7 +4,8 @@
 # them is the word size alone. Prints "step NAME BYTES" as the heap grows
 # while each service starts, in app.Hub.start_services' order, then
 # "mod NAME BYTES NEWMODULES" per module imported one after another, then
-# "heap_alloc BYTES": everything alive at the end, the runtime's own included.
+# "heap_alloc BYTES": everything alive at the end, the runtime's own included,
+# and the interned names (qstr pools) at the end, as micropython.qstr_info() prints them.
 # The 32-bit port collects garbage only at its top level (it cannot scan the
 # wasm stack), so each figure is read after `await settle()`, which yields to
 # its JavaScript event loop; its runner awaits main(), the unix port runs it.
@@ -53,6 +54,8 @@ async def step(name):
     new = sorted(m for m in sys.modules if m not in _seen)
     _seen.update(new)
     print("step_modules", name, ",".join(new) or "-")
+    import micropython
+    micropython.qstr_info()  # the interned names so far: where a new qstr pool opens
 
 
 async def steps():
@@ -175,6 +178,8 @@ async def main():
     else:
         alive = await steps()
     print("heap_alloc", await settle())
+    import micropython
+    micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=.."
     return alive is None
 
 
