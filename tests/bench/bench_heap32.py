@@ -36,7 +36,9 @@ STEPS = [("asyncio", "asyncio with Event, Lock, funcs, streams (the runtime's)")
          ("collect_profiles", "their profile codecs loaded"), ("first_commit", "three readings sealed and committed"),
          ("collecting", "collecting: the three devices' notifications handled and committed"),
          ("uplink_code", "uplink, mqtt, clock, hostnet imported"),
-         ("uplink_two_bearers", "uplink, clock, manager with two hostnet bearers and their MQTT clients")]
+         ("uplink_two_bearers", "uplink, clock, manager with two hostnet bearers and their MQTT clients"),
+         ("cuff_gone", "after all that, the cuff disconnects: codecs no connected device needs unloaded")]
+NOT_HUB = ("asyncio", "cuff_gone")  # the runtime's; a step after "everything started"
 SKIP_MODULES = ("hub.ports.esp32", "hub.ports.rp2", "hub.ble.native", "hub.app", "hub.console")
 
 
@@ -105,7 +107,8 @@ def parse(out):
         if w[0] == "qstr":  # micropython.qstr_info(): "qstr pool: n_pool=7, n_qstr=1526, ..."
             q = {k: int(v) for k, v in (f.rstrip(",").split("=") for f in w[2:])}
             total.setdefault("qstr_steps", []).append((at, q))
-            total["qstr"] = q
+            if at == "end":
+                total["qstr"] = q
         elif w[0] == "step":
             at = w[1]
             steps[w[1]] = int(w[2])
@@ -167,7 +170,7 @@ def main():
         figure(f"collecting on {name}: readings stored, bad payloads, unknown handles",
                f"{stored}, {bad}, {unknown}")
         figure(f"collecting on {name}: modules loaded while collecting", t["loaded"])
-    hub32, hubr, hub64 = (sum(v for k, v in s.items() if k != "asyncio") for s in (s32, r32, s64))
+    hub32, hubr, hub64 = (sum(v for k, v in s.items() if k not in NOT_HUB) for s in (s32, r32, s64))
     figure("heap 32-bit, the hub's services all started (without asyncio)", kb(hub32), "KB")
     figure("heap 32-bit from ROMFS, the hub's services all started (without asyncio)", kb(hubr), "KB")
     figure("heap 64-bit, the hub's services all started (without asyncio)", kb(hub64), "KB")

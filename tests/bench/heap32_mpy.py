@@ -180,6 +180,15 @@ async def main():
     print("heap_alloc", await settle())
     import micropython
     micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=.."
+    if alive is not None:
+        # The cuff's session ends (as Device._close does it): the codecs no connected device needs go.
+        col = alive[3]
+        for d in col.devices.values():
+            if d.kind == "bp":
+                col.by_conn.pop(d.conn, None)
+                d.conn = None
+        col.release_codecs()
+        await step("cuff_gone")
     return alive is None
 
 

@@ -263,6 +263,32 @@ def forget():
             del g[m]
 
 
+# Helpers whose functions other modules hold by name (from hub.profiles.wire import Reader;
+# the collector's racp and timefmt): taken out of sys.modules they would only load twice.
+_SHARED = ("wire", "ieee11073", "timefmt", "racp")
+
+
+def keep(uuids):
+    """Unload the codec modules that none of these characteristics needs (the collector
+    passes those of its connected devices): a cuff connected for a minute a day does not
+    hold its codec all day. They load again with the next payload. Returns the names dropped."""
+    need = []
+    for u in uuids:
+        try:
+            need.append(_entry(u)[1][1])
+        except ProfileError:
+            pass
+    drop = [m for m in loaded() if m not in need and m not in _SHARED]
+    if drop:
+        import sys
+        g = globals()
+        for m in drop:
+            del sys.modules["hub.profiles." + m]
+            if m in g:
+                del g[m]
+    return drop
+
+
 def encode(uuid, fields):
     """Payload bytes for a fields dict (the inverse of parse)."""
     k, e = _entry(uuid)
