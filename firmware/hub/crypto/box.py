@@ -129,6 +129,10 @@ def secretbox_open(c, nonce, key):
 def _x25519():
     # Imported when a key is made, not with the box: a hub seals every record
     # with a Boxer but needs X25519 once an epoch (hub.seal drops it after).
+    # Its viper kernel (_vfe) stays loaded: each load of native code takes new
+    # executable RAM that is given back only at a reset (ports/esp32/main.c,
+    # esp_native_code_commit), so dropping it would leak it once an epoch
+    # (and the unix port under test ran out of heap when it was dropped).
     from hub.crypto import x25519
     return x25519
 
