@@ -78,8 +78,9 @@ def test_keep_unloads_the_codecs_no_characteristic_needs():
     assert "glucose" in P.loaded() and "racp" not in dropped
     assert "wire" in P.loaded() and "ieee11073" in P.loaded()  # shared helpers stay: others hold their names
     assert P.decode(0x2A35, bp)[0][R.MDC] == 150020  # loads again
+    P.decode(P.PMD_CP, bytes.fromhex("f0010000"))
     assert sorted(P.keep([])) == ["blood_pressure", "glucose"]
-    assert P.keep([]) == []
+    assert P.keep([]) == [] and "polar_pmd" in P.loaded()  # native code: loaded once a boot
 
 
 def test_profile_error_names_characteristic_and_offset():

@@ -263,9 +263,11 @@ def forget():
             del g[m]
 
 
-# Helpers whose functions other modules hold by name (from hub.profiles.wire import Reader;
-# the collector's racp and timefmt): taken out of sys.modules they would only load twice.
-_SHARED = ("wire", "ieee11073", "timefmt", "racp")
+# Never unloaded: helpers whose functions other modules hold by name (from hub.profiles.wire
+# import Reader; the collector's racp and timefmt), which would only load twice, and polar_pmd,
+# whose viper loop is native code: each load takes executable RAM that only a reset gives
+# back (ports/esp32/main.c, esp_native_code_commit).
+_KEEP = ("wire", "ieee11073", "timefmt", "racp", "polar_pmd")
 
 
 def keep(uuids):
@@ -278,7 +280,7 @@ def keep(uuids):
             need.append(_entry(u)[1][1])
         except ProfileError:
             pass
-    drop = [m for m in loaded() if m not in need and m not in _SHARED]
+    drop = [m for m in loaded() if m not in need and m not in _KEEP]
     if drop:
         import sys
         g = globals()
