@@ -176,14 +176,11 @@ class Hub:
     def _unseal_config(self):
         """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
         needed once, at boot: it is dropped again (about 2 KB of bytecode back to the heap)."""
-        import sys
         import hub
         from hub import vault
         self.problems.extend(vault.load_into(self.config, self.keys.hub_secret, KEYS + "/vault"))
         del vault
-        sys.modules.pop("hub.vault", None)
-        if hasattr(hub, "vault"):
-            delattr(hub, "vault")
+        hub.forget("hub.vault")
         gc.collect()
 
     def start_services(self):
