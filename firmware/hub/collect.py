@@ -186,6 +186,7 @@ class Device:
         for uuid, mode in self.k.SUBSCRIBE:
             ch = find_char(svcs, uuid)
             if ch is not None and ch.cccd:
+                profiles.load(_puuid(uuid))  # before the device may send (profiles.load says why)
                 await conn.subscribe(ch.cccd, mode)
         self.subscribed = True
         self.last_heard = c.port.ticks_ms()

@@ -195,6 +195,42 @@ def test_a_session_that_ends_unloads_the_codecs_no_connected_device_needs():
     assert j.count() == 3  # every reading kept
 
 
+def test_a_kinds_codecs_are_loaded_before_it_is_told_to_send():
+    # An indication is confirmed on receipt: a codec that could not load when the measurement
+    # arrives would lose it, so the session loads it before it subscribes (profiles.load).
+    import asyncio
+    from hub.ble import BleError, Char, Service
+    c, d, j, store, root = _rig(kind="thermo")
+    profiles.forget()
+    seen = []
+
+    class Conn:
+        handle = 5
+
+        async def exchange_mtu(self, mtu):
+            return mtu
+
+        async def discover(self):
+            return [Service(0x1809, 1, 9, [Char(0x2A1C, 3, 0x20, 4), Char(0x2A1E, 6, 0x10, 7)])]
+
+        async def subscribe(self, cccd, mode):
+            seen.append((cccd, profiles.module_of(0x2A1C) in profiles.loaded()))
+            raise BleError("enough")
+
+        async def disconnect(self):
+            pass
+
+    async def connect(addr):
+        return Conn()
+
+    c.central.connect = connect
+    try:
+        asyncio.run(d._session())
+    except BleError:
+        pass
+    assert seen == [(4, True)]
+
+
 # ------------------------------------------------ record numbers and backfill
 
 class Ch:

@@ -270,6 +270,13 @@ def forget():
 _KEEP = ("wire", "ieee11073", "timefmt", "racp", "polar_pmd")
 
 
+def load(uuid):
+    """Load the codec for this characteristic now. The collector does it before it subscribes:
+    an indication is confirmed on receipt, so a codec that could not load when the measurement
+    arrives would lose it; a MemoryError here fails the session while the device still holds it."""
+    _module(_entry(uuid)[1][1])
+
+
 def keep(uuids):
     """Unload the codec modules that none of these characteristics needs (the collector
     passes those of its connected devices): a cuff connected for a minute a day does not
