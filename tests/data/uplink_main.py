@@ -4,12 +4,18 @@
 #
 # /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
 #                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
-#                "ota": {...hub.ota.Ota config} to take updates over the air}
+#                "ota": {...hub.ota.Ota config} to take updates over the air,
+#                "cfg": true to take signed configs (limits, receiver keys) as hub/app.py does,
+#                "judge": true to make a reading an alarm by hub.alarms (limits) instead of alarm_every,
+#                "hold": [[n, "l" or "k"], ...]: before reading n, wait until that config serial changed}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
 # as "A seq prio n"; /uplink.state (rewritten atomically every 100 ms) holds
 # the journal's backlog and the uplink's counters, for the host to poll.
+# With "cfg", each config message is logged to /uplink.log as "C keys-serial
+# limits-serial refusals" after it was taken, so the host knows which
+# readings were appended under which config.
 import json
 import os
 import time
@@ -19,7 +25,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from hub import board, ports, reading, seal
+from hub import VERSION, alarms, board, ports, reading, seal
 from hub.journal import Journal
 from hub.uplink import Uplink
 
@@ -58,6 +64,7 @@ def main():
     sealer.prepare()
     ucfg = cfg["uplink"]
     ucfg["hub_id"] = uid
+    ucfg["version"] = VERSION  # as hub/app.py: every status says what the hub runs
     # with "bearers" in the uplink config: one session per bearer (hub/bearers/manager.py);
     # bearer state changes and clock settings are logged to /uplink.bearers as "T mdc val"
     tel = open("/uplink.bearers", "ab")
@@ -74,7 +81,7 @@ def main():
         # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py): hub.ota made
         # at once when an update is under way, else when the first update message comes;
         # every chunk request is logged with the alarms pending then, which must be none
-        from hub import VERSION, ota
+        from hub import ota
         from hub.segment import ALARM
         olog = open("/uplink.ota", "ab")
 
@@ -111,6 +118,21 @@ def main():
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
+    if cfg.get("cfg"):
+        # signed configs as hub/app.py takes them (tests/test_hubcfg_e2e.py)
+        if "limits" in os.listdir("/keys"):
+            from hub import limits
+            limits.boot(keys, "/keys", [])
+        cstate = {"k": keys.serial, "l": 0}
+        booted = dict(cstate)
+
+        def take_config(payload):
+            from hub import hubcfg
+            hubcfg.take(payload, keys, sealer, cstate, "/keys", telemetry)
+            log.write(("C %d %d %d\n" % (cstate["k"], cstate["l"], cstate.get("bad", 0))).encode())
+            log.flush()
+
+        up.set_config(take_config, cstate)
     boot = _read_int("/uplink.boots") + 1
     _write("/uplink.boots", str(boot))
     total = cfg.get("total", 100)
@@ -118,10 +140,16 @@ def main():
     interval = cfg.get("interval_ms", 10)
     burst = cfg.get("burst", 1)
 
+    judge = cfg.get("judge")
+
     def append(n):
         prio = reading.PRIO_ALARM if every and n % every == every - 1 else reading.PRIO_ROUTINE
         r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, time.ticks_ms() & 0x3FFFFFFF], exp=0,
                          unit="mg/dL", prio=prio, rec=n, hts=port.utc_ms())
+        if judge:  # default: an alarm below 54 mg/dL, unless the patient's limits say otherwise
+            prio = alarms.classify(r, (((GLUCOSE,), "mg/dL", 54, None),))
+            if prio != reading.PRIO_ROUTINE:
+                r[reading.PRIO] = prio
 
         def make(seq):
             r[reading.SEQ] = seq
@@ -132,9 +160,14 @@ def main():
         log.flush()
         return seq
 
+    holds = dict((n, key) for n, key in cfg.get("hold", ()))
+
     async def produce():
         n = _read_int("/uplink.made")
         while n < total:
+            if n in holds:
+                while cstate[holds[n]] == booted[holds[n]]:
+                    await asyncio.sleep_ms(20)
             for _ in range(burst):
                 if n >= total:
                     break
