@@ -9,7 +9,8 @@ taken without a reboot, 100 more readings judged by them; a forged config, one m
 for another hub and a replayed older one, each refused and counted while the limits
 stay; the receiver key rotated (7 -> 8), 100 more readings sealed to the new key.
 Every reading is in the database exactly once with the priority the hub gave it, and
-that priority is what the limits in force said. Before any of this, the hub (never
+that priority is what the limits in force said; the receiver's record names the
+configs the hub runs and its refusals. Before any of this, the hub (never
 offered an update) is listed by `samband hubs` with its version."""
 
 from pathlib import Path
@@ -69,11 +70,12 @@ def test_limits_and_receiver_key_over_the_uplink(tmp_path, capsys):
                limits_blob(rig.authority.secret, h.public, OTHER, 300, 240),  # made for another hub
                limits_blob(rig.authority.secret, h.public, HUB, 50, 240)]    # older than the one in force
         for n, blob in enumerate(bad, 1):
-            p = hubcfg.Push(HUB, blob, None, **login).start()
+            serial = fwlimits.parse(blob)[0]
+            p = hubcfg.Push(HUB, blob, serial, **login).start()
             try:
                 rig.wait(lambda p=p, n=n: (p.cfg or {}).get("bad") == n, TIMEOUT, f"refusal {n} reported")
-                assert p.cfg["r"] == ("replay" if n == 3 else "forged") and p.cfg["l"] == 100, p.cfg
-                assert not p.in_force()
+                assert p.refused() == ("replay" if n == 3 else "forged") and p.cfg["l"] == 100, p.cfg
+                assert not p.wait(0) and not p.in_force()
             finally:
                 p.close()
 
@@ -125,5 +127,9 @@ def test_limits_and_receiver_key_over_the_uplink(tmp_path, capsys):
         rf = fwcfg.MDC_HUB_CFG_REFUSED
         assert cfg_tel == [(fwcfg.MDC_HUB_CFG_LIMITS, 100), (rf, 1), (rf, 1), (rf, 2), (fwcfg.MDC_HUB_CFG_KEYS, 2)]
         assert len(rows(rig, HUB)) == TOTAL
+        # the receiver's record of which configs the hub runs (migration 7), from its statuses
+        rig.wait(lambda: versions.fleet(rig.store)[0]["cfg_keys"] == 2, TIMEOUT, "the receiver's record")
+        row = versions.fleet(rig.store)[0]
+        assert (row["cfg_limits"], row["cfg_refused"], row["cfg_reason"]) == (100, 3, "replay"), row
     finally:
         rig.stop()

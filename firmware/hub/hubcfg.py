@@ -27,12 +27,15 @@ V_LIMITS = 0x14
 
 def take(payload, keys, sealer, state, root="/keys", telemetry=None, log=None):
     """Verify and apply one config message; never raises (a refusal is counted in
-    state["bad"], named in state["r"] and sent as a telemetry reading).
+    state["bad"], named in state["r"], its serial in state["x"] when it has one, so
+    that the sender can tell its own refusal from an older one, and sent as a
+    telemetry reading).
 
     state: the hub's {"k": receiver-key serial, "l": limits serial} (the status's
     "cfg" entry), updated here. The config in force already (its serial equal to
     the current one: a retained message heard again at a reconnect) is no refusal."""
     code = None
+    serial = None
     try:
         code, serial, what = _take(bytes(payload), keys, sealer, state, root)
     except OSError as e:  # the flash could not keep it: nothing changed, said in the status
@@ -47,6 +50,7 @@ def take(payload, keys, sealer, state, root="/keys", telemetry=None, log=None):
         return True
     state["bad"] = state.get("bad", 0) + 1
     state["r"] = code
+    state["x"] = serial or 0
     if telemetry is not None:
         telemetry(MDC_HUB_CFG_REFUSED, REFUSALS.index(code))
     if log is not None:
@@ -65,15 +69,15 @@ def _take(blob, keys, sealer, state, root):
         except ValueError as e:
             return "format", None, str(e)
         if not keys.verify(seal.CONFIG_LABEL, blob):
-            return "forged", None, "receiver-key config is not authentic for this hub"
+            return "forged", serial, "receiver-key config is not authentic for this hub"
         if serial == keys.serial:
             return None, None, "k"
         if serial < keys.serial:
-            return "replay", None, "receiver-key config %d is older than %d" % (serial, keys.serial)
+            return "replay", serial, "receiver-key config %d is older than %d" % (serial, keys.serial)
         try:
             current = keys.apply(blob)  # checks again, refuses small-order keys, writes atomically
         except seal.SealError as e:
-            return "key", None, str(e)
+            return "key", serial, str(e)
         sealer.set_receiver(current)  # records from now on: a new epoch under the new key
         state["k"] = serial
         return None, serial, "k"
@@ -85,14 +89,14 @@ def _take(blob, keys, sealer, state, root):
         except limits.LimitsError as e:
             return "format", None, str(e)
         if not keys.verify(limits.LIMITS_LABEL, blob):
-            return "forged", None, "limits config is not authentic for this hub"
+            return "forged", serial, "limits config is not authentic for this hub"
         lim.load()  # the config in force (and its serial) from flash
         if serial == lim.serial:
             return None, None, "l"
         try:
             lim.offer(blob)  # newer than the stored one, written atomically, applied to alarms
         except limits.LimitsError as e:
-            return "replay", None, str(e)
+            return "replay", serial, str(e)
         state["l"] = serial
         return None, serial, "l"
     finally:

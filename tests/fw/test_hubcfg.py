@@ -88,18 +88,18 @@ def test_limits_applied_at_once_and_refusals_counted():
         newer = limits_cfg(7, [(GLU, "mg/dL", 70, 250)])
         assert take(newer, f) and cgm(200) == RT and state["l"] == 7
         refused = [
-            (limits_cfg(6, [(GLU, "mg/dL", 70, 100)]), "replay"),             # older than the one in force
-            (blob, "replay"),                                                # a replay of an older one
-            (limits_cfg(9, [(GLU, "mg/dL", 1, 2)], auth_sk=THIEF_SK), "forged"),  # another authority key
-            (limits_cfg(9, [(GLU, "mg/dL", 1, 2)], hub_id=OTHER_ID), "forged"),  # made for another hub
-            (newer[:-1] + bytes((newer[-1] ^ 1,)), "forged"),
-            (newer[:-17] + bytes((newer[-17] ^ 1,)) + newer[-16:], "forged"),  # a limit altered after signing
-            (b"\x14" + b"\x00" * 30, "format"),
-            (b"junk", "format"),
+            (limits_cfg(6, [(GLU, "mg/dL", 70, 100)]), "replay", 6),             # older than the one in force
+            (blob, "replay", 5),                                                # a replay of an older one
+            (limits_cfg(9, [(GLU, "mg/dL", 1, 2)], auth_sk=THIEF_SK), "forged", 9),  # another authority key
+            (limits_cfg(9, [(GLU, "mg/dL", 1, 2)], hub_id=OTHER_ID), "forged", 9),  # made for another hub
+            (newer[:-1] + bytes((newer[-1] ^ 1,)), "forged", 7),
+            (newer[:-17] + bytes((newer[-17] ^ 1,)) + newer[-16:], "forged", 7),  # a limit altered after signing
+            (b"\x14" + b"\x00" * 30, "format", 0),
+            (b"junk", "format", 0),
         ]
-        for n, (bad, code) in enumerate(refused, 1):
+        for n, (bad, code, x) in enumerate(refused, 1):
             assert not take(bad, f), code
-            assert state["bad"] == n and state["r"] == code, (n, code, state)
+            assert state["bad"] == n and state["r"] == code and state["x"] == x, (n, code, state)
             assert tel[-1] == (hubcfg.MDC_HUB_CFG_REFUSED, hubcfg.REFUSALS.index(code))
         assert read(root + "/limits") == newer and state["l"] == 7 and cgm(200) == RT and cgm(260) == A
         # what the hub takes at its next boot is the config in force

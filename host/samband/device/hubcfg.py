@@ -9,7 +9,7 @@ connects. The hub (firmware/hub/hubcfg.py) verifies each one (authentic for
 this hub under the depot's authority key, serial above the one in force),
 stores it atomically, applies it without a reboot and reports the serials in
 force in its status ("cfg": {"k": keys, "l": limits, "bad": refusals, "r":
-last refusal}); `push` waits for that report.
+last refusal, "x": its serial}); `Push` waits for that report.
 
 Rotating the receiver key: the receivers must hold the new secret before any
 hub seals to it (a record sealed to a key no receiver holds waits on the hub,
@@ -90,7 +90,6 @@ class Push:
         self.kind = kind_of(self.blob)
         self.serial = serial
         self.cfg = None  # the hub's last "cfg" status entry
-        self.first_bad = None
         self.changed = threading.Event()
         self.fleet = Fleet([self.hub], host, port, ca, user, password)
         self.fleet.c.on_message = self._message
@@ -104,8 +103,6 @@ class Push:
         except Exception:  # noqa: BLE001 - a status is a hint; a bad one is skipped
             return
         if isinstance(cfg, dict):
-            if self.first_bad is None:
-                self.first_bad = cfg.get("bad", 0)
             self.cfg = cfg
             self.changed.set()
 
@@ -122,9 +119,9 @@ class Push:
         return c.get("k" if self.kind == "keys" else "l") == self.serial
 
     def refused(self):
-        """The hub's refusal code if it counted one since we first heard it (else None)."""
+        """The hub's refusal code if its last refusal was of this config (its serial), else None."""
         c = self.cfg or {}
-        if self.first_bad is not None and c.get("bad", 0) > self.first_bad and not self.in_force():
+        if self.serial is not None and c.get("x") == self.serial and not self.in_force():
             return c.get("r") or "?"
         return None
 
