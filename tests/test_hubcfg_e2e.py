@@ -46,7 +46,7 @@ def test_limits_and_receiver_key_over_the_uplink(tmp_path, capsys):
     rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree())
     try:
         h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "interval_ms": 20, "cfg": True, "judge": True,
-                                    "hold": [[100, "l"], [200, "k"]]})
+                                    "hold_cfg": [[100, "l"], [200, "k"]]})
         rig.start()
         login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
                      password=rig.broker.users[RECEIVER_USER])

@@ -82,7 +82,7 @@ class UplinkRig:
     def opener(self):
         return Opener(dict(self.receiver_keys), {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
 
-    def add_hub(self, uid, main, config=None, uplink=None):
+    def add_hub(self, uid, main, config=None, uplink=None, env=None):
         flash = self.folder / ("hub-" + uid)
         tree = self.firmware or build.build("vhub")
         deploy(tree, flash)
@@ -98,7 +98,7 @@ class UplinkRig:
         cfg["uplink"] = up
         files["/uplink.json"] = json.dumps(cfg).encode()
         Flash(flash).write_files(files)
-        vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False)
+        vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False, env=env)
         h = RigHub(self, uid, flash, password, vh)
         h.public = hub_pk
         self.hubs[uid] = h

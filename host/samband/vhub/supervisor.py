@@ -173,6 +173,7 @@ class VirtualHub:
         self._lock = threading.Lock()
         self._thread = None
         self._pending_cause = "power-on"
+        self._powered_at = None  # host CLOCK_MONOTONIC ms of the last power-on
         self._to_hub = b""
         self.interrupts = 0  # Ctrl-Cs delivered as a scheduled KeyboardInterrupt (the rest went as a byte)
         self.deadlocks = 0  # interpreters found deadlocked (logged; see _check_stuck)
@@ -270,7 +271,10 @@ class VirtualHub:
         _raw_tty(slave)
         env = dict(os.environ)
         env.update(self.extra_env)
+        if self._pending_cause == "power-on" or self._powered_at is None:
+            self._powered_at = time.monotonic_ns() // 1000000  # the RTC restarts (hub/ports/unix.py rtc_ms)
         env.update({
+            "SAMBAND_VHUB_POWERED_AT": str(self._powered_at),
             "SAMBAND_FLASH": str(self.image.image),
             "SAMBAND_VHUB_UID": self.uid,
             "SAMBAND_VHUB_RESET": self._pending_cause,
