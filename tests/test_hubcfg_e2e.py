@@ -1,6 +1,6 @@
 """Signed configs over the hub's own uplink, end to end: a virtual hub (the compiled
-firmware, tests/data/uplink_main.py wiring hub.uplink and hub.hubcfg as hub/app.py
-does, readings judged by hub.alarms), Mosquitto with TLS and ACLs, the receiver, and
+firmware, tests/data/uplink_main.py wiring hub.uplink and, with tests/data/uplink_cfg.py,
+hub.hubcfg as hub/app.py does, readings judged by hub.alarms), Mosquitto with TLS and ACLs, the receiver, and
 `samband config push`'s Push as the receiver's login.
 
 One run, in phases the hub holds its readings for: 100 readings under the default
@@ -28,6 +28,7 @@ from samband.receiver import versions
 from samband.receiver.opener import Authority
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import RECEIVER_KID, UplinkRig
+from samband.vhub import Flash
 
 MAIN = Path(__file__).parent / "data" / "uplink_main.py"
 HUB = "00005a4d00f1"
@@ -47,6 +48,7 @@ def test_limits_and_receiver_key_over_the_uplink(tmp_path, capsys):
     try:
         h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "interval_ms": 20, "cfg": True, "judge": True,
                                     "hold_cfg": [[100, "l"], [200, "k"]]})
+        Flash(h.flash).write_files({"/uplink_cfg.py": (MAIN.parent / "uplink_cfg.py").read_bytes()})
         rig.start()
         login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
                      password=rig.broker.users[RECEIVER_USER])

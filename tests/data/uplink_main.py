@@ -6,16 +6,12 @@
 #                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
 #                "ota": {...hub.ota.Ota config} to take updates over the air,
 #                "cfg": true to take signed configs (limits, receiver keys) as hub/app.py does,
-#                "judge": true to make a reading an alarm by hub.alarms (limits) instead of alarm_every,
-#                "hold_cfg": [[n, "l" or "k"], ...]: before reading n, wait until that config serial changed}
+#                with "judge" and "hold_cfg" (tests/data/uplink_cfg.py, on the flash beside it)}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
 # as "A seq prio n"; /uplink.state (rewritten atomically every 100 ms) holds
 # the journal's backlog and the uplink's counters, for the host to poll.
-# With "cfg", each config message is logged to /uplink.log as "C keys-serial
-# limits-serial refusals" after it was taken, so the host knows which
-# readings were appended under which config.
 import json
 import os
 import time
@@ -25,7 +21,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from hub import VERSION, alarms, board, ports, reading, seal
+from hub import VERSION, board, ports, reading, seal
 from hub.journal import Journal
 from hub.uplink import Uplink
 
@@ -133,21 +129,10 @@ def main():
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
+    wired = None
     if cfg.get("cfg"):
-        # signed configs as hub/app.py takes them (tests/test_hubcfg_e2e.py)
-        if "limits" in os.listdir("/keys"):
-            from hub import limits
-            limits.boot(keys, "/keys", [])
-        cstate = {"k": keys.serial, "l": 0}
-        booted = dict(cstate)
-
-        def take_config(payload):
-            from hub import hubcfg
-            hubcfg.take(payload, keys, sealer, cstate, "/keys", telemetry)
-            log.write(("C %d %d %d\n" % (cstate["k"], cstate["l"], cstate.get("bad", 0))).encode())
-            log.flush()
-
-        up.set_config(take_config, cstate)
+        import uplink_cfg  # signed configs as hub/app.py takes them (tests/test_hubcfg_e2e.py)
+        wired = uplink_cfg.Wired(cfg, up, keys, sealer, telemetry, log)
     total = cfg.get("total", 100)
     # "truth": log each reading's real making time to /uplink.truth; "warp_after": K,
     # "warp_ms": M: after the K-th reading, the port's clock jumps M ms; "reset_after":
@@ -159,16 +144,12 @@ def main():
     interval = cfg.get("interval_ms", 10)
     burst = cfg.get("burst", 1)
 
-    judge = cfg.get("judge")
-
     def append(n):
         prio = reading.PRIO_ALARM if every and n % every == every - 1 else reading.PRIO_ROUTINE
         r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, port.ticks_ms() & 0x3FFFFFFF], exp=0,
                          unit="mg/dL", prio=prio, rec=n, hts=port.utc_ms())
-        if judge:  # default: an alarm below 54 mg/dL, unless the patient's limits say otherwise
-            prio = alarms.classify(r, (((GLUCOSE,), "mg/dL", 54, None),))
-            if prio != reading.PRIO_ROUTINE:
-                r[reading.PRIO] = prio
+        if wired is not None and wired.judging:
+            prio = wired.judge(r, GLUCOSE)
 
         def make(seq):
             r[reading.SEQ] = seq
@@ -187,15 +168,12 @@ def main():
             warped[0] += cfg["warp_ms"]
         return seq
 
-    holds = dict((n, key) for n, key in cfg.get("hold_cfg", ()))
-
     async def produce():
         n = _read_int("/uplink.made")
         hold = cfg.get("hold_after") if n < cfg.get("hold_after", 0) else None
         while n < total:
-            if n in holds:
-                while cstate[holds[n]] == booted[holds[n]]:
-                    await asyncio.sleep_ms(20)
+            if wired is not None:
+                await wired.hold(n)
             for _ in range(burst):
                 if n >= total:
                     break
