@@ -22,9 +22,6 @@ MDC_HUB_CFG_KEYS = 1024 << 16 | 72      # val: the serial of the receiver keys n
 MDC_HUB_CFG_REFUSED = 1024 << 16 | 73   # val: index of the code in REFUSALS
 REFUSALS = ("format", "forged", "replay", "key", "flash")
 
-V_KEYS = 0x12
-V_LIMITS = 0x14
-
 
 def take(payload, keys, sealer, state, root="/keys", telemetry=None, log=None):
     """Verify and apply one config message; never raises (a refusal is counted in
@@ -62,10 +59,10 @@ def take(payload, keys, sealer, state, root="/keys", telemetry=None, log=None):
 
 def _take(blob, keys, sealer, state, root):
     # (refusal code or None, serial taken or None, what) ; OSError passes
-    if len(blob) < 22 or blob[0] not in (V_KEYS, V_LIMITS):
+    from hub import seal  # loaded at boot already; the version bytes are seal's and limits'
+    if len(blob) < 22:
         return "format", None, "not a receiver-key or limits config"
-    if blob[0] == V_KEYS:
-        from hub import seal
+    if blob[0] == seal.V_CONFIG:
         try:
             serial = seal.parse_config(blob)[0]
         except ValueError as e:
@@ -87,7 +84,7 @@ def _take(blob, keys, sealer, state, root):
     try:
         lim = limits.Limits(keys, root)
         try:
-            serial = limits.parse(blob)[0]
+            serial = limits.parse(blob)[0]  # refuses anything but a version-1 limits config (0x14)
         except limits.LimitsError as e:
             return "format", None, str(e)
         if not keys.verify(limits.LIMITS_LABEL, blob):
