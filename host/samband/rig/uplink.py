@@ -80,6 +80,7 @@ class UplinkRig:
         self.authority = Authority()
         from nacl import bindings as nb
         self.rpk, self.rsk = nb.crypto_box_keypair()
+        self.receiver_keys = {RECEIVER_KID: self.rsk}  # what receivers started from now on hold (add one to rotate)
         self.hubs = {}
         self.heap = heap
         self.firmware = firmware
@@ -89,7 +90,7 @@ class UplinkRig:
         self.on_reading = on_reading
 
     def opener(self):
-        return Opener({RECEIVER_KID: self.rsk}, {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
+        return Opener(dict(self.receiver_keys), {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
 
     def add_hub(self, uid, main, config=None, uplink=None, env=None):
         flash = self.folder / ("hub-" + uid)
