@@ -21,9 +21,36 @@ class Port(BasePort):
         # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
         self._ticks0 = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
         self._warp = 0
+        # The supervisor's warp (VirtualHub.warp, a soak's accelerated clock): a host file
+        # opened by the vhub's boot script before "/" became the flash, holding the ms the
+        # host has moved this hub's clock on, twice (a read torn by the host's write is
+        # seen as two different halves and ignored). Read at most once a real ms, into a
+        # buffer made here: the clock allocates nothing.
+        self._host_warp = 0
+        self._warp_f = sys.modules.get("_vhub_warp")
+        self._warp_buf = bytearray(16)
+        self._warp_at = None
 
     def ticks_ms(self):
-        return time.ticks_add(time.ticks_ms(), self._ticks0 + self._warp)
+        return time.ticks_add(time.ticks_ms(), self._ticks0 + self._warp + self._warped())
+
+    def _warped(self):
+        f = self._warp_f
+        if f is None:
+            return 0
+        now = time.ticks_ms()
+        if now != self._warp_at:
+            self._warp_at = now
+            b = self._warp_buf
+            f.seek(0)
+            if f.readinto(b) == 16:
+                v = 0
+                for i in range(7, -1, -1):  # a counted loop: no range object, no slices
+                    if b[i] != b[i + 8]:
+                        return self._host_warp
+                    v = v << 8 | b[i]
+                self._host_warp = v
+        return self._host_warp
 
     def warp(self, ms):
         """Move the monotonic clock (and a set board clock with it) ms ahead at once: for a
@@ -40,7 +67,7 @@ class Port(BasePort):
         at = os.getenv("SAMBAND_VHUB_POWERED_AT")
         if not at:
             return None
-        return time.ticks_ms() + self._warp - int(at)
+        return time.ticks_ms() + self._warp + self._warped() - int(at)
 
     def unique_id(self):
         uid = os.getenv("SAMBAND_VHUB_UID")
@@ -53,8 +80,9 @@ class Port(BasePort):
 
     def utc_ms(self):
         # The host's clock is set (NTP); a board sets its own from the network later.
+        # The host's warp moves it too: the time that passed for this hub passed for its NTP.
         if self._host_clock:
-            return time.time_ns() // 1000000
+            return time.time_ns() // 1000000 + self._warped()
         return BasePort.utc_ms(self)
 
     def set_utc_ms(self, ms):

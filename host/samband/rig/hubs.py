@@ -27,7 +27,7 @@ UID = bytes.fromhex("00005a4d0001")
 
 class Rig:
     def __init__(self, root=None, devices=(), bridge=None, heap=FULL_HEAP, hub_config=None, depot=None,
-                 log=None, env=None, files=None, romfs=False, netns=None):
+                 log=None, env=None, files=None, romfs=False, netns=None, warp=False):
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -44,6 +44,7 @@ class Rig:
         self.env = dict(env or {})
         self.files = dict(files or {})  # more files for the hub's flash, e.g. {"/keys/ca.der": b"..."}
         self.netns = netns  # a network namespace for the hub (samband.rig.netns), or None: the host's
+        self.warp_file = self.root / "clock.warp" if warp else None  # warp(ms) moves the hub's clock on
         self.hub = None
         self.lines = []               # console lines, in order
         self.statuses = []            # parsed STATUS maps, in order
@@ -59,6 +60,10 @@ class Rig:
     def power_cut(self):
         """Pull the hub's plug and power it on again (the virtual hub: SIGKILL, then boot)."""
         self.hub.power_cut()
+
+    def warp(self, ms):
+        """Move the hub's clock ms ahead (Rig(warp=True); VirtualHub.warp says what moves)."""
+        self.hub.warp(ms)
 
     def provision(self):
         to_flash(self.flash, {**files_for(self.depot, UID, self.devices, self.hub_config), **self.files})
@@ -79,7 +84,7 @@ class Rig:
         if self.bridge:
             env["SAMBAND_BLE_BRIDGE"] = "%s:%d" % tuple(self.bridge)
         self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log,
-                              romfs=build.romfs_path("vhub") if self.romfs else None)
+                              romfs=build.romfs_path("vhub") if self.romfs else None, warp_file=self.warp_file)
         self.hub.netns = self.netns
         self.hub.start()
         self.running = True

@@ -84,6 +84,10 @@ def _vhub_start():
     rom = _os.getenv("SAMBAND_VHUB_ROMFS")
     rom = _rom(rom) if rom else None
     dev = _Flash(root)  # opened before "/" stops being the host's filesystem
+    warp = _os.getenv("SAMBAND_VHUB_WARP")
+    if warp:
+        # the host's clock warp (VirtualHub.warp), read by hub.ports.unix.Port
+        _sys.modules["_vhub_warp"] = open(warp, "rb")
     _vfs.umount("/")
     _vfs.mount(_vfs.VfsLfs2(dev), "/")
     _sys.modules["_vhub_flash"] = dev

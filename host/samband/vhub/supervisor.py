@@ -141,7 +141,7 @@ class VirtualHub:
     """One virtual hub. start() returns the path of its serial port."""
 
     def __init__(self, flash, heap=DEFAULT_HEAP, uid=None, link=None, board="vhub",
-                 firmware=None, deploy_firmware=True, log=None, env=None, romfs=None):
+                 firmware=None, deploy_firmware=True, log=None, env=None, romfs=None, warp_file=None):
         # The folder that holds the hub's flash image (flash.img, vhub/flash.py).
         self.flash = Path(flash.folder if isinstance(flash, Flash) else flash).resolve()
         self.image = Flash(self.flash)
@@ -159,6 +159,12 @@ class VirtualHub:
         self.deploy_firmware = deploy_firmware
         self.log = log  # callable(str) for supervisor events
         self.extra_env = dict(env or {})
+        # A host file through which warp() moves the hub's clock on while it runs (a soak's
+        # accelerated time, samband.rig.soak); None: the hub's clock is the host's.
+        self.warp_file = Path(warp_file).resolve() if warp_file else None
+        self.warped_ms = 0
+        if self.warp_file is not None:
+            self._write_warp()
         # a network namespace to run the interpreter in (samband.rig.netns: one veth per bearer)
         self.netns = None
         self.port = None
@@ -251,6 +257,27 @@ class VirtualHub:
             self._raw = False
             self._kill()
 
+    def warp(self, ms):
+        """Move the running hub's clock ms ahead at once (what hub.ports.unix.Port reads as
+        ticks_ms and, with the host's clock, utc_ms): to the firmware, ms of uptime passed.
+        The warp is kept across resets and power cuts, as the time that passed stays passed.
+        Only the port's clock moves: asyncio's sleeps and the network's timeouts keep real time."""
+        if self.warp_file is None:
+            raise HubError("this virtual hub was started without a warp file (VirtualHub(warp_file=...))")
+        if ms < 0:
+            raise HubError("a hub's clock only moves ahead")
+        self.warped_ms += int(ms)
+        self._write_warp()
+
+    def _write_warp(self):
+        # the value twice, in one write: the port takes it only when both halves agree
+        v = self.warped_ms.to_bytes(8, "little")
+        fd = os.open(self.warp_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, v + v, 0)
+        finally:
+            os.close(fd)
+
     def wait_boots(self, n, timeout=10):
         end = time.monotonic() + timeout
         while self.boots < n:
@@ -282,6 +309,7 @@ class VirtualHub:
             "SAMBAND_VHUB_RESET": self._pending_cause,
             "SAMBAND_VHUB_RAW": "1" if self._raw else "0",
             "SAMBAND_VHUB_ROMFS": str(self.romfs or ""),
+            "SAMBAND_VHUB_WARP": str(self.warp_file or ""),
             "MICROPYPATH": "",
         })
 
@@ -408,6 +436,12 @@ class VirtualHub:
             self.deadlocks += 1
             if self.log:
                 self.log(f"vhub: interpreter pid {self._proc.pid} deadlocked ({wchan})")
+
+    @property
+    def rom_heap(self):
+        """Bytes of the heap the ROMFS image takes (0 without one): on a board it stays in flash,
+        so heap figures of the application leave it out."""
+        return self._rom_heap()
 
     def _rom_heap(self):
         # the image as one bytearray: its size, rounded up to 32-byte GC blocks, plus the object
