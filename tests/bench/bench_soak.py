@@ -28,7 +28,10 @@ def main():
                                                                h["min_free"] / 1024))
     allocs = [h["alloc"] for h in res["hourly"]]
     figure("soak heap range over the day", "%.1f..%.1f" % (min(allocs) / 1024, max(allocs) / 1024), "KB")
-    figure("soak heap slope within a boot", res["slope"], "B per simulated hour")
+    figure("soak heap slope within a boot (uplink up, after 20 min)", res["slope"],
+           "B per simulated hour (%d samples)" % res["slope_samples"])
+    figure("soak heap slope within a boot after its first flap (settled)", res["settled_slope"],
+           "B per simulated hour (%d samples)" % res["settled_samples"])
     figure("soak hourly peak slope within a boot", res["peak_slope"], "B per simulated hour")
     figure("soak memory errors", res["memory_errors"])
     figure("soak MemoryError problems", len(res["problems"]))
