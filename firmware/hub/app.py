@@ -129,13 +129,15 @@ class Hub:
         return s
 
     def emit_status(self):
-        # One JSON line, prefixed, so the host can read it off the console.
-        # A status that does not fit in the heap right now must not stop the hub.
+        # One JSON line, prefixed, so the host can read it off the console, streamed
+        # (status.emit says why). A status that does not fit in the heap right now must
+        # not stop the hub; a line cut short by it is ended first.
+        import sys
         try:
-            print("STATUS " + json.dumps(self.status()))
+            status.emit(self.status(), sys.stdout)
         except MemoryError:
             gc.collect()
-            print('STATUS {"error": "MemoryError", "heap_free": %d}' % gc.mem_free())
+            print('\nSTATUS {"error": "MemoryError", "heap_free": %d}' % gc.mem_free())
 
     async def status_task(self, every_ms):
         while True:
