@@ -11,7 +11,7 @@ the figures per hour.
 
 import collections
 
-from samband.rig.soak import HR, INDICATED, Soak, named, pooled_slope, schedule, slope, summary
+from samband.rig.soak import CGM, HR, INDICATED, Soak, named, pooled_slope, schedule, slope, summary
 
 HOURS = 4
 # Bytes per simulated hour the heap may grow by within a boot. A healthy hub's heap after a
@@ -55,7 +55,7 @@ def test_four_simulated_hours_keep_every_record_once_and_the_heap_flat(tmp_path)
         lines = "\n".join(summary(res))
         console = [line for line in soak.rig.lines if "MemoryError" in line]
         hr = soak.view.readings(device=named(HR), mdc=147842)
-        cgm = soak.view.readings(device=named("C0:5A:4B:00:02:01"), mdc=160212)
+        cgm = soak.view.readings(device=named(CGM), mdc=160212)
     print(lines)
     # the faults happened, and the hub's clock saw the simulated time
     assert res["faults"] == {"bearer flap": 1, "power cut": 1} and res["boots"] == 2, lines

@@ -34,7 +34,7 @@ def main():
            "B per simulated hour (%d samples)" % res["settled_samples"])
     figure("soak hourly peak slope within a boot", res["peak_slope"], "B per simulated hour")
     figure("soak memory errors", res["memory_errors"])
-    figure("soak MemoryError problems", len(res["problems"]))
+    figure("soak MemoryError or stopped service (problems, console)", len(res["problems"]))
     figure("soak faults", ", ".join("%s %d" % kv for kv in sorted(res["faults"].items())))
     figure("soak boots", res["boots"])
     for k in ("cgm",) + tuple(INDICATED):

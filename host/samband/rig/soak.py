@@ -56,7 +56,6 @@ from pathlib import Path
 from samband.rig.hubs import FULL_HEAP, UID, Rig
 
 DAY_START_MIN = 7 * 60  # the simulation starts at 07:00 (every kind measures in its first 3 hours)
-HOUR_MIN = 60
 HR_PER_MIN = 2  # heart-rate notifications per simulated minute (the strap's 1/s, thinned: the hub keeps minutes)
 
 CGM, BP, HR, THERMO, SCALE, PLX = (f"C0:5A:4B:00:02:0{i}" for i in range(1, 7))
