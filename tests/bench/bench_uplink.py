@@ -23,7 +23,7 @@ from nacl import bindings as nb
 from hub import mqtt, reading
 from hub.uplink import encode_ack
 from samband.receiver.ingest import Ingest
-from samband.receiver.opener import Opener, _tag, batch, record_nonce
+from samband.receiver.opener import Opener, batch, epoch_tag, record_nonce
 from samband.receiver.store import open_store
 from samband.vhub import Flash
 
@@ -48,7 +48,7 @@ class HostSealer:
         self.key = nb.crypto_box_beforenm(receiver_pk, e_sk)
         kauth = nb.crypto_box_beforenm(receiver_pk, hub_secret)
         h46 = struct.pack(">BBIQ", 0x11, KID, number, base) + e_pk
-        self.header = h46 + _tag(kauth, b"samband/epoch/1", HUB, h46)
+        self.header = h46 + epoch_tag(kauth, HUB, h46)
         self.number, self.base = number, base
 
     def seal(self, seq, plain):
@@ -158,7 +158,7 @@ def latency():
     lat = {0: [], 1: []}
 
     def on_reading(hub, seq, r):
-        lat[r.get(12, 0)].append(time.time() * 1000 - r[8])
+        lat[r.prio].append(time.time() * 1000 - r.hts)
 
     total = 600
     with tempfile.TemporaryDirectory() as d:

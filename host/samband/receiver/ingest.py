@@ -110,7 +110,10 @@ class Ingest:
     batch() never raises on input: a batch is stored, refused or its
     records quarantined, and counted. It raises only when the database fails
     in a way that may pass (store.is_transient): nothing of the batch is then
-    stored or remembered, and the caller tries it again later."""
+    stored or remembered, and the caller tries it again later.
+
+    on_reading(hub_hex, seq, reading), if given, is called after the commit with
+    each reading of the batch as a samband.reading.Reading (typed fields, not keys)."""
 
     def __init__(self, opener, store, on_reading=None):
         self.opener = opener
@@ -164,6 +167,7 @@ class Ingest:
 
     def batch(self, hub_hex, payload):
         """Open, store, commit; return the seqs to acknowledge (possibly empty)."""
+        from samband.reading import Reading
         from samband.receiver.opener import Rejected, unbatch
         from samband.receiver.store import Unstorable, is_transient
         hub_id = hub_of_topic(hub_hex)
@@ -193,7 +197,7 @@ class Ingest:
         rows, held = [], []
         for o in res.opened:
             try:
-                r = decode_reading(o.plaintext)
+                r = Reading.from_valid(decode_reading(o.plaintext))
             except Exception as e:  # authentic but not a reading: the hub's decoder may raise anything on junk
                 rejected["bad-reading"] += 1
                 held.append((o.seq, o.epoch, "bad-reading", str(e), o.plaintext))

@@ -26,7 +26,9 @@ import hashlib
 import json
 import time
 
+from hub.reading import ReadingError
 from samband.errors import SambandError
+from samband.reading import Reading
 from samband.receiver import timeline
 
 
@@ -196,8 +198,7 @@ def devkey(named):
 
 
 def _named(r):
-    from hub import reading as rd
-    out = rd.to_named(r)
+    out = r.named()
     for k, v in list(out.items()):
         if isinstance(v, (bytes, bytearray)):
             out[k] = v.hex()
@@ -250,18 +251,24 @@ class Store:
         self.conn.commit()
 
     def prepare(self, seq, epoch, r):
-        """The row values of a reading, checked before any transaction: every
+        """The row values of a reading (a samband.reading.Reading, or a hub.reading
+        map, typed here), checked before any transaction: every
         integer column within signed 64 bits, the reading expressible as JSON,
         text without NUL (PostgreSQL refuses it). Raises Unstorable: such a
         reading would fail its whole batch in the driver (OverflowError,
-        DataError) on every delivery."""
+        DataError) on every delivery; so does a map that breaks hub.reading's rules."""
         _int64("seq", seq)
         _int64("epoch", epoch)
-        for name, k in (("mdc", 2), ("prio", 12), ("hts", 8), ("dts", 6)):
-            _int64(name, r.get(k))
-        for name, v in zip(("boot", "mono"), r.get(9) or ()):
+        if not isinstance(r, Reading):
+            try:
+                r = Reading.from_map(r)
+            except ReadingError as e:
+                raise Unstorable("bad-reading", str(e)) from None
+        for name, v in (("mdc", r.mdc), ("prio", r.prio), ("hts", r.hts), ("dts", r.dts)):
             _int64(name, v)
-        unit = r.get(5)
+        for name, v in zip(("boot", "mono"), r.mono):
+            _int64(name, v)
+        unit = r.unit
         if unit is not None and (type(unit) is not str or "\0" in unit):
             raise Unstorable("unstorable", "unit is not text without NUL")
         try:
@@ -273,7 +280,7 @@ class Store:
         return seq, epoch, r, named, key, js
 
     def store(self, hub_hex, rows, rejected=None, backlog=None, quarantine=()):
-        """Insert readings [(seq, epoch, reading map)] of one hub, and records
+        """Insert readings [(seq, epoch, Reading or reading map)] of one hub, and records
         for the quarantine [(seq, epoch, reason, detail, plaintext)], in one
         transaction; returns (stored, duplicates). Committed on return.
         Raises Unstorable (before the transaction) if a reading fails prepare()."""
@@ -303,9 +310,8 @@ class Store:
                     first[key] = (hub_hex, seq)  # a second copy later in this batch points here
                 elif had != (hub_hex, seq):
                     key, dup_of = None, "%s:%d" % had
-            mono = r.get(9) or (None, None)
-            row = (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0), r.get(8), r.get(6), r.get(5),
-                   js, now, key, dup_of, mono[0], mono[1], r.get(8), None if r.get(8) is None else "hub")
+            row = (hub_hex, seq, epoch, named.get("dev", ""), r.mdc, r.prio, r.hts, r.dts, r.unit,
+                   js, now, key, dup_of, r.mono[0], r.mono[1], r.hts, None if r.hts is None else "hub")
             (again if dup_of else fresh).append(row)
         ins = self.q(self.INSERT)
         stored = refetched = 0

@@ -43,9 +43,8 @@ class Board:
         self.ever_up = False            # before the first connection the link is "connecting", not down
         self.stored = 0
 
-    def on_reading(self, hub_hex: str, seq: int, m: dict) -> None:
-        """The receiver stored reading map m (hub.reading keys) as record seq of hub hub_hex."""
-        r = Reading.from_map(m)
+    def on_reading(self, hub_hex: str, seq: int, r: Reading) -> None:
+        """The receiver stored reading r as record seq of hub hub_hex."""
         a = r.addr
         hts = r.hts / 1000 if r.hts is not None else None
         lag = (time.time() - hts) if hts is not None else None

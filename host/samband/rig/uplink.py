@@ -216,17 +216,16 @@ def demo(seconds=None, hubs=2, folder=None, out=print):
     what the receiver's counters mean."""
     import tempfile
 
-    from hub import reading as rd
     from samband.paths import REPO
     from samband.reading_text import describe
     main = REPO / "tests" / "data" / "uplink_main.py"
 
     def on_reading(hub, seq, r):
-        lat = time.time() * 1000 - r[rd.HTS] if rd.HTS in r else float("nan")
-        tag = "ALARM " if r.get(rd.PRIO) == rd.PRIO_ALARM else ""
-        n = rd.to_named(r)
-        out(f"{time.strftime('%H:%M:%S')}  hub {hub}  #{seq:<5} {tag}{describe(n)}  record {n.get('rec', '-')}"
-            f"  device {n['dev']}  ({lat:.0f} ms after the hub stored it)")
+        lat = time.time() * 1000 - r.hts if r.hts is not None else float("nan")
+        tag = "ALARM " if r.is_alarm else ""
+        rec = "-" if r.rec is None else r.rec
+        out(f"{time.strftime('%H:%M:%S')}  hub {hub}  #{seq:<5} {tag}{describe(r.named())}  record {rec}"
+            f"  device {r.addr}  ({lat:.0f} ms after the hub stored it)")
 
     tmp = None
     if folder is None:
