@@ -1,9 +1,11 @@
 """`samband limits`: per-patient alarm limits for one hub, made with the depot's authority key."""
 
+from argparse import Namespace
+
 from samband.errors import SambandError
 
 
-def cmd_limits(args):
+def cmd_limits(args: Namespace) -> None:
     from samband.device import limits
     from samband.device.depot import Depot
     from samband.device.provision import parse_uid, to_flash
