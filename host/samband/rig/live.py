@@ -18,10 +18,14 @@ the newest stored reading is, both of which grow while the link is down.
 Elsewhere (tests, CI, a pipe) the same frame is printed as plain lines.
 """
 
+from __future__ import annotations
+
 import faulthandler
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from samband.errors import SambandError
 from samband.paths import data_dir, default_db
@@ -33,7 +37,7 @@ class Board:
     """What the view shows, fed by the receiver (readings as stored) and the hub
     (its STATUS lines); frame() is a plain snapshot, rendered as lines or a table."""
 
-    def __init__(self, devices):
+    def __init__(self, devices: list[tuple[str, str, str]]) -> None:
         self.devices = devices          # [(addr, kind, name)] in the rig's order
         self.lock = threading.Lock()
         self.latest = {}                # addr -> (text, lag s, alarm, hts s)
@@ -57,7 +61,8 @@ class Board:
             if not r.is_telemetry or a not in self.latest:  # a measurement beats hub/device telemetry
                 self.latest[a] = (text, lag, r.is_alarm, hts)
 
-    def frame(self, status, now=None, mono=None):
+    def frame(self, status: dict[str, Any] | None, now: float | None = None,
+              mono: float | None = None) -> dict[str, Any]:
         """{"hub": ..., "link": ..., "devices": [...]} for one screen."""
         now = time.time() if now is None else now
         mono = time.monotonic() if mono is None else mono
@@ -101,7 +106,7 @@ class Board:
         }
 
 
-def _last_line(text):
+def _last_line(text: str | None) -> str | None:
     """The hub's last uplink error, which may be a whole traceback, as its last line."""
     if not text:
         return None
@@ -109,11 +114,11 @@ def _last_line(text):
     return lines[-1] if lines else None
 
 
-def _secs(x):
+def _secs(x: float | None) -> str:
     return "-" if x is None else ("%.1f s" % x if x < 100 else "%d s" % x)
 
 
-def head_line(f):
+def head_line(f: dict[str, Any]) -> str:
     """The rig's state in one line: hub, uplink, backlog, how old the newest stored reading is."""
     if not f["status"]:
         return "hub: starting, waiting for its first status | stored this run %d" % f["stored"]
@@ -131,7 +136,7 @@ def head_line(f):
     return out
 
 
-def plain_lines(f):
+def plain_lines(f: dict[str, Any]) -> list[str]:
     """A frame as plain text lines (not a terminal)."""
     lines = [time.strftime("%H:%M:%S ") + head_line(f)]
     for d in f["devices"]:
@@ -141,7 +146,7 @@ def plain_lines(f):
     return lines
 
 
-def rich_view(f, intro):
+def rich_view(f: dict[str, Any], intro: str) -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -162,7 +167,9 @@ def rich_view(f, intro):
 STOP_REPORT_S = 20  # a rig that has not stopped after this long prints every thread's stack
 
 
-def run(seconds=None, heap="512k", root=None, db=None, every=2.0, out=print, speed=1.0, live=False):
+def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path | None = None,
+        db: str | None = None, every: float = 2.0, out: Callable[[str], None] = print, speed: float = 1.0,
+        live: bool = False) -> None:
     from samband.bridge.server import BleBridge
     from samband.bridge.sim import DEFAULT_SET
     from samband.receiver.ingest import Ingest, Receiver
