@@ -44,8 +44,8 @@ class Reading:
     @classmethod
     def from_valid(cls, m: dict[int, Any]) -> Reading:
         """From a map that hub.reading.validate has already passed: the receiver's
-        decode_reading validates each reading once, and a second check would cost
-        ingest about a tenth of its rate."""
+        decode_reading validates each reading once; a second check would cost it another
+        2 us a reading (about 2 % of ingest on one core)."""
         g = m.get
         val = m[R.VAL]
         comp = g(R.COMP)
