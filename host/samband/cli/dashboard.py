@@ -67,7 +67,7 @@ def make_server(args: Namespace) -> tuple[Any, Any, str, int]:
     return server, app, f"http://{host}:{server.effective_port}/", len(table)
 
 
-def _interrupt(*args: Namespace):
+def _interrupt(*args: object):
     """SIGTERM ends the server as Ctrl-C does: closed, counters printed."""
     raise KeyboardInterrupt
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 STATUS_PREFIX = "STATUS "
@@ -68,7 +68,7 @@ def open_port(port: str) -> Any:
         raise HubError(f"cannot open {port}: {e}") from None
 
 
-def request(ser: Any, line: str, want: str, timeout: float = 5.0) -> str | None:
+def request(ser: Any, line: str, want: Callable[[str], bool], timeout: float = 5.0) -> str | None:
     """Send one console request ("?status", "?blink 5") to the running hub and
     return the first answer line that want(line) accepts, or None at the deadline.
     Other lines (logs, periodic STATUS) are passed to nothing: they are the hub
@@ -88,8 +88,8 @@ def status(ser: Any, timeout: float = 5.0) -> dict[str, Any] | None:
     return parse_status(got) if got else None
 
 
-def command(ser: Any, cmd: str, arg: object = None, timeout: float = 5.0) -> tuple[bool, Any]:
-    """A console command's answer: (ok, payload map or error text)."""
+def command(ser: Any, cmd: str, arg: object = None, timeout: float = 5.0) -> tuple[bool, Any] | None:
+    """A console command's answer: (ok, payload map or error text); None when the hub did not answer."""
     got = request(ser, f"?{cmd}" + (f" {arg}" if arg is not None else ""),
                   lambda s: s.startswith((f"OK {cmd} ", f"ERR {cmd} ")), timeout)
     if got is None:

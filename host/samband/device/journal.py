@@ -70,7 +70,7 @@ class Reader:
             j.close()
         return out
 
-    def _epoch(self, header: bytes, quiet: bool) -> None:
+    def _epoch(self, header: bytes, quiet: type[BaseException] | None) -> None:
         if header in self.epochs:
             return
         try:

@@ -178,7 +178,7 @@ class FlashTarget:
     def __exit__(self, *exc) -> None:
         pass
 
-    def uid(self) -> bytes:
+    def uid(self) -> bytes | None:
         return self._uid
 
     def board(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ def checks(s: dict[str, Any], want_version: str = VERSION) -> list[tuple[str, bo
     """[(name, ok, detail)] for a status map from the hub's console."""
     out = []
 
-    def check(name: str, ok: bool, good: str, bad: str) -> None:
+    def check(name: str, ok: object, good: str, bad: str) -> None:
         out.append((name, bool(ok), good if ok else bad))
 
     problems = s.get("problems") or []

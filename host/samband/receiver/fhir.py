@@ -429,7 +429,7 @@ def export(readings: Sequence[Row], infos: Mapping[str, str] | None = None, pati
     return out
 
 
-def _bundle(hub_hex: str, rows: Sequence[Row], infos: Mapping[str, str], patient: tuple[str, str] | None,
+def _bundle(hub_hex: str, rows: Sequence[tuple[Row, str]], infos: Mapping[str, str], patient: tuple[str, str] | None,
             test: bool | None, times: RecordTimes, stamps: Mapping[str, list[Row]] | None = None) -> Resource:
     entries = []
     hub_test = test if test is not None else any(is_test(hub_hex, r["dev"]) for r, _ in rows)

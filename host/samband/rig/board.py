@@ -16,13 +16,13 @@ from samband.errors import HubError
 from samband.rig.hubs import Rig
 
 if TYPE_CHECKING:
-    from samband.rig.target import BenchPower, Target
+    from samband.rig.target import BenchPower, Target, VirtualPower
 
 
 class BoardRig(Rig):
     """A Rig whose hub is the board on target.port (a samband.rig.target.Target)."""
 
-    def __init__(self, target: Target, power: BenchPower | None = None, **kw: Any) -> None:
+    def __init__(self, target: Target, power: BenchPower | VirtualPower | None = None, **kw: Any) -> None:
         kw.pop("heap", None)
         kw.pop("romfs", None)  # a board runs from its own flash
         super().__init__(**kw)

@@ -120,14 +120,14 @@ class Rig:
                     if self.log:
                         self.log("hub | " + text)
 
-    def release_console(self) -> AbstractContextManager[None]:
+    def release_console(self) -> AbstractContextManager[str]:
         """Stop reading the hub's console for a while (a context manager), so that
         another program - `samband status`, `console`, `selftest` - has it to itself:
         two readers of one serial port share its bytes. The hub itself goes on."""
         import contextlib
 
         @contextlib.contextmanager
-        def released() -> Iterator[None]:
+        def released() -> Iterator[str]:
             self._stop.set()
             if self._reader:
                 self._reader.join(5)

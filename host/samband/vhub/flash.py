@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from littlefs import LittleFS
@@ -378,11 +378,11 @@ class FlashCopy(Flash):
             raise FlashError(f"{self.what} does not mount as littlefs: {e}") from None
         yield _Mounted(fs)
 
-    def edit(self) -> Iterator[_Mounted]:
+    def edit(self) -> NoReturn:
         raise FlashError(f"{self.what} is a read-only copy")
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes | bytearray) -> None:
     """Replace a file in one rename, readable by its owner only: the image holds the hub's secret key."""
     tmp = path.with_name(path.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
