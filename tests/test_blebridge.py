@@ -502,3 +502,14 @@ def test_a_link_no_hub_asked_for_is_ended_and_the_device_advertises_again():
         assert isinstance(run(reach()), int)
     finally:
         b.stop()
+
+
+def test_a_device_file_with_an_impossible_peer_mtu_is_refused_in_one_line(tmp_path, capsys):
+    import json
+
+    from samband import cli
+    f = tmp_path / "devices.json"
+    f.write_text(json.dumps([{"kind": "thermo", "address": "C0:5A:4B:00:02:06", "peer_mtu": 9000}]))
+    assert cli.main(["ble-bridge", "--devices", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "peer_mtu must be 23..517" in err

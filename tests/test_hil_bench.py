@@ -7,22 +7,23 @@ the virtual hub, saying how to run it:
     pytest tests/test_hil_bench.py --bench hardware/bench/bench.toml --board esp32-devkit
     pytest tests/test_hil_bench.py --bench hardware/bench/bench.toml --board picow
 
-The same scenarios run in `make test` over the bridge (tests/test_ble_e2e.py,
-tests/test_blebridge.py) and against the stack double in both modes
-(tests/fw/test_ble_native_conformance.py); docs/ble.md has the table. What a
-board can only show on its own radio (docs/ble.md, "still to be settled on
-hardware") is what these add. A board keeps its journal to itself while it
-runs, so these check the hub's own counters (its STATUS lines), which are
-the collector's view: connects, subscribed, last record, gaps, duplicates,
-bond losses, errors."""
+The conformance scenarios are the set in tests/fw/ble_scenarios.py, by the
+same ids that `make test` runs over the bridge and against the stack double
+in both modes (tests/test_ble_conformance.py); docs/ble.md, "The conformance
+set". What a board can only show on its own radio (docs/ble.md, "What only
+hardware decides") is what these add. A board keeps its journal to itself
+while it runs, so these check the hub's own counters (its STATUS lines),
+which are the collector's view: connects, subscribed, last record, gaps,
+duplicates, bond losses, errors, the link's MTU."""
 
+import ble_scenarios as bs
+import conform_kit
 import pytest
 
 from samband.device import console, selftest
 
 GLUCOSE = "C0:5A:4B:00:02:01"
 HR = "C0:5A:4B:00:02:08"
-THERMO = "C0:5A:4B:00:02:06"
 
 pytestmark = pytest.mark.hil
 
@@ -61,25 +62,34 @@ def test_deploy_provision_and_selftest_on_the_board(rig_hub, rig_target):
         assert again is not None and again["uptime_ms"] > s["uptime_ms"]
 
 
+# The conformance set (tests/fw/ble_scenarios.py), by the same ids as over the bridge and the
+# stack double (tests/test_ble_conformance.py) and judged by the same check: the ESP32's
+# NimBLE by what the scenario expects of "nimble", the Pico W's BTstack by "btstack" (its
+# bonded kinds refused in words). A board keeps its journal to itself while it runs, so
+# the outcome is the collector's status (stored readings are not compared here). A scenario
+# with more devices than the bench has dongles skips, saying how many it needs.
+STACK = {"esp32": "nimble", "rp2": "btstack"}
+
+
 @pytest.mark.board("esp32", "rp2")
 @pytest.mark.requires("ble-radio")
-def test_connect_discover_subscribe_over_the_air(rig_devices, rig_hub):
-    """A heart-rate strap (no bonding: both boards) found, connected, discovered and subscribed."""
-    specs = [{"kind": "hr", "address": HR}]
-    bridge = rig_devices(specs)
-    with rig_hub(allow(*specs), bridge, hub_config={"status_ms": 500}) as rig:
-        s = rig.wait_status(lambda s: dev(s, HR).get("subscribed") and dev(s, HR).get("readings", 0) >= 3, 120,
-                            "the strap subscribed and three readings")
-        assert dev(s, HR)["errors"] == 0, dev(s, HR)
-        assert s["ble"]["fifo"]["dropped"] == 0
-    assert bridge.stats["errors"] == 0
+@pytest.mark.parametrize("sid", bs.IDS)
+def test_conformance_over_the_air(sid, rig_target, rig_devices, rig_hub):
+    s = bs.scenario(sid)
+    stack = next(STACK[f] for f in STACK if f in rig_target.families())
+    bridge = rig_devices([dict(d) for d in s["devices"].values()])
+    with rig_hub(conform_kit.allow_list(s), bridge, hub_config={"status_ms": 500}) as rig:
+        got, never = conform_kit.drive(s, stack, bridge, rig, journal=False, wait_s=180)
+    problems = [f"never reached: {w}" for w in never] + bs.check(s, stack, got, stored=False)
+    assert not problems, "\n".join([f"{sid} on {rig_target.describe()} ({stack}): {s['about']}"] + problems)
 
 
 @pytest.mark.board("esp32")
 @pytest.mark.requires("ble-radio")
 def test_racp_backfill_across_disconnects_over_the_air(rig_devices, rig_hub):
     """A glucose meter's 300 records fetched with RACP while the link drops twice mid-transfer:
-    every record once (last record 300, no gap, no duplicate)."""
+    every record once (last record 300, no gap, no duplicate). (Heavier than the conformance
+    set's racp_backfill: the drops land inside the transfer.)"""
     specs = [{"kind": "glucose", "address": GLUCOSE, "records": 300}]
     bridge = rig_devices(specs)
     with rig_hub(allow(*specs), bridge, hub_config={"status_ms": 500}) as rig:
@@ -90,51 +100,6 @@ def test_racp_backfill_across_disconnects_over_the_air(rig_devices, rig_hub):
         d = dev(s, GLUCOSE)
         assert d.get("gaps", 0) == 0 and d.get("duplicates", 0) == 0, d
         assert d["connects"] >= 3
-
-
-@pytest.mark.board("esp32")
-@pytest.mark.requires("ble-radio")
-def test_lost_bond_over_the_air(rig_devices, rig_hub):
-    """The meter forgets its bond: NimBLE's ENCRYPTION_UPDATE carries no status, the hub must
-    still see the failed re-encryption as a lost bond (once), then pair again."""
-    specs = [{"kind": "glucose", "address": GLUCOSE, "records": 3}]
-    bridge = rig_devices(specs)
-    with rig_hub(allow(*specs), bridge, hub_config={"status_ms": 500}) as rig:
-        rig.wait_status(lambda s: dev(s, GLUCOSE).get("last_rec", -1) >= 3, 120, "the first, bonding session")
-        bridge.fault(GLUCOSE, "drop_link")
-        rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 2 and dev(s, GLUCOSE).get("subscribed"),
-                        120, "a reconnection on the stored bond")
-        bridge.fault(GLUCOSE, "forget_bond")
-        bridge.fault(GLUCOSE, "drop_link")
-        s = rig.wait_status(lambda s: dev(s, GLUCOSE).get("connects", 0) >= 3 and dev(s, GLUCOSE).get("subscribed"),
-                            180, "pairing again after the lost bond")
-        assert dev(s, GLUCOSE)["bond_losses"] == 1, dev(s, GLUCOSE)
-
-
-@pytest.mark.board("esp32", "rp2")
-@pytest.mark.requires("ble-radio")
-def test_two_devices_connect_at_once_over_the_air(rig_devices, rig_hub):
-    """Two devices advertising together: connects are serialized (and, on NimBLE, one
-    discovery at a time), so both end subscribed without a refused attempt."""
-    specs = [{"kind": "hr", "address": HR}, {"kind": "thermo", "address": THERMO}]
-    bridge = rig_devices(specs)
-    with rig_hub(allow(*specs), bridge, hub_config={"status_ms": 500}) as rig:
-        s = rig.wait_status(lambda s: dev(s, HR).get("subscribed") and dev(s, THERMO).get("subscribed"), 120,
-                            "both devices subscribed")
-        assert dev(s, HR)["errors"] == 0 and dev(s, THERMO)["errors"] == 0, (dev(s, HR), dev(s, THERMO))
-
-
-@pytest.mark.board("rp2")
-@pytest.mark.requires("ble-radio")
-def test_the_pico_w_refuses_bonded_kinds_in_words_and_collects_the_rest(rig_devices, rig_hub):
-    """MicroPython's Pico W build has bonding compiled out: the meter (which needs a bond) is
-    refused with a reason, the strap is collected."""
-    specs = [{"kind": "glucose", "address": GLUCOSE, "records": 3}, {"kind": "hr", "address": HR}]
-    bridge = rig_devices(specs)
-    with rig_hub(allow(*specs), bridge, hub_config={"status_ms": 500}) as rig:
-        s = rig.wait_status(lambda s: dev(s, HR).get("subscribed") and dev(s, GLUCOSE).get("errors", 0) >= 1, 120,
-                            "the strap subscribed, the meter refused")
-        assert "cannot bond" in dev(s, GLUCOSE)["last_error"] and not dev(s, GLUCOSE).get("subscribed")
 
 
 @pytest.mark.board("esp32", "rp2")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from samband.receiver.store import open_store
-from samband.rig import live
+from samband.rig import live, netns
 
 KINDS = ("glucose", "cgm", "polar", "bp", "plx", "thermo", "scale")
 
@@ -122,7 +122,11 @@ def test_run_shows_readings_and_a_rerun_continues(tmp_path):
     with pytest.raises(OSError):  # stopped with the rig
         urllib.request.urlopen(url + "login", timeout=5)
     assert f"receiver into {db}" in out
-    assert "samband: broker on localhost:" in out and "with 7 emulated devices" in out
+    assert "with 7 emulated devices" in out
+    if netns.available() is None:  # as root (CI): two bearers, veths in namespaces, each one's state shown
+        assert "samband: two bearers, a and b: veths sb-a and sb-b" in out and " in namespace sb" in out
+    else:
+        assert "samband: broker on localhost:" in out and "samband: no network namespaces (" in out
     assert f"new rig in {root}" in out
     last = last_frame(out)
     for kind in KINDS:
@@ -130,6 +134,9 @@ def test_run_shows_readings_and_a_rerun_continues(tmp_path):
     assert "glucose" in last and "mg/dL" in last and "ECG 73 samples at 130 Hz" in last
     assert "mdc " not in out  # names, not codes
     assert "uplink connected" in last and "problems" not in last and "bond lost" not in last
+    if netns.available() is None:
+        assert ("bearers: a (hostnet) up, session live, carries routine data; b (hostnet) up, session live"
+                in last), last
     assert last.count("connected") >= 8, last
     stored = int(last.split("stored this run ")[1].split(",")[0])
     assert stored > 50, last
@@ -228,3 +235,23 @@ def test_uplink_demo_summary_explains_its_numbers():
     assert "10 were meter records already stored through another hub" in lines[1]
     assert "2 still on the hub; rejected: replayed 1" in lines[1]
     assert "the same emulated meter" in lines[2] and "stores each meter record once" in lines[2]
+
+
+def test_the_view_shows_each_bearer_and_run_says_when_it_cannot_make_namespaces(monkeypatch):
+    board = live.Board([])
+    up = {"boot": 1, "uplink": {"connected": True, "pending": 0, "bearer": "b", "bearers": [
+        {"name": "a", "kind": "hostnet", "state": "degraded", "reason": "traffic", "live": False},
+        {"name": "b", "kind": "hostnet", "state": "up", "reason": None, "live": True}]}}
+    lines = live.plain_lines(board.frame(up))
+    assert lines[1] == ("  bearers: a (hostnet) degraded/traffic, session none; "
+                        "b (hostnet) up, session live, carries routine data")
+    none = {"boot": 1, "uplink": dict(up["uplink"], bearer="none")}
+    assert live.bearer_line(board.frame(none)).endswith("| NO BEARER can carry data")
+    assert live.bearer_line(board.frame({"boot": 1, "uplink": {"connected": True}})) == ""  # the default route
+    # not root (or no ip/nft): one line, and the rig runs on the host's network
+    monkeypatch.setattr(netns, "available", lambda: "network namespaces need root (run as root, as CI does)")
+    said = []
+    lab, line = live.two_bearers(said.append)
+    assert lab is None and said == [line] and "\n" not in line
+    assert line.startswith("samband: no network namespaces (network namespaces need root")
+    assert "the virtual hub uses the host's network" in line

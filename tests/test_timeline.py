@@ -35,6 +35,25 @@ def test_the_pair_is_the_latest_clock_setting_else_the_earliest_stamped_reading(
     assert tl.pick_pair([]) is None
 
 
+def test_boots_chained_through_the_reset_proof_clock_only_when_no_power_on_came_between():
+    # boot 1 powered on (rtc 0 at its mono 900), reset 60 s later; boot 2 anchored at rtc 61 s
+    # (its mono 700), set its clock at its mono 10700 (rtc 71 s) to T0; boot 3 after a power cut
+    anchors = {1: (900, 0, True), 2: (700, 61000, False), 3: (500, 40, True), 4: (300, 5040, False)}
+    pairs = {2: (10700, T0)}
+    pair = tl.chain_pair(1, anchors, pairs.get)
+    assert tl.hub_utc(900, pair) == T0 - 71000  # boot 1's anchor: 71 s of RTC before the setting
+    assert tl.hub_utc(30900, pair) == T0 - 41000
+    assert tl.chain_pair(3, anchors, pairs.get) is None  # the power-on restarted the RTC: no link back
+    assert tl.chain_pair(4, anchors, pairs.get) is None  # ... nor through boot 3
+    pairs[4] = (5300, T0 + 99000)
+    assert tl.hub_utc(500, tl.chain_pair(3, anchors, pairs.get)) == T0 + 99000 - 10000  # forward from 3 to 4
+    assert tl.chain_pair(2, {2: (1, 5, False)}, pairs.get) is None  # no anchor of a neighbour
+    assert tl.chain_pair(5, anchors, pairs.get) is None  # no anchor of its own
+    # backward: boot 1 knew the time, boot 2 (after a reset, never online) did not
+    anchors = {1: (900, 0, True), 2: (700, 61000, False)}
+    assert tl.hub_utc(700, tl.chain_pair(2, anchors, {1: (1900, T0)}.get)) == T0 + 60000
+
+
 def test_stamps_with_a_time_fault_or_a_bad_fraction():
     assert tl.stamp_of(T0, None, tl.CLOCK_FAULT) == (T0, None, tl.CLOCK_FAULT)
     assert tl.stamp_of(T0, 100, 7) == (T0, None, tl.CLOCK_FAULT)  # an unknown state is no clock
@@ -199,3 +218,38 @@ def test_an_offline_hub_and_wrong_device_clocks_on_sqlite(tmp_path):
 
 def test_an_offline_hub_and_wrong_device_clocks_on_postgresql(pg_url):  # noqa: F811
     a_day(pg_url)[0].close()
+
+
+def chained_boots(url):
+    """On the store: boot 1 (powered on at T0, the RTC at 0) ends with a reset before its
+    clock was known; boot 2 sets its clock 300 ms wrong from the receiver, then SNTP
+    jumps it right; boot 3 comes after a power cut, never knows the time."""
+    s = open_store(url)
+    n = [0]
+
+    def put(boot, mono, mdc, val, hts=None):
+        n[0] += 1
+        return (n[0], 1, rd.make(n[0], HUBDEV if mdc >> 16 == 1024 else METER, mdc, val, [boot, mono], hts=hts))
+    glucose = 160184
+    b1 = [put(1, 1000, tl.MDC_HUB_BOOT_RTC, [1, 1000]), put(1, 5000, glucose, 100),        # T0+1 s, T0+5 s
+          put(2, 500, tl.MDC_HUB_BOOT_RTC, [0, 61500]), put(2, 2000, glucose, 101)]        # reset at T0+61 s
+    assert s.store(HUB, b1) == (4, 0)
+    assert all(r.get("utc") is None for r in s.readings(hub=HUB))
+    assert s.store(HUB, [put(2, 10000, tl.MDC_HUB_CLOCK_SET, 2, T0 + 71300)]) == (1, 0)   # 300 ms late
+    got = {r["seq"]: r for r in s.readings(hub=HUB)}
+    assert (got[2]["utc"], got[2]["utc_src"], got[4]["utc"]) == (T0 + 5300, "clock-report", T0 + 63300)
+    b3 = [put(2, 20000, tl.MDC_HUB_CLOCK_JUMP, -300, T0 + 81000),
+          put(3, 300, tl.MDC_HUB_BOOT_RTC, [1, 200]), put(3, 900, glucose, 102)]           # after a power cut
+    assert s.store(HUB, b3) == (3, 0)
+    got = {r["seq"]: r for r in s.readings(hub=HUB)}
+    assert [got[q]["utc"] for q in (1, 2, 3, 4)] == [T0 + 1000, T0 + 5000, T0 + 61500, T0 + 63000]
+    assert got[7].get("utc") is None and got[8].get("utc") is None  # no link across a power-on
+    s.close()
+
+
+def test_boots_before_the_clock_are_dated_through_the_chain_and_again_after_a_jump_on_sqlite(tmp_path):
+    chained_boots(str(tmp_path / "chain.db"))
+
+
+def test_boots_before_the_clock_are_dated_through_the_chain_and_again_after_a_jump_on_postgresql(pg_url):  # noqa: F811
+    chained_boots(pg_url)

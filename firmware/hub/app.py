@@ -268,8 +268,9 @@ class Hub:
             except ValueError as e:  # BearerError: a kind the board lacks, a bad entry
                 self.problems.append("bearers: %s" % e)
                 bearers = []
-            from hub.clock import Clock
+            from hub.clock import Clock, boot_anchor
             self.clock = Clock(self.port, self.hub_telemetry)
+            boot_anchor(self.port, self.hub_telemetry)
             self.uplink = Uplink(self.journal, cfg, self, bearers, self.hub_telemetry, self.bearer_up,
                                  lambda utc, unc: self.clock.offer("receiver", utc, unc))
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog

@@ -45,6 +45,11 @@ MODEM_UNCERTAINTY_MS = 2000            # NITZ: whole seconds, and when it was se
 # rank) and a jump (val = the change in ms, signed).
 MDC_HUB_CLOCK_SET = 1024 << 16 | 48
 MDC_HUB_CLOCK_JUMP = 1024 << 16 | 49
+# Where a boot's mono sits on the board's reset-proof clock (port.rtc_ms), val
+# [power_on, rtc ms]: power_on 1 when this boot began with a power-on (that
+# clock restarted), 0 when it kept counting through the reset.
+MDC_HUB_BOOT_RTC = 1024 << 16 | 50
+KEEPS_RTC = ("soft", "hard", "crash", "watchdog", "deep-sleep")  # ports/base.py reset_name's words
 
 
 def days_from_civil(y, m, d):
@@ -191,6 +196,19 @@ class Clock:
         s["source"] = self.source
         s["refused_why"] = self.last_refused
         return s
+
+
+def boot_anchor(port, telemetry):
+    """Journal this boot's place on the board's reset-proof clock, if it has one. A
+    boot that ends (a reset, a watchdog) before the wall clock is known has readings
+    with only (boot, mono); the receiver dates them from a later boot's (boot, mono)
+    <-> UTC pair by chaining the boots' anchors, as long as no power-on came between.
+    Returns whether there was one."""
+    rtc = port.rtc_ms()
+    if rtc is None or port.utc_ms() is not None:  # (the virtual hub on the host's clock: nothing to chain)
+        return False
+    telemetry(MDC_HUB_BOOT_RTC, [0 if port.reset_cause() in KEEPS_RTC else 1, rtc])
+    return True
 
 
 async def from_modem(at, clock):

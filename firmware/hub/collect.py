@@ -471,7 +471,8 @@ class Device:
                 "gaps": self.recs.gaps(), "duplicates": self.duplicates, "given_up": self.recs.given_up,
                 "connects": self.connects, "disconnects": self.disconnects,
                 "errors": self.errors, "bad_payloads": self.bad_payloads, "bond_losses": self.bond_losses,
-                "needs_pairing": self.needs_pairing, "last_error": self.last_error}
+                "needs_pairing": self.needs_pairing, "last_error": self.last_error,
+                "mtu": None if self.conn is None else self.conn.mtu}
 
 
 class Collector:

@@ -93,8 +93,8 @@ class Uplink:
     telemetry(mdc, val): where bearer state changes go (the hub's store);
     on_bearer_up(bearer): called after each bring-up (the hub's clock).
     on_time(utc_ms, uncertainty_ms): the receiver's time, asked for in a
-    status message (first one, then every time_ms, 10 min) and measured
-    against the round trip."""
+    status message (first one, then every time_ms, 10 min; again after
+    time_retry_ms, 15 s, while unanswered) and measured against the round trip."""
 
     def __init__(self, journal, config, port=None, bearers=None, telemetry=None, on_bearer_up=None,
                  on_time=None):
@@ -124,6 +124,10 @@ class Uplink:
         self._status_at = None
         self.on_time = on_time
         self.time_every = config.get("time_ms", 600000)
+        # an unanswered request (the reply is QoS 0: lost with a session that dropped) is
+        # asked again after this, not after time_ms: a hub without a clock waits seconds,
+        # not 10 minutes. Above the receiver's 10 s limit, or the retry is refused too.
+        self.time_retry = config.get("time_retry_ms", 15000)
         self._tq = None        # [number, ticks sent] of the time request in flight
         self._tq_at = None     # ticks of the last request
         self._tq_n = 0
@@ -235,8 +239,8 @@ class Uplink:
         st = {"pending": self.j.count(), "alarms": self.j.count(ALARM)}
         if self.ota is not None:
             st["ota"] = self.ota.status(True)
-        if self.on_time is not None and (self._tq_at is None or
-                                         ticks_diff(ticks_ms(), self._tq_at) >= self.time_every):
+        if self.on_time is not None and (self._tq_at is None or ticks_diff(ticks_ms(), self._tq_at) >= (
+                self.time_every if self._tq is None else self.time_retry)):
             self._tq_n = self._tq_n % 0x7FFFFFFF + 1
             self._tq_at = ticks_ms()
             self._tq = [self._tq_n, self._tq_at]

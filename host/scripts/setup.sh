@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.samband-setup
-DEBS="mosquitto mosquitto-clients socat postgresql chromium"
+DEBS="mosquitto mosquitto-clients socat postgresql chromium nftables"
 
 missing=""
 for p in $DEBS; do

@@ -7,16 +7,27 @@ a real Mosquitto, and the real receiver with its SQLite database.
   alarm append -> database commit, p50/p99: both bearers healthy, and with
   the primary black-holed (alarms go on every healthy bearer at once, so
   the black hole should cost nothing)
+
+and the same with the bearers as veths in network namespaces
+(samband.rig.netns: the hub's sockets pinned to their interfaces, the black
+hole an nftables drop) when this process may make them (root).
 """
 
 import json
 import tempfile
 import time
 
-from bench_uplink import pct
 from benchlib import TESTS, figure, firmware_tree, run_mpy
 
 HUB = "00005a4d00e1"
+
+
+def pct(xs, p):
+    """The p-th percentile (nearest rank), NaN for no samples."""
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def heap():
@@ -31,11 +42,21 @@ def heap():
 def main():
     heap()
     failover_and_latency()
+    from samband.rig import netns
+    why = netns.available()
+    if why:
+        print(f"# bearers in network namespaces: not measured ({why})")
+        return
+    with netns.NetLab(("a", "b")) as lab:
+        failover_and_latency(lab=lab)
 
 
-def failover_and_latency(keepalive=2, rounds=3):
+def failover_and_latency(keepalive=2, rounds=3, lab=None):
+    """lab: a NetLab (veths, nftables black hole); None: a Relay per bearer on loopback."""
     from samband.rig.relay import Relay
     from samband.rig.uplink import UplinkRig
+    from samband.vhub import Flash
+    where = "veth" if lab else "relay"
     lat = {"healthy": [], "blackhole": []}
     phase = ["warmup"]
 
@@ -45,19 +66,29 @@ def failover_and_latency(keepalive=2, rounds=3):
 
     failover, degraded = [], []
     with tempfile.TemporaryDirectory() as d:
-        rig = UplinkRig(d, firmware=firmware_tree(), heap="320k", on_reading=on_reading)
+        rig = UplinkRig(d, firmware=firmware_tree(), heap="320k", on_reading=on_reading, lab=lab)
         relays = []
         try:
             h = rig.add_hub(HUB, TESTS / "data" / "uplink_main.py",
                             {"total": 10 ** 6, "alarm_every": 4, "interval_ms": 50},
                             uplink={"batch_age_ms": 500, "keepalive": keepalive})
             rig.start_broker()
-            ra, rb = Relay(rig.broker.port), Relay(rig.broker.port)
-            relays = [ra, rb]
-            cfg = json.loads((h.flash / "uplink.json").read_text())
-            cfg["uplink"]["bearers"] = [{"kind": "hostnet", "name": "a", "port": ra.port},
-                                        {"kind": "hostnet", "name": "b", "port": rb.port}]
-            (h.flash / "uplink.json").write_text(json.dumps(cfg))
+            flash = Flash(h.flash)
+            cfg = json.loads(flash.read("/uplink.json"))
+            if lab is None:
+                ra, rb = Relay(rig.broker.port), Relay(rig.broker.port)
+                relays = [ra, rb]
+                cfg["uplink"]["bearers"] = [{"kind": "hostnet", "name": "a", "port": ra.port},
+                                            {"kind": "hostnet", "name": "b", "port": rb.port}]
+            else:
+                cfg["uplink"]["bearers"] = lab.bearer_config()
+            flash.write("/uplink.json", json.dumps(cfg).encode())
+
+            def blackhole(on):
+                if lab is None:
+                    ra.blackhole = on
+                else:
+                    lab.blackhole("a", on)
             rig.start_receiver()
             h.vhub.start()
 
@@ -70,7 +101,7 @@ def failover_and_latency(keepalive=2, rounds=3):
                 phase[0] = "healthy"
                 time.sleep(5)
                 phase[0] = "blackhole"
-                ra.blackhole = True
+                blackhole(True)
                 t0 = time.monotonic()
                 rig.wait(lambda: h.state().get("bearer") == "b", 60, "routine on b")
                 failover.append(time.monotonic() - t0)
@@ -78,18 +109,18 @@ def failover_and_latency(keepalive=2, rounds=3):
                 degraded.append(time.monotonic() - t0)
                 time.sleep(max(0.0, 5 - (time.monotonic() - t0)))
                 phase[0] = "recovering"
-                ra.blackhole = False
+                blackhole(False)
         finally:
             for r in relays:
                 r.close()
             rig.stop()
-    figure(f"black hole -> routine on the second bearer (keepalive {keepalive} s), median of {rounds}",
+    figure(f"{where}: black hole -> routine on the second bearer (keepalive {keepalive} s), median of {rounds}",
            round(pct(failover, 50), 2), "s")
-    figure(f"black hole -> primary marked degraded (keepalive {keepalive} s, 2 failures), median of {rounds}",
-           round(pct(degraded, 50), 2), "s")
+    figure(f"{where}: black hole -> primary marked degraded (keepalive {keepalive} s, 2 failures), "
+           f"median of {rounds}", round(pct(degraded, 50), 2), "s")
     for name in ("healthy", "blackhole"):
         xs = lat[name]
-        what = "both bearers healthy" if name == "healthy" else "primary black-holed"
+        what = where + ": " + ("both bearers healthy" if name == "healthy" else "primary black-holed")
         figure(f"alarm append->commit, {what}, p50", round(pct(xs, 50), 1), "ms")
         figure(f"alarm append->commit, {what}, p99", round(pct(xs, 99), 1), "ms")
         figure(f"alarms measured, {what}", len(xs), "")

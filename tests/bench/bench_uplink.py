@@ -20,10 +20,10 @@ from pathlib import Path
 from benchlib import TESTS, figure, firmware_tree
 from nacl import bindings as nb
 
-from hub import mqtt, reading
+from hub import mqtt, reading, seal
 from hub.uplink import encode_ack
 from samband.receiver.ingest import Ingest
-from samband.receiver.opener import Opener, batch, epoch_tag, record_nonce
+from samband.receiver.opener import Opener, batch, record_nonce
 from samband.receiver.store import open_store
 from samband.vhub import Flash
 
@@ -47,13 +47,13 @@ class HostSealer:
         e_pk = nb.crypto_scalarmult_base(e_sk)
         self.key = nb.crypto_box_beforenm(receiver_pk, e_sk)
         kauth = nb.crypto_box_beforenm(receiver_pk, hub_secret)
-        h46 = struct.pack(">BBIQ", 0x11, KID, number, base) + e_pk
-        self.header = h46 + epoch_tag(kauth, HUB, h46)
+        h46 = struct.pack(">BBIQ", seal.V_EPOCH, KID, number, base) + e_pk
+        self.header = h46 + seal.epoch_tag(kauth, HUB, h46)
         self.number, self.base = number, base
 
     def seal(self, seq, plain):
         box = nb.crypto_box_easy_afternm(plain, record_nonce(KID, self.number, seq), self.key)
-        return struct.pack(">BBH", 0x10, self.number & 0xFF, seq - self.base) + box
+        return struct.pack(">BBH", seal.V_RECORD, self.number & 0xFF, seq - self.base) + box
 
 
 def glucose(seq):

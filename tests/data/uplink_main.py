@@ -58,16 +58,31 @@ def main():
     sealer.prepare()
     ucfg = cfg["uplink"]
     ucfg["hub_id"] = uid
+    boot = _read_int("/uplink.boots") + 1
+    _write("/uplink.boots", str(boot))
     # with "bearers" in the uplink config: one session per bearer (hub/bearers/manager.py);
     # bearer state changes and clock settings are logged to /uplink.bearers as "T mdc val"
     tel = open("/uplink.bearers", "ab")
 
     def telemetry(mdc, val):
-        tel.write(("T %d %d\n" % (mdc, val)).encode())
+        tel.write(("T %d %s\n" % (mdc, json.dumps(val))).encode())
         tel.flush()
+        if cfg.get("journal_telemetry"):
+            # as hub/app.py's hub_telemetry: a reading about the hub itself, made now, so a
+            # clock setting carries the (boot, mono) <-> UTC pair the receiver dates with
+            r = reading.make(0, bytes(7), mdc, val, [boot, port.ticks_ms() & 0x3FFFFFFF], prio=reading.PRIO_TELEMETRY,
+                             hts=port.utc_ms())
 
-    from hub.clock import Clock
+            def make(seq):
+                r[reading.SEQ] = seq
+                return sealer.seal(seq, reading.encode(r))
+
+            j.append(make, reading.PRIO_TELEMETRY)
+
+    from hub.clock import Clock, boot_anchor
     clock = Clock(port, telemetry)
+    if cfg.get("journal_telemetry"):
+        boot_anchor(port, telemetry)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
     if cfg.get("ota") is not None:
@@ -111,16 +126,20 @@ def main():
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
-    boot = _read_int("/uplink.boots") + 1
-    _write("/uplink.boots", str(boot))
     total = cfg.get("total", 100)
+    # "truth": log each reading's real making time to /uplink.truth; "warp_after": K,
+    # "warp_ms": M: after the K-th reading, the port's clock jumps M ms; "reset_after":
+    # K: the hub resets after the K-th reading (once: the count is kept on flash);
+    # "hold_after": K: a boot that reaches the K-th reading makes no more
+    truth = open("/uplink.truth", "ab") if cfg.get("truth") else None
+    warped = [0]
     every = cfg.get("alarm_every", 0)
     interval = cfg.get("interval_ms", 10)
     burst = cfg.get("burst", 1)
 
     def append(n):
         prio = reading.PRIO_ALARM if every and n % every == every - 1 else reading.PRIO_ROUTINE
-        r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, time.ticks_ms() & 0x3FFFFFFF], exp=0,
+        r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, port.ticks_ms() & 0x3FFFFFFF], exp=0,
                          unit="mg/dL", prio=prio, rec=n, hts=port.utc_ms())
 
         def make(seq):
@@ -130,10 +149,19 @@ def main():
         seq = j.append(make, prio)
         log.write(("A %d %d %d\n" % (seq, prio, n)).encode())
         log.flush()
+        if truth is not None:
+            # the host's clock (the unix port's time.time_ns) less the hub's warp so far:
+            # when this reading was really made, for the test to check the receiver's utc by
+            truth.write(("%d %d %d\n" % (seq, time.time_ns() // 1000000, warped[0])).encode())
+            truth.flush()
+        if n + 1 == cfg.get("warp_after"):
+            port.warp(cfg["warp_ms"])  # a board idle for warp_ms (the bearer still down)
+            warped[0] += cfg["warp_ms"]
         return seq
 
     async def produce():
         n = _read_int("/uplink.made")
+        hold = cfg.get("hold_after") if n < cfg.get("hold_after", 0) else None
         while n < total:
             for _ in range(burst):
                 if n >= total:
@@ -141,6 +169,10 @@ def main():
                 append(n)
                 n += 1
                 _write("/uplink.made", str(n))
+                if n == cfg.get("reset_after"):
+                    port.reset()  # a reset (a watchdog's, an update's), not a power cut
+                if n == hold:
+                    return  # nothing more this boot (the test pulls the plug)
             up.notify()
             await asyncio.sleep_ms(interval)
 

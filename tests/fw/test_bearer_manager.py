@@ -107,6 +107,12 @@ def test_port_builds_the_provisioned_bearers_in_order():
     twice = [{"kind": "hostnet", "name": "a", "port": 1}, {"kind": "hostnet", "name": "a", "port": 2}]
     assert raises(BearerError, p.bearers, {"bearers": twice}).reason == "bad-config"
     assert raises(BearerError, p.bearers, {"bearers": [{"kind": "hostnet"}]}).reason == "bad-config"
+    # pinned to an interface (a veth in a namespace), with its own DNS server; DNS needs the pin
+    pinned = p.bearers({"bearers": [{"kind": "hostnet", "name": "a", "port": 8883, "dev": "sb-a", "dns": "10.99.1.1"}]})
+    assert (pinned[0].dev, pinned[0].dns) == ("sb-a", "10.99.1.1")
+    for bad in ({"dev": "x" * 16}, {"dev": 5}, {"dns": "10.99.1.1"}):
+        spec = dict({"kind": "hostnet", "port": 1}, **bad)
+        assert raises(BearerError, p.bearers, {"bearers": [spec]}).reason == "bad-config", bad
     # cellular needs a modem the virtual hub has only with SAMBAND_MODEM set
     import os
     if not os.getenv("SAMBAND_MODEM"):

@@ -118,3 +118,45 @@ def test_parse_sntp():
     raises(ValueError, parse_sntp, sntp_reply(secs, 0, li=3))      # unsynchronised
     raises(ValueError, parse_sntp, sntp_reply(0, 0))
     raises(ValueError, parse_sntp, b"\x24" * 20)
+
+
+class BoardTicks:
+    """A board's tick counter: wraps every 2**30 ms (12.4 days), ticks_diff as
+    MicroPython's (extmod/modtime.c time_ticks_diff: the period's signed difference)."""
+    PERIOD = 1 << 30
+
+    def ticks_ms(self):
+        return self.t
+
+    def ticks_diff(self, a, b):
+        d = (a - b) & (self.PERIOD - 1)
+        return d - self.PERIOD if d >= self.PERIOD // 2 else d
+
+
+def test_a_boards_wall_clock_stays_right_across_tick_wraps():
+    from hub.ports.base import BasePort
+
+    class P(BoardTicks, BasePort):
+        pass
+    p = P({})
+    p.t = P.PERIOD - 5000  # set 5 s before the counter wraps
+    assert p.utc_ms() is None
+    p.set_utc_ms(T0)
+    for day in range(1, 31):  # a month on a shelf, read once a day (the status reads it far more often)
+        p.t = (P.PERIOD - 5000 + day * 86400000) % P.PERIOD
+        assert p.utc_ms() == T0 + day * 86400000
+
+
+def test_boot_anchor_says_whether_the_reset_proof_clock_went_on():
+    tel = []
+    p = FakePort()
+    p.rtc_ms = lambda: 61000
+    for cause, power_on in (("power-on", 1), ("hard", 0), ("watchdog", 0), ("crash", 0), ("unknown", 1)):
+        p.reset_cause = lambda c=cause: c
+        assert clock.boot_anchor(p, lambda mdc, val: tel.append((mdc, val)))
+        assert tel.pop() == (clock.MDC_HUB_BOOT_RTC, [power_on, 61000])
+    p.set_utc_ms(T0)  # a clock known from the start (the virtual hub on the host's) needs no chain
+    assert not clock.boot_anchor(p, tel.append)
+    p.off = None
+    p.rtc_ms = lambda: None  # a board without one (rp2)
+    assert not clock.boot_anchor(p, tel.append) and tel == []

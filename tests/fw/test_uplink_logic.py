@@ -143,6 +143,27 @@ def test_batches_stay_within_what_a_receiver_takes():
         rmtree(root)
 
 
+def test_an_unanswered_time_request_is_asked_again_an_answered_one_not():
+    from hub import cbor
+    root, j, up = setup("up10")
+    got = []
+    up.on_time = lambda utc, unc: got.append((utc, unc))
+    up.time_retry = 0  # (15 s on a hub: above the receiver's one reply per 10 s)
+    try:
+        assert cbor.loads(up._status_payload())["tq"] == 1
+        assert cbor.loads(up._status_payload())["tq"] == 2  # the reply was lost: asked again
+        up._on_message(up.ack_topic, cbor.dumps({"tq": 1, "t": 1796180137000}))  # late, for the first
+        up._handle_acks()
+        assert got == []
+        up._on_message(up.ack_topic, cbor.dumps({"tq": 2, "t": 1796180137000}))
+        up._handle_acks()
+        assert len(got) == 1
+        assert "tq" not in cbor.loads(up._status_payload())  # answered: next after time_ms (10 min)
+        j.close()
+    finally:
+        rmtree(root)
+
+
 def test_receiver_time_is_asked_for_and_measured_against_the_round_trip():
     from hub import cbor
     root, j, up = setup("up9")

@@ -1,11 +1,14 @@
 # The virtual hub's IP bearers: each one a fixed TCP path to the broker.
 #
 # On a board every bearer is its own interface (Wi-Fi, Ethernet, the
-# modem's IP stack); the unix port has only the host's network. So each
-# hostnet bearer is given its own address (a relay the tests can cut or
-# black-hole, one per bearer) and open() always connects there, whatever
-# host the uplink names: that is what "a socket bound to this bearer"
-# means on the virtual hub, and it lets a test fail one bearer alone.
+# modem's IP stack). The virtual hub gets the same when the host gives it
+# one (samband.rig.netns: the hub runs in a network namespace with one veth
+# per bearer): with "dev", every socket of the bearer is bound to that
+# interface (SO_BINDTODEVICE), so it leaves by it or not at all, never by
+# whatever route is preferred. Without "dev" (no namespaces: not root) the
+# bearer is only its own address (a relay the tests can cut or black-hole).
+# Either way open() connects to the bearer's own host and port, whatever
+# host the uplink names (the uplink's name still checks the certificate).
 
 from hub.bearers import DEGRADED, UP, Bearer, BearerError
 
@@ -17,7 +20,8 @@ except ImportError:  # pragma: no cover
 
 class HostNet(Bearer):
     """config: host (default 127.0.0.1), port (required): where every
-    connection of this bearer goes."""
+    connection of this bearer goes; dev: the interface its sockets are
+    bound to (the virtual hub in a network namespace)."""
 
     kind = "hostnet"
 
@@ -27,6 +31,15 @@ class HostNet(Bearer):
             raise BearerError("bad-config", "bearer %s needs a TCP port" % name)
         self.host = config.get("host", "127.0.0.1")
         self.port = config["port"]
+        self.dev = config.get("dev")
+        if self.dev is not None and (not isinstance(self.dev, str) or not 0 < len(self.dev) < 16):
+            raise BearerError("bad-config", "bearer %s: dev must be an interface name" % name)
+        # the bearer's own DNS server (as DHCP or the mobile network hands one to a board's
+        # interface): the uplink's host name is resolved there, over dev
+        self.dns = config.get("dns")
+        if self.dns is not None and not self.dev:
+            raise BearerError("bad-config", "bearer %s: dns needs dev (a server asked over the bearer)" % name)
+        self.dns_fails = 0
         self.opened = 0
 
     async def up(self):
@@ -38,6 +51,16 @@ class HostNet(Bearer):
         if self.state not in (UP, DEGRADED):
             raise BearerError("down", "%s is %s" % (self.name, self.state))
         self.opened += 1
+        if self.dev:
+            from hub.bearers import pinned  # only a hub in a namespace needs it
+            addr = self.host
+            if self.dns:
+                try:
+                    addr = await pinned.resolve(self.dev, self.dns, host)
+                except BearerError:
+                    self.dns_fails += 1
+                    raise
+            return await pinned.open_pinned(self.dev, addr, self.port, ssl, server_hostname or host)
         if ssl is not None:
             return await asyncio.open_connection(self.host, self.port, ssl=ssl,
                                                  server_hostname=server_hostname or host)
@@ -46,4 +69,8 @@ class HostNet(Bearer):
     def metrics(self):
         m = Bearer.metrics(self)
         m["opened"] = self.opened
+        if self.dev:
+            m["dev"] = self.dev
+        if self.dns:
+            m["dns_fails"] = self.dns_fails
         return m

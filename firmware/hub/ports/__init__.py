@@ -12,6 +12,8 @@
 #   ticks_ms() / ticks_diff(a, b)
 #   utc_ms() -> int or None   wall clock in ms since 1970 UTC, None until set
 #   set_utc_ms(ms)
+#   rtc_ms() -> int or None   ms on a clock that only a power-on restarts (ESP32's RTC), set or
+#                             not: links boots before the wall clock is known (hub/clock.py)
 #   led(on)
 #   mem() -> (alloc, free)    bytes of the MicroPython heap
 #   fs() -> (total, free)     bytes of the flash filesystem

@@ -34,7 +34,7 @@ class BasePort:
 
     def __init__(self, board):
         self.board = board
-        self._utc_offset = None  # utc_ms - ticks_ms, once the clock is set
+        self._utc_at = None  # [utc ms, ticks ms] of one instant, once the clock is set
 
     def ticks_ms(self):
         return time.ticks_ms()
@@ -43,12 +43,24 @@ class BasePort:
         return time.ticks_diff(a, b)
 
     def utc_ms(self):
-        if self._utc_offset is None:
+        # A board's ticks wrap every 2**30 ms (12.4 days) and ticks_diff is right within
+        # half that: utc = the anchor + ticks since it, and every read moves the anchor on
+        # (the hub reads its clock with each status, far more often than every 6 days).
+        a = self._utc_at
+        if a is None:
             return None
-        return self._utc_offset + time.ticks_ms()
+        now = self.ticks_ms()
+        a[0] += self.ticks_diff(now, a[1])
+        a[1] = now
+        return a[0]
 
     def set_utc_ms(self, ms):
-        self._utc_offset = ms - time.ticks_ms()
+        self._utc_at = [ms, self.ticks_ms()]
+
+    def rtc_ms(self):
+        """ms on a clock that counts through every reset but a power-on, set or not
+        (hub/clock.py boot_anchor); None: this board has none (its clock restarts too)."""
+        return None
 
     def mem(self):
         return gc.mem_alloc(), gc.mem_free()

@@ -1,6 +1,8 @@
 # ESP32 boards (ESP32-WROOM/WROVER DevKits). Imports modules only ESP32
 # firmware has; never imported on other boards.
 
+import time
+
 import machine
 
 from hub import state
@@ -35,6 +37,13 @@ class Port(BasePort):
                 state.write_int(RESET_ASKED, 0)
             self._cause = reset_name(_CAUSES.get(machine.reset_cause()), asked)
         return self._cause
+
+    def rtc_ms(self):
+        # time.time_ns is the IDF's gettimeofday (ports/esp32/mphalport.c mp_hal_time_ns),
+        # kept by the RTC timer through every reset and sleep, restarted only by a power-up
+        # (ESP-IDF "System Time"). The hub never sets it (its wall clock is BasePort's),
+        # so it counts from the power-on: what chains boots before the clock is known.
+        return time.time_ns() // 1000000
 
     def led(self, on):
         if self._led is not None:

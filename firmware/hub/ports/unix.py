@@ -12,6 +12,36 @@ from hub.ports.base import BasePort
 class Port(BasePort):
     name = "unix"
 
+    def __init__(self, board):
+        BasePort.__init__(self, board)
+        # SAMBAND_VHUB_CLOCK=board: a board's wall clock, unknown (None) until the
+        # firmware sets it (hub/clock.py); else the host's, always set (NTP).
+        self._host_clock = os.getenv("SAMBAND_VHUB_CLOCK") != "board"
+        # SAMBAND_VHUB_TICKS=ms: where the monotonic clock starts, e.g. near the 30-bit
+        # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
+        self._ticks0 = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+        self._warp = 0
+
+    def ticks_ms(self):
+        return time.ticks_add(time.ticks_ms(), self._ticks0 + self._warp)
+
+    def warp(self, ms):
+        """Move the monotonic clock (and a set board clock with it) ms ahead at once: for a
+        test, what a board sees after ms of uptime spent waiting, without the wait. Only
+        the port's clock moves (what dates readings and the wall clock); timeouts that
+        run on time.ticks_ms keep real time."""
+        self._warp += ms
+
+    def rtc_ms(self):
+        # A board's RTC counts from its power-on through every other reset (ESP-IDF,
+        # "System Time": only the power-up reset resets the RTC timer). The supervisor
+        # says when the virtual board was powered on, on the host's CLOCK_MONOTONIC
+        # (which time.ticks_ms reads here too: ports/unix/unix_mphal.c mp_hal_ticks_ms).
+        at = os.getenv("SAMBAND_VHUB_POWERED_AT")
+        if not at:
+            return None
+        return time.ticks_ms() + self._warp - int(at)
+
     def unique_id(self):
         uid = os.getenv("SAMBAND_VHUB_UID")
         if uid:
@@ -23,7 +53,14 @@ class Port(BasePort):
 
     def utc_ms(self):
         # The host's clock is set (NTP); a board sets its own from the network later.
-        return time.time_ns() // 1000000
+        if self._host_clock:
+            return time.time_ns() // 1000000
+        return BasePort.utc_ms(self)
+
+    def set_utc_ms(self, ms):
+        # the host's clock is not ours to set
+        if not self._host_clock:
+            BasePort.set_utc_ms(self, ms)
 
     def ble(self, bonds=None):
         # The virtual hub's radio is the host's BLE bridge (docs/ble.md).

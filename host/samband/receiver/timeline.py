@@ -12,6 +12,10 @@ reading of that boot without `hts` is then at pair_utc + (mono - pair_mono); the
 receiver fills this in when the pair arrives, also for readings stored before
 it (`utc_src` "clock-report"; "hub" when it came as `hts`). Error: the pair's
 own uncertainty plus the crystal's drift over the gap (<= 200 ppm: 0.7 s/hour).
+A boot with no pair of its own (it ended, by a reset, before the clock was known)
+is dated through the boot anchors (MDC 1024:50, hub.clock.boot_anchor: where each
+boot's mono sits on the board's reset-proof clock) from the nearest boot with a
+pair, when no power-on came between (chain_pair); else it stays undated.
 
 Device time. A device clock is wrong by an offset (never set, set by a person,
 DST, drift). The offset is learnt the PHD way, from a coincident time stamp: the
@@ -50,7 +54,7 @@ transaction with the batch). Corrected times are milliseconds since 1970 UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
 
 MDC_HUB_CLOCK_SET = 1024 << 16 | 48
 MDC_HUB_CLOCK_JUMP = 1024 << 16 | 49
+MDC_HUB_BOOT_RTC = 1024 << 16 | 50  # val [power_on, rtc ms]: hub.clock.boot_anchor
 MDC_HUB_DEVICE_CONNECTED = 1024 << 16 | 2
 MDC_HUB_DEVICE_CLOCK = 1024 << 16 | 5
 CLOCK_FAULT, CLOCK_READ, CLOCK_WRITTEN = 0, 1, 2
@@ -89,6 +94,36 @@ def pick_pair(rows: Sequence[tuple[int, int, int, int]]) -> tuple[int, int] | No
 def hub_utc(mono: int, pair: tuple[int, int]) -> int:
     """The hub's UTC (ms) at a mono of the pair's boot."""
     return pair[1] + mono_delta(mono, pair[0])
+
+
+def chain_pair(boot: int, anchors: dict[int, tuple[int, int, bool]],
+               pair_of: Callable[[int], tuple[int, int] | None]) -> tuple[int, int] | None:
+    """A (mono, utc) pair for a boot that never knew the time, through the board's
+    reset-proof clock: anchors {boot: (mono, rtc ms, power_on)}, pair_of(boot) -> its
+    own (mono, utc) pair or None (asked only along the chain).
+    The nearest boot with a pair, later or earlier, linked to this one by anchors of
+    every boot between and no power-on among them (that would have restarted the
+    clock); None when there is none. Error: the pair's, plus the RTC's drift over
+    the gap (on an ESP32 the crystal's while running, the RTC oscillator's only
+    through the resets themselves)."""
+    a = anchors.get(boot)
+    if a is None:
+        return None
+    for step in (1, -1):
+        b = boot
+        while True:
+            # going forward, each later boot must have kept the clock; going back, this one
+            nxt = b + step
+            link = anchors.get(nxt)
+            if link is None or (link[2] if step == 1 else anchors[b][2]):
+                break
+            b = nxt
+            p = pair_of(b)
+            if p is not None:
+                pm, pu = p
+                rtc_at_pair = link[1] + mono_delta(pm, link[0])
+                return (a[0], pu - (rtc_at_pair - a[1]))
+    return None
 
 
 def stamp_of(utc: int, dts: int | None, val: object, ctx: object = None) -> Stamp:
@@ -167,20 +202,36 @@ def settle(store: Store, cur: Any, hub: str, new: Iterable[tuple[int, str, int |
     first = {}  # device -> lowest seq that needs correcting
     for _s, d, _b, _m in new:
         first[d] = min(first.get(d, _s), _s)
-    for boot in boots:
-        cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND utc IS NULL"),
-                    (hub, boot))  # the partial index readings_undated: no scan of the boot
+    chained, redo = set(), set()
+    anchors = None
+    if refill or any(m == MDC_HUB_BOOT_RTC for _, _, _, m in new):
+        # a new pair or anchor may date other boots of the hub: those still waiting, and
+        # (a jump) those dated through the chain from a boot whose pair has just changed
+        cur.execute(q("SELECT DISTINCT boot FROM readings WHERE hub = ? AND utc IS NULL"), (hub,))
+        chained = {r[0] for r in cur.fetchall() if r[0] is not None} - set(boots)
+        anchors = _anchors(store, cur, hub)
+        for b in refill:
+            for step in (1, -1):
+                n = b + step
+                while (n in anchors and n - step in anchors and not anchors[max(n, n - step)][2]
+                       and _boot_pair(store, cur, hub, n) is None):
+                    redo.add(n)
+                    n += step
+        chained |= redo - set(boots)
+    for boot in boots + sorted(chained):
+        if boot in redo:  # no pair of its own, so no row with hts: every row is dated again
+            cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ?"), (hub, boot))
+        else:
+            cur.execute(q("SELECT seq, device, mono FROM readings WHERE hub = ? AND boot = ? AND utc IS NULL"),
+                        (hub, boot))  # the partial index readings_undated: no scan of the boot
         todo = cur.fetchall()
         if not todo and boot not in refill:
             continue  # the usual batch: everything dated, no new clock report
-        cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE mdc IN (?, ?) AND hub = ? AND boot = ? "
-                      "AND hts IS NOT NULL"), (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
-        rows = [tuple(r) for r in cur.fetchall()]
-        if not rows:  # telemetry lost: the boot's earliest reading with hts
-            cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE hub = ? AND boot = ? AND hts IS NOT NULL "
-                          "ORDER BY seq LIMIT 1"), (hub, boot))
-            rows = [tuple(r) for r in cur.fetchall()]
-        pair = pick_pair(rows)
+        pair = _boot_pair(store, cur, hub, boot)
+        if pair is None and todo:  # a boot that never knew the time: chained to one that did
+            if anchors is None:
+                anchors = _anchors(store, cur, hub)
+            pair = chain_pair(boot, anchors, lambda b: _boot_pair(store, cur, hub, b))
         if pair is None:
             continue
         if boot in refill:  # a new set or jump: what was dated by an older one is dated again
@@ -194,6 +245,31 @@ def settle(store: Store, cur: Any, hub: str, new: Iterable[tuple[int, str, int |
                 first[d] = min(first.get(d, seq), seq)
     for dev, lo in sorted(first.items()):
         _correct_device(store, cur, hub, dev, lo)
+
+
+def _boot_pair(store: Store, cur: Any, hub: str, boot: int) -> tuple[int, int] | None:
+    q = store.q
+    cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE mdc IN (?, ?) AND hub = ? AND boot = ? "
+                  "AND hts IS NOT NULL"), (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
+    rows = [tuple(r) for r in cur.fetchall()]
+    if not rows:  # telemetry lost: the boot's earliest reading with hts
+        cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE hub = ? AND boot = ? AND hts IS NOT NULL "
+                      "ORDER BY seq LIMIT 1"), (hub, boot))
+        rows = [tuple(r) for r in cur.fetchall()]
+    return pick_pair(rows)
+
+
+def _anchors(store: Store, cur: Any, hub: str) -> dict[int, tuple[int, int, bool]]:
+    """{boot: (mono, rtc ms, power_on)} of the hub's boot anchors (one reading a boot)."""
+    import json
+    cur.execute(store.q("SELECT boot, mono, reading FROM readings WHERE mdc = ? AND hub = ? AND dup_of IS NULL"),
+                (MDC_HUB_BOOT_RTC, hub))
+    out = {}
+    for boot, mono, js in cur.fetchall():
+        v = json.loads(js).get("val")
+        if boot is not None and isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v):
+            out[boot] = (mono, v[1], bool(v[0]))
+    return out
 
 
 def _tzo_rec(js: str) -> tuple[int | None, bool]:

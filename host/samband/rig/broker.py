@@ -103,9 +103,13 @@ class Broker:
     """A Mosquitto process with TLS and per-hub ACLs; start()/stop() or a context manager."""
 
     def __init__(self, folder: str | Path, port: int | None = None, plain_port: int | None = None,
-                 users: dict[str, str] | None = None, hostname: str = "localhost", bind: str = "127.0.0.1") -> None:
+                 users: dict[str, str] | None = None, hostname: str = "localhost", bind: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
         self.folder = Path(folder)
         self.bind = bind  # the TLS listener's address: a bench's boards dial the host over Wi-Fi
+        # a network namespace to run in (samband.rig.netns: the "cloud" of a virtual hub's bearers);
+        # it is this broker's alone, so the port may be a fixed one
+        self.netns = netns
         self.port = port
         self.plain_port = plain_port
         self.hostname = hostname
@@ -200,7 +204,10 @@ class Broker:
     def _start(self, timeout: float) -> Broker:
         self._write()
         log = open(self.folder / "mosquitto.log", "ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")],
+        cmd = [MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        self.proc = subprocess.Popen(cmd,
                                      stdout=log, stderr=log, start_new_session=True)
         log.close()
         end = time.monotonic() + timeout
@@ -212,7 +219,10 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError("mosquitto exited at start: " + self.log_tail())
             try:
-                socket.create_connection(waiting[0], timeout=0.5).close()
+                from samband.rig.netns import inside
+                with inside(self.netns):
+                    probe = socket.create_connection(waiting[0], timeout=0.5)
+                probe.close()
                 waiting.pop(0)
                 if not waiting:
                     return self

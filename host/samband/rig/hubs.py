@@ -35,7 +35,7 @@ class Rig:
                  bridge: tuple[str, int] | None = None, heap: str | int = FULL_HEAP,
                  hub_config: dict[str, Any] | None = None, depot: str | Path | None = None,
                  log: Callable[[str], None] | None = None, env: dict[str, str] | None = None,
-                 files: dict[str, bytes] | None = None, romfs: bool = False) -> None:
+                 files: dict[str, bytes] | None = None, romfs: bool = False, netns: str | None = None) -> None:
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -51,6 +51,7 @@ class Rig:
         self.log = log
         self.env = dict(env or {})
         self.files = dict(files or {})  # more files for the hub's flash, e.g. {"/keys/ca.der": b"..."}
+        self.netns = netns  # a network namespace for the hub (samband.rig.netns), or None: the host's
         self.hub = None
         self.lines = []               # console lines, in order
         self.statuses = []            # parsed STATUS maps, in order
@@ -87,6 +88,7 @@ class Rig:
             env["SAMBAND_BLE_BRIDGE"] = "%s:%d" % tuple(self.bridge)
         self.hub = VirtualHub(self.flash, heap=self.heap, uid=UID.hex(), env=env, log=self.log,
                               romfs=build.romfs_path("vhub") if self.romfs else None)
+        self.hub.netns = self.netns
         self.hub.start()
         self.running = True
         self._stop.clear()

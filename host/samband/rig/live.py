@@ -25,11 +25,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 from samband.paths import data_dir, default_db
 from samband.reading import Reading
+
+if TYPE_CHECKING:
+    from samband.rig.broker import Broker
+    from samband.rig.netns import NetLab
 from samband.reading_text import describe
 
 
@@ -100,6 +104,8 @@ class Board:
             "down_for": None if self.down_since is None else mono - self.down_since,
             "link_error": _last_line(up.get("error")),
             "backlog": up.get("pending", (s.get("journal") or {}).get("pending")),
+            "bearers": [dict(b) for b in up.get("bearers") or []],
+            "routine": up.get("bearer"),
             "age": None if newest is None else max(0.0, now - newest),
             "stored": stored,
             "devices": rows,
@@ -112,6 +118,25 @@ def _last_line(text: str | None) -> str | None:
         return None
     lines = [x.strip() for x in str(text).splitlines() if x.strip()]
     return lines[-1] if lines else None
+
+
+def bearer_line(f: dict[str, Any]) -> str:
+    """Each bearer's state in one line ("" with none: the hub is on the default route)."""
+    if not f.get("bearers"):
+        return ""
+    parts = []
+    for b in f["bearers"]:
+        t = f"{b['name']} ({b.get('kind')}) {b.get('state')}"
+        if b.get("reason"):
+            t += "/" + b["reason"]
+        t += ", session " + ("live" if b.get("live") else "none")
+        if b["name"] == f.get("routine"):
+            t += ", carries routine data"
+        parts.append(t)
+    out = "bearers: " + "; ".join(parts)
+    if f.get("routine") == "none":
+        out += " | NO BEARER can carry data"
+    return out
 
 
 def _secs(x: float | None) -> str:
@@ -139,6 +164,8 @@ def head_line(f: dict[str, Any]) -> str:
 def plain_lines(f: dict[str, Any]) -> list[str]:
     """A frame as plain text lines (not a terminal)."""
     lines = [time.strftime("%H:%M:%S ") + head_line(f)]
+    if bearer_line(f):
+        lines.append("  " + bearer_line(f))
     for d in f["devices"]:
         lines.append(f"  {d['kind']:7} {d['name']:18} {d['addr']:20} {d['state']:10} stored {d['stored']:6}  "
                      f"last: {d['last']}" + (f"  (lag {d['lag']:.2f} s)" if d["lag"] is not None else "")
@@ -160,8 +187,33 @@ def rich_view(f: dict[str, Any], intro: str) -> Any:
         last = Text(d["last"] + ("  ALARM" if d["alarm"] else ""), style="bold red" if d["alarm"] else "")
         t.add_row(d["name"], d["kind"], d["addr"], state, last, str(d["stored"]), _secs(d["lag"]))
     style = "bold red" if f["link"] == "down" else ""
-    return Group(Text(intro, style="dim"), Text(head_line(f), style=style), t,
+    bl = bearer_line(f)
+    bearers = Text(bl, style="bold red" if f.get("routine") == "none" else "")
+    return Group(Text(intro, style="dim"), Text(head_line(f), style=style), *([bearers] if bl else []), t,
                  Text("Ctrl-C stops; `samband readings` shows what was stored", style="dim"))
+
+
+def two_bearers(out: Callable[[str], None]) -> tuple[NetLab | None, str]:
+    """(NetLab with bearers a and b, a line saying so), or (None, the one line
+    saying why the hub is on the host's network instead)."""
+    from samband.rig import netns
+    try:
+        lab = netns.NetLab(("a", "b"))
+    except (netns.NetnsError, OSError) as e:
+        line = (f"samband: no network namespaces ({e}): the virtual hub uses the host's network, "
+                f"one path to the broker, no bearers")
+        out(line)
+        return None, line
+    return lab, (f"samband: two bearers, a and b: veths {lab.dev('a')} and {lab.dev('b')} from namespace {lab.hub} "
+                 f"to {lab.cloud} (the broker); faults: ip -n {lab.hub} link set {lab.dev('a')} down, "
+                 f"or an nftables drop in {lab.cloud} (samband.rig.netns)")
+
+
+def where_broker(broker: Broker, lab: NetLab | None) -> str:
+    if lab is None:
+        return f"localhost:{broker.port}"
+    from samband.rig.netns import BROKER_IP
+    return f"{BROKER_IP}:{broker.port} in namespace {lab.cloud}"
 
 
 STOP_REPORT_S = 20  # a rig that has not stopped after this long prints every thread's stack
@@ -192,9 +244,19 @@ def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path
         raise SambandError(f"{db} holds {n} readings of hub {UID.hex()} from a rig whose folder is gone, and "
                            f"{root} has no hub: give --db a new database, or --root the old rig's folder")
     end = None if seconds is None else time.monotonic() + seconds
-    broker = Broker(root / "broker")
-    password = broker.add_hub(UID.hex())
-    broker.start()
+    lab, net_note = two_bearers(out)
+    try:
+        if lab is None:
+            broker = Broker(root / "broker")
+        else:
+            from samband.rig.netns import BROKER_PORT
+            broker = Broker(root / "broker", port=BROKER_PORT, bind="0.0.0.0", netns=lab.cloud)
+        password = broker.add_hub(UID.hex())
+        broker.start()
+    except BaseException:
+        if lab is not None:
+            lab.close()
+        raise
     bridge = rx = dash = None
     view = None
     try:
@@ -202,26 +264,33 @@ def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path
         bridge = BleBridge(devices=specs, state=root / "devices")
         board = Board([(d["addr"], d["kind"], sim.name) for d, sim in zip(devices, bridge.sims)])
         where = bridge.start()
-        rig = Rig(root, devices=devices, bridge=where, heap=heap, depot=root / "depot",
-                  hub_config={"status_ms": int(every * 1000),
-                              "uplink": {"host": "localhost", "port": broker.port, "keepalive": 10,
-                                         "batch_age_ms": 500, "status_ms": 2000}},
-                  files={"/keys/ca.der": broker.ca_der.read_bytes(), "/keys/mqtt.password": password.encode()})
+        hub_config = {"status_ms": int(every * 1000),
+                      "uplink": {"host": "localhost", "port": broker.port, "keepalive": 10,
+                                 "batch_age_ms": 500, "status_ms": 2000}}
+        rx_port, hub_bridge = broker.port, where
+        if lab is not None:
+            # the hub reaches the host's BLE bridge, and the receiver the cloud's broker, by a Door each
+            hub_bridge = ("127.0.0.1", lab.door(lab.hub, None, where).port)
+            rx_port = lab.door(None, lab.cloud, ("127.0.0.1", broker.port)).port
+            hub_config["bearers"] = lab.bearer_config()
+        rig = Rig(root, devices=devices, bridge=hub_bridge, heap=heap, depot=root / "depot", hub_config=hub_config,
+                  files={"/keys/ca.der": broker.ca_der.read_bytes(), "/keys/mqtt.password": password.encode()},
+                  netns=lab.hub if lab is not None else None)
         if fresh:
             rig.provision()
         # the receiver knows the hub from the depot the rig provisioned it from
-        rx = Receiver(Ingest(rig.depot.opener(), store, board.on_reading), "localhost", broker.port, broker.ca_pem,
+        rx = Receiver(Ingest(rig.depot.opener(), store, board.on_reading), "localhost", rx_port, broker.ca_pem,
                       RECEIVER_USER, broker.users[RECEIVER_USER]).start()
         from samband.rig.dashboard import DEMO_USER, RigDashboard
         dash = RigDashboard(db, root)
         url = dash.start()
         with rig:
-            intro = (f"samband: broker on localhost:{broker.port} (TLS), receiver into {db}, virtual hub on "
+            intro = (f"samband: broker on {where_broker(broker, lab)} (TLS), receiver into {db}, virtual hub on "
                      f"{rig.hub.port}, BLE bridge on {where[0]}:{where[1]} with {len(devices)} emulated devices; "
                      + (f"new rig in {root}: hub provisioned, devices not yet bonded" if fresh else
                         f"rig in {root} continues: the hub's journal, bonds and the devices' records are kept")
                      + f"\nsamband: clinician dashboard on {url} (user {DEMO_USER}, its password in "
-                       f"{dash.login_file}, readable by you only)")
+                       f"{dash.login_file}, readable by you only)\n" + net_note)
             if not live:
                 out(intro)
             else:
@@ -262,6 +331,8 @@ def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path
             if bridge is not None:
                 bridge.stop()
             broker.stop()
+            if lab is not None:
+                lab.close()
         finally:
             faulthandler.cancel_dump_traceback_later()
     out(f"stored {board.stored} readings this run into {db}; `samband readings"

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samband.device import build
 from samband.reading import Reading
@@ -26,6 +26,9 @@ from samband.receiver.opener import Authority, Opener
 from samband.receiver.store import open_store
 from samband.rig.broker import RECEIVER_USER, Broker
 from samband.vhub import Flash, VirtualHub, deploy
+
+if TYPE_CHECKING:
+    from samband.rig.netns import NetLab
 
 RECEIVER_KID = 7
 
@@ -70,10 +73,20 @@ class RigHub:
 class UplinkRig:
     def __init__(self, folder: str | Path, db: str | None = None, heap: str | int = "200k",
                  firmware: str | Path | None = None, quiet: bool = True,
-                 on_reading: Callable[[str, int, Reading], None] | None = None) -> None:
+                 on_reading: Callable[[str, int, Reading], None] | None = None, lab: NetLab | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.broker = Broker(self.folder / "broker")
+        # lab (samband.rig.netns.NetLab): the broker runs in its cloud and the hubs in its hub
+        # namespace, each bearer a veth; the receiver stays here and reaches the broker by a Door
+        self.lab = lab
+        if lab is None:
+            self.broker = Broker(self.folder / "broker")
+        else:
+            from samband.rig.netns import BROKER_NAME, BROKER_PORT
+            # the hubs name the broker BROKER_NAME (a bearer with "dns" resolves it at its own server)
+            self.broker = Broker(self.folder / "broker", port=BROKER_PORT, bind="0.0.0.0", netns=lab.cloud,
+                                 hostname=BROKER_NAME)
+        self.broker_door = None
         self.authority = Authority()
         from nacl import bindings as nb
         self.rpk, self.rsk = nb.crypto_box_keypair()
@@ -89,7 +102,7 @@ class UplinkRig:
         return Opener({RECEIVER_KID: self.rsk}, {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
 
     def add_hub(self, uid: str, main: str | Path, config: dict[str, Any] | None = None,
-                uplink: dict[str, Any] | None = None) -> RigHub:
+                uplink: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> RigHub:
         flash = self.folder / ("hub-" + uid)
         tree = self.firmware or build.build("vhub")
         deploy(tree, flash)
@@ -101,11 +114,16 @@ class UplinkRig:
         files["/keys/mqtt.password"] = password.encode()
         up = {"host": "localhost", "port": 0, "ca": "/keys/ca.der", "password_file": "/keys/mqtt.password",
               "keepalive": 10, "batch_bytes": 2048, "batch_age_ms": 200, "ack_timeout_ms": 5000, "status_ms": 500}
+        if self.lab is not None:
+            from samband.rig.netns import BROKER_NAME
+            up["host"] = BROKER_NAME
         up.update(uplink or {})
         cfg["uplink"] = up
         files["/uplink.json"] = json.dumps(cfg).encode()
         Flash(flash).write_files(files)
-        vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False)
+        vh = VirtualHub(flash, heap=self.heap, uid=uid, deploy_firmware=False, env=env)
+        if self.lab is not None:
+            vh.netns = self.lab.hub
         h = RigHub(self, uid, flash, password, vh)
         h.public = hub_pk
         self.hubs[uid] = h
@@ -121,13 +139,20 @@ class UplinkRig:
 
     def start_broker(self) -> None:
         self.broker.start()
+        if self.lab is not None and self.broker_door is None:
+            self.broker_door = self.lab.door(None, self.lab.cloud, ("127.0.0.1", self.broker.port))
         self._finish_hub_config()
+
+    @property
+    def receiver_port(self) -> int:
+        """Where the receiver (in this namespace) reaches the broker."""
+        return self.broker_door.port if self.broker_door is not None else self.broker.port
 
     def start_receiver(self, group: str = "receivers") -> Receiver:
         if self.store is None:
             self.store = open_store(self.db)
         ing = Ingest(self.opener(), open_store(self.db), self.on_reading)
-        rx = Receiver(ing, "localhost", self.broker.port, self.broker.ca_pem, RECEIVER_USER,
+        rx = Receiver(ing, "localhost", self.receiver_port, self.broker.ca_pem, RECEIVER_USER,
                       self.broker.users[RECEIVER_USER], group)
         rx.start()
         self.receivers.append(rx)

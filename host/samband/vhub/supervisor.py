@@ -164,6 +164,8 @@ class VirtualHub:
         self.deploy_firmware = deploy_firmware
         self.log = log  # callable(str) for supervisor events
         self.extra_env = dict(env or {})
+        # a network namespace to run the interpreter in (samband.rig.netns: one veth per bearer)
+        self.netns = None
         self.port = None
         self.boots = 0
         self.resets = []  # reset causes, in order
@@ -178,6 +180,7 @@ class VirtualHub:
         self._lock = threading.Lock()
         self._thread = None
         self._pending_cause = "power-on"
+        self._powered_at = None  # host CLOCK_MONOTONIC ms of the last power-on
         self._to_hub = b""
         self.interrupts = 0  # Ctrl-Cs delivered as a scheduled KeyboardInterrupt (the rest went as a byte)
         self.deadlocks = 0  # interpreters found deadlocked (logged; see _check_stuck)
@@ -275,7 +278,10 @@ class VirtualHub:
         _raw_tty(slave)
         env = dict(os.environ)
         env.update(self.extra_env)
+        if self._pending_cause == "power-on" or self._powered_at is None:
+            self._powered_at = time.monotonic_ns() // 1000000  # the RTC restarts (hub/ports/unix.py rtc_ms)
         env.update({
+            "SAMBAND_VHUB_POWERED_AT": str(self._powered_at),
             "SAMBAND_FLASH": str(self.image.image),
             "SAMBAND_VHUB_UID": self.uid,
             "SAMBAND_VHUB_RESET": self._pending_cause,
@@ -288,8 +294,11 @@ class VirtualHub:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
+        cmd = [sys.executable, str(LAUNCHER), "-X", f"heapsize={self.heap + self._rom_heap()}", "-i", str(BOOT_SCRIPT)]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd  # it execs: the pid and session stay the hub's
         self._proc = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), "-X", f"heapsize={self.heap + self._rom_heap()}", "-i", str(BOOT_SCRIPT)],
+            cmd,
             stdin=slave, stdout=slave, stderr=slave, cwd=str(self.flash), env=env,
             preexec_fn=child_setup, close_fds=True)
         os.close(slave)

@@ -56,6 +56,7 @@ class Peer:
         self.adv = adv
         self.hold = ()              # procedures it never answers ("read", "write", "services", ...)
         self.in_discovery = []      # what it starts itself during service discovery: ("mtu",) / ("enc",)
+        self.mtu_started = 0        # MTU exchanges it started itself (in_discovery), for tests to count
         self.secure = ()            # handles that need an encrypted link (ATT 0x05 otherwise)
         self.on_write = None        # f(ble, conn, handle, data): what the device does about a write
 
@@ -338,6 +339,7 @@ class _BaseBLE:
         out = []
         for what in p.in_discovery:
             if what[0] == "mtu":
+                p.mtu_started += 1
                 out.append((21, (h, min(p.mtu, self.cfg.get("mtu", 23)))))
             elif what[0] == "enc" and self.bonding:
                 out.append((28, (h, 1, 0, 1, 16)))

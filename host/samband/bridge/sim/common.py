@@ -120,7 +120,7 @@ class Sim:
 
     def __init__(self, address: str | hci.Address, name: str | None = None, battery: int = 87,
                  secure: bool | None = None, serial: str | None = None, adv_interval_ms: int = 100,
-                 clock_offset: int = 0, **opts: Any) -> None:
+                 clock_offset: int = 0, peer_mtu: int | None = None, **opts: Any) -> None:
         self.address = parse_addr(address) if isinstance(address, str) else address
         self.name = name or self.NAME
         self.level = battery
@@ -128,6 +128,11 @@ class Sim:
         self.serial = serial or "".join("%02X" % b for b in bytes(self.address))[:8]
         self.adv_interval_ms = adv_interval_ms
         self.offset = clock_offset   # device clock = real UTC + offset (seconds)
+        # An ATT MTU the device asks for itself, as some phones' and meters' stacks do,
+        # while the hub discovers its services (None: it only answers the hub's exchange)
+        self.peer_mtu = None if peer_mtu is None else int(peer_mtu)
+        if self.peer_mtu is not None and not 23 <= self.peer_mtu <= 517:
+            raise ValueError("peer_mtu must be 23..517")
         unknown = sorted(set(opts) - set(self.OPTS))
         if unknown:
             raise ValueError("unknown option%s %s" % ("s" if len(unknown) > 1 else "", ", ".join(unknown)))
@@ -136,6 +141,7 @@ class Sim:
         self.is_silent = False
         self.drop_after = None
         self.notified = 0            # notifications and indications sent
+        self.peer_mtu_exchanges = 0  # MTU exchanges the device started and the hub answered
         self.connections = []
         self.flow = None             # set by the bridge: awaitable pacing for streams
         self._tasks = set()
@@ -256,6 +262,32 @@ class Sim:
         self._restore()
         device.on("connection", self._on_connection)
         device.on("characteristic_subscription", self._on_subscription)
+        if self.peer_mtu is not None:
+            self._exchange_mtu_in_discovery(device.gatt_server)
+
+    def _exchange_mtu_in_discovery(self, server: Any) -> None:
+        """When the hub's primary service discovery reaches the device (its first
+        Read By Group Type request on a link), the device sends its own ATT Exchange
+        MTU Request on that link, so it arrives while the hub's discovery runs:
+        what issue 18 item 6 saw cut a board's discovery short. bumble looks the
+        handler up by name on the server, so this instance's one goes first."""
+        server.max_mtu = self.peer_mtu  # its Rx MTU: the same in its own request and in its answers
+        answer = server.on_att_read_by_group_type_request
+
+        def on_request(bearer: Any, request: Any) -> None:
+            answer(bearer, request)
+            conn = bearer if hasattr(bearer, "gatt_client") else getattr(bearer, "connection", None)
+            if conn is not None and not conn.gatt_client.mtu_exchange_done:
+                self.spawn(self._request_mtu(conn))
+        server.on_att_read_by_group_type_request = on_request
+
+    async def _request_mtu(self, conn: Any) -> None:
+        try:
+            got = await conn.gatt_client.request_mtu(self.peer_mtu)
+            self.peer_mtu_exchanges += 1
+            log.info("%s: exchanged MTU %d (device-started)", self.name, got)
+        except Exception as e:  # noqa: BLE001 - the link may go meanwhile; the hub's side is what is tested
+            log.info("%s: MTU exchange: %s", self.name, e)
 
     async def start(self) -> None:
         await self.advertise()
