@@ -1,5 +1,6 @@
-"""Which hub runs what (receiver/versions.py, migration 6): the "ota" entry of
-hub statuses recorded per hub with its version history, malformed entries
+"""Which hub runs what (receiver/versions.py, migrations 6 and 7): the "ota" entry of
+hub statuses recorded per hub with its version history, its "cfg" entry (the
+signed configs it runs) likewise, malformed entries
 refused and counted while the backlog still counts, the history bounded, and
 `samband hubs` printing it; on SQLite and on PostgreSQL."""
 
@@ -14,7 +15,7 @@ from samband.cli import main
 from samband.receiver import versions
 from samband.receiver.ingest import Ingest, parse_status
 from samband.receiver.store import open_store
-from samband.receiver.versions import BadOta, parse_ota
+from samband.receiver.versions import BadOta, parse_cfg, parse_ota
 
 A, B = "00005a4d0f01", "00005a4d0f02"
 
@@ -54,6 +55,20 @@ def test_ota_entry_fields_are_typed_and_bounded():
     assert "ota" not in parse_status(status(4)) and "ota_error" not in parse_status(status(4))
 
 
+def test_cfg_entry_fields_are_typed_and_bounded():
+    assert parse_cfg({"k": 1, "l": 0}) == {"keys": 1, "limits": 0, "refused": None, "reason": None}
+    assert parse_cfg({"k": 2 ** 32 - 1, "l": 1764633600, "bad": 3, "r": "replay", "new": 1}) == {
+        "keys": 2 ** 32 - 1, "limits": 1764633600, "refused": 3, "reason": "replay"}
+    for m in ([], {"k": 1}, {"l": 1}, {"k": -1, "l": 0}, {"k": 2 ** 32, "l": 0}, {"k": True, "l": 0},
+              {"k": 1, "l": "2"}, {"k": 1, "l": 2, "bad": -1}, {"k": 1, "l": 2, "r": "Forged"},
+              {"k": 1, "l": 2, "r": "x" * 17}):
+        with pytest.raises(BadOta):
+            parse_cfg(m)
+    assert parse_status(status(4, cfg={"k": 1, "l": "x"})) == {"pending": 4, "cfg_error": "cfg.l is not a serial "
+                                                                 "0..4294967295"}
+    assert parse_status(status(4, cfg={"k": 2, "l": 9}))["cfg"]["limits"] == 9
+
+
 def exercise(url, monkeypatch):
     depot = Depot([A, B])
     st = open_store(url)
@@ -84,6 +99,13 @@ def exercise(url, monkeypatch):
     after = versions.fleet(st)[0]
     assert after["version"] == "0.2.0" and after["version_at"] == before["version_at"]
     assert st.hubs()[0]["backlog"] == 9
+    # the signed configs it runs: recorded, a malformed entry refused and counted, the record kept
+    ing.status(A, status(9, cfg={"k": 2, "l": 1764633600, "bad": 1, "r": "forged"}))
+    ing.status(A, status(9, cfg={"k": 3}))
+    assert ing.counters["bad-cfg-status"] == 1
+    row = versions.fleet(st)[0]
+    assert (row["cfg_keys"], row["cfg_limits"], row["cfg_refused"], row["cfg_reason"]) == (2, 1764633600, 1,
+                                                                                           "forged")
     # a hub that flips versions keeps HISTORY_MAX rows, the newest
     monkeypatch.setattr(versions, "HISTORY_MAX", 3)
     for v in ("1.0", "1.1", "1.0", "1.2"):
@@ -110,14 +132,15 @@ def test_samband_hubs(tmp_path, capsys):
     st = open_store(db)
     st.status(A, 0, parse_ota({"st": "none", "v": "0.1.0"}))
     st.status(A, 0, parse_ota({"st": "fetch", "v": "0.1.0", "to": "0.2.0", "have": 7, "n": 52, "s": "a"}))
-    st.status(B, 5)
+    st.status(B, 5, None, parse_cfg({"k": 2, "l": 0, "bad": 1, "r": "replay"}))
     st.close()
     assert main(["hubs", "--db", str(db)]) in (0, None)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["hub", "version", "slot", "update", "last", "contact"]
+    assert lines[0].split() == ["hub", "version", "slot", "update", "config", "last", "contact"]
     assert lines[1].startswith(A) and "0.1.0" in lines[1] and "fetch -> 0.2.0 7/52" in lines[1]
     assert " a " in lines[1] and "UTC (" in lines[1]
     assert lines[2].startswith(B) and lines[2].split()[1:4] == ["?", "-", "-"]
+    assert "keys 2 limits - (1 refused: replay)" in lines[2] and lines[1].split("7/52")[1].split()[0] == "-"
     assert main(["hubs", "--db", str(db), "--json"]) in (0, None)
     rows = json.loads(capsys.readouterr().out)
     assert [(r["hub"], r["version"], r["ota_state"], r["slot"]) for r in rows] == [

@@ -36,6 +36,7 @@ def fixtures():
     """{file name: bytes} of tests/data/ota/."""
     new = image(tree("1.1.0", b"# a fix\n" * 40))
     good = release.manifest("vhub", "tree", "1.1.0", "1.0.0", new, WHEN)
+    fw = b"\xe9" + bytes((i * 7 + 3) & 0xFF for i in range(10001))  # not a whole number of 4 KB pages
     altered = bytearray(new)
     altered[-5] ^= 1
     return {
@@ -45,6 +46,14 @@ def fixtures():
         "picow.sbr": release.assemble(release.manifest("picow", "tree", "1.1.0", "1.0.0", new, WHEN), new, TEST_SEED),
         "old.sbr": release.assemble(release.manifest("vhub", "tree", "0.9.0", "0.1.0", new, WHEN), new, TEST_SEED),
         "altered.sbr": release.assemble(good, bytes(altered), TEST_SEED),
+        # whole-firmware releases for an ESP32's OTA partitions (tests/fw/test_otafw.py): an app image
+        # starts with the IDF's image magic 0xE9 (what set_boot's check looks at in the stand-in)
+        "fw.sbr": release.assemble(release.manifest("esp32-devkit", "firmware", "1.1.0", "1.0.0", fw, WHEN), fw,
+                                   TEST_SEED),
+        "fw-altered.sbr": release.assemble(release.manifest("esp32-devkit", "firmware", "1.1.0", "1.0.0", fw, WHEN),
+                                           fw[:-1] + bytes((fw[-1] ^ 1,)), TEST_SEED),
+        "fw-notapp.sbr": release.assemble(release.manifest("esp32-devkit", "firmware", "1.1.0", "1.0.0", b"\0" + fw[1:],
+                                                           WHEN), b"\0" + fw[1:], TEST_SEED),
     }
 
 

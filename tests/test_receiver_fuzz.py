@@ -191,10 +191,24 @@ def _ota(r):
     return bad
 
 
+def _cfg(r):
+    """A status's "cfg" entry (docs/alerts.md, "Over the uplink"): well formed, or wrong in one field."""
+    good = {"k": 1764633600, "l": 0, "bad": 2, "r": "forged", "x": 9}
+    if r.randrange(6) == 0:
+        return good
+    bad = dict(good)
+    key = r.choice(["k", "l", "bad", "r"])
+    bad[key] = r.choice([None if key in ("k", "l") else -1, -1, 2 ** 40, "x" * 40, [1], {"a": 1}, "Z!", 1.5,
+                         b"\x00"])
+    return bad
+
+
 def _status(r):
-    pick = r.randrange(10)
+    pick = r.randrange(11)
     if pick == 8:
         return cbor2.dumps({"pending": r.randint(0, 10), "ota": _ota(r)})
+    if pick == 9:
+        return cbor2.dumps({"pending": r.randint(0, 10), "cfg": _cfg(r)})
     if pick == 0:
         return cbor2.dumps({"pending": r.randint(0, 10), "alarms": r.randint(0, 3)})
     if pick == 1:
@@ -271,7 +285,7 @@ def test_counts_agree_with_the_database():
     assert hubs <= {HUB_A, HUB_B}  # no row for a hub the depot does not know
     assert ing.counters["unknown-hub"] > 0 and ing.strangers[STRANGER] > 0
     for reason in ("oversized", "malformed", "tampered", "replayed", "out-of-range", "bad-reading",
-                   "bad-status", "bad-topic", "bad-ota-status"):
+                   "bad-status", "bad-topic", "bad-ota-status", "bad-cfg-status"):
         assert ing.counters[reason] > 0, reason
     held = {q["reason"] for q in s.quarantined()}
     assert {"out-of-range", "bad-reading", "unstorable"} <= held

@@ -81,6 +81,7 @@ class Hub:
         self.clock = None
         self.ota = None
         self.ota_key = None
+        self.cfg_state = None  # the serials of the signed configs in force (hub/hubcfg.py), as reported
         self.config = {}
         self.led = None  # hub/led.py, once main() runs
         self.mdns = None  # hub/mdnsd.py, once an IP bearer is up
@@ -117,6 +118,8 @@ class Hub:
             s["led"] = self.led.shown  # "no-bearer": nothing can leave the hub (hub/led.py)
         if self.ota is not None:
             s["ota"] = self.ota.status()
+        if self.cfg_state is not None:
+            s["cfg"] = self.cfg_state
         if self.clock is not None:
             s["clock_source"] = self.clock.stats()  # "clock" (set or not) is status.snapshot's
         if self.mdns is not None:
@@ -176,14 +179,11 @@ class Hub:
     def _unseal_config(self):
         """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
         needed once, at boot: it is dropped again (about 2 KB of bytecode back to the heap)."""
-        import sys
         import hub
         from hub import vault
         self.problems.extend(vault.load_into(self.config, self.keys.hub_secret, KEYS + "/vault"))
         del vault
-        sys.modules.pop("hub.vault", None)
-        if hasattr(hub, "vault"):
-            delattr(hub, "vault")
+        hub.forget("hub.vault")
         gc.collect()
 
     def start_services(self):
@@ -261,6 +261,7 @@ class Hub:
             from hub.uplink import Uplink
             cfg = dict(up)
             cfg["hub_id"] = uid
+            cfg["version"] = VERSION
             cfg.setdefault("ca", KEYS + "/ca.der")
             cfg.setdefault("password_file", KEYS + "/mqtt.password")
             try:
@@ -274,8 +275,17 @@ class Hub:
             self.uplink = Uplink(self.journal, cfg, self, bearers, self.hub_telemetry, self.bearer_up,
                                  lambda utc, unc: self.clock.offer("receiver", utc, unc))
             self.store.on_alarm = self.uplink.notify  # alarms leave at once, ahead of the backlog
+            self.cfg_state = {"k": self.keys.serial, "l": (self.limits or {}).get("serial", 0)}
+            self.uplink.set_config(self.take_config, self.cfg_state)
             self._step("uplink")
             self.start_ota()
+
+    def take_config(self, payload):
+        """A signed config from the uplink (limits, receiver keys): hub.hubcfg, loaded only now."""
+        from hub import hubcfg
+        hubcfg.take(payload, self.keys, self.sealer, self.cfg_state, KEYS, self.hub_telemetry, self.log)
+        if self.limits is not None:
+            self.limits["serial"] = self.cfg_state["l"]
 
     def start_ota(self):
         """Updates over the air, with the provisioned release key (keys/release.pub). hub.ota

@@ -186,6 +186,7 @@ class Device:
         for uuid, mode in self.k.SUBSCRIBE:
             ch = find_char(svcs, uuid)
             if ch is not None and ch.cccd:
+                profiles.load(_puuid(uuid))  # before the device may send (profiles.load says why)
                 await conn.subscribe(ch.cccd, mode)
         self.subscribed = True
         self.last_heard = c.port.ticks_ms()
@@ -352,6 +353,7 @@ class Device:
         finally:
             if conn is not None and not dropped:
                 await conn.disconnect()
+            self.c.release_codecs()
 
     def _check_silence(self):
         limit = self.k.SILENCE_S
@@ -504,6 +506,13 @@ class Collector:
         if self._tasks:
             self._tasks.append(asyncio.create_task(d.run()))
         return d
+
+    def release_codecs(self):
+        """Unload the profile codecs that no connected device needs (profiles.keep): called as a
+        device's session ends. A connected device keeps its kind's and what every connection reads."""
+        live = [d for d in self.devices.values() if d.conn is not None]
+        uuids = [_puuid(u) for d in live for u, _ in d.k.SUBSCRIBE]
+        profiles.keep(uuids + [BATTERY_LEVEL, DIS_STRINGS[0]] if live else uuids)
 
     def open_pairing(self, seconds):
         """Accept unknown devices advertising a supported health service for this long."""

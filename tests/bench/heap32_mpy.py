@@ -4,7 +4,8 @@
 # them is the word size alone. Prints "step NAME BYTES" as the heap grows
 # while each service starts, in app.Hub.start_services' order, then
 # "mod NAME BYTES NEWMODULES" per module imported one after another, then
-# "heap_alloc BYTES": everything alive at the end, the runtime's own included.
+# "heap_alloc BYTES": everything alive at the end, the runtime's own included,
+# and the interned names (qstr pools) at the end, as micropython.qstr_info() prints them.
 # The 32-bit port collects garbage only at its top level (it cannot scan the
 # wasm stack), so each figure is read after `await settle()`, which yields to
 # its JavaScript event loop; its runner awaits main(), the unix port runs it.
@@ -35,6 +36,7 @@ if not hasattr(os, "urandom"):
     os.urandom = _urandom
 gc.collect()
 _mark = [gc.mem_alloc()]
+_seen = set(sys.modules)
 import asyncio  # noqa: E402 - its heap is the first step
 
 
@@ -49,6 +51,11 @@ async def step(name):
     now = await settle()
     print("step", name, now - _mark[0])
     _mark[0] = now
+    new = sorted(m for m in sys.modules if m not in _seen)
+    _seen.update(new)
+    print("step_modules", name, ",".join(new) or "-")
+    import micropython
+    micropython.qstr_info()  # the interned names so far: where a new qstr pool opens
 
 
 async def steps():
@@ -171,6 +178,17 @@ async def main():
     else:
         alive = await steps()
     print("heap_alloc", await settle())
+    import micropython
+    micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=.."
+    if alive is not None:
+        # The cuff's session ends (as Device._close does it): the codecs no connected device needs go.
+        col = alive[3]
+        for d in col.devices.values():
+            if d.kind == "bp":
+                col.by_conn.pop(d.conn, None)
+                d.conn = None
+        col.release_codecs()
+        await step("cuff_gone")
     return alive is None
 
 

@@ -4,7 +4,9 @@
 #
 # /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
 #                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
-#                "ota": {...hub.ota.Ota config} to take updates over the air}
+#                "ota": {...hub.ota.Ota config} to take updates over the air,
+#                "cfg": true to take signed configs (limits, receiver keys) as hub/app.py does,
+#                with "judge" and "hold_cfg" (tests/data/uplink_cfg.py, on the flash beside it)}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
@@ -19,7 +21,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from hub import board, ports, reading, seal
+from hub import VERSION, board, ports, reading, seal
 from hub.journal import Journal
 from hub.uplink import Uplink
 
@@ -58,6 +60,7 @@ def main():
     sealer.prepare()
     ucfg = cfg["uplink"]
     ucfg["hub_id"] = uid
+    ucfg["version"] = VERSION  # as hub/app.py: every status says what the hub runs
     boot = _read_int("/uplink.boots") + 1
     _write("/uplink.boots", str(boot))
     # with "bearers" in the uplink config: one session per bearer (hub/bearers/manager.py);
@@ -89,7 +92,7 @@ def main():
         # updates over the air as hub/app.py takes them (tests/test_ota_e2e.py): hub.ota made
         # at once when an update is under way, else when the first update message comes;
         # every chunk request is logged with the alarms pending then, which must be none
-        from hub import VERSION, ota
+        from hub import ota
         from hub.segment import ALARM
         olog = open("/uplink.ota", "ab")
 
@@ -126,6 +129,10 @@ def main():
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
+    wired = None
+    if cfg.get("cfg"):
+        import uplink_cfg  # signed configs as hub/app.py takes them (tests/test_hubcfg_e2e.py)
+        wired = uplink_cfg.Wired(cfg, up, keys, sealer, telemetry, log)
     total = cfg.get("total", 100)
     # "truth": log each reading's real making time to /uplink.truth; "warp_after": K,
     # "warp_ms": M: after the K-th reading, the port's clock jumps M ms; "reset_after":
@@ -141,6 +148,8 @@ def main():
         prio = reading.PRIO_ALARM if every and n % every == every - 1 else reading.PRIO_ROUTINE
         r = reading.make(0, DEV, GLUCOSE, 50 + n % 200, [boot, port.ticks_ms() & 0x3FFFFFFF], exp=0,
                          unit="mg/dL", prio=prio, rec=n, hts=port.utc_ms())
+        if wired is not None and wired.judging:
+            prio = wired.judge(r, GLUCOSE)
 
         def make(seq):
             r[reading.SEQ] = seq
@@ -163,6 +172,8 @@ def main():
         n = _read_int("/uplink.made")
         hold = cfg.get("hold_after") if n < cfg.get("hold_after", 0) else None
         while n < total:
+            if wired is not None:
+                await wired.hold(n)
             for _ in range(burst):
                 if n >= total:
                     break

@@ -159,6 +159,78 @@ def test_a_device_task_outlives_any_error():
     assert d.last_error.startswith("KeyError") and d.conn is None
 
 
+def test_a_session_that_ends_unloads_the_codecs_no_connected_device_needs():
+    import asyncio
+    c, d, j, store, root = _rig()
+
+    class Conn:
+        def __init__(self, handle):
+            self.handle = handle
+
+        async def disconnect(self):
+            pass
+
+    cuff = c.add(b"\x00\xc0\x00\x00\x00\x00\x02", "bp")
+    cuff.handles = {20: 0x2A35}
+    cuff.conn, d.conn = Conn(2), Conn(1)
+    c.by_conn[2] = cuff
+
+    def pressure(sys_mmhg):
+        return profiles.encode(0x2A35, {"flags": 0, "sys": (sys_mmhg, 0), "dia": (79, 0), "map": (93, 0)})
+
+    c._event(("notify", 1, 8, _glucose(1, 100)))
+    c._event(("notify", 2, 20, pressure(121)))
+    assert d.readings == 1 and cuff.readings == 1 and c.bad_payloads == 0
+    assert "glucose" in profiles.loaded() and "blood_pressure" in profiles.loaded()
+    asyncio.run(cuff._close())  # the cuff's session ends; the meter stays connected
+    assert "blood_pressure" not in profiles.loaded() and "glucose" in profiles.loaded()
+    cuff.conn = Conn(3)  # it connects again: its codec loads with its first payload
+    c.by_conn[3] = cuff
+    c._event(("notify", 3, 20, pressure(120)))
+    assert cuff.readings == 2 and c.bad_payloads == 0 and "blood_pressure" in profiles.loaded()
+    asyncio.run(cuff._close())
+    asyncio.run(d._close())
+    assert [m for m in profiles.loaded() if m in ("glucose", "blood_pressure", "battery", "devinfo")] == []
+    store.commit()
+    assert j.count() == 3  # every reading kept
+
+
+def test_a_kinds_codecs_are_loaded_before_it_is_told_to_send():
+    # An indication is confirmed on receipt: a codec that could not load when the measurement
+    # arrives would lose it, so the session loads it before it subscribes (profiles.load).
+    import asyncio
+    from hub.ble import BleError, Char, Service
+    c, d, j, store, root = _rig(kind="thermo")
+    profiles.forget()
+    seen = []
+
+    class Conn:
+        handle = 5
+
+        async def exchange_mtu(self, mtu):
+            return mtu
+
+        async def discover(self):
+            return [Service(0x1809, 1, 9, [Char(0x2A1C, 3, 0x20, 4), Char(0x2A1E, 6, 0x10, 7)])]
+
+        async def subscribe(self, cccd, mode):
+            seen.append((cccd, profiles.module_of(0x2A1C) in profiles.loaded()))
+            raise BleError("enough")
+
+        async def disconnect(self):
+            pass
+
+    async def connect(addr):
+        return Conn()
+
+    c.central.connect = connect
+    try:
+        asyncio.run(d._session())
+    except BleError:
+        pass
+    assert seen == [(4, True)]
+
+
 # ------------------------------------------------ record numbers and backfill
 
 class Ch:

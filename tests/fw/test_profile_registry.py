@@ -64,6 +64,25 @@ def test_profile_modules_load_lazily():
     assert P.decode(0x2A19, BATTERY)[0][R.VAL] == 90   # loads again
 
 
+def test_keep_unloads_the_codecs_no_characteristic_needs():
+    P.forget()
+    bp = P.encode(0x2A35, {"flags": 0, "sys": (121, 0), "dia": (79, 0), "map": (93, 0)})
+    glucose = bytes.fromhex("00 0100 E407 05 15 0A 1E 2D".replace(" ", ""))
+    P.decode(0x2A35, bp)
+    P.decode(0x2A18, glucose)
+    P.decode(0x2A19, BATTERY)
+    assert "blood_pressure" in P.loaded() and "glucose" in P.loaded() and "wire" in P.loaded()
+    dropped = P.keep([0x2A18, "2a52", 0x1234])  # an unsupported one is passed over
+    assert sorted(dropped) == ["battery", "blood_pressure"]
+    assert "hub.profiles.blood_pressure" not in sys.modules and "blood_pressure" not in P.loaded()
+    assert "glucose" in P.loaded() and "racp" not in dropped
+    assert "wire" in P.loaded() and "ieee11073" in P.loaded()  # shared helpers stay: others hold their names
+    assert P.decode(0x2A35, bp)[0][R.MDC] == 150020  # loads again
+    P.decode(P.PMD_CP, bytes.fromhex("f0010000"))
+    assert sorted(P.keep([])) == ["blood_pressure", "glucose"]
+    assert P.keep([]) == [] and "polar_pmd" in P.loaded()  # native code: loaded once a boot
+
+
 def test_profile_error_names_characteristic_and_offset():
     e = raises(ProfileError, P.decode, 0x2A35, b"\x00\x01\x02\x03\x04\x05")
     assert isinstance(e, ValueError)

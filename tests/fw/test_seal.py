@@ -8,7 +8,7 @@ import struct
 
 from fwtest import Rand, raises
 from hub import seal
-from hub.crypto import CryptoError, box, x25519
+from hub.crypto import CryptoError, box
 
 HUB_ID = b"\x00\x00\x5a\x4d\x00\x01"
 R = Rand(40)
@@ -19,8 +19,10 @@ _pub = {}
 
 
 def pub(sk):
+    # through box, as the hub does: a module-level x25519 here would keep a second copy
+    # alive whenever the sealer drops and reloads it (test_x25519_is_held_only_...)
     if sk not in _pub:
-        _pub[sk] = x25519.scalarmult_base(sk)
+        _pub[sk] = box.public_key(sk)
     return _pub[sk]
 
 
@@ -173,6 +175,21 @@ def test_new_epoch_when_the_offset_would_overflow_and_on_rotation():
     s.rotate()
     s.seal(200000, b"d")
     assert len(headers) == 3 and headers[2][14:46] not in (headers[0][14:46], headers[1][14:46])
+
+
+def test_x25519_is_held_only_while_an_epochs_keys_are_made():
+    import sys
+    import hub.crypto
+    headers = []
+    s = sealer(None, headers)
+    s.prepare()
+    assert "hub.crypto.x25519" not in sys.modules and not hasattr(hub.crypto, "x25519")
+    rec = s.seal(7, b"first")  # the epoch prepared at boot: no X25519 at the first seal
+    assert "hub.crypto.x25519" not in sys.modules
+    s.rotate()
+    rec2 = s.seal(8, b"second")  # a new epoch loads it again, and lets it go again
+    assert "hub.crypto.x25519" not in sys.modules and len(headers) == 2
+    assert open_record(headers[0], rec) == (7, b"first") and open_record(headers[1], rec2) == (8, b"second")
 
 
 def test_epoch_counter_persists_and_survives_damage():

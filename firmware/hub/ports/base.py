@@ -112,6 +112,11 @@ class BasePort:
             return Cellular(name, m[0], spec, spec.get("modem", self.board.get("modem", "sim7080g")), m[1])
         return None
 
+    def firmware_slots(self):
+        """The board's OTA app partitions for a whole-firmware update (hub/otafw.py), or None:
+        this board takes updates as folder slots only (docs/ota.md)."""
+        return None
+
     def modem(self):
         """The cellular modem as (asyncio stream, async pwrkey(ms) or None), or
         None if this board has none: what hub.bearers.cellular.Cellular takes."""

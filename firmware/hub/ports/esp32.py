@@ -70,3 +70,9 @@ class Port(BasePort):
     def reset(self):
         state.write_int(RESET_ASKED, 1)
         machine.reset()
+
+    def firmware_slots(self):
+        """The OTA app partitions (hub/ports/esp32ota.py) for a whole-firmware update; imported only then."""
+        import esp32
+        from hub.ports.esp32ota import Slots
+        return Slots(esp32.Partition)

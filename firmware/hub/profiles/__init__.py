@@ -263,6 +263,41 @@ def forget():
             del g[m]
 
 
+# Never unloaded: helpers whose functions other modules hold by name (from hub.profiles.wire
+# import Reader; the collector's racp and timefmt), which would only load twice, and polar_pmd,
+# whose viper loop is native code: each load takes executable RAM that only a reset gives
+# back (ports/esp32/main.c, esp_native_code_commit).
+_KEEP = ("wire", "ieee11073", "timefmt", "racp", "polar_pmd")
+
+
+def load(uuid):
+    """Load the codec for this characteristic now. The collector does it before it subscribes:
+    an indication is confirmed on receipt, so a codec that could not load when the measurement
+    arrives would lose it; a MemoryError here fails the session while the device still holds it."""
+    _module(_entry(uuid)[1][1])
+
+
+def keep(uuids):
+    """Unload the codec modules that none of these characteristics needs (the collector
+    passes those of its connected devices): a cuff connected for a minute a day does not
+    hold its codec all day. They load again with the next payload. Returns the names dropped."""
+    need = []
+    for u in uuids:
+        try:
+            need.append(_entry(u)[1][1])
+        except ProfileError:
+            pass
+    drop = [m for m in loaded() if m not in need and m not in _KEEP]
+    if drop:
+        import sys
+        g = globals()
+        for m in drop:
+            del sys.modules["hub.profiles." + m]
+            if m in g:
+                del g[m]
+    return drop
+
+
 def encode(uuid, fields):
     """Payload bytes for a fields dict (the inverse of parse)."""
     k, e = _entry(uuid)

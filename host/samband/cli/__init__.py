@@ -317,6 +317,29 @@ def parser() -> argparse.ArgumentParser:
         o.add_argument("--password-file", help="file holding the MQTT password")
         o.set_defaults(func=fn)
 
+    p = sub.add_parser("config", help="send a hub signed configs over its own broker: limits, receiver keys",
+                       description="Per-patient alarm limits or the depot's receiver keys for one hub, made with the "
+                                   "depot's authority key and sent retained to samband/<hub>/cfg/... as the "
+                                   "receiver's login; the hub verifies, stores and applies it without a reboot and "
+                                   "reports it in its status (docs/alerts.md, docs/protocol.md).")
+    csub = p.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)
+    o = csub.add_parser("push", help="send one config and wait until the hub runs it")
+    o.add_argument("--hub", required=True, help="the hub's unique id in hex, e.g. 00005a4d0001")
+    o.add_argument("--set", action="append", default=[], metavar="MEASURE:low=N,high=N",
+                   help="alarm limits, as `samband limits --set` (repeatable)")
+    o.add_argument("--receiver-keys", action="store_true",
+                   help="seal to the depot's newest receiver key from now on (the receivers must hold it first)")
+    o.add_argument("--timeout", type=float, default=60, help="wait this many seconds for the hub (default 60)")
+    o.add_argument("--depot", type=Path, help="depot folder (default var/depot or $SAMBAND_DEPOT)")
+    o.add_argument("--host", default="localhost", help="MQTT broker host (default localhost)")
+    o.add_argument("--port", type=int, default=8883, help="MQTT broker TLS port (default 8883)")
+    o.add_argument("--ca", help="CA certificate (PEM) of the broker")
+    o.add_argument("--user", default="receiver", help="MQTT user name (default receiver: it may write the hubs' "
+                                                      "cfg topics)")
+    o.add_argument("--password", help="MQTT password (prefer --password-file)")
+    o.add_argument("--password-file", help="file holding the MQTT password")
+    o.set_defaults(func=limits.cmd_config_push)
+
     q = sub.add_parser("readings", help="query and export stored readings (a table, JSON, CSV)")
     q.add_argument("--db", help="SQLite path or postgresql:// URL (default $SAMBAND_DB or "
                                 "~/.local/share/samband/samband.db, where `make run` and `samband receive` "

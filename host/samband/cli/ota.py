@@ -4,11 +4,13 @@ what, from the receiver's database (docs/ota.md)."""
 import sys
 from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 from samband.errors import SambandError
 
 
-def _login(args: Namespace):
+def login_of(args: Namespace) -> dict[str, Any]:
+    """The broker login of --host/--port/--ca/--user/--password(-file) (also `samband config push`)."""
     from samband.cli.receiver import readable
     if args.ca is not None:
         readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
@@ -39,7 +41,7 @@ def cmd_ota_stage(args: Namespace) -> None:
         raise SambandError(f"{args.release}: {e.strerror}") from None
     hubs = _hubs(args)
     r = Rollout(data, hubs, chunk=args.chunk, on_progress=lambda h, st: print(progress_text(h, st), flush=True),
-                **_login(args))
+                **login_of(args))
     r.start()
     print(f"samband ota: {args.release} ({r.version}, {len(r.parts)} chunks of {r.chunk} bytes) offered to "
           f"{len(hubs)} hub(s)", flush=True)
@@ -64,7 +66,7 @@ def cmd_ota_watch(args: Namespace) -> None:
 
     from samband.device.ota import Fleet, progress_text
     hubs = _hubs(args) if args.hub else None
-    f = Fleet(hubs, on_progress=lambda h, st: print(progress_text(h, st), flush=True), **_login(args)).start()
+    f = Fleet(hubs, on_progress=lambda h, st: print(progress_text(h, st), flush=True), **login_of(args)).start()
     try:
         end = time.monotonic() + args.seconds if args.seconds else None
         while end is None or time.monotonic() < end:
@@ -80,7 +82,7 @@ def cmd_ota_stop(args: Namespace) -> None:
     confirmation or a roll-back)."""
     from samband.device.ota import stop
     hubs = _hubs(args)
-    stop(hubs, **_login(args))
+    stop(hubs, **login_of(args))
     print(f"samband ota: stop sent to {len(hubs)} hub(s)")
 
 

@@ -74,7 +74,8 @@ def parse_status(payload: object) -> dict[str, Any] | None:
     """A hub's status message (docs/uplink.md) as {"pending": n, "alarms": m,
     "tq": q} (alarms and tq may be absent; tq asks for the receiver's time),
     plus "ota" (versions.parse_ota: running version, slot, update state) or,
-    when that entry breaks a bound, "ota_error" saying how;
+    when that entry breaks a bound, "ota_error" saying how; likewise "cfg"
+    (versions.parse_cfg: the signed configs it runs) or "cfg_error";
     or None if it breaks a bound: at most
     STATUS_MAX_BYTES bytes, a CBOR map, counters integers 0 <= n < 2**63
     (the database column is signed 64-bit). Other keys are ignored (newer
@@ -101,6 +102,12 @@ def parse_status(payload: object) -> dict[str, Any] | None:
             out["ota"] = parse_ota(st["ota"])
         except BadOta as e:  # the backlog is still good: kept, the ota entry refused and counted
             out["ota_error"] = str(e)
+    if st.get("cfg") is not None:
+        from samband.receiver.versions import BadOta, parse_cfg
+        try:
+            out["cfg"] = parse_cfg(st["cfg"])
+        except BadOta as e:
+            out["cfg_error"] = str(e)
     return out
 
 
@@ -174,7 +181,12 @@ class Ingest:
             if hub_hex not in self._bad_ota_logged and len(self._bad_ota_logged) < MAX_STRANGERS:
                 self._bad_ota_logged.add(hub_hex)
                 log.warning("status from hub %s: ota entry refused: %s", hub_hex, st["ota_error"])
-        self.store.status(hub_hex, st["pending"], st.get("ota"))
+        if "cfg_error" in st:
+            self.counters["bad-cfg-status"] += 1
+            if hub_hex not in self._bad_ota_logged and len(self._bad_ota_logged) < MAX_STRANGERS:
+                self._bad_ota_logged.add(hub_hex)
+                log.warning("status from hub %s: cfg entry refused: %s", hub_hex, st["cfg_error"])
+        self.store.status(hub_hex, st["pending"], st.get("ota"), st.get("cfg"))
         return st
 
     def batch(self, hub_hex: str, payload: bytes) -> list[int]:

@@ -201,6 +201,14 @@ MIGRATIONS = [
             previous TEXT CHECK (length(previous) <= 17))""",
         "CREATE INDEX hub_versions_hub ON hub_versions (hub, since)",
     ],
+    # 7: which signed configs a hub runs (receiver/versions.py parse_cfg): the serials of its
+    # receiver-key and limits configs and its refusals, from the "cfg" entry of its status
+    [
+        "ALTER TABLE hubs ADD COLUMN cfg_keys BIGINT",
+        "ALTER TABLE hubs ADD COLUMN cfg_limits BIGINT",
+        "ALTER TABLE hubs ADD COLUMN cfg_refused BIGINT",
+        "ALTER TABLE hubs ADD COLUMN cfg_reason TEXT CHECK (length(cfg_reason) <= 16)",
+    ],
 ]
 
 _DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")
@@ -395,11 +403,13 @@ class Store:
         cur.execute(self.q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
 
-    def status(self, hub_hex: str, backlog: int, ota: dict[str, Any] | None = None) -> None:
+    def status(self, hub_hex: str, backlog: int, ota: dict[str, Any] | None = None,
+               cfg: dict[str, Any] | None = None) -> None:
         """A hub's own report of its backlog (records not yet acknowledged);
         backlog within signed 64 bits (the receiver's parse_status checks it).
         ota: its "ota" entry as versions.parse_ota made it (running version,
-        slot, update state), recorded in the same transaction."""
+        slot, update state), recorded in the same transaction; cfg: its "cfg" entry
+        (versions.parse_cfg: the signed configs it runs), likewise."""
         _int64("backlog", backlog)
         now = time.time()
         try:
@@ -412,6 +422,9 @@ class Store:
             if ota is not None:
                 from samband.receiver import versions
                 versions.record(self, cur, hub_hex, ota, now)
+            if cfg is not None:
+                from samband.receiver import versions
+                versions.record_cfg(self, cur, hub_hex, cfg)
             self.conn.commit()
         except BaseException:
             self.conn.rollback()

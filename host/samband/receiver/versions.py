@@ -11,6 +11,12 @@ that nothing unbounded or ill-formed reaches the `hubs` columns or the
 history table. The store calls `record` inside its status transaction;
 `fleet` and `history` are the queries behind `samband hubs` and the
 dashboard. The table layout is migration 6 in receiver/store.py.
+
+Its "cfg" entry (hub/hubcfg.py, docs/alerts.md) says which signed configs the
+hub runs: "k" the serial of its receiver-key config, "l" of its limits (0:
+the kinds' defaults), "bad" the configs it refused since it booted, "r" the
+last refusal; `parse_cfg` checks it as strictly and `record_cfg` keeps it in
+the hub's row (migration 7).
 """
 
 from __future__ import annotations
@@ -80,6 +86,32 @@ def parse_ota(m: object) -> dict[str, Any]:
     return out
 
 
+SERIAL_MAX = 2 ** 32 - 1
+
+
+def parse_cfg(m: object) -> dict[str, Any]:
+    """The "cfg" entry of a status map as {"keys", "limits", "refused", "reason"} (refused
+    and reason None when absent), or BadOta saying which field is wrong. Pure."""
+    if type(m) is not dict:
+        raise BadOta("cfg is not a map")
+    out = {}
+    for key, name in (("k", "keys"), ("l", "limits")):
+        v = m.get(key)
+        if type(v) is not int or not 0 <= v <= SERIAL_MAX:
+            raise BadOta(f"cfg.{key} is not a serial 0..{SERIAL_MAX}")
+        out[name] = v
+    out["refused"] = _count(m["bad"], "cfg.bad") if m.get("bad") is not None else None
+    out["reason"] = _word(m["r"], "cfg.r") if m.get("r") is not None else None
+    return out
+
+
+def record_cfg(store: Store, cur: Any, hub_hex: str, cfg: dict[str, Any]) -> None:
+    """Write a parsed "cfg" entry into the hub's row (in the caller's transaction)."""
+    cur.execute(store.q("UPDATE hubs SET cfg_keys = ?, cfg_limits = ?, cfg_refused = ?, cfg_reason = ? "
+                        "WHERE hub = ?"),
+                (cfg["keys"], cfg["limits"], cfg["refused"], cfg["reason"], hub_hex))
+
+
 def record(store: Store, cur: Any, hub_hex: str, ota: dict[str, Any], now: float) -> None:
     """Write a parsed "ota" entry into the hub's row (its `hubs` row exists) and,
     when the running version differs from the one recorded, a row of its
@@ -100,7 +132,7 @@ def record(store: Store, cur: Any, hub_hex: str, ota: dict[str, Any], now: float
 
 
 FLEET_KEYS = ("hub", "version", "slot", "ota_state", "ota_target", "ota_have", "ota_n", "ota_refused", "version_at",
-              "last_seen")
+              "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason")
 
 
 def fleet(store: Queryable) -> list[dict[str, Any]]:
@@ -141,7 +173,7 @@ def _when(t: float | None, now: float) -> str:
 
 def fleet_table(rows: list[dict[str, Any]], now: float) -> list[str]:
     """Lines of a human table of fleet() rows (times in UTC, with how long ago)."""
-    head = ("hub", "version", "slot", "update", "last contact")
+    head = ("hub", "version", "slot", "update", "config", "last contact")
     body = []
     for r in rows:
         upd = r["ota_state"] or "-"
@@ -151,6 +183,11 @@ def fleet_table(rows: list[dict[str, Any]], now: float) -> list[str]:
             upd += f" {r['ota_have'] or 0}/{r['ota_n']}"
         if r["ota_refused"]:
             upd += f" (refused: {r['ota_refused']})"
-        body.append((r["hub"], r["version"] or "?", r["slot"] or "-", upd, _when(r["last_seen"], now)))
+        cfg = "-"
+        if r.get("cfg_keys") is not None:
+            cfg = f"keys {r['cfg_keys']} limits {r['cfg_limits'] or '-'}"
+            if r.get("cfg_refused"):
+                cfg += f" ({r['cfg_refused']} refused: {r['cfg_reason'] or '?'})"
+        body.append((r["hub"], r["version"] or "?", r["slot"] or "-", upd, cfg, _when(r["last_seen"], now)))
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + body]

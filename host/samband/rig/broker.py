@@ -3,13 +3,15 @@
 `Broker(folder).start()` writes into `folder` a CA and a server certificate
 (the `cryptography` package), a password file (mosquitto_passwd), a
 pattern ACL under which a hub (username = its id in hex) may publish only
-to samband/<id>/up and samband/<id>/status and read only samband/<id>/ack
-and samband/<id>/ota (updates, docs/ota.md),
+to samband/<id>/up and samband/<id>/status and read only samband/<id>/ack,
+samband/<id>/ota (updates, docs/ota.md) and samband/<id>/cfg/+ (signed
+configs: limits, receiver keys),
 and a config with one TLS listener on a free port (plus, optionally, a
 plain listener on localhost), then runs /usr/sbin/mosquitto on it. No
 system service is involved. Receivers log in as `receiver*` users, which
 may read every hub's up/status topics (shared subscriptions) and write
-every hub's ack topic and ota topic (`samband ota` logs in as the receiver).
+every hub's ack topic, ota topic and cfg topics (`samband ota` and
+`samband config push` log in as the receiver).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ pattern write samband/%u/up
 pattern write samband/%u/status
 pattern read samband/%u/ack
 pattern read samband/%u/ota
+pattern read samband/%u/cfg/+
 
 # receivers (split the load through $share/receivers/...)
 user {receiver}
@@ -96,6 +99,7 @@ topic read samband/+/up
 topic read samband/+/status
 topic write samband/+/ack
 topic write samband/+/ota
+topic write samband/+/cfg/+
 """
 
 

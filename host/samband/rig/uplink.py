@@ -90,6 +90,7 @@ class UplinkRig:
         self.authority = Authority()
         from nacl import bindings as nb
         self.rpk, self.rsk = nb.crypto_box_keypair()
+        self.receiver_keys = {RECEIVER_KID: self.rsk}  # what receivers started from now on hold (add one to rotate)
         self.hubs = {}
         self.heap = heap
         self.firmware = firmware
@@ -99,7 +100,7 @@ class UplinkRig:
         self.on_reading = on_reading
 
     def opener(self) -> Opener:
-        return Opener({RECEIVER_KID: self.rsk}, {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
+        return Opener(dict(self.receiver_keys), {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
 
     def add_hub(self, uid: str, main: str | Path, config: dict[str, Any] | None = None,
                 uplink: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> RigHub:
