@@ -16,7 +16,7 @@ from samband.cli import alerts, bridge, dashboard, fhir, hub, limits, ota, patie
 from samband.errors import SambandError
 
 
-def _positive(text):
+def _positive(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     try:
         n = int(text)
@@ -27,7 +27,7 @@ def _positive(text):
     return n
 
 
-def _add_vhub_options(p):
+def _add_vhub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default="vhub", help="board definition to build and run (default vhub)")
     p.add_argument("--flash", type=Path,
                    help="folder of the hub's flash image, flash.img (default build/<board>-flash)")
@@ -48,7 +48,7 @@ def _add_vhub_options(p):
                                               "$SAMBAND_DEPOT)")
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="samband", description="Samband medical edge hub tools")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     ap.add_argument("--version", action="version", version=f"samband {__version__}")
@@ -473,7 +473,7 @@ def parser():
     return ap
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     try:
@@ -503,7 +503,7 @@ def main(argv=None):
     return 0
 
 
-def _quiet_stdout():
+def _quiet_stdout() -> None:
     import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -2,11 +2,14 @@
 eval over the raw REPL (mpremote's transport), so that the same code
 drives a board on /dev/ttyUSB0 and a virtual hub on /dev/pts/N."""
 
+from __future__ import annotations
+
 import contextlib
 import io
 import json
 import os
 import stat
+from typing import Any
 
 from samband.errors import HubError
 
@@ -19,13 +22,13 @@ print(_a.json.dumps(_h.status()))
 
 
 class Hub:
-    def __init__(self, port, baud=115200, soft_reset=False):
+    def __init__(self, port: str, baud: int = 115200, soft_reset: bool = False) -> None:
         self.port = port
         self.baud = baud
         self.soft_reset = soft_reset
         self.t = None
 
-    def __enter__(self):
+    def __enter__(self) -> Hub:
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
         check_port(self.port)
@@ -51,14 +54,14 @@ class Hub:
             raise HubError(f"cannot open {self.port}: {e.strerror or e}") from None
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         if self.t:
             try:
                 self.t.exit_raw_repl()
             finally:
                 self.t.close()
 
-    def exec(self, code, timeout=10):
+    def exec(self, code: str, timeout: float = 10) -> str:
         from mpremote.transport import TransportError
         try:
             out, err = self.t.exec_raw(code, timeout=timeout)
@@ -68,10 +71,10 @@ class Hub:
             raise HubError("hub raised: " + err.decode("utf-8", "replace").strip().splitlines()[-1])
         return out.decode("utf-8", "replace")
 
-    def eval(self, expr):
+    def eval(self, expr: str) -> str:
         return self.exec(f"print(repr({expr}))").strip()
 
-    def status(self):
+    def status(self) -> dict[str, Any]:
         out = self.exec(STATUS_EXPR).strip().splitlines()
         try:
             return json.loads(out[-1])
@@ -79,7 +82,7 @@ class Hub:
             raise HubError(f"hub sent no status: {out!r}") from None
 
 
-def check_port(port):
+def check_port(port: str) -> None:
     """Refuse, in words, a port that cannot be a hub's before mpremote hides why
     (it says only "failed to access"): missing, not a character device, or not
     ours to open (the dialout group)."""
@@ -107,7 +110,7 @@ def check_port(port):
     os.close(fd)
 
 
-def _group(st):
+def _group(st: os.stat_result) -> str:
     try:
         import grp
         return grp.getgrgid(st.st_gid).gr_name
