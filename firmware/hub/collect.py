@@ -21,7 +21,7 @@ import asyncio
 import gc
 
 from hub import alarms, kinds, profiles, reading, recset, state
-from hub.ble import PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
+from hub.ble import KEY_MISSING, PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
 from hub.kinds import BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, RACP, adv_services
 from hub.profiles import ProfileError
 
@@ -127,7 +127,7 @@ class Device:
 
     def _failed(self, e):
         self.errors += 1
-        known = isinstance(e, (BleError, ProfileError, ValueError))
+        known = isinstance(e, ValueError)  # every HubError (BleError, ProfileError...) and bad values
         self.last_error = str(e) if known else "%s: %s" % (type(e).__name__, e)
         self.c.log("%s %s: %s" % (self.kind, addr_str(self.addr), self.last_error))
 
@@ -151,7 +151,7 @@ class Device:
             try:
                 res = await conn.pair(bond=True, mitm=False, lesc=True)
             except BleError as e:
-                if "KEY_MISSING" not in str(e) and "0x06" not in str(e):
+                if e.reason != KEY_MISSING:
                     raise
                 # The device lost our bond (reset, battery change), or an impostor
                 # claims its address. Say so once; pair afresh at once ("auto", for

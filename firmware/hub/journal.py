@@ -35,6 +35,7 @@ from binascii import crc32
 from hub import cbor, segment
 from hub.reading import CTX, PRIO, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY, SEQ
 from hub.segment import ALARM, FRAME, HEADER, ROUTINE
+from hub.errors import HubError
 
 try:
     from micropython import const
@@ -51,7 +52,7 @@ _F_FULL = const(2)          # no more appends (closed, or its tail is torn)
 _STATE_MAGIC = b"JS\x01"
 
 
-class JournalError(ValueError):
+class JournalError(HubError):
     """The journal cannot do what was asked (record too big, journal full, bad argument)."""
 
 

@@ -7,6 +7,8 @@ addresses (no plain heart-rate strap: the ECG strap serves heart rate too)."""
 
 import importlib
 
+from samband.errors import SambandError
+
 # One module per kind, named as the firmware names the kind (hub/kinds/<kind>.py),
 # holding one Sim subclass whose KIND is that name.
 KINDS = ("bp", "cgm", "glucose", "hr", "plx", "polar", "scale", "thermo")
@@ -35,7 +37,7 @@ DEFAULT_SET = [
 ]
 
 
-class SimError(ValueError):
+class SimError(SambandError, ValueError):
     """A device description that does not make an emulated device."""
 
 

@@ -16,6 +16,8 @@ the numbers can be checked by hand and against other tools.
 
 import math
 
+from samband.errors import SambandError
+
 MGDL_PER_MMOLL = 18.0156  # glucose, 180.156 g/mol
 PERCENTILES = (5, 25, 50, 75, 95)
 BIN_S = 15 * 60
@@ -23,7 +25,7 @@ DAY_S = 24 * 3600
 WINDOW_S = 14 * DAY_S
 
 
-class GlucoseUnitError(ValueError):
+class GlucoseUnitError(SambandError, ValueError):
     pass
 
 
