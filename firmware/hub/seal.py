@@ -362,10 +362,6 @@ class Sealer:
         self._epoch = None
         self._ready = None
 
-    def rotate(self):
-        """Begin a new epoch (fresh ephemeral key) at the next seal."""
-        self._epoch = None
-
     def prepare(self):
         """Do the next epoch's X25519 work now (at boot), so the first seal is quick."""
         kid, pk = self._receiver
@@ -408,18 +404,6 @@ class Sealer:
         rec[RECORD_OVERHEAD:] = plaintext
         self.seal_into(seq, rec, n)
         return rec
-
-    def filler(self, plaintext):
-        """(size, fill) for the journal: Journal.stage(fill, size=size) calls
-        fill(seq, view) with a view of size bytes of its own buffer, and the
-        record is sealed right there."""
-        n = len(plaintext)
-
-        def fill(seq, view):
-            view[RECORD_OVERHEAD:RECORD_OVERHEAD + n] = plaintext
-            self.seal_into(seq, view, n)
-
-        return RECORD_OVERHEAD + n, fill
 
     def seal_into(self, seq, buf, n):
         """Seal in place, allocating nothing large: the plaintext is at buf[20:20+n];

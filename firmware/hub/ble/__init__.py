@@ -17,10 +17,6 @@ except ImportError:  # CPython
 
 FIFO_SIZE = const(256)
 
-MODE_OFF = const(0)
-MODE_NOTIFY = const(1)
-MODE_INDICATE = const(2)
-
 # GATT characteristic properties (Core spec Vol 3 Part G 3.3.1.1)
 PROP_READ = const(0x02)
 PROP_WRITE_NR = const(0x04)
