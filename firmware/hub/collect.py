@@ -494,7 +494,7 @@ class Collector:
         self.memory_errors = 0  # BLE events the heap had no room to handle (status: ble.memory_errors)
         self.pairing_until = None
         self.rebond = "auto"  # after a lost bond: "auto" pairs again at once, "window" only in a pairing window
-        self.keep_rr = False  # RR intervals stored as runs (for HRV), off: ECG straps carry them anyway
+        self.keep_rr = False  # heart-rate RR intervals stored (for HRV): config "keep_rr"; off, ECG carries the beats
         self.on_pair = None  # called with (addr, kind) when the pairing window adds a device
         self._tasks = []
         for d in devices:
@@ -593,8 +593,7 @@ class Collector:
             await asyncio.sleep(1)
 
     async def run(self):
-        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self.store.run()),
-                       asyncio.create_task(self._scan_task())]
+        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self._scan_task())]
         for d in list(self.devices.values()):
             self._tasks.append(asyncio.create_task(d.run()))
         await self._tasks[0]

@@ -155,7 +155,8 @@ def main():
             r[reading.SEQ] = seq
             return sealer.seal(seq, reading.encode(r))
 
-        seq = j.append(make, prio)
+        seq = j.stage(make, prio)
+        j.commit()  # durable now (as the hub's Store does for an alarm)
         log.write(("A %d %d %d\n" % (seq, prio, n)).encode())
         log.flush()
         if truth is not None:
