@@ -8,6 +8,7 @@ by its class or attributes, never by looking into str(e).
 
 import ast
 import builtins
+import errno
 import subprocess
 import sys
 
@@ -130,3 +131,27 @@ def test_alerts_list_before_any_alert_says_so(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and p.stderr.strip() == (
         "samband: no alerts in this database yet: `samband alerts --rules FILE` creates them"), p.stderr
+
+
+def test_a_virtual_hub_says_what_it_raised(tmp_path):
+    # the hub's own words over its raw REPL, read once by the transport into kind and errno
+    from conftest import firmware_tree
+
+    from samband.device.transport import Hub
+    from samband.vhub import VirtualHub
+
+    firmware_tree()
+    with VirtualHub(tmp_path / "flash", heap="256k") as hub, Hub(hub.port) as h:
+        try:
+            h.exec("open('/no/such/file')")
+        except HubRaised as e:
+            assert (e.kind, e.errno) == ("OSError", errno.ENOENT), str(e)
+        else:
+            raise AssertionError("open of a missing file did not raise on the hub")
+        try:
+            h.exec("import no_such_module")
+        except HubRaised as e:
+            assert (e.kind, e.errno) == ("ImportError", None), str(e)
+        else:
+            raise AssertionError("a missing module did not raise on the hub")
+        assert h.exec("print(6 * 7)").strip() == "42"  # the hub answers on after both
