@@ -47,6 +47,8 @@ import threading
 import time
 from pathlib import Path
 
+from samband.errors import SambandError
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 BROKER_IP = "10.99.255.1"   # the broker, on the cloud's loopback
@@ -57,8 +59,8 @@ _counter = itertools.count()
 _libc = None
 
 
-class NetnsError(RuntimeError):
-    pass
+class NetnsError(SambandError, RuntimeError):
+    """Network namespaces could not be made or used (no root, no nftables): said in one line."""
 
 
 def _setns(fd: int) -> None:
