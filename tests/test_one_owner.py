@@ -139,37 +139,30 @@ def test_the_checks_find_what_they_look_for():
                              "mqtt._wait_ms(1)\nself._x\n") == ["from hub.mqtt import _wait_ms", "mqtt._wait_ms"]
 
 
+def _scan(check, skip=()):
+    """{source path: what check(source) found} over firmware/ and host/, skip left out."""
+    found = {}
+    for path in _sources():
+        hits = None if path in skip else check(path.read_text())
+        if hits:
+            found[str(path.relative_to(REPO))] = hits
+    return found
+
+
 def test_every_format_name_has_one_owner():
     owned = _owned_values()
-    copies = {}
-    for path in _sources():
-        if path in OWNERS:
-            continue
-        found = format_copies(path.read_text(), owned)
-        if found:
-            copies[str(path.relative_to(REPO))] = found
-    assert copies == ALLOWED, "import these from their owner (firmware/hub/ble/bridge.py, firmware/hub/seal.py)"
+    assert _scan(lambda src: format_copies(src, owned), OWNERS) == ALLOWED, \
+        "import these from their owner (firmware/hub/ble/bridge.py, firmware/hub/seal.py)"
 
 
 def test_no_literal_format_byte_outside_its_owner():
     owned = _owned_values()
-    found = {}
-    for path in _sources():
-        if path == FIRMWARE / "hub" / "seal.py":
-            continue
-        lines = format_bytes(path.read_text(), owned)
-        if lines:
-            found[str(path.relative_to(REPO))] = lines
-    assert found == FORMAT_BYTE_ELSEWHERE, "use hub.seal's V_* names or its functions (epoch_of, batch_into)"
+    assert _scan(lambda src: format_bytes(src, owned), (FIRMWARE / "hub" / "seal.py",)) == FORMAT_BYTE_ELSEWHERE, \
+        "use hub.seal's V_* names or its functions (epoch_of, batch_into)"
 
 
 def test_no_module_reaches_into_another_modules_private_names():
-    found = {}
-    for path in _sources():
-        hits = private_reach_ins(path.read_text())
-        if hits:
-            found[str(path.relative_to(REPO))] = hits
-    assert found == {}, "use or add a public name (issue 11, public seams)"
+    assert _scan(private_reach_ins) == {}, "use or add a public name (issue 11, public seams)"
 
 
 def test_the_receiver_uses_the_owners_codecs():
