@@ -19,10 +19,16 @@ import cbor2
 
 # The frame codes belong to the hub's end (firmware/hub/ble/bridge.py).
 from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, OK, REQ
+from samband.errors import SambandError
 
 
-class BridgeRequestError(Exception):
-    """The bridge answered a request with an error frame (or the link went away)."""
+class BridgeRequestError(SambandError):
+    """The bridge answered a request with an error frame (or the link went away);
+    reason is the frame's reason word (hub.ble.KEY_MISSING ...) or None."""
+
+    def __init__(self, msg: str, reason: str | None = None) -> None:
+        super().__init__(msg)
+        self.reason = reason
 
 
 class BridgeClient:
@@ -60,11 +66,11 @@ class BridgeClient:
         self._wait[rid] = fut
         self.send([REQ, rid, op] + list(args))
         try:
-            ok, value = await asyncio.wait_for(fut, timeout)
+            ok, value, reason = await asyncio.wait_for(fut, timeout)
         finally:
             self._wait.pop(rid, None)
         if not ok:
-            raise BridgeRequestError(value)
+            raise BridgeRequestError(value, reason)
         return value
 
     async def next_event(self, kind: str | None = None, timeout: float = 10,
@@ -103,7 +109,7 @@ class BridgeClient:
                 if kind in (OK, ERR):
                     fut = self._wait.get(msg[1])
                     if fut is not None and not fut.done():
-                        fut.set_result((kind == OK, msg[2]))
+                        fut.set_result((kind == OK, msg[2], msg[3] if kind == ERR and len(msg) > 3 else None))
                 elif kind == EVENT:
                     self.events.put_nowait(tuple(msg[1:]))
                 elif kind == KEYREQ:
@@ -114,7 +120,7 @@ class BridgeClient:
             self.closed.set()
             for fut in self._wait.values():
                 if not fut.done():
-                    fut.set_result((False, "bridge connection closed"))
+                    fut.set_result((False, "bridge connection closed", None))
 
     def _keystore(self, msg: list[Any]) -> None:
         rid, op = msg[1], msg[2]

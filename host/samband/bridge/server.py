@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 # The frame codes and size belong to the hub's end (firmware/hub/ble/bridge.py).
+from hub.ble import KEY_MISSING
 from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, MAX_FRAME, OK, REQ
+from samband.errors import SambandError
 
 if TYPE_CHECKING:
     from bumble import hci
@@ -51,8 +53,14 @@ KEYSTORE_TIMEOUT = 5.0
 WRITE_HIGH_WATER = 16384
 
 
-class BridgeError(Exception):
-    """A request that failed; the text goes back to the hub in an error frame."""
+class BridgeError(SambandError):
+    """A request that failed; the text goes back to the hub in an error frame, and
+    reason (a hub.ble reason word such as KEY_MISSING, or None) with it, so that the
+    hub decides by the word and never by the text."""
+
+    def __init__(self, msg: str, reason: str | None = None) -> None:
+        super().__init__(msg)
+        self.reason = reason
 
 
 # ----------------------------------------------------------------- conversions
@@ -532,7 +540,7 @@ class BleBridge:
             self._send(hub, [ERR, rid, "%s: link lost (disconnected)" % (msg[0] if msg else "?")])
         except BridgeError as e:
             self.stats["errors"] += 1
-            self._send(hub, [ERR, rid, str(e)])
+            self._send(hub, [ERR, rid, str(e)] + ([e.reason] if e.reason else []))
         except Exception as e:  # noqa: BLE001 - never crash on a request
             self.stats["errors"] += 1
             from bumble import att
@@ -770,8 +778,10 @@ class BleBridge:
             try:
                 await self.central.encrypt(conn)
             except hci.HCI_Error as e:
+                lost = e.error_code == hci.HCI_PIN_OR_KEY_MISSING_ERROR  # the device no longer has the bond
                 raise BridgeError("encryption with the stored bond failed: %s (0x%02x)"
-                                  % (hci.HCI_Constant.error_name(e.error_code), e.error_code)) from None
+                                  % (hci.HCI_Constant.error_name(e.error_code), e.error_code),
+                                  KEY_MISSING if lost else None) from None
             except core.ProtocolError as e:
                 raise BridgeError("encryption with the stored bond failed: %s" % e) from None
             if not conn.is_encrypted:

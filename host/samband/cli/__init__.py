@@ -163,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rebond", choices=("auto", "window"),
                    help="when a device has lost its bond: pair again at once (auto, the default) or only "
                         "inside a pairing window (window: someone confirms it is the patient's device)")
+    p.add_argument("--rr-intervals", choices=("keep", "drop"),
+                   help="heart-rate straps' RR intervals (heart-rate variability): store them as readings (keep) "
+                        "or not (drop, the default: an ECG strap's stream carries every beat)")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
     p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
     p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")

@@ -72,14 +72,12 @@ def cmd_ack(args: Namespace) -> None:
 
 
 def cmd_list(args: Namespace) -> None:
-    from samband.receiver.alerts_db import list_alerts
+    from samband.receiver.alerts_db import created, list_alerts
     store = _store(args.db, create=False)
     try:
+        if not created(store):
+            raise SambandError("no alerts in this database yet: `samband alerts --rules FILE` creates them")
         rows = list_alerts(store, open_only=args.open)
-    except Exception as e:
-        if "no such table" in str(e) or "does not exist" in str(e):
-            raise SambandError("no alerts in this database yet: `samband alerts --rules FILE` creates them") from None
-        raise
     finally:
         store.close()
     if args.json:

@@ -223,6 +223,8 @@ def cmd_provision(args: Namespace) -> None:
                 cfg.pop("pairing_s", None)
         if args.rebond:
             cfg["rebond"] = args.rebond
+        if args.rr_intervals:
+            cfg["keep_rr"] = args.rr_intervals == "keep"
         if broker:
             up = cfg.get("uplink") if isinstance(cfg.get("uplink"), dict) else {}
             up.update(host=broker[0], port=broker[1])

@@ -50,10 +50,6 @@ def lines(ser: Any, until: float | None = None) -> Iterator[str]:
             yield line.rstrip(b"\r").decode("utf-8", "replace")
 
 
-class ConsoleError(Exception):
-    pass
-
-
 def open_port(port: str) -> Any:
     """The hub's console as a pyserial port, checked first so that mistakes are
     one clear line. Opening it does not stop the hub: no Ctrl-C, no raw REPL."""

@@ -26,6 +26,7 @@ slot as its tree.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from samband.device import build
-from samband.errors import HubError, SambandError
+from samband.errors import HubError, HubRaised, NoAnswer, SambandError
 
 if TYPE_CHECKING:
     from samband.device.transport import Hub
@@ -233,7 +234,7 @@ def deploy(port: str, tree: str | Path, progress: Callable[[int, int], None] | N
             hub.t = None  # the serial port is closed; nothing left to leave
         except (SambandError, KeyboardInterrupt) as e:
             # refused or failed before the switch: the hub goes back to running its tree
-            answering = not str(e).startswith("no answer from the hub")
+            answering = not isinstance(e, NoAnswer)
             if hub.t is not None:
                 try:
                     if s.staging and answering:  # a half-filled slot would only take the journal's room
@@ -246,7 +247,7 @@ def deploy(port: str, tree: str | Path, progress: Callable[[int, int], None] | N
                 except Exception:  # noqa: BLE001 - the original error is the one to report
                     pass
                 hub.t = None
-            if isinstance(e, HubError) and ("ENOSPC" in str(e) or "OSError: 28" in str(e)):
+            if isinstance(e, HubRaised) and e.errno == errno.ENOSPC:
                 raise DeployError("the hub's flash filled up while the new tree was copied; the copy was removed "
                                   "and the hub runs its old tree: deliver the backlog first, then deploy") from None
             raise

@@ -223,11 +223,11 @@ class PortTarget:
         restart(self.h)  # the raw REPL stopped the application: it runs again
 
     def _exec(self, code: str) -> str:
-        from samband.errors import HubError
+        from samband.errors import HubRaised
         try:
             return self.h.exec(code)
-        except HubError as e:
-            if "ImportError" in str(e):
+        except HubRaised as e:
+            if e.kind == "ImportError":
                 raise SambandError(f"{self.port}: no Samband firmware on the hub ({e}): run samband deploy "
                                    f"{self.port} first") from None
             raise

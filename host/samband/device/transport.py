@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Any
 
-from samband.errors import HubError
+from samband.errors import HubError, HubRaised, NoAnswer
 
 READ_TIMEOUT_S = 15
 STATUS_EXPR = """\
@@ -42,11 +42,11 @@ class Hub:
                 self.t.serial.timeout = READ_TIMEOUT_S
                 self.t.enter_raw_repl(soft_reset=self.soft_reset)
         except TransportError as e:
-            if self.t is not None:
+            opened = self.t is not None  # the port opened: what failed is the raw REPL's answer
+            if opened:
                 self.t.close()
                 self.t = None
-            if "raw repl" in str(e):
-                raise HubError(f"no MicroPython hub answered on {self.port}: is the hub plugged in and "
+                raise NoAnswer(f"no MicroPython hub answered on {self.port}: is the hub plugged in and "
                                f"powered, and is this its port? (a program holding the port, e.g. "
                                f"mpremote or a terminal, must be closed first)") from None
             raise HubError(f"cannot open {self.port}: {e}") from None
@@ -66,9 +66,10 @@ class Hub:
         try:
             out, err = self.t.exec_raw(code, timeout=timeout)
         except TransportError as e:
-            raise HubError(f"no answer from the hub on {self.port}: {e}") from None
+            raise NoAnswer(f"no answer from the hub on {self.port}: {e}") from None
         if err:
-            raise HubError("hub raised: " + err.decode("utf-8", "replace").strip().splitlines()[-1])
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            raise HubRaised(lines[-1] if lines else "(nothing said)")
         return out.decode("utf-8", "replace")
 
     def eval(self, expr: str) -> str:

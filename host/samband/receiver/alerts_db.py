@@ -88,6 +88,18 @@ def migrate(store: Store) -> None:
     store.conn.commit()
 
 
+def created(store: Store) -> bool:
+    """Whether this database has the alerts tables yet (`samband alerts --rules` makes them):
+    asked of the catalogue, so that a caller need not read a driver's error text."""
+    sql = ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alerts'" if is_pg(store)
+           else "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'")
+    cur = store.conn.cursor()
+    cur.execute(sql)
+    n = cur.fetchone()[0]
+    store.conn.commit()
+    return n > 0
+
+
 COLUMNS = ("id", "kind", "severity", "hub", "device", "patient", "detail", "first_seen", "last_seen", "cleared",
            "grp_level", "grp", "next_at", "acked_by", "acked_at")
 

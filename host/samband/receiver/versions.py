@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from samband.receiver.store import Queryable, Store
 
+from samband.errors import SambandError
+
 VERSION_MAX = 17  # "65535.65535.65535"
 WORD_MAX = 16  # a state or refusal code: lowercase letters and "-", as hub/ota.py writes them
 SLOTS = ("a", "b", "-")
@@ -34,7 +36,7 @@ COUNT_MAX = 2 ** 31 - 1
 HISTORY_MAX = 50  # version changes kept per hub (a hub that flips versions cannot fill the table)
 
 
-class BadOta(ValueError):
+class BadOta(SambandError, ValueError):
     """An "ota" entry that breaks a bound; the message says which field."""
 
 

@@ -48,6 +48,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from samband.errors import SambandError
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 BROKER_IP = "10.99.255.1"   # the broker, on the cloud's loopback
@@ -58,8 +60,8 @@ _counter = itertools.count()
 _libc = None
 
 
-class NetnsError(RuntimeError):
-    pass
+class NetnsError(SambandError, RuntimeError):
+    """Network namespaces could not be made or used (no root, no nftables): said in one line."""
 
 
 def _setns(fd: int) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from samband.bridge.sim.common import Sim
 
+from samband.errors import SambandError
+
 # One module per kind, named as the firmware names the kind (hub/kinds/<kind>.py),
 # holding one Sim subclass whose KIND is that name.
 KINDS = ("bp", "cgm", "glucose", "hr", "plx", "polar", "scale", "thermo")
@@ -41,7 +43,7 @@ DEFAULT_SET = [
 ]
 
 
-class SimError(ValueError):
+class SimError(SambandError, ValueError):
     """A device description that does not make an emulated device."""
 
 

@@ -20,6 +20,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from samband.errors import SambandError
+
 MGDL_PER_MMOLL = 18.0156  # glucose, 180.156 g/mol
 PERCENTILES = (5, 25, 50, 75, 95)
 BIN_S = 15 * 60
@@ -27,7 +29,7 @@ DAY_S = 24 * 3600
 WINDOW_S = 14 * DAY_S
 
 
-class GlucoseUnitError(ValueError):
+class GlucoseUnitError(SambandError, ValueError):
     pass
 
 
