@@ -316,7 +316,7 @@ class Hub:
         """The update service (hub.ota.Ota), told where an update stood at the last reset."""
         from hub import ota
         o = ota.Ota(board.load()["name"], VERSION, self.ota_key, self.config.get("ota"), self.hub_telemetry,
-                    self.log)
+                    self.log, slots=self.port.firmware_slots())
         self.log("ota: %s" % o.start())
         self.ota = o
         return o

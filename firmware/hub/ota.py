@@ -44,9 +44,11 @@ class Ota:
     request, status() is the "ota" part of the hub's status message, due() and
     run_apply() apply, reported() confirms a trial. cfg (hub.json "ota"):
     window (2), retry_ms (5000), budget_bytes (0: no cellular budget),
-    max_backlog (50), trial_s (300)."""
+    max_backlog (50), trial_s (300). slots: the port's firmware_slots() (an ESP32's OTA
+    app partitions, hub/otafw.py) or None: then only tree releases are taken, and a
+    firmware release is refused (kind), counted and said in words."""
 
-    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep):
+    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep, slots=None):
         cfg = cfg or {}
         self.board = board
         self.running = running
@@ -64,12 +66,19 @@ class Ota:
         self.refused = None
         self.asked = {}  # chunk -> ticks asked
         self.spent = 0
-        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0}
+        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0}
         self._due_status = False
         self.trial = False
         self._refused_head = None
         self._req = []
         self.slot = None  # the tree this boot runs: "a", "b" or "-" (the root); known after start()
+        self.slots = slots
+        self.fw_running = None  # the firmware image's own version (hub/otafw.py image_version)
+        if slots is not None:
+            from hub import otafw  # only on a board with OTA partitions
+            self.fw_running = otafw.running_version(slots)
+        # what each kind of release is compared with; a kind not here is refused
+        self.runs = {"tree": running, "firmware": self.fw_running}
 
     def _t(self, mdc, val):
         if self.tel is not None:
@@ -102,6 +111,8 @@ class Ota:
             return self.state
         self.stage.sized(m)
         self.spent = int(self.stage.marked("spent") or 0)
+        if m["kind"] == "firmware" and self._fw_start() is not None:
+            return self.state
         if self.trial:
             self._t(MDC_HUB_OTA_TRIAL, self._version())
         elif state == "~":
@@ -111,12 +122,33 @@ class Ota:
             write_pointer(cur, self.fw, self.stage.step)
         elif self.stage.marked("failed") is not None:
             self.state = "failed"
-        elif m["version"] <= release_module().parse_version(self.running):
+        elif m["version"] <= release_module().parse_version(self.runs.get(m["kind"]) or self.running):
             self.stage.clear()  # confirmed (the clean-up was cut short), or nothing newer
-            self.state = "done" if m["v"] == self.running else "none"
+            self.state = "done" if m["v"] == self.runs.get(m["kind"]) else "none"
         else:
             self.state = "apply" if self.stage.complete() else "fetch"
         return self.state
+
+    def _fw_start(self):
+        """Where a firmware switch stood at this boot (otafw.state): the trial the bootloader
+        booted, or its roll-back; None: go on as for any staged release."""
+        from hub import otafw
+        st = otafw.state(self.stage, self.slots) if self.slots is not None else None
+        if st == "trial":
+            self.trial = True
+            self.state = "trial"
+            self._t(MDC_HUB_OTA_TRIAL, self._version())
+        elif st == "rolled-back":  # the bootloader went back: never this release again
+            self._t(MDC_HUB_OTA_ROLLED_BACK, self._version())
+            self._fail()
+            self.stage.mark(otafw.TO, "")
+            self.log("ota: firmware %s was not confirmed; the bootloader runs %s again"
+                     % (self.stage.manifest["v"], self.fw_running))
+        elif st == "switched":  # set_boot done, then a soft reset (the bootloader never ran)
+            self.state = "reboot"
+        else:
+            return None
+        return st
 
     def _fail(self):
         self.state = "failed"
@@ -132,7 +164,7 @@ class Ota:
         release = release_module()
         man, sig, _ = release.split_header(head)
         try:
-            m = release.check_manifest(man, sig, self.key, self.board, self.running, "tree")
+            m = release.check_manifest(man, sig, self.key, self.board, self.runs)
         except release.ReleaseError as e:
             if not (ignore_same and e.code in ("same", "downgrade")):
                 raise
@@ -165,7 +197,11 @@ class Ota:
             elif msg.get("x") == 1:
                 self._stop()
         except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
-            self._refuse(getattr(e, "code", "format"), "update message: %s" % e, offer)
+            text = "update message: %s" % e
+            if self.slots is None and getattr(e, "code", None) == "kind" and "firmware" in str(e):
+                self.counters["no_fw_slots"] += 1
+                text += " (board %s has no OTA app partitions for a whole firmware)" % self.board
+            self._refuse(getattr(e, "code", "format"), text, offer)
         except OSError as e:  # the flash (full?): said in the status, the message is asked for again
             self.counters["bad"] += 1
             self.refused = "flash"
@@ -249,6 +285,8 @@ class Ota:
         request: the message that goes to the broker, which carries the chunks just asked
         for ("w"), once (a status for the console does not take them)."""
         s = {"st": self.state, "v": self.running}
+        if self.fw_running is not None:  # the firmware image's version (a board with OTA partitions)
+            s["fv"] = self.fw_running
         if self.slot is not None:  # which tree runs, for the receiver's record of the fleet
             s["s"] = self.slot
         if self.stage.head is not None and self.stage.manifest:
@@ -271,7 +309,18 @@ class Ota:
     def run_apply(self):
         """Verify and switch (the caller resets the hub afterwards); False if refused."""
         try:
-            m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+            if self.stage.manifest["kind"] == "firmware":
+                from hub import otafw
+                if self.slots is None:
+                    raise OtaError("kind", "a firmware release on a board without OTA partitions")
+                m = otafw.apply(self.stage, self.key, self.board, self.fw_running, self.slots, self.stage.step)
+            else:
+                m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+        except OSError as e:  # no OTA partition after all (a firmware built without them)
+            e = OtaError("kind", "no idle OTA partition: %s" % e)
+            self._refuse(e.code, str(e))
+            self.stage.clear()
+            return False
         except ValueError as e:  # OtaError, ReleaseError
             self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
@@ -284,7 +333,11 @@ class Ota:
         """The hub reached the broker and sent its status: confirm a running trial."""
         if not self.trial:
             return False
-        confirm(self.fw, self.stage.step)
+        if self.stage.manifest is not None and self.stage.manifest["kind"] == "firmware":
+            from hub import otafw
+            otafw.confirm(self.stage, self.slots)  # the bootloader keeps this image
+        else:
+            confirm(self.fw, self.stage.step)
         self.trial = False
         self._t(MDC_HUB_OTA_CONFIRMED, self._version())
         if self.stage.head is not None:
@@ -309,6 +362,11 @@ async def run(o, journal, port, started, commit=None, every_ms=1000):
         await asyncio.sleep_ms(every_ms)
         if o.trial_expired(ticks_diff(port.ticks_ms(), started)):
             o.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls it back")
+            port.reset()
+        if o.state == "reboot":
+            o.log("ota: the firmware switch is made but the bootloader has not run: reset")
+            if commit is not None:
+                commit()
             port.reset()
         if o.due(journal.count(ALARM), journal.count()):
             if commit is not None:

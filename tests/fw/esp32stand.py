@@ -20,6 +20,20 @@ ESP_ERR_OTA_VALIDATE_FAILED = 0x1503
 ESP_ERR_NOT_FOUND = 0x105
 MP_ENOENT = 2
 APP_MAGIC = 0xE9  # esp_image_format.h ESP_IMAGE_HEADER_MAGIC, the first check of esp_image_verify
+DESC_MAGIC = b"\x32\x54\xcd\xab"  # esp_app_desc.h ESP_APP_DESC_MAGIC_WORD 0xABCD5432, little-endian
+
+
+def app_image(version, n=80):
+    """The first n bytes of an app image as ESP-IDF builds one: the image header's magic, and
+    its esp_app_desc_t at offset 32 (after esp_image_header_t, 24 bytes, and the first
+    esp_image_segment_header_t, 8): magic_word, secure_version, reserv1[2], version[32]
+    (PROJECT_VER), the rest zero here."""
+    b = bytearray(n)
+    b[0] = APP_MAGIC
+    b[32:36] = DESC_MAGIC
+    v = version.encode()
+    b[48:48 + len(v)] = v
+    return b
 
 
 def _err(code):
@@ -30,7 +44,7 @@ def _err(code):
 class Chip:
     """The flash's app partitions and otadata; `rollback` as CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE."""
 
-    def __init__(self, labels=("ota_0", "ota_1"), size=4 * PAGE, rollback=True):
+    def __init__(self, labels=("ota_0", "ota_1"), size=4 * PAGE, rollback=True, version="1.0.0"):
         self.labels = list(labels)
         self.flash = {}
         for lb in labels:
@@ -42,7 +56,7 @@ class Chip:
         self.running = labels[0]
         self.rollback = rollback
         self.boots = 0
-        self.flash[labels[0]][0] = APP_MAGIC  # the image esptool flashed
+        self.flash[labels[0]][:80] = app_image(version)  # the image esptool flashed
         self.states[labels[0]] = "valid"
 
     def _app(self, label):
