@@ -316,6 +316,10 @@ class Ota:
                 m = otafw.apply(self.stage, self.key, self.board, self.fw_running, self.slots, self.stage.step)
             else:
                 m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+        except MemoryError:  # the apply starts again from the beginning next time: nothing is lost
+            self.counters["nomem"] = self.counters.get("nomem", 0) + 1
+            self.log("ota: out of heap while applying %s; trying again" % self.stage.manifest["v"])
+            return False
         except OSError as e:  # no OTA partition after all (a firmware built without them)
             e = OtaError("kind", "no idle OTA partition: %s" % e)
             self._refuse(e.code, str(e))

@@ -227,3 +227,28 @@ def test_a_board_without_firmware_partitions_refuses_the_offer():
     assert s["st"] == "refused" and s["r"] == "kind" and "fv" not in s
     assert raises(OSError, os.stat, root + "/ota")  # nothing staged
     ota.remove_tree(root)
+
+
+class _NoHeapOnce(Slots):
+    def __init__(self, partition):
+        Slots.__init__(self, partition)
+        self.failed = False
+
+    def write(self, part, block, data):
+        if not self.failed:
+            self.failed = True
+            raise MemoryError()
+        Slots.write(self, part, block, data)
+
+
+def test_out_of_heap_while_applying_applies_again_later():
+    chip = _chip()
+    root = _root()
+    log = _Log()
+    o = _hub(root, log=log)
+    _fetch(o)
+    o.slots = _NoHeapOnce(Partition)
+    assert not o.run_apply() and o.state == "apply" and o.counters["nomem"] == 1 and chip.boot == "ota_0"
+    assert "out of heap" in log.lines[-1] and o.due(0, 0)  # nothing refused or dropped
+    assert o.run_apply() and chip.boot == "ota_1"
+    ota.remove_tree(root)
