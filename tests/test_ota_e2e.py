@@ -11,6 +11,7 @@ boot, is fetched and applied, crashes, and the hub is back on 0.2.0 by itself
 with 0.3.0 marked failed. Every reading appended over the three boots is in the
 database exactly once."""
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -40,7 +41,9 @@ def release_of(tmp, version, broken=False):
     t = tmp / version
     shutil.copytree(firmware_tree(), t)
     (t / "hub" / "__init__.mpy").unlink()
-    (t / "hub" / "__init__.py").write_text(f'VERSION = "{version}"\n')
+    # the package's own source with its version changed (it has more than VERSION: hub.forget)
+    src = (Path(__file__).parent.parent / "firmware" / "hub" / "__init__.py").read_text()
+    (t / "hub" / "__init__.py").write_text(re.sub(r'(?m)^VERSION = ".*"$', f'VERSION = "{version}"', src, count=1))
     if broken:
         (t / "hub" / "clock.mpy").unlink()
         (t / "hub" / "clock.py").write_text('raise ImportError("a broken build")\n')
