@@ -28,7 +28,7 @@ MDC_HUB_OTA_TRIAL = 1024 << 16 | 68       # running the trial
 MDC_HUB_OTA_CONFIRMED = 1024 << 16 | 69   # trial confirmed (broker reached, status sent)
 MDC_HUB_OTA_ROLLED_BACK = 1024 << 16 | 70  # the trial did not confirm: back on the old slot
 REFUSALS = ("format", "truncated", "signature", "manifest", "board", "kind", "downgrade", "same",
-            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed")
+            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed", "http")
 
 
 def version_int(v):
@@ -66,7 +66,8 @@ class Ota:
         self.refused = None
         self.asked = {}  # chunk -> ticks asked
         self.spent = 0
-        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0}
+        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0, "http_errors": 0}
+        self.url = None  # the offer's https:// URL: chunks fetched with Range requests (hub/otahttp.py)
         self._due_status = False
         self.trial = False
         self._refused_head = None
@@ -111,6 +112,7 @@ class Ota:
             return self.state
         self.stage.sized(m)
         self.spent = int(self.stage.marked("spent") or 0)
+        self.url = self.stage.marked("url") or None
         if m["kind"] == "firmware" and self._fw_start() is not None:
             return self.state
         if self.trial:
@@ -193,7 +195,7 @@ class Ota:
                 self._chunk(msg.get("c"), msg.get("d"))
             elif "o" in msg:
                 offer = True
-                self._offer(msg.get("o"), msg.get("cs"))
+                self._offer(msg.get("o"), msg.get("cs"), msg.get("u"))
             elif msg.get("x") == 1:
                 self._stop()
         except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
@@ -207,9 +209,12 @@ class Ota:
             self.refused = "flash"
             self.log("ota: flash: %s" % e)
 
-    def _offer(self, head, cs):
+    def _offer(self, head, cs, url=None):
         if not isinstance(head, bytes) or not isinstance(cs, int) or not 0 < cs <= MAX_CHUNK:
             raise OtaError("format", "an offer needs o (bytes) and cs (1..%d)" % MAX_CHUNK)
+        if url is not None:
+            from hub import otahttp
+            otahttp.parse_url(url)  # refused before anything is staged
         if self.trial or self.state == "apply":
             return  # finish what is under way first
         if self.stage.head == head or self._refused_head == head:
@@ -225,6 +230,9 @@ class Ota:
             return
         self._refused_head = None
         self.stage.start(head, cs, m)
+        self.url = url
+        if url is not None:
+            self.stage.mark("url", url)
         self.refused = None
         self.asked = {}
         self.spent = 0
@@ -237,6 +245,9 @@ class Ota:
             return
         if not isinstance(data, bytes):
             raise OtaError("chunk", "chunk without data")
+        self._store(i, data)
+
+    def _store(self, i, data):
         if self.stage.put(i, data):
             self.counters["chunks"] += 1
             if self.cellular:
@@ -265,7 +276,7 @@ class Ota:
         caller asks only while no alarm is unsent) or news of a step."""
         due = self._due_status
         self._due_status = False
-        if self.state != "fetch":
+        if self.state != "fetch" or self.url is not None:  # an https offer: the hub fetches (http_step)
             return due
         if self.cellular and self.budget and self.spent + self.stage.cs > self.budget:
             return due
@@ -279,6 +290,36 @@ class Ota:
             self.asked[i] = now
         self._req = new
         return due or bool(new)
+
+    def http_due(self, alarms):
+        """Fetch over HTTPS now? Only for an https offer, with no alarm unsent, within the budget."""
+        return self.state == "fetch" and self.url is not None and alarms == 0 and self._room() > 0
+
+    def _room(self):
+        """Chunks that may still be fetched now (the window; the cellular budget)."""
+        if self.cellular and self.budget:
+            return min(self.window, (self.budget - self.spent) // self.stage.cs)
+        return self.window
+
+    async def http_step(self, opener, ssl):
+        """One Range request for the next run of missing chunks (at most `window`); a failure
+        (TLS, the server, the bearer) is counted and said, and the next step tries again."""
+        from hub import otahttp
+        want = self.stage.missing(self._room())
+        if not want:
+            return
+        n = 1
+        while n < len(want) and want[n] == want[0] + n:
+            n += 1
+        try:
+            await otahttp.fetch(self.stage, self.url, opener, ssl, want[0], n, self._store)
+            if self.refused == "http":
+                self.refused = None
+        except (ValueError, OSError, EOFError) as e:  # OtaError, TLS and socket errors, a short body
+            self.counters["http_errors"] += 1
+            self.refused = "http"
+            self._due_status = True
+            self.log("ota: fetching %s: %r" % (self.url, e))
 
     def status(self, request=False):
         """The "ota" entry of the status message (small: the status is capped at 256 bytes);
@@ -355,10 +396,12 @@ class Ota:
         return self.trial and elapsed_ms >= self.trial_ms
 
 
-async def run(o, journal, port, started, commit=None, every_ms=1000):
+async def run(o, journal, port, started, commit=None, every_ms=1000, http=None):
     """The hub's update task: apply a fetched update when no alarm is unsent and the
     backlog is small, then reset into its trial; reset out of a trial that has not
-    confirmed within trial_s (no broker), so that boot.py rolls it back."""
+    confirmed within trial_s (no broker), so that boot.py rolls it back. http():
+    (opener, TLS context) of a bearer that carries HTTPS now, or None: an https offer
+    is fetched through it, a window of chunks a step, while no alarm is unsent."""
     import asyncio
     from hub.segment import ALARM
     from hub.ticks import ticks_diff
@@ -372,6 +415,14 @@ async def run(o, journal, port, started, commit=None, every_ms=1000):
             if commit is not None:
                 commit()
             port.reset()
+        while http is not None and o.http_due(journal.count(ALARM)):  # an alarm waits one window at most
+            h = http()
+            if h is None:
+                break
+            have = o.stage.count
+            await o.http_step(h[0], h[1])
+            if o.stage.count == have:
+                break  # it failed: again at the next tick
         if o.due(journal.count(ALARM), journal.count()):
             if commit is not None:
                 commit()
@@ -380,3 +431,30 @@ async def run(o, journal, port, started, commit=None, every_ms=1000):
                     commit()  # the step's telemetry reading, on flash before the reset
                 o.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
                 port.reset()
+
+
+def http_via(up):
+    """http() for run(): the uplink's routine bearer (any kind: the cellular bearer runs
+    TLS on the hub) with a TLS context of the CA the hub trusts for its broker, or None
+    while no bearer is up; with no CA provisioned, never (no HTTPS unverified)."""
+    ctx = []
+
+    def http():
+        m = up.manager
+        opener = _direct
+        if m is not None:
+            r = m.routine_link()
+            if r is None:
+                return None
+            if up.ota is not None:
+                up.ota.cellular = r.b.kind == "cellular"  # the budget counts as for MQTT chunks
+            opener = r.b.open
+        if not ctx:
+            ctx.append(up._ctx())
+        return None if ctx[0] is None else (opener, ctx[0])
+    return http
+
+
+async def _direct(host, port, ssl, name):
+    import asyncio
+    return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=name)
