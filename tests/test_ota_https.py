@@ -22,11 +22,12 @@ CS = 64
 
 
 class Server:
-    """HTTPS on 127.0.0.1 serving the image of REL at /r/good.img, with Range (or, honest=False, without)."""
+    """HTTPS on 127.0.0.1 serving the release file REL at /r/good.sbr, with Range (or, honest=False, without)."""
 
     def __init__(self, certs, honest=True):
-        data = REL.read_bytes()
-        self.image = data[fmt.split_header(data)[2]:]
+        self.data = REL.read_bytes()
+        self.base = fmt.split_header(self.data)[2]  # where the image starts
+        self.image = self.data[self.base:]
         self.ranges = []
         srv = self
 
@@ -35,21 +36,21 @@ class Server:
                 pass
 
             def do_GET(self):
-                if self.path != "/r/good.img":
+                if self.path != "/r/good.sbr":
                     self.send_error(404)
                     return
                 rng = self.headers.get("Range", "")
                 if not honest or not rng.startswith("bytes="):
                     self.send_response(200)
-                    self.send_header("Content-Length", str(len(srv.image)))
+                    self.send_header("Content-Length", str(len(srv.data)))
                     self.end_headers()
-                    self.wfile.write(srv.image)
+                    self.wfile.write(srv.data)
                     return
                 lo, hi = (int(x) for x in rng[6:].split("-"))
-                srv.ranges.append((lo, hi))
-                body = srv.image[lo:hi + 1]
+                srv.ranges.append((lo - srv.base, hi - srv.base))  # as image offsets
+                body = srv.data[lo:hi + 1]
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(srv.image)}")
+                self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(srv.data)}")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -59,7 +60,7 @@ class Server:
         ctx.load_cert_chain(certs / "server.pem", certs / "server.key")
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"https://localhost:{self.port}/r/good.img"
+        self.url = f"https://localhost:{self.port}/r/good.sbr"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):

@@ -1,7 +1,9 @@
 # A release's chunks over HTTPS (docs/ota.md, "HTTPS delivery"): when an offer
 # names a URL and the hub has a bearer that opens TCP streams, the hub fetches
 # the image itself with HTTP Range requests instead of asking for chunks over
-# MQTT. Each answer is checked for the exact range asked for (206, Content-Range,
+# MQTT. The URL serves the release file as `samband release` wrote it (header,
+# manifest, signature, image): the hub asks only for image bytes, after the
+# header it already has from the offer. Each answer is checked for the exact range asked for (206, Content-Range,
 # Content-Length) before a byte goes to flash, and each chunk goes into the same
 # stage as an MQTT chunk (hub/otaslot.py Stage: one file per chunk), so a power
 # cut or a bearer change costs at most the range in flight, and the signed SHA-512
@@ -69,8 +71,9 @@ async def fetch(stage, url, opener, ssl, first, count, put):
     over opener(host, port, ssl, server_hostname) (a bearer's open: a stream, or
     (reader, writer)); put(i, data) stores each as it completes."""
     host, port, path = parse_url(url)
-    lo = first * stage.cs
-    hi = min(stage.size, (first + count) * stage.cs) - 1
+    base = len(stage.head)  # the image starts after the release's header
+    lo = base + first * stage.cs
+    hi = base + min(stage.size, (first + count) * stage.cs) - 1
     s = await opener(host, port, ssl, host)
     r, w = s if isinstance(s, tuple) else (s, s)
     try:
@@ -87,7 +90,7 @@ async def fetch(stage, url, opener, ssl, first, count, put):
             if not line:
                 break
             lines.append(line)
-        check_head(lines, lo, hi, stage.size)
+        check_head(lines, lo, hi, base + stage.size)
         for i in range(first, first + count):
             k = stage.chunk_len(i)
             data = await r.readexactly(k)

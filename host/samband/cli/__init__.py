@@ -302,6 +302,9 @@ def parser():
         if name == "stage":
             o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
             o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
+            o.add_argument("--url", help="https:// URL of the release file (as `samband release` wrote it, "
+                                         "served with Range): the hubs fetch its image themselves, TLS verified "
+                                         "against their broker CA; chunks over MQTT otherwise")
             o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
         if name == "watch":
             o.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")

@@ -153,9 +153,16 @@ class Rollout(Fleet):
     """One release offered to chosen hubs; start(), then done()/progress, clear(), close()."""
 
     def __init__(self, data, hubs, host, port, ca=None, user="receiver", password=None, chunk=DEFAULT_CHUNK,
-                 on_progress=None, gate=None):
+                 on_progress=None, gate=None, url=None):
         if not 0 < chunk <= MAX_CHUNK:
             raise SambandError(f"--chunk {chunk}: a hub takes 1..{MAX_CHUNK} bytes a chunk")
+        if url is not None:
+            from hub import otahttp
+            try:
+                otahttp.parse_url(url)  # what the hubs accept
+            except ValueError as e:
+                raise SambandError(f"--url {url}: {e}") from None
+        self.url = url  # the hubs fetch the image from there (hub/otahttp.py), served with Range
         self.head, self.parts = chunks_of(data, chunk)
         m = fmt.parse_manifest(fmt.split_header(data)[0])
         if m["kind"] not in ("tree", "firmware"):
@@ -169,7 +176,10 @@ class Rollout(Fleet):
         self.gate = gate  # gate(hub, i): False holds chunk i back (the hub asks again); tests pace with it
 
     def offer_payload(self):
-        return cbor2.dumps({"o": self.head, "cs": self.chunk})
+        offer = {"o": self.head, "cs": self.chunk}
+        if self.url is not None:
+            offer["u"] = self.url
+        return cbor2.dumps(offer)
 
     def start(self, timeout=10):
         super().start(timeout)
