@@ -58,6 +58,7 @@ class Ota:
         self.budget = cfg.get("budget_bytes", 0)
         self.max_backlog = cfg.get("max_backlog", 50)
         self.trial_ms = cfg.get("trial_s", 300) * 1000
+        self.http_timeout = cfg.get("http_timeout_s", 60)  # one Range request over HTTPS, at most
         self.tel = telemetry
         self.log = log or nostep
         self.fw = fw
@@ -311,11 +312,13 @@ class Ota:
         n = 1
         while n < len(want) and want[n] == want[0] + n:
             n += 1
-        try:
-            await otahttp.fetch(self.stage, self.url, opener, ssl, want[0], n, self._store)
+        import asyncio
+        try:  # a server or bearer that stalls costs one window's time, not the update
+            await asyncio.wait_for(otahttp.fetch(self.stage, self.url, opener, ssl, want[0], n, self._store),
+                                   self.http_timeout)
             if self.refused == "http":
                 self.refused = None
-        except (ValueError, OSError, EOFError) as e:  # OtaError, TLS and socket errors, a short body
+        except (ValueError, OSError, EOFError, asyncio.TimeoutError) as e:  # OtaError, TLS, sockets, a short body
             self.counters["http_errors"] += 1
             self.refused = "http"
             self._due_status = True

@@ -3,8 +3,9 @@
 # image with Range requests (hub/otahttp.py) over TLS verified with a CA (DER).
 # argv: server port, CA file, stage folder, URL, release file, key file, the most
 # steps to run (then the process ends: a power cut), cellular budget in bytes (0:
-# not cellular). Prints one JSON line: state, chunks on flash, counters, refusal,
-# the status's "st", and whether the staged release verifies.
+# not cellular), optionally the seconds a request may take. Prints one JSON line:
+# state, chunks on flash, counters, refusal, the status's "st", and whether the
+# staged release verifies.
 import json
 import sys
 
@@ -19,9 +20,9 @@ from hub.mqtt import tls_context
 CS = 64
 
 
-async def main(port, ca, root, url, rel_path, key_path, steps, budget):
+async def main(port, ca, root, url, rel_path, key_path, steps, budget, timeout):
     key = open(key_path, "rb").read()
-    o = ota.Ota("vhub", "1.0.0", key, {"window": 4, "budget_bytes": budget}, fw=root)
+    o = ota.Ota("vhub", "1.0.0", key, {"window": 4, "budget_bytes": budget, "http_timeout_s": timeout}, fw=root)
     o.start()
     o.cellular = budget > 0
     if o.stage.head is None:  # the first run: the offer (retained on the broker)
@@ -46,4 +47,4 @@ async def main(port, ca, root, url, rel_path, key_path, steps, budget):
 
 
 a = sys.argv
-asyncio.run(main(int(a[1]), a[2], a[3], a[4], a[5], a[6], int(a[7]), int(a[8])))
+asyncio.run(main(int(a[1]), a[2], a[3], a[4], a[5], a[6], int(a[7]), int(a[8]), int(a[9]) if len(a) > 9 else 60))
