@@ -156,8 +156,10 @@ def test_within_the_cellular_budget(tmp_path, certs, mpy):
 def test_an_update_over_https_on_the_virtual_hub(tmp_path):
     """The virtual hub (tests/data/uplink_main.py, hub.ota.run with ota.http_via as hub/app.py)
     offered a tree release with a URL: it fetches the image over HTTPS from a server whose
-    certificate the broker's CA signed, through its bearer, while it keeps sending readings;
-    applies, boots the trial, confirms; no chunk went over MQTT; every reading exactly once."""
+    certificate the broker's CA signed while it keeps sending readings; applies, boots the
+    trial, confirms; no chunk went over MQTT; every reading exactly once. Its uplink has no
+    provisioned bearers, so it connects directly (ota._direct), as its MQTT client does: the
+    virtual hub's hostnet bearer is a fixed path to the broker and carries no HTTPS fetch."""
     seed = bytes(range(100, 132))
     good = release_of(tmp_path, "0.2.0")
     rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree())

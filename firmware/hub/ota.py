@@ -213,13 +213,13 @@ class Ota:
     def _offer(self, head, cs, url=None):
         if not isinstance(head, bytes) or not isinstance(cs, int) or not 0 < cs <= MAX_CHUNK:
             raise OtaError("format", "an offer needs o (bytes) and cs (1..%d)" % MAX_CHUNK)
-        if url is not None:
-            from hub import otahttp
-            otahttp.parse_url(url)  # refused before anything is staged
         if self.trial or self.state == "apply":
             return  # finish what is under way first
         if self.stage.head == head or self._refused_head == head:
             return  # the same offer again (retained, or after a reconnect)
+        if url is not None:
+            from hub import otahttp
+            otahttp.parse_url(url)  # refused before anything is staged
         self._refused_head = head
         try:
             m = self._check(head)
@@ -447,7 +447,7 @@ def http_via(up):
         opener = _direct
         if m is not None:
             r = m.routine_link()
-            if r is None:
+            if r is None or getattr(r.b, "fixed_path", False):  # none up, or one that reaches only the broker
                 return None
             if up.ota is not None:
                 up.ota.cellular = r.b.kind == "cellular"  # the budget counts as for MQTT chunks

@@ -47,3 +47,59 @@ def test_an_offer_with_a_bad_url_stages_nothing():
     assert o.state == "refused" and o.refused == "format" and o.url is None
     assert raises(OSError, os.stat, root + "/ota")
     ota.remove_tree(root)
+
+
+class _Link:
+    def __init__(self, b):
+        self.b = b
+
+
+class _Bearer:
+    def __init__(self, kind, fixed=False):
+        self.kind = kind
+        if fixed:
+            self.fixed_path = True
+
+    async def open(self, host, port, ssl=None, server_hostname=None):
+        raise OSError("not here")
+
+
+class _Manager:
+    def __init__(self, link):
+        self.link = link
+
+    def routine_link(self):
+        return self.link
+
+
+class _Up:
+    def __init__(self, link, ca=True):
+        self.manager = None if link == "direct" else _Manager(link)
+        self.ota = ota.Ota("vhub", "1.0.0", b"k" * 32, {"budget_bytes": 1})
+        self._ca = ca
+
+    def _ctx(self):
+        return "ctx" if self._ca else None
+
+
+def test_http_via_takes_the_routine_bearer_where_it_allows():
+    wifi, cell = _Bearer("wifi"), _Bearer("cellular")
+    up = _Up(_Link(wifi))
+    h = ota.http_via(up)()
+    assert h == (wifi.open, "ctx") and not up.ota.cellular
+    up = _Up(_Link(cell))
+    assert ota.http_via(up)() == (cell.open, "ctx") and up.ota.cellular  # the budget counts on cellular
+    assert ota.http_via(_Up(_Link(_Bearer("hostnet", fixed=True))))() is None  # reaches only the broker
+    assert ota.http_via(_Up(None))() is None  # no bearer up
+    assert ota.http_via(_Up(_Link(wifi), ca=False))() is None  # no CA: never unverified
+    h = ota.http_via(_Up("direct"))()
+    assert h == (ota._direct, "ctx")
+
+
+def test_an_https_fetch_waits_for_alarms():
+    o = ota.Ota("vhub", "1.0.0", b"k" * 32, None)
+    o.state, o.url = "fetch", "https://e.org/r"
+    o.stage.cs = 256
+    assert o.http_due(0) and not o.http_due(1)
+    o.url = None
+    assert not o.http_due(0)  # chunks over MQTT: the uplink asks for them
