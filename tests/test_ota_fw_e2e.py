@@ -27,6 +27,7 @@ from test_uplink import check_exactly_once, drained
 from hub import reading as rd
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
+from samband.receiver import versions
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
@@ -122,6 +123,10 @@ def test_firmware_update_over_the_uplink_and_one_that_cannot_start_rolled_back(t
         it = iter(seen)
         assert all(w in it for w in want), seen  # in this order
         check_exactly_once(rig, h)
+        # the receiver's record: the application 0.1.0 on firmware 1.1.0, the failed 1.2.0 noted
+        rig.wait(lambda: versions.fleet(rig.store)[0]["ota_state"] == "failed", TIMEOUT, "the receiver's record")
+        row = versions.fleet(rig.store)[0]
+        assert (row["hub"], row["version"], row["firmware"], row["ota_refused"]) == (HUB, "0.1.0", "1.1.0", None), row
     finally:
         if watch is not None:
             watch.close()
