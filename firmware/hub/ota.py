@@ -201,7 +201,7 @@ class Ota:
                 self._stop()
         except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
             text = "update message: %s" % e
-            if self.slots is None and getattr(e, "code", None) == "kind" and "firmware" in str(e):
+            if self.slots is None and getattr(e, "release_kind", None) == "firmware":
                 self.counters["no_fw_slots"] += 1
                 text += " (board %s has no OTA app partitions for a whole firmware)" % self.board
             self._refuse(getattr(e, "code", "format"), text, offer)

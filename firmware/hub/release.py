@@ -132,8 +132,10 @@ def check_manifest(manifest, signature, public_key, board, running, kind=None):
         raise ReleaseError("kind", "release is a %s image, %s wanted" % (m["kind"], kind))
     if isinstance(running, dict):
         if running.get(m["kind"]) is None:
-            raise ReleaseError("kind", "release is a %s image; this hub takes %s releases only"
-                               % (m["kind"], " and ".join(k for k in sorted(running) if running[k] is not None)))
+            e = ReleaseError("kind", "release is a %s image; this hub takes %s releases only"
+                             % (m["kind"], " and ".join(k for k in sorted(running) if running[k] is not None)))
+            e.release_kind = m["kind"]  # which kind it could not take, for the caller's counters
+            raise e
         running = running[m["kind"]]
     now = parse_version(running)
     if m["version"] < now:
