@@ -24,7 +24,6 @@ from conftest import firmware_tree
 from test_ota_release import esp_app
 from test_uplink import check_exactly_once, drained
 
-from hub import reading as rd
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
 from samband.receiver import versions
@@ -68,7 +67,7 @@ def test_firmware_update_over_the_uplink_and_one_that_cannot_start_rolled_back(t
     lock = threading.Lock()
 
     def on_reading(hub, seq, r):
-        if r.get(rd.PRIO) == rd.PRIO_ALARM:
+        if r.is_alarm:
             with lock:
                 alarms.append(seq)
 

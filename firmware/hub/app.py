@@ -328,7 +328,7 @@ class Hub:
         while self.ota is None:
             await asyncio.sleep_ms(1000)
         from hub import ota
-        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit, http=ota.http_via(self.uplink))
+        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit, up=self.uplink)
 
 
 def boot_quiet():

@@ -114,8 +114,10 @@ class Ota:
         self.stage.sized(m)
         self.spent = int(self.stage.marked("spent") or 0)
         self.url = self.stage.marked("url") or None
-        if m["kind"] == "firmware" and self._fw_start() is not None:
-            return self.state
+        if m["kind"] == "firmware":
+            from hub import otafw  # where a firmware switch stood: trial, rolled back, not reset yet
+            if otafw.boot_state(self) is not None:
+                return self.state
         if self.trial:
             self._t(MDC_HUB_OTA_TRIAL, self._version())
         elif state == "~":
@@ -131,27 +133,6 @@ class Ota:
         else:
             self.state = "apply" if self.stage.complete() else "fetch"
         return self.state
-
-    def _fw_start(self):
-        """Where a firmware switch stood at this boot (otafw.state): the trial the bootloader
-        booted, or its roll-back; None: go on as for any staged release."""
-        from hub import otafw
-        st = otafw.state(self.stage, self.slots) if self.slots is not None else None
-        if st == "trial":
-            self.trial = True
-            self.state = "trial"
-            self._t(MDC_HUB_OTA_TRIAL, self._version())
-        elif st == "rolled-back":  # the bootloader went back: never this release again
-            self._t(MDC_HUB_OTA_ROLLED_BACK, self._version())
-            self._fail()
-            self.stage.mark(otafw.TO, "")
-            self.log("ota: firmware %s was not confirmed; the bootloader runs %s again"
-                     % (self.stage.manifest["v"], self.fw_running))
-        elif st == "switched":  # set_boot done, then a soft reset (the bootloader never ran)
-            self.state = "reboot"
-        else:
-            return None
-        return st
 
     def _fail(self):
         self.state = "failed"
@@ -277,7 +258,7 @@ class Ota:
         caller asks only while no alarm is unsent) or news of a step."""
         due = self._due_status
         self._due_status = False
-        if self.state != "fetch" or self.url is not None:  # an https offer: the hub fetches (http_step)
+        if self.state != "fetch" or self.url is not None:  # an https offer: the hub fetches (otahttp.step)
             return due
         if self.cellular and self.budget and self.spent + self.stage.cs > self.budget:
             return due
@@ -301,28 +282,6 @@ class Ota:
         if self.cellular and self.budget:
             return min(self.window, (self.budget - self.spent) // self.stage.cs)
         return self.window
-
-    async def http_step(self, opener, ssl):
-        """One Range request for the next run of missing chunks (at most `window`); a failure
-        (TLS, the server, the bearer) is counted and said, and the next step tries again."""
-        from hub import otahttp
-        want = self.stage.missing(self._room())
-        if not want:
-            return
-        n = 1
-        while n < len(want) and want[n] == want[0] + n:
-            n += 1
-        import asyncio
-        try:  # a server or bearer that stalls costs one window's time, not the update
-            await asyncio.wait_for(otahttp.fetch(self.stage, self.url, opener, ssl, want[0], n, self._store),
-                                   self.http_timeout)
-            if self.refused == "http":
-                self.refused = None
-        except (ValueError, OSError, EOFError, asyncio.TimeoutError) as e:  # OtaError, TLS, sockets, a short body
-            self.counters["http_errors"] += 1
-            self.refused = "http"
-            self._due_status = True
-            self.log("ota: fetching %s: %r" % (self.url, e))
 
     def status(self, request=False):
         """The "ota" entry of the status message (small: the status is capped at 256 bytes);
@@ -399,12 +358,11 @@ class Ota:
         return self.trial and elapsed_ms >= self.trial_ms
 
 
-async def run(o, journal, port, started, commit=None, every_ms=1000, http=None):
+async def run(o, journal, port, started, commit=None, every_ms=1000, up=None):
     """The hub's update task: apply a fetched update when no alarm is unsent and the
     backlog is small, then reset into its trial; reset out of a trial that has not
-    confirmed within trial_s (no broker), so that boot.py rolls it back. http():
-    (opener, TLS context) of a bearer that carries HTTPS now, or None: an https offer
-    is fetched through it, a window of chunks a step, while no alarm is unsent."""
+    confirmed within trial_s (no broker), so that boot.py rolls it back. up: the hub's
+    uplink, whose routine bearer fetches an offer that names a URL (hub/otahttp.py)."""
     import asyncio
     from hub.segment import ALARM
     from hub.ticks import ticks_diff
@@ -418,14 +376,9 @@ async def run(o, journal, port, started, commit=None, every_ms=1000, http=None):
             if commit is not None:
                 commit()
             port.reset()
-        while http is not None and o.http_due(journal.count(ALARM)):  # an alarm waits one window at most
-            h = http()
-            if h is None:
-                break
-            have = o.stage.count
-            await o.http_step(h[0], h[1])
-            if o.stage.count == have:
-                break  # it failed: again at the next tick
+        if up is not None and o.http_due(journal.count(ALARM)):
+            from hub import otahttp  # only for an offer that names a URL
+            await otahttp.pump(o, up, lambda: journal.count(ALARM))
         if o.due(journal.count(ALARM), journal.count()):
             if commit is not None:
                 commit()
@@ -435,29 +388,3 @@ async def run(o, journal, port, started, commit=None, every_ms=1000, http=None):
                 o.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
                 port.reset()
 
-
-def http_via(up):
-    """http() for run(): the uplink's routine bearer (any kind: the cellular bearer runs
-    TLS on the hub) with a TLS context of the CA the hub trusts for its broker, or None
-    while no bearer is up; with no CA provisioned, never (no HTTPS unverified)."""
-    ctx = []
-
-    def http():
-        m = up.manager
-        opener = _direct
-        if m is not None:
-            r = m.routine_link()
-            if r is None or getattr(r.b, "fixed_path", False):  # none up, or one that reaches only the broker
-                return None
-            if up.ota is not None:
-                up.ota.cellular = r.b.kind == "cellular"  # the budget counts as for MQTT chunks
-            opener = r.b.open
-        if not ctx:
-            ctx.append(up._ctx())
-        return None if ctx[0] is None else (opener, ctx[0])
-    return http
-
-
-async def _direct(host, port, ssl, name):
-    import asyncio
-    return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=name)

@@ -141,3 +141,27 @@ def confirm(stage, slots):
     slots.confirm()
     stage.mark(TO, "")
     stage.mark(SET, "")
+
+
+def boot_state(o):
+    """At boot, for hub.ota's Ota o with a staged firmware release: where its switch stood
+    (state()). The trial the bootloader booted (confirmed later by o.reported()), its
+    roll-back (the release never tried again), or a soft reset after set_boot (o resets);
+    None: go on as for any staged release (fetch or apply). Here, not in hub.ota, so that
+    a hub without OTA partitions never loads it."""
+    from hub import ota
+    st = state(o.stage, o.slots) if o.slots is not None else None
+    if st == "trial":
+        o.trial = True
+        o.state = "trial"
+        o._t(ota.MDC_HUB_OTA_TRIAL, o._version())
+    elif st == "rolled-back":  # the bootloader went back: never this release again
+        o._t(ota.MDC_HUB_OTA_ROLLED_BACK, o._version())
+        o._fail()
+        o.stage.mark(TO, "")
+        o.log("ota: firmware %s was not confirmed; the bootloader runs %s again" % (o.stage.manifest["v"], o.fw_running))
+    elif st == "switched":  # set_boot done, then a soft reset (the bootloader never ran)
+        o.state = "reboot"
+    else:
+        return None
+    return st

@@ -104,3 +104,62 @@ async def fetch(stage, url, opener, ssl, first, count, put):
                 await w.wait_closed()
             except OSError:
                 pass
+
+
+async def step(o, opener, ssl):
+    """For hub.ota's Ota o: one Range request for the next run of missing chunks (at most
+    its window, within the cellular budget); a failure (TLS, the server, the bearer, a
+    stall past http_timeout_s) is counted and said, and the next step tries again."""
+    import asyncio
+    want = o.stage.missing(o._room())
+    if not want:
+        return
+    n = 1
+    while n < len(want) and want[n] == want[0] + n:
+        n += 1
+    try:  # a server or bearer that stalls costs one window's time, not the update
+        await asyncio.wait_for(fetch(o.stage, o.url, opener, ssl, want[0], n, o._store), o.http_timeout)
+        if o.refused == "http":
+            o.refused = None
+    except (ValueError, OSError, EOFError, asyncio.TimeoutError) as e:  # OtaError, TLS, sockets, a short body
+        o.counters["http_errors"] += 1
+        o.refused = "http"
+        o._due_status = True
+        o.log("ota: fetching %s: %r" % (o.url, e))
+
+
+def opener_of(up):
+    """(open, TLS context) to fetch over: the uplink's routine bearer (any kind that reaches
+    any host: the cellular bearer runs TLS on the hub; not a fixed path to the broker, the
+    virtual hub's hostnet) or, with no bearers provisioned, a direct connection as the
+    uplink's own; None while no bearer is up, and always without a CA (never unverified)."""
+    m = up.manager
+    opener = _direct
+    if m is not None:
+        r = m.routine_link()
+        if r is None or getattr(r.b, "fixed_path", False):
+            return None
+        if up.ota is not None:
+            up.ota.cellular = r.b.kind == "cellular"  # the budget counts as for MQTT chunks
+        opener = r.b.open
+    ctx = up._ctx()
+    return None if ctx is None else (opener, ctx)
+
+
+async def _direct(host, port, ssl, name):
+    import asyncio
+    return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=name)
+
+
+async def pump(o, up, alarms):
+    """Fetch window after window while o wants it and alarms() is 0: an alarm that appears
+    waits behind one window at most. A failed step ends the pump until the next tick."""
+    h = None
+    while o.http_due(alarms()):
+        h = h or opener_of(up)
+        if h is None:
+            return
+        have = o.stage.count
+        await step(o, h[0], h[1])
+        if o.stage.count == have:
+            return

@@ -209,7 +209,7 @@ def main():
         started = time.ticks_ms()
         while up.ota is None:
             await asyncio.sleep_ms(200)
-        await ota.run(up.ota, j, port, started, http=ota.http_via(up))
+        await ota.run(up.ota, j, port, started, up=up)
 
     async def keep(coro):
         try:

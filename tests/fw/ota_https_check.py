@@ -14,7 +14,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from hub import cbor, ota, release
+from hub import cbor, ota, otahttp, release
 from hub.mqtt import tls_context
 
 CS = 64
@@ -36,7 +36,7 @@ async def main(port, ca, root, url, rel_path, key_path, steps, budget, timeout):
 
     n = 0
     while n < steps and o.http_due(0):
-        await o.http_step(opener, ctx)
+        await otahttp.step(o, opener, ctx)
         n += 1
     ok = False
     if o.stage.complete():

@@ -82,18 +82,18 @@ class _Up:
         return "ctx" if self._ca else None
 
 
-def test_http_via_takes_the_routine_bearer_where_it_allows():
+def test_the_routine_bearer_fetches_where_it_allows():
     wifi, cell = _Bearer("wifi"), _Bearer("cellular")
     up = _Up(_Link(wifi))
-    h = ota.http_via(up)()
+    h = otahttp.opener_of(up)
     assert h == (wifi.open, "ctx") and not up.ota.cellular
     up = _Up(_Link(cell))
-    assert ota.http_via(up)() == (cell.open, "ctx") and up.ota.cellular  # the budget counts on cellular
-    assert ota.http_via(_Up(_Link(_Bearer("hostnet", fixed=True))))() is None  # reaches only the broker
-    assert ota.http_via(_Up(None))() is None  # no bearer up
-    assert ota.http_via(_Up(_Link(wifi), ca=False))() is None  # no CA: never unverified
-    h = ota.http_via(_Up("direct"))()
-    assert h == (ota._direct, "ctx")
+    assert otahttp.opener_of(up) == (cell.open, "ctx") and up.ota.cellular  # the budget counts on cellular
+    assert otahttp.opener_of(_Up(_Link(_Bearer("hostnet", fixed=True)))) is None  # reaches only the broker
+    assert otahttp.opener_of(_Up(None)) is None  # no bearer up
+    assert otahttp.opener_of(_Up(_Link(wifi), ca=False)) is None  # no CA: never unverified
+    h = otahttp.opener_of(_Up("direct"))
+    assert h == (otahttp._direct, "ctx")
 
 
 def test_an_https_fetch_waits_for_alarms():
