@@ -40,9 +40,11 @@ def release_of(tmp, version, broken=False):
     t = tmp / version
     shutil.copytree(firmware_tree(), t)
     (t / "hub" / "__init__.mpy").unlink()
-    # the package's own source with its version changed (it has more than VERSION: hub.forget)
-    src = (Path(__file__).parent.parent / "firmware" / "hub" / "__init__.py").read_text()
-    (t / "hub" / "__init__.py").write_text(re.sub(r'(?m)^VERSION = ".*"$', f'VERSION = "{version}"', src, count=1))
+    # the package's own __init__ with its version changed: the rest of it (hub.forget) is code
+    # the new image needs too (a bare VERSION line made every trial crash at its first epoch)
+    init = (Path(__file__).resolve().parents[1] / "firmware" / "hub" / "__init__.py").read_text()
+    assert init.count('VERSION = "') == 1
+    (t / "hub" / "__init__.py").write_text(re.sub(r'VERSION = "[^"]*"', f'VERSION = "{version}"', init))
     if broken:
         (t / "hub" / "clock.mpy").unlink()
         (t / "hub" / "clock.py").write_text('raise ImportError("a broken build")\n')
