@@ -319,7 +319,7 @@ class Hub:
         """The update service (hub.ota.Ota), told where an update stood at the last reset."""
         from hub import ota
         o = ota.Ota(board.load()["name"], VERSION, self.ota_key, self.config.get("ota"), self.hub_telemetry,
-                    self.log)
+                    self.log, slots=self.port.firmware_slots())
         self.log("ota: %s" % o.start())
         self.ota = o
         return o
@@ -328,7 +328,7 @@ class Hub:
         while self.ota is None:
             await asyncio.sleep_ms(1000)
         from hub import ota
-        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit)
+        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit, up=self.uplink)
 
 
 def boot_quiet():

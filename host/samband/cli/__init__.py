@@ -212,7 +212,8 @@ def parser() -> argparse.ArgumentParser:
                                    "never printed): the hub package as a ROMFS image (--kind app, built now), the "
                                    "whole firmware tree for a slot folder, which hubs take over the air with "
                                    "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image "
-                                   "for an ESP32's OTA partition (--kind firmware --image FILE). "
+                                   "for an ESP32's OTA partition (--kind firmware --image FILE, whose app descriptor "
+                                   "says --version; also over the air). "
                                    "Hubs refuse it unless it is for their board, newer than what they run, and "
                                    "they run at least --min-version. Format: docs/ota.md.")
     p.add_argument("--board", required=True, help="the board it is for (`samband boards`)")
@@ -292,8 +293,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="do not print each reading as it is stored")
     p.set_defaults(func=receiver.cmd_receive)
 
-    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree release",
-                       description="Offer a release (`samband release --kind tree`) to hubs through the broker, "
+    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree or firmware release",
+                       description="Offer a release (`samband release --kind tree`, or --kind firmware for ESP32 "
+                                   "boards) to hubs through the broker, "
                                    "as the receiver's login: each hub checks it, fetches its chunks while it has "
                                    "no alarm to send, applies it, reboots into a trial and confirms it once it "
                                    "reaches the broker again, or rolls back by itself (docs/ota.md).")
@@ -303,8 +305,11 @@ def parser() -> argparse.ArgumentParser:
                            ("stop", ota.cmd_ota_stop, "end a rollout: the hubs drop what they fetched")):
         o = osub.add_parser(name, help=text, description=text)
         if name == "stage":
-            o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
+            o.add_argument("release", type=Path, help="the release file (samband release --kind tree|firmware)")
             o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
+            o.add_argument("--url", help="https:// URL of the release file (as `samband release` wrote it, "
+                                         "served with Range): the hubs fetch its image themselves, TLS verified "
+                                         "against their broker CA; chunks over MQTT otherwise")
             o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
         if name == "watch":
             o.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")

@@ -41,7 +41,7 @@ def cmd_ota_stage(args: Namespace) -> None:
         raise SambandError(f"{args.release}: {e.strerror}") from None
     hubs = _hubs(args)
     r = Rollout(data, hubs, chunk=args.chunk, on_progress=lambda h, st: print(progress_text(h, st), flush=True),
-                **login_of(args))
+                url=args.url, **login_of(args))
     r.start()
     print(f"samband ota: {args.release} ({r.version}, {len(r.parts)} chunks of {r.chunk} bytes) offered to "
           f"{len(hubs)} hub(s)", flush=True)

@@ -40,14 +40,25 @@ def chunks_of(data: bytes, size: int) -> tuple[bytes, list[bytes]]:
     return data[:start], [img[i:i + size] for i in range(0, len(img), size)]
 
 
+# a hub's refusal codes (hub/ota.py REFUSALS) in words, for the operator
+REFUSED = {"signature": "not signed by this depot's release key", "board": "built for another board",
+           "kind": "a kind of release this hub cannot take (a firmware release needs ESP32 OTA partitions)",
+           "downgrade": "older than what it runs", "too-old": "it runs a version older than the release's minimum",
+           "hash": "the image does not match its signed hash", "failed": "this release was rolled back before"}
+
+
 def progress_text(hub: str, st: dict[str, Any]) -> str:
     """One line for a hub's progress, from the "ota" entry of its status."""
     s = st.get("st", "?")
-    line = f"{hub}  runs {st.get('v', '?')}  {s}"
+    line = f"{hub}  runs {st.get('v', '?')}"
+    if st.get("fv"):
+        line += f" on firmware {st['fv']}"
+    line += f"  {s}"
     if "n" in st:
         line += f"  {st.get('have', 0)}/{st['n']} chunks of {st.get('to', '?')}"
     if st.get("r"):
-        line += f"  (refused: {st['r']})"
+        words = REFUSED.get(st["r"])
+        line += f"  (refused: {st['r']}{': ' + words if words else ''})"
     return line
 
 
@@ -132,7 +143,7 @@ class Fleet:
         hub = parts[1]
         with self._lock:
             last = self.progress.get(hub, {})
-            changed = any(last.get(k) != st.get(k) for k in ("st", "have", "v", "r"))
+            changed = any(last.get(k) != st.get(k) for k in ("st", "have", "v", "fv", "r"))
             self.progress[hub] = st
         self.status(hub, st)
         if changed and self.on_progress:
@@ -152,21 +163,33 @@ class Rollout(Fleet):
     def __init__(self, data: bytes, hubs: Iterable[str], host: str, port: int, ca: str | Path | None = None,
                  user: str = "receiver", password: str | None = None, chunk: int = DEFAULT_CHUNK,
                  on_progress: Callable[[str, dict[str, Any]], None] | None = None,
-                 gate: Callable[[str, int], bool] | None = None) -> None:
+                 gate: Callable[[str, int], bool] | None = None, url: str | None = None) -> None:
         if not 0 < chunk <= MAX_CHUNK:
             raise SambandError(f"--chunk {chunk}: a hub takes 1..{MAX_CHUNK} bytes a chunk")
+        if url is not None:
+            from hub import otahttp
+            try:
+                otahttp.parse_url(url)  # what the hubs accept
+            except ValueError as e:
+                raise SambandError(f"--url {url}: {e}") from None
+        self.url = url  # the hubs fetch the image from there (hub/otahttp.py), served with Range
         self.head, self.parts = chunks_of(data, chunk)
         m = fmt.parse_manifest(fmt.split_header(data)[0])
-        if m["kind"] != "tree":
-            raise SambandError(f"{m['kind']} releases cannot go over the air yet: `samband release --kind tree`")
+        if m["kind"] not in ("tree", "firmware"):
+            raise SambandError(f"{m['kind']} releases cannot go over the air yet: `samband release --kind tree` "
+                               f"(or --kind firmware for ESP32 boards)")
         super().__init__(hubs, host, port, ca, user, password, on_progress)
         self.version = m["v"]
+        self.kind = m["kind"]
         self.chunk = chunk
         self.sent = {h: 0 for h in self.hubs}  # chunk bytes published per hub
         self.gate = gate  # gate(hub, i): False holds chunk i back (the hub asks again); tests pace with it
 
     def offer_payload(self) -> bytes:
-        return cbor2.dumps({"o": self.head, "cs": self.chunk})
+        offer: dict[str, Any] = {"o": self.head, "cs": self.chunk}
+        if self.url is not None:
+            offer["u"] = self.url
+        return cbor2.dumps(offer)
 
     def start(self, timeout: float = 10) -> Rollout:
         super().start(timeout)
@@ -185,7 +208,8 @@ class Rollout(Fleet):
     def runs_it(self, hub: str) -> bool:
         """True once the hub reports the release's version as its own, confirmed."""
         st = self.progress.get(hub, {})
-        return st.get("v") == self.version and st.get("st") in ("done", "none")
+        runs = st.get("fv") if self.kind == "firmware" else st.get("v")  # a firmware image has its own version
+        return runs == self.version and st.get("st") in ("done", "none")
 
     def done(self) -> bool:
         return all(self.runs_it(h) for h in self.hubs)

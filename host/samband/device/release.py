@@ -77,8 +77,22 @@ def tree_image(root: str | Path) -> bytes:
         raise SambandError(f"{root}: {e}") from None
 
 
+def firmware_version(data: bytes, version: str, where: str | Path) -> None:
+    """A firmware image must say the release's version in its ESP-IDF app descriptor: the
+    hub reads its firmware version from there (hub/otafw.py image_version), so an image
+    that said another would be offered again after it was confirmed, or never count as new."""
+    from hub import otafw
+    said = otafw.image_version(data[:otafw.HEAD_BYTES])
+    if said != version:
+        raw = bytes(data[otafw.DESC + 16:otafw.DESC + 48]).split(b"\0")[0].decode("ascii", "replace")
+        what = f"says it is version {raw!r}" if raw and data[otafw.DESC:otafw.DESC + 4] == otafw.DESC_MAGIC \
+            else "has no ESP-IDF app descriptor version"
+        raise SambandError(f"--image {where} {what}, not {version}: build it with the ESP-IDF's PROJECT_VER "
+                           f"set to {version} (the hub reads its firmware version there)")
+
+
 def image_for(board: dict[str, Any], kind: str, image_path: str | Path | None = None,
-              progress: Callable[[str], None] | None = None) -> bytes:
+              progress: Callable[[str], None] | None = None, version: str | None = None) -> bytes:
     """The bytes to release: the board's ROMFS app image or its whole tree (built now,
     or the tree given), or a firmware file."""
     from samband.device import build, images
@@ -106,6 +120,8 @@ def image_for(board: dict[str, Any], kind: str, image_path: str | Path | None = 
     info = images.esp_image(data)
     if info["chip"] != board["mcu"]:
         raise SambandError(f"--image {image_path} is for an {info['chip']}, board {board['name']} is an {board['mcu']}")
+    if version is not None:
+        firmware_version(data, version, image_path)
     return data
 
 
@@ -124,7 +140,7 @@ def make(board_name: str, version: str, min_version: str = "0.0.0", kind: str = 
     check_versions(version, min_version)
     d = depot if isinstance(depot, Depot) else Depot(depot)
     seed = d.release_key()  # before the build: a key problem fails at once
-    image = image_for(board, kind, image_path, progress)
+    image = image_for(board, kind, image_path, progress, version)
     if when is None:
         when = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
     data = assemble(manifest(board_name, kind, version, min_version, image, when), image, seed)

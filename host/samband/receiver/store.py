@@ -209,6 +209,11 @@ MIGRATIONS = [
         "ALTER TABLE hubs ADD COLUMN cfg_refused BIGINT",
         "ALTER TABLE hubs ADD COLUMN cfg_reason TEXT CHECK (length(cfg_reason) <= 16)",
     ],
+    # 8: the firmware image's own version a hub reports beside its application's (receiver/versions.py,
+    # the "fv" of its "ota" entry: boards with OTA partitions, docs/ota.md)
+    [
+        "ALTER TABLE hubs ADD COLUMN firmware TEXT CHECK (length(firmware) <= 17)",
+    ],
 ]
 
 _DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")

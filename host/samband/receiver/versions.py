@@ -65,7 +65,7 @@ def _count(v: object, name: str) -> int:
 
 def parse_ota(m: object) -> dict[str, Any]:
     """The "ota" entry of a status map as {"version", "state", "target", "slot",
-    "have", "n", "refused"} (absent fields None), or BadOta saying which field
+    "have", "n", "refused", "firmware"} (absent fields None), or BadOta saying which field
     is wrong. "v" and "st" are required; unknown keys ("w", the chunks asked
     for, and whatever newer hubs add) are ignored. Pure."""
     if type(m) is not dict:
@@ -73,7 +73,7 @@ def parse_ota(m: object) -> dict[str, Any]:
     if "v" not in m or "st" not in m:
         raise BadOta("ota lacks v or st")
     out = {"version": _version(m["v"], "ota.v"), "state": _word(m["st"], "ota.st"),
-           "target": None, "slot": None, "have": None, "n": None, "refused": None}
+           "target": None, "slot": None, "have": None, "n": None, "refused": None, "firmware": None}
     if m.get("to") is not None:
         out["target"] = _version(m["to"], "ota.to")
     if m.get("s") is not None:
@@ -85,6 +85,8 @@ def parse_ota(m: object) -> dict[str, Any]:
             out[name] = _count(m[key], "ota." + key)
     if m.get("r") is not None:
         out["refused"] = _word(m["r"], "ota.r")
+    if m.get("fv") is not None:  # the firmware image's own version (ESP32 OTA partitions)
+        out["firmware"] = _version(m["fv"], "ota.fv")
     return out
 
 
@@ -128,13 +130,13 @@ def record(store: Store, cur: Any, hub_hex: str, ota: dict[str, Any], now: float
                               "WHERE hub = ? ORDER BY since DESC LIMIT 1 OFFSET ?)"),
                     (hub_hex, hub_hex, HISTORY_MAX - 1))
     cur.execute(store.q("UPDATE hubs SET version = ?, slot = ?, ota_state = ?, ota_target = ?, ota_have = ?, "
-                          "ota_n = ?, ota_refused = ?, version_at = ? WHERE hub = ?"),
+                          "ota_n = ?, ota_refused = ?, version_at = ?, firmware = ? WHERE hub = ?"),
                 (ota["version"], ota["slot"], ota["state"], ota["target"], ota["have"], ota["n"], ota["refused"],
-                 now, hub_hex))
+                 now, ota["firmware"], hub_hex))
 
 
 FLEET_KEYS = ("hub", "version", "slot", "ota_state", "ota_target", "ota_have", "ota_n", "ota_refused", "version_at",
-              "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason")
+              "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason", "firmware")
 
 
 def fleet(store: Queryable) -> list[dict[str, Any]]:
@@ -190,6 +192,9 @@ def fleet_table(rows: list[dict[str, Any]], now: float) -> list[str]:
             cfg = f"keys {r['cfg_keys']} limits {r['cfg_limits'] or '-'}"
             if r.get("cfg_refused"):
                 cfg += f" ({r['cfg_refused']} refused: {r['cfg_reason'] or '?'})"
-        body.append((r["hub"], r["version"] or "?", r["slot"] or "-", upd, cfg, _when(r["last_seen"], now)))
+        ver = r["version"] or "?"
+        if r.get("firmware"):
+            ver += " fw " + r["firmware"]  # a board's firmware image, updated on its own
+        body.append((r["hub"], ver, r["slot"] or "-", upd, cfg, _when(r["last_seen"], now)))
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + body]
