@@ -21,7 +21,9 @@ What it reproduces, byte for byte:
   a loopback data mode left by '+++' between guard times;
 * the modems' own TCP sockets (SIM7080G AT+CAOPEN/CASEND/CARECV/CACLOSE with
   +CADATAIND and +CASTATE; BG96 AT+QIOPEN/QISEND/QIRD/QICLOSE with +QIOPEN and
-  +QIURC), carrying real TCP from the host.
+  +QIURC), carrying real TCP from the host, or from a network namespace of its
+  own (Scenario.netns: the "cloud" of samband.rig.netns, so that cellular is a
+  path apart from the hub's other bearers).
 """
 
 import os
@@ -86,6 +88,8 @@ class Scenario:
     ip: str = "10.64.1.9"
     reboot_on: str = None  # a command (prefix) that makes the modem reboot instead of answering (once)
     reboot_after: tuple = None  # (command prefix, s): reboot s seconds after answering it (once)
+    urc_after: tuple = None  # (command prefix, s, line): that URC s seconds after answering it (once),
+    # e.g. "NO CARRIER" (the network dropped the data call) or "+CEREG: 0" (registration lost)
     garbage: bool = False  # noise before every reply: bytes out of ASCII and a junk line
     chunked: bool = False  # replies written a few bytes at a time
     urc_in_replies: bool = False  # a +CGEV URC inside every reply (between its lines and its final
@@ -94,6 +98,10 @@ class Scenario:
     corrupt: dict = None  # {command: information line} answered instead of the right one, then OK
     silent: bool = False  # a modem that is off: reads everything, says nothing
     in_data_call: bool = False  # still in a data call (ATD*99#) when the hub starts talking to it
+    netns: str = None  # the network namespace the modem's sockets open their TCP in (the lab's
+    # "cloud", samband.rig.netns): the mobile network as a path of its own; None: the host's
+    names: dict = None  # what the mobile network's DNS answers {name: address}; other names are
+    # resolved by the host's resolver (in netns: only addresses)
 
 
 class ModemSim:
@@ -119,6 +127,7 @@ class ModemSim:
         self._rand = random.Random(7)
         self._reboot_on = self.sc.reboot_on
         self._reboot_after = self.sc.reboot_after
+        self._urc_after = self.sc.urc_after
         self._power_on(banner=False)
         if self.sc.in_data_call:
             self.data_mode = True
@@ -296,6 +305,9 @@ class ModemSim:
         if self._reboot_after and cmd.startswith(self._reboot_after[0]):
             self._later(self._reboot_after[1], None)  # None: reboot, not a URC
             self._reboot_after = None
+        if self._urc_after and cmd.startswith(self._urc_after[0]):
+            self._later(self._urc_after[1], self._urc_after[2])
+            self._urc_after = None
         if self.sc.corrupt and cmd in self.sc.corrupt:
             return self._reply([self.sc.corrupt[cmd]])
         u = cmd.upper()
@@ -339,6 +351,9 @@ class ModemSim:
             self._last_data = time.monotonic()
             self._escape_at = None
             return self._reply(final="CONNECT 150000000")
+        if u in ("ATH", "ATH0"):  # V.250 6.3.6: hang up the data call left by '+++'
+            self.data_mode = False
+            return self._reply()
         if u == "ATO":
             self.data_mode = True
             self._last_data = time.monotonic()
@@ -460,8 +475,16 @@ class ModemSim:
     def _connect(self, cid, host, port):
         if cid in self.socks:
             return False
+        host = (self.sc.names or {}).get(host, host)
         try:
-            sk = socket.create_connection((host, port), timeout=5)
+            if self.sc.netns:
+                from samband.rig.netns import inside
+                with inside(self.sc.netns):  # the socket belongs to the cloud from here on
+                    sk = socket.socket()
+                sk.settimeout(5)
+                sk.connect((host, port))
+            else:
+                sk = socket.create_connection((host, port), timeout=5)
         except OSError:
             return False
         sk.setblocking(False)
