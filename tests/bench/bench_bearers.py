@@ -37,6 +37,12 @@ def heap():
     figure("heap, manager with two bearers and their MQTT clients (unconnected)",
            round(int(out["manager_two_bearers"]) / 1024, 1), "KB")
     figure("heap, clock imported and made", round(int(out["clock"]) / 1024, 1), "KB")
+    figure("heap, manager running (two bearers up, sessions in their back-off), beyond the above",
+           round(int(out["manager_running"]) / 1024, 1), "KB")
+    figure("heap, cellular bearer + AT engine imported (asyncio already in)",
+           round(int(out["cellular_import"]) / 1024, 1), "KB")
+    figure("heap, PPP data path (hub/bearers/ppp.py) imported beyond that",
+           round(int(out["ppp_import"]) / 1024, 1), "KB")
 
 
 def main():

@@ -62,6 +62,12 @@ async def mqtt_over_modem(cell, cfg):
             self.connected = True
             self._task = asyncio.create_task(self._reader())
 
+    def text(m):
+        try:
+            return m.decode()
+        except UnicodeError:  # a real ack is CBOR
+            return m.hex()
+
     got = []
     hub = cfg["hub"]
     ctx = None
@@ -69,7 +75,7 @@ async def mqtt_over_modem(cell, cfg):
         with open(cfg["ca"], "rb") as f:
             ctx = mqtt.tls_context(f.read())
     c = ModemClient("127.0.0.1", cfg["port"], hub, user=hub, password=cfg["password"], keepalive=30,
-                    on_message=lambda t, m: got.append([t, m.decode()]), ssl=ctx,
+                    on_message=lambda t, m: got.append([t, text(m)]), ssl=ctx,
                     server_hostname=cfg.get("server_hostname"))
     try:
         await c.connect()
@@ -79,14 +85,18 @@ async def mqtt_over_modem(cell, cfg):
     heap_session = gc.mem_alloc() - heap0
     tx0, rx0 = cell.at.tx, cell.at.rx
     await c.subscribe("samband/%s/ack" % hub)
-    await c.publish("samband/%s/up" % hub, b"sealed batch over LTE-M", qos=1)
+    tx1, rx1 = cell.at.tx, cell.at.rx
+    payload = bytes(cfg["payload_n"]) if cfg.get("payload_n") else b"sealed batch over LTE-M"
+    await c.publish("samband/%s/up" % hub, payload, qos=1)
     for _ in range(1000):
         if got:
             break
         await asyncio.sleep_ms(10)
+    await asyncio.sleep_ms(100)  # our PUBACK of the ack message goes out
     line = [cell.at.tx - tx0, cell.at.rx - rx0]  # subscribe, publish, PUBACK, the ack message
+    line_pub = [cell.at.tx - tx1, cell.at.rx - rx1]  # publish, PUBACK, the ack message, its PUBACK
     await c.disconnect()
-    return {"acks": got, "heap_session": heap_session, "line": line}
+    return {"acks": got, "heap_session": heap_session, "line": line, "line_pub": line_pub}
 
 
 async def main(path, profile, cfg, action):
