@@ -308,3 +308,23 @@ def test_tls_refuses_a_broker_the_hub_cannot_verify(mpy, tmp_path):
     err = r["extra"]["error"]
     assert err.startswith("TLS: ") and "certificate" in err, r
     assert sim.commands[-1] == "AT+CACLOSE=0"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_ppp_takes_the_uart_after_connect_and_gives_it_back(mpy, dialect):
+    # The PPP data path (hub/bearers/ppp.py) over the real pty: ATD*99# -> CONNECT, the
+    # AT engine's reader stopped and network.PPP's stand-in (tests/fw/pppstand.py) on the
+    # tty, the simulator as the network's PPP peer; down: LCP terminate, the modem back
+    # in command mode by itself (NO CARRIER, so no '+++'), ATH, power off.
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, ppp=True, guard_s=0.2), action="ppp", guard_ms=250)
+    assert r["outcomes"] == ["up"] and r["state"] == "off", r
+    e = r["extra"]
+    assert (e["data"], e["ppp_dials"], e["ppp_status"], e["ip"]) == ("ppp", 1, 4, "10.64.7.3")
+    assert e["uart_bytes"][0] > 0 and e["uart_bytes"][1] > 0  # PPP frames went both ways on the tty
+    pdp = "AT+CNACT=0,1" if dialect == "sim7080g" else "AT+QIACT=1"
+    assert pdp not in sim.commands  # the call is PPP's, no vendor context
+    i = sim.commands.index("ATD*99#")
+    off = "AT+CPOWD=1" if dialect == "sim7080g" else "AT+QPOWD=1"
+    # back: AT (a '+++' sent to a modem already in command mode would have made it "+++AT"), ATH, power off
+    assert sim.commands[i + 1:] == ["AT", "ATH", off]
+    assert [w for _, w in sim.events if str(w).startswith("ppp ")] == ["ppp 1", "ppp 5"]  # configure, terminate

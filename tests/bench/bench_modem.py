@@ -51,14 +51,14 @@ def echo_server():
     return srv.getsockname()[1]
 
 
-def bring_up(dialect, action="up", romfs=None, **cfg):
+def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
     cfg.setdefault("apn", "internet")
     heap = "100k"
     if romfs:  # the image is read into the heap first (no flash to map it from): the limit grows by it
         os.environ["SAMBAND_MODEM_ROMFS"] = str(romfs)
         heap = str(100 * 1024 + romfs.stat().st_size + 1024)
     try:
-        with ModemSim(Scenario(dialect=dialect, registration=[(0, 1)])) as sim:
+        with ModemSim(Scenario(dialect=dialect, registration=[(0, 1)], **(sc or {}))) as sim:
             out = run_mpy([str(FW_TESTS / "modem_check.py"), sim.path, dialect, json.dumps(cfg), action],
                           heap=heap)
     finally:
@@ -149,6 +149,11 @@ def main():
         figure(f"{dialect} bytes per bring-up, modem -> hub", m["at_rx"], "B")
         figure(f"{dialect} commands per bring-up", r["commands"])
         figure(f"{dialect} first AT to data context, best of 5", min(x["metrics"]["connect_ms"] for x in runs), "ms")
+        figure(f"{dialect} first AT to registered, best of 5", min(x["metrics"]["register_ms"] for x in runs), "ms")
+        ppp = [bring_up(dialect, "ppp", sc={"ppp": True, "guard_s": 0.2}, guard_ms=250) for _ in range(3)]
+        figure(f"{dialect} first AT to PPP up (ATD*99#, network.PPP's stand-in, the simulator's LCP), best of 3",
+               min(x["extra"]["connect_ms"] for x in ppp), "ms")
+        figure(f"{dialect} heap, bearer up over PPP (its stand-in included)", ppp[0]["heap_up"], "B")
         rom = bring_up(dialect, romfs=build.romfs_path("vhub"))
         figure(f"{dialect} heap, bearer imported, hub package run in place from ROMFS", rom["heap_import"], "B")
         figure(f"{dialect} heap, bearer up, from ROMFS", rom["heap_up"], "B")

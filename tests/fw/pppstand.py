@@ -44,7 +44,8 @@ LCP, PAP, CHAP, IPCP = 0xC021, 0xC023, 0xC223, 0x8021
 
 def frame(proto, code, ident=1, data=b""):
     """One PPP frame in HDLC-like framing (RFC 1662): flag, address, control,
-    protocol, code/id/length, data, FCS-16, flag (no byte stuffing needed here)."""
+    protocol, code/id/length, data, FCS-16, flag; 0x7E, 0x7D and control bytes
+    escaped (the ACCM before LCP agrees another)."""
     body = bytes([0xFF, 0x03, proto >> 8, proto & 0xFF, code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
     fcs = 0xFFFF
     for b in body:
@@ -52,7 +53,27 @@ def frame(proto, code, ident=1, data=b""):
         for _ in range(8):
             fcs = (fcs >> 1) ^ 0x8408 if fcs & 1 else fcs >> 1
     fcs ^= 0xFFFF
-    return b"\x7e" + body + bytes([fcs & 0xFF, fcs >> 8]) + b"\x7e"
+    out = bytearray(b"\x7e")
+    for b in body + bytes([fcs & 0xFF, fcs >> 8]):
+        if b in (0x7E, 0x7D) or b < 0x20:
+            out.append(0x7D)
+            out.append(b ^ 0x20)
+        else:
+            out.append(b)
+    out.append(0x7E)
+    return bytes(out)
+
+
+def _unstuff(raw):
+    f = bytearray()
+    esc = False
+    for b in raw:
+        if b == 0x7D:
+            esc = True
+            continue
+        f.append(b ^ 0x20 if esc else b)
+        esc = False
+    return f
 
 
 def frames(buf):
@@ -65,7 +86,7 @@ def frames(buf):
         j = buf.find(b"\x7e", i + 1)
         if j < 0:
             return out, buf[i:]
-        f = buf[i + 1:j]
+        f = _unstuff(buf[i + 1:j])
         if len(f) >= 6 and f[0] == 0xFF:
             out.append(((f[2] << 8) | f[3], f[4]))
         buf = buf[j:] if j + 1 < len(buf) and buf[j + 1] != 0x7E else buf[j + 1:]

@@ -19,9 +19,10 @@
 # * connect() makes PPP lwIP's default interface and its DNS the global one
 #   (pppapi_set_default, ppp_set_usepeerdns): sockets follow it. That is why
 #   the ESP32 port uses PPP only where cellular is the board's one IP bearer.
-# * Back to commands: disconnect() (LCP terminate), then the V.250 escape
-#   ('+++' between guard times; a modem that already dropped to command mode
-#   says nothing to it) and ATH, so the modem leaves the data call.
+# * Back to commands: disconnect() (LCP terminate); a modem whose PPP peer saw
+#   the terminate leaves data mode itself and says NO CARRIER; one that did not
+#   gets the V.250 escape ('+++' between guard times); then ATH, so the modem
+#   leaves the data call.
 
 try:
     import asyncio
@@ -136,10 +137,14 @@ class PppLink:
         at.start()
         at.data_mode = True  # whatever the modem sends now is not a reply
         guard = self.cell.cfg.get("guard_ms", 1000)
-        try:
-            await at.escape(guard_ms=guard)
-        except ATError:
-            pass  # it left data mode by itself (NO CARRIER) and ignores '+++'
+        await sleep_ms(guard)
+        if b"NO CARRIER" in at.take_data():
+            at.data_mode = False  # PPP's end took it back to commands (V.250 NO CARRIER): no '+++'
+        else:
+            try:
+                await at.escape(guard_ms=guard)
+            except ATError:
+                pass  # it left data mode unheard and ignores '+++': AT below finds out
         if await at.sync(tries=3, timeout_ms=guard):
             try:
                 await at.cmd("ATH", 5000)

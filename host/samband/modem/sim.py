@@ -65,6 +65,25 @@ def _args(s):
     return out
 
 
+def _ppp_frame(code, ident, data=b""):
+    """An LCP packet in HDLC-like framing (RFC 1662): FCS-16 over address to data, 0x7E,
+    0x7D and control bytes escaped (the default ACCM)."""
+    body = bytes([0xFF, 0x03, 0xC0, 0x21, code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
+    fcs = 0xFFFF
+    for b in body:
+        fcs ^= b
+        for _ in range(8):
+            fcs = (fcs >> 1) ^ 0x8408 if fcs & 1 else fcs >> 1
+    fcs ^= 0xFFFF
+    out = bytearray(b"\x7e")
+    for b in body + bytes([fcs & 0xFF, fcs >> 8]):
+        if b in (0x7E, 0x7D) or b < 0x20:
+            out += bytes([0x7D, b ^ 0x20])
+        else:
+            out.append(b)
+    return bytes(out + b"\x7e")
+
+
 @dataclass
 class Scenario:
     """What the simulated modem and its network do. Times are seconds after
@@ -98,6 +117,8 @@ class Scenario:
     corrupt: dict = None  # {command: information line} answered instead of the right one, then OK
     silent: bool = False  # a modem that is off: reads everything, says nothing
     in_data_call: bool = False  # still in a data call (ATD*99#) when the hub starts talking to it
+    ppp: bool = False  # in data mode the network's PPP peer (LCP Configure-Ack, Terminate-Ack and
+    # back to commands with NO CARRIER) instead of a loopback
     netns: str = None  # the network namespace the modem's sockets open their TCP in (the lab's
     # "cloud", samband.rig.netns): the mobile network as a path of its own; None: the host's
     names: dict = None  # what the mobile network's DNS answers {name: address}; other names are
@@ -292,7 +313,43 @@ class ModemSim:
             return
         self._escape_at = None
         self._last_data = now
+        if self.sc.ppp:
+            self._ppp(data)
+            return
         self._write(data)  # loopback: the "network" echoes what it is sent
+
+    def _ppp(self, data):
+        """The network's end of PPP, as far as a link up and down needs (RFC 1661 LCP in
+        RFC 1662 framing): a Configure-Request is acknowledged, a Terminate-Request too,
+        after which the modem is back in command mode and says NO CARRIER."""
+        self._pppbuf = getattr(self, "_pppbuf", b"") + data
+        while True:
+            i = self._pppbuf.find(b"\x7e")
+            j = self._pppbuf.find(b"\x7e", i + 1) if i >= 0 else -1
+            if j < 0:
+                self._pppbuf = self._pppbuf[i:] if i >= 0 else b""
+                return
+            raw, self._pppbuf = self._pppbuf[i + 1:j], self._pppbuf[j:]
+            f = bytearray()
+            esc = False
+            for b in raw:  # RFC 1662 4.2: 0x7D escapes the next byte, XOR 0x20
+                if b == 0x7D:
+                    esc = True
+                    continue
+                f.append(b ^ 0x20 if esc else b)
+                esc = False
+            if len(f) < 8 or f[:4] != b"\xff\x03\xc0\x21":
+                continue
+            code, ident = f[4], f[5]
+            self.events.append((time.monotonic(), "ppp %d" % code))
+            if code == 1:
+                self._write(_ppp_frame(2, ident, bytes(f[8:-2])))  # Configure-Ack of its options
+            elif code == 5:
+                self._write(_ppp_frame(6, ident))  # Terminate-Ack
+                self.data_mode = False
+                self._urc("NO CARRIER")
+                self._pppbuf = b""
+                return
 
     def _command(self, cmd):
         self.commands.append(cmd)
