@@ -132,7 +132,7 @@ def test_a_peer_that_never_answers_times_out():
     assert outcome == "ppp-timeout" and m.commands[-1] == "ATH"
 
 
-def test_a_dropped_link_degrades_and_down_returns_to_commands():
+def test_a_dropped_link_fails_the_bearer_and_the_next_up_dials_again():
     m = PppModem(answers())
 
     async def then(cell):
@@ -142,16 +142,21 @@ def test_a_dropped_link_degrades_and_down_returns_to_commands():
         cell.link._task = asyncio.create_task(cell.link._watch())
         m.push(frame(LCP, 5))  # the network ends the link: Terminate-Request
         for _ in range(100):
-            if cell.state == "degraded":
+            if cell.state == "failed":
                 break
             await asyncio.sleep(0.01)
-        seen = (cell.state, cell.reason, PPP.made[0].status(), cell.metrics()["ppp_drops"])
+        seen = [cell.state, cell.reason, PPP.made[0].status(), cell.metrics()["ppp_drops"]]
+        await cell.up()  # what the manager does with a failed bearer
+        seen += [cell.state, cell.metrics()["ppp_status"], m.commands.count("ATD*99#"), len(PPP.made)]
         await cell.down()
         return seen
 
     cell, uart, outcome, seen = run(m, then=then)
     assert outcome == "up"
-    assert seen == ("degraded", "data-lost", -6, 1)  # lwIP: PPPERR_CONNECT
+    # lwIP's PPPERR_CONNECT: the link is over, so the bearer failed (a manager brings it up again)
+    assert seen[:4] == ["failed", "data-lost", -6, 1]
+    assert seen[4:] == ["up", 4, 2, 2]  # dialled again, a new network.PPP on the same UART
+    assert m.commands.count("ATH") == 2  # the first call hung up before the second dial
     assert cell.state == "off" and cell.link is None
     assert uart.irqs[-1] == (False, 0) and uart.handler is None
     assert m.commands[-2:] == ["ATH", "AT+CPOWD=1"]  # no AT+CNACT=0,0: PPP had no vendor context

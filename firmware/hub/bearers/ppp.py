@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
-from hub.bearers import DEGRADED, UP, BearerError
+from hub.bearers import DEGRADED, FAILED, UP, BearerError
 from hub.bearers.at import ATError, sleep_ms, ticks_diff, ticks_ms
 
 DIAL = "ATD*99#"   # 27.007 10.2.1.1: packet domain, the context AT+CGDCONT=1 defined
@@ -93,12 +93,21 @@ class PppLink:
     async def _watch(self):
         # The AT engine is deaf while PPP owns the UART: the link's own state is
         # the only news of a dropped call (NO CARRIER ends up as lwIP's "connection lost").
+        # A link in ERROR is over (lwIP does not dial again): FAILED, so that the manager
+        # brings the bearer up again, which dials anew; one only renegotiating is DEGRADED.
         cell = self.cell
         while True:
             await sleep_ms(WATCH_MS)
-            ok = self.ppp.isconnected()
-            if not ok and cell.state == UP:
+            ppp = self.ppp
+            if ppp is None:
+                return
+            ok = ppp.isconnected()
+            if not ok and cell.state in (UP, DEGRADED) and ppp.status() < 0:
                 self.drops += 1
+                self._task = None
+                cell.set_state(FAILED, "data-lost")
+                return
+            if not ok and cell.state == UP:
                 cell.set_state(DEGRADED, "data-lost")
             elif ok and cell.state == DEGRADED and cell.reason == "data-lost":
                 cell.set_state(UP)
