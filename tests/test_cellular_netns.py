@@ -4,7 +4,9 @@ and a cellular bearer whose modem is the simulator on a pty; the simulator's
 socket commands open their TCP in the lab's cloud namespace (the mobile
 network), never through the hub's namespace or the host's. With a's veth
 black-holed by nftables, readings and alarms still reach the receiver's
-database, over AT+CAOPEN / AT+QIOPEN with TLS on the hub.
+database, over AT+CAOPEN / AT+QIOPEN with TLS on the hub; and when the
+mobile network then takes the data context down, the bearer is brought up
+again and carries the rest.
 
 The broker's log tells the paths apart: a's session comes from a's veth
 (10.99.1.2), the cellular one from the cloud itself (10.99.255.1, where the
@@ -78,6 +80,14 @@ def test_cellular_carries_readings_while_the_wifi_veth_is_black_holed(tmp_path, 
         rig.wait(lambda: h.state()["bearer"] == "cell", TIMEOUT, "routine on the cellular bearer")
         rig.wait(lambda: bearer(h, "cell")["sent"] >= cell_sent + 5, TIMEOUT, "routine batches over the modem")
         rig.wait(lambda: bearer(h, "a").get("state") == "degraded", TIMEOUT, "bearer a degraded")
+        # the mobile network takes the data context down (its sockets with it): the bearer
+        # fails, the manager brings it up again (a second context activation), data goes on
+        activate = "AT+CNACT=0,1" if dialect == "sim7080g" else "AT+QIACT=1"
+        assert sim.commands.count(activate) == 1
+        sim.drop_context()
+        rig.wait(lambda: sim.commands.count(activate) == 2, TIMEOUT, "the context activated again")
+        rig.wait(lambda: bearer(h, "cell").get("live") and bearer(h, "cell")["sessions"] >= 2, TIMEOUT,
+                 "a new cellular session")
         rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain over cellular alone")
         assert len(check_exactly_once(rig, h)) == total
         assert bearer(h, "cell")["state"] == "up"

@@ -180,6 +180,17 @@ def test_no_carrier_while_up_degrades_the_bearer(mpy, dialect, last):
     assert r["metrics"]["stray"] == 0 and sim.reboots == 0
 
 
+@pytest.mark.parametrize("dialect, last, urc", [("sim7080g", "AT+CNACT?", "+APP PDP: 0,DEACTIVE"),
+                                                ("bg96", "AT+QIACT?", '+QIURC: "pdpdeact",1')])
+def test_context_taken_down_by_the_network_fails_the_bearer(mpy, dialect, last, urc):
+    # The network deactivates the data context: nothing comes back by itself, so the
+    # bearer is failed (a manager brings it up again), not merely degraded.
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, urc_after=(last, 0.2, urc)), action="watch")
+    assert r["outcomes"] == ["up"], r
+    assert (r["state"], r["reason"]) == ("failed", "data-lost"), r
+    assert r["metrics"]["stray"] == 0
+
+
 def test_garbage_and_fragmented_replies_do_not_stop_a_bring_up(mpy):
     r, _ = bring_up(mpy, Scenario(garbage=True, chunked=True))
     assert r["outcomes"] == ["up"], r

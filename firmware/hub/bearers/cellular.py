@@ -94,8 +94,15 @@ class Cellular(Bearer):
                     self.set_state(UP)
                 else:
                     self.set_state(DEGRADED, "lost-registration")
-        elif self.state in (UP, DEGRADED) and (
-                line == "NO CARRIER" or line == self.profile["pdp_down_urc"]):
+        elif self.state in (UP, DEGRADED) and line.startswith(self.profile["pdp_down_urc"]):
+            # The network took the data context down (BG96 names it: '+QIURC: "pdpdeact",1'):
+            # the modem's sockets went with it and nothing comes back by itself. Failed, so
+            # that a manager brings the bearer up again, as after a reboot.
+            for s in self.sockets.values():
+                s.gone()
+            self.sockets = {}
+            self.set_state(FAILED, "data-lost")
+        elif self.state in (UP, DEGRADED) and line == "NO CARRIER":
             self.set_state(DEGRADED, "data-lost")
 
     def _on_reboot(self):
@@ -289,7 +296,7 @@ class Cellular(Bearer):
                 u = await at.next_urc(left)
                 if u == want:
                     break
-                if u == p["pdp_down_urc"]:
+                if u is not None and u.startswith(p["pdp_down_urc"]):
                     raise BearerError("pdp-failed", "the network refused the data context")
                 if self.state == FAILED:
                     raise BearerError(self.reason or "rebooted")

@@ -599,6 +599,21 @@ class ModemSim:
 
     # ------------------------------------------------------------ running
 
+    def drop_context(self):
+        """The network takes the data context down (from any thread): its sockets close
+        (their closed URCs), then the vendor's context-down URC."""
+        with self._lock:
+            self._requests.append("drop")
+        os.write(self._wake_w, b"!")
+
+    def _drop_context(self):
+        self.pdp_active = False
+        self.events.append((time.monotonic(), "context dropped"))
+        for cid in list(self.socks):
+            self.socks.pop(cid)["s"].close()
+            self._sock_urc(cid, "closed")
+        self._urc("+APP PDP: 0,DEACTIVE" if self.sc.dialect == "sim7080g" else '+QIURC: "pdpdeact",1')
+
     def reboot(self):
         """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
         if self._thread is not None and threading.current_thread() is not self._thread:
@@ -632,6 +647,8 @@ class ModemSim:
                 for q in reqs:
                     if q == "reboot":
                         self.reboot()
+                    elif q == "drop":
+                        self._drop_context()
             if self.master in r:
                 try:
                     data = os.read(self.master, 4096)
