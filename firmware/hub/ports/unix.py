@@ -84,7 +84,10 @@ class Port(BasePort):
             # where no /dev/pts exists: reach the host's pty through a VfsPosix of its folder.
             import vfs
             d, _, name = path.rpartition("/")
-            vfs.mount(vfs.VfsPosix(d), "/_modem")
+            try:
+                vfs.mount(vfs.VfsPosix(d), "/_modem")
+            except OSError:
+                pass  # mounted by an earlier call
             return serial.open_pty("/_modem/" + name), None
 
     def make_bearer(self, kind, name, spec):
