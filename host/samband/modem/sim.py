@@ -26,6 +26,8 @@ What it reproduces, byte for byte:
   path apart from the hub's other bearers).
 """
 
+from __future__ import annotations
+
 import os
 import pty
 import random
@@ -34,6 +36,7 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 VTIME, VMIN = 5, 6
@@ -49,7 +52,7 @@ DIALECTS = {
 }
 
 
-def _args(s):
+def _args(s: str) -> list[str]:
     """'0,1,"apn","u","p",3' -> ['0', '1', 'apn', 'u', 'p', '3'] (the simulator's own
     parser: it must not share a bug with the hub's atparse)."""
     out, cur, quoted = [], "", False
@@ -65,7 +68,7 @@ def _args(s):
     return out
 
 
-def _ppp_frame(code, ident, data=b""):
+def _ppp_frame(code: int, ident: int, data: bytes = b"") -> bytes:
     """An LCP packet in HDLC-like framing (RFC 1662): FCS-16 over address to data, 0x7E,
     0x7D and control bytes escaped (the default ACCM)."""
     body = bytes([0xFF, 0x03, 0xC0, 0x21, code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
@@ -129,7 +132,7 @@ class ModemSim:
     """The modem on a pty: start() it, give `path` to the hub, stop() it.
     `commands` lists every command line received; `rx`/`tx` count bytes."""
 
-    def __init__(self, scenario=None):
+    def __init__(self, scenario: Scenario | None = None) -> None:
         self.sc = scenario or Scenario()
         self.dialect = DIALECTS[self.sc.dialect]
         self.master, self._slave = pty.openpty()
@@ -157,7 +160,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ state
 
-    def _power_on(self, banner):
+    def _power_on(self, banner: bool) -> None:
         self.echo = True
         self.cmee = 0
         self.cereg_n = 0
@@ -187,7 +190,7 @@ class ModemSim:
             return "READY"
         return "SIM PIN" if self.sc.sim == "pin" else "SIM PUK"
 
-    def _registration(self):
+    def _registration(self) -> None:
         """Advance the scripted registration; URCs for every change."""
         if self.radio_t0 is None:
             return
@@ -223,7 +226,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ output
 
-    def _write(self, data):
+    def _write(self, data: bytes) -> None:
         if self.sc.chunked:
             i = 0
             while i < len(data):
@@ -235,10 +238,10 @@ class ModemSim:
             os.write(self.master, data)
         self.tx += len(data)
 
-    def _urc(self, line):
+    def _urc(self, line: str) -> None:
         self._write(b"\r\n" + line.encode() + b"\r\n")
 
-    def _flush_timers(self):
+    def _flush_timers(self) -> None:
         now = time.monotonic()
         due = [t for t in self.timers if t[0] <= now]
         self.timers = [t for t in self.timers if t[0] > now]
@@ -249,10 +252,10 @@ class ModemSim:
             self._urc(ln)
         self._registration()
 
-    def _later(self, seconds, line):
+    def _later(self, seconds: float, line: str | None) -> None:
         self.timers.append((time.monotonic() + seconds, line))
 
-    def _reply(self, lines=(), final="OK"):
+    def _reply(self, lines: Iterable[str] = (), final: str | None = "OK") -> None:
         out = b""
         if self.sc.garbage:
             out += bytes([0x00, 0xFF, 0x80, 0x1B]) + b"\r\n~#%&junk\r\n"
@@ -264,7 +267,7 @@ class ModemSim:
             out += b"\r\n" + final.encode() + b"\r\n"
         self._write(out)
 
-    def _error(self, code):
+    def _error(self, code: int) -> None:
         if self.cmee == 1:
             self._reply(final="+CME ERROR: %d" % code)
         elif self.cmee == 2:
@@ -274,7 +277,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ input
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         if self.off:
             return
         if self.data_mode:
@@ -306,7 +309,7 @@ class ModemSim:
                 continue
             self.line.append(b)
 
-    def _data(self, data):
+    def _data(self, data: bytes) -> None:
         now = time.monotonic()
         if data == b"+++" and now - self._last_data >= self.sc.guard_s * 0.9:
             self._escape_at = now
@@ -318,7 +321,7 @@ class ModemSim:
             return
         self._write(data)  # loopback: the "network" echoes what it is sent
 
-    def _ppp(self, data):
+    def _ppp(self, data: bytes) -> None:
         """The network's end of PPP, as far as a link up and down needs (RFC 1661 LCP in
         RFC 1662 framing): a Configure-Request is acknowledged, a Terminate-Request too,
         after which the modem is back in command mode and says NO CARRIER."""
@@ -351,7 +354,7 @@ class ModemSim:
                 self._pppbuf = b""
                 return
 
-    def _command(self, cmd):
+    def _command(self, cmd: str) -> None:
         self.commands.append(cmd)
         self.events.append((time.monotonic(), cmd))
         self._flush_timers()  # URCs that fell due land between the echo and the reply
@@ -420,7 +423,7 @@ class ModemSim:
             return self._sim7080g(cmd, u)
         return self._bg96(cmd, u)
 
-    def _pin(self, pin):
+    def _pin(self, pin: str) -> None:
         if self.sc.sim != "pin" or self.sim_ready:
             return self._error(3)
         if pin != self.sc.pin:
@@ -430,7 +433,7 @@ class ModemSim:
         self._reply()
         self._urc("+CPIN: READY")
 
-    def _pdp_allowed(self):
+    def _pdp_allowed(self) -> bool:
         if self.stat not in (1, 5):
             return False
         if self.sc.apn is not None and self.pdp_apn != self.sc.apn:
@@ -439,7 +442,7 @@ class ModemSim:
             return False
         return True
 
-    def _sim7080g(self, cmd, u):
+    def _sim7080g(self, cmd: str, u: str) -> None:
         if u.startswith("AT+CAOPEN="):
             a = _args(cmd[10:])
             cid = int(a[0])
@@ -484,7 +487,7 @@ class ModemSim:
             return None
         return self._reply(final="ERROR")
 
-    def _bg96(self, cmd, u):
+    def _bg96(self, cmd: str, u: str) -> None:
         if u.startswith("AT+QIOPEN="):
             a = _args(cmd[10:])
             cid = int(a[1])
@@ -529,7 +532,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ sockets (real TCP on the host)
 
-    def _connect(self, cid, host, port):
+    def _connect(self, cid: int, host: str, port: int) -> bool:
         if cid in self.socks:
             return False
         host = (self.sc.names or {}).get(host, host)
@@ -549,7 +552,7 @@ class ModemSim:
         self.events.append((time.monotonic(), "open %d" % cid))
         return True
 
-    def _prompt(self, argstr, final):
+    def _prompt(self, argstr: str, final: str) -> None:
         cid, n = (int(x) for x in argstr.split(","))
         sk = self.socks.get(cid)
         if sk is None or not sk["open"] or not 0 < n <= 1460:
@@ -558,7 +561,7 @@ class ModemSim:
         self._collect = (cid, n, bytearray(), final)
         return None
 
-    def _take(self, cid, n):
+    def _take(self, cid: int, n: int) -> bytes | None:
         sk = self.socks.get(cid)
         if sk is None:
             return None
@@ -568,19 +571,19 @@ class ModemSim:
             sk["ind"] = False
         return data
 
-    def _close(self, cid):
+    def _close(self, cid: int) -> None:
         sk = self.socks.pop(cid, None)
         if sk is not None:
             sk["s"].close()
         return self._reply()
 
-    def _sock_urc(self, cid, what):
+    def _sock_urc(self, cid: int, what: str) -> None:
         if self.sc.dialect == "sim7080g":
             self._urc("+CADATAIND: %d" % cid if what == "data" else "+CASTATE: %d,0" % cid)
         else:
             self._urc('+QIURC: "%s",%d' % ("recv" if what == "data" else "closed", cid))
 
-    def _sock_readable(self, cid):
+    def _sock_readable(self, cid: int) -> None:
         sk = self.socks[cid]
         try:
             data = sk["s"].recv(4096)
@@ -599,14 +602,14 @@ class ModemSim:
 
     # ------------------------------------------------------------ running
 
-    def drop_context(self):
+    def drop_context(self) -> None:
         """The network takes the data context down (from any thread): its sockets close
         (their closed URCs), then the vendor's context-down URC."""
         with self._lock:
             self._requests.append("drop")
         os.write(self._wake_w, b"!")
 
-    def _drop_context(self):
+    def _drop_context(self) -> None:
         self.pdp_active = False
         self.events.append((time.monotonic(), "context dropped"))
         for cid in list(self.socks):
@@ -614,7 +617,7 @@ class ModemSim:
             self._sock_urc(cid, "closed")
         self._urc("+APP PDP: 0,DEACTIVE" if self.sc.dialect == "sim7080g" else '+QIURC: "pdpdeact",1')
 
-    def reboot(self):
+    def reboot(self) -> None:
         """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
         if self._thread is not None and threading.current_thread() is not self._thread:
             with self._lock:
@@ -626,7 +629,7 @@ class ModemSim:
         time.sleep(0.05)  # a real module is silent for a while; any half line is lost
         self._power_on(banner=True)
 
-    def _loop(self):
+    def _loop(self) -> None:
         while not self._stop:
             due = self._next_due()
             timeout = 0.5 if due is None else min(0.5, due)
@@ -664,12 +667,12 @@ class ModemSim:
             if not self.off:
                 self._flush_timers()
 
-    def start(self):
+    def start(self) -> ModemSim:
         self._thread = threading.Thread(target=self._loop, name="modem-sim", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop = True
         os.write(self._wake_w, b"!")
         if self._thread is not None:
@@ -682,8 +685,8 @@ class ModemSim:
             except OSError:
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> ModemSim:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
