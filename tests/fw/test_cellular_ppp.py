@@ -229,6 +229,12 @@ def test_esp32_port_uses_ppp_only_where_cellular_is_the_one_ip_bearer():
         forced = dict(cell, data="ppp")
         assert _esp32(True).bearers({"bearers": [wifi, forced]})[1].make_ppp is not None
         assert _esp32(False).bearers({"bearers": [cell]})[0].make_ppp is None  # a firmware without PPP
+        try:
+            _esp32(True).bearers({"bearers": [dict(cell, data="pp")]})
+        except BearerError as e:
+            assert e.reason == "bad-config" and "ppp or sockets" in str(e)
+        else:
+            raise AssertionError("a data path the hub does not know was taken")
     finally:
         serial.stream = stream
         for k, v in saved.items():

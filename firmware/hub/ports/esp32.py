@@ -70,6 +70,9 @@ class Port(BasePort):
             # (which never touch the route) carry cellular. "data": "ppp" | "sockets" decides.
             import network
             mode = spec.get("data") or ("sockets" if getattr(self, "_ip_beside", False) else "ppp")
+            if mode not in ("ppp", "sockets"):
+                from hub.bearers import BearerError
+                raise BearerError("bad-config", "bearer %s: data must be ppp or sockets, not %r" % (name, mode))
             if mode == "ppp" and hasattr(network, "PPP"):
                 m = self.modem()
                 if m is None:
