@@ -26,3 +26,31 @@ a4 = gc.mem_alloc()
 print("manager_import", a2 - a1)
 print("manager_two_bearers", a3 - a2)
 print("clock", a4 - a3)
+
+
+async def running():
+    # the manager's tasks started: bearers up, each session failing to connect (nothing
+    # listens on ports 1 and 2) and waiting out its back-off, as when a path is down
+    m.start()
+    await asyncio.sleep_ms(300)
+    gc.collect()
+    a = gc.mem_alloc()
+    m.stop()
+    return a
+
+
+a5 = asyncio.run(running())
+print("manager_running", a5 - a4)
+# the cellular bearer's modules, then what PPP adds (imported only on a board with network.PPP)
+gc.collect()
+a6 = gc.mem_alloc()
+from hub.bearers import cellular  # noqa: E402, F401
+
+gc.collect()
+a7 = gc.mem_alloc()
+from hub.bearers import ppp  # noqa: E402, F401
+
+gc.collect()
+a8 = gc.mem_alloc()
+print("cellular_import", a7 - a6)
+print("ppp_import", a8 - a7)

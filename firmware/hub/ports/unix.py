@@ -81,7 +81,18 @@ class Port(BasePort):
         if not path:
             return None
         from hub.bearers import serial
-        return serial.open_pty(path), None
+        try:
+            return serial.open_pty(path), None
+        except OSError:
+            # Under the supervisor "/" is the hub's flash (littlefs, host/samband/vhub/boot.py),
+            # where no /dev/pts exists: reach the host's pty through a VfsPosix of its folder.
+            import vfs
+            d, _, name = path.rpartition("/")
+            try:
+                vfs.mount(vfs.VfsPosix(d), "/_modem")
+            except OSError:
+                pass  # mounted by an earlier call
+            return serial.open_pty("/_modem/" + name), None
 
     def make_bearer(self, kind, name, spec):
         # The virtual hub's IP bearers are fixed TCP paths (a relay each in tests).

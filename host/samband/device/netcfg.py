@@ -211,11 +211,25 @@ def apply(cfg: dict[str, Any], secrets: dict[str, str], board: dict[str, Any], o
 
     if opts.bearer_order is not None:
         bearers = order(bearers, opts.bearer_order)
+    if board.get("port") == "esp32":
+        _ppp_auth(bearers)
     if bearers:
         cfg["bearers"] = bearers
     else:
         cfg.pop("bearers", None)
     return cfg, secrets
+
+
+def _ppp_auth(bearers: list[dict[str, Any]]) -> None:
+    """An ESP32 whose one IP bearer is cellular carries it over network.PPP (firmware
+    hub/ports/esp32.py, docs/bearers.md), which takes PAP or CHAP, not "any"."""
+    if {b.get("kind") for b in bearers} & {"wifi", "lan"}:
+        return
+    for b in bearers:
+        if (b.get("kind") == "cellular" and b.get("auth") == "any" and b.get("user") is not None
+                and b.get("data") != "sockets"):
+            raise SambandError("--apn-auth any: this ESP32's one IP bearer is cellular, carried by "
+                               "network.PPP, which takes pap or chap: choose one")
 
 
 def order(bearers: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

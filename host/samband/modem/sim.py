@@ -21,7 +21,9 @@ What it reproduces, byte for byte:
   a loopback data mode left by '+++' between guard times;
 * the modems' own TCP sockets (SIM7080G AT+CAOPEN/CASEND/CARECV/CACLOSE with
   +CADATAIND and +CASTATE; BG96 AT+QIOPEN/QISEND/QIRD/QICLOSE with +QIOPEN and
-  +QIURC), carrying real TCP from the host.
+  +QIURC), carrying real TCP from the host, or from a network namespace of its
+  own (Scenario.netns: the "cloud" of samband.rig.netns, so that cellular is a
+  path apart from the hub's other bearers).
 """
 
 from __future__ import annotations
@@ -66,6 +68,25 @@ def _args(s: str) -> list[str]:
     return out
 
 
+def _ppp_frame(code: int, ident: int, data: bytes = b"") -> bytes:
+    """An LCP packet in HDLC-like framing (RFC 1662): FCS-16 over address to data, 0x7E,
+    0x7D and control bytes escaped (the default ACCM)."""
+    body = bytes([0xFF, 0x03, 0xC0, 0x21, code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
+    fcs = 0xFFFF
+    for b in body:
+        fcs ^= b
+        for _ in range(8):
+            fcs = (fcs >> 1) ^ 0x8408 if fcs & 1 else fcs >> 1
+    fcs ^= 0xFFFF
+    out = bytearray(b"\x7e")
+    for b in body + bytes([fcs & 0xFF, fcs >> 8]):
+        if b in (0x7E, 0x7D) or b < 0x20:
+            out += bytes([0x7D, b ^ 0x20])
+        else:
+            out.append(b)
+    return bytes(out + b"\x7e")
+
+
 @dataclass
 class Scenario:
     """What the simulated modem and its network do. Times are seconds after
@@ -89,6 +110,8 @@ class Scenario:
     ip: str = "10.64.1.9"
     reboot_on: str = None  # a command (prefix) that makes the modem reboot instead of answering (once)
     reboot_after: tuple = None  # (command prefix, s): reboot s seconds after answering it (once)
+    urc_after: tuple = None  # (command prefix, s, line): that URC s seconds after answering it (once),
+    # e.g. "NO CARRIER" (the network dropped the data call) or "+CEREG: 0" (registration lost)
     garbage: bool = False  # noise before every reply: bytes out of ASCII and a junk line
     chunked: bool = False  # replies written a few bytes at a time
     urc_in_replies: bool = False  # a +CGEV URC inside every reply (between its lines and its final
@@ -97,6 +120,12 @@ class Scenario:
     corrupt: dict = None  # {command: information line} answered instead of the right one, then OK
     silent: bool = False  # a modem that is off: reads everything, says nothing
     in_data_call: bool = False  # still in a data call (ATD*99#) when the hub starts talking to it
+    ppp: bool = False  # in data mode the network's PPP peer (LCP Configure-Ack, Terminate-Ack and
+    # back to commands with NO CARRIER) instead of a loopback
+    netns: str = None  # the network namespace the modem's sockets open their TCP in (the lab's
+    # "cloud", samband.rig.netns): the mobile network as a path of its own; None: the host's
+    names: dict = None  # what the mobile network's DNS answers {name: address}; other names are
+    # resolved by the host's resolver (in netns: only addresses)
 
 
 class ModemSim:
@@ -122,6 +151,7 @@ class ModemSim:
         self._rand = random.Random(7)
         self._reboot_on = self.sc.reboot_on
         self._reboot_after = self.sc.reboot_after
+        self._urc_after = self.sc.urc_after
         self._power_on(banner=False)
         if self.sc.in_data_call:
             self.data_mode = True
@@ -286,7 +316,43 @@ class ModemSim:
             return
         self._escape_at = None
         self._last_data = now
+        if self.sc.ppp:
+            self._ppp(data)
+            return
         self._write(data)  # loopback: the "network" echoes what it is sent
+
+    def _ppp(self, data: bytes) -> None:
+        """The network's end of PPP, as far as a link up and down needs (RFC 1661 LCP in
+        RFC 1662 framing): a Configure-Request is acknowledged, a Terminate-Request too,
+        after which the modem is back in command mode and says NO CARRIER."""
+        self._pppbuf = getattr(self, "_pppbuf", b"") + data
+        while True:
+            i = self._pppbuf.find(b"\x7e")
+            j = self._pppbuf.find(b"\x7e", i + 1) if i >= 0 else -1
+            if j < 0:
+                self._pppbuf = self._pppbuf[i:] if i >= 0 else b""
+                return
+            raw, self._pppbuf = self._pppbuf[i + 1:j], self._pppbuf[j:]
+            f = bytearray()
+            esc = False
+            for b in raw:  # RFC 1662 4.2: 0x7D escapes the next byte, XOR 0x20
+                if b == 0x7D:
+                    esc = True
+                    continue
+                f.append(b ^ 0x20 if esc else b)
+                esc = False
+            if len(f) < 8 or f[:4] != b"\xff\x03\xc0\x21":
+                continue
+            code, ident = f[4], f[5]
+            self.events.append((time.monotonic(), "ppp %d" % code))
+            if code == 1:
+                self._write(_ppp_frame(2, ident, bytes(f[8:-2])))  # Configure-Ack of its options
+            elif code == 5:
+                self._write(_ppp_frame(6, ident))  # Terminate-Ack
+                self.data_mode = False
+                self._urc("NO CARRIER")
+                self._pppbuf = b""
+                return
 
     def _command(self, cmd: str) -> None:
         self.commands.append(cmd)
@@ -299,6 +365,9 @@ class ModemSim:
         if self._reboot_after and cmd.startswith(self._reboot_after[0]):
             self._later(self._reboot_after[1], None)  # None: reboot, not a URC
             self._reboot_after = None
+        if self._urc_after and cmd.startswith(self._urc_after[0]):
+            self._later(self._urc_after[1], self._urc_after[2])
+            self._urc_after = None
         if self.sc.corrupt and cmd in self.sc.corrupt:
             return self._reply([self.sc.corrupt[cmd]])
         u = cmd.upper()
@@ -342,6 +411,9 @@ class ModemSim:
             self._last_data = time.monotonic()
             self._escape_at = None
             return self._reply(final="CONNECT 150000000")
+        if u in ("ATH", "ATH0"):  # V.250 6.3.6: hang up the data call left by '+++'
+            self.data_mode = False
+            return self._reply()
         if u == "ATO":
             self.data_mode = True
             self._last_data = time.monotonic()
@@ -463,8 +535,16 @@ class ModemSim:
     def _connect(self, cid: int, host: str, port: int) -> bool:
         if cid in self.socks:
             return False
+        host = (self.sc.names or {}).get(host, host)
         try:
-            sk = socket.create_connection((host, port), timeout=5)
+            if self.sc.netns:
+                from samband.rig.netns import inside
+                with inside(self.sc.netns):  # the socket belongs to the cloud from here on
+                    sk = socket.socket()
+                sk.settimeout(5)
+                sk.connect((host, port))
+            else:
+                sk = socket.create_connection((host, port), timeout=5)
         except OSError:
             return False
         sk.setblocking(False)
@@ -522,6 +602,21 @@ class ModemSim:
 
     # ------------------------------------------------------------ running
 
+    def drop_context(self) -> None:
+        """The network takes the data context down (from any thread): its sockets close
+        (their closed URCs), then the vendor's context-down URC."""
+        with self._lock:
+            self._requests.append("drop")
+        os.write(self._wake_w, b"!")
+
+    def _drop_context(self) -> None:
+        self.pdp_active = False
+        self.events.append((time.monotonic(), "context dropped"))
+        for cid in list(self.socks):
+            self.socks.pop(cid)["s"].close()
+            self._sock_urc(cid, "closed")
+        self._urc("+APP PDP: 0,DEACTIVE" if self.sc.dialect == "sim7080g" else '+QIURC: "pdpdeact",1')
+
     def reboot(self) -> None:
         """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
         if self._thread is not None and threading.current_thread() is not self._thread:
@@ -555,6 +650,8 @@ class ModemSim:
                 for q in reqs:
                     if q == "reboot":
                         self.reboot()
+                    elif q == "drop":
+                        self._drop_context()
             if self.master in r:
                 try:
                     data = os.read(self.master, 4096)
