@@ -63,13 +63,16 @@ class RigHub:
 
 
 class UplinkRig:
-    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None, lab=None):
+    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None, lab=None,
+                 broker=None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         # lab (samband.rig.netns.NetLab): the broker runs in its cloud and the hubs in its hub
         # namespace, each bearer a veth; the receiver stays here and reaches the broker by a Door
         self.lab = lab
-        if lab is None:
+        if broker is not None:  # another broker with Broker's face: the NATS cluster of a fleet (rig/cluster.py)
+            self.broker = broker
+        elif lab is None:
             self.broker = Broker(self.folder / "broker")
         else:
             from samband.rig.netns import BROKER_NAME, BROKER_PORT

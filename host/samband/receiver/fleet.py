@@ -1,0 +1,271 @@
+"""A receiver of a fleet: batches from a NATS JetStream work queue into the database.
+
+On a clustered broker (rig/cluster.py; docs/uplink.md, "Fleet") the hubs'
+batches land in the replicated stream SAMBAND_UP, and every receiver pulls
+from the one durable consumer `receivers`: JetStream hands each batch to
+one receiver at a time and, if that receiver does not ack it within
+`ack_wait` (it died, or its node did), to another. The order of work is
+the same as Receiver's (ingest.py), with the same Ingest underneath:
+
+    fetch -> Ingest.batch (open, store, COMMIT) -> publish the hub's ack -> JetStream ack
+
+So the hub's ack still leaves only after the database commit; the
+JetStream ack last means a receiver that dies anywhere before it has the
+batch delivered again, and the store's (hub, seq) key makes that second
+storing a counted duplicate that is acknowledged again. The hub's ack is a
+plain NATS publish on samband.<hub>.ack, which the MQTT gateway delivers at
+QoS 0: if it is lost (the hub's node dies), the hub sends the batch again
+after its ack timeout and gets its ack then (the records are refused as
+replays or counted as duplicates, and acknowledged either way).
+
+A transient database failure (store.is_transient) naks the batch with a
+growing delay instead of parking it here (JetStream keeps it, and any
+receiver may take it later). Status messages come through a core NATS
+queue group: each goes to one receiver, none is stored by the broker (a
+status is a hint, and the next follows in seconds).
+
+Run one as a process: `python -m samband.receiver.fleet CONFIG.json`
+(keys, database, servers; written by the fleet tests and benchmark).
+"""
+
+import asyncio
+import json
+import logging
+import ssl
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from samband.errors import SambandError
+from samband.receiver.ingest import encode_ack
+from samband.rig.cluster import CONSUMER, STATUS_SUBJECT, STREAM, UP_SUBJECT
+
+log = logging.getLogger("samband.receiver.fleet")
+
+NAK_DELAYS = (0.25, 0.5, 1, 2, 4, 5)  # s: a batch the database could not take now, by its delivery count
+TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as ingest.Receiver)
+
+
+async def ensure_queue(js, replicas=3, ack_wait=5.0, max_ack_pending=1024):
+    """The stream and the shared consumer, made if missing (the first receiver of a fleet
+    makes them; the others find them). Work-queue retention: a batch is gone once acked."""
+    from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+    from nats.js.errors import NotFoundError
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(StreamConfig(name=STREAM, subjects=[UP_SUBJECT], retention=RetentionPolicy.WORK_QUEUE,
+                                         storage=StorageType.FILE, num_replicas=replicas,
+                                         max_msg_size=131072))
+    try:
+        await js.consumer_info(STREAM, CONSUMER)
+    except NotFoundError:
+        await js.add_consumer(STREAM, ConsumerConfig(durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT,
+                                                     ack_wait=ack_wait, max_deliver=-1,
+                                                     max_ack_pending=max_ack_pending))
+
+
+class FleetReceiver:
+    """Ingest behind a JetStream pull consumer; start()/stop() or a context manager.
+    Its asyncio loop runs in a thread; every database call runs in one more (the
+    store's connection is used by that thread alone)."""
+
+    def __init__(self, ingest, servers, ca=None, user="receiver", password=None, ack_wait=5.0,
+                 fetch=32, replicas=3, name=None):
+        self.ingest = ingest
+        self.servers = list(servers)
+        self.ca, self.user, self.password = ca, user, password
+        self.ack_wait, self.fetch_n, self.replicas = ack_wait, fetch, replicas
+        self.name = name
+        self.ready = threading.Event()
+        self.error = None
+        self.reconnects = 0
+        self._stop = False
+        self._thread = None
+        self._loop = None
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-db")
+        self._time_sent = {}
+        try:
+            ingest.store.busy_timeout(0.5)
+        except NotImplementedError:
+            pass
+
+    # -- the loop -------------------------------------------------------------------
+    async def _connect(self):
+        import nats
+
+        async def reconnected():
+            self.reconnects += 1
+
+        ctx = ssl.create_default_context(cafile=str(self.ca)) if self.ca else None
+        return await nats.connect(servers=self.servers, tls=ctx, user=self.user, password=self.password,
+                                  name=self.name, connect_timeout=2, reconnect_time_wait=0.2,
+                                  max_reconnect_attempts=-1, allow_reconnect=True,
+                                  reconnected_cb=reconnected)
+
+    async def _main(self):
+        import nats.errors
+        nc = await self._connect()
+        self._nc = nc
+        js = nc.jetstream(timeout=5)
+        end = time.monotonic() + 30
+        while True:  # a cluster that has just started (or lost a node) may still be electing
+            try:
+                await ensure_queue(js, self.replicas, self.ack_wait)
+                psub = await js.pull_subscribe_bind(CONSUMER, STREAM)
+                break
+            except Exception:
+                if time.monotonic() > end:
+                    raise
+                await asyncio.sleep(0.3)
+        await nc.subscribe(STATUS_SUBJECT, queue=CONSUMER, cb=self._status)
+        self.ready.set()
+        while not self._stop:
+            try:
+                msgs = await psub.fetch(self.fetch_n, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            except Exception as e:  # the consumer's node died, a new leader is being elected, a reconnect
+                self.ingest.counters["fetch-errors"] += 1
+                log.debug("fetch: %r", e)
+                await asyncio.sleep(0.2)
+                continue
+            for m in msgs:
+                await self._batch(nc, m)
+        await nc.drain()
+
+    async def _db_call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def _batch(self, nc, m):
+        from samband.receiver.store import is_transient
+        parts = m.subject.split(".")
+        if len(parts) != 3:
+            self.ingest.counters["bad-topic"] += 1
+            await m.ack()
+            return
+        hub_hex = parts[1]
+        try:
+            acks = await self._db_call(self.ingest.batch, hub_hex, m.data)
+        except Exception as e:
+            if is_transient(e):
+                self.ingest.counters["transient"] += 1
+                n = m.metadata.num_delivered if m.metadata else 1
+                await m.nak(delay=NAK_DELAYS[min(n, len(NAK_DELAYS)) - 1])
+                return
+            # not input (Ingest quarantines input): a bug; counted, logged, dropped from the queue;
+            # the hub sends the records again after its ack timeout
+            self.ingest.counters["errors"] += 1
+            log.exception("batch from %s", hub_hex)
+            await m.ack()
+            return
+        if acks:
+            await nc.publish(f"samband.{hub_hex}.ack", encode_ack(acks))
+        await m.ack()
+
+    async def _status(self, m):
+        import cbor2
+
+        from samband.receiver.store import is_transient
+        parts = m.subject.split(".")
+        if len(parts) != 3:
+            self.ingest.counters["bad-topic"] += 1
+            return
+        hub_hex = parts[1]
+        try:
+            st = await self._db_call(self.ingest.status, hub_hex, m.data)
+        except Exception as e:
+            if not is_transient(e):
+                self.ingest.counters["errors"] += 1
+                log.exception("status from %s", hub_hex)
+                return
+            self.ingest.counters["status-dropped"] += 1
+            return
+        if st is not None and "tq" in st:
+            now = time.monotonic()
+            last = self._time_sent.get(hub_hex)
+            if last is not None and now - last < TIME_EVERY:
+                self.ingest.counters["time-limited"] += 1
+                return
+            if len(self._time_sent) > 10000:
+                self._time_sent.clear()
+            self._time_sent[hub_hex] = now
+            await self._nc.publish(f"samband.{hub_hex}.ack",
+                                   cbor2.dumps({"tq": st["tq"], "t": time.time_ns() // 1000000}))
+            self.ingest.counters["time-replies"] += 1
+
+    def _run(self):
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main())
+        except Exception as e:
+            self.error = e
+            log.exception("fleet receiver")
+        finally:
+            self.ready.set()
+            self._loop.close()
+
+    # -- life ------------------------------------------------------------------------
+    def start(self, timeout=40):
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fleet-receiver")
+        self._thread.start()
+        if not self.ready.wait(timeout) or self.error is not None:
+            self.stop()
+            raise SambandError(f"fleet receiver: no work queue on the cluster at {', '.join(self.servers)}: "
+                               f"{self.error or 'timed out'}")
+        return self
+
+    def stop(self):
+        self._stop = True
+        if self._thread:
+            self._thread.join(10)
+        self._db.shutdown(wait=True)
+
+    def report(self):
+        out = self.ingest.report()
+        out["reconnects"] = self.reconnects
+        return out
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def worker_config(path, receiver_keys, hubs, db, servers, ca, password, user="receiver", ack_wait=5.0,
+                  replicas=3):
+    """Write what `python -m samband.receiver.fleet` needs (0600: it holds the receiver's secret key)."""
+    import os
+    cfg = {"receiver_keys": {str(k): v.hex() for k, v in receiver_keys.items()},
+           "hubs": {h: pk.hex() for h, pk in hubs.items()}, "db": str(db), "servers": list(servers),
+           "ca": str(ca), "user": user, "password": password, "ack_wait": ack_wait, "replicas": replicas}
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg, f)
+
+
+def main(argv):
+    from samband.receiver.ingest import Ingest
+    from samband.receiver.opener import Opener
+    from samband.receiver.store import open_store
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s fleet receiver: %(message)s")
+    cfg = json.loads(open(argv[0]).read())
+    opener = Opener({int(k): bytes.fromhex(v) for k, v in cfg["receiver_keys"].items()},
+                    {bytes.fromhex(h): bytes.fromhex(pk) for h, pk in cfg["hubs"].items()})
+    rx = FleetReceiver(Ingest(opener, open_store(cfg["db"])), cfg["servers"], cfg["ca"], cfg["user"],
+                       cfg["password"], cfg["ack_wait"], replicas=cfg["replicas"])
+    rx.start()
+    print("ready", flush=True)
+    try:
+        while rx._thread.is_alive():
+            rx._thread.join(1)
+    except KeyboardInterrupt:
+        rx.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,372 @@
+"""A 3-node NATS cluster (JetStream + its MQTT gateway) on loopback, for the receiver fleet.
+
+Why NATS and not RabbitMQ: docs/uplink.md, "Fleet". `NatsCluster(folder)`
+writes certificates (the same CA code as the Mosquitto broker), one config
+per node and the users with their permissions, then runs Debian's
+/usr/sbin/nats-server three times; no system service is involved. Every
+port (client, route, MQTT, monitor) is picked free at start, so pytest-xdist
+workers can run clusters side by side.
+
+Hubs keep speaking MQTT 3.1.1 over TLS. They reach the cluster through one
+address, `port`: a small loopback front (`Front`) that hands each new
+connection to the next node that accepts it, as an L4 load balancer or a
+DNS name with several addresses does in production. A hub whose node dies
+reconnects through it to a live one.
+
+Permissions are as strict as Mosquitto's pattern ACL (rig/broker.py): each
+hub is its own user, allowed only on MQTT connections, publishing only to
+samband.<id>.up and samband.<id>.status (its MQTT topics samband/<id>/...)
+and subscribing only to samband.<id>.ack, .ota and .cfg.*. NATS 2.9 has no
+%u pattern, so the config lists every hub; `add_hub` then `reload()`
+(SIGHUP) takes a new one in without a restart. The receiver user may use
+JetStream's API for the batch stream and its consumer, publish acks (and
+ota/cfg) to every hub, and read statuses.
+
+JetStream: the stream `SAMBAND_UP` takes samband.*.up, file storage, three
+replicas, work-queue retention (a batch is gone once a receiver acks it);
+receivers share the durable pull consumer `receivers` (receiver/fleet.py).
+The MQTT gateway's own streams (sessions, QoS 1 deliveries) are replicated
+three times too (`stream_replicas`).
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from samband.errors import SambandError
+from samband.rig.broker import RECEIVER_USER, free_port, make_certs
+
+NATS_SERVER = os.environ.get("SAMBAND_NATS_SERVER", "/usr/sbin/nats-server")
+STREAM = "SAMBAND_UP"
+CONSUMER = "receivers"
+UP_SUBJECT = "samband.*.up"
+STATUS_SUBJECT = "samband.*.status"
+
+
+class ClusterError(SambandError):
+    pass
+
+
+def available():
+    """None if a cluster can run here, else why not (for a test's skip)."""
+    if not Path(NATS_SERVER).exists():
+        return f"{NATS_SERVER} is missing: apt-get install nats-server (make setup does, as root)"
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        return "the nats-py package is missing: make setup installs it"
+    return None
+
+
+def _q(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _list(items):
+    return "[" + ", ".join(_q(i) for i in items) + "]"
+
+
+class Node:
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.dir = cluster.folder / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.client_port = self.route_port = self.mqtt_port = self.http_port = None
+        self.proc = None
+
+    @property
+    def conf(self):
+        return self.dir / "nats.conf"
+
+    @property
+    def log(self):
+        return self.dir / "nats.log"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=1500):
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+
+class NatsCluster:
+    """Three nats-server processes with JetStream, MQTT over TLS and per-hub permissions.
+
+    The same face to a rig as rig.broker.Broker (add_hub, users, port,
+    ca_pem, ca_der, start, stop, log_tail), plus the nodes for fault tests
+    (kill, start_node) and `servers` for the receivers' NATS connections."""
+
+    def __init__(self, folder, nodes=3, users=None, hostname="localhost", ack_wait=5.0):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.hostname = hostname
+        self.ack_wait = ack_wait  # s: a receiver that dies holding a batch frees it after this
+        self.users = dict(users or {})
+        if RECEIVER_USER not in self.users:
+            self.users[RECEIVER_USER] = secrets.token_hex(16)
+        self.nodes = [Node(self, "n%d" % (i + 1)) for i in range(nodes)]
+        self.front = None
+
+    # -- the Broker face -------------------------------------------------------------
+    @property
+    def ca_pem(self):
+        return self.folder / "ca.pem"
+
+    @property
+    def ca_der(self):
+        return self.folder / "ca.der"
+
+    @property
+    def port(self):
+        """Where hubs connect (MQTT over TLS): the front, which picks a live node."""
+        return self.front.port if self.front else None
+
+    def add_hub(self, hub_hex, password=None):
+        """A hub's login; returns its password. Takes effect at start() or reload()."""
+        self.users[hub_hex] = password or secrets.token_hex(16)
+        return self.users[hub_hex]
+
+    def log_tail(self, n=600):
+        return " | ".join(f"{nd.name}: {nd.log_tail(n)}" for nd in self.nodes)
+
+    # -- configuration ---------------------------------------------------------------
+    @property
+    def servers(self):
+        """NATS URLs of every node, for receivers (TLS, the cluster's CA)."""
+        return [f"tls://localhost:{nd.client_port}" for nd in self.nodes]
+
+    def _authorization(self):
+        out = ["authorization {", "  users = ["]
+        for user, pw in self.users.items():
+            if user == RECEIVER_USER:
+                pub = ["samband.*.ack", "samband.*.ota", "samband.*.cfg.*",
+                       "$JS.API.INFO", f"$JS.API.STREAM.INFO.{STREAM}", f"$JS.API.STREAM.CREATE.{STREAM}",
+                       f"$JS.API.CONSUMER.INFO.{STREAM}.{CONSUMER}",
+                       f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{CONSUMER}",
+                       f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}", f"$JS.ACK.{STREAM}.{CONSUMER}.>"]
+                sub = ["samband.*.status", "_INBOX.>"]
+                types = ["STANDARD", "MQTT"]  # `samband ota` / `config push` speak MQTT as the receiver
+            else:
+                pub = [f"samband.{user}.up", f"samband.{user}.status"]
+                # $MQTT.sub.>: the gateway delivers QoS 1 through a JetStream consumer whose delivery
+                # subject is checked against the hub's own permissions (an MQTT client cannot name it)
+                sub = [f"samband.{user}.ack", f"samband.{user}.ota", f"samband.{user}.cfg.*", "$MQTT.sub.>"]
+                types = ["MQTT"]
+            out.append(f"    {{user: {_q(user)}, password: {_q(pw)}, allowed_connection_types: {_list(types)},")
+            out.append(f"     permissions: {{publish: {{allow: {_list(pub)}}}, subscribe: {{allow: {_list(sub)}}}}}}}")
+        out += ["  ]", "}"]
+        return out
+
+    def _write(self, node):
+        f = self.folder
+        routes = [f"nats-route://127.0.0.1:{nd.route_port}" for nd in self.nodes if nd is not node]
+        lines = [
+            f"server_name: {node.name}",
+            f"listen: 127.0.0.1:{node.client_port}",
+            f"http: 127.0.0.1:{node.http_port}",
+            "tls {", f"  cert_file: {_q(str(f / 'server.pem'))}", f"  key_file: {_q(str(f / 'server.key'))}",
+            f"  ca_file: {_q(str(f / 'ca.pem'))}", "}",
+            # a batch is at most 64 KiB (docs/protocol.md, "Limits"); room for headers
+            "max_payload: 131072",
+            "jetstream {", f"  store_dir: {_q(str(node.dir / 'js'))}", "  max_memory_store: 64MB",
+            "  max_file_store: 1GB", "}",
+            "cluster {", "  name: samband", f"  listen: 127.0.0.1:{node.route_port}",
+            f"  routes: {_list(routes)}", "}",
+            "mqtt {", f"  listen: 127.0.0.1:{node.mqtt_port}",
+            "  tls {", f"    cert_file: {_q(str(f / 'server.pem'))}", f"    key_file: {_q(str(f / 'server.key'))}",
+            "  }",
+            # the gateway's sessions and QoS 1 deliveries survive a node, as the batches do
+            f"  stream_replicas: {min(3, len(self.nodes))}",
+            "  ack_wait: \"10s\"",
+            "}",
+        ] + self._authorization()
+        node.conf.write_text("\n".join(lines) + "\n")
+        os.chmod(node.conf, 0o600)  # it holds the logins
+
+    # -- processes -------------------------------------------------------------------
+    def start(self, timeout=30):
+        if not Path(NATS_SERVER).exists():
+            raise ClusterError(f"{NATS_SERVER} is missing: apt-get install nats-server")
+        if not (self.folder / "server.pem").exists():
+            make_certs(self.folder, self.hostname)
+        for attempt in range(3):
+            for nd in self.nodes:
+                nd.client_port, nd.route_port, nd.mqtt_port, nd.http_port = (free_port() for _ in range(4))
+            for nd in self.nodes:
+                self._write(nd)
+            try:
+                for nd in self.nodes:
+                    self._spawn(nd)
+                self._wait_listening(self.nodes, timeout)
+                break
+            except ClusterError:
+                in_use = any("address already in use" in nd.log_tail(3000) for nd in self.nodes)
+                self._kill_all()
+                if attempt == 2 or not in_use:  # a free port taken before nats-server bound it: pick again
+                    raise
+        self.front = Front([nd.mqtt_port for nd in self.nodes])
+        self.wait_ready(timeout)
+        return self
+
+    def _spawn(self, nd):
+        log = open(nd.log, "ab")
+        nd.proc = subprocess.Popen([NATS_SERVER, "-c", str(nd.conf)], stdout=log, stderr=log,
+                                   start_new_session=True)
+        log.close()
+
+    def _wait_listening(self, nodes, timeout):
+        end = time.monotonic() + timeout
+        for nd in nodes:
+            for port in (nd.client_port, nd.mqtt_port):
+                while True:
+                    if nd.proc.poll() is not None:
+                        raise ClusterError(f"nats-server {nd.name} exited at start: " + nd.log_tail())
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                        break
+                    except OSError:
+                        if time.monotonic() > end:
+                            raise ClusterError(f"nats-server {nd.name} did not listen within {timeout}s") from None
+                        time.sleep(0.05)
+
+    def _health(self, nd):
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{nd.http_port}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout=30):
+        """Every live node says it is healthy (JetStream included: a meta leader is elected)."""
+        end = time.monotonic() + timeout
+        while True:
+            live = [nd for nd in self.nodes if nd.alive()]
+            if live and all(self._health(nd) for nd in live):
+                return
+            if time.monotonic() > end:
+                raise ClusterError("the NATS cluster did not become healthy: " + self.log_tail())
+            time.sleep(0.1)
+
+    def kill(self, i):
+        """SIGKILL node i (a crash: no goodbye to its routes or clients)."""
+        nd = self.nodes[i]
+        if nd.alive():
+            nd.proc.send_signal(signal.SIGKILL)
+            nd.proc.wait()
+
+    def start_node(self, i, timeout=30):
+        """Start node i again on its ports and store (it catches up from its peers)."""
+        nd = self.nodes[i]
+        self._spawn(nd)
+        self._wait_listening([nd], timeout)
+
+    def reload(self):
+        """Write the configs again (new hubs) and have every live node reload them."""
+        for nd in self.nodes:
+            self._write(nd)
+            if nd.alive():
+                nd.proc.send_signal(signal.SIGHUP)
+
+    def _kill_all(self):
+        for nd in self.nodes:
+            if nd.alive():
+                nd.proc.terminate()
+                try:
+                    nd.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    nd.proc.kill()
+                    nd.proc.wait()
+            nd.proc = None
+
+    def stop(self):
+        if self.front is not None:
+            self.front.close()
+            self.front = None
+        self._kill_all()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Front:
+    """Loopback TCP front for the MQTT listeners: each new connection goes to the next
+    node that accepts it (round robin), bytes pass unchanged (TLS ends at the node)."""
+
+    def __init__(self, ports):
+        self.ports = list(ports)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = None
+            for _ in range(len(self.ports)):
+                port = self.ports[self._next % len(self.ports)]
+                self._next += 1
+                try:
+                    u = socket.create_connection(("127.0.0.1", port), timeout=2)
+                    u.settimeout(None)
+                    break
+                except OSError:
+                    continue
+            if u is None:
+                c.close()
+                continue
+            with self._lock:
+                self._conns.append((c, u))
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            _close(s)
+        with self._lock:
+            self._conns = [p for p in self._conns if p[0] is not a and p[1] is not a]
+
+    def close(self):
+        self.srv.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for pair in conns:
+            for s in pair:
+                _close(s)
+
+
+def _close(s):
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass

@@ -1,0 +1,185 @@
+"""A receiver fleet on a 3-node NATS cluster (issue 17, item 4; docs/uplink.md, "Fleet").
+
+Virtual hubs (the firmware's own hub/uplink.py on the unix port, MQTT 3.1.1
+over TLS to nats-server's MQTT gateway through a loopback front), two
+receivers as processes sharing the durable JetStream consumer, and a
+throwaway PostgreSQL. Virtual hubs rather than paho publishers: what must
+hold across a node's death is the hub's own resend-until-acked and its
+reconnect (a SUBACK refused while JetStream elects a leader included), so
+the firmware that does it is what runs.
+
+While the hubs send, the node the first hub is connected to is killed
+(SIGKILL) and, later, a receiver; the node comes back afterwards. Every
+record each hub appended must be in PostgreSQL exactly once.
+"""
+
+import asyncio
+import time
+
+import pytest
+from conftest import TESTS, firmware_tree
+from fleet_kit import ReceiverProcess, pg_rows
+from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
+
+from samband.rig import cluster as nc
+from samband.rig.uplink import UplinkRig
+
+MAIN = TESTS / "data" / "uplink_main.py"
+HUBS = ["00005a4d0f01", "00005a4d0f02"]
+WAIT = 120  # s: a deadline for a condition, not a speed figure
+
+
+@pytest.fixture
+def fleet(tmp_path, pg_url):  # noqa: F811
+    why = nc.available()
+    if why:
+        pytest.skip(why)
+    cl = nc.NatsCluster(tmp_path / "cluster")
+    rig = UplinkRig(tmp_path, db=pg_url, firmware=firmware_tree(), broker=cl)
+    receivers = []
+    try:
+        yield rig, cl, receivers, pg_url
+    finally:
+        for rx in receivers:
+            rx.kill()
+        rig.stop()
+
+
+def drained(h, total):
+    st = h.state()
+    return st.get("made") == total and st.get("pending") == 0
+
+
+def test_node_and_receiver_killed_mid_run(fleet, tmp_path):
+    rig, cl, receivers, url = fleet
+    total = 160
+    hubs = [rig.add_hub(u, MAIN, {"total": total, "interval_ms": 25, "alarm_every": 17}) for u in HUBS]
+    rig.start_broker()
+    keys = {u: h.public for u, h in rig.hubs.items()}
+    for i in range(2):
+        receivers.append(ReceiverProcess(tmp_path, f"rx{i}", rig.receiver_keys, keys, url, cl).start())
+    for h in hubs:
+        h.vhub.start()
+
+    def made(h):
+        return h.state().get("made", 0)
+
+    def wait(cond, what):
+        rig.wait(cond, WAIT, what)
+
+    wait(lambda: all(made(h) >= 40 for h in hubs), "40 readings from each hub")
+    cl.kill(0)  # the first hub connected through the front to node 1
+    wait(lambda: all(made(h) >= 80 for h in hubs), "80 readings after a node died")
+    receivers[0].kill()
+    wait(lambda: all(made(h) >= 120 for h in hubs), "120 readings after a receiver died")
+    cl.start_node(0)
+    for h in hubs:
+        wait(lambda h=h: drained(h, total), f"hub {h.uid} to drain")
+
+    for h in hubs:
+        got = pg_rows(url, h.uid)
+        seqs = [s for s, _ in got]
+        appended = h.appended()
+        assert len(appended) == total
+        missing = sorted(set(appended) - set(seqs))
+        assert not missing, f"hub {h.uid} lost {missing[:20]}"
+        assert len(seqs) == len(set(seqs)) == total, f"hub {h.uid}: {len(seqs)} rows for {total} readings"
+        assert [rec for _, rec in got] == [appended[s][1] for s in seqs]  # each reading is the one appended
+    # the faults were real: a hub lost its node and came back through the front
+    assert sum(h.state().get("connects", 0) for h in hubs) > len(hubs)
+    assert receivers[1].proc.poll() is None, receivers[1].log_tail()
+
+
+def test_hub_is_confined_to_its_own_topics(tmp_path):
+    """Per-hub permissions as strict as Mosquitto's ACL: a hub's publish to another hub's
+    up topic is dropped, and it can subscribe neither to another hub's acks nor to the
+    gateway's internal delivery subjects."""
+    why = nc.available()
+    if why:
+        pytest.skip(why)
+    import threading
+
+    import paho.mqtt.client as mqtt
+    with nc.NatsCluster(tmp_path / "cluster") as cl:
+        pa, pb = cl.add_hub(HUBS[0]), cl.add_hub(HUBS[1])
+        cl.reload()
+
+        def client(uid, pw):
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-" + uid, protocol=mqtt.MQTTv311)
+            c.username_pw_set(uid, pw)
+            c.tls_set(ca_certs=str(cl.ca_pem))
+            c.subacks = []
+            done = threading.Event()
+            c.on_subscribe = lambda cl_, u, mid, codes, p=None: (c.subacks.append([x.value for x in codes]),
+                                                                done.set())
+            c.on_connect = lambda *a: done.set()
+            c.connect("localhost", cl.port, 30)
+            c.loop_start()
+            assert done.wait(20)
+            c.done = done
+            return c
+
+        end = time.monotonic() + WAIT
+        while True:  # a reload is asynchronous: wait until hub B may log in
+            try:
+                b = client(HUBS[1], pb)
+                break
+            except AssertionError:
+                if time.monotonic() > end:
+                    raise
+        a = client(HUBS[0], pa)
+        for topic in (f"samband/{HUBS[0]}/ack", "$MQTT/sub/#", f"samband/{HUBS[1]}/ack"):
+            b.done.clear()
+            b.subscribe(topic, 1)
+            assert b.done.wait(20)
+        assert b.subacks[0][0] >= 0x80 and b.subacks[1][0] >= 0x80, b.subacks  # refused
+        assert b.subacks[2] == [1]  # its own: granted QoS 1
+        got = []
+        b.on_message = lambda c, u, m: got.append(m.topic)
+        a.publish(f"samband/{HUBS[1]}/ack", b"x", qos=1).wait_for_publish(20)  # not a hub's to write
+        asyncio.run(queue_after(cl, lambda: a.publish(f"samband/{HUBS[1]}/up", b"forged", qos=1)
+                                .wait_for_publish(20)))
+        subjects = asyncio.run(queue_after(cl, lambda: a.publish(f"samband/{HUBS[0]}/up", b"mine", qos=1)
+                                           .wait_for_publish(20)))
+        assert (f"samband.{HUBS[0]}.up", b"mine") in subjects
+        assert all(s == f"samband.{HUBS[0]}.up" for s, _ in subjects), subjects  # not the forged one
+        assert got == []
+        for c in (a, b):
+            c.disconnect()
+            c.loop_stop()
+
+
+async def queue_after(cl, publish):
+    """Make the work queue (as a receiver does), run publish(), then take everything the
+    queue holds through the shared consumer: [(subject, payload)]."""
+    import ssl
+
+    import nats
+
+    from samband.receiver.fleet import ensure_queue
+    ctx = ssl.create_default_context(cafile=str(cl.ca_pem))
+    n = await nats.connect(servers=cl.servers, tls=ctx, user="receiver", password=cl.users["receiver"])
+    try:
+        js = n.jetstream()
+        end = time.monotonic() + WAIT
+        while True:
+            try:
+                await ensure_queue(js)
+                break
+            except Exception:
+                if time.monotonic() > end:
+                    raise
+                await asyncio.sleep(0.3)
+        await asyncio.get_running_loop().run_in_executor(None, publish)
+        psub = await js.pull_subscribe_bind(nc.CONSUMER, nc.STREAM)
+        out = []
+        while True:
+            try:
+                msgs = await psub.fetch(10, timeout=2)
+            except nats.errors.TimeoutError:
+                return out
+            for m in msgs:
+                out.append((m.subject, m.data))
+                await m.ack()
+    finally:
+        await n.close()
