@@ -19,8 +19,10 @@ class ReceiverProcess:
         self.name = name
         self.cfg = folder / f"{name}.json"
         self.log = folder / f"{name}.log"
+        self.report_file = folder / f"{name}.report.json"
         worker_config(self.cfg, receiver_keys, hubs, db, cluster.servers, cluster.ca_pem,
-                      cluster.users[RECEIVER_USER], ack_wait=ack_wait, replicas=min(3, len(cluster.nodes)))
+                      cluster.users[RECEIVER_USER], ack_wait=ack_wait, replicas=min(3, len(cluster.nodes)),
+                      report=self.report_file)
         self.proc = None
 
     def start(self, timeout=60):
@@ -54,6 +56,14 @@ class ReceiverProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def counters(self):
+        """Its counters as it last wrote them ({} before the first report)."""
+        import json
+        try:
+            return json.loads(self.report_file.read_text()).get("counters", {})
+        except (OSError, ValueError):
+            return {}
 
     def log_tail(self, n=1500):
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""

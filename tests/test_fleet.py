@@ -19,6 +19,7 @@ import time
 import pytest
 from conftest import TESTS, firmware_tree
 from fleet_kit import ReceiverProcess, pg_rows
+from receiver_kit import Depot, MqttHub, glucose
 from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
 
 from samband.rig import cluster as nc
@@ -70,6 +71,7 @@ def test_node_and_receiver_killed_mid_run(fleet, tmp_path):
     wait(lambda: all(made(h) >= 40 for h in hubs), "40 readings from each hub")
     cl.kill(0)  # the first hub connected through the front to node 1
     wait(lambda: all(made(h) >= 80 for h in hubs), "80 readings after a node died")
+    wait(lambda: receivers[0].counters().get("batches", 0) > 0, "the first receiver to have stored batches")
     receivers[0].kill()
     wait(lambda: all(made(h) >= 120 for h in hubs), "120 readings after a receiver died")
     cl.start_node(0)
@@ -88,6 +90,50 @@ def test_node_and_receiver_killed_mid_run(fleet, tmp_path):
     # the faults were real: a hub lost its node and came back through the front
     assert sum(h.state().get("connects", 0) for h in hubs) > len(hubs)
     assert receivers[1].proc.poll() is None, receivers[1].log_tail()
+    assert receivers[1].counters().get("batches", 0) > 0  # both took work from the one queue
+    assert receivers[1].counters().get("errors", 0) == 0
+
+
+def test_each_hubs_batches_are_stored_in_order(fleet):
+    """Three receivers take four hubs' batches from the lanes: every hub's batches are
+    committed one after the other in the order it sent them, however the receivers
+    share the work. (One pull consumer for all, as first built, let two receivers hold
+    consecutive batches of one hub and commit the later first.)"""
+    from samband.receiver.fleet import FleetReceiver
+    from samband.receiver.ingest import Ingest
+    from samband.receiver.store import open_store
+    rig, cl, receivers, url = fleet
+    hubs = ["00005a4d0e%02x" % i for i in range(4)]
+    depot = Depot(hubs)
+    pw = {u: cl.add_hub(u) for u in hubs}
+    cl.start()
+    rxs = []
+    try:
+        for i in range(3):
+            rxs.append(FleetReceiver(Ingest(depot.opener(), open_store(url)), cl.servers, cl.ca_pem, "receiver",
+                                     cl.users["receiver"], ack_wait=3.0, name=f"rx{i}").start())
+        clients = {u: MqttHub(cl, u, pw[u]) for u in hubs}
+        sealers = {u: depot.sealer(u) for u in hubs}
+        for b in range(30):
+            for u in hubs:
+                seqs = range(b * 5 + 1, b * 5 + 6)
+                clients[u].send([sealers[u].header] + [sealers[u].seal(q, glucose(q)) for q in seqs])
+        for u in hubs:
+            rig.wait(lambda u=u: clients[u].got() >= set(range(1, 151)), WAIT, f"hub {u}'s acks")
+        import psycopg
+        with psycopg.connect(url) as c:
+            for u in hubs:
+                by_commit = [q for (q,) in c.execute("SELECT seq FROM readings WHERE hub = %s ORDER BY received, seq",
+                                                     (u,)).fetchall()]
+                assert by_commit == list(range(1, 151)), f"hub {u} stored out of order: {by_commit}"
+        per = [rx.ingest.counters["batches"] for rx in rxs]
+        assert sum(per) == 120 and all(n > 0 for n in per), per
+        for h in clients.values():
+            h.close()
+    finally:
+        for rx in rxs:
+            rx.stop()
+            rx.ingest.store.close()
 
 
 def test_hub_is_confined_to_its_own_topics(tmp_path):
@@ -137,12 +183,13 @@ def test_hub_is_confined_to_its_own_topics(tmp_path):
         got = []
         b.on_message = lambda c, u, m: got.append(m.topic)
         a.publish(f"samband/{HUBS[1]}/ack", b"x", qos=1).wait_for_publish(20)  # not a hub's to write
-        asyncio.run(queue_after(cl, lambda: a.publish(f"samband/{HUBS[1]}/up", b"forged", qos=1)
-                                .wait_for_publish(20)))
-        subjects = asyncio.run(queue_after(cl, lambda: a.publish(f"samband/{HUBS[0]}/up", b"mine", qos=1)
-                                           .wait_for_publish(20)))
-        assert (f"samband.{HUBS[0]}.up", b"mine") in subjects
-        assert all(s == f"samband.{HUBS[0]}.up" for s, _ in subjects), subjects  # not the forged one
+
+        def publish():  # in this order on one connection: the forged batch reaches the stream first, if at all
+            a.publish(f"samband/{HUBS[1]}/up", b"forged", qos=1).wait_for_publish(20)
+            a.publish(f"samband/{HUBS[0]}/up", b"mine", qos=1).wait_for_publish(20)
+        subjects = asyncio.run(queue_after(cl, publish))
+        assert [d for _, d in subjects] == [b"mine"], subjects  # not the forged one
+        assert subjects[0][0].startswith("samband.up.") and subjects[0][0].endswith("." + HUBS[0])
         assert got == []
         for c in (a, b):
             c.disconnect()
@@ -151,7 +198,7 @@ def test_hub_is_confined_to_its_own_topics(tmp_path):
 
 async def queue_after(cl, publish):
     """Make the work queue (as a receiver does), run publish(), then take everything the
-    queue holds through the shared consumer: [(subject, payload)]."""
+    queue holds through the lanes' consumers: [(subject, payload)]."""
     import ssl
 
     import nats
@@ -171,15 +218,19 @@ async def queue_after(cl, publish):
                     raise
                 await asyncio.sleep(0.3)
         await asyncio.get_running_loop().run_in_executor(None, publish)
-        psub = await js.pull_subscribe_bind(nc.CONSUMER, nc.STREAM)
+        while (held := (await js.stream_info(nc.STREAM)).state.messages) == 0:
+            assert time.monotonic() < end, "nothing reached the stream"
+            await asyncio.sleep(0.05)
         out = []
-        while True:
-            try:
-                msgs = await psub.fetch(10, timeout=2)
-            except nats.errors.TimeoutError:
-                return out
-            for m in msgs:
-                out.append((m.subject, m.data))
-                await m.ack()
+
+        async def take(m):
+            out.append((m.subject, m.data))
+            await m.ack()
+        for lane in range(cl.partitions):
+            await n.subscribe(nc.consumer(lane)[1], queue=nc.GROUP, cb=take)
+        while len(out) < held:
+            assert time.monotonic() < end, f"{held} in the stream, {len(out)} delivered"
+            await asyncio.sleep(0.05)
+        return out
     finally:
         await n.close()

@@ -1,13 +1,16 @@
 """A receiver of a fleet: batches from a NATS JetStream work queue into the database.
 
 On a clustered broker (rig/cluster.py; docs/uplink.md, "Fleet") the hubs'
-batches land in the replicated stream SAMBAND_UP, and every receiver pulls
-from the one durable consumer `receivers`: JetStream hands each batch to
-one receiver at a time and, if that receiver does not ack it within
-`ack_wait` (it died, or its node did), to another. The order of work is
-the same as Receiver's (ingest.py), with the same Ingest underneath:
+batches land in the replicated stream SAMBAND_UP, each hub's in one of 8
+lanes (a hash of its id). Every lane has a durable consumer that lets one
+batch out at a time to the receivers' queue group: whichever receiver
+takes it, a hub's batches are stored one after the other in the order the
+cluster took them, and a batch its receiver does not ack within `ack_wait`
+(it died, or its node did) goes to another, ahead of the lane's next. The
+order of work is the same as Receiver's (ingest.py), with the same Ingest
+underneath:
 
-    fetch -> Ingest.batch (open, store, COMMIT) -> publish the hub's ack -> JetStream ack
+    deliver -> Ingest.batch (open, store, COMMIT) -> publish the hub's ack -> JetStream ack
 
 So the hub's ack still leaves only after the database commit; the
 JetStream ack last means a receiver that dies anywhere before it has the
@@ -19,8 +22,9 @@ after its ack timeout and gets its ack then (the records are refused as
 replays or counted as duplicates, and acknowledged either way).
 
 A transient database failure (store.is_transient) naks the batch with a
-growing delay instead of parking it here (JetStream keeps it, and any
-receiver may take it later). Status messages come through a core NATS
+growing delay instead of parking it here: JetStream keeps it, any receiver
+may take it later, and its lane waits behind it (the hub's later batches
+are stored after it, as ingest.Receiver's per-hub retry queue keeps them). Status messages come through a core NATS
 queue group: each goes to one receiver, none is stored by the broker (a
 status is a hint, and the next follows in seconds).
 
@@ -39,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from samband.errors import SambandError
 from samband.receiver.ingest import encode_ack
-from samband.rig.cluster import CONSUMER, STATUS_SUBJECT, STREAM, UP_SUBJECT
+from samband.rig.cluster import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer
 
 log = logging.getLogger("samband.receiver.fleet")
 
@@ -47,8 +51,8 @@ NAK_DELAYS = (0.25, 0.5, 1, 2, 4, 5)  # s: a batch the database could not take n
 TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as ingest.Receiver)
 
 
-async def ensure_queue(js, replicas=3, ack_wait=5.0, max_ack_pending=1024):
-    """The stream and the shared consumer, made if missing (the first receiver of a fleet
+async def ensure_queue(js, replicas=3, ack_wait=5.0, lanes=PARTITIONS):
+    """The stream and the lanes' consumers, made if missing (the first receiver of a fleet
     makes them; the others find them). Work-queue retention: a batch is gone once acked."""
     from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
     from nats.js.errors import NotFoundError
@@ -58,12 +62,15 @@ async def ensure_queue(js, replicas=3, ack_wait=5.0, max_ack_pending=1024):
         await js.add_stream(StreamConfig(name=STREAM, subjects=[UP_SUBJECT], retention=RetentionPolicy.WORK_QUEUE,
                                          storage=StorageType.FILE, num_replicas=replicas,
                                          max_msg_size=131072))
-    try:
-        await js.consumer_info(STREAM, CONSUMER)
-    except NotFoundError:
-        await js.add_consumer(STREAM, ConsumerConfig(durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT,
-                                                     ack_wait=ack_wait, max_deliver=-1,
-                                                     max_ack_pending=max_ack_pending))
+    for lane in range(lanes):
+        name, deliver = consumer(lane)
+        try:
+            await js.consumer_info(STREAM, name)
+        except NotFoundError:
+            await js.add_consumer(STREAM, ConsumerConfig(
+                durable_name=name, filter_subject=UP_SUBJECT.replace("*", str(lane), 1),
+                deliver_subject=deliver, deliver_group=GROUP, ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait, max_deliver=-1, max_ack_pending=1))
 
 
 class FleetReceiver:
@@ -72,11 +79,11 @@ class FleetReceiver:
     store's connection is used by that thread alone)."""
 
     def __init__(self, ingest, servers, ca=None, user="receiver", password=None, ack_wait=5.0,
-                 fetch=32, replicas=3, name=None):
+                 replicas=3, lanes=PARTITIONS, name=None):
         self.ingest = ingest
         self.servers = list(servers)
         self.ca, self.user, self.password = ca, user, password
-        self.ack_wait, self.fetch_n, self.replicas = ack_wait, fetch, replicas
+        self.ack_wait, self.replicas, self.lanes = ack_wait, replicas, lanes
         self.name = name
         self.ready = threading.Event()
         self.error = None
@@ -105,47 +112,40 @@ class FleetReceiver:
                                   reconnected_cb=reconnected)
 
     async def _main(self):
-        import nats.errors
         nc = await self._connect()
         self._nc = nc
         js = nc.jetstream(timeout=5)
         end = time.monotonic() + 30
         while True:  # a cluster that has just started (or lost a node) may still be electing
             try:
-                await ensure_queue(js, self.replicas, self.ack_wait)
-                psub = await js.pull_subscribe_bind(CONSUMER, STREAM)
+                await ensure_queue(js, self.replicas, self.ack_wait, self.lanes)
                 break
             except Exception:
                 if time.monotonic() > end:
                     raise
                 await asyncio.sleep(0.3)
-        await nc.subscribe(STATUS_SUBJECT, queue=CONSUMER, cb=self._status)
+        for lane in range(self.lanes):
+            # one task per subscription: a receiver works on several lanes at once, each in order
+            await nc.subscribe(consumer(lane)[1], queue=GROUP, cb=self._batch)
+        await nc.subscribe(STATUS_SUBJECT, queue=GROUP, cb=self._status)
+        await nc.flush()
         self.ready.set()
         while not self._stop:
-            try:
-                msgs = await psub.fetch(self.fetch_n, timeout=1)
-            except nats.errors.TimeoutError:
-                continue
-            except Exception as e:  # the consumer's node died, a new leader is being elected, a reconnect
-                self.ingest.counters["fetch-errors"] += 1
-                log.debug("fetch: %r", e)
-                await asyncio.sleep(0.2)
-                continue
-            for m in msgs:
-                await self._batch(nc, m)
+            await asyncio.sleep(0.1)
         await nc.drain()
 
     async def _db_call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
-    async def _batch(self, nc, m):
+    async def _batch(self, m):
         from samband.receiver.store import is_transient
-        parts = m.subject.split(".")
-        if len(parts) != 3:
+        nc = self._nc
+        parts = m.subject.split(".")  # samband.up.<lane>.<hub>
+        if len(parts) != 4:
             self.ingest.counters["bad-topic"] += 1
             await m.ack()
             return
-        hub_hex = parts[1]
+        hub_hex = parts[3]
         try:
             acks = await self._db_call(self.ingest.batch, hub_hex, m.data)
         except Exception as e:
@@ -236,12 +236,15 @@ class FleetReceiver:
 
 
 def worker_config(path, receiver_keys, hubs, db, servers, ca, password, user="receiver", ack_wait=5.0,
-                  replicas=3):
-    """Write what `python -m samband.receiver.fleet` needs (0600: it holds the receiver's secret key)."""
+                  replicas=3, report=None, lanes=PARTITIONS):
+    """Write what `python -m samband.receiver.fleet` needs (0600: it holds the receiver's secret key).
+    report: a file the process rewrites every half second with its counters (JSON)."""
     import os
-    cfg = {"receiver_keys": {str(k): v.hex() for k, v in receiver_keys.items()},
+    cfg = {"report": str(report) if report else None,
+           "receiver_keys": {str(k): v.hex() for k, v in receiver_keys.items()},
            "hubs": {h: pk.hex() for h, pk in hubs.items()}, "db": str(db), "servers": list(servers),
-           "ca": str(ca), "user": user, "password": password, "ack_wait": ack_wait, "replicas": replicas}
+           "ca": str(ca), "user": user, "password": password, "ack_wait": ack_wait, "replicas": replicas,
+           "lanes": lanes}
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(cfg, f)
@@ -256,12 +259,18 @@ def main(argv):
     opener = Opener({int(k): bytes.fromhex(v) for k, v in cfg["receiver_keys"].items()},
                     {bytes.fromhex(h): bytes.fromhex(pk) for h, pk in cfg["hubs"].items()})
     rx = FleetReceiver(Ingest(opener, open_store(cfg["db"])), cfg["servers"], cfg["ca"], cfg["user"],
-                       cfg["password"], cfg["ack_wait"], replicas=cfg["replicas"])
+                       cfg["password"], cfg["ack_wait"], replicas=cfg["replicas"], lanes=cfg.get("lanes", PARTITIONS))
     rx.start()
     print("ready", flush=True)
+    import os
     try:
         while rx._thread.is_alive():
-            rx._thread.join(1)
+            rx._thread.join(0.5)
+            if cfg.get("report"):
+                tmp = cfg["report"] + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(rx.report(), f)
+                os.replace(tmp, cfg["report"])
     except KeyboardInterrupt:
         rx.stop()
     return 0

@@ -22,11 +22,17 @@ and subscribing only to samband.<id>.ack, .ota and .cfg.*. NATS 2.9 has no
 JetStream's API for the batch stream and its consumer, publish acks (and
 ota/cfg) to every hub, and read statuses.
 
-JetStream: the stream `SAMBAND_UP` takes samband.*.up, file storage, three
-replicas, work-queue retention (a batch is gone once a receiver acks it);
-receivers share the durable pull consumer `receivers` (receiver/fleet.py).
-The MQTT gateway's own streams (sessions, QoS 1 deliveries) are replicated
-three times too (`stream_replicas`).
+JetStream: a subject mapping turns a hub's samband.<id>.up into
+samband.up.<lane>.<id>, the lane a hash of the hub id (`partition`, 8
+lanes); the stream `SAMBAND_UP` takes them all, file storage, three
+replicas, work-queue retention (a batch is gone once a receiver acks it).
+Each lane has a durable consumer that lets one batch out at a time
+(max_ack_pending 1) to the receivers' queue group (receiver/fleet.py): a
+hub's batches are stored in the order the cluster took them, whichever
+receiver takes each. Permissions are checked on the mapped subject, so a
+hub may publish to samband.up.*.<its id> (any lane, only its id). The MQTT
+gateway's own streams (sessions, QoS 1 deliveries) are replicated three
+times too (`stream_replicas`).
 """
 
 import os
@@ -43,9 +49,15 @@ from samband.rig.broker import RECEIVER_USER, free_port, make_certs
 
 NATS_SERVER = os.environ.get("SAMBAND_NATS_SERVER", "/usr/sbin/nats-server")
 STREAM = "SAMBAND_UP"
-CONSUMER = "receivers"
-UP_SUBJECT = "samband.*.up"
+GROUP = "receivers"  # the receivers' queue group (batches and statuses)
+PARTITIONS = 8  # lanes of the work queue: a hub's batches all take one, one batch in flight per lane
+UP_SUBJECT = "samband.up.*.*"  # samband.up.<lane>.<hub>: what the cluster makes of samband/<hub>/up
 STATUS_SUBJECT = "samband.*.status"
+
+
+def consumer(lane):
+    """The durable consumer of one lane, and where it delivers (the receivers' queue group)."""
+    return f"{GROUP}-{lane}", f"samband.work.{lane}"
 
 
 class ClusterError(SambandError):
@@ -102,11 +114,11 @@ class NatsCluster:
     ca_pem, ca_der, start, stop, log_tail), plus the nodes for fault tests
     (kill, start_node) and `servers` for the receivers' NATS connections."""
 
-    def __init__(self, folder, nodes=3, users=None, hostname="localhost", ack_wait=5.0):
+    def __init__(self, folder, nodes=3, users=None, hostname="localhost", partitions=PARTITIONS):
         self.folder = Path(folder)
+        self.partitions = partitions
         self.folder.mkdir(parents=True, exist_ok=True)
         self.hostname = hostname
-        self.ack_wait = ack_wait  # s: a receiver that dies holding a batch frees it after this
         self.users = dict(users or {})
         if RECEIVER_USER not in self.users:
             self.users[RECEIVER_USER] = secrets.token_hex(16)
@@ -147,13 +159,12 @@ class NatsCluster:
             if user == RECEIVER_USER:
                 pub = ["samband.*.ack", "samband.*.ota", "samband.*.cfg.*",
                        "$JS.API.INFO", f"$JS.API.STREAM.INFO.{STREAM}", f"$JS.API.STREAM.CREATE.{STREAM}",
-                       f"$JS.API.CONSUMER.INFO.{STREAM}.{CONSUMER}",
-                       f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{CONSUMER}",
-                       f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}", f"$JS.ACK.{STREAM}.{CONSUMER}.>"]
-                sub = ["samband.*.status", "_INBOX.>"]
+                       f"$JS.API.CONSUMER.INFO.{STREAM}.*", f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.*",
+                       f"$JS.API.CONSUMER.CREATE.{STREAM}.>", f"$JS.ACK.{STREAM}.>"]
+                sub = ["samband.*.status", "samband.work.*", "_INBOX.>"]
                 types = ["STANDARD", "MQTT"]  # `samband ota` / `config push` speak MQTT as the receiver
             else:
-                pub = [f"samband.{user}.up", f"samband.{user}.status"]
+                pub = [f"samband.up.*.{user}", f"samband.{user}.status"]  # up: after the mapping
                 # $MQTT.sub.>: the gateway delivers QoS 1 through a JetStream consumer whose delivery
                 # subject is checked against the hub's own permissions (an MQTT client cannot name it)
                 sub = [f"samband.{user}.ack", f"samband.{user}.ota", f"samband.{user}.cfg.*", "$MQTT.sub.>"]
@@ -184,6 +195,9 @@ class NatsCluster:
             # the gateway's sessions and QoS 1 deliveries survive a node, as the batches do
             f"  stream_replicas: {min(3, len(self.nodes))}",
             "  ack_wait: \"10s\"",
+            "}",
+            "mappings {",
+            f'  "samband.*.up": "samband.up.{{{{partition({self.partitions},1)}}}}.{{{{wildcard(1)}}}}"',
             "}",
         ] + self._authorization()
         node.conf.write_text("\n".join(lines) + "\n")
