@@ -43,6 +43,12 @@ class ReceiverProcess:
                 raise AssertionError(f"receiver {self.name} did not start: " + self.log_tail())
         return self
 
+    def cpu(self):
+        """CPU seconds the process has used so far (user + system, from /proc)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self):
         """SIGKILL: no goodbye to the cluster, its unacked batches left for ack_wait."""
         if self.proc is not None and self.proc.poll() is None:

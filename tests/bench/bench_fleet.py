@@ -6,7 +6,12 @@
   beforehand through the MQTT gateway by paho hubs; the database emptied
   between rounds. The rate is the readings over the span between the first
   and the last commit (the `received` column), so neither the receivers'
-  start-up nor the publishing is counted.
+  start-up nor the publishing is counted. Beside it the receivers' own CPU
+  time per reading (/proc; start-up excluded), which says what a receiver
+  costs whatever else the machine is doing.
+* for reference, in the same run: the same batches through one Ingest in
+  this process straight into the same database (no broker): what one
+  receiver's own work costs here.
 * failover: two receivers working while hubs publish a batch every 50 ms
   each; the node that leads the stream is killed. Figure: the longest pause
   between two commits after the kill (the new leader's election and the
@@ -32,6 +37,7 @@ from fleet_kit import ReceiverProcess  # noqa: E402
 from receiver_kit import Depot, MqttHub, glucose  # noqa: E402
 from test_uplink_store import PgUnavailable, pg_cluster  # noqa: E402
 
+from hub.seal import batch  # noqa: E402
 from samband.receiver.fleet import ensure_queue  # noqa: E402
 from samband.receiver.store import open_store  # noqa: E402
 from samband.rig import cluster as nc  # noqa: E402
@@ -112,7 +118,7 @@ def main():
 
 def run(tmp, url):
     depot = Depot(HUBS)
-    cl = nc.NatsCluster(tmp / "cluster", ack_wait=3.0)
+    cl = nc.NatsCluster(tmp / "cluster")
     pw = {u: cl.add_hub(u) for u in HUBS}
     open_store(url).close()  # the schema, before any receiver
     with cl:
@@ -127,7 +133,7 @@ def run(tmp, url):
                 batches[u].append([s.header] + [s.seal(q, glucose(q)) for q in seqs])
         total = len(HUBS) * BATCHES * PER
         keys = {u: pk for u, (sk, pk) in depot.hubs.items()}
-        rates = {}
+        rates, cpu = {}, {}
         for n in (1, 2, 3):
             empty(url)
             for u in HUBS:
@@ -139,13 +145,26 @@ def run(tmp, url):
             try:
                 for rx in rxs:
                     rx.start()
+                cpu0 = sum(rx.cpu() for rx in rxs)  # after start-up (imports, connecting)
                 wait(lambda: len(commits(url)) >= total, 300, f"{total} readings with {n} receiver(s)")
+                cpu[n] = sum(rx.cpu() for rx in rxs) - cpu0
             finally:
                 for rx in rxs:
                     rx.stop()
             c = commits(url)
             rates[n] = total / max(c[-1] - c[0], 1e-6)
-            figure(f"fleet ingest, {n} receiver(s), stream -> PostgreSQL", round(rates[n]), "readings/s")
+            figure(f"fleet ingest, {n} receiver process(es), stream -> PostgreSQL", round(rates[n]), "readings/s")
+            figure(f"  the receivers' CPU per reading ({n})", round(cpu[n] / total * 1e6), "us")
+        empty(url)
+        from samband.receiver.ingest import Ingest
+        ing = Ingest(depot.opener(), open_store(url))
+        t = time.perf_counter()
+        for u in HUBS:
+            for items in batches[u]:
+                ing.batch(u, batch(items))
+        direct = total / (time.perf_counter() - t)
+        ing.store.close()
+        figure("reference: one Ingest in-process, no broker, same database", round(direct), "readings/s")
         figure("fleet scaling, 2 receivers / 1", round(rates[2] / rates[1], 2), "x")
         figure("fleet scaling, 3 receivers / 1", round(rates[3] / rates[1], 2), "x")
         failover(tmp, url, cl, depot, hubs, sealers, keys)
@@ -190,7 +209,6 @@ def failover(tmp, url, cl, depot, hubs, sealers, keys):
 
 
 def batch_of(sealer, q):
-    from hub.seal import batch
     return batch([sealer.header, sealer.seal(q, glucose(q))])
 
 
