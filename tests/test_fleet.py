@@ -136,6 +136,55 @@ def test_each_hubs_batches_are_stored_in_order(fleet):
             rx.ingest.store.close()
 
 
+def test_a_hub_the_database_refuses_for_a_while_waits_in_its_lane(fleet):
+    """Another session holds one hub's advisory lock (as a long transaction on its rows
+    would): the receivers' writes for that hub time out (transient), are nak'ed and come
+    back after a delay, while another hub's batches go through; once the lock is gone,
+    the waiting hub's batches are all stored, once each, in the order it sent them."""
+    import psycopg
+
+    from samband.receiver.fleet import FleetReceiver
+    from samband.receiver.ingest import Ingest
+    from samband.receiver.store import open_store
+    rig, cl, receivers, url = fleet
+    stuck, free = "00005a4d0d01", "00005a4d0d02"  # in different lanes (one lane would hold both up)
+    depot = Depot([stuck, free])
+    pw = {u: cl.add_hub(u) for u in (stuck, free)}
+    cl.start()
+    open_store(url).close()  # the schema, before the lock is taken
+    rxs = []
+    lock = psycopg.connect(url, autocommit=True)
+    try:
+        for i in range(2):
+            rxs.append(FleetReceiver(Ingest(depot.opener(), open_store(url)), cl.servers, cl.ca_pem, "receiver",
+                                     cl.users["receiver"], ack_wait=3.0, name=f"rx{i}").start())
+        clients = {u: MqttHub(cl, u, pw[u]) for u in (stuck, free)}
+        sealers = {u: depot.sealer(u) for u in (stuck, free)}
+        lock.execute("SELECT pg_advisory_lock(hashtext(%s))", (stuck,))
+        for b in range(10):
+            for u in (stuck, free):
+                seqs = range(b * 4 + 1, b * 4 + 5)
+                clients[u].send([sealers[u].header] + [sealers[u].seal(q, glucose(q)) for q in seqs])
+        rig.wait(lambda: clients[free].got() >= set(range(1, 41)), WAIT, "the free hub's acks")
+        rig.wait(lambda: sum(rx.ingest.counters["transient"] for rx in rxs) >= 3, WAIT, "refused writes")
+        assert not clients[stuck].got()  # nothing of the stuck hub was acknowledged while the lock held
+        lock.execute("SELECT pg_advisory_unlock(hashtext(%s))", (stuck,))
+        rig.wait(lambda: clients[stuck].got() >= set(range(1, 41)), WAIT, "the stuck hub's acks")
+        with psycopg.connect(url) as c:
+            for u in (stuck, free):
+                by_commit = [q for (q,) in c.execute("SELECT seq FROM readings WHERE hub = %s ORDER BY received, seq",
+                                                     (u,)).fetchall()]
+                assert by_commit == list(range(1, 41)), f"hub {u}: {by_commit}"
+        assert sum(rx.ingest.counters["errors"] for rx in rxs) == 0
+        for h in clients.values():
+            h.close()
+    finally:
+        lock.close()
+        for rx in rxs:
+            rx.stop()
+            rx.ingest.store.close()
+
+
 def test_hub_is_confined_to_its_own_topics(tmp_path):
     """Per-hub permissions as strict as Mosquitto's ACL: a hub's publish to another hub's
     up topic is dropped, and it can subscribe neither to another hub's acks nor to the
