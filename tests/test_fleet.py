@@ -19,7 +19,8 @@ import time
 import pytest
 from conftest import TESTS, firmware_tree
 from fleet_kit import ReceiverProcess, pg_rows
-from receiver_kit import Depot, MqttHub, glucose
+from receiver_kit import Depot, HostSealer, MqttHub, glucose
+from test_cli_errors import one_line, run
 from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
 
 from samband.rig import cluster as nc
@@ -243,6 +244,56 @@ def test_hub_is_confined_to_its_own_topics(tmp_path):
         for c in (a, b):
             c.disconnect()
             c.loop_stop()
+
+
+def test_samband_receive_takes_the_work_queue(tmp_path, pg_url):  # noqa: F811
+    """`samband receive --nats` is a receiver of the fleet: a hub's batch through the
+    cluster lands in PostgreSQL and the hub gets its ack; an unreachable cluster is one line."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from nacl import bindings as nb
+
+    from samband.device.depot import Depot as DepotFolder
+    why = nc.available()
+    if why:
+        pytest.skip(why)
+    uid = "00005a4d0c01"
+    folder = DepotFolder(tmp_path / "depot")
+    kid, rpk = folder.receiver_publics()[0]
+    sk = os.urandom(32)
+    folder.add_hub(bytes.fromhex(uid), nb.crypto_scalarmult_base(sk))
+    sealer = HostSealer(bytes.fromhex(uid), sk, rpk, kid=kid)
+    cl = nc.NatsCluster(tmp_path / "cluster")
+    pw = cl.add_hub(uid)
+    (tmp_path / "rx.pw").write_text(cl.users["receiver"])
+    args = ["receive", "--depot", str(tmp_path / "depot"), "--db", pg_url, "--ca", str(cl.ca_pem),
+            "--password-file", str(tmp_path / "rx.pw"), "--quiet"]
+    with cl:
+        proc = subprocess.Popen([sys.executable, "-m", "samband.cli", *args, "--nats", ",".join(cl.servers)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            banner = []
+            t = threading.Thread(target=lambda: banner.append(proc.stdout.readline()), daemon=True)
+            t.start()
+            t.join(WAIT)
+            assert banner and banner[0].startswith("samband receive: NATS tls://"), (banner, proc.poll())
+            hub = MqttHub(cl, uid, pw)
+            hub.send([sealer.header] + [sealer.seal(q, glucose(q)) for q in range(1, 6)])
+            end = time.monotonic() + WAIT
+            while hub.got() != set(range(1, 6)):
+                assert time.monotonic() < end, "no ack from samband receive"
+                time.sleep(0.05)
+            assert [q for q, _ in pg_rows(pg_url, uid)] == [1, 2, 3, 4, 5]
+            hub.close()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+        dead = cl.nodes[0].client_port
+    one_line(run(*args, "--nats", f"tls://127.0.0.1:{dead}"), "no work queue on the NATS cluster",
+             f"127.0.0.1:{dead}", "--nats")
 
 
 async def queue_after(cl, publish):

@@ -105,11 +105,19 @@ class FleetReceiver:
         async def reconnected():
             self.reconnects += 1
 
+        async def error(e):  # nats-py prints a traceback for each by default; one line, counted
+            self.ingest.counters["nats-errors"] += 1
+            log.debug("nats: %r", e)
+
         ctx = ssl.create_default_context(cafile=str(self.ca)) if self.ca else None
-        return await nats.connect(servers=self.servers, tls=ctx, user=self.user, password=self.password,
-                                  name=self.name, connect_timeout=2, reconnect_time_wait=0.2,
-                                  max_reconnect_attempts=-1, allow_reconnect=True,
-                                  reconnected_cb=reconnected)
+        # A few tries per node at first, so that a wrong address or a cluster that is not there
+        # is an error within seconds; once connected, reconnects go on for ever (a node may die).
+        nc = await nats.connect(servers=self.servers, tls=ctx, user=self.user, password=self.password,
+                                name=self.name, connect_timeout=2, reconnect_time_wait=0.2,
+                                max_reconnect_attempts=3, allow_reconnect=True,
+                                reconnected_cb=reconnected, error_cb=error)
+        nc.options["max_reconnect_attempts"] = -1
+        return nc
 
     async def _main(self):
         nc = await self._connect()
@@ -201,7 +209,8 @@ class FleetReceiver:
             self._loop.run_until_complete(self._main())
         except Exception as e:
             self.error = e
-            log.exception("fleet receiver")
+            if self.ready.is_set():  # a failure at start is start()'s to report, in one line
+                log.exception("fleet receiver")
         finally:
             self.ready.set()
             self._loop.close()
@@ -213,8 +222,9 @@ class FleetReceiver:
         self._thread.start()
         if not self.ready.wait(timeout) or self.error is not None:
             self.stop()
-            raise SambandError(f"fleet receiver: no work queue on the cluster at {', '.join(self.servers)}: "
-                               f"{self.error or 'timed out'}")
+            why = " ".join(str(self.error or "timed out").split()) or type(self.error).__name__
+            raise SambandError(f"no work queue on the NATS cluster at {', '.join(self.servers)}: {why}; "
+                               f"is the cluster running, and are --nats, --ca and the login right?")
         return self
 
     def stop(self):
