@@ -43,9 +43,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 from samband.errors import SambandError
 from samband.receiver.ingest import encode_ack
-from samband.rig.cluster import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer
 
 log = logging.getLogger("samband.receiver.fleet")
+
+# The names a fleet's cluster and its receivers agree on (rig/cluster.py writes them into the config).
+STREAM = "SAMBAND_UP"
+GROUP = "receivers"  # the receivers' queue group (batches and statuses)
+PARTITIONS = 8  # lanes of the work queue: a hub's batches all take one, one batch in flight per lane
+UP_SUBJECT = "samband.up.*.*"  # samband.up.<lane>.<hub>: what the cluster's mapping makes of samband/<hub>/up
+STATUS_SUBJECT = "samband.*.status"
+
+
+def consumer(lane):
+    """The durable consumer of one lane, and where it delivers (the receivers' queue group)."""
+    return f"{GROUP}-{lane}", f"samband.work.{lane}"
 
 NAK_DELAYS = (0.25, 0.5, 1, 2, 4, 5)  # s: a batch the database could not take now, by its delivery count
 TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as ingest.Receiver)
@@ -74,7 +85,7 @@ async def ensure_queue(js, replicas=3, ack_wait=5.0, lanes=PARTITIONS):
 
 
 class FleetReceiver:
-    """Ingest behind a JetStream pull consumer; start()/stop() or a context manager.
+    """Ingest behind the lanes' JetStream consumers; start()/stop() or a context manager.
     Its asyncio loop runs in a thread; every database call runs in one more (the
     store's connection is used by that thread alone)."""
 
@@ -91,6 +102,7 @@ class FleetReceiver:
         self._stop = False
         self._thread = None
         self._loop = None
+        self._nc = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-db")
         self._time_sent = {}
         try:

@@ -45,19 +45,10 @@ import time
 from pathlib import Path
 
 from samband.errors import SambandError
+from samband.receiver.fleet import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer  # noqa: F401
 from samband.rig.broker import RECEIVER_USER, free_port, make_certs
 
 NATS_SERVER = os.environ.get("SAMBAND_NATS_SERVER", "/usr/sbin/nats-server")
-STREAM = "SAMBAND_UP"
-GROUP = "receivers"  # the receivers' queue group (batches and statuses)
-PARTITIONS = 8  # lanes of the work queue: a hub's batches all take one, one batch in flight per lane
-UP_SUBJECT = "samband.up.*.*"  # samband.up.<lane>.<hub>: what the cluster makes of samband/<hub>/up
-STATUS_SUBJECT = "samband.*.status"
-
-
-def consumer(lane):
-    """The durable consumer of one lane, and where it delivers (the receivers' queue group)."""
-    return f"{GROUP}-{lane}", f"samband.work.{lane}"
 
 
 class ClusterError(SambandError):
