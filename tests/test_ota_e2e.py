@@ -19,7 +19,6 @@ import nacl.bindings as nb
 from conftest import firmware_tree
 from test_uplink import check_exactly_once, drained
 
-from hub import reading as rd
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
 from samband.receiver import versions
@@ -55,7 +54,7 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
     lock = threading.Lock()
 
     def on_reading(hub, seq, r):
-        if r.get(rd.PRIO) == rd.PRIO_ALARM:
+        if r.is_alarm:
             with lock:
                 alarms.append(seq)
 

@@ -25,6 +25,7 @@ import os
 import struct
 
 from hub import alarms, cbor
+from hub.errors import HubError
 
 V_LIMITS = 0x14
 LIMITS_LABEL = b"samband/limits/1"
@@ -34,7 +35,7 @@ MAX_UNIT = 16
 MAX_CODES = 12
 
 
-class LimitsError(ValueError):
+class LimitsError(HubError):
     """A limits config the hub refuses: malformed, not authentic, or not newer."""
 
 

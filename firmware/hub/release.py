@@ -27,6 +27,7 @@
 from hub import cbor
 from hub.crypto import ed25519
 from hub.crypto.sha512 import sha512
+from hub.errors import HubError
 
 MAGIC = b"SbR\x01"
 DOMAIN = b"samband release manifest v1\x00"
@@ -38,7 +39,7 @@ _FIELDS = (("v", str), ("min", str), ("board", str), ("kind", str), ("size", int
            ("time", int))
 
 
-class ReleaseError(ValueError):
+class ReleaseError(HubError):
     """A release the hub refuses; code says which check failed."""
 
     def __init__(self, code, message):

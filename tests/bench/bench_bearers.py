@@ -61,8 +61,8 @@ def failover_and_latency(keepalive=2, rounds=3, lab=None):
     phase = ["warmup"]
 
     def on_reading(hub, seq, r):
-        if r.get(12) == 1 and phase[0] in lat:
-            lat[phase[0]].append(time.time() * 1000 - r[8])
+        if r.is_alarm and phase[0] in lat:
+            lat[phase[0]].append(time.time() * 1000 - r.hts)
 
     failover, degraded = [], []
     with tempfile.TemporaryDirectory() as d:

@@ -158,7 +158,7 @@ def latency():
     lat = {0: [], 1: []}
 
     def on_reading(hub, seq, r):
-        lat[r.get(12, 0)].append(time.time() * 1000 - r[8])
+        lat[r.prio].append(time.time() * 1000 - r.hts)
 
     total = 600
     with tempfile.TemporaryDirectory() as d:

@@ -80,7 +80,8 @@ def main():
                 r[reading.SEQ] = seq
                 return sealer.seal(seq, reading.encode(r))
 
-            j.append(make, reading.PRIO_TELEMETRY)
+            j.stage(make, reading.PRIO_TELEMETRY)
+            j.commit()  # durable at once here (on a hub the store's commit task commits it)
 
     from hub.clock import Clock, boot_anchor
     clock = Clock(port, telemetry)
@@ -155,7 +156,8 @@ def main():
             r[reading.SEQ] = seq
             return sealer.seal(seq, reading.encode(r))
 
-        seq = j.append(make, prio)
+        seq = j.stage(make, prio)
+        j.commit()  # durable now (as the hub's Store does for an alarm)
         log.write(("A %d %d %d\n" % (seq, prio, n)).encode())
         log.flush()
         if truth is not None:

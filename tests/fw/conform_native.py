@@ -184,6 +184,7 @@ def run(mode, sid):
 
     async def main():
         task = asyncio.create_task(c.run())
+        commits = asyncio.create_task(store.run())  # the commit task, which app.main starts on a hub
         try:
             for step in bs.steps(s, mode):
                 if step[0] == "until":
@@ -206,6 +207,7 @@ def run(mode, sid):
                 statuses[role] = dev(role).stats()  # while connected (the link's MTU)
         finally:
             task.cancel()
+            commits.cancel()
             for t in c._tasks:
                 t.cancel()
             await asyncio.sleep(0)

@@ -1,7 +1,25 @@
 # Helpers for the journal's firmware tests (both runtimes): scratch folders
-# on the host's disk, and payloads that say which seq they belong to.
+# on the host's disk, payloads that say which seq they belong to, and
+# append(): a record staged and committed at once, as the hub's Store does
+# for an alarm. The journal itself decides no commit timing (hub/store.py does).
 
 import os
+
+from hub.reading import PRIO_ROUTINE
+
+
+def append(j, data, prio=PRIO_ROUTINE, size=None):
+    """Store one record (data as for Journal.stage); returns its seq once it is durable."""
+    seq = j.stage(data, prio, size)
+    j.commit()
+    return seq
+
+
+def append_many(j, items, prio=PRIO_ROUTINE):
+    """Store several records with one commit; returns their seqs once all are durable."""
+    seqs = [j.stage(d, prio) for d in items]
+    j.commit()
+    return seqs
 
 
 def rmtree(path):

@@ -93,6 +93,18 @@ def test_alarm_commits_at_once_and_wakes_the_uplink():
     assert prio == reading.PRIO_ALARM
 
 
+def test_rr_intervals_are_stored_only_when_provisioned():
+    # heart rate 75/min with two RR intervals: the rate goes into the summary, the
+    # intervals are a reading of their own only with keep_rr (config "keep_rr": true)
+    for keep in (False, True):
+        c, d, j, store, root = _rig(kind="hr")
+        assert c.keep_rr is False  # the default
+        c.keep_rr = keep
+        d.handles[12] = 0x2A37
+        c._event(("notify", 1, 12, bytes.fromhex("104b04043804")))
+        assert d.bad_payloads == 0 and store.staged == (1 if keep else 0), (keep, store.staged)
+
+
 def test_alarm_thresholds():
     def r(mdc, val, unit, exp=0):
         return {reading.MDC: mdc, reading.VAL: val, reading.UNIT: unit, reading.EXP: exp}

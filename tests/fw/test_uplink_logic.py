@@ -10,7 +10,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from journal_util import rmtree, scratch
+from journal_util import append, rmtree, scratch
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
 from hub.seal import unbatch
@@ -59,7 +59,7 @@ def test_alarms_first_with_their_headers():
     root, j, up = setup("up1")
     try:
         j.context(header(5))
-        q = [j.append(lambda seq: record(5, seq), PRIO_ALARM if s == 3 else PRIO_ROUTINE) for s in range(4)]
+        q = [append(j, lambda seq: record(5, seq), PRIO_ALARM if s == 3 else PRIO_ROUTINE) for s in range(4)]
         assert pump(up)
         items, seqs = sent_seqs(up, 0)
         assert items[0] == header(5) and seqs == [q[3]]
@@ -76,7 +76,7 @@ def test_ack_moves_the_journal_and_reconnect_resends():
     root, j, up = setup("up2")
     try:
         j.context(header(9))
-        q = [j.append(lambda seq: record(9, seq), PRIO_ROUTINE) for s in range(6)]
+        q = [append(j, lambda seq: record(9, seq), PRIO_ROUTINE) for s in range(6)]
         pump(up)
         assert j.count() == 6  # a PUBACK is not an ack
         up._on_message(up.ack_topic, encode_ack([q[0], q[1], q[2], q[4]]))
@@ -97,12 +97,12 @@ def test_ack_moves_the_journal_and_reconnect_resends():
 def test_routine_waits_for_size_or_age_and_header_found_by_tag():
     root, j, up = setup("up3", batch_age_ms=60000, batch_bytes=400)
     try:
-        q0 = j.append(lambda seq: record(2, seq), PRIO_ROUTINE)  # before any context: header from contexts()
+        q0 = append(j, lambda seq: record(2, seq), PRIO_ROUTINE)  # before any context: header from contexts()
         j.context(header(2))
-        q1 = j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
+        q1 = append(j, lambda seq: record(2, seq), PRIO_ROUTINE)
         assert not pump(up)  # young and small
         for _s in range(12):
-            j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
+            append(j, lambda seq: record(2, seq), PRIO_ROUTINE)
         assert pump(up)  # enough bytes
         items, seqs = sent_seqs(up, 0)
         assert items[0] == header(2) and seqs[:2] == [q0, q1]
@@ -125,9 +125,9 @@ def test_batches_stay_within_what_a_receiver_takes():
         assert up.batch_bytes <= uplink.MAX_BATCH_BYTES // 2
         j.context(header(1))
         n = 1100  # more than MAX_BATCH_ITEMS: one batch could not hold them
-        first = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+        first = append(j, lambda seq: record(1, seq, 2), PRIO_ROUTINE)
         for _ in range(n - 1):
-            last = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+            last = append(j, lambda seq: record(1, seq, 2), PRIO_ROUTINE)
         while pump(up):
             pass
         got = []

@@ -34,7 +34,7 @@ import asyncio
 
 import bluetooth
 
-from hub.ble import BleError, Char, Fifo, Flag, Service, wait_ms
+from hub.ble import KEY_MISSING, BleError, Char, Fifo, Flag, Service, wait_ms
 from hub.ble import bonds as _bonds
 
 try:
@@ -211,7 +211,7 @@ class Connection:
         if not enc and had:
             # ENCRYPTION_UPDATE carries no status: with a stored bond, "not encrypted" means the
             # device no longer has it (PIN or Key Missing, 0x06) - or an impostor uses its address.
-            raise BleError("KEY_MISSING: the device refused our stored bond (0x06)")
+            raise BleError("the device refused our stored bond (PIN or Key Missing, 0x06)", KEY_MISSING)
         return {"encrypted": bool(enc), "bonded": bool(bonded), "lesc": bool(lesc), "key_size": key_size}
 
     async def read(self, handle, timeout_ms=10000):

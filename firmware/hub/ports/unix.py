@@ -19,7 +19,11 @@ class Port(BasePort):
         self._host_clock = os.getenv("SAMBAND_VHUB_CLOCK") != "board"
         # SAMBAND_VHUB_TICKS=ms: where the monotonic clock starts, e.g. near the 30-bit
         # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
-        self._ticks0 = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+        # It is where *this boot's* clock starts, as a board's ticks start at its boot: an
+        # offset from the host's monotonic clock, which has run since the host booted (a fixed
+        # offset would land anywhere, by the host's uptime).
+        t = os.getenv("SAMBAND_VHUB_TICKS")
+        self._ticks0 = time.ticks_diff(int(t), time.ticks_ms()) if t else 0
         self._warp = 0
 
     def ticks_ms(self):

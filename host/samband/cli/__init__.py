@@ -16,7 +16,7 @@ from samband.cli import alerts, bridge, dashboard, fhir, hub, limits, ota, patie
 from samband.errors import SambandError
 
 
-def _positive(text):
+def _positive(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     try:
         n = int(text)
@@ -27,7 +27,7 @@ def _positive(text):
     return n
 
 
-def _add_vhub_options(p):
+def _add_vhub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default="vhub", help="board definition to build and run (default vhub)")
     p.add_argument("--flash", type=Path,
                    help="folder of the hub's flash image, flash.img (default build/<board>-flash)")
@@ -48,7 +48,7 @@ def _add_vhub_options(p):
                                               "$SAMBAND_DEPOT)")
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="samband", description="Samband medical edge hub tools")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     ap.add_argument("--version", action="version", version=f"samband {__version__}")
@@ -163,6 +163,9 @@ def parser():
     p.add_argument("--rebond", choices=("auto", "window"),
                    help="when a device has lost its bond: pair again at once (auto, the default) or only "
                         "inside a pairing window (window: someone confirms it is the patient's device)")
+    p.add_argument("--rr-intervals", choices=("keep", "drop"),
+                   help="heart-rate straps' RR intervals (heart-rate variability): store them as readings (keep) "
+                        "or not (drop, the default: an ECG strap's stream carries every beat)")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
     p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
     p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")
@@ -476,7 +479,7 @@ def parser():
     return ap
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     try:
@@ -506,7 +509,7 @@ def main(argv=None):
     return 0
 
 
-def _quiet_stdout():
+def _quiet_stdout() -> None:
     import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

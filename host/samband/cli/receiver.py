@@ -1,25 +1,34 @@
 """`samband receive` and `samband readings`: the receiver service and queries of what it stored."""
 
+from __future__ import annotations
+
 import csv
 import json
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from samband.errors import SambandError
 from samband.paths import default_db
 
+if TYPE_CHECKING:
+    from samband.reading import Reading
+    from samband.receiver.fleet import FleetReceiver
+    from samband.receiver.ingest import Ingest
+    from samband.receiver.store import Store
 
-def _print_reading(hub_hex, seq, r):
-    from hub import reading as rd
+
+def _print_reading(hub_hex: str, seq: int, r: Reading) -> None:
     from samband.reading_text import PRIORITIES, describe
-    n = rd.to_named(r)
+    n = r.named()
     prio = PRIORITIES.get(n.get("prio"))
     print(f"{time.strftime('%H:%M:%S')} hub {hub_hex} #{seq:<6} {n.get('dev', '?')} {describe(n)}"
           + (f"  {prio}" if prio else ""), flush=True)
 
 
-def cmd_receive(args):
+def cmd_receive(args: Namespace) -> None:
     from samband.device.depot import Depot
     from samband.receiver.ingest import Ingest, Receiver
     from samband.receiver.store import open_store
@@ -58,7 +67,7 @@ def cmd_receive(args):
         store.close()
 
 
-def _fleet_receiver(ingest, urls, ca, user, password):
+def _fleet_receiver(ingest: Ingest, urls: str, ca: str | None, user: str, password: str | None) -> FleetReceiver:
     """A receiver of a fleet (receiver/fleet.py) on the NATS nodes given as a comma-separated list."""
     try:
         from samband.receiver.fleet import FleetReceiver
@@ -70,7 +79,7 @@ def _fleet_receiver(ingest, urls, ca, user, password):
     return FleetReceiver(ingest, servers, ca, user, password)
 
 
-def readable(path, option, what):
+def readable(path: str | Path, option: str, what: str) -> str:
     """The text of a file an option names, or a one-line SambandError saying which
     option and what it should hold (shared by the commands that read secrets: ota)."""
     try:
@@ -79,7 +88,7 @@ def readable(path, option, what):
         raise SambandError(f"{option} {path}: {e.strerror}; give the file holding {what}") from None
 
 
-def cmd_readings(args):
+def cmd_readings(args: Namespace) -> None:
     from samband.receiver.store import StoreError, open_store
     db = args.db or default_db()
     try:
@@ -94,7 +103,7 @@ def cmd_readings(args):
         store.close()
 
 
-def _show_readings(store, args):
+def _show_readings(store: Store, args: Namespace) -> None:
     if args.status:
         json.dump(store.hubs(), sys.stdout, indent=1)
         print()

@@ -24,6 +24,8 @@ What it reproduces, byte for byte:
   +QIURC), carrying real TCP from the host.
 """
 
+from __future__ import annotations
+
 import os
 import pty
 import random
@@ -32,6 +34,7 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 VTIME, VMIN = 5, 6
@@ -47,7 +50,7 @@ DIALECTS = {
 }
 
 
-def _args(s):
+def _args(s: str) -> list[str]:
     """'0,1,"apn","u","p",3' -> ['0', '1', 'apn', 'u', 'p', '3'] (the simulator's own
     parser: it must not share a bug with the hub's atparse)."""
     out, cur, quoted = [], "", False
@@ -100,7 +103,7 @@ class ModemSim:
     """The modem on a pty: start() it, give `path` to the hub, stop() it.
     `commands` lists every command line received; `rx`/`tx` count bytes."""
 
-    def __init__(self, scenario=None):
+    def __init__(self, scenario: Scenario | None = None) -> None:
         self.sc = scenario or Scenario()
         self.dialect = DIALECTS[self.sc.dialect]
         self.master, self._slave = pty.openpty()
@@ -127,7 +130,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ state
 
-    def _power_on(self, banner):
+    def _power_on(self, banner: bool) -> None:
         self.echo = True
         self.cmee = 0
         self.cereg_n = 0
@@ -157,7 +160,7 @@ class ModemSim:
             return "READY"
         return "SIM PIN" if self.sc.sim == "pin" else "SIM PUK"
 
-    def _registration(self):
+    def _registration(self) -> None:
         """Advance the scripted registration; URCs for every change."""
         if self.radio_t0 is None:
             return
@@ -193,7 +196,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ output
 
-    def _write(self, data):
+    def _write(self, data: bytes) -> None:
         if self.sc.chunked:
             i = 0
             while i < len(data):
@@ -205,10 +208,10 @@ class ModemSim:
             os.write(self.master, data)
         self.tx += len(data)
 
-    def _urc(self, line):
+    def _urc(self, line: str) -> None:
         self._write(b"\r\n" + line.encode() + b"\r\n")
 
-    def _flush_timers(self):
+    def _flush_timers(self) -> None:
         now = time.monotonic()
         due = [t for t in self.timers if t[0] <= now]
         self.timers = [t for t in self.timers if t[0] > now]
@@ -219,10 +222,10 @@ class ModemSim:
             self._urc(ln)
         self._registration()
 
-    def _later(self, seconds, line):
+    def _later(self, seconds: float, line: str | None) -> None:
         self.timers.append((time.monotonic() + seconds, line))
 
-    def _reply(self, lines=(), final="OK"):
+    def _reply(self, lines: Iterable[str] = (), final: str | None = "OK") -> None:
         out = b""
         if self.sc.garbage:
             out += bytes([0x00, 0xFF, 0x80, 0x1B]) + b"\r\n~#%&junk\r\n"
@@ -234,7 +237,7 @@ class ModemSim:
             out += b"\r\n" + final.encode() + b"\r\n"
         self._write(out)
 
-    def _error(self, code):
+    def _error(self, code: int) -> None:
         if self.cmee == 1:
             self._reply(final="+CME ERROR: %d" % code)
         elif self.cmee == 2:
@@ -244,7 +247,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ input
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         if self.off:
             return
         if self.data_mode:
@@ -276,7 +279,7 @@ class ModemSim:
                 continue
             self.line.append(b)
 
-    def _data(self, data):
+    def _data(self, data: bytes) -> None:
         now = time.monotonic()
         if data == b"+++" and now - self._last_data >= self.sc.guard_s * 0.9:
             self._escape_at = now
@@ -285,7 +288,7 @@ class ModemSim:
         self._last_data = now
         self._write(data)  # loopback: the "network" echoes what it is sent
 
-    def _command(self, cmd):
+    def _command(self, cmd: str) -> None:
         self.commands.append(cmd)
         self.events.append((time.monotonic(), cmd))
         self._flush_timers()  # URCs that fell due land between the echo and the reply
@@ -348,7 +351,7 @@ class ModemSim:
             return self._sim7080g(cmd, u)
         return self._bg96(cmd, u)
 
-    def _pin(self, pin):
+    def _pin(self, pin: str) -> None:
         if self.sc.sim != "pin" or self.sim_ready:
             return self._error(3)
         if pin != self.sc.pin:
@@ -358,7 +361,7 @@ class ModemSim:
         self._reply()
         self._urc("+CPIN: READY")
 
-    def _pdp_allowed(self):
+    def _pdp_allowed(self) -> bool:
         if self.stat not in (1, 5):
             return False
         if self.sc.apn is not None and self.pdp_apn != self.sc.apn:
@@ -367,7 +370,7 @@ class ModemSim:
             return False
         return True
 
-    def _sim7080g(self, cmd, u):
+    def _sim7080g(self, cmd: str, u: str) -> None:
         if u.startswith("AT+CAOPEN="):
             a = _args(cmd[10:])
             cid = int(a[0])
@@ -412,7 +415,7 @@ class ModemSim:
             return None
         return self._reply(final="ERROR")
 
-    def _bg96(self, cmd, u):
+    def _bg96(self, cmd: str, u: str) -> None:
         if u.startswith("AT+QIOPEN="):
             a = _args(cmd[10:])
             cid = int(a[1])
@@ -457,7 +460,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ sockets (real TCP on the host)
 
-    def _connect(self, cid, host, port):
+    def _connect(self, cid: int, host: str, port: int) -> bool:
         if cid in self.socks:
             return False
         try:
@@ -469,7 +472,7 @@ class ModemSim:
         self.events.append((time.monotonic(), "open %d" % cid))
         return True
 
-    def _prompt(self, argstr, final):
+    def _prompt(self, argstr: str, final: str) -> None:
         cid, n = (int(x) for x in argstr.split(","))
         sk = self.socks.get(cid)
         if sk is None or not sk["open"] or not 0 < n <= 1460:
@@ -478,7 +481,7 @@ class ModemSim:
         self._collect = (cid, n, bytearray(), final)
         return None
 
-    def _take(self, cid, n):
+    def _take(self, cid: int, n: int) -> bytes | None:
         sk = self.socks.get(cid)
         if sk is None:
             return None
@@ -488,19 +491,19 @@ class ModemSim:
             sk["ind"] = False
         return data
 
-    def _close(self, cid):
+    def _close(self, cid: int) -> None:
         sk = self.socks.pop(cid, None)
         if sk is not None:
             sk["s"].close()
         return self._reply()
 
-    def _sock_urc(self, cid, what):
+    def _sock_urc(self, cid: int, what: str) -> None:
         if self.sc.dialect == "sim7080g":
             self._urc("+CADATAIND: %d" % cid if what == "data" else "+CASTATE: %d,0" % cid)
         else:
             self._urc('+QIURC: "%s",%d' % ("recv" if what == "data" else "closed", cid))
 
-    def _sock_readable(self, cid):
+    def _sock_readable(self, cid: int) -> None:
         sk = self.socks[cid]
         try:
             data = sk["s"].recv(4096)
@@ -519,7 +522,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ running
 
-    def reboot(self):
+    def reboot(self) -> None:
         """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
         if self._thread is not None and threading.current_thread() is not self._thread:
             with self._lock:
@@ -531,7 +534,7 @@ class ModemSim:
         time.sleep(0.05)  # a real module is silent for a while; any half line is lost
         self._power_on(banner=True)
 
-    def _loop(self):
+    def _loop(self) -> None:
         while not self._stop:
             due = self._next_due()
             timeout = 0.5 if due is None else min(0.5, due)
@@ -567,12 +570,12 @@ class ModemSim:
             if not self.off:
                 self._flush_timers()
 
-    def start(self):
+    def start(self) -> ModemSim:
         self._thread = threading.Thread(target=self._loop, name="modem-sim", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop = True
         os.write(self._wake_w, b"!")
         if self._thread is not None:
@@ -585,8 +588,8 @@ class ModemSim:
             except OSError:
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> ModemSim:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()

@@ -32,6 +32,8 @@ Run one as a process: `python -m samband.receiver.fleet CONFIG.json`
 (keys, database, servers; written by the fleet tests and benchmark).
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import logging
@@ -40,9 +42,20 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 from samband.receiver.ingest import encode_ack
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nats.aio.client import Client as Nats
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from samband.receiver.ingest import Ingest
 
 log = logging.getLogger("samband.receiver.fleet")
 
@@ -54,7 +67,7 @@ UP_SUBJECT = "samband.up.*.*"  # samband.up.<lane>.<hub>: what the cluster's map
 STATUS_SUBJECT = "samband.*.status"
 
 
-def consumer(lane):
+def consumer(lane: int) -> tuple[str, str]:
     """The durable consumer of one lane, and where it delivers (the receivers' queue group)."""
     return f"{GROUP}-{lane}", f"samband.work.{lane}"
 
@@ -62,7 +75,8 @@ NAK_DELAYS = (0.25, 0.5, 1, 2, 4, 5)  # s: a batch the database could not take n
 TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as ingest.Receiver)
 
 
-async def ensure_queue(js, replicas=3, ack_wait=5.0, lanes=PARTITIONS):
+async def ensure_queue(js: JetStreamContext, replicas: int = 3, ack_wait: float = 5.0,
+                       lanes: int = PARTITIONS) -> None:
     """The stream and the lanes' consumers, made if missing (the first receiver of a fleet
     makes them; the others find them). Work-queue retention: a batch is gone once acked."""
     from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
@@ -89,8 +103,9 @@ class FleetReceiver:
     Its asyncio loop runs in a thread; every database call runs in one more (the
     store's connection is used by that thread alone)."""
 
-    def __init__(self, ingest, servers, ca=None, user="receiver", password=None, ack_wait=5.0,
-                 replicas=3, lanes=PARTITIONS, name=None):
+    def __init__(self, ingest: Ingest, servers: list[str], ca: str | Path | None = None, user: str = "receiver",
+                 password: str | None = None, ack_wait: float = 5.0, replicas: int = 3, lanes: int = PARTITIONS,
+                 name: str | None = None) -> None:
         self.ingest = ingest
         self.servers = list(servers)
         self.ca, self.user, self.password = ca, user, password
@@ -111,13 +126,13 @@ class FleetReceiver:
             pass
 
     # -- the loop -------------------------------------------------------------------
-    async def _connect(self):
+    async def _connect(self) -> Nats:
         import nats
 
-        async def reconnected():
+        async def reconnected() -> None:
             self.reconnects += 1
 
-        async def error(e):  # nats-py prints a traceback for each by default; one line, counted
+        async def error(e: Exception) -> None:  # nats-py prints a traceback for each by default; one line, counted
             self.ingest.counters["nats-errors"] += 1
             log.debug("nats: %r", e)
 
@@ -131,7 +146,7 @@ class FleetReceiver:
         nc.options["max_reconnect_attempts"] = -1
         return nc
 
-    async def _main(self):
+    async def _main(self) -> None:
         nc = await self._connect()
         self._nc = nc
         js = nc.jetstream(timeout=5)
@@ -154,10 +169,10 @@ class FleetReceiver:
             await asyncio.sleep(0.1)
         await nc.drain()
 
-    async def _db_call(self, fn, *args):
+    async def _db_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
-    async def _batch(self, m):
+    async def _batch(self, m: Msg) -> None:
         from samband.receiver.store import is_transient
         nc = self._nc
         parts = m.subject.split(".")  # samband.up.<lane>.<hub>
@@ -184,7 +199,7 @@ class FleetReceiver:
             await nc.publish(f"samband.{hub_hex}.ack", encode_ack(acks))
         await m.ack()
 
-    async def _status(self, m):
+    async def _status(self, m: Msg) -> None:
         import cbor2
 
         from samband.receiver.store import is_transient
@@ -215,7 +230,7 @@ class FleetReceiver:
                                    cbor2.dumps({"tq": st["tq"], "t": time.time_ns() // 1000000}))
             self.ingest.counters["time-replies"] += 1
 
-    def _run(self):
+    def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._main())
@@ -228,7 +243,7 @@ class FleetReceiver:
             self._loop.close()
 
     # -- life ------------------------------------------------------------------------
-    def start(self, timeout=40):
+    def start(self, timeout: float = 40) -> FleetReceiver:
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="fleet-receiver")
         self._thread.start()
@@ -239,26 +254,27 @@ class FleetReceiver:
                                f"is the cluster running, and are --nats, --ca and the login right?")
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop = True
         if self._thread:
             self._thread.join(10)
         self._db.shutdown(wait=True)
 
-    def report(self):
+    def report(self) -> dict[str, Any]:
         out = self.ingest.report()
         out["reconnects"] = self.reconnects
         return out
 
-    def __enter__(self):
+    def __enter__(self) -> FleetReceiver:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def worker_config(path, receiver_keys, hubs, db, servers, ca, password, user="receiver", ack_wait=5.0,
-                  replicas=3, report=None, lanes=PARTITIONS):
+def worker_config(path: str | Path, receiver_keys: dict[int, bytes], hubs: dict[str, bytes], db: str,
+                  servers: list[str], ca: str | Path, password: str, user: str = "receiver", ack_wait: float = 5.0,
+                  replicas: int = 3, report: str | Path | None = None, lanes: int = PARTITIONS) -> None:
     """Write what `python -m samband.receiver.fleet` needs (0600: it holds the receiver's secret key).
     report: a file the process rewrites every half second with its counters (JSON)."""
     import os
@@ -272,7 +288,7 @@ def worker_config(path, receiver_keys, hubs, db, servers, ca, password, user="re
         json.dump(cfg, f)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     from samband.receiver.ingest import Ingest
     from samband.receiver.opener import Opener
     from samband.receiver.store import open_store

@@ -19,7 +19,15 @@ last refusal; `parse_cfg` checks it as strictly and `record_cfg` keeps it in
 the hub's row (migration 7).
 """
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Queryable, Store
+
+from samband.errors import SambandError
 
 VERSION_MAX = 17  # "65535.65535.65535"
 WORD_MAX = 16  # a state or refusal code: lowercase letters and "-", as hub/ota.py writes them
@@ -28,11 +36,11 @@ COUNT_MAX = 2 ** 31 - 1
 HISTORY_MAX = 50  # version changes kept per hub (a hub that flips versions cannot fill the table)
 
 
-class BadOta(ValueError):
+class BadOta(SambandError, ValueError):
     """An "ota" entry that breaks a bound; the message says which field."""
 
 
-def _version(v, name):
+def _version(v: object, name: str) -> str:
     from hub.release import ReleaseError, parse_version
     if type(v) is not str or len(v) > VERSION_MAX:
         raise BadOta(f"{name} is not a version text of at most {VERSION_MAX} characters")
@@ -43,19 +51,19 @@ def _version(v, name):
     return v
 
 
-def _word(v, name):
+def _word(v: object, name: str) -> str:
     if type(v) is not str or not 1 <= len(v) <= WORD_MAX or not all("a" <= c <= "z" or c == "-" for c in v):
         raise BadOta(f"{name} is not a word of 1..{WORD_MAX} lowercase letters")
     return v
 
 
-def _count(v, name):
+def _count(v: object, name: str) -> int:
     if type(v) is not int or not 0 <= v <= COUNT_MAX:
         raise BadOta(f"{name} is not an integer 0..{COUNT_MAX}")
     return v
 
 
-def parse_ota(m):
+def parse_ota(m: object) -> dict[str, Any]:
     """The "ota" entry of a status map as {"version", "state", "target", "slot",
     "have", "n", "refused"} (absent fields None), or BadOta saying which field
     is wrong. "v" and "st" are required; unknown keys ("w", the chunks asked
@@ -83,7 +91,7 @@ def parse_ota(m):
 SERIAL_MAX = 2 ** 32 - 1
 
 
-def parse_cfg(m):
+def parse_cfg(m: object) -> dict[str, Any]:
     """The "cfg" entry of a status map as {"keys", "limits", "refused", "reason"} (refused
     and reason None when absent), or BadOta saying which field is wrong. Pure."""
     if type(m) is not dict:
@@ -99,14 +107,14 @@ def parse_cfg(m):
     return out
 
 
-def record_cfg(store, cur, hub_hex, cfg):
+def record_cfg(store: Store, cur: Any, hub_hex: str, cfg: dict[str, Any]) -> None:
     """Write a parsed "cfg" entry into the hub's row (in the caller's transaction)."""
     cur.execute(store.q("UPDATE hubs SET cfg_keys = ?, cfg_limits = ?, cfg_refused = ?, cfg_reason = ? "
                         "WHERE hub = ?"),
                 (cfg["keys"], cfg["limits"], cfg["refused"], cfg["reason"], hub_hex))
 
 
-def record(store, cur, hub_hex, ota, now):
+def record(store: Store, cur: Any, hub_hex: str, ota: dict[str, Any], now: float) -> None:
     """Write a parsed "ota" entry into the hub's row (its `hubs` row exists) and,
     when the running version differs from the one recorded, a row of its
     version history; the history keeps the newest HISTORY_MAX changes a hub.
@@ -129,7 +137,7 @@ FLEET_KEYS = ("hub", "version", "slot", "ota_state", "ota_target", "ota_have", "
               "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason")
 
 
-def fleet(store):
+def fleet(store: Queryable) -> list[dict[str, Any]]:
     """Every hub with what it last reported running (None before its first
     "ota" entry), its update state and its last contact (batch or status)."""
     cur = store.conn.cursor()
@@ -139,7 +147,7 @@ def fleet(store):
     return out
 
 
-def history(store, hub_hex=None):
+def history(store: Queryable, hub_hex: str | None = None) -> list[dict[str, Any]]:
     """Version changes [{"hub", "since", "version", "previous"}], oldest first."""
     sql, args = "SELECT hub, since, version, previous FROM hub_versions", ()
     if hub_hex is not None:
@@ -151,12 +159,12 @@ def history(store, hub_hex=None):
     return out
 
 
-def utc_text(t):
+def utc_text(t: float) -> str:
     """A receiver time (seconds since 1970) as UTC text."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + " UTC"
 
 
-def _when(t, now):
+def _when(t: float | None, now: float) -> str:
     if t is None:
         return "-"
     s = max(0, int(now - t))
@@ -165,7 +173,7 @@ def _when(t, now):
     return f"{utc_text(t)} ({ago} ago)"
 
 
-def fleet_table(rows, now):
+def fleet_table(rows: list[dict[str, Any]], now: float) -> list[str]:
     """Lines of a human table of fleet() rows (times in UTC, with how long ago)."""
     head = ("hub", "version", "slot", "update", "config", "last contact")
     body = []

@@ -35,6 +35,8 @@ gateway's own streams (sessions, QoS 1 deliveries) are replicated three
 times too (`stream_replicas`).
 """
 
+from __future__ import annotations
+
 import os
 import secrets
 import signal
@@ -55,7 +57,7 @@ class ClusterError(SambandError):
     pass
 
 
-def available():
+def available() -> str | None:
     """None if a cluster can run here, else why not (for a test's skip)."""
     if not Path(NATS_SERVER).exists():
         return f"{NATS_SERVER} is missing: apt-get install nats-server (make setup does, as root)"
@@ -66,16 +68,16 @@ def available():
     return None
 
 
-def _q(s):
+def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _list(items):
+def _list(items: list[str]) -> str:
     return "[" + ", ".join(_q(i) for i in items) + "]"
 
 
 class Node:
-    def __init__(self, cluster, name):
+    def __init__(self, cluster: NatsCluster, name: str) -> None:
         self.cluster = cluster
         self.name = name
         self.dir = cluster.folder / name
@@ -84,17 +86,17 @@ class Node:
         self.proc = None
 
     @property
-    def conf(self):
+    def conf(self) -> Path:
         return self.dir / "nats.conf"
 
     @property
-    def log(self):
+    def log(self) -> Path:
         return self.dir / "nats.log"
 
-    def alive(self):
+    def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, n=1500):
+    def log_tail(self, n: int = 1500) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
@@ -105,7 +107,8 @@ class NatsCluster:
     ca_pem, ca_der, start, stop, log_tail), plus the nodes for fault tests
     (kill, start_node) and `servers` for the receivers' NATS connections."""
 
-    def __init__(self, folder, nodes=3, users=None, hostname="localhost", partitions=PARTITIONS):
+    def __init__(self, folder: str | Path, nodes: int = 3, users: dict[str, str] | None = None,
+                 hostname: str = "localhost", partitions: int = PARTITIONS) -> None:
         self.folder = Path(folder)
         self.partitions = partitions
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -118,33 +121,33 @@ class NatsCluster:
 
     # -- the Broker face -------------------------------------------------------------
     @property
-    def ca_pem(self):
+    def ca_pem(self) -> Path:
         return self.folder / "ca.pem"
 
     @property
-    def ca_der(self):
+    def ca_der(self) -> Path:
         return self.folder / "ca.der"
 
     @property
-    def port(self):
+    def port(self) -> int | None:
         """Where hubs connect (MQTT over TLS): the front, which picks a live node."""
         return self.front.port if self.front else None
 
-    def add_hub(self, hub_hex, password=None):
+    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
         """A hub's login; returns its password. Takes effect at start() or reload()."""
         self.users[hub_hex] = password or secrets.token_hex(16)
         return self.users[hub_hex]
 
-    def log_tail(self, n=600):
+    def log_tail(self, n: int = 600) -> str:
         return " | ".join(f"{nd.name}: {nd.log_tail(n)}" for nd in self.nodes)
 
     # -- configuration ---------------------------------------------------------------
     @property
-    def servers(self):
+    def servers(self) -> list[str]:
         """NATS URLs of every node, for receivers (TLS, the cluster's CA)."""
         return [f"tls://localhost:{nd.client_port}" for nd in self.nodes]
 
-    def _authorization(self):
+    def _authorization(self) -> list[str]:
         out = ["authorization {", "  users = ["]
         for user, pw in self.users.items():
             if user == RECEIVER_USER:
@@ -165,7 +168,7 @@ class NatsCluster:
         out += ["  ]", "}"]
         return out
 
-    def _write(self, node):
+    def _write(self, node: Node) -> None:
         f = self.folder
         routes = [f"nats-route://127.0.0.1:{nd.route_port}" for nd in self.nodes if nd is not node]
         lines = [
@@ -195,7 +198,7 @@ class NatsCluster:
         os.chmod(node.conf, 0o600)  # it holds the logins
 
     # -- processes -------------------------------------------------------------------
-    def start(self, timeout=30):
+    def start(self, timeout: float = 30) -> NatsCluster:
         if not Path(NATS_SERVER).exists():
             raise ClusterError(f"{NATS_SERVER} is missing: apt-get install nats-server")
         if not (self.folder / "server.pem").exists():
@@ -219,13 +222,13 @@ class NatsCluster:
         self.wait_ready(timeout)
         return self
 
-    def _spawn(self, nd):
+    def _spawn(self, nd: Node) -> None:
         log = open(nd.log, "ab")
         nd.proc = subprocess.Popen([NATS_SERVER, "-c", str(nd.conf)], stdout=log, stderr=log,
                                    start_new_session=True)
         log.close()
 
-    def _wait_listening(self, nodes, timeout):
+    def _wait_listening(self, nodes: list[Node], timeout: float) -> None:
         end = time.monotonic() + timeout
         for nd in nodes:
             for port in (nd.client_port, nd.mqtt_port):
@@ -240,7 +243,7 @@ class NatsCluster:
                             raise ClusterError(f"nats-server {nd.name} did not listen within {timeout}s") from None
                         time.sleep(0.05)
 
-    def _health(self, nd):
+    def _health(self, nd: Node) -> bool:
         import urllib.request
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{nd.http_port}/healthz", timeout=2) as r:
@@ -248,7 +251,7 @@ class NatsCluster:
         except OSError:
             return False
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout: float = 30) -> None:
         """Every live node says it is healthy (JetStream included: a meta leader is elected)."""
         end = time.monotonic() + timeout
         while True:
@@ -259,27 +262,27 @@ class NatsCluster:
                 raise ClusterError("the NATS cluster did not become healthy: " + self.log_tail())
             time.sleep(0.1)
 
-    def kill(self, i):
+    def kill(self, i: int) -> None:
         """SIGKILL node i (a crash: no goodbye to its routes or clients)."""
         nd = self.nodes[i]
         if nd.alive():
             nd.proc.send_signal(signal.SIGKILL)
             nd.proc.wait()
 
-    def start_node(self, i, timeout=30):
+    def start_node(self, i: int, timeout: float = 30) -> None:
         """Start node i again on its ports and store (it catches up from its peers)."""
         nd = self.nodes[i]
         self._spawn(nd)
         self._wait_listening([nd], timeout)
 
-    def reload(self):
+    def reload(self) -> None:
         """Write the configs again (new hubs) and have every live node reload them."""
         for nd in self.nodes:
             self._write(nd)
             if nd.alive():
                 nd.proc.send_signal(signal.SIGHUP)
 
-    def _kill_all(self):
+    def _kill_all(self) -> None:
         for nd in self.nodes:
             if nd.alive():
                 nd.proc.terminate()
@@ -290,16 +293,16 @@ class NatsCluster:
                     nd.proc.wait()
             nd.proc = None
 
-    def stop(self):
+    def stop(self) -> None:
         if self.front is not None:
             self.front.close()
             self.front = None
         self._kill_all()
 
-    def __enter__(self):
+    def __enter__(self) -> NatsCluster:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -307,7 +310,7 @@ class Front:
     """Loopback TCP front for the MQTT listeners: each new connection goes to the next
     node that accepts it (round robin), bytes pass unchanged (TLS ends at the node)."""
 
-    def __init__(self, ports):
+    def __init__(self, ports: list[int]) -> None:
         self.ports = list(ports)
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -319,7 +322,7 @@ class Front:
         self._conns = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self):
+    def _accept(self) -> None:
         while True:
             try:
                 c, _ = self.srv.accept()
@@ -343,7 +346,7 @@ class Front:
             threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
             threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
 
-    def _pump(self, a, b):
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while True:
                 d = a.recv(65536)
@@ -357,7 +360,7 @@ class Front:
         with self._lock:
             self._conns = [p for p in self._conns if p[0] is not a and p[1] is not a]
 
-    def close(self):
+    def close(self) -> None:
         self.srv.close()
         with self._lock:
             conns, self._conns = self._conns, []
@@ -366,7 +369,7 @@ class Front:
                 _close(s)
 
 
-def _close(s):
+def _close(s: socket.socket) -> None:
     try:
         s.shutdown(socket.SHUT_RDWR)
     except OSError:

@@ -30,6 +30,8 @@ terminal. The relay between them is where the board-like behaviour lives:
   hidden: tests assert there were none (see _check_stuck).
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import os
@@ -42,6 +44,7 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from samband.device import build
@@ -64,7 +67,7 @@ STUCK_S = 2.0  # parked on a futex this long: deadlocked
 CTRL_C = b"\x03"
 
 
-def parse_heap(text):
+def parse_heap(text: str | int) -> int:
     """'100k', '2m' or bytes, as `micropython -X heapsize=` takes it; returns bytes."""
     t = str(text).strip().lower()
     mult = 1
@@ -81,7 +84,7 @@ def parse_heap(text):
     return n
 
 
-def deploy(board_tree, flash):
+def deploy(board_tree: str | Path, flash: Flash | str | Path) -> int:
     """Copy a firmware tree onto a virtual hub's flash (a folder's image, or a
     Flash): only what changed, leaving the hub's data alone.
 
@@ -112,7 +115,7 @@ def deploy(board_tree, flash):
     return changed
 
 
-def _raw_tty(fd):
+def _raw_tty(fd: int) -> None:
     """Raw terminal: every byte, Ctrl-C included, reaches the interpreter as
     data. No ISIG: the line discipline must not turn Ctrl-C into SIGINT (the
     unix port's SIGINT handler raises from inside C code; see _ctrl_c) nor
@@ -128,7 +131,7 @@ def _raw_tty(fd):
     termios.tcsetattr(fd, termios.TCSANOW, a)
 
 
-def caught_signals(status):
+def caught_signals(status: str) -> set[int]:
     """The signals a process catches, from the text of /proc/PID/status (its SigCgt mask)."""
     for line in status.splitlines():
         if line.startswith("SigCgt:"):
@@ -140,8 +143,10 @@ def caught_signals(status):
 class VirtualHub:
     """One virtual hub. start() returns the path of its serial port."""
 
-    def __init__(self, flash, heap=DEFAULT_HEAP, uid=None, link=None, board="vhub",
-                 firmware=None, deploy_firmware=True, log=None, env=None, romfs=None):
+    def __init__(self, flash: Flash | str | Path, heap: str | int = DEFAULT_HEAP, uid: str | None = None,
+                 link: str | Path | None = None, board: str = "vhub", firmware: str | Path | None = None,
+                 deploy_firmware: bool = True, log: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None, romfs: str | Path | None = None) -> None:
         # The folder that holds the hub's flash image (flash.img, vhub/flash.py).
         self.flash = Path(flash.folder if isinstance(flash, Flash) else flash).resolve()
         self.image = Flash(self.flash)
@@ -186,7 +191,7 @@ class VirtualHub:
         self._trace_file = open(trace, "a") if trace else None  # every byte both ways, for debugging
 
     # -- life cycle ----------------------------------------------------------------
-    def start(self):
+    def start(self) -> str:
         if self.deploy_firmware:
             if not self.firmware.is_dir():
                 raise HubError(f"no firmware build at {self.firmware}: run `make firmware`")
@@ -208,7 +213,7 @@ class VirtualHub:
         self._thread.start()
         return self.port
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         with self._lock:  # not while the relay holds the interpreter stopped for a Ctrl-C
             self._kill()
@@ -225,7 +230,7 @@ class VirtualHub:
             self.link.unlink()
         self.image.release()
 
-    def snapshot(self, dest=None):
+    def snapshot(self, dest: str | Path | None = None) -> Flash:
         """The hub's flash at this instant (a FlashCopy in memory, or a Flash
         in dest): the interpreter is stopped while the image is copied, so the
         copy is what a power cut now would leave. Works on a stopped hub too."""
@@ -233,25 +238,25 @@ class VirtualHub:
             pid = self._proc.pid if self._proc and self._proc.poll() is None else None
             return self.image.snapshot(pid, dest)
 
-    def __enter__(self):
+    def __enter__(self) -> VirtualHub:
         self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
 
     @property
-    def pid(self):
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def power_cut(self):
+    def power_cut(self) -> None:
         """Pull the plug: SIGKILL the interpreter mid-whatever, then power on again."""
         with self._lock:
             self._pending_cause = "power-on"
             self._raw = False
             self._kill()
 
-    def wait_boots(self, n, timeout=10):
+    def wait_boots(self, n: int, timeout: float = 10) -> None:
         end = time.monotonic() + timeout
         while self.boots < n:
             if time.monotonic() > end:
@@ -259,7 +264,7 @@ class VirtualHub:
             time.sleep(0.01)
 
     # -- internals -----------------------------------------------------------------
-    def _kill(self):
+    def _kill(self) -> None:
         p = self._proc
         if p and p.poll() is None:
             try:
@@ -268,7 +273,7 @@ class VirtualHub:
                 pass
             p.wait()
 
-    def _spawn(self):
+    def _spawn(self) -> None:
         master, slave = os.openpty()
         _raw_tty(slave)
         env = dict(os.environ)
@@ -285,7 +290,7 @@ class VirtualHub:
             "MICROPYPATH": "",
         })
 
-        def child_setup():
+        def child_setup() -> None:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -320,7 +325,7 @@ class VirtualHub:
         if self.log:
             self.log(f"vhub: interpreter pid {self._proc.pid} started (boot {self.boots}, reset {self.resets[-1]})")
 
-    def _died(self, code):
+    def _died(self, code: int) -> None:
         """Decide how the next interpreter starts, from how this one ended."""
         if self._exit_code is not None:
             code, self._exit_code = self._exit_code, None
@@ -337,7 +342,7 @@ class VirtualHub:
         if self._pending_cause == "soft":
             self._to_client(b"MPY: soft reboot\r\n")
 
-    def _ctrl_c(self, proc, hub_fd):
+    def _ctrl_c(self, proc: subprocess.Popen, hub_fd: int) -> bool:
         """Deliver a Ctrl-C the client typed, as a board's serial driver does.
 
         While code runs, a board schedules a KeyboardInterrupt, raised at the
@@ -382,7 +387,7 @@ class VirtualHub:
         finally:
             os.kill(pid, signal.SIGCONT)
 
-    def _check_stuck(self, now):
+    def _check_stuck(self, now: float) -> None:
         """Log and count an interpreter that deadlocked. With Ctrl-C raised
         from inside C code the unix port could leave its qstr lock held
         (seen during imports from ROMFS); scheduled interrupts should never
@@ -413,7 +418,7 @@ class VirtualHub:
         # the image as one bytearray: its size, rounded up to 32-byte GC blocks, plus the object
         return (self.rom_bytes + 31) // 32 * 32 + 64 if self.romfs else 0
 
-    def _to_client(self, data):
+    def _to_client(self, data: bytes) -> None:
         if not data:
             return
         raw_at, friendly_at = data.rfind(RAW_BANNER), data.rfind(FRIENDLY_BANNER)
@@ -434,12 +439,12 @@ class VirtualHub:
                 raise
             # nobody listening, or the client is not reading: a USB port drops it too
 
-    def _trace(self, what, data):
+    def _trace(self, what: str, data: bytes) -> None:
         if self._trace_file:
             self._trace_file.write(f"{time.monotonic():.6f} {what} {data!r}\n")
             self._trace_file.flush()
 
-    def _from_hub(self, data):
+    def _from_hub(self, data: bytes) -> None:
         self._trace("from-hub", data)
         seen = self._tail + data
         self._tail = seen[-64:]
@@ -486,7 +491,7 @@ class VirtualHub:
         if rest:
             self._to_client(rest)
 
-    def _write_hub(self, proc, hub_fd):
+    def _write_hub(self, proc: subprocess.Popen, hub_fd: int) -> None:
         """Pass what the client typed to the interpreter, in order; a Ctrl-C
         goes through _ctrl_c once everything typed before it is written.
         Stops early when the pty is full (the rest waits for the next round)
@@ -509,7 +514,7 @@ class VirtualHub:
             if n < len(chunk):
                 return
 
-    def _relay(self):
+    def _relay(self) -> None:
         poller = select.poll()
         while not self._stop.is_set():
             with self._lock:
