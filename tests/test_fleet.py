@@ -1,16 +1,20 @@
 """A receiver fleet on a 3-node NATS cluster (issue 17, item 4; docs/uplink.md, "Fleet").
 
-Virtual hubs (the firmware's own hub/uplink.py on the unix port, MQTT 3.1.1
-over TLS to nats-server's MQTT gateway through a loopback front), two
-receivers as processes sharing the durable JetStream consumer, and a
-throwaway PostgreSQL. Virtual hubs rather than paho publishers: what must
-hold across a node's death is the hub's own resend-until-acked and its
-reconnect (a SUBACK refused while JetStream elects a leader included), so
-the firmware that does it is what runs.
+The fault test: virtual hubs (the firmware's own hub/uplink.py on the unix
+port, MQTT 3.1.1 over TLS to nats-server's MQTT gateway through a loopback
+front), two receivers as processes sharing the lanes' JetStream consumers,
+and a throwaway PostgreSQL. Virtual hubs rather than paho publishers: what
+must hold across a node's death is the hub's own resend-until-acked and
+its reconnect (a SUBACK refused while JetStream elects a leader included),
+so the firmware that does it is what runs. While the hubs send, the node
+the first hub is connected to is killed (SIGKILL) and, later, a receiver;
+the node comes back afterwards. Every record each hub appended must be in
+PostgreSQL exactly once.
 
-While the hubs send, the node the first hub is connected to is killed
-(SIGKILL) and, later, a receiver; the node comes back afterwards. Every
-record each hub appended must be in PostgreSQL exactly once.
+The others use paho hubs sealing with the host sealer (receiver_kit), where
+the point is the receivers' side: each hub's batches stored in order
+across three receivers, a hub the database refuses for a while waiting in
+its lane, the per-hub permissions, and `samband receive --nats`.
 """
 
 import asyncio
