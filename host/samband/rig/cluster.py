@@ -262,6 +262,13 @@ class NatsCluster:
                 raise ClusterError("the NATS cluster did not become healthy: " + self.log_tail())
             time.sleep(0.1)
 
+    def busiest_node(self) -> int | None:
+        """The index of the node that carries the most live hub connections through the front
+        now (a fault test kills it to make hubs reconnect), or None while none is live."""
+        ports = self.front.live_ports()
+        counts = [ports.count(nd.mqtt_port) for nd in self.nodes]
+        return counts.index(max(counts)) if ports else None
+
     def kill(self, i: int) -> None:
         """SIGKILL node i (a crash: no goodbye to its routes or clients)."""
         nd = self.nodes[i]
@@ -341,32 +348,48 @@ class Front:
             if u is None:
                 c.close()
                 continue
+            link = _Link(c, u, port)
             with self._lock:
-                self._conns.append((c, u))
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+                self._conns.append(link)
+            threading.Thread(target=self._pump, args=(c, u, link), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, None), daemon=True).start()
 
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+    def _pump(self, a: socket.socket, b: socket.socket, link: _Link | None) -> None:
         try:
             while True:
                 d = a.recv(65536)
                 if not d:
                     break
+                if link is not None:
+                    link.heard = time.monotonic()
                 b.sendall(d)
         except OSError:
             pass
         for s in (a, b):
             _close(s)
         with self._lock:
-            self._conns = [p for p in self._conns if p[0] is not a and p[1] is not a]
+            self._conns = [k for k in self._conns if k.client is not a and k.node is not a]
+
+    def live_ports(self, within: float = 1.0) -> list[int]:
+        """The node port of each connection through the front whose client sent something
+        in the last `within` seconds (a hub's abandoned attempt may stay open for a while)."""
+        now = time.monotonic()
+        with self._lock:
+            return [k.port for k in self._conns if now - k.heard <= within]
 
     def close(self) -> None:
         self.srv.close()
         with self._lock:
             conns, self._conns = self._conns, []
-        for pair in conns:
-            for s in pair:
-                _close(s)
+        for k in conns:
+            _close(k.client)
+            _close(k.node)
+
+
+class _Link:
+    def __init__(self, client: socket.socket, node: socket.socket, port: int) -> None:
+        self.client, self.node, self.port = client, node, port
+        self.heard = time.monotonic()
 
 
 def _close(s: socket.socket) -> None:
