@@ -290,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", help="file holding the MQTT password")
     p.add_argument("--group", default="receivers", help="shared subscription group: receivers in one group "
                                                         "share the hubs' batches (default receivers)")
+    p.add_argument("--nats", metavar="URL[,URL...]",
+                   help="a fleet's NATS cluster (tls://host:port of its nodes): take batches from its JetStream "
+                        "work queue instead of MQTT; --ca, --user and the password as for MQTT (docs/uplink.md, Fleet)")
     p.add_argument("--quiet", action="store_true", help="do not print each reading as it is stored")
     p.set_defaults(func=receiver.cmd_receive)
 

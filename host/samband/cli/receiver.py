@@ -15,6 +15,8 @@ from samband.paths import default_db
 
 if TYPE_CHECKING:
     from samband.reading import Reading
+    from samband.receiver.fleet import FleetReceiver
+    from samband.receiver.ingest import Ingest
     from samband.receiver.store import Store
 
 
@@ -39,14 +41,22 @@ def cmd_receive(args: Namespace) -> None:
     db = args.db or default_db()
     store = open_store(db)
     ing = Ingest(depot.opener(), store, None if args.quiet else _print_reading)
-    rx = Receiver(ing, args.host, args.port, args.ca, args.user, password, args.group)
+    if getattr(args, "nats", None):
+        rx = _fleet_receiver(ing, args.nats, args.ca, args.user, password)
+        where = "NATS " + args.nats
+    else:
+        rx = Receiver(ing, args.host, args.port, args.ca, args.user, password, args.group)
+        where = f"{args.host}:{args.port}"
     try:
         rx.start()
     except OSError as e:
         store.close()
         raise SambandError(f"cannot reach the MQTT broker at {args.host}:{args.port}: {e.strerror or e}; "
                            f"is it running, and are --host/--port right?") from None
-    print(f"samband receive: {args.host}:{args.port}, database {db}", flush=True)
+    except SambandError:
+        store.close()
+        raise
+    print(f"samband receive: {where}, database {db}", flush=True)
     try:
         while True:
             time.sleep(1)
@@ -55,6 +65,18 @@ def cmd_receive(args: Namespace) -> None:
     finally:
         rx.stop()
         store.close()
+
+
+def _fleet_receiver(ingest: Ingest, urls: str, ca: str | None, user: str, password: str | None) -> FleetReceiver:
+    """A receiver of a fleet (receiver/fleet.py) on the NATS nodes given as a comma-separated list."""
+    try:
+        from samband.receiver.fleet import FleetReceiver
+    except ImportError:
+        raise SambandError("--nats needs the nats-py package: pip install 'samband[fleet]'") from None
+    servers = [u.strip() for u in urls.split(",") if u.strip()]
+    if not servers:
+        raise SambandError("--nats: give the cluster's nodes, e.g. tls://nats1:4222,tls://nats2:4222")
+    return FleetReceiver(ingest, servers, ca, user, password)
 
 
 def readable(path: str | Path, option: str, what: str) -> str:

@@ -333,10 +333,15 @@ class Store:
             self.conn.rollback()
             raise
 
+    def _serialize(self, cur: Any, hub_hex: str) -> None:
+        """Make this transaction the only one writing for this hub until it ends.
+        SQLite has one writer anyway; PostgresStore overrides it."""
+
     def _store(self, hub_hex: str, prepared: list[Prepared], rejected: dict[str, int] | None, backlog: int | None,
                quarantine: Iterable[Quarantined] = ()) -> tuple[int, int]:
         now = time.time()
         cur = self.conn.cursor()
+        self._serialize(cur, hub_hex)
         rows = prepared
         first = self._first_of([p[4] for p in prepared if p[4] is not None], cur)
         fresh, again = [], []
@@ -404,6 +409,7 @@ class Store:
     def reject(self, hub_hex: str, reasons: dict[str, int]) -> None:
         """Count refused input of a hub (nothing stored)."""
         cur = self.conn.cursor()
+        self._serialize(cur, hub_hex)
         self._hub(cur, hub_hex, time.time(), 0, 0, reasons, None)
         cur.execute(self.q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
@@ -419,6 +425,7 @@ class Store:
         now = time.time()
         try:
             cur = self.conn.cursor()
+            self._serialize(cur, hub_hex)
             cur.execute(self.q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
             if cur.fetchone() is None:
                 cur.execute(self.q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
@@ -554,6 +561,14 @@ class SqliteStore(Store):
 
 class PostgresStore(Store):
     ph = "%s"
+
+    def _serialize(self, cur: Any, hub_hex: str) -> None:
+        # Several receivers (a fleet, receiver/fleet.py) may hold batches of one hub at once.
+        # Under READ COMMITTED two of them would both insert the hub's first `hubs` row (a
+        # unique violation, taken for bad input), add up its counters from the same old
+        # row, or both find a device record new; a transaction-scoped advisory lock per
+        # hub lets one write at a time (waiting counts against lock_timeout: transient).
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (hub_hex,))
 
     def busy_timeout(self, seconds: float) -> None:
         cur = self.conn.cursor()

@@ -28,6 +28,7 @@ from samband.rig.broker import RECEIVER_USER, Broker
 from samband.vhub import Flash, VirtualHub, deploy
 
 if TYPE_CHECKING:
+    from samband.rig.cluster import NatsCluster
     from samband.rig.netns import NetLab
 
 RECEIVER_KID = 7
@@ -73,13 +74,16 @@ class RigHub:
 class UplinkRig:
     def __init__(self, folder: str | Path, db: str | None = None, heap: str | int = "200k",
                  firmware: str | Path | None = None, quiet: bool = True,
-                 on_reading: Callable[[str, int, Reading], None] | None = None, lab: NetLab | None = None) -> None:
+                 on_reading: Callable[[str, int, Reading], None] | None = None, lab: NetLab | None = None,
+                 broker: Broker | NatsCluster | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         # lab (samband.rig.netns.NetLab): the broker runs in its cloud and the hubs in its hub
         # namespace, each bearer a veth; the receiver stays here and reaches the broker by a Door
         self.lab = lab
-        if lab is None:
+        if broker is not None:  # another broker with Broker's face: the NATS cluster of a fleet (rig/cluster.py)
+            self.broker = broker
+        elif lab is None:
             self.broker = Broker(self.folder / "broker")
         else:
             from samband.rig.netns import BROKER_NAME, BROKER_PORT
