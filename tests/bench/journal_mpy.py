@@ -18,7 +18,8 @@ import sys
 import time
 
 import vfs
-from journal_util import append, append_many, rmtree
+from fwtest import rmtree
+from journal_util import append, append_many
 
 # hub.journal is imported by main() after the "heap" figures are taken
 Journal = R = None

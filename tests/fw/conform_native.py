@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, (__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/fakebt")
 
 import ble_scenarios as bs  # noqa: E402
+from fwtest import rmtree  # noqa: E402
 import bluetooth  # noqa: E402 - the stand-in
 from hub import profiles, state  # noqa: E402
 from hub.ble import native  # noqa: E402
@@ -136,16 +137,6 @@ async def until(cond):
     return False
 
 
-def _rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        try:
-            os.remove(p)
-        except OSError:  # a folder
-            _rmtree(p)
-    os.rmdir(path)
-
-
 def run(mode, sid):
     s = bs.scenario(sid)
     root = "/tmp/samband-conform-%s" % "".join("%02x" % b for b in os.urandom(4))
@@ -222,7 +213,7 @@ def run(mode, sid):
                      statuses,
                      {role: e.peer.mtu_started for role, e in devs.items()})
     j.close()
-    _rmtree(root)
+    rmtree(root)
     return {"outcome": got, "never": never, "not_on_flash": lost, "crashed": [repr(e) for e in ble.crashed],
             "irq_errors": central.irq_errors}
 

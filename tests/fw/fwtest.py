@@ -25,6 +25,33 @@ def raises(exc, fn, *args, **kw):
     raise AssertionError("expected %s, nothing raised" % exc.__name__)
 
 
+def rmtree(path):
+    """Remove a scratch folder and all below it; a missing one is fine."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = path + "/" + n
+        try:
+            os.remove(p)
+        except OSError:
+            rmtree(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def scratch(tag):
+    """A fresh, empty folder under /tmp for one test."""
+    base = os.getenv("TMPDIR") or "/tmp"
+    p = "%s/samband-%s-%s" % (base, tag, "".join("%02x" % b for b in os.urandom(6)))
+    rmtree(p)
+    os.mkdir(p)
+    return p
+
+
 class Rand:
     """A small seeded PRNG (xorshift64*) that gives the same numbers on both runtimes."""
 

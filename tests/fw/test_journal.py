@@ -7,12 +7,12 @@
 
 import os
 
-from fwtest import Rand, raises
+from fwtest import Rand, raises, rmtree, scratch
 from hub import cbor, segment
 from hub.journal import RESERVE, Journal, JournalError
 from hub.reading import CTX, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import append, append_many, payload, rmtree, scratch
+from journal_util import append, append_many, payload
 
 SEG = 512
 

@@ -8,12 +8,12 @@
 import gc
 from binascii import crc32
 
-from fwtest import IS_MPY, Rand
+from fwtest import IS_MPY, Rand, rmtree, scratch
 from hub import segment
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import append, files, payload, restore, rmtree, scratch
+from journal_util import append, files, payload, restore
 
 # The test keeps a snapshot of every file and a table of every record; the
 # journal's own heap is held to 100k by test_journal.py and the virtual hub.

@@ -5,7 +5,7 @@
 
 import os
 
-from fwtest import Rand, raises
+from fwtest import Rand, raises, rmtree, scratch
 from hub import alarms, cbor, kinds, limits, seal
 from hub import profiles as P
 from hub.crypto import box, hmac, x25519
@@ -31,20 +31,9 @@ def signed(serial, rules, auth_sk=AUTH_SK, hub_id=HUB_ID, label=limits.LIMITS_LA
     return body + hmac.hmac_sha256(_kcfg[auth_sk], label, bytes((len(hub_id),)), hub_id, body)[:16]
 
 
-def _rmtree(d):
-    for name in os.listdir(d):
-        p = d + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(d)
-
-
 def flash():
     """A hub's /keys on a fresh folder, as samband provision leaves it: (root, Keys)."""
-    d = "/tmp/samband-limits-" + "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(d)
+    d = scratch("limits")
     os.mkdir(d + "/keys")
     body = bytes((seal.V_CONFIG, 0, 0, 0, 1, 1, 1)) + RCV_PK
     cfg = body + seal.config_tag(box.beforenm(HUB_PK, AUTH_SK), HUB_ID, body)
@@ -95,7 +84,7 @@ def test_signed_limits_replace_the_defaults_and_survive_a_reboot():
         assert again.stats() == {"serial": 1, "rules": 1, "refused": 0}
     finally:
         alarms.set_limits([])
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_stay():
@@ -120,7 +109,7 @@ def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_s
         assert limits.Limits(keys, d + "/keys").refused == len(cases)  # the count survives a reboot
     finally:
         alarms.set_limits([])
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
@@ -150,7 +139,7 @@ def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
         assert cgm(75) == PRIO_ROUTINE and cgm(50) == PRIO_ALARM
     finally:
         alarms.set_limits([])
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_blood_pressure_limits_judge_each_component():

@@ -10,7 +10,8 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from journal_util import append, rmtree, scratch
+from fwtest import rmtree, scratch
+from journal_util import append
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
 from hub.seal import unbatch
