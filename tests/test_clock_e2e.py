@@ -36,11 +36,9 @@ during the "hour" are the few of a few seconds.
 
 import json
 
-import pytest
-from conftest import TESTS, firmware_tree
+from conftest import TESTS
 
 from samband.rig.relay import Relay
-from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
@@ -49,13 +47,6 @@ WRAP = 1 << 30  # a reading's mono is ticks_ms & (2**30 - 1)
 CLOCK_SET = 1024 << 16 | 48
 BOOT_RTC = 1024 << 16 | 50
 TIMEOUT = 60
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = UplinkRig(tmp_path, firmware=firmware_tree())
-    yield r
-    r.stop()
 
 
 def offline_hub(rig, uid, config):

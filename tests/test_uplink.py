@@ -14,25 +14,18 @@ import time
 
 import cbor2
 import pytest
-from conftest import TESTS, firmware_tree
+from conftest import TESTS
+from fwtest import MemCounter
 
 from samband.receiver.opener import batch, unbatch
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.relay import Relay
-from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
 HUB_A = "00005a4d00c7"
 HUB_B = "00005a4d00c8"
 TIMEOUT = 90
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = UplinkRig(tmp_path, firmware=firmware_tree())
-    yield r
-    r.stop()
 
 
 def rows(rig, hub):
@@ -283,13 +276,6 @@ class _Keys:
     """A hub sealing with the firmware's own Sealer (under CPython) and the
     receiver's Opener for it: epoch headers collected in .headers."""
 
-    class _Counter:
-        n = 0
-
-        def reserve(self):
-            self.n += 1
-            return self.n
-
     def __init__(self):
         import os
 
@@ -300,7 +286,7 @@ class _Keys:
         self.hub_sk = os.urandom(32)
         self.rpk, self.rsk = nb.crypto_box_keypair()
         self.headers = []
-        self.sealer = fs.Sealer(self.hub_id, self.hub_sk, (7, self.rpk), self._Counter(), os.urandom,
+        self.sealer = fs.Sealer(self.hub_id, self.hub_sk, (7, self.rpk), MemCounter(), os.urandom,
                                 self.headers.append)
 
     def seal(self, seq, r):

@@ -52,6 +52,40 @@ def scratch(tag):
     return p
 
 
+def allocated(fn):
+    """Bytes fn() allocates with the collector off: garbage included, an upper
+    bound of its peak (the benchmarks' heap figures)."""
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    fn()
+    b = gc.mem_alloc()
+    gc.enable()
+    gc.collect()
+    return b - a
+
+
+class MemCounter:
+    """Epoch numbers in RAM, for a Sealer under test: what seal.EpochCounter hands
+    out on a hub, without its flash file."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def reserve(self):
+        self.n += 1
+        return self.n
+
+
+class Central:
+    """A BLE central with nothing underneath: the collector only takes its event FIFO.
+    Imports hub.ble when made, so that tests without a collector do not load it."""
+
+    def __init__(self, size=16):
+        from hub.ble import Fifo
+        self.events = Fifo(size)
+
+
 class Rand:
     """A small seeded PRNG (xorshift64*) that gives the same numbers on both runtimes."""
 

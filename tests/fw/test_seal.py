@@ -6,7 +6,7 @@
 import os
 import struct
 
-from fwtest import Rand, raises, rmtree, scratch
+from fwtest import MemCounter, Rand, raises, rmtree, scratch
 from hub import seal
 from hub.crypto import CryptoError, box
 
@@ -24,15 +24,6 @@ def pub(sk):
     if sk not in _pub:
         _pub[sk] = box.public_key(sk)
     return _pub[sk]
-
-
-class MemCounter:
-    def __init__(self, start=0):
-        self.n = start
-
-    def reserve(self):
-        self.n += 1
-        return self.n
 
 
 def sealer(counter=None, headers=None, kid=1):
