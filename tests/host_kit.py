@@ -1,10 +1,11 @@
 """Helpers for host tests and benchmarks that start real outside programs:
 a plain Mosquitto listener (an emergency centre's own broker, not the rig's
-TLS one) and npm packages pinned by a package.json (the FHIR server, the
-32-bit MicroPython). One copy here, so that a test and its benchmark start
+TLS one), npm packages pinned by a package.json (the FHIR server, the
+32-bit MicroPython), an uplink rig's hub talking through a Relay. One copy here, so that a test and its benchmark start
 the same thing."""
 
 import hashlib
+import json
 import socket
 import subprocess
 import time
@@ -43,3 +44,18 @@ def npm_install(dest, spec):
                        timeout=600, stdout=subprocess.DEVNULL)
         stamp.write_text(want)
     return dest
+
+
+def through_relay(rig, h):
+    """Broker, receiver and hub h started with h's uplink going through a Relay the caller
+    cuts, black-holes and closes (the port in h's /uplink.json is the relay's)."""
+    from samband.rig.relay import Relay
+    from samband.vhub import Flash
+    rig.start_broker()
+    relay = Relay(rig.broker.port)
+    cfg = json.loads(Flash(h.flash).read("/uplink.json"))
+    cfg["uplink"]["port"] = relay.port
+    Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
+    rig.start_receiver()
+    h.vhub.start()
+    return relay

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from binascii import crc32
+from contextlib import contextmanager
 
 import pytest
 from conftest import TESTS, firmware_tree
@@ -85,6 +86,20 @@ def flash_for(tmp_path, mode):
     return folder
 
 
+@contextmanager
+def running_on(folder, **kw):
+    """(hub, console) of a virtual hub started on folder (no firmware deployed over it);
+    stopped and the console closed however the test ends."""
+    hub = VirtualHub(folder, deploy_firmware=False, **kw)
+    hub.start()
+    con = Console(hub.port)
+    try:
+        yield hub, con
+    finally:
+        hub.stop()
+        con.close()
+
+
 def journal_records(flash, dest):
     j = Journal(str(flash.export("/journal", dest)), capacity=64 * 4096, segment_size=4096)
     out = {seq: bytes(data) for seq, prio, data, ctx in j.records()}
@@ -95,15 +110,9 @@ def journal_records(flash, dest):
 
 def test_a_write_not_synced_is_lost_at_a_cut_and_a_synced_one_survives(tmp_path):
     folder = flash_for(tmp_path, "files")
-    hub = VirtualHub(folder, deploy_firmware=False)
-    hub.start()
-    con = Console(hub.port)
-    try:
+    with running_on(folder) as (hub, con):
         con.wait(r"WRITTEN$")
         hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     flash = Flash(folder)
     assert flash.read("/synced.txt") == b"synced"  # closed: committed; the append after it was not
     # created (its directory entry commits at open), but none of the 3000 bytes written
@@ -112,18 +121,12 @@ def test_a_write_not_synced_is_lost_at_a_cut_and_a_synced_one_survives(tmp_path)
 
 def test_a_staged_record_not_committed_is_lost_and_its_producer_was_not_told(tmp_path):
     folder = flash_for(tmp_path, "journal")
-    hub = VirtualHub(folder, deploy_firmware=False)
-    hub.start()
-    con = Console(hub.port)
-    try:
+    with running_on(folder) as (hub, con):
         _, m = con.wait(r"STORED (\d+)$")
         durable = int(m.group(1))
         i, m = con.wait(r"STAGED (\d+)$")
         assert int(m.group(1)) == durable + 2  # the waiting record took durable + 1: it is staged, not committed
         hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     assert [line for line in con.lines if line.startswith("STORED")] == [f"STORED {durable}"]
     records, stats = journal_records(Flash(folder), tmp_path / "journal")
     assert records == {durable: b"durable"}, records
@@ -136,12 +139,9 @@ CUTS = 50
 def test_the_image_survives_50_cuts_and_mounts(tmp_path):
     folder = flash_for(tmp_path, "churn")
     rng = random.Random(20261202)
-    hub = VirtualHub(folder, deploy_firmware=False, log=print)
-    hub.start()
-    con = Console(hub.port)
     boots = []  # (counter at boot, last N printed by the boot before)
     seen = 0
-    try:
+    with running_on(folder, log=print) as (hub, con):
         for _ in range(CUTS + 1):
             i, m = con.wait(r"BOOT (-?\d+) (\d+) (\d+)$", seen)
             seen = i + 1
@@ -152,9 +152,6 @@ def test_the_image_survives_50_cuts_and_mounts(tmp_path):
             con.wait(r"N \d+$", seen)  # working: cut it somewhere in the middle
             time.sleep(rng.uniform(0, 0.05))
             hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     for counter, damaged, last in boots:
         # the counter is replaced by rename after its file is closed, before N is printed:
         # every N the console showed is on flash; at most the one being written is lost

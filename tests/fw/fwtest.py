@@ -52,6 +52,26 @@ def scratch(tag):
     return p
 
 
+class Scratch:
+    """with Scratch(tag) as root: scratch(tag) for one test, removed however the test ends."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def __enter__(self):
+        self.root = scratch(self.tag)
+        return self.root
+
+    def __exit__(self, *exc):
+        rmtree(self.root)
+
+
+def live():
+    """Bytes in use on the heap after a full collection: what is really held."""
+    gc.collect()
+    return gc.mem_alloc()
+
+
 def allocated(fn):
     """Bytes fn() allocates with the collector off: garbage included, an upper
     bound of its peak (the benchmarks' heap figures)."""

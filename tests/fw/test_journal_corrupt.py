@@ -8,7 +8,7 @@
 import gc
 from binascii import crc32
 
-from fwtest import IS_MPY, Rand, rmtree, scratch
+from fwtest import IS_MPY, Rand, Scratch
 from hub import segment
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
@@ -116,8 +116,7 @@ def hit_seqs(spans, dmg):
 
 
 def test_bit_flips_and_truncations_lose_only_what_they_touch():
-    root = scratch("corrupt")
-    try:
+    with Scratch("corrupt") as root:
         truth, nxt = build(root)
         snap = files(root)
         spans = layout(snap)
@@ -170,13 +169,10 @@ def test_bit_flips_and_truncations_lose_only_what_they_touch():
             assert seq >= nxt, "trial %d %r: seq %d reused" % (trial, dmg, seq)
             j.close()
         assert counted > TRIALS // 4
-    finally:
-        rmtree(root)
 
 
 def test_damaged_state_never_turns_pending_into_delivered():
-    root = scratch("corrupt-state")
-    try:
+    with Scratch("corrupt-state") as root:
         truth, nxt = build(root)
         snap = files(root)
         r = Rand(77)
@@ -193,5 +189,3 @@ def test_damaged_state_never_turns_pending_into_delivered():
                     assert j.is_pending(q, ALARM if p == PRIO_ALARM else ROUTINE)
             assert append(j, b"x") >= nxt
             j.close()
-    finally:
-        rmtree(root)

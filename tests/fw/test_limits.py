@@ -43,6 +43,18 @@ def flash():
     return d, seal.Keys(HUB_ID, d + "/keys")
 
 
+class Flashed:
+    """flash() for one test, and afterwards the default limits back and the folder gone."""
+
+    def __enter__(self):
+        self.d, keys = flash()
+        return self.d, keys
+
+    def __exit__(self, *exc):
+        alarms.set_limits([])
+        rmtree(self.d)
+
+
 def cgm(mg_dl, status=None):
     f = {"flags": 0, "conc": (mg_dl, 0), "toff": 5}
     if status is not None:
@@ -69,8 +81,7 @@ def test_config_format_and_malformed_rules():
 
 
 def test_signed_limits_replace_the_defaults_and_survive_a_reboot():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         lim = limits.Limits(keys, d + "/keys")
         lim.load()
         assert lim.serial == 0 and lim.problem is None
@@ -82,14 +93,10 @@ def test_signed_limits_replace_the_defaults_and_survive_a_reboot():
         again.load()
         assert again.serial == 1 and cgm(65) == PRIO_ALARM
         assert again.stats() == {"serial": 1, "rules": 1, "refused": 0}
-    finally:
-        alarms.set_limits([])
-        rmtree(d)
 
 
 def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_stay():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         lim = limits.Limits(keys, d + "/keys")
         lim.offer(signed(5, [(GLU, "mg/dL", 70, 250)]))
         wide = [(GLU, "mg/dL", 40, 400)]  # what a thief would want: no alarm until 40
@@ -107,14 +114,10 @@ def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_s
             assert lim.refused == n + 1 and "limits 5 stay" in lim.problem, what
             assert lim.serial == 5 and cgm(65) == PRIO_ALARM and cgm(300) == PRIO_ALARM, what
         assert limits.Limits(keys, d + "/keys").refused == len(cases)  # the count survives a reboot
-    finally:
-        alarms.set_limits([])
-        rmtree(d)
 
 
 def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         k = d + "/keys/"
         with open(k + "limits.new", "wb") as f:
             f.write(signed(2, [(GLU, "mg/dL", 80, 200)]))
@@ -137,9 +140,6 @@ def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
         lim.load()
         assert lim.serial == 0 and "stored" in lim.problem and "default limits stay" in lim.problem
         assert cgm(75) == PRIO_ROUTINE and cgm(50) == PRIO_ALARM
-    finally:
-        alarms.set_limits([])
-        rmtree(d)
 
 
 def test_blood_pressure_limits_judge_each_component():
