@@ -145,6 +145,7 @@ def cases(seed=20261130):
 
 
 def check(cs, answers):
+    """The hub's answer to each case is libsodium's (refusals included); test_crypto_ed25519_crosscheck's too."""
     assert len(answers) == len(cs)
     for (line, want, what), got in zip(cs, answers):
         if want is None:

@@ -15,68 +15,18 @@ and reads the image afterwards with littlefs-python (Flash):
 The host-side API (create, write, read, list, lock, snapshot) is checked too.
 """
 
-import os
 import random
-import re
-import threading
 import time
-from binascii import crc32
 from contextlib import contextmanager
 
 import pytest
 from conftest import TESTS, firmware_tree
+from host_kit import CheckedConsole
 
 from hub.journal import Journal
 from samband.vhub import Flash, FlashError, VirtualHub, deploy
 
 MAIN = TESTS / "data" / "flash_main.py"
-LINE = re.compile(r"^(.*) #(\d+)$")
-
-
-class Console:
-    """The hub's console lines whose checksum holds (a cut can shorten the last one)."""
-
-    def __init__(self, port):
-        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        self.lines = []
-        self.tail = b""  # the raw console, for a failure's message
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        import select
-        buf = b""
-        while not self._stop.is_set():
-            if not select.select([self.fd], [], [], 0.05)[0]:
-                continue
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                continue
-            buf += data
-            self.tail = (self.tail + data)[-1500:]
-            *done, buf = buf.split(b"\n")
-            for raw in done:
-                m = LINE.match(raw.decode("ascii", "replace").strip("\r"))
-                if m and crc32(m.group(1).encode()) & 0xFFFF == int(m.group(2)):
-                    self.lines.append(m.group(1))
-
-    def wait(self, pattern, after=0, timeout=30):
-        end = time.monotonic() + timeout
-        while True:
-            for i, line in enumerate(self.lines[after:], after):
-                m = re.match(pattern, line)
-                if m:
-                    return i, m
-            tail = self.tail.decode(errors="replace")
-            assert time.monotonic() < end, f"no {pattern!r} on the console; it ends:\n{tail}"
-            time.sleep(0.005)
-
-    def close(self):
-        self._stop.set()
-        self._t.join(2)
-        os.close(self.fd)
 
 
 def flash_for(tmp_path, mode):
@@ -92,7 +42,7 @@ def running_on(folder, **kw):
     stopped and the console closed however the test ends."""
     hub = VirtualHub(folder, deploy_firmware=False, **kw)
     hub.start()
-    con = Console(hub.port)
+    con = CheckedConsole(hub.port)
     try:
         yield hub, con
     finally:
@@ -198,7 +148,7 @@ def test_an_older_flash_folder_is_refused_in_one_line_or_converted(tmp_path):
 def test_a_running_hub_holds_its_image_and_snapshots_read_it(tmp_path):
     folder = flash_for(tmp_path, "churn")
     with VirtualHub(folder, deploy_firmware=False) as hub:
-        con = Console(hub.port)
+        con = CheckedConsole(hub.port)
         try:
             con.wait(r"N 5$")
             with pytest.raises(FlashError, match="in use by a running virtual hub"):

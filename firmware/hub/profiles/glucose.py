@@ -24,7 +24,7 @@
 #     generic code (8417764, 8417796) with CTX id = the raw ID.
 #   feature -> none (parse only).
 
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, read_fields, rfu, write_fields
+from hub.profiles.wire import Reader, Writer, flags_writer, need, num, read_fields, rfu, write_fields
 from hub.profiles import timefmt as T
 from hub.reading import CTX, DTS, FLAGS, MDC, REC, UNIT, VAL
 
@@ -77,9 +77,7 @@ def parse_measurement(data):
 
 
 def encode_measurement(fields):
-    w = Writer(U_MEAS)
-    f = flags_of(fields, U_MEAS)
-    w.u8(f, "flags")
+    w, f = flags_writer(U_MEAS, fields)
     w.u16(need(fields, "seq", U_MEAS, w), "sequence number")
     w.date_time(need(fields, "time", U_MEAS, w), "base time")
     if f & 0x01:
@@ -157,9 +155,7 @@ def parse_context(data):
 
 def encode_context(fields):
     u = U_CTX
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
+    w, f = flags_writer(u, fields)
     write_fields(w, f, _CTX_HEAD, fields)
     if f & 0x04:
         w.nibbles(need(fields, "tester", u, w), need(fields, "health", u, w), "tester and health")

@@ -306,11 +306,17 @@ def parse_flagged(u, data, layout):
     return read_fields(r, f, layout, {"flags": f})
 
 
-def encode_flagged(u, fields, layout):
-    """Payload of a characteristic that is a flags octet then layout."""
+def flags_writer(u, fields):
+    """(Writer, flags): a Writer for u that already holds the flags octet of fields."""
     w = Writer(u)
     f = flags_of(fields, u)
     w.u8(f, "flags")
+    return w, f
+
+
+def encode_flagged(u, fields, layout):
+    """Payload of a characteristic that is a flags octet then layout."""
+    w, f = flags_writer(u, fields)
     return write_fields(w, f, layout, fields)
 
 

@@ -45,10 +45,6 @@ class BloodPressureCuff(Sim):
             self.store.items.append(self.payload(now - 3600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1810), [self.meas_char, self.icp_char, feat])]
 
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
     async def measure(self) -> None:
         for p in (60, 110, 150):
             await self.notify(self.icp_char, profiles.encode(

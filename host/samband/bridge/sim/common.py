@@ -386,7 +386,11 @@ class Sim:
         pass
 
     def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        pass
+        """A device that keeps measurements (StoredIndications) sends them once their
+        characteristic's indications are on; a sim with other behaviour overrides this."""
+        for st in self.stores:
+            if ch is st.ch and indicate:
+                st.kick()
 
     async def run(self) -> None:
         """Background behaviour (periodic readings); runs for the sim's life."""

@@ -45,10 +45,6 @@ class PulseOximeter(Sim):
             self.store.items.append(self.spot(self.now() - 600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1822), [self.spot_char, self.cont_char, feat])]
 
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.spot_char and indicate:
-            self.store.kick()
-
     async def spot_check(self) -> None:
         self.store.add(self.spot())
 

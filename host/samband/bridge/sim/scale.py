@@ -37,10 +37,6 @@ class WeightScale(Sim):
             self.store.items.append(self.payload(self.now() - 86400 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x181D), [self.meas_char, feat])]
 
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
     async def measure(self) -> None:
         self.store.add(self.payload())
 

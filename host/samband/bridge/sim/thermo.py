@@ -41,10 +41,6 @@ class Thermometer(Sim):
             self.store.items.append(self.payload(self.now() - 900 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1809), [self.meas_char, ttype, self.inter_char, interval])]
 
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
     async def measure(self) -> None:
         for _ in range(3):
             await self.notify(self.inter_char, self.payload(inter=True))
