@@ -19,7 +19,6 @@ class BloodPressureCuff(Sim):
     KIND = "bp"
     NAME = "Samband BP Cuff"
     MODEL = "BPM-3"
-    ADV_UUIDS = (0x1810,)
     HAS_CLOCK = True
 
     def __init__(self, address: str | hci.Address, stored: int = 3, **kw: Any) -> None:

@@ -19,7 +19,6 @@ class PulseOximeter(Sim):
     KIND = "plx"
     NAME = "Samband Oximeter"
     MODEL = "PLX-2"
-    ADV_UUIDS = (0x1822,)
 
     def __init__(self, address: str | hci.Address, period: float = 1.0, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)

@@ -17,7 +17,6 @@ class WeightScale(Sim):
     KIND = "scale"
     NAME = "Samband Scale"
     MODEL = "WS-70"
-    ADV_UUIDS = (0x181D,)
 
     def __init__(self, address: str | hci.Address, stored: int = 2, **kw: Any) -> None:
         super().__init__(address, **kw)

@@ -18,7 +18,6 @@ class Thermometer(Sim):
     KIND = "thermo"
     NAME = "Samband Thermo"
     MODEL = "HT-1"
-    ADV_UUIDS = (0x1809,)
 
     def __init__(self, address: str | hci.Address, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)
