@@ -216,14 +216,6 @@ def _write_atomic(path, data):
     os.rename(tmp, path)
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 class EpochCounter:
     """Epoch numbers that are never handed out twice, across reboots and power cuts.
 
@@ -238,7 +230,7 @@ class EpochCounter:
         self._rng = rng
 
     def current(self):
-        raw = _read(self.path)
+        raw = hub.read_bytes(self.path)
         if raw is None:
             return 0
         if len(raw) == 8:
@@ -269,9 +261,9 @@ class Keys:
     def __init__(self, hub_id, root="/keys"):
         self.hub_id = bytes(hub_id)
         self.root = root
-        self.hub_secret = _read(root + "/hub.key")
-        self.authority = _read(root + "/authority.pub")
-        cfg = _read(root + "/receivers")
+        self.hub_secret = hub.read_bytes(root + "/hub.key")
+        self.authority = hub.read_bytes(root + "/authority.pub")
+        cfg = hub.read_bytes(root + "/receivers")
         if self.hub_secret is None or len(self.hub_secret) != 32:
             raise SealError("%s/hub.key is missing or not 32 bytes: provision the hub" % root)
         if self.authority is None or len(self.authority) != 32:

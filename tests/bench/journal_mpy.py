@@ -18,7 +18,8 @@ import sys
 import time
 
 import vfs
-from journal_util import append, append_many, rmtree
+from fwtest import live, rmtree
+from journal_util import append, append_many
 
 # hub.journal is imported by main() after the "heap" figures are taken
 Journal = R = None
@@ -296,21 +297,17 @@ def cmd_lfsspeed():
 
 
 def cmd_heap():
-    gc.collect()
-    a = gc.mem_alloc()
+    a = live()
     from hub import cbor, reading  # noqa: F401 - what the hub has loaded anyway
-    gc.collect()
-    b = gc.mem_alloc()
+    b = live()
     from hub.journal import Journal
-    gc.collect()
-    c = gc.mem_alloc()
+    c = live()
     figure("heap: hub.journal and hub.segment once imported (64-bit unix port)", c - b, "bytes")
     figure("heap: hub.cbor and hub.reading, which it needs", b - a, "bytes")
     root = "/tmp/samband-bench-journal-heap"
     rmtree(root)
     for cap in (64 * 1024, 512 * 1024, 1024 * 1024):
-        gc.collect()
-        d = gc.mem_alloc()
+        d = live()
         j = Journal(root, capacity=cap, segment_size=BS)
         gc.collect()
         figure("heap: open journal of %d KB capacity (table, buffer, state)" % (cap // 1024), gc.mem_alloc() - d,

@@ -5,6 +5,7 @@
 
 import os
 
+from fwtest import Central, MemCounter
 from hub import alarms, kinds, profiles, reading
 from hub.collect import Collector
 from hub.ble import Fifo
@@ -31,25 +32,12 @@ class Clock:
         return 1795000000000
 
 
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
-
-
-class Central:
-    def __init__(self):
-        self.events = Fifo(16)
-
-
 def _rig(root=None, kind="glucose"):
     if root is None:
         root = "/tmp/samband-collect-%s" % "".join("%02x" % b for b in os.urandom(4))
         os.mkdir(root)
     j = Journal(root=root + "/j", capacity=64 * 1024)
-    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), Counter(),
+    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), MemCounter(),
                os.urandom, j.context)
     store = Store(j, s, Clock(), 1)
     c = Collector(Central(), store, Clock(), [{"addr": GLU, "kind": kind}], log=lambda m: None,

@@ -7,12 +7,12 @@
 
 import os
 
-from fwtest import Rand, raises
+from fwtest import Rand, Scratch, raises
 from hub import cbor, segment
 from hub.journal import RESERVE, Journal, JournalError
 from hub.reading import CTX, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import append, append_many, payload, rmtree, scratch
+from journal_util import append, append_many, payload
 
 SEG = 512
 
@@ -32,8 +32,7 @@ def segment_files(root):
 
 
 def test_append_reads_back_in_order():
-    root = scratch("basic")
-    try:
+    with Scratch("basic") as root:
         j = opened(root)
         got = [append(j, payload(i)) for i in range(1, 60)]
         assert got == sorted(got) and len(set(got)) == len(got)
@@ -45,13 +44,10 @@ def test_append_reads_back_in_order():
         assert seqs_of(j.pending()) == got
         assert len(segment_files(root)) > 3  # rolled over several segments
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_callable_record_gets_its_seq():
-    root = scratch("callable")
-    try:
+    with Scratch("callable") as root:
         j = opened(root)
         seen = []
 
@@ -67,13 +63,10 @@ def test_callable_record_gets_its_seq():
         seq2 = append(j, fill, size=8)
         assert seq2 == seq + 1 and list(j.records())[1][2] == b"%08d" % seq2
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_sequence_numbers_never_reused_across_reopen():
-    root = scratch("seq")
-    try:
+    with Scratch("seq") as root:
         last = 0
         for boot in range(6):
             j = opened(root)
@@ -90,26 +83,20 @@ def test_sequence_numbers_never_reused_across_reopen():
         s = seqs_of(j.records())
         assert len(s) == len(set(s)) == sum(b * 3 for b in range(6))
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_reservation_is_persisted_before_use():
-    root = scratch("reserve")
-    try:
+    with Scratch("reserve") as root:
         j = opened(root, reserve=8)
         seqs = [append(j, b"x") for _ in range(20)]
         # a power cut now (no close): the next boot starts above every reserved seq
         j2 = opened(root, reserve=8)
         assert j2.next_seq > seqs[-1] and j2.next_seq <= seqs[-1] + 1 + 8
         j2.close()
-    finally:
-        rmtree(root)
 
 
 def test_acks_out_of_order_move_the_cursor_and_persist():
-    root = scratch("ack")
-    try:
+    with Scratch("ack") as root:
         j = opened(root)
         routine = [append(j, payload(i)) for i in range(40)]
         alarms = [append(j, payload(100 + i), PRIO_ALARM) for i in range(3)]
@@ -138,13 +125,10 @@ def test_acks_out_of_order_move_the_cursor_and_persist():
         j = opened(root)
         assert list(j.pending()) == [] and j.count() == 0
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_pending_merges_streams_in_seq_order_and_resumes_after():
-    root = scratch("merge")
-    try:
+    with Scratch("merge") as root:
         j = opened(root)
         r = Rand(3)
         want = []
@@ -157,13 +141,10 @@ def test_pending_merges_streams_in_seq_order_and_resumes_after():
         assert seqs_of(j.pending(after=mid)) == [q for q, p in want if q > mid]
         assert seqs_of(j.pending(ROUTINE)) == [q for q, p in want if p != PRIO_ALARM]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_reclaim_deletes_whole_delivered_segments():
-    root = scratch("reclaim")
-    try:
+    with Scratch("reclaim") as root:
         j = opened(root)
         seqs = [append(j, payload(i, 40)) for i in range(100)]
         before = len(segment_files(root))
@@ -178,13 +159,10 @@ def test_reclaim_deletes_whole_delivered_segments():
         seq = append(j, b"more")
         assert seqs_of(j.pending()) == [seq]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_eviction_takes_oldest_routine_before_any_alarm():
-    root = scratch("evict")
-    try:
+    with Scratch("evict") as root:
         reports = []
 
         def tel(seq, info):
@@ -212,13 +190,10 @@ def test_eviction_takes_oldest_routine_before_any_alarm():
         j = opened(root, capacity=8 * SEG, telemetry=tel)
         assert j.stats()["evicted"] == st["evicted"]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_alarms_are_evicted_only_when_no_routine_segment_is_left():
-    root = scratch("evict2")
-    try:
+    with Scratch("evict2") as root:
         j = opened(root, capacity=6 * SEG)
         alarms = [append(j, payload(i, 60), PRIO_ALARM) for i in range(60)]
         st = j.stats()
@@ -227,13 +202,10 @@ def test_alarms_are_evicted_only_when_no_routine_segment_is_left():
         assert left == alarms[-len(left):]
         assert j.stats()["segments"] <= 6
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_default_eviction_report_is_a_telemetry_record():
-    root = scratch("evict3")
-    try:
+    with Scratch("evict3") as root:
         j = opened(root, capacity=4 * SEG)
         for i in range(60):
             append(j, payload(i, 40))
@@ -242,13 +214,10 @@ def test_default_eviction_report_is_a_telemetry_record():
         m = cbor.loads(tel[-1])
         assert m[CTX]["total"] == j.stats()["evicted"] > 0
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_bad_records_are_refused():
-    root = scratch("bad")
-    try:
+    with Scratch("bad") as root:
         j = opened(root)
         raises(JournalError, j.stage, b"")
         raises(JournalError, j.stage, b"x" * (SEG - 29))
@@ -257,13 +226,10 @@ def test_bad_records_are_refused():
         raises(JournalError, Journal, root + "/k", capacity=SEG, segment_size=SEG)
         raises(JournalError, Journal, root + "/k", segment_size=16)
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_staged_records_are_not_durable_until_commit():
-    root = scratch("stage")
-    try:
+    with Scratch("stage") as root:
         j = opened(root)
         a = append(j, b"durable")
         b = j.stage(b"staged")
@@ -276,15 +242,12 @@ def test_staged_records_are_not_durable_until_commit():
         j2.close()
         many = append_many(opened(root), [b"m1", b"m2", b"m3"])
         assert len(many) == 3 and many[0] > c
-    finally:
-        rmtree(root)
 
 
 def test_group_commit_writes_once_for_many_appends():
     # When to commit is the Store's choice (hub/store.py); the journal flushes
     # once for everything staged, and an alarm's commit takes the routine ones along.
-    root = scratch("group")
-    try:
+    with Scratch("group") as root:
         flushes = []
 
         class Counting(Journal):
@@ -304,13 +267,10 @@ def test_group_commit_writes_once_for_many_appends():
         assert sorted(flushes) == sorted([ALARM, ROUTINE]) and seqs_of(j.alarms()) == [a]
         assert r in seqs_of(j.pending())
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_every_segment_carries_the_context_its_records_need():
-    root = scratch("ctx")
-    try:
+    with Scratch("ctx") as root:
         j = opened(root, capacity=6 * SEG)
         j.context(b"E1" * 20)
         first = [append(j, payload(i, 40)) for i in range(30)]
@@ -332,13 +292,10 @@ def test_every_segment_carries_the_context_its_records_need():
         for _q, _p, _d, c in j.records():
             assert c in (b"E1" * 20, b"E2" * 25)
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_torn_tail_is_counted_and_appends_move_on():
-    root = scratch("torn")
-    try:
+    with Scratch("torn") as root:
         j = opened(root)
         seqs = [append(j, payload(i)) for i in range(5)]
         j.close()
@@ -352,13 +309,10 @@ def test_torn_tail_is_counted_and_appends_move_on():
         s = append(j, b"next")
         assert s > seqs[-1] and segment_files(root)[-1] != name
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_lost_state_copy_falls_back_and_skips_seqs():
-    root = scratch("state")
-    try:
+    with Scratch("state") as root:
         j = opened(root)
         seqs = [append(j, payload(i)) for i in range(10)]
         j.ack(seqs[:3])
@@ -380,8 +334,6 @@ def test_lost_state_copy_falls_back_and_skips_seqs():
         assert j.state_fallback == 2 and j.next_seq > last_next + RESERVE
         assert set(seqs[3:]) <= set(seqs_of(j.pending()))
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_segment_names_and_headers():

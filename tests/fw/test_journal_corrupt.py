@@ -8,12 +8,12 @@
 import gc
 from binascii import crc32
 
-from fwtest import IS_MPY, Rand
+from fwtest import IS_MPY, Rand, Scratch
 from hub import segment
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import append, files, payload, restore, rmtree, scratch
+from journal_util import append, files, payload, restore
 
 # The test keeps a snapshot of every file and a table of every record; the
 # journal's own heap is held to 100k by test_journal.py and the virtual hub.
@@ -116,8 +116,7 @@ def hit_seqs(spans, dmg):
 
 
 def test_bit_flips_and_truncations_lose_only_what_they_touch():
-    root = scratch("corrupt")
-    try:
+    with Scratch("corrupt") as root:
         truth, nxt = build(root)
         snap = files(root)
         spans = layout(snap)
@@ -170,13 +169,10 @@ def test_bit_flips_and_truncations_lose_only_what_they_touch():
             assert seq >= nxt, "trial %d %r: seq %d reused" % (trial, dmg, seq)
             j.close()
         assert counted > TRIALS // 4
-    finally:
-        rmtree(root)
 
 
 def test_damaged_state_never_turns_pending_into_delivered():
-    root = scratch("corrupt-state")
-    try:
+    with Scratch("corrupt-state") as root:
         truth, nxt = build(root)
         snap = files(root)
         r = Rand(77)
@@ -193,5 +189,3 @@ def test_damaged_state_never_turns_pending_into_delivered():
                     assert j.is_pending(q, ALARM if p == PRIO_ALARM else ROUTINE)
             assert append(j, b"x") >= nxt
             j.close()
-    finally:
-        rmtree(root)

@@ -6,7 +6,7 @@
 import os
 import struct
 
-from fwtest import Rand, raises
+from fwtest import MemCounter, Rand, raises, rmtree, scratch
 from hub import seal
 from hub.crypto import CryptoError, box
 
@@ -24,31 +24,6 @@ def pub(sk):
     if sk not in _pub:
         _pub[sk] = box.public_key(sk)
     return _pub[sk]
-
-
-class MemCounter:
-    def __init__(self, start=0):
-        self.n = start
-
-    def reserve(self):
-        self.n += 1
-        return self.n
-
-
-def _tmpdir():
-    d = "/tmp/samband-seal-" + "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(d)
-    return d
-
-
-def _rmtree(d):
-    for name in os.listdir(d):
-        p = d + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(d)
 
 
 def sealer(counter=None, headers=None, kid=1):
@@ -206,7 +181,7 @@ def test_x25519_is_held_only_while_an_epochs_keys_are_made():
 
 
 def test_epoch_counter_persists_and_survives_damage():
-    d = _tmpdir()
+    d = scratch("seal")
     try:
         path = d + "/state/seal.epoch"
         c = seal.EpochCounter(path)
@@ -220,11 +195,11 @@ def test_epoch_counter_persists_and_survives_damage():
         assert seal.EpochCounter(path).reserve() == n + 1
         assert "seal.epoch.tmp" not in os.listdir(d + "/state")
     finally:
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_keys_from_flash_and_config_rotation():
-    d = _tmpdir()
+    d = scratch("seal")
     try:
         os.mkdir(d + "/keys")
         for name, data in (("hub.key", HUB_SK), ("authority.pub", pub(AUTH_SK)),
@@ -252,16 +227,16 @@ def test_keys_from_flash_and_config_rotation():
         raises(seal.SealError, keys.apply, config(3, [(3, bytes(32))]))  # small-order receiver key
         assert keys.serial == 2
     finally:
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_missing_keys_say_so():
-    d = _tmpdir()
+    d = scratch("seal")
     try:
         e = raises(seal.SealError, seal.Keys, HUB_ID, d + "/keys")
         assert "provision" in str(e)
     finally:
-        _rmtree(d)
+        rmtree(d)
 
 
 def test_parse_config_refuses_malformed():

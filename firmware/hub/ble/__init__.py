@@ -63,6 +63,17 @@ class BleError(HubError):
         self.reason = reason
 
 
+class Link:
+    """What a connection to one device is, on either stack: the bridge's and the
+    native Connection extend it, so the collector sees the same fields."""
+
+    def __init__(self, central, handle, addr):
+        self.central = central
+        self.handle = handle
+        self.addr = addr
+        self.mtu = 23
+
+
 class Char:
     __slots__ = ("uuid", "handle", "props", "cccd")
 

@@ -7,7 +7,7 @@ import asyncio
 import struct
 
 from hub import cbor
-from hub.ble import BleError, Char, Fifo, Service, wait_ms
+from hub.ble import BleError, Char, Fifo, Link, Service, wait_ms
 
 # The bridge protocol's frame codes and size (docs/ble.md, "Bridge protocol").
 # This module owns them: the host's bridge server and client import these
@@ -30,13 +30,7 @@ def frame(msg):
     return struct.pack(">H", len(body)) + body
 
 
-class Connection:
-    def __init__(self, central, handle, addr):
-        self.central = central
-        self.handle = handle
-        self.addr = addr
-        self.mtu = 23
-
+class Connection(Link):
     async def exchange_mtu(self, mtu=247):
         self.mtu = await self.central.call("mtu", self.handle, mtu)
         return self.mtu

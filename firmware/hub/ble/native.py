@@ -34,7 +34,7 @@ import asyncio
 
 import bluetooth
 
-from hub.ble import KEY_MISSING, BleError, Char, Fifo, Flag, Service, wait_ms
+from hub.ble import KEY_MISSING, BleError, Char, Fifo, Flag, Link, Service, wait_ms
 from hub.ble import bonds as _bonds
 
 try:
@@ -119,12 +119,9 @@ class _Op:
         self.value = None
 
 
-class Connection:
+class Connection(Link):
     def __init__(self, central, handle, addr):
-        self.central = central
-        self.handle = handle
-        self.addr = addr
-        self.mtu = 23
+        super().__init__(central, handle, addr)
         self.op = None
         self.encrypted = False
         self.broken = None  # why this link is unusable (gone, or dropped after a timeout)

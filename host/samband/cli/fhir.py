@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
-from samband.paths import default_db
 
 if TYPE_CHECKING:
     from samband.receiver.store import Store
@@ -42,18 +41,15 @@ def parse_when(text: str, now_ms: int) -> int:
 
 
 def cmd_fhir(args: Namespace) -> None:
+    from samband.cli.receiver import existing_store
     from samband.receiver import fhir, live, patients
-    from samband.receiver.store import StoreError, device_infos, open_store
+    from samband.receiver.store import device_infos
     now = int(time.time() * 1000)
     since = parse_when(args.since, now) if args.since else None
     until = parse_when(args.until, now) if args.until else None
     patient = patients.parse_token(args.patient) if args.patient else None
     hub = patients.check_hub(args.hub) if args.hub else None
-    db = args.db or default_db()
-    try:
-        store = open_store(db, create=False)
-    except StoreError as e:
-        raise SambandError(f"{e}: give --db the database `samband receive` or `make run` writes") from None
+    store = existing_store(args.db)
     try:
         links = patients.links(store)
         rows = _selected(store, live, patients, args, hub, patient, since, until)

@@ -266,15 +266,7 @@ def cmd_journal(args: Namespace) -> None:
 def cmd_decode(args: Namespace) -> None:
     from samband.device.decode import decode, dumps, parse_hex
     payload = parse_hex(" ".join(args.hex))
-    opts = {}
-    if args.crc is not None:
-        opts["crc"] = args.crc
-    if args.start is not None:
-        opts["start"] = args.start
-    if args.tzo is not None:
-        opts["tzo"] = args.tzo
-    if args.rate is not None:
-        opts["rate"] = args.rate
+    opts = {k: getattr(args, k) for k in ("crc", "start", "tzo", "rate") if getattr(args, k) is not None}
     print(dumps(decode(args.uuid, payload, **opts), args.compact))
 
 

@@ -92,16 +92,11 @@ def cmd_hubs(args: Namespace) -> None:
     import json
     import time
 
-    from samband.paths import default_db
+    from samband.cli.receiver import existing_store
     from samband.receiver import versions
-    from samband.receiver.store import StoreError, open_store
     if args.hub is not None and not args.history:
         raise SambandError("--hub goes with --history (the fleet table lists every hub)")
-    db = args.db or default_db()
-    try:
-        store = open_store(db, create=False)
-    except StoreError as e:
-        raise SambandError(f"{e}: give --db the database `samband receive` writes") from None
+    store = existing_store(args.db)
     try:
         rows = versions.history(store, _hub(args.hub) if args.hub else None) if args.history \
             else versions.fleet(store)

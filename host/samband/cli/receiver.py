@@ -88,15 +88,20 @@ def readable(path: str | Path, option: str, what: str) -> str:
         raise SambandError(f"{option} {path}: {e.strerror}; give the file holding {what}") from None
 
 
-def cmd_readings(args: Namespace) -> None:
+def existing_store(db: str | Path | None) -> Store:
+    """The receiver's database a reading command names (--db, else the default), never made
+    anew: a missing one is a one-line SambandError saying which to give (readings, fhir, hubs)."""
     from samband.receiver.store import StoreError, open_store
-    db = args.db or default_db()
     try:
-        store = open_store(db, create=False)
+        return open_store(db or default_db(), create=False)
     except StoreError as e:
         hint = ("`make run` or `samband receive` writes the default database; give --db the one to read"
-                if args.db is None else "give --db the database `samband receive` writes")
+                if db is None else "give --db the database `samband receive` writes")
         raise SambandError(f"{e}: {hint}") from None
+
+
+def cmd_readings(args: Namespace) -> None:
+    store = existing_store(args.db)
     try:
         _show_readings(store, args)
     finally:

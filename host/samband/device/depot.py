@@ -126,12 +126,10 @@ class Depot:
         """The release key's public half: what hubs verify releases with."""
         return nb.crypto_sign_seed_keypair(self.release_key(create))[0]
 
-    # -- hub registry ---------------------------------------------------------------
-    def _hubs_path(self):
-        return self.path / "hubs.json"
-
-    def hubs(self) -> dict[str, dict[str, Any]]:
-        p = self._hubs_path()
+    # -- the depot's JSON registries (hubs.json here; limits.json, receiver-configs.json) --
+    def load_json(self, name: str) -> dict[str, Any]:
+        """A registry file of the depot; a missing one is empty, a damaged one a one-line error."""
+        p = self.path / name
         if not p.exists():
             return {}
         try:
@@ -139,11 +137,19 @@ class Depot:
         except ValueError as e:
             raise SambandError(f"{p} is not valid JSON: {e}") from None
 
-    def _save_hubs(self, hubs: dict[str, dict[str, Any]]) -> None:
-        p = self._hubs_path()
+    def save_json(self, name: str, data: dict[str, Any]) -> None:
+        """Replace a registry file whole (a temporary file renamed over it): a crash leaves the old or the new."""
+        p = self.path / name
         tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(hubs, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, p)
+
+    # -- hub registry ---------------------------------------------------------------
+    def hubs(self) -> dict[str, dict[str, Any]]:
+        return self.load_json("hubs.json")
+
+    def _save_hubs(self, hubs: dict[str, dict[str, Any]]) -> None:
+        self.save_json("hubs.json", hubs)
 
     def add_hub(self, hub_id: bytes, public: bytes, board: str = "") -> None:
         hubs = self.hubs()

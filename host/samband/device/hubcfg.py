@@ -22,8 +22,6 @@ hub's backlog from before the rotation has arrived."""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -45,10 +43,6 @@ def topic(hub_hex: str, kind: str) -> str:
     return cfg_topic(hub_hex) + kind
 
 
-def _issued_path(depot: Depot) -> Path:
-    return depot.path / "receiver-configs.json"
-
-
 def receivers_config(depot: Depot, hub_id: bytes, now: float | None = None) -> tuple[int, bytes]:
     """(serial, config bytes) telling hub_id to seal to the depot's newest receiver key (the
     config names up to 4, newest first), recorded in the depot. Refused for a hub the depot did
@@ -59,20 +53,14 @@ def receivers_config(depot: Depot, hub_id: bytes, now: float | None = None) -> t
         raise SambandError(f"hub {hub_hex} is not in the depot {depot.path}: configs are made with the depot "
                            f"that provisioned it")
     authority = depot.authority(create=False)
-    p = _issued_path(depot)
-    try:
-        done = json.loads(p.read_text()) if p.exists() else {}
-    except ValueError as e:
-        raise SambandError(f"{p} is not valid JSON: {e}") from None
+    done = depot.load_json("receiver-configs.json")
     # above every serial issued here and above provisioning's (1): a clock's seconds, so a depot
     # restored from an older backup still issues a config the hub takes
     serial = max(done.get(hub_hex, {}).get("serial", 0) + 1, int(now if now is not None else time.time()))
     receivers = depot.receiver_publics()[:4]
     blob = authority.config(bytes(hub_id), bytes.fromhex(hub["public"]), serial, receivers)
     done[hub_hex] = {"serial": serial, "at": int(time.time()), "keys": [kid for kid, _ in receivers]}
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
-    os.replace(tmp, p)
+    depot.save_json("receiver-configs.json", done)
     return serial, blob
 
 

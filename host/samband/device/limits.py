@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nacl.bindings as nb
@@ -105,19 +102,9 @@ def tag(authority_secret: bytes, hub_public: bytes, hub_id: bytes, body: bytes) 
     return hmac.new(kcfg, msg, hashlib.sha256).digest()[:16]
 
 
-def _issued_path(depot: Depot) -> Path:
-    return depot.path / "limits.json"
-
-
 def issued(depot: Depot) -> dict[str, Any]:
     """{hub id hex: {"serial": n, "rules": [...], "at": unix seconds}}: what this depot has issued."""
-    p = _issued_path(depot)
-    if not p.exists():
-        return {}
-    try:
-        return json.loads(p.read_text())
-    except ValueError as e:
-        raise SambandError(f"{p} is not valid JSON: {e}") from None
+    return depot.load_json("limits.json")
 
 
 def make(depot: Depot, hub_id: bytes, rules: list[Rule], now: float | None = None) -> tuple[int, bytes]:
@@ -141,10 +128,7 @@ def make(depot: Depot, hub_id: bytes, rules: list[Rule], now: float | None = Non
     blob = body + tag(authority.secret, bytes.fromhex(hub["public"]), bytes(hub_id), body)
     done[bytes(hub_id).hex()] = {"serial": serial, "at": int(time.time()),
                                  "rules": [[list(c), u, lo, hi] for c, u, lo, hi in rules]}
-    p = _issued_path(depot)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
-    os.replace(tmp, p)
+    depot.save_json("limits.json", done)
     return serial, blob
 
 

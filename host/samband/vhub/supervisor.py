@@ -140,6 +140,18 @@ def caught_signals(status: str) -> set[int]:
     raise ValueError("no SigCgt line in /proc/PID/status")
 
 
+def _kill_group(p: subprocess.Popen | None) -> bool:
+    """SIGKILL a running unix port's process group (a power cut, or its sys.exit() seen on the
+    console); False if there was none still running. The caller decides whether to reap it."""
+    if not (p and p.poll() is None):
+        return False
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
 class VirtualHub:
     """One virtual hub. start() returns the path of its serial port."""
 
@@ -266,11 +278,7 @@ class VirtualHub:
     # -- internals -----------------------------------------------------------------
     def _kill(self) -> None:
         p = self._proc
-        if p and p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if _kill_group(p):
             p.wait()
 
     def _spawn(self) -> None:
@@ -454,12 +462,7 @@ class VirtualHub:
             # drop into its REPL; a board resets, so the process ends here with that code
             self._exit_code = int(m.group(1))
             self._tail = seen[m.end():][-64:]
-            p = self._proc
-            if p and p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_group(self._proc)
         if not self._ready:
             buf = self._ready_buf + data
             i = buf.find(READY)

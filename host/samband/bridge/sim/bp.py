@@ -19,7 +19,6 @@ class BloodPressureCuff(Sim):
     KIND = "bp"
     NAME = "Samband BP Cuff"
     MODEL = "BPM-3"
-    ADV_UUIDS = (0x1810,)
     HAS_CLOCK = True
 
     def __init__(self, address: str | hci.Address, stored: int = 3, **kw: Any) -> None:
@@ -44,10 +43,6 @@ class BloodPressureCuff(Sim):
         for k in range(self._stored):
             self.store.items.append(self.payload(now - 3600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1810), [self.meas_char, self.icp_char, feat])]
-
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
 
     async def measure(self) -> None:
         for p in (60, 110, 150):

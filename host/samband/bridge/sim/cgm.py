@@ -30,7 +30,6 @@ class CgmSensor(Sim):
     KIND = "cgm"
     NAME = "Samband CGM"
     MODEL = "CGM-14"
-    ADV_UUIDS = (0x181F,)
     HAS_CLOCK = True
     SECURE = True
     STATE = ("recs", "toff", "start_time", "running", "interval")  # kept across runs (Sim.keep_state)

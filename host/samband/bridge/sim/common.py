@@ -100,14 +100,16 @@ def addr7(address: hci.Address) -> bytes:
 
 
 class Sim:
-    """Base of every emulated device. Subclasses set KIND, NAME, MODEL, ADV_UUIDS and
-    implement services() (and optionally on_subscribe / burst_one / run)."""
+    """Base of every emulated device. Subclasses set KIND, NAME, MODEL (ADV_UUIDS where a device
+    advertises other than its kind's service) and implement services() (and optionally
+    on_subscribe / burst_one / run)."""
 
     KIND = "device"
     NAME = "Samband sim"
     MODEL = "SIM-1"
     MANUFACTURER = "Samband Labs"
-    ADV_UUIDS = ()          # advertised service UUIDs: ints (16-bit) or 128-bit strings
+    ADV_UUIDS = None        # advertised service UUIDs (ints: 16-bit, strings: 128-bit); None: its kind's
+                            # SERVICE (hub.kinds.<KIND>), the one the hub's scan looks for
     HAS_CLOCK = False       # Current Time Service (0x1805) with a writable 0x2A2B
     SECURE = False          # characteristics of the main service need an encrypted link
     OPTS = ()               # extra options a kind takes besides its constructor arguments
@@ -237,8 +239,12 @@ class Sim:
     # ------------------------------------------------------------ advertising
     def adv_data(self) -> bytes:
         d = ad(0x01, b"\x06")
-        u16 = [u for u in self.ADV_UUIDS if isinstance(u, int)]
-        u128 = [u for u in self.ADV_UUIDS if not isinstance(u, int)]
+        uuids = self.ADV_UUIDS
+        if uuids is None:
+            from hub import kinds
+            uuids = (kinds.get(self.KIND).SERVICE,)
+        u16 = [u for u in uuids if isinstance(u, int)]
+        u128 = [u for u in uuids if not isinstance(u, int)]
         if u16:
             d += ad(0x03, b"".join(u.to_bytes(2, "little") for u in u16))
         for u in u128:
@@ -386,7 +392,11 @@ class Sim:
         pass
 
     def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        pass
+        """A device that keeps measurements (StoredIndications) sends them once their
+        characteristic's indications are on; a sim with other behaviour overrides this."""
+        for st in self.stores:
+            if ch is st.ch and indicate:
+                st.kick()
 
     async def run(self) -> None:
         """Background behaviour (periodic readings); runs for the sim's life."""

@@ -165,7 +165,6 @@ class GlucoseMeter(Sim):
     KIND = "glucose"
     NAME = "Samband Glucose"
     MODEL = "GLU-500"
-    ADV_UUIDS = (0x1808,)
     HAS_CLOCK = True
     SECURE = True
     OPTS = ("first_seq",)

@@ -19,7 +19,6 @@ class PulseOximeter(Sim):
     KIND = "plx"
     NAME = "Samband Oximeter"
     MODEL = "PLX-2"
-    ADV_UUIDS = (0x1822,)
 
     def __init__(self, address: str | hci.Address, period: float = 1.0, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)
@@ -44,10 +43,6 @@ class PulseOximeter(Sim):
         for k in range(self._stored):
             self.store.items.append(self.spot(self.now() - 600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1822), [self.spot_char, self.cont_char, feat])]
-
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.spot_char and indicate:
-            self.store.kick()
 
     async def spot_check(self) -> None:
         self.store.add(self.spot())

@@ -17,7 +17,6 @@ class WeightScale(Sim):
     KIND = "scale"
     NAME = "Samband Scale"
     MODEL = "WS-70"
-    ADV_UUIDS = (0x181D,)
 
     def __init__(self, address: str | hci.Address, stored: int = 2, **kw: Any) -> None:
         super().__init__(address, **kw)
@@ -36,10 +35,6 @@ class WeightScale(Sim):
         for k in range(self._stored):
             self.store.items.append(self.payload(self.now() - 86400 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x181D), [self.meas_char, feat])]
-
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
 
     async def measure(self) -> None:
         self.store.add(self.payload())

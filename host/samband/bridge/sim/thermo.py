@@ -18,7 +18,6 @@ class Thermometer(Sim):
     KIND = "thermo"
     NAME = "Samband Thermo"
     MODEL = "HT-1"
-    ADV_UUIDS = (0x1809,)
 
     def __init__(self, address: str | hci.Address, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)
@@ -40,10 +39,6 @@ class Thermometer(Sim):
         for k in range(self._stored):
             self.store.items.append(self.payload(self.now() - 900 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1809), [self.meas_char, ttype, self.inter_char, interval])]
-
-    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
-        if ch is self.meas_char and indicate:
-            self.store.kick()
 
     async def measure(self) -> None:
         for _ in range(3):
