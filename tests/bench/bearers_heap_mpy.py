@@ -29,8 +29,7 @@ async def running():
     # listens on ports 1 and 2) and waiting out its back-off, as when a path is down
     m.start()
     await asyncio.sleep_ms(300)
-    gc.collect()
-    a = gc.mem_alloc()
+    a = live()
     m.stop()
     return a
 
@@ -38,15 +37,12 @@ async def running():
 a5 = asyncio.run(running())
 print("manager_running", a5 - a4)
 # the cellular bearer's modules, then what PPP adds (imported only on a board with network.PPP)
-gc.collect()
-a6 = gc.mem_alloc()
+a6 = live()
 from hub.bearers import cellular  # noqa: E402, F401
 
-gc.collect()
-a7 = gc.mem_alloc()
+a7 = live()
 from hub.bearers import ppp  # noqa: E402, F401
 
-gc.collect()
-a8 = gc.mem_alloc()
+a8 = live()
 print("cellular_import", a7 - a6)
 print("ppp_import", a8 - a7)
