@@ -1,6 +1,8 @@
 # Starts the hub. Interrupt with Ctrl-C to reach the REPL.
 # A trial image (boot.py: pointer "b!a") that cannot start resets the
-# board, and boot.py rolls it back; any other failure stops at the REPL.
+# board, and boot.py rolls it back; so does a firmware trial (an ESP32
+# running the OTA partition /fw/ota/fw-to names, hub/otafw.py), and the
+# bootloader rolls it back. Any other failure stops at the REPL.
 try:
     from hub import app
 
@@ -14,6 +16,14 @@ except Exception as _e:
             _t = _f.read()
     except OSError:
         _t = ""
+    try:
+        import esp32
+
+        with open("/fw/ota/fw-to") as _f:
+            if _f.read() == esp32.Partition(esp32.Partition.RUNNING).info()[4]:
+                _t += "!"
+    except (ImportError, OSError):
+        pass
     if "!" in _t:
         print("main: the trial image failed: reset")
         try:

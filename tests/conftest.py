@@ -48,6 +48,55 @@ def run_mpy(args, heap=MPY_HEAP, timeout=600, cwd=FW_TESTS, extra_path=(), input
                           capture_output=True, timeout=timeout, input=input)
 
 
+@pytest.fixture
+def rig(tmp_path):
+    """The uplink rig (samband.rig.uplink): hubs on the unix port, Mosquitto over TLS, the
+    receiver; a module whose rig differs (heap, lab, another kind) defines its own."""
+    from samband.rig.uplink import UplinkRig
+    r = UplinkRig(tmp_path, firmware=firmware_tree())
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def lab():
+    """Two bearers' veths between a hub and a cloud namespace (samband.rig.netns); skips
+    without root, with the reason."""
+    from samband.rig import netns
+    why = netns.available()
+    if why:
+        pytest.skip(why)
+    with netns.NetLab(("a", "b")) as lab:
+        yield lab
+    # torn down even when the test failed: the namespaces, and everything in them, are gone
+    assert not (netns.NETNS_DIR / lab.hub).exists() and not (netns.NETNS_DIR / lab.cloud).exists()
+
+
+def running(port, timeout=20):
+    """The running application's status (asked on its console until it answers)."""
+    import time
+
+    from samband.device import console
+    end = time.monotonic() + timeout
+    with console.open_port(port) as ser:
+        while time.monotonic() < end:
+            s = console.status(ser, timeout=1.0)
+            if s is not None:
+                return s
+    raise AssertionError(f"the hub on {port} did not answer ?status within {timeout} s")
+
+
+@pytest.fixture
+def vhub(tmp_path):
+    """A virtual hub up and running, as a technician finds one (an interrupt during the unix
+    port's boot imports can deadlock it: docs/development.md)."""
+    from samband.vhub import VirtualHub
+    firmware_tree()
+    with VirtualHub(tmp_path / "flash", log=print) as hub:
+        running(hub.port)
+        yield hub
+
+
 @pytest.fixture(scope="session")
 def mpy():
     """Callable that runs a script on the unix port: mpy(["script.py", ...]) -> CompletedProcess."""

@@ -8,12 +8,12 @@ store's clock is a variable here, and the engine is ticked with explicit times, 
 an hour passes without sleeping and nothing depends on how busy the machine is."""
 
 import json
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from host_kit import plain_mosquitto
 from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
 
 from hub import reading as rd
@@ -477,24 +477,6 @@ def smtpd():
     c.stop()
 
 
-def mosquitto(tmp_path):
-    """A plain Mosquitto listener standing for an emergency centre's own broker."""
-    port = free_port()
-    conf = tmp_path / "centre.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    import socket
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return p, port
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("mosquitto did not start")
-
-
 def subscriber(port, topic):
     import paho.mqtt.client as mqtt
     got, ready = [], threading.Event()
@@ -538,7 +520,7 @@ groups = ["all"]
 
 def test_all_three_channels_deliver_and_each_attempt_is_recorded(tmp_path, webhook, smtpd):
     controller, box = smtpd
-    proc, port = mosquitto(tmp_path)
+    proc, port = plain_mosquitto(tmp_path)
     sub, got = subscriber(port, "centre/alerts")
     s = open_store(tmp_path / "r.db")
     rules = channel_rules(f"http://127.0.0.1:{webhook.server_port}/hook", port, controller.port)
@@ -570,7 +552,7 @@ def test_all_three_channels_deliver_and_each_attempt_is_recorded(tmp_path, webho
 
 def test_an_unreachable_webhook_is_recorded_as_failed_attempts(tmp_path, smtpd):
     controller, box = smtpd
-    proc, port = mosquitto(tmp_path)
+    proc, port = plain_mosquitto(tmp_path)
     s = open_store(tmp_path / "r.db")
     rules = channel_rules(f"http://127.0.0.1:{free_port()}/nobody", port, controller.port, retries=2)
     d = Dispatcher(rules, pause_s=0.01)

@@ -21,24 +21,12 @@ from conftest import TESTS, firmware_tree
 from test_bearers import STATES, bearer, changes
 from test_uplink import check_exactly_once, drained, rows
 
-from samband.rig import netns
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
 HUB = "00005a4d00d3"
 TIMEOUT = 90
-
-
-@pytest.fixture
-def lab():
-    why = netns.available()
-    if why:
-        pytest.skip(why)
-    with netns.NetLab(("a", "b")) as lab:
-        yield lab
-    # torn down even when the test failed: the namespaces, and everything in them, are gone
-    assert not (netns.NETNS_DIR / lab.hub).exists() and not (netns.NETNS_DIR / lab.cloud).exists()
 
 
 @pytest.fixture

@@ -36,11 +36,9 @@ during the "hour" are the few of a few seconds.
 
 import json
 
-import pytest
-from conftest import TESTS, firmware_tree
+from conftest import TESTS
 
 from samband.rig.relay import Relay
-from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
@@ -49,13 +47,6 @@ WRAP = 1 << 30  # a reading's mono is ticks_ms & (2**30 - 1)
 CLOCK_SET = 1024 << 16 | 48
 BOOT_RTC = 1024 << 16 | 50
 TIMEOUT = 60
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = UplinkRig(tmp_path, firmware=firmware_tree())
-    yield r
-    r.stop()
 
 
 def offline_hub(rig, uid, config):
@@ -96,6 +87,17 @@ def state_ok(h):
     return h.state()
 
 
+def drain_dated(rig, h, what):
+    """Wait for every reading the hub made and its clock setting to be in the database with a
+    UTC time, then for the hub's journal to empty."""
+    def all_dated():
+        got = stored(rig, h.uid)
+        return (set(truth(h)) <= set(got) and any(r["mdc"] == CLOCK_SET for r in got.values())
+                and all(r.get("utc") is not None for r in got.values()))
+    rig.wait(all_dated, TIMEOUT, what)
+    rig.wait(lambda: state_ok(h).get("pending") == 0, TIMEOUT, "the hub's journal to drain")
+
+
 def test_a_hub_offline_for_an_hour_then_online_dates_every_reading_within_2_s(rig):
     total, warp_after = 40, 20
     h, relay = offline_hub(rig, "00005a4d00c1", {"total": total, "warp_after": warp_after, "warp_ms": HOUR})
@@ -107,13 +109,7 @@ def test_a_hub_offline_for_an_hour_then_online_dates_every_reading_within_2_s(ri
         assert st["clock"]["source"] is None and st["pending"] >= total
         assert rig.store.count() == 0
         relay.up()  # an hour (of the hub's clock) after it booted, a bearer
-
-        def all_dated():
-            got = stored(rig, h.uid)
-            return (set(truth(h)) <= set(got) and any(r["mdc"] == CLOCK_SET for r in got.values())
-                    and all(r.get("utc") is not None for r in got.values()))
-        rig.wait(all_dated, TIMEOUT, "every reading and the clock setting dated in the database")
-        rig.wait(lambda: state_ok(h).get("pending") == 0, TIMEOUT, "the hub's journal to drain")
+        drain_dated(rig, h, "every reading and the clock setting dated in the database")
     finally:
         relay.close()
     got = stored(rig, h.uid)
@@ -155,13 +151,7 @@ def test_a_reset_while_offline_dates_the_readings_of_both_boots_within_2_s(rig):
                  "the readings of two boots, made offline")
         assert h.vhub.resets == ["power-on", "hard"] and rig.store.count() == 0
         relay.up()
-
-        def all_dated():
-            got = stored(rig, h.uid)
-            return (set(truth(h)) <= set(got) and any(r["mdc"] == CLOCK_SET for r in got.values())
-                    and all(r.get("utc") is not None for r in got.values()))
-        rig.wait(all_dated, TIMEOUT, "the readings of both boots dated in the database")
-        rig.wait(lambda: state_ok(h).get("pending") == 0, TIMEOUT, "the hub's journal to drain")
+        drain_dated(rig, h, "the readings of both boots dated in the database")
     finally:
         relay.close()
     got = stored(rig, h.uid)

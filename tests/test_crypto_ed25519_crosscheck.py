@@ -12,14 +12,11 @@ CPython."""
 
 import ctypes
 import hashlib
-import io
 import random
 
-import crypto_check
 import nacl._sodium
-import pytest
 from nacl import bindings as nb
-from test_crypto_crosscheck import flip, h, msg_len
+from test_crypto_crosscheck import check, crosscheck_tests, flip, h, msg_len
 
 from hub.crypto import ed25519
 
@@ -147,15 +144,6 @@ def cases(seed=20261202):
     return out
 
 
-def check(cs, answers):
-    assert len(answers) == len(cs)
-    for (line, want, what), got in zip(cs, answers):
-        if want is None:
-            assert got.startswith("ERR"), f"{what}: accepted, libsodium refuses: {line[:160]}"
-        else:
-            assert got == h(want), f"{what}: {got}, libsodium says {h(want)}: {line[:160]}"
-
-
 def test_case_mix():
     cs = cases()
     kinds = {}
@@ -171,16 +159,4 @@ def test_case_mix():
     assert kinds["one bit flipped"][1] >= 320 and kinds["random A"] == [0, 80]
 
 
-def test_crosscheck_unix_port(mpy):
-    cs = cases()
-    p = mpy(["crypto_check.py"], input=("\n".join(c[0] for c in cs) + "\n").encode())
-    assert p.returncode == 0, p.stderr.decode()[-2000:] + p.stdout.decode()[-2000:]
-    check(cs, p.stdout.decode().splitlines())
-
-
-@pytest.mark.parametrize("part", range(2))
-def test_crosscheck_cpython_sample(part):
-    cs = cases()[part::10]
-    out = io.StringIO()
-    crypto_check.main(io.StringIO("\n".join(c[0] for c in cs) + "\n"), out)
-    check(cs, out.getvalue().splitlines())
+test_crosscheck_unix_port, test_crosscheck_cpython_sample = crosscheck_tests(cases, check, 10)

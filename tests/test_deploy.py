@@ -5,16 +5,14 @@ power cut at any step leaves a hub that boots the old tree or the new, whole."""
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import firmware_tree
+from conftest import firmware_tree, running
 
-from samband.device import console, deploy
+from samband.device import deploy
 from samband.device.transport import Hub
 from samband.errors import HubError
 from samband.paths import FIRMWARE, tool
-from samband.vhub import VirtualHub
 
 
 def variant(tmp_path, name, version, boot_note=None):
@@ -32,27 +30,6 @@ def variant(tmp_path, name, version, boot_note=None):
         with open(tree / "boot.py", "a") as f:
             f.write(f"# {boot_note}\n")
     return tree
-
-
-@pytest.fixture
-def vhub(tmp_path):
-    firmware_tree()
-    with VirtualHub(tmp_path / "flash", log=print) as hub:
-        # up and running, as a technician finds a hub (an interrupt during the unix port's
-        # boot imports can deadlock it: docs/development.md)
-        running(hub.port)
-        yield hub
-
-
-def running(port, timeout=20):
-    """The running application's status (asked on its console until it answers)."""
-    end = time.monotonic() + timeout
-    with console.open_port(port) as ser:
-        while time.monotonic() < end:
-            s = console.status(ser, timeout=1.0)
-            if s is not None:
-                return s
-    raise AssertionError(f"the hub on {port} did not answer ?status within {timeout} s")
 
 
 def cli(*args, timeout=120):

@@ -9,26 +9,11 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import pytest
-from conftest import firmware_tree
-from test_deploy import running
-
 from samband.device import boards, discover
-from samband.vhub import VirtualHub
 
 
 def usb(device, vid, pid, description="USB serial"):
     return SimpleNamespace(device=device, vid=vid, pid=pid, description=description)
-
-
-@pytest.fixture
-def vhub(tmp_path):
-    firmware_tree()
-    with VirtualHub(tmp_path / "flash", log=print) as hub:
-        # up and running, as a technician finds a hub (an interrupt during the unix port's
-        # boot imports can deadlock it: docs/development.md)
-        running(hub.port)
-        yield hub
 
 
 def test_usb_ids_come_from_board_json():

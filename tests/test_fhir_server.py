@@ -7,7 +7,6 @@ its in-memory repository, run by Node (tests/fhir_server/server.cjs). No Java
 FHIR server (HAPI) can be installed on these machines: Maven is not reachable.
 The npm packages are installed once into build/fhir-server/."""
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from host_kit import npm_install
 from test_fhir import GLU, HUB, METER, T0, every_bundle_is_valid, every_kind, store_all  # noqa: F401 - a fixture
 
 from samband.cli import main
@@ -31,14 +31,7 @@ def _install():
     """build/fhir-server/ with the pinned packages, installed again only when package.json changes."""
     dest = ROOT / "build" / "fhir-server"
     spec = (SRC / "package.json").read_bytes()
-    stamp = dest / ".installed"
-    want = hashlib.sha256(spec).hexdigest()
-    if not (stamp.exists() and stamp.read_text() == want):
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / "package.json").write_bytes(spec)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=dest, check=True,
-                       timeout=600, stdout=subprocess.DEVNULL)
-        stamp.write_text(want)
+    npm_install(dest, spec)
     shutil.copy(SRC / "server.cjs", dest / "server.cjs")
     return dest
 

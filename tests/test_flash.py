@@ -15,67 +15,18 @@ and reads the image afterwards with littlefs-python (Flash):
 The host-side API (create, write, read, list, lock, snapshot) is checked too.
 """
 
-import os
 import random
-import re
-import threading
 import time
-from binascii import crc32
+from contextlib import contextmanager
 
 import pytest
 from conftest import TESTS, firmware_tree
+from host_kit import CheckedConsole
 
 from hub.journal import Journal
 from samband.vhub import Flash, FlashError, VirtualHub, deploy
 
 MAIN = TESTS / "data" / "flash_main.py"
-LINE = re.compile(r"^(.*) #(\d+)$")
-
-
-class Console:
-    """The hub's console lines whose checksum holds (a cut can shorten the last one)."""
-
-    def __init__(self, port):
-        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        self.lines = []
-        self.tail = b""  # the raw console, for a failure's message
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        import select
-        buf = b""
-        while not self._stop.is_set():
-            if not select.select([self.fd], [], [], 0.05)[0]:
-                continue
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                continue
-            buf += data
-            self.tail = (self.tail + data)[-1500:]
-            *done, buf = buf.split(b"\n")
-            for raw in done:
-                m = LINE.match(raw.decode("ascii", "replace").strip("\r"))
-                if m and crc32(m.group(1).encode()) & 0xFFFF == int(m.group(2)):
-                    self.lines.append(m.group(1))
-
-    def wait(self, pattern, after=0, timeout=30):
-        end = time.monotonic() + timeout
-        while True:
-            for i, line in enumerate(self.lines[after:], after):
-                m = re.match(pattern, line)
-                if m:
-                    return i, m
-            tail = self.tail.decode(errors="replace")
-            assert time.monotonic() < end, f"no {pattern!r} on the console; it ends:\n{tail}"
-            time.sleep(0.005)
-
-    def close(self):
-        self._stop.set()
-        self._t.join(2)
-        os.close(self.fd)
 
 
 def flash_for(tmp_path, mode):
@@ -83,6 +34,20 @@ def flash_for(tmp_path, mode):
     deploy(firmware_tree(), folder)
     Flash(folder).write_files({"/main.py": MAIN.read_bytes(), "/flashtest.mode": mode.encode()})
     return folder
+
+
+@contextmanager
+def running_on(folder, **kw):
+    """(hub, console) of a virtual hub started on folder (no firmware deployed over it);
+    stopped and the console closed however the test ends."""
+    hub = VirtualHub(folder, deploy_firmware=False, **kw)
+    hub.start()
+    con = CheckedConsole(hub.port)
+    try:
+        yield hub, con
+    finally:
+        hub.stop()
+        con.close()
 
 
 def journal_records(flash, dest):
@@ -95,15 +60,9 @@ def journal_records(flash, dest):
 
 def test_a_write_not_synced_is_lost_at_a_cut_and_a_synced_one_survives(tmp_path):
     folder = flash_for(tmp_path, "files")
-    hub = VirtualHub(folder, deploy_firmware=False)
-    hub.start()
-    con = Console(hub.port)
-    try:
+    with running_on(folder) as (hub, con):
         con.wait(r"WRITTEN$")
         hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     flash = Flash(folder)
     assert flash.read("/synced.txt") == b"synced"  # closed: committed; the append after it was not
     # created (its directory entry commits at open), but none of the 3000 bytes written
@@ -112,18 +71,12 @@ def test_a_write_not_synced_is_lost_at_a_cut_and_a_synced_one_survives(tmp_path)
 
 def test_a_staged_record_not_committed_is_lost_and_its_producer_was_not_told(tmp_path):
     folder = flash_for(tmp_path, "journal")
-    hub = VirtualHub(folder, deploy_firmware=False)
-    hub.start()
-    con = Console(hub.port)
-    try:
+    with running_on(folder) as (hub, con):
         _, m = con.wait(r"STORED (\d+)$")
         durable = int(m.group(1))
         i, m = con.wait(r"STAGED (\d+)$")
         assert int(m.group(1)) == durable + 2  # the waiting record took durable + 1: it is staged, not committed
         hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     assert [line for line in con.lines if line.startswith("STORED")] == [f"STORED {durable}"]
     records, stats = journal_records(Flash(folder), tmp_path / "journal")
     assert records == {durable: b"durable"}, records
@@ -136,12 +89,9 @@ CUTS = 50
 def test_the_image_survives_50_cuts_and_mounts(tmp_path):
     folder = flash_for(tmp_path, "churn")
     rng = random.Random(20261202)
-    hub = VirtualHub(folder, deploy_firmware=False, log=print)
-    hub.start()
-    con = Console(hub.port)
     boots = []  # (counter at boot, last N printed by the boot before)
     seen = 0
-    try:
+    with running_on(folder, log=print) as (hub, con):
         for _ in range(CUTS + 1):
             i, m = con.wait(r"BOOT (-?\d+) (\d+) (\d+)$", seen)
             seen = i + 1
@@ -152,9 +102,6 @@ def test_the_image_survives_50_cuts_and_mounts(tmp_path):
             con.wait(r"N \d+$", seen)  # working: cut it somewhere in the middle
             time.sleep(rng.uniform(0, 0.05))
             hub.power_cut()
-    finally:
-        hub.stop()
-        con.close()
     for counter, damaged, last in boots:
         # the counter is replaced by rename after its file is closed, before N is printed:
         # every N the console showed is on flash; at most the one being written is lost
@@ -201,7 +148,7 @@ def test_an_older_flash_folder_is_refused_in_one_line_or_converted(tmp_path):
 def test_a_running_hub_holds_its_image_and_snapshots_read_it(tmp_path):
     folder = flash_for(tmp_path, "churn")
     with VirtualHub(folder, deploy_firmware=False) as hub:
-        con = Console(hub.port)
+        con = CheckedConsole(hub.port)
         try:
             con.wait(r"N 5$")
             with pytest.raises(FlashError, match="in use by a running virtual hub"):

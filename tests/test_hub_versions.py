@@ -30,11 +30,13 @@ def status(pending, ota=None, **more):
 
 def test_ota_entry_fields_are_typed_and_bounded():
     assert parse_ota({"st": "none", "v": "0.1.0"}) == {
-        "version": "0.1.0", "state": "none", "target": None, "slot": None, "have": None, "n": None, "refused": None}
+        "version": "0.1.0", "state": "none", "target": None, "slot": None, "have": None, "n": None, "refused": None,
+        "firmware": None}
     got = parse_ota({"st": "fetch", "v": "1.2", "to": "65535.65535.65535", "have": 3, "n": 52, "w": [3, 4],
                      "r": "too-old", "s": "b", "later": {"x": 1}})
     assert got == {"version": "1.2", "state": "fetch", "target": "65535.65535.65535", "slot": "b", "have": 3,
-                   "n": 52, "refused": "too-old"}
+                   "n": 52, "refused": "too-old", "firmware": None}
+    assert parse_ota({"st": "done", "v": "0.1.0", "fv": "1.1.0"})["firmware"] == "1.1.0"
     bad = [
         [], "0.1.0", {"v": "0.1.0"}, {"st": "none"},
         {"st": "none", "v": 1}, {"st": "none", "v": "01.2"}, {"st": "none", "v": "1.2.3.4"},
@@ -44,6 +46,8 @@ def test_ota_entry_fields_are_typed_and_bounded():
         {"st": "fetch", "v": "1", "n": 2 ** 31}, {"st": "fetch", "v": "1", "n": True},
         {"st": "fetch", "v": "1", "n": 1.0},
         {"st": "fetch", "v": "1", "s": "c"}, {"st": "fetch", "v": "1", "s": 1}, {"st": "fetch", "v": "1", "r": "é"},
+        {"st": "done", "v": "1", "fv": "v1.25.0"}, {"st": "done", "v": "1", "fv": 1},
+        {"st": "done", "v": "1", "fv": "9" * 20},
     ]
     for m in bad:
         with pytest.raises(BadOta):
@@ -91,6 +95,10 @@ def exercise(url, monkeypatch):
     before = versions.fleet(st)[0]
     assert (before["version"], before["slot"], before["ota_state"], before["ota_target"]) == ("0.2.0", "b", "done",
                                                                                               None)
+    # a board with OTA partitions: its firmware image's own version beside the application's
+    ing.status(B, status(0, {"st": "done", "v": "0.1.0", "fv": "1.1.0"}))
+    assert {r["hub"]: r["firmware"] for r in versions.fleet(st)} == {A: None, B: "1.1.0"}
+    assert "0.1.0 fw 1.1.0" in versions.fleet_table(versions.fleet(st), 0)[2]
     # malformed entries: refused and counted, the backlog still recorded, the version untouched
     for bad in ({"st": "done", "v": "x" * 200}, {"st": "done", "v": "0.3.0", "s": "zz"}, "0.3.0",
                 {"st": "done", "v": "0.3.0", "n": -5}):

@@ -7,6 +7,7 @@ The journals are written on the host with the firmware's own hub.journal
 import re
 
 import pytest
+from journal_util import append, append_many
 
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM
@@ -20,8 +21,8 @@ def build(root, size):
     j.context(b"epoch header " * 4)
     n = 0
     while j.stats()["bytes"] < size - SEG:
-        j.append_many([b"reading %032d" % (n + i) for i in range(100)])
-        j.append(b"alarm %d" % n, PRIO_ALARM)
+        append_many(j, [b"reading %032d" % (n + i) for i in range(100)])
+        append(j, b"alarm %d" % n, PRIO_ALARM)
         n += 100
     pend = [q for q, p, d, c in j.pending()]
     j.ack(pend[:300])

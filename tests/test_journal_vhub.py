@@ -19,13 +19,10 @@ counts the damage, and goes on appending.
 
 import os
 import random
-import re
-import select
-import threading
 import time
-from binascii import crc32
 
 from conftest import TESTS, firmware_tree
+from host_kit import CheckedConsole
 
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM
@@ -36,73 +33,11 @@ KILLS = int(os.environ.get("SAMBAND_JOURNAL_KILLS", "200"))
 MAIN = TESTS / "data" / "journal_main.py"
 SEG = 2048
 CAPACITY = 768 * SEG  # more than 200 boots can append with the uplink down: no eviction here
-LINE = re.compile(r"^(.*) #(\d+)$")
 
 
 def payload(seq):
     n = 12 + (seq * 37) % 50
     return bytes((seq * 7 + i * 13) & 0xFF for i in range(n))
-
-
-class Console:
-    """Reads the hub's serial port in a thread; keeps the lines whose checksum holds."""
-
-    def __init__(self, port):
-        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        self.lines = []
-        self.boots = 0
-        self.cut = 0  # lines a kill cut short
-        self._buf = b""
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            r, _, _ = select.select([self.fd], [], [], 0.05)
-            if not r:
-                continue
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                continue
-            self._buf += data
-            *done, self._buf = self._buf.split(b"\n")
-            with self._lock:
-                for raw in done:
-                    text = raw.decode("ascii", "replace").strip("\r")
-                    if not text:
-                        continue
-                    m = LINE.match(text)
-                    if not m or crc32(m.group(1).encode()) & 0xFFFF != int(m.group(2)):
-                        self.cut += 1
-                        continue
-                    self.lines.append(m.group(1))
-                    if text.startswith("BOOT "):
-                        self.boots += 1
-
-    def wait_boot(self, n, timeout=15):
-        end = time.monotonic() + timeout
-        while self.boots < n:
-            assert time.monotonic() < end, f"boot {n} never printed BOOT; last lines {self.lines[-5:]}"
-            time.sleep(0.002)
-
-    def wait_line(self, pattern, after, timeout=15):
-        end = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                for line in self.lines[after:]:
-                    m = re.match(pattern, line)
-                    if m:
-                        return m
-            assert time.monotonic() < end, f"no {pattern!r}; last lines {self.lines[-5:]}"
-            time.sleep(0.01)
-
-    def close(self):
-        self._stop.set()
-        self._t.join(2)
-        os.close(self.fd)
 
 
 def make_flash(tmp_path):
@@ -174,7 +109,7 @@ def test_200_kills_under_load_lose_nothing_and_deliver_nothing_twice(tmp_path):
     t0 = time.monotonic()
     hub = VirtualHub(flash, deploy_firmware=False)
     hub.start()
-    con = Console(hub.port)
+    con = CheckedConsole(hub.port)
     try:
         for _i in range(KILLS):
             if rng.random() < 0.85:
@@ -207,10 +142,10 @@ def test_a_damaged_journal_boots_counts_and_carries_on(tmp_path):
     flash = make_flash(tmp_path)
     hub = VirtualHub(flash, deploy_firmware=False, env={"SAMBAND_JOURNAL_NOACK": "1"})
     hub.start()
-    con = Console(hub.port)
+    con = CheckedConsole(hub.port)
     try:
         con.wait_boot(1)
-        con.wait_line(r"A 600 ", 0)
+        con.wait(r"A 600 ", 0, timeout=15)
         hub.power_cut()
         con.wait_boot(2)
         hub.stop()
@@ -237,14 +172,14 @@ def test_a_damaged_journal_boots_counts_and_carries_on(tmp_path):
         mark = len(con.lines)
         hub = VirtualHub(flash, deploy_firmware=False, env={"SAMBAND_JOURNAL_NOACK": "1"})
         hub.start()
-        con2 = Console(hub.port)
+        con2 = CheckedConsole(hub.port)
         try:
-            m = con2.wait_line(r"BOOT (\d+) (\d+) (\d+) (\d+) (\d+)", 0)
+            _, m = con2.wait(r"BOOT (\d+) (\d+) (\d+) (\d+) (\d+)", 0, timeout=15)
             nxt, damaged = int(m.group(1)), int(m.group(4))
             assert damaged >= 3, m.group(0)
             top = max(int(line.split()[1]) for line in con.lines[:mark] if line.startswith("A "))
             assert nxt > top
-            con2.wait_line(rf"A {nxt + 50} ", 0)  # and it goes on appending
+            con2.wait(rf"A {nxt + 50} ", 0, timeout=15)  # and it goes on appending
         finally:
             hub.stop()
             con2.close()

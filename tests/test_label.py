@@ -70,8 +70,7 @@ def test_one_line_errors(depot, tmp_path):
 
 
 def test_label_for_the_hub_on_a_port(tmp_path):
-    from conftest import firmware_tree
-    from test_deploy import running
+    from conftest import firmware_tree, running
 
     from samband.vhub import VirtualHub
     d = Depot(tmp_path / "depot")

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import firmware_tree
-from test_deploy import running
+from conftest import firmware_tree, running
 
 from samband.device.depot import Depot
 from samband.paths import REPO

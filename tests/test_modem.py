@@ -77,9 +77,22 @@ def test_bg96_with_chap_credentials_and_cesq(mpy):
     (Scenario(dialect="bg96", registration=[(0.05, 3)]), {}, "denied"),
     (Scenario(corrupt={"AT+CEREG?": "+CEREG: 2,x"}), {}, "bad-reply"),
     (Scenario(corrupt={"AT+CPIN?": "+CPIN: SIM BUSY?"}), {}, "sim-failure"),
+    (Scenario(dialect="bg96", sim="pin"), {}, "pin-locked"),
+    (Scenario(dialect="bg96", sim="pin", pin="1234"), {"pin": "0000"}, "bad-pin"),
+    (Scenario(dialect="bg96", sim="puk"), {}, "puk-locked"),
+    (Scenario(dialect="bg96", registration=[(0.05, 2), (0.2, 5)]), {"roaming": False}, "roaming-not-allowed"),
+    (Scenario(dialect="bg96", registration=[(0, 2)]), {"search_ms": 600, "poll_ms": 200}, "search-timeout"),
+    (Scenario(dialect="bg96", apn="health.apn"), {"apn": "internet"}, "pdp-failed"),
+    (Scenario(dialect="bg96", silent=True), {}, "no-response"),
+    # +CME ERROR as the final result with a URC between the command's echo and it
+    (Scenario(sim="absent", urc_in_replies=True, chunked=True), {}, "no-sim"),
+    (Scenario(dialect="bg96", sim="absent", urc_in_replies=True, chunked=True), {}, "no-sim"),
+    (Scenario(dialect="bg96", urc_in_replies=True, registration=[(0.05, 2), (0.2, 3)]), {}, "denied"),
 ], ids=["no-sim", "pin-locked", "bad-pin", "puk-locked", "denied", "roaming", "search-timeout", "wrong-apn",
         "wrong-password", "modem-off", "bg96-no-sim", "bg96-denied", "bad-reply",
-        "odd-sim-state"])
+        "odd-sim-state", "bg96-pin-locked", "bg96-bad-pin", "bg96-puk-locked", "bg96-roaming",
+        "bg96-search-timeout", "bg96-wrong-apn", "bg96-modem-off", "cme-between-urcs",
+        "bg96-cme-between-urcs", "bg96-denied-between-urcs"])
 def test_every_fault_has_its_reason(mpy, scenario, cfg, reason):
     r, sim = bring_up(mpy, scenario, **cfg)
     assert r["outcomes"] == [reason], r
@@ -88,22 +101,33 @@ def test_every_fault_has_its_reason(mpy, scenario, cfg, reason):
         assert r["metrics"]["bad_replies"] == 1
     if reason == "bad-pin":
         assert sim.commands.count('AT+CPIN="0000"') == 1  # a refused PIN is never tried twice
+    if scenario.urc_in_replies:
+        m = r["metrics"]
+        assert m["stray"] == 0 and m["garbage"] == 0  # each URC taken as one, not as a reply line
+        assert sim.commands[-1] in ("AT+CPIN?", "AT+CEREG?")  # the hub stopped at the first refusal
 
 
-def test_pin_from_provisioning_unlocks_the_sim(mpy):
-    r, sim = bring_up(mpy, Scenario(sim="pin", pin="4321"), pin="4321")
+DIALECTS = ["sim7080g", "bg96"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_pin_from_provisioning_unlocks_the_sim(mpy, dialect):
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, sim="pin", pin="4321"), pin="4321")
     assert r["outcomes"] == ["up"], r
     assert 'AT+CPIN="4321"' in sim.commands
 
 
-def test_roaming_allowed_registers_as_roaming(mpy):
-    r, _ = bring_up(mpy, Scenario(registration=[(0.05, 2), (0.2, 5)]))
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_roaming_allowed_registers_as_roaming(mpy, dialect):
+    r, _ = bring_up(mpy, Scenario(dialect=dialect, registration=[(0.05, 2), (0.2, 5)]))
     assert r["outcomes"] == ["up"] and r["metrics"]["reg"] == "roaming"
 
 
-def test_a_sixty_second_search_within_the_ninety_second_bound(mpy):
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_sixty_second_search_within_the_ninety_second_bound(mpy, dialect):
     # Scaled by 0.05: the network answers after "60 s" (3 s), the hub waits "90 s" (4.5 s).
-    r, sim = bring_up(mpy, Scenario(registration=[(0, 2), (60, 1)], scale=0.05), search_ms=4500, poll_ms=500)
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, registration=[(0, 2), (60, 1)], scale=0.05),
+                      search_ms=4500, poll_ms=500)
     assert r["outcomes"] == ["up"], r
     assert r["metrics"]["register_ms"] >= _scripted_ms(sim, 3.0)
 
@@ -116,8 +140,9 @@ def test_reboot_mid_bring_up_fails_it_then_a_retry_succeeds(mpy, dialect, comman
     assert sim.commands.count("ATE0") == 2  # echo back on after the reboot: set again
 
 
-def test_reboot_while_up_marks_the_bearer_failed(mpy):
-    r, sim = bring_up(mpy, Scenario(reboot_after=("AT+CNACT?", 0.2)), action="watch")
+@pytest.mark.parametrize("dialect, last", [("sim7080g", "AT+CNACT?"), ("bg96", "AT+QIACT?")])
+def test_reboot_while_up_marks_the_bearer_failed(mpy, dialect, last):
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, reboot_after=(last, 0.2)), action="watch")
     assert r["outcomes"] == ["up"]
     assert r["state"] == "failed" and r["reason"] == "rebooted", r
     assert sim.reboots == 1
@@ -132,13 +157,38 @@ def test_a_modem_left_in_a_data_call_is_escaped_first(mpy):
     assert r["metrics"]["at_tx"] - heard == 5 * len("AT\r") + len("+++")  # five ATs went as data, then +++
 
 
-def test_urcs_inside_every_reply_go_to_the_urc_side(mpy):
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_urcs_inside_every_reply_go_to_the_urc_side(mpy, dialect):
     # including a +CEREG URC inside the reply to AT+CEREG?, whose lines share its prefix
-    r, sim = bring_up(mpy, Scenario(urc_in_replies=True, chunked=True, registration=[(0.05, 2), (0.3, 5)]))
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, urc_in_replies=True, chunked=True,
+                                    registration=[(0.05, 2), (0.3, 5)]))
     assert r["outcomes"] == ["up"], r
     m = r["metrics"]
     assert (m["operator"], m["rssi_dbm"], m["ip"], m["reg"]) == ("Telia N", -77, "10.64.1.9", "roaming")
     assert m["stray"] == 0 and m["garbage"] == 0
+
+
+@pytest.mark.parametrize("dialect, last", [("sim7080g", "AT+CNACT?"), ("bg96", "AT+QIACT?")])
+def test_no_carrier_while_up_degrades_the_bearer(mpy, dialect, last):
+    # The network drops the data link: NO CARRIER with no command pending is a URC
+    # (the final result of ATD/ATO otherwise); the bearer says data-lost, and stays
+    # usable for a manager to judge (degraded, not failed).
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, urc_after=(last, 0.2, "NO CARRIER")), action="watch")
+    assert r["outcomes"] == ["up"], r
+    assert (r["state"], r["reason"]) == ("degraded", "data-lost"), r
+    assert r["changes"][-1] == ["degraded", "data-lost"]
+    assert r["metrics"]["stray"] == 0 and sim.reboots == 0
+
+
+@pytest.mark.parametrize("dialect, last, urc", [("sim7080g", "AT+CNACT?", "+APP PDP: 0,DEACTIVE"),
+                                                ("bg96", "AT+QIACT?", '+QIURC: "pdpdeact",1')])
+def test_context_taken_down_by_the_network_fails_the_bearer(mpy, dialect, last, urc):
+    # The network deactivates the data context: nothing comes back by itself, so the
+    # bearer is failed (a manager brings it up again), not merely degraded.
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, urc_after=(last, 0.2, urc)), action="watch")
+    assert r["outcomes"] == ["up"], r
+    assert (r["state"], r["reason"]) == ("failed", "data-lost"), r
+    assert r["metrics"]["stray"] == 0
 
 
 def test_garbage_and_fragmented_replies_do_not_stop_a_bring_up(mpy):
@@ -269,3 +319,23 @@ def test_tls_refuses_a_broker_the_hub_cannot_verify(mpy, tmp_path):
     err = r["extra"]["error"]
     assert err.startswith("TLS: ") and "certificate" in err, r
     assert sim.commands[-1] == "AT+CACLOSE=0"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_ppp_takes_the_uart_after_connect_and_gives_it_back(mpy, dialect):
+    # The PPP data path (hub/bearers/ppp.py) over the real pty: ATD*99# -> CONNECT, the
+    # AT engine's reader stopped and network.PPP's stand-in (tests/fw/pppstand.py) on the
+    # tty, the simulator as the network's PPP peer; down: LCP terminate, the modem back
+    # in command mode by itself (NO CARRIER, so no '+++'), ATH, power off.
+    r, sim = bring_up(mpy, Scenario(dialect=dialect, ppp=True, guard_s=0.2), action="ppp", guard_ms=250)
+    assert r["outcomes"] == ["up"] and r["state"] == "off", r
+    e = r["extra"]
+    assert (e["data"], e["ppp_dials"], e["ppp_status"], e["ip"]) == ("ppp", 1, 4, "10.64.7.3")
+    assert e["uart_bytes"][0] > 0 and e["uart_bytes"][1] > 0  # PPP frames went both ways on the tty
+    pdp = "AT+CNACT=0,1" if dialect == "sim7080g" else "AT+QIACT=1"
+    assert pdp not in sim.commands  # the call is PPP's, no vendor context
+    i = sim.commands.index("ATD*99#")
+    off = "AT+CPOWD=1" if dialect == "sim7080g" else "AT+QPOWD=1"
+    # back: AT (a '+++' sent to a modem already in command mode would have made it "+++AT"), ATH, power off
+    assert sim.commands[i + 1:] == ["AT", "ATH", off]
+    assert [w for _, w in sim.events if str(w).startswith("ppp ")] == ["ppp 1", "ppp 5"]  # configure, terminate

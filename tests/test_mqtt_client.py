@@ -24,16 +24,22 @@ async def _silent_broker(on_conn):
     return srv, srv.sockets[0].getsockname()[1]
 
 
+async def _connected_to_a_silent_broker():
+    """(server, client): the hub's MQTT client, keepalive 1 s, connected to a broker that
+    then neither reads nor writes."""
+    srv, port = await _silent_broker([])
+    c = mqtt.Client("127.0.0.1", port, "hub-test", keepalive=1)
+    await c.connect()
+    return srv, c
+
+
 def _run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
 
 
 def test_no_answer_to_a_publish_means_dead_after_one_and_a_half_keepalives():
     async def main():
-        conns = []
-        srv, port = await _silent_broker(conns)
-        c = mqtt.Client("127.0.0.1", port, "hub-test", keepalive=1)
-        await c.connect()
+        srv, c = await _connected_to_a_silent_broker()
         with pytest.raises(OSError, match=r"nothing heard from the broker for (\d+) ms") as e:
             await c.publish("samband/x/up", b"reading", qos=1, timeout_ms=10000)
         c.close()
@@ -50,10 +56,7 @@ def test_no_answer_to_a_publish_means_dead_after_one_and_a_half_keepalives():
 
 def test_a_link_that_takes_nothing_is_dead_too():
     async def main():
-        conns = []
-        srv, port = await _silent_broker(conns)
-        c = mqtt.Client("127.0.0.1", port, "hub-test", keepalive=1)
-        await c.connect()
+        srv, c = await _connected_to_a_silent_broker()
         block = bytes(256 * 1024)
         sent = 0
         with pytest.raises(OSError, match="the link took nothing for 1500 ms"):

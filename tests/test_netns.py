@@ -12,20 +12,10 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
 from conftest import TESTS, firmware_tree
 
 from samband.paths import tool
 from samband.rig import netns
-
-
-@pytest.fixture
-def lab():
-    why = netns.available()
-    if why:
-        pytest.skip(why)
-    with netns.NetLab(("a", "b")) as lab:
-        yield lab
 
 
 def echo_server(lab):

@@ -126,32 +126,29 @@ def test_encoders_refuse_out_of_range_values(uuid, build, nflags, data):
     check_decode(uuid, b)   # still in range for that field: a valid payload
 
 
-@given(st.integers(0, 0xFFFF))
-def test_sfloat_is_exact_decimal(raw):
-    v = F.sfloat(raw)
+# (word bits, exponent bits, decode, encode, the five special words)
+FLOATS = {"SFLOAT": (16, 4, F.sfloat, F.to_sfloat, (0x07FF, 0x0800, 0x07FE, 0x0802, 0x0801)),
+          "FLOAT": (32, 8, F.float32, F.to_float32, (0x007FFFFF, 0x00800000, 0x007FFFFE, 0x00800002, 0x00800001))}
+
+
+@pytest.mark.parametrize("kind", FLOATS)
+@given(data=st.data())
+def test_ieee11073_words_are_exact_decimals(kind, data):
+    bits, ebits, decode, encode, specials = FLOATS[kind]
+    raw = data.draw(st.integers(0, 2 ** bits - 1))
+    v = decode(raw)
     if F.is_special(v):
-        assert raw in (0x07FF, 0x0800, 0x07FE, 0x0802, 0x0801)
+        assert raw in specials
         return
     m, e = v
-    exp = raw >> 12
-    exp = exp - 16 if exp >= 8 else exp
-    man = raw & 0xFFF
-    man = man - 4096 if man >= 2048 else man
+    mbits = bits - ebits
+    exp = raw >> mbits
+    exp = exp - (1 << ebits) if exp >= 1 << (ebits - 1) else exp
+    man = raw & ((1 << mbits) - 1)
+    man = man - (1 << mbits) if man >= 1 << (mbits - 1) else man
     assert Decimal(m).scaleb(e) == Decimal(man).scaleb(exp)
     assert Decimal(F.text(v)) == Decimal(m).scaleb(e)
-    assert F.to_sfloat(v) == raw
-
-
-@given(st.integers(0, 0xFFFFFFFF))
-def test_float_is_exact_decimal(raw):
-    v = F.float32(raw)
-    if F.is_special(v):
-        assert raw in (0x007FFFFF, 0x00800000, 0x007FFFFE, 0x00800002, 0x00800001)
-        return
-    m, e = v
-    assert -(2 ** 23) <= m < 2 ** 23 and -128 <= e <= 127
-    assert Decimal(F.text(v)) == Decimal(m).scaleb(e)
-    assert F.to_float32(v) == raw
+    assert encode(v) == raw
 
 
 @given(st.lists(st.integers(-(2 ** 23), 2 ** 23 - 1), min_size=1, max_size=120), st.integers(0, 2 ** 64 - 1))

@@ -26,7 +26,7 @@ def test_provision_a_virtual_hub(tmp_path):
     pw.write_text("s3cret-mqtt\n")
     p = run("provision", "--flash", str(flash), "--depot", str(depot), "--device", "glucose=C0:FF:EE:00:00:01",
             "--device", "polar=c0:ff:ee:00:00:02/r", "--pairing", "60", "--rebond", "window",
-            "--broker", "127.0.0.1:8883",
+            "--rr-intervals", "keep", "--broker", "127.0.0.1:8883",
             "--broker-ca", str(ca), "--broker-password-file", str(pw))
     assert p.returncode == 0, p.stderr
     assert "provisioned hub 00005a4d0001" in p.stdout
@@ -44,7 +44,7 @@ def test_provision_a_virtual_hub(tmp_path):
     assert devices == [{"addr": "C0:FF:EE:00:00:01", "kind": "glucose", "name": ""},
                        {"addr": "C0:FF:EE:00:00:02/r", "kind": "polar", "name": ""}]
     cfg = json.loads(image.read("/config/hub.json"))
-    assert cfg == {"pairing_s": 60, "rebond": "window",
+    assert cfg == {"pairing_s": 60, "rebond": "window", "keep_rr": True,
                    "uplink": {"host": "127.0.0.1", "port": 8883, "password_sealed": "mqtt"}}
     d = Depot(depot, create=False)
     assert "00005a4d0001" in d.hubs()

@@ -183,6 +183,8 @@ REFUSALS = [  # (board, arguments, what the one line says)
      "leaves out cellular"),
     ("esp32-devkit", ["--wifi", "Home", "{home}", "--apn", "internet", "--bearer-order", "wifi,wifi,cellular"],
      "named twice"),
+    ("esp32-devkit", ["--apn", "internet", "--apn-user", "hub", "--apn-auth", "any"],
+     "network.PPP, which takes pap or chap"),
     ("vhub", ["--broker-password-file", "{home}"], "no broker yet"),
     ("vhub", ["--broker", "h:1", "--broker-password-file", "{empty}"], "the file is empty"),
     ("vhub", ["--remove-device", "C0:FF:EE:00:00:09"], "not on the hub's allow-list"),

@@ -54,3 +54,32 @@ def test_invalid_maps_are_refused_by_the_firmwares_rules():
     for bad in ({**good, R.DEV: b"\x00"}, {k: v for k, v in good.items() if k != R.MDC}, {**good, 99: 1}):
         with pytest.raises(R.ReadingError):
             Reading.from_map(bad)
+
+
+def test_named_is_the_text_the_receiver_stored_before_readings_were_typed():
+    # the receiver decodes the hub's canonical CBOR, whose map keys come in key order;
+    # the JSON it stores (and the devkey hashed from it) must not change by typing
+    import json
+    n = 0
+    for m in all_readings():
+        d = R.decode(R.encode(m))
+        typed = Reading.from_valid(d)
+        assert typed == Reading.from_map(d)
+        assert json.dumps(typed.named()) == json.dumps(R.to_named(d))
+        n += 1
+    assert n > 1000, n
+
+
+def test_an_empty_context_survives():
+    m = R.make(seq=1, dev=DEV, mdc=1, val=1, mono=[1, 1], ctx={})
+    assert Reading.from_map(m).to_map() == m and Reading.from_map(m).named()["ctx"] == {}
+
+
+def test_samband_receive_prints_the_typed_reading_it_is_given(capsys):
+    # Ingest hands its on_reading callback a Reading; `samband receive` prints each one
+    from samband.cli.receiver import _print_reading
+    m = R.make(seq=5, dev=b"\x01" + bytes.fromhex("C05A4B000001"), mdc=160184, val=104, mono=[1, 5],
+               unit="mg/dL", prio=R.PRIO_ALARM)
+    _print_reading("00005a4d0001", 5, Reading.from_map(m))
+    out = capsys.readouterr().out
+    assert "hub 00005a4d0001 #5" in out and "C0:5A:4B:00:00:01/r" in out and "104 mg/dL" in out and "ALARM" in out

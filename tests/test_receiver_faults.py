@@ -74,22 +74,32 @@ def stored(db, hub):
         c.close()
 
 
+class Feed:
+    """Glucose records of some hubs, sealed with the depot's keys and published in batches:
+    sent[u] is every seq hub u sent, in order."""
+
+    def __init__(self, depot, hubs, us):
+        self.hubs = hubs
+        self.sealers = {u: depot.sealer(u) for u in us}
+        self.sent = {u: [] for u in us}
+
+    def batch(self, u, n):
+        s, sent = self.sealers[u], self.sent[u]
+        first = len(sent) + 1
+        sent.extend(range(first, first + n))
+        self.hubs[u].send([s.header] + [s.seal(q, glucose(q)) for q in range(first, first + n)])
+
+
 def test_fifty_poison_batches_block_nobody(world):
     depot, broker, rx, store, hubs, db = world
     good = HUBS[:2]
-    sealers = {u: depot.sealer(u) for u in good + [POISON]}
-    sent = {u: [] for u in good}
-    seq = {u: 0 for u in good}
+    feed = Feed(depot, hubs, good)
+    sent = feed.sent
+    poison = depot.sealer(POISON)
     for i in range(50):
-        s = sealers[POISON]
-        hubs[POISON].send([s.header, s.seal(i + 1, glucose(i + 1, mdc=2 ** 64 - 1))])
+        hubs[POISON].send([poison.header, poison.seal(i + 1, glucose(i + 1, mdc=2 ** 64 - 1))])
         for u in good:
-            recs = []
-            for _ in range(3):
-                seq[u] += 1
-                recs.append(sealers[u].seal(seq[u], glucose(seq[u])))
-                sent[u].append(seq[u])
-            hubs[u].send([sealers[u].header] + recs)
+            feed.batch(u, 3)
     for u in good:
         wait(lambda u=u: hubs[u].got() >= set(sent[u]), f"hub {u}'s acks")
         assert stored(db, u) == sent[u]
@@ -108,18 +118,12 @@ def test_fifty_poison_batches_block_nobody(world):
 
 def test_sixty_second_outage_loses_nothing(world):
     depot, broker, rx, store, hubs, db = world
-    sealers = {u: depot.sealer(u) for u in HUBS}
-    sent = {u: [] for u in HUBS}
-    seq = {u: 0 for u in HUBS}
+    feed = Feed(depot, hubs, HUBS)
+    sent = feed.sent
 
     def send_round():
         for u in HUBS:
-            recs = []
-            for _ in range(4):
-                seq[u] += 1
-                recs.append(sealers[u].seal(seq[u], glucose(seq[u])))
-                sent[u].append(seq[u])
-            hubs[u].send([sealers[u].header] + recs)
+            feed.batch(u, 4)
 
     send_round()
     wait(lambda: all(hubs[u].got() >= set(sent[u]) for u in HUBS), "acks before the outage")

@@ -195,8 +195,9 @@ def test_the_view_says_when_the_link_is_down_and_lag_and_backlog_grow():
     board = live.Board([("C0:5A:4B:00:00:01/r", "glucose", "Samband Glucose")])
     assert "waiting for its first status" in live.head_line(board.frame(None))
     from hub import reading
-    board.on_reading("00005a4d0001", 1, reading.make(1, b"\x01\xc0\x5a\x4b\x00\x00\x01", 160184, 104, [1, 1],
-                                                     unit="mg/dL", hts=1_000_000))
+    from samband.reading import Reading
+    board.on_reading("00005a4d0001", 1, Reading.from_map(reading.make(1, b"\x01\xc0\x5a\x4b\x00\x00\x01", 160184,
+                                                                      104, [1, 1], unit="mg/dL", hts=1_000_000)))
     dev = {"addr": "C0:5A:4B:00:00:01/r", "connected": True}
     # before its first connection the uplink is connecting, not down
     f = board.frame({"boot": 1, "uplink": {"connected": False, "pending": 3}}, now=1_000.5, mono=9.0)

@@ -14,25 +14,17 @@ import time
 
 import cbor2
 import pytest
-from conftest import TESTS, firmware_tree
+from conftest import TESTS
+from fwtest import MemCounter
+from host_kit import through_relay
 
 from samband.receiver.opener import batch, unbatch
 from samband.rig.broker import RECEIVER_USER
-from samband.rig.relay import Relay
-from samband.rig.uplink import UplinkRig
-from samband.vhub import Flash
 
 MAIN = TESTS / "data" / "uplink_main.py"
 HUB_A = "00005a4d00c7"
 HUB_B = "00005a4d00c8"
 TIMEOUT = 90
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = UplinkRig(tmp_path, firmware=firmware_tree())
-    yield r
-    r.stop()
 
 
 def rows(rig, hub):
@@ -128,13 +120,7 @@ def test_network_cut_mid_batch(rig):
     total = 150
     h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 10, "alarm_every": 40},
                     uplink={"batch_age_ms": 400})
-    rig.start_broker()
-    proxy = Relay(rig.broker.port)
-    cfg = json.loads(Flash(h.flash).read("/uplink.json"))
-    cfg["uplink"]["port"] = proxy.port
-    Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
-    rig.start_receiver()
-    h.vhub.start()
+    proxy = through_relay(rig, h)
     try:
         for i in range(3):
             rig.wait(lambda i=i: h.state().get("made", 0) >= 30 * (i + 1), TIMEOUT, "readings")
@@ -156,13 +142,7 @@ def test_silent_link_is_noticed_by_what_is_heard(rig):
     total = 120
     h = rig.add_hub(HUB_A, MAIN, {"total": total, "interval_ms": 25, "alarm_every": 30},
                     uplink={"batch_age_ms": 300, "keepalive": 2})
-    rig.start_broker()
-    proxy = Relay(rig.broker.port)
-    cfg = json.loads(Flash(h.flash).read("/uplink.json"))
-    cfg["uplink"]["port"] = proxy.port
-    Flash(h.flash).write("/uplink.json", json.dumps(cfg).encode())
-    rig.start_receiver()
-    h.vhub.start()
+    proxy = through_relay(rig, h)
     try:
         rig.wait(lambda: h.state().get("made", 0) >= 30 and h.state().get("connected"), TIMEOUT, "readings flowing")
         lost = h.state()["link_lost"]
@@ -283,13 +263,6 @@ class _Keys:
     """A hub sealing with the firmware's own Sealer (under CPython) and the
     receiver's Opener for it: epoch headers collected in .headers."""
 
-    class _Counter:
-        n = 0
-
-        def reserve(self):
-            self.n += 1
-            return self.n
-
     def __init__(self):
         import os
 
@@ -300,7 +273,7 @@ class _Keys:
         self.hub_sk = os.urandom(32)
         self.rpk, self.rsk = nb.crypto_box_keypair()
         self.headers = []
-        self.sealer = fs.Sealer(self.hub_id, self.hub_sk, (7, self.rpk), self._Counter(), os.urandom,
+        self.sealer = fs.Sealer(self.hub_id, self.hub_sk, (7, self.rpk), MemCounter(), os.urandom,
                                 self.headers.append)
 
     def seal(self, seq, r):

@@ -149,6 +149,12 @@ def exercise(url):
     assert s.have(A, [11, 12, 13]) == {11, 12} and s.spans(A)[0] == (1, 12)
     with pytest.raises(Unstorable):
         s.status(A, 2 ** 63)
+    # a map given to store() is typed by hub.reading's rules: one that breaks them is refused, not stored
+    bad = dict(reading(13, DEV1, 0x2711C, 5, 13000))
+    bad[rd.DEV] = b"\x00"
+    with pytest.raises(Unstorable) as e:
+        s.store(A, [(13, 4, bad)])
+    assert e.value.reason == "bad-reading" and "dev" in str(e.value) and s.count(A) == 12
     s.close()
 
 

@@ -16,3 +16,14 @@ def forget(name):
         p = sys.modules.get(parent)
         if p is not None and hasattr(p, child):
             delattr(p, child)
+
+
+def read_bytes(path):
+    """A whole file, or None where it is missing: the seal's keys and epoch, the
+    alarm limits. Here, in the package every hub module has loaded, so that
+    sharing it costs no module of its own on a heap."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -174,9 +174,7 @@ class Hub:
         p = {reading.MDC: mdc, reading.VAL: val}
         if unit:
             p[reading.UNIT] = unit
-        self.store.put(p, HUB_DEV, reading.PRIO_TELEMETRY)
-        if self.collector is None:
-            self.store.commit()  # nobody else commits (the collector does, with BLE); these are rare
+        self.store.put(p, HUB_DEV, reading.PRIO_TELEMETRY)  # committed by the store's task, as any live value
 
     def _unseal_config(self):
         """Fill the config's sealed secrets in (RAM only: hub/vault.py). The vault module is
@@ -255,6 +253,11 @@ class Hub:
             self.collector.on_pair = lambda addr, kind: save_devices(
                 [{"addr": d.addr, "kind": d.kind, "name": d.name} for d in self.collector.devices.values()])
             self.collector.rebond = rebond
+            keep_rr = self.config.get("keep_rr", False)  # samband provision --rr-intervals keep|drop
+            if not isinstance(keep_rr, bool):
+                self.problems.append("config: keep_rr %r is not true or false; dropping RR intervals" % (keep_rr,))
+                keep_rr = False
+            self.collector.keep_rr = keep_rr
             if self.config.get("pairing_s"):
                 self.collector.open_pairing(self.config["pairing_s"])
             self._step("collect")
@@ -318,7 +321,7 @@ class Hub:
         """The update service (hub.ota.Ota), told where an update stood at the last reset."""
         from hub import ota
         o = ota.Ota(board.load()["name"], VERSION, self.ota_key, self.config.get("ota"), self.hub_telemetry,
-                    self.log)
+                    self.log, slots=self.port.firmware_slots())
         self.log("ota: %s" % o.start())
         self.ota = o
         return o
@@ -327,7 +330,7 @@ class Hub:
         while self.ota is None:
             await asyncio.sleep_ms(1000)
         from hub import ota
-        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit)
+        await ota.run(self.ota, self.journal, self.port, self.started, self.store.commit, up=self.uplink)
 
 
 def boot_quiet():
@@ -374,6 +377,8 @@ async def main(hub, status_every_ms=None, console=True):
     gc.collect()
     status_every_ms = status_every_ms or hub.config.get("status_ms", STATUS_EVERY_MS)
     tasks = [asyncio.create_task(_keep("status", lambda: hub.status_task(status_every_ms), hub))]
+    if hub.store is not None:  # the commit task: the store alone decides when readings become durable
+        tasks.append(asyncio.create_task(_keep("store", hub.store.run, hub)))
     if hub.collector is not None:
         tasks.append(asyncio.create_task(_keep("collector", hub.collector.run, hub)))
     if hub.uplink is not None:

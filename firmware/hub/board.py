@@ -3,13 +3,14 @@
 # features come from here, never from constants in the code.
 
 import json
+from hub.errors import HubError
 
 PATH = "/board.json"  # of a tree at the flash root
 TREE = None  # the folder the running firmware came from (boot.py may put a deployed slot first)
 _REQUIRED = ("name", "port", "arch", "features")
 
 
-class BoardError(ValueError):
+class BoardError(HubError):
     pass
 
 

@@ -15,6 +15,7 @@
 # Runs unchanged on MicroPython (unix port, ESP32, RP2) and CPython.
 
 import struct
+from hub.errors import HubError
 
 try:
     from micropython import const
@@ -36,7 +37,7 @@ _T_TAG = const(6)
 _T_SIMPLE = const(7)
 
 
-class CBORError(ValueError):
+class CBORError(HubError):
     """Malformed CBOR or a value CBOR (as we use it) cannot carry."""
 
 

@@ -21,7 +21,7 @@ import asyncio
 import gc
 
 from hub import alarms, kinds, profiles, reading, recset, state
-from hub.ble import PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
+from hub.ble import KEY_MISSING, PROP_READ, PROP_WRITE, PROP_WRITE_NR, BleError, addr_str, find_char, uuid_str, wait_ms
 from hub.kinds import BATTERY_LEVEL, CURRENT_TIME, DIS_STRINGS, RACP, adv_services
 from hub.profiles import ProfileError
 
@@ -127,7 +127,7 @@ class Device:
 
     def _failed(self, e):
         self.errors += 1
-        known = isinstance(e, (BleError, ProfileError, ValueError))
+        known = isinstance(e, ValueError)  # every HubError (BleError, ProfileError...) and bad values
         self.last_error = str(e) if known else "%s: %s" % (type(e).__name__, e)
         self.c.log("%s %s: %s" % (self.kind, addr_str(self.addr), self.last_error))
 
@@ -151,7 +151,7 @@ class Device:
             try:
                 res = await conn.pair(bond=True, mitm=False, lesc=True)
             except BleError as e:
-                if "KEY_MISSING" not in str(e) and "0x06" not in str(e):
+                if e.reason != KEY_MISSING:
                     raise
                 # The device lost our bond (reset, battery change), or an impostor
                 # claims its address. Say so once; pair afresh at once ("auto", for
@@ -494,7 +494,7 @@ class Collector:
         self.memory_errors = 0  # BLE events the heap had no room to handle (status: ble.memory_errors)
         self.pairing_until = None
         self.rebond = "auto"  # after a lost bond: "auto" pairs again at once, "window" only in a pairing window
-        self.keep_rr = False  # RR intervals stored as runs (for HRV), off: ECG straps carry them anyway
+        self.keep_rr = False  # heart-rate RR intervals stored (for HRV): config "keep_rr"; off, ECG carries the beats
         self.on_pair = None  # called with (addr, kind) when the pairing window adds a device
         self._tasks = []
         for d in devices:
@@ -593,8 +593,7 @@ class Collector:
             await asyncio.sleep(1)
 
     async def run(self):
-        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self.store.run()),
-                       asyncio.create_task(self._scan_task())]
+        self._tasks = [asyncio.create_task(self._dispatch()), asyncio.create_task(self._scan_task())]
         for d in list(self.devices.values()):
             self._tasks.append(asyncio.create_task(d.run()))
         await self._tasks[0]

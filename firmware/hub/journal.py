@@ -8,10 +8,12 @@
 #   root/state.0, .1     sequence reservation, delivered cursors, counters
 #
 # Records are opaque bytes (already sealed). The journal gives each one a
-# sequence number from a reservation persisted ahead of use, writes it in
-# a CRC-checked frame at the end of its stream's active segment and
-# returns once the write is flushed (fsync on the unix port, a littlefs
-# commit on the boards). Segments are never rewritten: a whole segment is
+# sequence number from a reservation persisted ahead of use and writes it
+# in a CRC-checked frame at the end of its stream's active segment
+# (stage()); commit() flushes what is staged (fsync on the unix port, a
+# littlefs commit on the boards), and only then is it durable. When to
+# commit is not decided here: hub/store.py owns commit timing (its tests
+# use journal_util.append: stage + commit). Segments are never rewritten: a whole segment is
 # deleted once every record in it is delivered, or evicted (oldest
 # routine first, alarms last) when the journal is full.
 #
@@ -35,6 +37,7 @@ from binascii import crc32
 from hub import cbor, segment
 from hub.reading import CTX, PRIO, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY, SEQ
 from hub.segment import ALARM, FRAME, HEADER, ROUTINE
+from hub.errors import HubError
 
 try:
     from micropython import const
@@ -51,7 +54,7 @@ _F_FULL = const(2)          # no more appends (closed, or its tail is torn)
 _STATE_MAGIC = b"JS\x01"
 
 
-class JournalError(ValueError):
+class JournalError(HubError):
     """The journal cannot do what was asked (record too big, journal full, bad argument)."""
 
 
@@ -589,18 +592,6 @@ class Journal:
         for s in (ALARM, ROUTINE):
             if self._dirty[s]:
                 self._write(s)
-
-    def append(self, data, prio=PRIO_ROUTINE, size=None):
-        """Store one record (data as for stage()); returns its seq once the record is durable."""
-        seq = self.stage(data, prio, size)
-        self.commit()
-        return seq
-
-    def append_many(self, items, prio=PRIO_ROUTINE):
-        """Store several records with one flush; returns their seqs once all are durable."""
-        seqs = [self.stage(d, prio) for d in items]
-        self.commit()
-        return seqs
 
     # ------------------------------------------------------------ delivery
 

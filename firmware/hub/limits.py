@@ -24,7 +24,9 @@
 import os
 import struct
 
+import hub
 from hub import alarms, cbor
+from hub.errors import HubError
 
 V_LIMITS = 0x14
 LIMITS_LABEL = b"samband/limits/1"
@@ -34,7 +36,7 @@ MAX_UNIT = 16
 MAX_CODES = 12
 
 
-class LimitsError(ValueError):
+class LimitsError(HubError):
     """A limits config the hub refuses: malformed, not authentic, or not newer."""
 
 
@@ -87,14 +89,6 @@ def parse(blob):
     return serial, check_rules(rules)
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 class Limits:
     """The hub's per-patient limits: load() at boot, offer(blob) for a new config.
 
@@ -104,7 +98,7 @@ class Limits:
         self.keys = keys
         self.path = root + "/limits"
         self.refused = 0
-        raw = _read(self.path + ".refused")
+        raw = hub.read_bytes(self.path + ".refused")
         try:
             self.refused = int(raw) if raw else 0
         except ValueError:
@@ -155,13 +149,13 @@ class Limits:
 
     def load(self):
         """At boot: the accepted config, then a new one the host left in limits.new."""
-        blob = _read(self.path)
+        blob = hub.read_bytes(self.path)
         if blob is not None:
             try:
                 self._use(*self._check(blob))
             except LimitsError as e:
                 self._refuse("stored " + self.path, e)
-        new = _read(self.path + ".new")
+        new = hub.read_bytes(self.path + ".new")
         if new is not None:
             try:
                 self.offer(new)

@@ -12,6 +12,9 @@
 # the name's start for the first), so a name walk cannot loop, and a name
 # is at most 255 bytes.
 
+from hub.errors import HubError
+
+
 SERVICE = "_samband._tcp.local"
 META = "_services._dns-sd._udp.local"  # "which services are here?"
 A = 1
@@ -22,7 +25,7 @@ ANY = 255
 TTL = 120  # seconds; a legacy (unicast) querier gets at most 10 (RFC 6762 6.7)
 
 
-class MdnsError(ValueError):
+class MdnsError(HubError):
     pass
 
 

@@ -13,6 +13,7 @@ except ImportError:
         return x
 
 from hub.ticks import ticks_diff, ticks_ms
+from hub.errors import HubError
 
 CONNECT = const(1)
 CONNACK = const(2)
@@ -27,7 +28,7 @@ DISCONNECT = const(14)
 MAX_PACKET = const(65536)  # what we accept from the broker (acks are small)
 
 
-class MQTTError(ValueError):
+class MQTTError(HubError):
     pass
 
 

@@ -28,7 +28,7 @@ MDC_HUB_OTA_TRIAL = 1024 << 16 | 68       # running the trial
 MDC_HUB_OTA_CONFIRMED = 1024 << 16 | 69   # trial confirmed (broker reached, status sent)
 MDC_HUB_OTA_ROLLED_BACK = 1024 << 16 | 70  # the trial did not confirm: back on the old slot
 REFUSALS = ("format", "truncated", "signature", "manifest", "board", "kind", "downgrade", "same",
-            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed")
+            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed", "http")
 
 
 def version_int(v):
@@ -44,9 +44,11 @@ class Ota:
     request, status() is the "ota" part of the hub's status message, due() and
     run_apply() apply, reported() confirms a trial. cfg (hub.json "ota"):
     window (2), retry_ms (5000), budget_bytes (0: no cellular budget),
-    max_backlog (50), trial_s (300)."""
+    max_backlog (50), trial_s (300). slots: the port's firmware_slots() (an ESP32's OTA
+    app partitions, hub/otafw.py) or None: then only tree releases are taken, and a
+    firmware release is refused (kind), counted and said in words."""
 
-    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep):
+    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep, slots=None):
         cfg = cfg or {}
         self.board = board
         self.running = running
@@ -56,6 +58,7 @@ class Ota:
         self.budget = cfg.get("budget_bytes", 0)
         self.max_backlog = cfg.get("max_backlog", 50)
         self.trial_ms = cfg.get("trial_s", 300) * 1000
+        self.http_timeout = cfg.get("http_timeout_s", 60)  # one Range request over HTTPS, at most
         self.tel = telemetry
         self.log = log or nostep
         self.fw = fw
@@ -64,12 +67,20 @@ class Ota:
         self.refused = None
         self.asked = {}  # chunk -> ticks asked
         self.spent = 0
-        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0}
+        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0, "http_errors": 0}
+        self.url = None  # the offer's https:// URL: chunks fetched with Range requests (hub/otahttp.py)
         self._due_status = False
         self.trial = False
         self._refused_head = None
         self._req = []
         self.slot = None  # the tree this boot runs: "a", "b" or "-" (the root); known after start()
+        self.slots = slots
+        self.fw_running = None  # the firmware image's own version (hub/otafw.py image_version)
+        if slots is not None:
+            from hub import otafw  # only on a board with OTA partitions
+            self.fw_running = otafw.running_version(slots)
+        # what each kind of release is compared with; a kind not here is refused
+        self.runs = {"tree": running, "firmware": self.fw_running}
 
     def _t(self, mdc, val):
         if self.tel is not None:
@@ -102,6 +113,11 @@ class Ota:
             return self.state
         self.stage.sized(m)
         self.spent = int(self.stage.marked("spent") or 0)
+        self.url = self.stage.marked("url") or None
+        if m["kind"] == "firmware":
+            from hub import otafw  # where a firmware switch stood: trial, rolled back, not reset yet
+            if otafw.boot_state(self) is not None:
+                return self.state
         if self.trial:
             self._t(MDC_HUB_OTA_TRIAL, self._version())
         elif state == "~":
@@ -111,9 +127,9 @@ class Ota:
             write_pointer(cur, self.fw, self.stage.step)
         elif self.stage.marked("failed") is not None:
             self.state = "failed"
-        elif m["version"] <= release_module().parse_version(self.running):
+        elif m["version"] <= release_module().parse_version(self.runs.get(m["kind"]) or self.running):
             self.stage.clear()  # confirmed (the clean-up was cut short), or nothing newer
-            self.state = "done" if m["v"] == self.running else "none"
+            self.state = "done" if m["v"] == self.runs.get(m["kind"]) else "none"
         else:
             self.state = "apply" if self.stage.complete() else "fetch"
         return self.state
@@ -132,7 +148,7 @@ class Ota:
         release = release_module()
         man, sig, _ = release.split_header(head)
         try:
-            m = release.check_manifest(man, sig, self.key, self.board, self.running, "tree")
+            m = release.check_manifest(man, sig, self.key, self.board, self.runs)
         except release.ReleaseError as e:
             if not (ignore_same and e.code in ("same", "downgrade")):
                 raise
@@ -161,23 +177,30 @@ class Ota:
                 self._chunk(msg.get("c"), msg.get("d"))
             elif "o" in msg:
                 offer = True
-                self._offer(msg.get("o"), msg.get("cs"))
+                self._offer(msg.get("o"), msg.get("cs"), msg.get("u"))
             elif msg.get("x") == 1:
                 self._stop()
         except (ValueError, TypeError, KeyError, IndexError) as e:  # OtaError, ReleaseError: a code
-            self._refuse(getattr(e, "code", "format"), "update message: %s" % e, offer)
+            text = "update message: %s" % e
+            if self.slots is None and getattr(e, "release_kind", None) == "firmware":
+                self.counters["no_fw_slots"] += 1
+                text += " (board %s has no OTA app partitions for a whole firmware)" % self.board
+            self._refuse(getattr(e, "code", "format"), text, offer)
         except OSError as e:  # the flash (full?): said in the status, the message is asked for again
             self.counters["bad"] += 1
             self.refused = "flash"
             self.log("ota: flash: %s" % e)
 
-    def _offer(self, head, cs):
+    def _offer(self, head, cs, url=None):
         if not isinstance(head, bytes) or not isinstance(cs, int) or not 0 < cs <= MAX_CHUNK:
             raise OtaError("format", "an offer needs o (bytes) and cs (1..%d)" % MAX_CHUNK)
         if self.trial or self.state == "apply":
             return  # finish what is under way first
         if self.stage.head == head or self._refused_head == head:
             return  # the same offer again (retained, or after a reconnect)
+        if url is not None:
+            from hub import otahttp
+            otahttp.parse_url(url)  # refused before anything is staged
         self._refused_head = head
         try:
             m = self._check(head)
@@ -189,6 +212,9 @@ class Ota:
             return
         self._refused_head = None
         self.stage.start(head, cs, m)
+        self.url = url
+        if url is not None:
+            self.stage.mark("url", url)
         self.refused = None
         self.asked = {}
         self.spent = 0
@@ -201,6 +227,9 @@ class Ota:
             return
         if not isinstance(data, bytes):
             raise OtaError("chunk", "chunk without data")
+        self._store(i, data)
+
+    def _store(self, i, data):
         if self.stage.put(i, data):
             self.counters["chunks"] += 1
             if self.cellular:
@@ -229,7 +258,7 @@ class Ota:
         caller asks only while no alarm is unsent) or news of a step."""
         due = self._due_status
         self._due_status = False
-        if self.state != "fetch":
+        if self.state != "fetch" or self.url is not None:  # an https offer: the hub fetches (otahttp.step)
             return due
         if self.cellular and self.budget and self.spent + self.stage.cs > self.budget:
             return due
@@ -244,11 +273,23 @@ class Ota:
         self._req = new
         return due or bool(new)
 
+    def http_due(self, alarms):
+        """Fetch over HTTPS now? Only for an https offer, with no alarm unsent, within the budget."""
+        return self.state == "fetch" and self.url is not None and alarms == 0 and self._room() > 0
+
+    def _room(self):
+        """Chunks that may still be fetched now (the window; the cellular budget)."""
+        if self.cellular and self.budget:
+            return min(self.window, (self.budget - self.spent) // self.stage.cs)
+        return self.window
+
     def status(self, request=False):
         """The "ota" entry of the status message (small: the status is capped at 256 bytes);
         request: the message that goes to the broker, which carries the chunks just asked
         for ("w"), once (a status for the console does not take them)."""
         s = {"st": self.state, "v": self.running}
+        if self.fw_running is not None:  # the firmware image's version (a board with OTA partitions)
+            s["fv"] = self.fw_running
         if self.slot is not None:  # which tree runs, for the receiver's record of the fleet
             s["s"] = self.slot
         if self.stage.head is not None and self.stage.manifest:
@@ -271,7 +312,22 @@ class Ota:
     def run_apply(self):
         """Verify and switch (the caller resets the hub afterwards); False if refused."""
         try:
-            m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+            if self.stage.manifest["kind"] == "firmware":
+                from hub import otafw
+                if self.slots is None:
+                    raise OtaError("kind", "a firmware release on a board without OTA partitions")
+                m = otafw.apply(self.stage, self.key, self.board, self.fw_running, self.slots, self.stage.step)
+            else:
+                m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+        except MemoryError:  # the apply starts again from the beginning next time: nothing is lost
+            self.counters["nomem"] = self.counters.get("nomem", 0) + 1
+            self.log("ota: out of heap while applying %s; trying again" % self.stage.manifest["v"])
+            return False
+        except OSError as e:  # no OTA partition after all (a firmware built without them)
+            e = OtaError("kind", "no idle OTA partition: %s" % e)
+            self._refuse(e.code, str(e))
+            self.stage.clear()
+            return False
         except ValueError as e:  # OtaError, ReleaseError
             self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
@@ -284,7 +340,11 @@ class Ota:
         """The hub reached the broker and sent its status: confirm a running trial."""
         if not self.trial:
             return False
-        confirm(self.fw, self.stage.step)
+        if self.stage.manifest is not None and self.stage.manifest["kind"] == "firmware":
+            from hub import otafw
+            otafw.confirm(self.stage, self.slots)  # the bootloader keeps this image
+        else:
+            confirm(self.fw, self.stage.step)
         self.trial = False
         self._t(MDC_HUB_OTA_CONFIRMED, self._version())
         if self.stage.head is not None:
@@ -298,10 +358,11 @@ class Ota:
         return self.trial and elapsed_ms >= self.trial_ms
 
 
-async def run(o, journal, port, started, commit=None, every_ms=1000):
+async def run(o, journal, port, started, commit=None, every_ms=1000, up=None):
     """The hub's update task: apply a fetched update when no alarm is unsent and the
     backlog is small, then reset into its trial; reset out of a trial that has not
-    confirmed within trial_s (no broker), so that boot.py rolls it back."""
+    confirmed within trial_s (no broker), so that boot.py rolls it back. up: the hub's
+    uplink, whose routine bearer fetches an offer that names a URL (hub/otahttp.py)."""
     import asyncio
     from hub.segment import ALARM
     from hub.ticks import ticks_diff
@@ -310,6 +371,14 @@ async def run(o, journal, port, started, commit=None, every_ms=1000):
         if o.trial_expired(ticks_diff(port.ticks_ms(), started)):
             o.log("ota: trial not confirmed in time (no broker?): reset, boot.py rolls it back")
             port.reset()
+        if o.state == "reboot":
+            o.log("ota: the firmware switch is made but the bootloader has not run: reset")
+            if commit is not None:
+                commit()
+            port.reset()
+        if up is not None and o.http_due(journal.count(ALARM)):
+            from hub import otahttp  # only for an offer that names a URL
+            await otahttp.pump(o, up, lambda: journal.count(ALARM))
         if o.due(journal.count(ALARM), journal.count()):
             if commit is not None:
                 commit()
@@ -318,3 +387,4 @@ async def run(o, journal, port, started, commit=None, every_ms=1000):
                     commit()  # the step's telemetry reading, on flash before the reset
                 o.log("ota: switched to a trial of %s: reset" % o.stage.manifest["v"])
                 port.reset()
+

@@ -23,6 +23,43 @@ from hub.otaslot import OtaError, nostep, release_module
 
 TO = "fw-to"
 SET = "fw-set"
+# The firmware image's own version (beside hub.VERSION, which lives in the filesystem
+# and which a firmware release does not change) is the one the image carries:
+# ESP-IDF puts an esp_app_desc_t at a fixed place in every app image, right after the
+# image header (24 bytes) and the first segment's header (8), with its version text
+# (PROJECT_VER at build time, e.g. "v1.25.0") at offset 16 of it. So the version is
+# read from the running partition (nothing on the filesystem can go stale after a
+# re-flash with esptool), and `samband release --kind firmware` refuses an image whose
+# descriptor does not say the release's version.
+DESC = 32
+DESC_MAGIC = b"\x32\x54\xcd\xab"  # ESP_APP_DESC_MAGIC_WORD 0xABCD5432, little-endian
+HEAD_BYTES = DESC + 48  # through the descriptor's version[32]
+NO_VERSION = "0.0.0"
+
+
+def image_version(head):
+    """The release version an app image's first HEAD_BYTES bytes say ("v" dropped), or
+    NO_VERSION: an image built without a version we can read (stock MicroPython from
+    git, "v1.25.0-12-gabc") is older than every release, so any release may replace it."""
+    if len(head) < HEAD_BYTES or head[0] != 0xE9 or bytes(head[DESC:DESC + 4]) != DESC_MAGIC:
+        return NO_VERSION
+    v = bytes(head[DESC + 16:DESC + 48])
+    end = v.find(b"\0")
+    if end >= 0:
+        v = v[:end]
+    try:
+        text = v.decode()
+        if text[:1] == "v":
+            text = text[1:]
+        release_module().parse_version(text)
+    except ValueError:  # UnicodeError, ReleaseError
+        return NO_VERSION
+    return text
+
+
+def running_version(slots):
+    """The firmware version of the image this boot runs (the port's OTA partitions)."""
+    return image_version(slots.head(HEAD_BYTES))
 
 
 class BlockWriter:
@@ -104,3 +141,27 @@ def confirm(stage, slots):
     slots.confirm()
     stage.mark(TO, "")
     stage.mark(SET, "")
+
+
+def boot_state(o):
+    """At boot, for hub.ota's Ota o with a staged firmware release: where its switch stood
+    (state()). The trial the bootloader booted (confirmed later by o.reported()), its
+    roll-back (the release never tried again), or a soft reset after set_boot (o resets);
+    None: go on as for any staged release (fetch or apply). Here, not in hub.ota, so that
+    a hub without OTA partitions never loads it."""
+    from hub import ota
+    st = state(o.stage, o.slots) if o.slots is not None else None
+    if st == "trial":
+        o.trial = True
+        o.state = "trial"
+        o._t(ota.MDC_HUB_OTA_TRIAL, o._version())
+    elif st == "rolled-back":  # the bootloader went back: never this release again
+        o._t(ota.MDC_HUB_OTA_ROLLED_BACK, o._version())
+        o._fail()
+        o.stage.mark(TO, "")
+        o.log("ota: firmware %s was not confirmed; the bootloader runs %s again" % (o.stage.manifest["v"], o.fw_running))
+    elif st == "switched":  # set_boot done, then a soft reset (the bootloader never ran)
+        o.state = "reboot"
+    else:
+        return None
+    return st

@@ -18,11 +18,12 @@
 #   /fw/ota/failed    this release was rolled back: never tried again
 
 import os
+from hub.errors import HubError
 
 FW = "/fw"
 
 
-class OtaError(ValueError):
+class OtaError(HubError):
     """An update message or state the hub refuses; code as in REFUSALS."""
 
     def __init__(self, code, message):

@@ -11,13 +11,14 @@
 # from the files the Unpacker writes.
 
 from hub.state import mkdirs
+from hub.errors import HubError
 
 MAGIC = b"SbT\x01"
 MAX_PATH = 120
 _OK = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
 
-class TreeError(ValueError):
+class TreeError(HubError):
     """A tree image the hub refuses (bad magic, a path outside the slot, a cut entry)."""
 
 

@@ -16,6 +16,7 @@ except ImportError:  # CPython
         return x
 
 from hub import cbor
+from hub.errors import HubError
 
 # Keys of the CBOR map. Never renumber; only add.
 SEQ = const(0)     # uint: hub sequence number, monotonic, never reused
@@ -49,7 +50,7 @@ KEYS = {v: k for k, v in NAMES.items()}
 _REQUIRED = (SEQ, DEV, MDC, VAL, MONO)
 
 
-class ReadingError(ValueError):
+class ReadingError(HubError):
     """A reading map that breaks the rules in docs/reading.md."""
 
 

@@ -27,6 +27,7 @@
 from hub import cbor
 from hub.crypto import ed25519
 from hub.crypto.sha512 import sha512
+from hub.errors import HubError
 
 MAGIC = b"SbR\x01"
 DOMAIN = b"samband release manifest v1\x00"
@@ -38,7 +39,7 @@ _FIELDS = (("v", str), ("min", str), ("board", str), ("kind", str), ("size", int
            ("time", int))
 
 
-class ReleaseError(ValueError):
+class ReleaseError(HubError):
     """A release the hub refuses; code says which check failed."""
 
     def __init__(self, code, message):
@@ -114,7 +115,10 @@ def check_manifest(manifest, signature, public_key, board, running, kind=None):
     """The parsed manifest if the release may replace the running version on this
     board: signed by public_key (the release key provisioned on the hub), for this
     board (name) and kind (if given), newer than running ("1.2.3"), and running at
-    least its minimum version. Raises ReleaseError otherwise."""
+    least its minimum version. Raises ReleaseError otherwise. running may be a map
+    {kind: version}: a hub whose firmware image has a version of its own (the ESP32's
+    OTA partitions) compares a firmware release with that and a tree with hub.VERSION;
+    a kind missing from the map is one this hub cannot take."""
     if len(signature) != SIG:
         raise ReleaseError("format", "signature is %d bytes, not 64" % len(signature))
     if not ed25519.verify(public_key, DOMAIN + manifest, signature):
@@ -126,6 +130,13 @@ def check_manifest(manifest, signature, public_key, board, running, kind=None):
         raise ReleaseError("kind", "release kind %r is not one of %s" % (m["kind"], ", ".join(KINDS)))
     if kind is not None and m["kind"] != kind:
         raise ReleaseError("kind", "release is a %s image, %s wanted" % (m["kind"], kind))
+    if isinstance(running, dict):
+        if running.get(m["kind"]) is None:
+            e = ReleaseError("kind", "release is a %s image; this hub takes %s releases only"
+                             % (m["kind"], " and ".join(k for k in sorted(running) if running[k] is not None)))
+            e.release_kind = m["kind"]  # which kind it could not take, for the caller's counters
+            raise e
+        running = running[m["kind"]]
     now = parse_version(running)
     if m["version"] < now:
         raise ReleaseError("downgrade", "release %s is older than the running %s (downgrade refused)"

@@ -29,6 +29,7 @@ import struct
 
 import hub
 from hub.crypto import CryptoError, box, hmac
+from hub.errors import HubError
 
 VERSION = 1
 V_RECORD = 0x10
@@ -56,7 +57,7 @@ MAX_BATCH_ITEMS = 1024
 LEB_MAX_BYTES = 3
 
 
-class SealError(ValueError):
+class SealError(HubError):
     """A record that cannot be sealed, or a key or config the hub refuses."""
 
 
@@ -108,6 +109,43 @@ def parse_config(blob):
     return serial, keys
 
 
+def epoch_of(header):
+    """The epoch number of an epoch header; None for anything else (a record, a config).
+    The uplink uses it to find the header that opens a record's epoch."""
+    if len(header) < EPOCH_BYTES or header[0] != V_EPOCH:
+        return None
+    return (header[2] << 24) | (header[3] << 16) | (header[4] << 8) | header[5]
+
+
+def batch_room(items):
+    """Bytes a batch of these items may take at most (each length in LEB_MAX_BYTES), for
+    batch_into's buffer."""
+    n = 1
+    for it in items:
+        n += len(it) + LEB_MAX_BYTES
+    return n
+
+
+def batch_into(out, items):
+    """Write the batch of items (epoch headers, records) into the bytearray out, which
+    has batch_room(items) bytes; returns the batch's length. The uplink keeps one buffer
+    for every batch this way: a fresh one each time fragments a heap mbedTLS shares.
+    The limits are the caller's to keep (batch() checks them)."""
+    out[0] = V_BATCH
+    i = 1
+    for it in items:
+        n = len(it)
+        while n >= 0x80:
+            out[i] = (n & 0x7F) | 0x80
+            i += 1
+            n >>= 7
+        out[i] = n
+        i += 1
+        out[i:i + len(it)] = it
+        i += len(it)
+    return i
+
+
 def batch(items):
     """A batch for the uplink: 0x13, then each epoch header or record prefixed by its length (LEB128).
 
@@ -115,17 +153,11 @@ def batch(items):
     MAX_BATCH_ITEMS items or MAX_BATCH_BYTES bytes."""
     if len(items) > MAX_BATCH_ITEMS:
         raise BatchLimit("batch of %d items, at most %d" % (len(items), MAX_BATCH_ITEMS))
-    out = bytearray((V_BATCH,))
-    for it in items:
-        n = len(it)
-        while n >= 0x80:
-            out.append((n & 0x7F) | 0x80)
-            n >>= 7
-        out.append(n)
-        out.extend(it)
-    if len(out) > MAX_BATCH_BYTES:
-        raise BatchLimit("batch of %d bytes, at most %d" % (len(out), MAX_BATCH_BYTES))
-    return bytes(out)
+    out = bytearray(batch_room(items))
+    n = batch_into(out, items)
+    if n > MAX_BATCH_BYTES:
+        raise BatchLimit("batch of %d bytes, at most %d" % (n, MAX_BATCH_BYTES))
+    return bytes(memoryview(out)[:n])  # one copy (a bytearray slice would be a second)
 
 
 def read_len(data, i):
@@ -184,14 +216,6 @@ def _write_atomic(path, data):
     os.rename(tmp, path)
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 class EpochCounter:
     """Epoch numbers that are never handed out twice, across reboots and power cuts.
 
@@ -206,7 +230,7 @@ class EpochCounter:
         self._rng = rng
 
     def current(self):
-        raw = _read(self.path)
+        raw = hub.read_bytes(self.path)
         if raw is None:
             return 0
         if len(raw) == 8:
@@ -237,9 +261,9 @@ class Keys:
     def __init__(self, hub_id, root="/keys"):
         self.hub_id = bytes(hub_id)
         self.root = root
-        self.hub_secret = _read(root + "/hub.key")
-        self.authority = _read(root + "/authority.pub")
-        cfg = _read(root + "/receivers")
+        self.hub_secret = hub.read_bytes(root + "/hub.key")
+        self.authority = hub.read_bytes(root + "/authority.pub")
+        cfg = hub.read_bytes(root + "/receivers")
         if self.hub_secret is None or len(self.hub_secret) != 32:
             raise SealError("%s/hub.key is missing or not 32 bytes: provision the hub" % root)
         if self.authority is None or len(self.authority) != 32:
@@ -330,10 +354,6 @@ class Sealer:
         self._epoch = None
         self._ready = None
 
-    def rotate(self):
-        """Begin a new epoch (fresh ephemeral key) at the next seal."""
-        self._epoch = None
-
     def prepare(self):
         """Do the next epoch's X25519 work now (at boot), so the first seal is quick."""
         kid, pk = self._receiver
@@ -376,18 +396,6 @@ class Sealer:
         rec[RECORD_OVERHEAD:] = plaintext
         self.seal_into(seq, rec, n)
         return rec
-
-    def filler(self, plaintext):
-        """(size, fill) for the journal: Journal.stage(fill, size=size) calls
-        fill(seq, view) with a view of size bytes of its own buffer, and the
-        record is sealed right there."""
-        n = len(plaintext)
-
-        def fill(seq, view):
-            view[RECORD_OVERHEAD:RECORD_OVERHEAD + n] = plaintext
-            self.seal_into(seq, view, n)
-
-        return RECORD_OVERHEAD + n, fill
 
     def seal_into(self, seq, buf, n):
         """Seal in place, allocating nothing large: the plaintext is at buf[20:20+n];

@@ -3,8 +3,11 @@
 # the sequence number the journal gives it, so the seal's nonce and the
 # reading's seq are the same number; nothing plaintext reaches flash.
 #
-# The Store owns commit timing (one place: run() is the commit task,
-# flush() commits now, after_commit hooks learn what became durable).
+# The Store owns commit timing (one place: run() is the commit task, which
+# app.main starts; put() commits an alarm or an indicated reading before it
+# returns; flush() commits now, for the collector when a device's RACP report
+# has ended; after_commit hooks learn what became durable). Nothing else
+# calls Journal.commit.
 # Readings are staged and committed in groups: one littlefs commit per
 # record writes 25 bytes per record byte, a 30-minute group under 2
 # (docs/journal.md). How long a reading may wait depends on whether

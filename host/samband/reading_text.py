@@ -14,7 +14,9 @@ own mantissa/exponent -> text, so 36.70 stays 36.70.
 
 import importlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # How the firmware's reference ids (without MDC_) read.
 WORDS = {
@@ -67,7 +69,7 @@ def _firmware_modules():
     return out
 
 
-def reference_ids():
+def reference_ids() -> dict[int, str]:
     """{mdc code: reference id without MDC_}, read from the firmware once."""
     global _ids
     if _ids is None:
@@ -89,7 +91,7 @@ def reference_ids():
     return _ids
 
 
-def name(mdc):
+def name(mdc: int | None) -> str:
     """'blood pressure' for 150020; the reference id, or 'mdc <code>', when it has no words."""
     rid = reference_ids().get(mdc)
     if rid is None:
@@ -97,11 +99,11 @@ def name(mdc):
     return WORDS.get(rid, rid.lower().replace("_", " "))
 
 
-def unit(u):
+def unit(u: str | None) -> str:
     return UNITS.get(u, u or "")
 
 
-def _one(v, e):
+def _one(v: int | float | str, e: int | None) -> str:
     from hub.profiles.ieee11073 import text
     if isinstance(v, str):  # NaN as stored in the database
         return v
@@ -110,7 +112,7 @@ def _one(v, e):
     return text((v, e or 0))
 
 
-def value(n):
+def value(n: dict[str, Any]) -> str:
     """The value of a named reading (hub.reading.to_named) with its unit:
     '104 mg/dL', '128/84/98 mmHg', '36.70 °C', 'ECG frame: 73 samples at 130 Hz'."""
     v, e, u = n.get("val"), n.get("exp", 0), unit(n.get("unit"))
@@ -128,19 +130,19 @@ def value(n):
     return (s + " " + u).strip()
 
 
-def describe(n):
+def describe(n: dict[str, Any]) -> str:
     """'blood pressure 128/84/98 mmHg' for a named reading."""
     return name(n.get("mdc")) + " " + value(n)
 
 
-def local_time(ms):
+def local_time(ms: int | float | None) -> str:
     """Hub time (ms since 1970 UTC) as local time; '-' when the hub clock was not set."""
     if ms is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
-def device_time(s):
+def device_time(s: int | None) -> str:
     """A device timestamp: the device's own clock fields, read as they were (no zone)."""
     if s is None:
         return "-"
@@ -150,7 +152,7 @@ def device_time(s):
 PRIORITIES = {1: "ALARM", 2: "telemetry"}
 
 
-def table(rows):
+def table(rows: Iterable[dict[str, Any]]) -> list[str]:
     """Stored readings (Store.readings()) as aligned text lines for a terminal."""
     head = ("received (local)", "hub", "seq", "device", "reading", "value", "device time", "note")
     lines = [head]

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.samband-setup
-DEBS="mosquitto mosquitto-clients socat postgresql chromium nftables"
+DEBS="mosquitto mosquitto-clients nats-server socat postgresql chromium nftables"
 
 missing=""
 for p in $DEBS; do
@@ -25,9 +25,10 @@ if [ -n "$missing" ]; then
     echo "setup: (tests that need them will fail until then)"
   fi
 fi
-# The broker is started by the tests with their own config; do not keep a system one running.
+# The brokers are started by the tests with their own config; do not keep a system one running.
 if command -v systemctl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  systemctl disable --now nats-server >/dev/null 2>&1 || true
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 from benchlib import TESTS, figure
+from host_kit import plain_mosquitto
 
 from hub import reading as rd
 from samband.receiver import alerts_rules
 from samband.receiver.alerts import Engine
 from samband.receiver.store import open_store
-from samband.rig.broker import free_port
 
 HUB = "00005a4d00b1"
 
@@ -34,26 +34,10 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def _mosquitto(folder):
-    port = free_port()
-    conf = Path(folder) / "centre.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    import socket
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return p, port
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("mosquitto did not start")
-
-
 def latency(poll_s, n=60):
     import paho.mqtt.client as mqtt
     with tempfile.TemporaryDirectory() as d:
-        centre, port = _mosquitto(d)
+        centre, port = plain_mosquitto(d)
         got = {}
         ready = threading.Event()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)

@@ -10,7 +10,9 @@ a real Mosquitto, and the real receiver with its SQLite database.
 
 and the same with the bearers as veths in network namespaces
 (samband.rig.netns: the hub's sockets pinned to their interfaces, the black
-hole an nftables drop) when this process may make them (root).
+hole an nftables drop) when this process may make them (root); and with
+the second bearer cellular (the modem simulator, SIM7080G, its sockets in
+the cloud namespace), the first a veth.
 """
 
 import json
@@ -37,6 +39,12 @@ def heap():
     figure("heap, manager with two bearers and their MQTT clients (unconnected)",
            round(int(out["manager_two_bearers"]) / 1024, 1), "KB")
     figure("heap, clock imported and made", round(int(out["clock"]) / 1024, 1), "KB")
+    figure("heap, manager running (two bearers up, sessions in their back-off), beyond the above",
+           round(int(out["manager_running"]) / 1024, 1), "KB")
+    figure("heap, cellular bearer + AT engine imported (asyncio already in)",
+           round(int(out["cellular_import"]) / 1024, 1), "KB")
+    figure("heap, PPP data path (hub/bearers/ppp.py) imported beyond that",
+           round(int(out["ppp_import"]) / 1024, 1), "KB")
 
 
 def main():
@@ -49,20 +57,30 @@ def main():
         return
     with netns.NetLab(("a", "b")) as lab:
         failover_and_latency(lab=lab)
+    with netns.NetLab(("a",)) as lab:
+        failover_and_latency(lab=lab, modem="sim7080g")
 
 
-def failover_and_latency(keepalive=2, rounds=3, lab=None):
-    """lab: a NetLab (veths, nftables black hole); None: a Relay per bearer on loopback."""
+def failover_and_latency(keepalive=2, rounds=3, lab=None, modem=None):
+    """lab: a NetLab (veths, nftables black hole); None: a Relay per bearer on loopback.
+    modem: bearer b is cellular instead, the simulator playing that modem with its
+    sockets in the lab's cloud (lab then has bearer a only)."""
+    from samband.modem.sim import ModemSim, Scenario
+    from samband.rig import netns
     from samband.rig.relay import Relay
     from samband.rig.uplink import UplinkRig
     from samband.vhub import Flash
-    where = "veth" if lab else "relay"
+    where = ("veth + %s modem" % modem) if modem else "veth" if lab else "relay"
+    sim = None
+    if modem:
+        sim = ModemSim(Scenario(dialect=modem, registration=[(0, 1)], netns=lab.cloud,
+                                names={netns.BROKER_NAME: netns.BROKER_IP})).start()
     lat = {"healthy": [], "blackhole": []}
     phase = ["warmup"]
 
     def on_reading(hub, seq, r):
-        if r.get(12) == 1 and phase[0] in lat:
-            lat[phase[0]].append(time.time() * 1000 - r[8])
+        if r.is_alarm and phase[0] in lat:
+            lat[phase[0]].append(time.time() * 1000 - r.hts)
 
     failover, degraded = [], []
     with tempfile.TemporaryDirectory() as d:
@@ -71,7 +89,8 @@ def failover_and_latency(keepalive=2, rounds=3, lab=None):
         try:
             h = rig.add_hub(HUB, TESTS / "data" / "uplink_main.py",
                             {"total": 10 ** 6, "alarm_every": 4, "interval_ms": 50},
-                            uplink={"batch_age_ms": 500, "keepalive": keepalive})
+                            uplink={"batch_age_ms": 500, "keepalive": keepalive},
+                            env={"SAMBAND_MODEM": sim.path} if sim else None)
             rig.start_broker()
             flash = Flash(h.flash)
             cfg = json.loads(flash.read("/uplink.json"))
@@ -80,6 +99,9 @@ def failover_and_latency(keepalive=2, rounds=3, lab=None):
                 relays = [ra, rb]
                 cfg["uplink"]["bearers"] = [{"kind": "hostnet", "name": "a", "port": ra.port},
                                             {"kind": "hostnet", "name": "b", "port": rb.port}]
+            elif sim is not None:
+                cfg["uplink"]["bearers"] = lab.bearer_config() + [
+                    {"kind": "cellular", "name": "b", "modem": modem, "apn": "internet"}]
             else:
                 cfg["uplink"]["bearers"] = lab.bearer_config()
             flash.write("/uplink.json", json.dumps(cfg).encode())
@@ -114,6 +136,8 @@ def failover_and_latency(keepalive=2, rounds=3, lab=None):
             for r in relays:
                 r.close()
             rig.stop()
+            if sim is not None:
+                sim.stop()
     figure(f"{where}: black hole -> routine on the second bearer (keepalive {keepalive} s), median of {rounds}",
            round(pct(failover, 50), 2), "s")
     figure(f"{where}: black hole -> primary marked degraded (keepalive {keepalive} s, 2 failures), "

@@ -10,23 +10,12 @@ collector off, next to tracemalloc's peak for the same pynacl call."""
 import hashlib
 import hmac
 import os
-import time
 import tracemalloc
 
-from benchlib import figure, run_mpy
+from benchlib import figure, per_call, run_mpy
 from nacl import bindings as nb
 
 HEAP = "100k"
-
-
-def per_call(fn, seconds=0.3):
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt > seconds and n >= 5:
-            return dt / n
 
 
 def traced(fn):

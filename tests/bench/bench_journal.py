@@ -20,14 +20,16 @@ SEG = 4096
 
 def build_1mb(root):
     # written on the host with the firmware's own module
+    from journal_util import append, append_many
+
     from hub.journal import Journal
     from hub.reading import PRIO_ALARM
     j = Journal(str(root), capacity=CAPACITY, segment_size=SEG)
     j.context(b"\x11" * 62)
     n = 0
     while j.stats()["bytes"] < 1024 * 1024 - SEG:
-        j.append_many([bytes(60) + b"%020d" % (n + i) for i in range(100)])
-        j.append(b"alarm %d" % n, PRIO_ALARM)
+        append_many(j, [bytes(60) + b"%020d" % (n + i) for i in range(100)])
+        append(j, b"alarm %d" % n, PRIO_ALARM)
         n += 100
     pend = [q for q, p, d, c in j.pending()]
     j.ack(pend[:300])

@@ -29,12 +29,8 @@ from samband.receiver.store import open_store  # noqa: E402
 
 HUB, OTHER = "a4cf12345678", "a4cf12345679"
 PATIENT, NEIGHBOUR = ("urn:oid:2.16.578.1.12.4.1.4.1", "12345678901"), ("urn:oid:2.16.578.1.12.4.1.4.1", "1")
-CGM = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 2])
-GLU = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 1])
-BP = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 4])
-PLX = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 5])
-THERMO = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 6])
-SCALE = bytes([0, 0x00, 0x1C, 0x05, 0, 0, 7])
+# one device of each kind: public addresses 00:1C:05:00:00:0n
+CGM, GLU, BP, PLX, THERMO, SCALE = (bytes([0, 0x00, 0x1C, 0x05, 0, 0, n]) for n in (2, 1, 4, 5, 6, 7))
 T0 = 1_733_097_600_000  # 2024-12-02T00:00:00Z: a year before "now"
 DAY, MIN = 86_400_000, 60_000
 ROUNDS = 200

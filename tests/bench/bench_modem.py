@@ -13,7 +13,10 @@ a pty, for each vendor profile:
   23 bytes + the receiver's reply, against a real Mosquitto;
 * bytes on the line per payload byte through the modem's own TCP socket
   (AT+CASEND/CARECV, AT+QISEND/QIRD framing, prompts and data URCs), each way,
-  for 1 KB echoed back by a host server.
+  for 1 KB echoed back by a host server;
+* bytes per glucose reading per bearer: IP bytes (Wi-Fi, Ethernet, and every
+  bearer over the air), UART bytes over the modem's sockets (measured) and
+  over PPP (computed from the same packets).
 """
 
 import json
@@ -48,14 +51,14 @@ def echo_server():
     return srv.getsockname()[1]
 
 
-def bring_up(dialect, action="up", romfs=None, **cfg):
+def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
     cfg.setdefault("apn", "internet")
     heap = "100k"
     if romfs:  # the image is read into the heap first (no flash to map it from): the limit grows by it
         os.environ["SAMBAND_MODEM_ROMFS"] = str(romfs)
         heap = str(100 * 1024 + romfs.stat().st_size + 1024)
     try:
-        with ModemSim(Scenario(dialect=dialect, registration=[(0, 1)])) as sim:
+        with ModemSim(Scenario(dialect=dialect, registration=[(0, 1)], **(sc or {}))) as sim:
             out = run_mpy([str(FW_TESTS / "modem_check.py"), sim.path, dialect, json.dumps(cfg), action],
                           heap=heap)
     finally:
@@ -67,7 +70,7 @@ def bring_up(dialect, action="up", romfs=None, **cfg):
     return r
 
 
-def mqtt_tls(dialect, tmp):
+def mqtt_tls(dialect, tmp, payload_n=None, ack=b"ack"):
     import paho.mqtt.client as paho
 
     from samband.rig.broker import RECEIVER_USER, Broker, free_port
@@ -80,14 +83,14 @@ def mqtt_tls(dialect, tmp):
         rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
         subscribed = threading.Event()
         rx.on_subscribe = lambda *a: subscribed.set()
-        rx.on_message = lambda c, u, m: c.publish("samband/%s/ack" % hub, b"ack", qos=1)
+        rx.on_message = lambda c, u, m: c.publish("samband/%s/ack" % hub, ack, qos=1)
         rx.connect("127.0.0.1", broker.plain_port)
         rx.subscribe("samband/+/up", qos=1)
         rx.loop_start()
         try:
             subscribed.wait(30)
             r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
-                         server_hostname="localhost")
+                         server_hostname="localhost", payload_n=payload_n)
         finally:
             rx.loop_stop()
             rx.disconnect()
@@ -96,7 +99,46 @@ def mqtt_tls(dialect, tmp):
     return r
 
 
+def per_reading():
+    """One glucose reading sent on its own (bench_uplink's model: the hub's PUBLISH, the
+    broker's PUBACK, the receiver's ack PUBLISH, the hub's PUBACK; each a TLS record in
+    one TCP segment), per bearer, each way: Wi-Fi / Ethernet carry the IP packets; the
+    modem's sockets put AT framing on the UART (measured: TLS on the hub, the simulator,
+    Mosquitto) while the modem's own IP stack sends the same packets over the air; PPP
+    puts the IP packets on the UART in HDLC-like framing (RFC 1662: flag, address,
+    control, protocol, FCS-16, flag = 8 bytes a frame, with the ACCM modems negotiate (0)
+    only 0x7E and 0x7D escaped: ciphertext, 2 byte values of 256)."""
+    from bench_uplink import HUB, TCPIP, TLS_RECORD, glucose
+
+    from hub import mqtt, reading
+    from hub.uplink import encode_ack
+    from samband.receiver.opener import batch
+    up = batch([bytes(62), bytes(20 + len(reading.encode(glucose(17))))])
+    ack = encode_ack(range(17, 18))
+    pub = len(mqtt.publish("samband/" + HUB.hex() + "/up", up, 1, 1))
+    back = len(mqtt.publish("samband/" + HUB.hex() + "/ack", ack, 1, 1))
+    out_segs, in_segs = (pub, 4), (4, back)  # hub -> broker: PUBLISH, PUBACK; broker -> hub: PUBACK, ack
+
+    def ip(segs):
+        return sum(n + TLS_RECORD + TCPIP for n in segs)
+
+    def hdlc(segs):
+        return round(sum((n + TLS_RECORD + TCPIP) * (1 + 2 / 256) + 8 for n in segs))
+
+    figure("glucose reading, Wi-Fi / Ethernet (and any bearer over the air): IP bytes hub -> broker / back",
+           f"{ip(out_segs)} / {ip(in_segs)}", "B")
+    figure("glucose reading, cellular over PPP: UART bytes hub -> modem / back (computed)",
+           f"{hdlc(out_segs)} / {hdlc(in_segs)}", "B")
+    for dialect in ("sim7080g", "bg96"):
+        with tempfile.TemporaryDirectory() as tmp:
+            q = mqtt_tls(dialect, Path(tmp), payload_n=len(up), ack=ack)
+        tx, rx = q["extra"]["line_pub"]
+        figure(f"glucose reading, cellular over {dialect} sockets: UART bytes hub -> modem / back (measured)",
+               f"{tx} / {rx}", "B")
+
+
 def main():
+    per_reading()
     for dialect in ("sim7080g", "bg96"):
         runs = [bring_up(dialect) for _ in range(5)]
         r = runs[0]
@@ -107,6 +149,11 @@ def main():
         figure(f"{dialect} bytes per bring-up, modem -> hub", m["at_rx"], "B")
         figure(f"{dialect} commands per bring-up", r["commands"])
         figure(f"{dialect} first AT to data context, best of 5", min(x["metrics"]["connect_ms"] for x in runs), "ms")
+        figure(f"{dialect} first AT to registered, best of 5", min(x["metrics"]["register_ms"] for x in runs), "ms")
+        ppp = [bring_up(dialect, "ppp", sc={"ppp": True, "guard_s": 0.2}, guard_ms=250) for _ in range(3)]
+        figure(f"{dialect} first AT to PPP up (ATD*99#, network.PPP's stand-in, the simulator's LCP), best of 3",
+               min(x["extra"]["connect_ms"] for x in ppp), "ms")
+        figure(f"{dialect} heap, bearer up over PPP (its stand-in included)", ppp[0]["heap_up"], "B")
         rom = bring_up(dialect, romfs=build.romfs_path("vhub"))
         figure(f"{dialect} heap, bearer imported, hub package run in place from ROMFS", rom["heap_import"], "B")
         figure(f"{dialect} heap, bearer up, from ROMFS", rom["heap_up"], "B")

@@ -9,23 +9,13 @@ runs, minus the smallest in which the same script runs without it (found
 by bisection to 256 bytes), so it counts live data and fragmentation."""
 
 import os
-import time
 
+import benchlib
 import nacl.bindings as nb
-from benchlib import BENCH, figure, firmware_tree, run_mpy
+from benchlib import BENCH, figure, firmware_tree, per_call, run_mpy
 
 HEAP = "100k"
 SEED = bytes(range(32))
-
-
-def per_call(fn, seconds=0.3):
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt > seconds and n >= 5:
-            return dt / n
 
 
 def make_inputs():
@@ -46,18 +36,7 @@ def make_inputs():
 
 def smallest_heap(what):
     """The smallest heap (bytes) in which `ota_bench_mpy.py peak WHAT` runs."""
-    lo, hi = 8 * 1024, 256 * 1024
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        try:
-            ok = run_mpy(["ota_bench_mpy.py", "peak", what], heap=str(mid)).strip().endswith("ok")
-        except RuntimeError:
-            ok = False
-        if ok:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return benchlib.smallest_heap(["ota_bench_mpy.py", "peak", what], 8 * 1024, 256 * 1024)
 
 
 def main():

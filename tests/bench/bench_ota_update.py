@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cbor2
 import nacl.bindings as nb
-from benchlib import BENCH, figure, firmware_tree, run_mpy
+from benchlib import BENCH, figure, firmware_tree, run_mpy, smallest_heap
 
 SEED = bytes(range(32))
 TLS_RECORD = 29
@@ -62,21 +62,6 @@ def wire_bytes(rel_bytes, chunk, window):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def smallest_heap(d, what):
-    lo, hi = 16 * 1024, 1024 * 1024
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        try:
-            ok = run_mpy(["ota_update_mpy.py", d, "peak", what], heap=str(mid)).strip().endswith("ok")
-        except RuntimeError:
-            ok = False
-        if ok:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 def main():
     tree = firmware_tree()
     sys.path.insert(0, str(BENCH.parent))
@@ -89,7 +74,8 @@ def main():
         (d / "release.pub").write_bytes(nb.crypto_sign_seed_keypair(SEED)[0])
         (d / "chunk").write_text("2048")
         out = dict(line.split() for line in run_mpy(["ota_update_mpy.py", str(d)], heap="256k").splitlines())
-        peak = smallest_heap(str(d), "update") - smallest_heap(str(d), "none")
+        peak = (smallest_heap(["ota_update_mpy.py", str(d), "peak", "update"], 16 * 1024, 1024 * 1024)
+                - smallest_heap(["ota_update_mpy.py", str(d), "peak", "none"], 16 * 1024, 1024 * 1024))
     finally:
         shutil.rmtree(d, ignore_errors=True)
     figure("ota tree release of the vhub build", len(rel), "bytes")

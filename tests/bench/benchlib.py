@@ -12,6 +12,7 @@ BENCH = Path(__file__).resolve().parent
 TESTS = BENCH.parent
 FW_TESTS = TESTS / "fw"
 sys.path.insert(0, str(FW_TESTS))
+sys.path.insert(0, str(TESTS))  # host_kit: what a benchmark starts as its test does
 
 from samband.device import build  # noqa: E402
 from samband.paths import tool  # noqa: E402
@@ -51,3 +52,31 @@ def timed(fn, *args, repeat=5):
         d = time.perf_counter() - t
         best = d if best is None or d < best else best
     return best
+
+
+def per_call(fn, seconds=0.3):
+    """Mean wall time of one fn() in seconds, over at least 5 calls and `seconds`
+    (a library call timed beside the hub's)."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt > seconds and n >= 5:
+            return dt / n
+
+
+def smallest_heap(args, lo, hi):
+    """The smallest -X heapsize (bytes, found by bisection to 256) in which the
+    script `args` ends its output with "ok": a peak with fragmentation counted."""
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        try:
+            ok = run_mpy(args, heap=str(mid)).strip().endswith("ok")
+        except RuntimeError:
+            ok = False
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    return hi

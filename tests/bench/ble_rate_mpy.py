@@ -5,26 +5,14 @@ import gc
 import os
 import time
 
+from fwtest import Central, MemCounter
+
 from hub import profiles
-from hub.ble import Fifo
 from hub.collect import Collector
 from hub.journal import Journal
 from hub.ports.unix import Port
 from hub.seal import Sealer
 from hub.store import Store
-
-
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
-
-
-class Central:
-    def __init__(self):
-        self.events = Fifo(256)
 
 
 def main():
@@ -33,11 +21,11 @@ def main():
     j = Journal(root=root + "/j", capacity=4 * 1024 * 1024)
     rcv = bytes(range(32))
     from hub.crypto import x25519
-    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", os.urandom(32), (1, x25519.scalarmult_base(rcv)), Counter(),
+    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", os.urandom(32), (1, x25519.scalarmult_base(rcv)), MemCounter(),
                os.urandom, j.context)
     port = Port({"name": "vhub", "fs_size": 2 ** 22})
     store = Store(j, s, port, 1)
-    central = Central()
+    central = Central(256)
     c = Collector(central, store, port, [{"addr": b"\x01" + bytes(6), "kind": "polar"},
                                          {"addr": b"\x01" + bytes(5) + b"\x01", "kind": "glucose"}],
                   state_dir=root + "/state")

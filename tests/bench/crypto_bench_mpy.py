@@ -4,16 +4,10 @@
 import gc
 import time
 
+from fwtest import MemCounter, allocated
+
 from hub import seal
 from hub.crypto import box, poly1305, salsa20, x25519
-
-
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
 
 
 def us(fn, n):
@@ -23,24 +17,14 @@ def us(fn, n):
     return time.ticks_diff(time.ticks_us(), t) / n
 
 
-def allocated(fn):
-    gc.collect()
-    gc.disable()
-    a = gc.mem_alloc()
-    fn()
-    b = gc.mem_alloc()
-    gc.enable()
-    gc.collect()
-    return b - a
-
-
 def main():
     k = bytes(range(32))
     u = x25519.scalarmult_base(bytes(range(1, 33)))
     print("x25519_us", us(lambda i: x25519.x25519(k, u), 20))
     print("x25519_heap", allocated(lambda: x25519.x25519(k, u)))
-    sealer = seal.Sealer(b"bench-hub", k, (1, u), Counter())
-    print("epoch_us", us(lambda i: (sealer.rotate(), sealer.seal(10 * i + 1, b"x")), 5))
+    sealer = seal.Sealer(b"bench-hub", k, (1, u), MemCounter())
+    # a new epoch each time (set_receiver, even to the same key, starts one)
+    print("epoch_us", us(lambda i: (sealer.set_receiver((1, u)), sealer.seal(10 * i + 1, b"x")), 5))
     for size in (64, 1024, 4096):
         buf = bytearray(size + 20)
         base = 1000000 * size

@@ -12,9 +12,9 @@ import os
 import time
 
 import vfs
+from fwtest import Central, MemCounter
 
 from hub import profiles
-from hub.ble import Fifo
 from hub.collect import Collector
 from hub.journal import Journal
 from hub.seal import Sealer
@@ -51,19 +51,6 @@ class RamBD:
         return 0
 
 
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
-
-
-class Central:
-    def __init__(self):
-        self.events = Fifo(16)
-
-
 class Clock:
     def ticks_ms(self):
         return time.ticks_ms()
@@ -85,7 +72,7 @@ def main():
         try:
             j = Journal(root="/lfs/j", capacity=40 * BS, segment_size=BS)
             s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", os.urandom(32), (1, x25519.scalarmult_base(bytes(range(32)))),
-                       Counter(), os.urandom, j.context)
+                       MemCounter(), os.urandom, j.context)
             store = Store(j, s, Clock(), 1)
             c = Collector(Central(), store, Clock(), [{"addr": b"\x01" + bytes(6), "kind": "bp"}],
                           log=lambda m: None, state_dir="/lfs/state")

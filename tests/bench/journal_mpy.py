@@ -18,7 +18,8 @@ import sys
 import time
 
 import vfs
-from journal_util import rmtree
+from fwtest import live, rmtree
+from journal_util import append, append_many
 
 # hub.journal is imported by main() after the "heap" figures are taken
 Journal = R = None
@@ -137,7 +138,7 @@ def wa_case(prog, window, acks, minutes=24 * 60, burst=0):
     if burst:
         cgm = sizes()[0]
         while n < 1700:
-            j.append_many([record(cgm)] * burst)
+            append_many(j, [record(cgm)] * burst)
             n += burst
             payload += cgm * burst
     else:
@@ -148,7 +149,7 @@ def wa_case(prog, window, acks, minutes=24 * 60, burst=0):
                 if window:
                     j.stage(record(size), PRIO_ROUTINE)
                 else:
-                    j.append(record(size), PRIO_ROUTINE)
+                    append(j, record(size), PRIO_ROUTINE)
                 payload += size
                 n += 1
             if window and (m + 1) % window == 0:
@@ -234,12 +235,12 @@ def cmd_speed(root):
     n = 1000
     t = time.ticks_us()
     for _ in range(n):
-        j.append(rec)
+        append(j, rec)
     us = time.ticks_diff(time.ticks_us(), t)
     figure("unix port, folder: appends per second (one fsync each, %d-byte records)" % cgm, n * 1e6 / us, "/s")
     t = time.ticks_us()
     for _ in range(n // 50):
-        j.append_many([rec] * 50)
+        append_many(j, [rec] * 50)
     us = time.ticks_diff(time.ticks_us(), t)
     figure("unix port, folder: appends per second in batches of 50", n * 1e6 / us, "/s")
     from array import array
@@ -277,7 +278,7 @@ def cmd_lfsspeed():
         j.context(EPOCH_HEADER)
         t = time.ticks_us()
         for _ in range(n):
-            j.append(rec)
+            append(j, rec)
         us = time.ticks_diff(time.ticks_us(), t)
         figure("unix port, littlefs prog %d on RAM: appends per second" % prog, n * 1e6 / us, "/s")
         seqs = [q for q, p, d, c in j.pending()]
@@ -296,21 +297,17 @@ def cmd_lfsspeed():
 
 
 def cmd_heap():
-    gc.collect()
-    a = gc.mem_alloc()
+    a = live()
     from hub import cbor, reading  # noqa: F401 - what the hub has loaded anyway
-    gc.collect()
-    b = gc.mem_alloc()
+    b = live()
     from hub.journal import Journal
-    gc.collect()
-    c = gc.mem_alloc()
+    c = live()
     figure("heap: hub.journal and hub.segment once imported (64-bit unix port)", c - b, "bytes")
     figure("heap: hub.cbor and hub.reading, which it needs", b - a, "bytes")
     root = "/tmp/samband-bench-journal-heap"
     rmtree(root)
     for cap in (64 * 1024, 512 * 1024, 1024 * 1024):
-        gc.collect()
-        d = gc.mem_alloc()
+        d = live()
         j = Journal(root, capacity=cap, segment_size=BS)
         gc.collect()
         figure("heap: open journal of %d KB capacity (table, buffer, state)" % (cap // 1024), gc.mem_alloc() - d,
@@ -327,7 +324,7 @@ def cmd_loop(root):
     j.context(EPOCH_HEADER)
     rec = record(sizes()[0])
     for i in range(3000):
-        j.append(rec)
+        append(j, rec)
         if i % 10 == 9:
             pend = [q for q, p, d, c in j.pending()]
             j.ack(pend[1::2] + pend[:1])

@@ -18,16 +18,19 @@ run(script, heap, mounts) copies host folders into its filesystem and
 returns stdout; firmware32() is the hub compiled to plain bytecode (.mpy
 without native code), which this port loads from its filesystem."""
 
-import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from samband.paths import BUILD, FIRMWARE, tool
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from host_kit import npm_install  # noqa: E402
+
 PACKAGE = HERE / "mpy32_package.json"
 RUNNER = HERE / "mpy32_run.mjs"
 
@@ -59,14 +62,7 @@ def install():
         raise Unavailable(why)
     dest = BUILD / "mpy32"
     spec = PACKAGE.read_bytes()
-    stamp = dest / ".installed"
-    want = hashlib.sha256(spec).hexdigest()
-    if not (stamp.exists() and stamp.read_text() == want):
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / "package.json").write_bytes(spec)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=dest, check=True,
-                       timeout=600, stdout=subprocess.DEVNULL)
-        stamp.write_text(want)
+    npm_install(dest, spec)
     shutil.copy(RUNNER, dest / RUNNER.name)  # beside node_modules, where its import resolves
     return dest
 

@@ -9,6 +9,8 @@ import gc
 import sys
 import time
 
+from fwtest import allocated
+
 from hub import release
 from hub.crypto import ed25519, sha512
 
@@ -20,17 +22,6 @@ def us(fn, n):
     for _i in range(n):
         fn()
     return time.ticks_diff(time.ticks_us(), t) / n
-
-
-def allocated(fn):
-    gc.collect()
-    gc.disable()
-    a = gc.mem_alloc()
-    fn()
-    b = gc.mem_alloc()
-    gc.enable()
-    gc.collect()
-    return b - a
 
 
 def inputs():

@@ -9,16 +9,16 @@ import os
 import sys
 import time
 
+from fwtest import live
+
 from hub import cbor
 
 d = sys.argv[1]
 what = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "peak" else None
-gc.collect()
-a0 = gc.mem_alloc()
+a0 = live()
 from hub import ota  # noqa: E402
 
-gc.collect()
-a1 = gc.mem_alloc()
+a1 = live()
 
 
 def read(p):
@@ -61,8 +61,7 @@ try:
     elif what == "none":
         print("ok")
     else:
-        gc.collect()
-        b0 = gc.mem_alloc()
+        b0 = live()
         ms = update(fw)
         gc.collect()
         print("import_ota_bytes", a1 - a0)

@@ -7,6 +7,8 @@ import gc
 import sys
 import time
 
+from fwtest import live
+
 from hub import profiles as P
 from hub import reading as R
 
@@ -85,8 +87,7 @@ def speed():
     n = 10 * 60 * ECG_RATE // H10_SAMPLES
     held = []
     for _ in range(2):
-        gc.collect()
-        before = gc.mem_alloc()
+        before = live()
         t = time.ticks_us()
         for _ in range(n):
             dec(frame)
@@ -111,8 +112,7 @@ def speed():
 
 
 def ram(module):
-    gc.collect()
-    base = gc.mem_alloc()
+    base = live()
     P._module(module)
     gc.collect()
     figure("heap held by profile %s (with its helpers)" % module, gc.mem_alloc() - base, "bytes")

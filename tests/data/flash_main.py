@@ -2,8 +2,8 @@
 # cut on the hub's flash image. /flashtest.mode says what to do:
 #   files    write /synced.txt and close it, then write /unsynced.txt and
 #            append to /synced.txt without closing or flushing either
-#   journal  append one record (durable), then hand one to the group commit
-#            (append_async, a long window): staged, not committed
+#   journal  store one record (staged and committed: durable), then stage
+#            one for a group commit that the cut beats: staged, not committed
 #   churn    what a hub does all day: a counter replaced by rename, journal
 #            appends and acks, a file that grows and is deleted
 # Every line ends with a checksum, so a line a cut shortened is recognisable.
@@ -36,7 +36,8 @@ def files():
 
 async def journal_main():
     j = Journal("/journal", capacity=16 * 4096, segment_size=4096)
-    seq = j.append(b"durable", PRIO_ROUTINE)
+    seq = j.stage(b"durable", PRIO_ROUTINE)
+    j.commit()
     say("STORED %d" % seq)
     # A record waiting for its group commit (the hub's Store commits it later):
     # its producer is told STORED only after the commit, which the cut beats.
@@ -63,7 +64,8 @@ def churn():
         with open("/counter.tmp", "w") as f:
             f.write(str(n))
         os.rename("/counter.tmp", "/counter")
-        j.append(b"record %d" % n, PRIO_ROUTINE)
+        j.stage(b"record %d" % n, PRIO_ROUTINE)
+        j.commit()
         if n % 3 == 0:  # the receiver acks a little faster than records come: the backlog stays small
             acks = []
             for s, _p, _d, _c in j.pending():

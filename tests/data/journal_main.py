@@ -43,7 +43,8 @@ def main():
     while True:
         b = rnd(2)
         p = PRIO_ALARM if b[0] < 12 else PRIO_ROUTINE
-        seq = j.append(payload, p)
+        seq = j.stage(payload, p)
+        j.commit()
         say("A %d %d" % (seq, p))
         if online and b[1] < 40:
             # the uplink: alarms first, then routine in order; the receiver acks some, out of order

@@ -5,6 +5,7 @@
 # /uplink.json: {"uplink": {...Uplink config, "ca": "/ca.der"...},
 #                "total": N, "alarm_every": K, "interval_ms": T, "burst": B,
 #                "ota": {...hub.ota.Ota config} to take updates over the air,
+#                "esp32": true: an ESP32's OTA partitions (tests/data/uplink_esp32.py, on the flash beside it),
 #                "cfg": true to take signed configs (limits, receiver keys) as hub/app.py does,
 #                with "judge" and "hold_cfg" (tests/data/uplink_cfg.py, on the flash beside it)}
 # Appends `total` readings over all boots (the number made so far is kept in
@@ -80,12 +81,17 @@ def main():
                 r[reading.SEQ] = seq
                 return sealer.seal(seq, reading.encode(r))
 
-            j.append(make, reading.PRIO_TELEMETRY)
+            j.stage(make, reading.PRIO_TELEMETRY)
+            j.commit()  # durable at once here (on a hub the store's commit task commits it)
 
     from hub.clock import Clock, boot_anchor
     clock = Clock(port, telemetry)
     if cfg.get("journal_telemetry"):
         boot_anchor(port, telemetry)
+    slots = None
+    if cfg.get("esp32"):
+        import uplink_esp32
+        slots = uplink_esp32.boot()
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
     if cfg.get("ota") is not None:
@@ -102,7 +108,7 @@ def main():
 
         def make():
             o = ota.Ota(board.load()["name"], VERSION, open("/keys/release.pub", "rb").read(), cfg["ota"],
-                        telemetry, lambda text: olog_line("L " + text))
+                        telemetry, lambda text: olog_line("L " + text), slots=slots)
             olog_line("S %s %s" % (VERSION, o.start()))
             wants, on_msg = o.wants, o.on_message
 
@@ -155,7 +161,8 @@ def main():
             r[reading.SEQ] = seq
             return sealer.seal(seq, reading.encode(r))
 
-        seq = j.append(make, prio)
+        seq = j.stage(make, prio)
+        j.commit()  # durable now (as the hub's Store does for an alarm)
         log.write(("A %d %d %d\n" % (seq, prio, n)).encode())
         log.flush()
         if truth is not None:
@@ -202,7 +209,7 @@ def main():
         started = time.ticks_ms()
         while up.ota is None:
             await asyncio.sleep_ms(200)
-        await ota.run(up.ota, j, port, started)
+        await ota.run(up.ota, j, port, started, up=up)
 
     async def keep(coro):
         try:

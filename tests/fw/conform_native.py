@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, (__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/fakebt")
 
 import ble_scenarios as bs  # noqa: E402
+from fwtest import MemCounter, rmtree  # noqa: E402
 import bluetooth  # noqa: E402 - the stand-in
 from hub import profiles, state  # noqa: E402
 from hub.ble import native  # noqa: E402
@@ -48,14 +49,6 @@ class Clock:
 
     def utc_ms(self):
         return None  # no clock to set on the devices
-
-
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
 
 
 def _glucose(seq):
@@ -136,16 +129,6 @@ async def until(cond):
     return False
 
 
-def _rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        try:
-            os.remove(p)
-        except OSError:  # a folder
-            _rmtree(p)
-    os.rmdir(path)
-
-
 def run(mode, sid):
     s = bs.scenario(sid)
     root = "/tmp/samband-conform-%s" % "".join("%02x" % b for b in os.urandom(4))
@@ -153,7 +136,7 @@ def run(mode, sid):
     saved_dir = state.DIR
     state.DIR = root + "/state"  # the devices' record numbers, per run (never the machine's /state)
     j = Journal(root=root + "/j", capacity=64 * 1024)
-    sealer = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), Counter(),
+    sealer = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), MemCounter(),
                     os.urandom, j.context)
     store = Store(j, sealer, Clock(), 1)
     put = store.put
@@ -184,6 +167,7 @@ def run(mode, sid):
 
     async def main():
         task = asyncio.create_task(c.run())
+        commits = asyncio.create_task(store.run())  # the commit task, which app.main starts on a hub
         try:
             for step in bs.steps(s, mode):
                 if step[0] == "until":
@@ -206,6 +190,7 @@ def run(mode, sid):
                 statuses[role] = dev(role).stats()  # while connected (the link's MTU)
         finally:
             task.cancel()
+            commits.cancel()
             for t in c._tasks:
                 t.cancel()
             await asyncio.sleep(0)
@@ -220,7 +205,7 @@ def run(mode, sid):
                      statuses,
                      {role: e.peer.mtu_started for role, e in devs.items()})
     j.close()
-    _rmtree(root)
+    rmtree(root)
     return {"outcome": got, "never": never, "not_on_flash": lost, "crashed": [repr(e) for e in ble.crashed],
             "irq_errors": central.irq_errors}
 

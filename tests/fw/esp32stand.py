@@ -20,6 +20,20 @@ ESP_ERR_OTA_VALIDATE_FAILED = 0x1503
 ESP_ERR_NOT_FOUND = 0x105
 MP_ENOENT = 2
 APP_MAGIC = 0xE9  # esp_image_format.h ESP_IMAGE_HEADER_MAGIC, the first check of esp_image_verify
+DESC_MAGIC = b"\x32\x54\xcd\xab"  # esp_app_desc.h ESP_APP_DESC_MAGIC_WORD 0xABCD5432, little-endian
+
+
+def app_image(version, n=80):
+    """The first n bytes of an app image as ESP-IDF builds one: the image header's magic, and
+    its esp_app_desc_t at offset 32 (after esp_image_header_t, 24 bytes, and the first
+    esp_image_segment_header_t, 8): magic_word, secure_version, reserv1[2], version[32]
+    (PROJECT_VER), the rest zero here."""
+    b = bytearray(n)
+    b[0] = APP_MAGIC
+    b[32:36] = DESC_MAGIC
+    v = version.encode()
+    b[48:48 + len(v)] = v
+    return b
 
 
 def _err(code):
@@ -28,22 +42,62 @@ def _err(code):
 
 
 class Chip:
-    """The flash's app partitions and otadata; `rollback` as CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE."""
+    """The flash's app partitions and otadata; `rollback` as CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.
+    path: kept in files there (one per partition, otadata as text), so that the chip
+    outlives the process: the virtual hub's reset (tests/test_ota_fw_e2e.py)."""
 
-    def __init__(self, labels=("ota_0", "ota_1"), size=4 * PAGE, rollback=True):
+    def __init__(self, labels=("ota_0", "ota_1"), size=4 * PAGE, rollback=True, version="1.0.0", path=None):
+        self.path = path
         self.labels = list(labels)
         self.flash = {}
         for lb in labels:
             f = self.flash[lb] = bytearray(size)
             for i in range(size):
                 f[i] = 0xFF  # erased
-        self.boot = labels[0]           # otadata's choice
+        self.boot = labels[0] if labels else None  # otadata's choice (load() fills an empty chip)
         self.states = {lb: "undefined" for lb in labels}  # esp_ota_img_states_t, lower case
-        self.running = labels[0]
+        self.running = self.boot
         self.rollback = rollback
         self.boots = 0
-        self.flash[labels[0]][0] = APP_MAGIC  # the image esptool flashed
-        self.states[labels[0]] = "valid"
+        if labels:
+            self.flash[labels[0]][:80] = app_image(version)  # the image esptool flashed
+            self.states[labels[0]] = "valid"
+        self.save()
+
+    def save(self, label=None):
+        """Onto the files (a path given): otadata, and one partition's bytes or all of them."""
+        if self.path is None:
+            return
+        for lb in (self.labels if label is None else [label] if label else []):
+            with open(self.path + "/" + lb, "wb") as f:
+                f.write(self.flash[lb])
+        with open(self.path + "/otadata", "w") as f:
+            f.write(" ".join([self.boot, self.running, str(self.boots)]
+                             + ["%s=%s" % (lb, self.states[lb]) for lb in self.labels]))
+
+    @classmethod
+    def load(cls, path):
+        """The chip kept under path, or None if there is none yet."""
+        try:
+            with open(path + "/otadata") as f:
+                words = f.read().split()
+        except OSError:
+            return None
+        c = cls(labels=(), path=None)  # then filled from the files
+        c.path = path
+        c.boot, c.running, c.boots = words[0], words[1], int(words[2])
+        c.states = {}
+        c.labels = []
+        for w in words[3:]:
+            lb, st = w.split("=")
+            c.labels.append(lb)
+            c.states[lb] = st
+        c.flash = {}
+        for lb in c.labels:
+            with open(path + "/" + lb, "rb") as f:
+                c.flash[lb] = bytearray(f.read())
+        c.rollback = True
+        return c
 
     def _app(self, label):
         return self.flash[label][0] == APP_MAGIC
@@ -62,6 +116,7 @@ class Chip:
         if not self._app(b):  # no valid image there: the bootloader tries the others
             b = [lb for lb in self.labels if self._app(lb)][0]
         self.running = b
+        self.save("")  # otadata only
 
 
 class Partition:
@@ -126,6 +181,7 @@ class Partition:
             _err(ESP_ERR_INVALID_SIZE)
         for i in range(len(buf)):
             f[o + i] &= buf[i]  # NOR flash: a write clears bits, never sets them
+        Partition.chip.save(self.label)
 
     def ioctl(self, cmd, arg):
         # esp32_partition_ioctl: 4 block count, 5 block size, 6 erase one 4 KB block; 1-3 return 0
@@ -139,6 +195,7 @@ class Partition:
         if cmd == 6:
             for i in range(arg * PAGE, (arg + 1) * PAGE):
                 f[i] = 0xFF
+            Partition.chip.save(self.label)
             return 0
         return None
 
@@ -151,6 +208,7 @@ class Partition:
             _err(ESP_ERR_OTA_VALIDATE_FAILED)
         c.boot = self.label
         c.states[self.label] = "new" if c.rollback else "undefined"
+        c.save(self.label)
 
     def get_next_update(self):
         # esp32_partition_get_next_update -> esp_ota_get_next_update_partition(this one): the next
@@ -172,3 +230,4 @@ class Partition:
             _err(ESP_ERR_NOT_FOUND)
         if c.states[c.running] == "pending":
             c.states[c.running] = "valid"
+            c.save(c.running)

@@ -25,6 +25,87 @@ def raises(exc, fn, *args, **kw):
     raise AssertionError("expected %s, nothing raised" % exc.__name__)
 
 
+def rmtree(path):
+    """Remove a scratch folder and all below it; a missing one is fine."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = path + "/" + n
+        try:
+            os.remove(p)
+        except OSError:
+            rmtree(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def scratch(tag):
+    """A fresh, empty folder under /tmp for one test."""
+    base = os.getenv("TMPDIR") or "/tmp"
+    p = "%s/samband-%s-%s" % (base, tag, "".join("%02x" % b for b in os.urandom(6)))
+    rmtree(p)
+    os.mkdir(p)
+    return p
+
+
+class Scratch:
+    """with Scratch(tag) as root: scratch(tag) for one test, removed however the test ends."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def __enter__(self):
+        self.root = scratch(self.tag)
+        return self.root
+
+    def __exit__(self, *exc):
+        rmtree(self.root)
+
+
+def live():
+    """Bytes in use on the heap after a full collection: what is really held."""
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def allocated(fn):
+    """Bytes fn() allocates with the collector off: garbage included, an upper
+    bound of its peak (the benchmarks' heap figures)."""
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    fn()
+    b = gc.mem_alloc()
+    gc.enable()
+    gc.collect()
+    return b - a
+
+
+class MemCounter:
+    """Epoch numbers in RAM, for a Sealer under test: what seal.EpochCounter hands
+    out on a hub, without its flash file."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def reserve(self):
+        self.n += 1
+        return self.n
+
+
+class Central:
+    """A BLE central with nothing underneath: the collector only takes its event FIFO.
+    Imports hub.ble when made, so that tests without a collector do not load it."""
+
+    def __init__(self, size=16):
+        from hub.ble import Fifo
+        self.events = Fifo(size)
+
+
 class Rand:
     """A small seeded PRNG (xorshift64*) that gives the same numbers on both runtimes."""
 

@@ -22,6 +22,7 @@ import sys
 import vfs
 
 from fwtest import Rand
+from journal_util import append, append_many
 from logbd import LogBD
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
@@ -122,10 +123,10 @@ def workload(seed):
             epoch(rec, j, step)
         if x < 50:
             p = PRIO_ALARM if r.below(8) == 0 else PRIO_ROUTINE
-            seq = j.append(gen(rec, p), p)
+            seq = append(j, gen(rec, p), p)
             rec.note("a", seq)
         elif x < 65:
-            seqs = j.append_many([gen(rec, PRIO_ROUTINE) for _ in range(2 + r.below(4))])
+            seqs = append_many(j, [gen(rec, PRIO_ROUTINE) for _ in range(2 + r.below(4))])
             for seq in seqs:
                 rec.note("a", seq)
         elif x < 93 and not stall:
@@ -214,7 +215,7 @@ def check(img, k, rec):
             return "damage after a power cut: %r" % j.stats()
         if j.next_seq <= assigned:
             return "next seq %d would reuse (assigned up to %d)" % (j.next_seq, assigned)
-        seq = j.append(b"after")
+        seq = append(j, b"after")
         if seq <= assigned:
             return "appended seq %d reuses (assigned up to %d)" % (seq, assigned)
         j.close()

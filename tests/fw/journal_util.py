@@ -1,33 +1,26 @@
-# Helpers for the journal's firmware tests (both runtimes): scratch folders
-# on the host's disk, and payloads that say which seq they belong to.
+# Helpers for the journal's firmware tests (both runtimes; scratch folders
+# come from fwtest): payloads that say which seq they belong to, and
+# append(): a record staged and committed at once, as the hub's Store does
+# for an alarm. The journal itself decides no commit timing (hub/store.py does).
 
 import os
 
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
+from fwtest import rmtree
+from hub.reading import PRIO_ROUTINE
 
 
-def scratch(tag):
-    """A fresh, empty folder under /tmp for one test."""
-    base = os.getenv("TMPDIR") or "/tmp"
-    p = "%s/samband-journal-%s-%s" % (base, tag, "".join("%02x" % b for b in os.urandom(6)))
-    rmtree(p)
-    os.mkdir(p)
-    return p
+def append(j, data, prio=PRIO_ROUTINE, size=None):
+    """Store one record (data as for Journal.stage); returns its seq once it is durable."""
+    seq = j.stage(data, prio, size)
+    j.commit()
+    return seq
+
+
+def append_many(j, items, prio=PRIO_ROUTINE):
+    """Store several records with one commit; returns their seqs once all are durable."""
+    seqs = [j.stage(d, prio) for d in items]
+    j.commit()
+    return seqs
 
 
 def payload(seq, size=None):

@@ -3,7 +3,8 @@
 #   micropython modem_check.py PTY|port PROFILE CONFIG_JSON ACTION
 # Prints one JSON object: outcome, reason, metrics, state changes, heap.
 # ACTION: up | retry (up; on failure once more) | watch (up, then wait for the
-# link to change) | dial (ATD*99#, loopback data, +++ escape) | tcp (a modem socket
+# link to change) | dial (ATD*99#, loopback data, +++ escape) | ppp (up through
+# ATD*99# and network.PPP's stand-in, then down) | tcp (a modem socket
 # to an echo server) | mqtt (hub/mqtt.py over a modem socket) | down (up, then down)
 
 import gc
@@ -31,6 +32,43 @@ from hub.bearers.cellular import Cellular  # noqa: E402
 
 gc.collect()
 heap_import = gc.mem_alloc() - heap0
+
+
+class PtyUart:
+    """machine.UART(timeout=0) over the pty for network.PPP's stand-in (tests/fw/pppstand.py):
+    read() returns what is there; irq(handler, IRQ_RXIDLE) polls for it every 5 ms."""
+
+    IRQ_RXIDLE = 0x1000
+
+    def __init__(self, f):
+        self.f = f
+        self.handler = None
+        self.task = None
+        self.tx = self.rx = 0
+
+    def read(self, n=-1):
+        d = self.f.read(256 if n < 0 else n)
+        if d:
+            self.rx += len(d)
+        return d or None
+
+    def write(self, b):
+        self.tx += len(b)
+        return self.f.write(b)
+
+    def irq(self, handler=None, trigger=0, hard=False):
+        self.handler = handler if trigger else None
+        if self.handler is not None and self.task is None:
+            self.task = asyncio.create_task(self._idle())
+        elif self.handler is None and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _idle(self):
+        while True:
+            if self.handler is not None:
+                self.handler(self)
+            await asyncio.sleep_ms(5)
 
 
 async def attempt(cell, out):
@@ -62,6 +100,12 @@ async def mqtt_over_modem(cell, cfg):
             self.connected = True
             self._task = asyncio.create_task(self._reader())
 
+    def text(m):
+        try:
+            return m.decode()
+        except UnicodeError:  # a real ack is CBOR
+            return m.hex()
+
     got = []
     hub = cfg["hub"]
     ctx = None
@@ -69,7 +113,7 @@ async def mqtt_over_modem(cell, cfg):
         with open(cfg["ca"], "rb") as f:
             ctx = mqtt.tls_context(f.read())
     c = ModemClient("127.0.0.1", cfg["port"], hub, user=hub, password=cfg["password"], keepalive=30,
-                    on_message=lambda t, m: got.append([t, m.decode()]), ssl=ctx,
+                    on_message=lambda t, m: got.append([t, text(m)]), ssl=ctx,
                     server_hostname=cfg.get("server_hostname"))
     try:
         await c.connect()
@@ -79,14 +123,18 @@ async def mqtt_over_modem(cell, cfg):
     heap_session = gc.mem_alloc() - heap0
     tx0, rx0 = cell.at.tx, cell.at.rx
     await c.subscribe("samband/%s/ack" % hub)
-    await c.publish("samband/%s/up" % hub, b"sealed batch over LTE-M", qos=1)
+    tx1, rx1 = cell.at.tx, cell.at.rx
+    payload = bytes(cfg["payload_n"]) if cfg.get("payload_n") else b"sealed batch over LTE-M"
+    await c.publish("samband/%s/up" % hub, payload, qos=1)
     for _ in range(1000):
         if got:
             break
         await asyncio.sleep_ms(10)
+    await asyncio.sleep_ms(100)  # our PUBACK of the ack message goes out
     line = [cell.at.tx - tx0, cell.at.rx - rx0]  # subscribe, publish, PUBACK, the ack message
+    line_pub = [cell.at.tx - tx1, cell.at.rx - rx1]  # publish, PUBACK, the ack message, its PUBACK
     await c.disconnect()
-    return {"acks": got, "heap_session": heap_session, "line": line}
+    return {"acks": got, "heap_session": heap_session, "line": line, "line_pub": line_pub}
 
 
 async def main(path, profile, cfg, action):
@@ -96,8 +144,15 @@ async def main(path, profile, cfg, action):
         stream, _ = Port({"pins": {}}).modem()
     else:
         stream = serial.open_pty(path)
+    make_ppp = None
+    if action == "ppp":  # the data path through network.PPP's stand-in on the same pty
+        import pppstand
+        uart = PtyUart(stream.s)
+
+        def make_ppp():
+            return pppstand.PPP(uart)
     cell = Cellular("cell0", stream, cfg, profile,
-                    on_change=lambda b, old, new: changes.append([new, b.reason]))
+                    on_change=lambda b, old, new: changes.append([new, b.reason]), make_ppp=make_ppp)
     outcomes = []
     await attempt(cell, outcomes)
     gc.collect()
@@ -144,7 +199,10 @@ async def main(path, profile, cfg, action):
                       "tx": s.tx, "rx": s.rx})
     elif action == "mqtt":
         extra.update(await mqtt_over_modem(cell, cfg))
-    elif action == "down":
+    elif action in ("down", "ppp"):
+        if action == "ppp":
+            extra.update(cell.metrics())
+            extra["uart_bytes"] = [uart.tx, uart.rx]
         await cell.down()
     m = cell.metrics()
     cell.at.stop()

@@ -50,7 +50,8 @@ def main(inp, out):
             continue
         try:
             if f[0] == "I":
-                s = seal.Sealer(_b(f[1]), _b(f[2]), (int(f[3]), _b(f[4])), Counter(int(f[5])), os.urandom, on_epoch)
+                receiver = (int(f[3]), _b(f[4]))
+                s = seal.Sealer(_b(f[1]), _b(f[2]), receiver, Counter(int(f[5])), os.urandom, on_epoch)
             elif f[0] == "S":
                 _put(out, "R", s.seal(int(f[1]), _b(f[2])))
             elif f[0] == "N":
@@ -58,10 +59,11 @@ def main(inp, out):
                 pattern = b"%d:" % seq
                 m = (pattern * (n // len(pattern) + 1))[:n]
                 _put(out, "R", s.seal(seq, m))
-            elif f[0] == "T":
-                s.rotate()
+            elif f[0] == "T":  # a new epoch: the receiver key set again, unchanged
+                s.set_receiver(receiver)
             elif f[0] == "K":
-                s.set_receiver((int(f[1]), _b(f[2])))
+                receiver = (int(f[1]), _b(f[2]))
+                s.set_receiver(receiver)
         except ValueError as e:
             out.write("ERR %s\n" % e)
 

@@ -152,16 +152,24 @@ def test_cme_tables():
     assert ap.cme_code("no-sim") == 100 and ap.cme_code("unknown") == 100 and ap.cme_code("sim|") == 100
 
 
+def fed_in_steps(cmd, wire, payload, steps):
+    """The events of wire fed to a fresh Framer expecting cmd, whole (step None) and in each
+    step size; every time its DATA bytes must be payload exactly."""
+    evs = []
+    for step in steps:
+        fr = ap.Framer()
+        fr.expect(cmd)
+        ev = feed_all(fr, wire, step)
+        assert b"".join(t for k, t in ev if k == ap.DATA) == payload, (step, ev)
+        evs.append(ev)
+    return evs
+
+
 def test_carecv_data_is_taken_raw():
     # SIM7080G: '+CARECV: <n>,<n bytes>' and the bytes may hold CR, LF, "OK" and anything
     payload = b"\r\nOK\r\n\x00\xff+CEREG: 1\r\n"
     wire = b"\r\n+CARECV: %d," % len(payload) + payload + b"\r\n\r\nOK\r\n"
-    for step in (None, 1, 5):
-        fr = ap.Framer()
-        fr.expect("AT+CARECV=0,512")
-        ev = feed_all(fr, wire, step)
-        data = b"".join(t for k, t in ev if k == ap.DATA)
-        assert data == payload, (step, ev)
+    for ev in fed_in_steps("AT+CARECV=0,512", wire, payload, (None, 1, 5)):
         assert [e for e in ev if e[0] != ap.DATA] == [(LINE, "+CARECV: %d" % len(payload)), (FINAL, "OK")]
     fr = ap.Framer()
     fr.expect("AT+CARECV=0,512")
@@ -172,11 +180,7 @@ def test_qird_data_is_taken_raw():
     # BG96: '+QIRD: <n>' CR LF, then n bytes, then CR LF, OK
     payload = b"\n\r\nOK\r\n\x01"
     wire = b"\r\n+QIRD: %d\r\n" % len(payload) + payload + b"\r\n\r\nOK\r\n"
-    for step in (None, 1, 3):
-        fr = ap.Framer()
-        fr.expect("AT+QIRD=0,512")
-        ev = feed_all(fr, wire, step)
-        assert b"".join(t for k, t in ev if k == ap.DATA) == payload, (step, ev)
+    for ev in fed_in_steps("AT+QIRD=0,512", wire, payload, (None, 1, 3)):
         assert ev[-1] == (FINAL, "OK")
 
 

@@ -5,6 +5,7 @@
 
 import os
 
+from fwtest import Central, MemCounter
 from hub import alarms, kinds, profiles, reading
 from hub.collect import Collector
 from hub.ble import Fifo
@@ -31,25 +32,12 @@ class Clock:
         return 1795000000000
 
 
-class Counter:
-    n = 0
-
-    def reserve(self):
-        self.n += 1
-        return self.n
-
-
-class Central:
-    def __init__(self):
-        self.events = Fifo(16)
-
-
 def _rig(root=None, kind="glucose"):
     if root is None:
         root = "/tmp/samband-collect-%s" % "".join("%02x" % b for b in os.urandom(4))
         os.mkdir(root)
     j = Journal(root=root + "/j", capacity=64 * 1024)
-    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), Counter(),
+    s = Sealer(b"\x00\x00\x5a\x4d\x00\x01", b"\x07" * 32, (1, x25519.scalarmult_base(b"\x09" * 32)), MemCounter(),
                os.urandom, j.context)
     store = Store(j, s, Clock(), 1)
     c = Collector(Central(), store, Clock(), [{"addr": GLU, "kind": kind}], log=lambda m: None,
@@ -91,6 +79,18 @@ def test_alarm_commits_at_once_and_wakes_the_uplink():
     assert woken == [1] and store.staged == 0  # durable without waiting for the commit task
     (q, prio, data, ctx), = list(j.pending())
     assert prio == reading.PRIO_ALARM
+
+
+def test_rr_intervals_are_stored_only_when_provisioned():
+    # heart rate 75/min with two RR intervals: the rate goes into the summary, the
+    # intervals are a reading of their own only with keep_rr (config "keep_rr": true)
+    for keep in (False, True):
+        c, d, j, store, root = _rig(kind="hr")
+        assert c.keep_rr is False  # the default
+        c.keep_rr = keep
+        d.handles[12] = 0x2A37
+        c._event(("notify", 1, 12, bytes.fromhex("104b04043804")))
+        assert d.bad_payloads == 0 and store.staged == (1 if keep else 0), (keep, store.staged)
 
 
 def test_alarm_thresholds():

@@ -7,12 +7,12 @@
 
 import os
 
-from fwtest import Rand, raises
+from fwtest import Rand, Scratch, raises
 from hub import cbor, segment
 from hub.journal import RESERVE, Journal, JournalError
 from hub.reading import CTX, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import payload, rmtree, scratch
+from journal_util import append, append_many, payload
 
 SEG = 512
 
@@ -32,10 +32,9 @@ def segment_files(root):
 
 
 def test_append_reads_back_in_order():
-    root = scratch("basic")
-    try:
+    with Scratch("basic") as root:
         j = opened(root)
-        got = [j.append(payload(i)) for i in range(1, 60)]
+        got = [append(j, payload(i)) for i in range(1, 60)]
         assert got == sorted(got) and len(set(got)) == len(got)
         assert j.count() == 59 and j.count(ROUTINE) == 59 and j.count(ALARM) == 0
         out = list(j.records())
@@ -45,41 +44,35 @@ def test_append_reads_back_in_order():
         assert seqs_of(j.pending()) == got
         assert len(segment_files(root)) > 3  # rolled over several segments
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_callable_record_gets_its_seq():
-    root = scratch("callable")
-    try:
+    with Scratch("callable") as root:
         j = opened(root)
         seen = []
 
         def seal(seq):
             seen.append(seq)
             return b"sealed %d" % seq
-        seq = j.append(seal)
+        seq = append(j, seal)
         assert seen == [seq]
         assert list(j.records())[0][2] == b"sealed %d" % seq
 
         def fill(q, view):  # the seal_into shape: writes in the journal's buffer
             view[:] = b"%08d" % q
-        seq2 = j.append(fill, size=8)
+        seq2 = append(j, fill, size=8)
         assert seq2 == seq + 1 and list(j.records())[1][2] == b"%08d" % seq2
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_sequence_numbers_never_reused_across_reopen():
-    root = scratch("seq")
-    try:
+    with Scratch("seq") as root:
         last = 0
         for boot in range(6):
             j = opened(root)
             assert j.next_seq > last
             for k in range(boot * 3):
-                seq = j.append(payload(k))
+                seq = append(j, payload(k))
                 assert seq > last
                 last = seq
             # a reopen without any append in between must not step back either
@@ -90,30 +83,24 @@ def test_sequence_numbers_never_reused_across_reopen():
         s = seqs_of(j.records())
         assert len(s) == len(set(s)) == sum(b * 3 for b in range(6))
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_reservation_is_persisted_before_use():
-    root = scratch("reserve")
-    try:
+    with Scratch("reserve") as root:
         j = opened(root, reserve=8)
-        seqs = [j.append(b"x") for _ in range(20)]
+        seqs = [append(j, b"x") for _ in range(20)]
         # a power cut now (no close): the next boot starts above every reserved seq
         j2 = opened(root, reserve=8)
         assert j2.next_seq > seqs[-1] and j2.next_seq <= seqs[-1] + 1 + 8
         j2.close()
-    finally:
-        rmtree(root)
 
 
 def test_acks_out_of_order_move_the_cursor_and_persist():
-    root = scratch("ack")
-    try:
+    with Scratch("ack") as root:
         j = opened(root)
-        routine = [j.append(payload(i)) for i in range(40)]
-        alarms = [j.append(payload(100 + i), PRIO_ALARM) for i in range(3)]
-        routine += [j.append(payload(200 + i)) for i in range(10)]
+        routine = [append(j, payload(i)) for i in range(40)]
+        alarms = [append(j, payload(100 + i), PRIO_ALARM) for i in range(3)]
+        routine += [append(j, payload(200 + i)) for i in range(10)]
         assert seqs_of(j.alarms()) == alarms
         assert j.count(ALARM) == 3
         # alarms first, then a block of routine records ahead of older ones
@@ -138,34 +125,28 @@ def test_acks_out_of_order_move_the_cursor_and_persist():
         j = opened(root)
         assert list(j.pending()) == [] and j.count() == 0
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_pending_merges_streams_in_seq_order_and_resumes_after():
-    root = scratch("merge")
-    try:
+    with Scratch("merge") as root:
         j = opened(root)
         r = Rand(3)
         want = []
         for i in range(50):
             p = PRIO_ALARM if r.below(5) == 0 else (PRIO_TELEMETRY if r.below(6) == 0 else PRIO_ROUTINE)
-            want.append((j.append(payload(i), p), p))
+            want.append((append(j, payload(i), p), p))
         got = [(q, p) for q, p, d, c in j.pending()]
         assert got == want
         mid = want[25][0]
         assert seqs_of(j.pending(after=mid)) == [q for q, p in want if q > mid]
         assert seqs_of(j.pending(ROUTINE)) == [q for q, p in want if p != PRIO_ALARM]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_reclaim_deletes_whole_delivered_segments():
-    root = scratch("reclaim")
-    try:
+    with Scratch("reclaim") as root:
         j = opened(root)
-        seqs = [j.append(payload(i, 40)) for i in range(100)]
+        seqs = [append(j, payload(i, 40)) for i in range(100)]
         before = len(segment_files(root))
         assert before >= 8
         j.ack(seqs[:50])
@@ -175,24 +156,21 @@ def test_reclaim_deletes_whole_delivered_segments():
         assert segment_files(root) == segment_files(root)[-1:]  # the newest stays: appends go there
         assert j.stats()["segments"] == 1
         # no segment was rewritten: the one left is the newest, byte for byte a prefix of what it was
-        seq = j.append(b"more")
+        seq = append(j, b"more")
         assert seqs_of(j.pending()) == [seq]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_eviction_takes_oldest_routine_before_any_alarm():
-    root = scratch("evict")
-    try:
+    with Scratch("evict") as root:
         reports = []
 
         def tel(seq, info):
             reports.append((seq, info))
             return cbor.dumps(info)
         j = opened(root, capacity=8 * SEG, telemetry=tel)
-        alarms = [j.append(payload(i, 30), PRIO_ALARM) for i in range(8)]
-        routine = [j.append(payload(i, 40)) for i in range(150)]
+        alarms = [append(j, payload(i, 30), PRIO_ALARM) for i in range(8)]
+        routine = [append(j, payload(i, 40)) for i in range(150)]
         st = j.stats()
         assert st["segments"] <= 8
         assert st["evicted"] > 0 and st["evicted_alarms"] == 0
@@ -212,79 +190,64 @@ def test_eviction_takes_oldest_routine_before_any_alarm():
         j = opened(root, capacity=8 * SEG, telemetry=tel)
         assert j.stats()["evicted"] == st["evicted"]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_alarms_are_evicted_only_when_no_routine_segment_is_left():
-    root = scratch("evict2")
-    try:
+    with Scratch("evict2") as root:
         j = opened(root, capacity=6 * SEG)
-        alarms = [j.append(payload(i, 60), PRIO_ALARM) for i in range(60)]
+        alarms = [append(j, payload(i, 60), PRIO_ALARM) for i in range(60)]
         st = j.stats()
         assert st["evicted_alarms"] > 0 and st["evicted"] >= st["evicted_alarms"]
         left = seqs_of(j.alarms())
         assert left == alarms[-len(left):]
         assert j.stats()["segments"] <= 6
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_default_eviction_report_is_a_telemetry_record():
-    root = scratch("evict3")
-    try:
+    with Scratch("evict3") as root:
         j = opened(root, capacity=4 * SEG)
         for i in range(60):
-            j.append(payload(i, 40))
+            append(j, payload(i, 40))
         tel = [d for q, p, d, c in j.pending() if p == PRIO_TELEMETRY]
         assert tel
         m = cbor.loads(tel[-1])
         assert m[CTX]["total"] == j.stats()["evicted"] > 0
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_bad_records_are_refused():
-    root = scratch("bad")
-    try:
+    with Scratch("bad") as root:
         j = opened(root)
-        raises(JournalError, j.append, b"")
-        raises(JournalError, j.append, b"x" * (SEG - 29))
-        raises(JournalError, j.append, b"x", 7)
-        assert j.append(b"x" * (SEG - 30)) > 0
+        raises(JournalError, j.stage, b"")
+        raises(JournalError, j.stage, b"x" * (SEG - 29))
+        raises(JournalError, j.stage, b"x", 7)
+        assert append(j, b"x" * (SEG - 30)) > 0
         raises(JournalError, Journal, root + "/k", capacity=SEG, segment_size=SEG)
         raises(JournalError, Journal, root + "/k", segment_size=16)
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_staged_records_are_not_durable_until_commit():
-    root = scratch("stage")
-    try:
+    with Scratch("stage") as root:
         j = opened(root)
-        a = j.append(b"durable")
+        a = append(j, b"durable")
         b = j.stage(b"staged")
         assert seqs_of(j.pending()) == [a]
         # "power cut": reopen without committing; the staged record may have made it or not
         j2 = opened(root)
         assert seqs_of(j2.records()) in ([a], [a, b]) and j2.next_seq > b
-        c = j2.append(b"after")
+        c = append(j2, b"after")
         assert c > b
         j2.close()
-        many = opened(root).append_many([b"m1", b"m2", b"m3"])
+        many = append_many(opened(root), [b"m1", b"m2", b"m3"])
         assert len(many) == 3 and many[0] > c
-    finally:
-        rmtree(root)
 
 
 def test_group_commit_writes_once_for_many_appends():
     # When to commit is the Store's choice (hub/store.py); the journal flushes
     # once for everything staged, and an alarm's commit takes the routine ones along.
-    root = scratch("group")
-    try:
+    with Scratch("group") as root:
         flushes = []
 
         class Counting(Journal):
@@ -300,31 +263,28 @@ def test_group_commit_writes_once_for_many_appends():
         assert sorted(seqs_of(j.pending())) == sorted(got)
         flushes[:] = []
         r = j.stage(payload(7, 12))
-        a = j.append(b"alarm", PRIO_ALARM)
+        a = append(j, b"alarm", PRIO_ALARM)
         assert sorted(flushes) == sorted([ALARM, ROUTINE]) and seqs_of(j.alarms()) == [a]
         assert r in seqs_of(j.pending())
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_every_segment_carries_the_context_its_records_need():
-    root = scratch("ctx")
-    try:
+    with Scratch("ctx") as root:
         j = opened(root, capacity=6 * SEG)
         j.context(b"E1" * 20)
-        first = [j.append(payload(i, 40)) for i in range(30)]
-        a = j.append(b"alarm", PRIO_ALARM)
+        first = [append(j, payload(i, 40)) for i in range(30)]
+        a = append(j, b"alarm", PRIO_ALARM)
         j.context(b"E2" * 25)
-        second = [j.append(payload(i, 40)) for i in range(30)]
-        b = j.append(b"alarm2", PRIO_ALARM)
+        second = [append(j, payload(i, 40)) for i in range(30)]
+        b = append(j, b"alarm2", PRIO_ALARM)
         ctx = dict((q, c) for q, p, d, c in j.records())
         assert all(ctx[q] == b"E1" * 20 for q in first if q in ctx)
         assert all(ctx[q] == b"E2" * 25 for q in second if q in ctx)
         assert ctx[a] == b"E1" * 20 and ctx[b] == b"E2" * 25
         # evict the older segments: what is left still reads with its context
         for i in range(40):
-            j.append(payload(i, 40))
+            append(j, payload(i, 40))
         for _q, _p, _d, c in j.records():
             assert c in (b"E1" * 20, b"E2" * 25)
         j.close()
@@ -332,15 +292,12 @@ def test_every_segment_carries_the_context_its_records_need():
         for _q, _p, _d, c in j.records():
             assert c in (b"E1" * 20, b"E2" * 25)
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_torn_tail_is_counted_and_appends_move_on():
-    root = scratch("torn")
-    try:
+    with Scratch("torn") as root:
         j = opened(root)
-        seqs = [j.append(payload(i)) for i in range(5)]
+        seqs = [append(j, payload(i)) for i in range(5)]
         j.close()
         name = segment_files(root)[-1]
         path = root + "/j/seg/" + name
@@ -349,18 +306,15 @@ def test_torn_tail_is_counted_and_appends_move_on():
         j = opened(root)
         assert j.torn == 1 and j.damaged == 0
         assert seqs_of(j.records()) == seqs
-        s = j.append(b"next")
+        s = append(j, b"next")
         assert s > seqs[-1] and segment_files(root)[-1] != name
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_lost_state_copy_falls_back_and_skips_seqs():
-    root = scratch("state")
-    try:
+    with Scratch("state") as root:
         j = opened(root)
-        seqs = [j.append(payload(i)) for i in range(10)]
+        seqs = [append(j, payload(i)) for i in range(10)]
         j.ack(seqs[:3])
         last_next = j.next_seq
         j.close()
@@ -380,8 +334,6 @@ def test_lost_state_copy_falls_back_and_skips_seqs():
         assert j.state_fallback == 2 and j.next_seq > last_next + RESERVE
         assert set(seqs[3:]) <= set(seqs_of(j.pending()))
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_segment_names_and_headers():

@@ -8,12 +8,12 @@
 import gc
 from binascii import crc32
 
-from fwtest import IS_MPY, Rand
+from fwtest import IS_MPY, Rand, Scratch
 from hub import segment
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY
 from hub.segment import ALARM, ROUTINE
-from journal_util import files, payload, restore, rmtree, scratch
+from journal_util import append, files, payload, restore
 
 # The test keeps a snapshot of every file and a table of every record; the
 # journal's own heap is held to 100k by test_journal.py and the virtual hub.
@@ -37,7 +37,7 @@ def build(root):
             cur = b"epoch %d header" % i
             j.context(cur)
         p = PRIO_ALARM if r.below(7) == 0 else (PRIO_TELEMETRY if r.below(9) == 0 else PRIO_ROUTINE)
-        seq = j.append(lambda q: payload(q), p)
+        seq = append(j, lambda q: payload(q), p)
         ctx[seq] = cur
     pend = [q for q, p, d, c in j.pending()]
     j.ack(pend[:25])
@@ -116,8 +116,7 @@ def hit_seqs(spans, dmg):
 
 
 def test_bit_flips_and_truncations_lose_only_what_they_touch():
-    root = scratch("corrupt")
-    try:
+    with Scratch("corrupt") as root:
         truth, nxt = build(root)
         snap = files(root)
         spans = layout(snap)
@@ -166,17 +165,14 @@ def test_bit_flips_and_truncations_lose_only_what_they_touch():
                     k == "flip" and rel.startswith("j/seg") for rel, k, w in dmg), (trial, dmg, st)
             assert j.count() == sum(1 for q in got if j.is_pending(q, ALARM if truth[q][0] == PRIO_ALARM else ROUTINE))
             # the hub carries on, without reusing a sequence number
-            seq = j.append(b"after the damage")
+            seq = append(j, b"after the damage")
             assert seq >= nxt, "trial %d %r: seq %d reused" % (trial, dmg, seq)
             j.close()
         assert counted > TRIALS // 4
-    finally:
-        rmtree(root)
 
 
 def test_damaged_state_never_turns_pending_into_delivered():
-    root = scratch("corrupt-state")
-    try:
+    with Scratch("corrupt-state") as root:
         truth, nxt = build(root)
         snap = files(root)
         r = Rand(77)
@@ -191,7 +187,5 @@ def test_damaged_state_never_turns_pending_into_delivered():
             for q, p, _d, _c in j.records():
                 if truth[q][3]:
                     assert j.is_pending(q, ALARM if p == PRIO_ALARM else ROUTINE)
-            assert j.append(b"x") >= nxt
+            assert append(j, b"x") >= nxt
             j.close()
-    finally:
-        rmtree(root)

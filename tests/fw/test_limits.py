@@ -5,7 +5,7 @@
 
 import os
 
-from fwtest import Rand, raises
+from fwtest import Rand, raises, rmtree, scratch
 from hub import alarms, cbor, kinds, limits, seal
 from hub import profiles as P
 from hub.crypto import box, hmac, x25519
@@ -31,20 +31,9 @@ def signed(serial, rules, auth_sk=AUTH_SK, hub_id=HUB_ID, label=limits.LIMITS_LA
     return body + hmac.hmac_sha256(_kcfg[auth_sk], label, bytes((len(hub_id),)), hub_id, body)[:16]
 
 
-def _rmtree(d):
-    for name in os.listdir(d):
-        p = d + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(d)
-
-
 def flash():
     """A hub's /keys on a fresh folder, as samband provision leaves it: (root, Keys)."""
-    d = "/tmp/samband-limits-" + "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(d)
+    d = scratch("limits")
     os.mkdir(d + "/keys")
     body = bytes((seal.V_CONFIG, 0, 0, 0, 1, 1, 1)) + RCV_PK
     cfg = body + seal.config_tag(box.beforenm(HUB_PK, AUTH_SK), HUB_ID, body)
@@ -52,6 +41,18 @@ def flash():
         with open(d + "/keys/" + name, "wb") as f:
             f.write(data)
     return d, seal.Keys(HUB_ID, d + "/keys")
+
+
+class Flashed:
+    """flash() for one test, and afterwards the default limits back and the folder gone."""
+
+    def __enter__(self):
+        self.d, keys = flash()
+        return self.d, keys
+
+    def __exit__(self, *exc):
+        alarms.set_limits([])
+        rmtree(self.d)
 
 
 def cgm(mg_dl, status=None):
@@ -80,8 +81,7 @@ def test_config_format_and_malformed_rules():
 
 
 def test_signed_limits_replace_the_defaults_and_survive_a_reboot():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         lim = limits.Limits(keys, d + "/keys")
         lim.load()
         assert lim.serial == 0 and lim.problem is None
@@ -93,14 +93,10 @@ def test_signed_limits_replace_the_defaults_and_survive_a_reboot():
         again.load()
         assert again.serial == 1 and cgm(65) == PRIO_ALARM
         assert again.stats() == {"serial": 1, "rules": 1, "refused": 0}
-    finally:
-        alarms.set_limits([])
-        _rmtree(d)
 
 
 def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_stay():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         lim = limits.Limits(keys, d + "/keys")
         lim.offer(signed(5, [(GLU, "mg/dL", 70, 250)]))
         wide = [(GLU, "mg/dL", 40, 400)]  # what a thief would want: no alarm until 40
@@ -118,14 +114,10 @@ def test_forged_modified_replayed_and_older_configs_are_refused_and_the_limits_s
             assert lim.refused == n + 1 and "limits 5 stay" in lim.problem, what
             assert lim.serial == 5 and cgm(65) == PRIO_ALARM and cgm(300) == PRIO_ALARM, what
         assert limits.Limits(keys, d + "/keys").refused == len(cases)  # the count survives a reboot
-    finally:
-        alarms.set_limits([])
-        _rmtree(d)
 
 
 def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
-    d, keys = flash()
-    try:
+    with Flashed() as (d, keys):
         k = d + "/keys/"
         with open(k + "limits.new", "wb") as f:
             f.write(signed(2, [(GLU, "mg/dL", 80, 200)]))
@@ -148,9 +140,6 @@ def test_a_new_config_left_on_flash_is_taken_at_boot_or_refused():
         lim.load()
         assert lim.serial == 0 and "stored" in lim.problem and "default limits stay" in lim.problem
         assert cgm(75) == PRIO_ROUTINE and cgm(50) == PRIO_ALARM
-    finally:
-        alarms.set_limits([])
-        _rmtree(d)
 
 
 def test_blood_pressure_limits_judge_each_component():

@@ -54,12 +54,10 @@ def test_signature_refusals():
 def test_manifest_board_kind_version_refusals():
     good = _read(GOOD)
     assert _code(_read("release/bad-manifest.sbr")) == "manifest"
-    assert _code(good, board="picow") == "board"
-    assert _code(good, kind="firmware") == "kind"
-    assert _code(good, running="1.2.1") == "downgrade"
-    assert _code(good, running="2") == "downgrade"
-    assert _code(good, running="1.2") == "same"
-    assert _code(good, running="0.0.1") == "too-old"
+    for kw, code in (({"board": "picow"}, "board"), ({"kind": "firmware"}, "kind"),
+                     ({"running": "1.2.1"}, "downgrade"), ({"running": "2"}, "downgrade"),
+                     ({"running": "1.2"}, "same"), ({"running": "0.0.1"}, "too-old")):
+        assert _code(good, **kw) == code, (kw, code)
     assert release.verify_stream(io.BytesIO(good), _pub(), "vhub", "1.1.65535")["v"] == "1.2.0"
 
 

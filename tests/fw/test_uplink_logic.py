@@ -10,7 +10,8 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from journal_util import rmtree, scratch
+from fwtest import Scratch
+from journal_util import append
 from hub.journal import Journal
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
 from hub.seal import unbatch
@@ -36,14 +37,14 @@ def record(number, seq, n=30):
     return struct.pack(">BBH", 0x10, number & 0xFF, seq & 0xFFFF) + bytes((seq + i) & 0xFF for i in range(n))
 
 
-def setup(tag, **cfg):
-    root = scratch(tag)
+def uplink_in(root, **cfg):
+    """A journal in root and an Uplink on it whose MQTT client keeps what it is given: (j, up)."""
     j = Journal(root, capacity=64 * 1024, segment_size=2048)
     c = {"host": "x", "hub_id": b"\x00\x00\x5a\x4d\x00\x01", "batch_bytes": 1024, "batch_age_ms": 0}
     c.update(cfg)
     up = Uplink(j, c)
     up.client = FakeClient()
-    return root, j, up
+    return j, up
 
 
 def pump(up):
@@ -56,10 +57,10 @@ def sent_seqs(up, k):
 
 
 def test_alarms_first_with_their_headers():
-    root, j, up = setup("up1")
-    try:
+    with Scratch("up1") as root:
+        j, up = uplink_in(root)
         j.context(header(5))
-        q = [j.append(lambda seq: record(5, seq), PRIO_ALARM if s == 3 else PRIO_ROUTINE) for s in range(4)]
+        q = [append(j, lambda seq: record(5, seq), PRIO_ALARM if s == 3 else PRIO_ROUTINE) for s in range(4)]
         assert pump(up)
         items, seqs = sent_seqs(up, 0)
         assert items[0] == header(5) and seqs == [q[3]]
@@ -68,15 +69,13 @@ def test_alarms_first_with_their_headers():
         assert up.client.sent[0][0] == "samband/00005a4d0001/up"
         assert not pump(up)  # everything in flight: nothing sent again
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_ack_moves_the_journal_and_reconnect_resends():
-    root, j, up = setup("up2")
-    try:
+    with Scratch("up2") as root:
+        j, up = uplink_in(root)
         j.context(header(9))
-        q = [j.append(lambda seq: record(9, seq), PRIO_ROUTINE) for s in range(6)]
+        q = [append(j, lambda seq: record(9, seq), PRIO_ROUTINE) for s in range(6)]
         pump(up)
         assert j.count() == 6  # a PUBACK is not an ack
         up._on_message(up.ack_topic, encode_ack([q[0], q[1], q[2], q[4]]))
@@ -90,26 +89,22 @@ def test_ack_moves_the_journal_and_reconnect_resends():
         assert pump(up)
         assert sent_seqs(up, 1)[1] == [q[3], q[5]]
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_routine_waits_for_size_or_age_and_header_found_by_tag():
-    root, j, up = setup("up3", batch_age_ms=60000, batch_bytes=400)
-    try:
-        q0 = j.append(lambda seq: record(2, seq), PRIO_ROUTINE)  # before any context: header from contexts()
+    with Scratch("up3") as root:
+        j, up = uplink_in(root, batch_age_ms=60000, batch_bytes=400)
+        q0 = append(j, lambda seq: record(2, seq), PRIO_ROUTINE)  # before any context: header from contexts()
         j.context(header(2))
-        q1 = j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
+        q1 = append(j, lambda seq: record(2, seq), PRIO_ROUTINE)
         assert not pump(up)  # young and small
         for _s in range(12):
-            j.append(lambda seq: record(2, seq), PRIO_ROUTINE)
+            append(j, lambda seq: record(2, seq), PRIO_ROUTINE)
         assert pump(up)  # enough bytes
         items, seqs = sent_seqs(up, 0)
         assert items[0] == header(2) and seqs[:2] == [q0, q1]
         assert sum(len(it) for it in items) <= 400 + 70
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_batches_stay_within_what_a_receiver_takes():
@@ -120,14 +115,14 @@ def test_batches_stay_within_what_a_receiver_takes():
     assert uplink.MAX_BATCH_BYTES == seal.MAX_BATCH_BYTES and uplink.MAX_BATCH_ITEMS == seal.MAX_BATCH_ITEMS
     if sys.implementation.name != "cpython":
         return  # 500 records in one candidate list need more than the port's 200 KB test heap
-    root, j, up = setup("up9", batch_bytes=10 ** 6)
-    try:
+    with Scratch("up9") as root:
+        j, up = uplink_in(root, batch_bytes=10 ** 6)
         assert up.batch_bytes <= uplink.MAX_BATCH_BYTES // 2
         j.context(header(1))
         n = 1100  # more than MAX_BATCH_ITEMS: one batch could not hold them
-        first = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+        first = append(j, lambda seq: record(1, seq, 2), PRIO_ROUTINE)
         for _ in range(n - 1):
-            last = j.append(lambda seq: record(1, seq, 2), PRIO_ROUTINE)
+            last = append(j, lambda seq: record(1, seq, 2), PRIO_ROUTINE)
         while pump(up):
             pass
         got = []
@@ -139,17 +134,15 @@ def test_batches_stay_within_what_a_receiver_takes():
             got += seqs
         assert len(up.client.sent) >= 2 and len(got) == n
         assert sorted(got) == [q & 0xFFFF for q in range(first, last + 1)]
-    finally:
-        rmtree(root)
 
 
 def test_an_unanswered_time_request_is_asked_again_an_answered_one_not():
     from hub import cbor
-    root, j, up = setup("up10")
-    got = []
-    up.on_time = lambda utc, unc: got.append((utc, unc))
-    up.time_retry = 0  # (15 s on a hub: above the receiver's one reply per 10 s)
-    try:
+    with Scratch("up10") as root:
+        j, up = uplink_in(root)
+        got = []
+        up.on_time = lambda utc, unc: got.append((utc, unc))
+        up.time_retry = 0  # (15 s on a hub: above the receiver's one reply per 10 s)
         assert cbor.loads(up._status_payload())["tq"] == 1
         assert cbor.loads(up._status_payload())["tq"] == 2  # the reply was lost: asked again
         up._on_message(up.ack_topic, cbor.dumps({"tq": 1, "t": 1796180137000}))  # late, for the first
@@ -160,16 +153,14 @@ def test_an_unanswered_time_request_is_asked_again_an_answered_one_not():
         assert len(got) == 1
         assert "tq" not in cbor.loads(up._status_payload())  # answered: next after time_ms (10 min)
         j.close()
-    finally:
-        rmtree(root)
 
 
 def test_receiver_time_is_asked_for_and_measured_against_the_round_trip():
     from hub import cbor
-    root, j, up = setup("up9")
-    got = []
-    up.on_time = lambda utc, unc: got.append((utc, unc))
-    try:
+    with Scratch("up9") as root:
+        j, up = uplink_in(root)
+        got = []
+        up.on_time = lambda utc, unc: got.append((utc, unc))
         st = cbor.loads(up._status_payload())
         q = st["tq"]
         assert q == 1 and st["pending"] == 0
@@ -186,5 +177,3 @@ def test_receiver_time_is_asked_for_and_measured_against_the_round_trip():
         up._handle_acks()
         assert up.counters["bad_times"] == 1 and up.counters["bad_acks"] == 0
         j.close()
-    finally:
-        rmtree(root)

@@ -28,6 +28,7 @@ FAILED = "failed"            # gave up; `reason` says why
 STATES = (OFF, STARTING, SEARCHING, CONNECTING, UP, DEGRADED, FAILED)
 
 from hub.ticks import sleep_ms  # noqa: E402, F401 - the bearers import it from here
+from hub.errors import HubError
 
 
 async def open_ip(bearer, link, host, port, ssl=None, server_hostname=None):
@@ -45,7 +46,7 @@ async def open_ip(bearer, link, host, port, ssl=None, server_hostname=None):
     return await asyncio.open_connection(host, port)
 
 
-class BearerError(ValueError):
+class BearerError(HubError):
     """A bearer could not do what was asked; reason is a short fixed word
     (for counters and status), the message says the rest."""
 

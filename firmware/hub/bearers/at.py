@@ -18,6 +18,7 @@ from hub.bearers import atparse
 from hub.bearers.atparse import DATA, FINAL, LINE, PROMPT, STRAY, URC
 
 from hub.ticks import sleep_ms, ticks_diff, ticks_ms
+from hub.errors import HubError
 
 DEFAULT_TIMEOUT_MS = 2000
 URC_QUEUE = 16  # URCs kept for a poller; the oldest go first (counted)
@@ -28,7 +29,7 @@ def wait_ms(aw, ms):
     return f(aw, ms) if f else asyncio.wait_for(aw, ms / 1000)
 
 
-class ATError(ValueError):
+class ATError(HubError):
     """A command that did not succeed. kind: 'error' (ERROR / NO CARRIER ...),
     'cme' / 'cms' (with code), 'timeout', 'rebooted', 'closed'."""
 

@@ -68,7 +68,10 @@ def cme_reason(code, default=None):
     return _CME[i:_CME.index("=", i)]
 
 
-class ATParseError(ValueError):
+from hub.errors import HubError
+
+
+class ATParseError(HubError):
     pass
 
 

@@ -31,11 +31,12 @@ class Cellular(Bearer):
     """config: apn (required), user, password, auth ('pap', 'chap', 'any'),
     pin, roaming (default True), search_ms, poll_ms. stream: the modem's byte
     stream (hub/bearers/serial.py). pwrkey: an async function(ms) that pulses
-    the modem's PWRKEY, or None."""
+    the modem's PWRKEY, or None. make_ppp: () -> a network.PPP on the modem's
+    UART, where the board has it (hub/bearers/ppp.py); None: the modem's own sockets."""
 
     kind = "cellular"
 
-    def __init__(self, name, stream, config, profile="sim7080g", pwrkey=None, on_change=None):
+    def __init__(self, name, stream, config, profile="sim7080g", pwrkey=None, on_change=None, make_ppp=None):
         super().__init__(name, on_change)
         if not config.get("apn"):
             raise BearerError("no-apn", "no APN provisioned for %s" % name)
@@ -60,6 +61,8 @@ class Cellular(Bearer):
         self._boots = 0
         self._reg_changed = False
         self.sockets = {}  # cid -> ModemSocket (hub/bearers/sockets.py)
+        self.make_ppp = make_ppp
+        self.link = None  # the PppLink while PPP carries the data
 
     # ------------------------------------------------------------ URCs
 
@@ -91,8 +94,15 @@ class Cellular(Bearer):
                     self.set_state(UP)
                 else:
                     self.set_state(DEGRADED, "lost-registration")
-        elif self.state in (UP, DEGRADED) and (
-                line == "NO CARRIER" or line == self.profile["pdp_down_urc"]):
+        elif self.state in (UP, DEGRADED) and line.startswith(self.profile["pdp_down_urc"]):
+            # The network took the data context down (BG96 names it: '+QIURC: "pdpdeact",1'):
+            # the modem's sockets went with it and nothing comes back by itself. Failed, so
+            # that a manager brings the bearer up again, as after a reboot.
+            for s in self.sockets.values():
+                s.gone()
+            self.sockets = {}
+            self.set_state(FAILED, "data-lost")
+        elif self.state in (UP, DEGRADED) and line == "NO CARRIER":
             self.set_state(DEGRADED, "data-lost")
 
     def _on_reboot(self):
@@ -108,6 +118,9 @@ class Cellular(Bearer):
     async def up(self):
         """Registered and data context active, or BearerError(reason)."""
         self.attempts += 1
+        if self.link is not None:  # a PPP call from before: the UART back to commands first
+            await self.link.stop()
+            self.link = None
         self.at.start()
         t0 = ticks_ms()
         self.set_state(STARTING)
@@ -118,7 +131,13 @@ class Cellular(Bearer):
             self.register_ms = ticks_diff(ticks_ms(), t0)
             await self._telemetry()
             self._phase(CONNECTING)
-            await self._pdp()
+            if self.make_ppp is not None:
+                from hub.bearers.ppp import PppLink  # only a board with network.PPP loads it
+                link = PppLink(self, self.make_ppp)
+                self.ip = await link.start()
+                self.link = link
+            else:
+                await self._pdp()
             self.connect_ms = ticks_diff(ticks_ms(), t0)
             self._phase(UP)
         except BearerError as e:
@@ -277,7 +296,7 @@ class Cellular(Bearer):
                 u = await at.next_urc(left)
                 if u == want:
                     break
-                if u == p["pdp_down_urc"]:
+                if u is not None and u.startswith(p["pdp_down_urc"]):
                     raise BearerError("pdp-failed", "the network refused the data context")
                 if self.state == FAILED:
                     raise BearerError(self.reason or "rebooted")
@@ -296,6 +315,8 @@ class Cellular(Bearer):
         for a server the hub cannot verify."""
         if self.state not in (UP, DEGRADED):
             raise BearerError("down", "%s is %s" % (self.name, self.state))
+        if self.link is not None:
+            return await self.link.open(host, port, ssl, server_hostname)
         from hub.bearers.sockets import open_socket
         s = await open_socket(self, host, port)
         if ssl is None:
@@ -308,8 +329,13 @@ class Cellular(Bearer):
         for s in list(self.sockets.values()):
             await s.aclose()
         at = self.at
+        steps = (self.profile["pdp_off"], self.profile["power_off"])
+        if self.link is not None:  # PPP down and the call hung up; no vendor context was opened
+            await self.link.stop()
+            self.link = None
+            steps = steps[1:]
         if at.closed is None and self.state != OFF:
-            for command, timeout in (self.profile["pdp_off"], self.profile["power_off"]):
+            for command, timeout in steps:
                 try:
                     await at.cmd(command, timeout)
                 except ATError:
@@ -329,6 +355,8 @@ class Cellular(Bearer):
             "attempts": self.attempts, "bad_replies": self.bad_replies, "at_tx": at.tx, "at_rx": at.rx, "at_timeouts": at.timeouts,
             "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray,
         })
+        if self.link is not None:
+            m.update(self.link.metrics())
         return m
 
 

@@ -24,6 +24,7 @@ class HostNet(Bearer):
     bound to (the virtual hub in a network namespace)."""
 
     kind = "hostnet"
+    fixed_path = True  # every connection goes to host:port: no update over HTTPS from another server
 
     def __init__(self, name, config, on_change=None):
         super().__init__(name, on_change)

@@ -29,6 +29,7 @@ class ModemSocket:
         self.buf = bytearray()
         self.out = bytearray()
         self.ev = asyncio.Event()  # data announced, or peer closed
+        self.wlock = asyncio.Lock()  # one drain at a time (below)
         self.peer_closed = False
         self.closed = False
         self.tx = 0
@@ -93,16 +94,21 @@ class ModemSocket:
         self.out.extend(data)
 
     async def drain(self):
-        while self.out:
-            if self.closed or self.peer_closed:
-                raise OSError("socket %d is closed" % self.cid)
-            chunk = bytes(self.out[:SEND])
-            try:
-                await self.at.cmd(self.p["sock_send"](self.cid, len(chunk)), 10000, payload=chunk)
-            except ATError as e:
-                raise OSError("send on socket %d: %s" % (self.cid, e))
-            self.out[:len(chunk)] = b""
-            self.tx += len(chunk)
+        # Two tasks drain one socket (the MQTT client's publisher, and its reader
+        # answering the receiver's QoS 1 acks with PUBACKs): without the lock the
+        # second took the chunk the first was still sending and sent it again, and
+        # the server saw the same TLS record twice ("bad record mac").
+        async with self.wlock:
+            while self.out:
+                if self.closed or self.peer_closed:
+                    raise OSError("socket %d is closed" % self.cid)
+                chunk = bytes(self.out[:SEND])
+                try:
+                    await self.at.cmd(self.p["sock_send"](self.cid, len(chunk)), 10000, payload=chunk)
+                except ATError as e:
+                    raise OSError("send on socket %d: %s" % (self.cid, e))
+                self.out[:len(chunk)] = b""
+                self.tx += len(chunk)
 
     async def aclose(self):
         if not self.closed:

@@ -99,6 +99,8 @@ class TlsStream:
         self.out.extend(data)
 
     async def drain(self):
+        # What mbedTLS took leaves `out` before the next await: a second task draining
+        # meanwhile (the reader's PUBACK beside a publish) must not encrypt it again.
         while self.out:
             if self.failed:
                 raise OSError(self.failed)
@@ -106,12 +108,12 @@ class TlsStream:
                 n = self.t.write(self.out)
             except Exception as e:
                 await self._fail(e)
+            if n:
+                self.out[:n] = b""
             await self._flush()
-            if n is None:
+            if n is None and self.out:
                 if not await self._more():
                     raise OSError("connection closed while sending over TLS")
-                continue
-            self.out[:n] = b""
 
     def close(self):
         try:

@@ -7,6 +7,8 @@
 
 import asyncio
 
+from hub.errors import HubError
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -14,10 +16,6 @@ except ImportError:  # CPython
         return x
 
 FIFO_SIZE = const(256)
-
-MODE_OFF = const(0)
-MODE_NOTIFY = const(1)
-MODE_INDICATE = const(2)
 
 # GATT characteristic properties (Core spec Vol 3 Part G 3.3.1.1)
 PROP_READ = const(0x02)
@@ -49,8 +47,31 @@ async def wait_ms(aw, ms):
     return await asyncio.wait_for(aw, ms / 1000)
 
 
-class BleError(OSError):
-    """A BLE operation failed or timed out; the text says which and why."""
+# BleError.reason: the device refused the bond we keep for it (HCI 0x06, PIN or Key
+# Missing): it lost it (reset, new battery) or an impostor uses its address.
+KEY_MISSING = "key-missing"
+
+
+class BleError(HubError):
+    """A BLE operation failed or timed out; the text says which and why, for people.
+    Code decides by reason (None, or a word above such as KEY_MISSING), never by the
+    text. A HubError, not an OSError: MicroPython allows one native base, and no
+    caller needs an errno (a stack's OSError is named in the text)."""
+
+    def __init__(self, msg, reason=None):
+        super().__init__(msg)
+        self.reason = reason
+
+
+class Link:
+    """What a connection to one device is, on either stack: the bridge's and the
+    native Connection extend it, so the collector sees the same fields."""
+
+    def __init__(self, central, handle, addr):
+        self.central = central
+        self.handle = handle
+        self.addr = addr
+        self.mtu = 23
 
 
 class Char:

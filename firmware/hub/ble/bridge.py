@@ -7,7 +7,7 @@ import asyncio
 import struct
 
 from hub import cbor
-from hub.ble import BleError, Char, Fifo, Service, wait_ms
+from hub.ble import BleError, Char, Fifo, Link, Service, wait_ms
 
 # The bridge protocol's frame codes and size (docs/ble.md, "Bridge protocol").
 # This module owns them: the host's bridge server and client import these
@@ -15,7 +15,7 @@ from hub.ble import BleError, Char, Fifo, Service, wait_ms
 # length and a CBOR array whose first item is one of these codes.
 REQ = 0  # hub -> bridge: [REQ, rid, op, args...]
 OK = 1  # bridge -> hub: [OK, rid, result]
-ERR = 2  # bridge -> hub: [ERR, rid, message]
+ERR = 2  # bridge -> hub: [ERR, rid, message] or [ERR, rid, message, reason] (a BleError reason word)
 EVENT = 3  # bridge -> hub: [EVENT, name, args...]
 KEYREQ = 4  # bridge -> hub: [KEYREQ, rid, op, args...] (the hub owns the bond keys)
 KEYREP = 5  # hub -> bridge: [KEYREP, rid, result]
@@ -30,13 +30,7 @@ def frame(msg):
     return struct.pack(">H", len(body)) + body
 
 
-class Connection:
-    def __init__(self, central, handle, addr):
-        self.central = central
-        self.handle = handle
-        self.addr = addr
-        self.mtu = 23
-
+class Connection(Link):
     async def exchange_mtu(self, mtu=247):
         self.mtu = await self.central.call("mtu", self.handle, mtu)
         return self.mtu
@@ -138,7 +132,7 @@ class Central:
             raise BleError("BLE bridge connection lost")
         self._rid = (self._rid + 1) & 0x3FFFFFFF
         rid = self._rid
-        slot = [asyncio.Event(), None, None]
+        slot = [asyncio.Event(), None, None, None]  # done, result, error text, error reason
         self._wait[rid] = slot
         try:
             w.write(frame([REQ, rid, op] + list(args)))
@@ -152,7 +146,7 @@ class Central:
         finally:
             self._wait.pop(rid, None)
         if slot[2] is not None:
-            raise BleError("%s: %s" % (op, slot[2]))
+            raise BleError("%s: %s" % (op, slot[2]), slot[3])
         return slot[1]
 
     async def scan(self, on, active=True):
@@ -192,12 +186,14 @@ class Central:
                             slot[1] = msg[2]
                         else:
                             slot[2] = str(msg[2])
+                            if len(msg) > 3 and isinstance(msg[3], str):
+                                slot[3] = msg[3]
                         slot[0].set()
                 elif kind == KEYREQ:
                     await self._keystore(msg)
                 else:
                     self.errors += 1
-        except (EOFError, OSError) as e:
+        except (EOFError, OSError, BleError) as e:  # BleError: a key-store reply too long to frame
             why = "BLE bridge connection lost: %s" % (e,)
         self._lost(why)
 

@@ -34,7 +34,7 @@ import asyncio
 
 import bluetooth
 
-from hub.ble import BleError, Char, Fifo, Flag, Service, wait_ms
+from hub.ble import KEY_MISSING, BleError, Char, Fifo, Flag, Link, Service, wait_ms
 from hub.ble import bonds as _bonds
 
 try:
@@ -119,12 +119,9 @@ class _Op:
         self.value = None
 
 
-class Connection:
+class Connection(Link):
     def __init__(self, central, handle, addr):
-        self.central = central
-        self.handle = handle
-        self.addr = addr
-        self.mtu = 23
+        super().__init__(central, handle, addr)
         self.op = None
         self.encrypted = False
         self.broken = None  # why this link is unusable (gone, or dropped after a timeout)
@@ -211,7 +208,7 @@ class Connection:
         if not enc and had:
             # ENCRYPTION_UPDATE carries no status: with a stored bond, "not encrypted" means the
             # device no longer has it (PIN or Key Missing, 0x06) - or an impostor uses its address.
-            raise BleError("KEY_MISSING: the device refused our stored bond (0x06)")
+            raise BleError("the device refused our stored bond (PIN or Key Missing, 0x06)", KEY_MISSING)
         return {"encrypted": bool(enc), "bonded": bool(bonded), "lesc": bool(lesc), "key_size": key_size}
 
     async def read(self, handle, timeout_ms=10000):

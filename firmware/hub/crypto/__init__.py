@@ -19,7 +19,10 @@
 # Submodules are imported on demand: this file stays tiny.
 
 
-class CryptoError(ValueError):
+from hub.errors import HubError
+
+
+class CryptoError(HubError):
     """A box or tag that does not verify, a weak public key, or an argument of the wrong size."""
 
 

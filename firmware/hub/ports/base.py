@@ -133,6 +133,7 @@ class BasePort:
         from hub.bearers import serial
         uart = machine.UART(u["id"], baudrate=u.get("baud", 115200), tx=u["tx"], rx=u["rx"],
                             timeout=0, rxbuf=1024)
+        self.modem_uart = uart  # the raw UART, for a board whose network.PPP takes it over
         key = self.board["pins"].get("modem_pwrkey")
         pwrkey = None
         if key is not None:

@@ -56,7 +56,31 @@ class Port(BasePort):
     def modem(self):
         return self.uart_modem(machine)
 
+    def bearers(self, config=None):
+        kinds = [b.get("kind") for b in (config or {}).get("bearers") or () if isinstance(b, dict)]
+        self._ip_beside = "wifi" in kinds or "lan" in kinds
+        return BasePort.bearers(self, config)
+
     def make_bearer(self, kind, name, spec):
+        if kind == "cellular":
+            # PPP (network.PPP, MicroPython >= 1.24) where cellular is the board's one IP
+            # bearer: connect() makes PPP lwIP's default interface and DNS (ports/esp32/
+            # network_ppp.c pppapi_set_default, ppp_set_usepeerdns), so beside Wi-Fi or
+            # Ethernet both sessions would leave by it; there the modem's own sockets
+            # (which never touch the route) carry cellular. "data": "ppp" | "sockets" decides.
+            import network
+            mode = spec.get("data") or ("sockets" if getattr(self, "_ip_beside", False) else "ppp")
+            if mode not in ("ppp", "sockets"):
+                from hub.bearers import BearerError
+                raise BearerError("bad-config", "bearer %s: data must be ppp or sockets, not %r" % (name, mode))
+            if mode == "ppp" and hasattr(network, "PPP"):
+                m = self.modem()
+                if m is None:
+                    return None
+                from hub.bearers.cellular import Cellular
+                uart = self.modem_uart
+                return Cellular(name, m[0], spec, spec.get("modem", self.board.get("modem", "sim7080g")), m[1],
+                                make_ppp=lambda: network.PPP(uart))
         if kind == "wifi":
             import network
             from hub.bearers.wifi import WiFi

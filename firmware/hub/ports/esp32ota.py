@@ -23,6 +23,13 @@ class Slots:
         """The label of the app partition the next reset boots (Partition.BOOT: esp_ota_get_boot_partition)."""
         return self.P(self.P.BOOT).info()[4]
 
+    def head(self, n):
+        """The first n bytes of the running app partition (its image header and app descriptor,
+        hub/otafw.py image_version): readblocks(0, buf) is esp_partition_read of len(buf) bytes."""
+        buf = bytearray(n)
+        self.P(self.P.RUNNING).readblocks(0, buf)
+        return buf
+
     def idle(self):
         """(partition, label, bytes) to write an update to: get_next_update() of the running one
         (esp_ota_get_next_update_partition). OSError(ENOENT) on a firmware without OTA partitions."""

@@ -19,7 +19,11 @@ class Port(BasePort):
         self._host_clock = os.getenv("SAMBAND_VHUB_CLOCK") != "board"
         # SAMBAND_VHUB_TICKS=ms: where the monotonic clock starts, e.g. near the 30-bit
         # wrap of a reading's mono (12.4 days of a board's uptime); warp() moves it on.
-        self._ticks0 = int(os.getenv("SAMBAND_VHUB_TICKS") or 0)
+        # It is where *this boot's* clock starts, as a board's ticks start at its boot: an
+        # offset from the host's monotonic clock, which has run since the host booted (a fixed
+        # offset would land anywhere, by the host's uptime).
+        t = os.getenv("SAMBAND_VHUB_TICKS")
+        self._ticks0 = time.ticks_diff(int(t), time.ticks_ms()) if t else 0
         self._warp = 0
         # The supervisor's warp (VirtualHub.warp, a soak's accelerated clock): a host file
         # opened by the vhub's boot script before "/" became the flash, holding the ms the
@@ -105,7 +109,18 @@ class Port(BasePort):
         if not path:
             return None
         from hub.bearers import serial
-        return serial.open_pty(path), None
+        try:
+            return serial.open_pty(path), None
+        except OSError:
+            # Under the supervisor "/" is the hub's flash (littlefs, host/samband/vhub/boot.py),
+            # where no /dev/pts exists: reach the host's pty through a VfsPosix of its folder.
+            import vfs
+            d, _, name = path.rpartition("/")
+            try:
+                vfs.mount(vfs.VfsPosix(d), "/_modem")
+            except OSError:
+                pass  # mounted by an earlier call
+            return serial.open_pty("/_modem/" + name), None
 
     def make_bearer(self, kind, name, spec):
         # The virtual hub's IP bearers are fixed TCP paths (a relay each in tests).

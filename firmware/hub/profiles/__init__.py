@@ -17,6 +17,9 @@
 # ProfileError (a ValueError) naming the characteristic and byte offset.
 # Reserved flag bits and unknown enumeration codes are carried along raw.
 
+from hub.errors import HubError
+
+
 PMD_SERVICE = "FB005C80-02E7-F387-1CAD-8ACD2D8DF0C8"
 PMD_CP = "FB005C81-02E7-F387-1CAD-8ACD2D8DF0C8"
 PMD_DATA = "FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8"
@@ -24,7 +27,7 @@ PMD_DATA = "FB005C82-02E7-F387-1CAD-8ACD2D8DF0C8"
 _SIG_TAIL = "-0000-1000-8000-00805F9B34FB"
 
 
-class ProfileError(ValueError):
+class ProfileError(HubError):
     """A payload (or a value to encode) that breaks its characteristic's rules.
 
     uuid: the characteristic (normalised: int or upper-case 128-bit text), or

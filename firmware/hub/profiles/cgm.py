@@ -214,9 +214,7 @@ def encode_feature(fields):
     feat = fields.get("features")
     w.u24(feat, "features")
     t, loc = fields.get("type", 0), fields.get("loc", 0)
-    if not (isinstance(t, int) and isinstance(loc, int) and 0 <= t <= 15 and 0 <= loc <= 15):
-        w.err("type and sample location must be nibbles: %r, %r" % (t, loc))
-    w.u8(t | (loc << 4), "type-sample location")
+    w.nibbles(t, loc, "type and sample location")
     if feat & FEATURE_E2E_CRC:
         w.u16(crc16(w.b), "E2E-CRC")
     else:
@@ -369,9 +367,7 @@ def encode_socp(fields):
         w.sfloat(need(c, "conc", u, w), "calibration glucose concentration")
         w.u16(need(c, "time", u, w), "calibration time")
         t, loc = c.get("type", 0), c.get("loc", 0)
-        if not (isinstance(t, int) and isinstance(loc, int) and 0 <= t <= 15 and 0 <= loc <= 15):
-            w.err("type and sample location must be nibbles: %r, %r" % (t, loc))
-        w.u8(t | (loc << 4), "type-sample location")
+        w.nibbles(t, loc, "type and sample location")
         w.u16(need(c, "next", u, w), "next calibration time")
         w.u16(need(c, "record", u, w), "calibration record number")
         w.u8(c.get("status", 0), "calibration status")

@@ -24,7 +24,7 @@
 #     generic code (8417764, 8417796) with CTX id = the raw ID.
 #   feature -> none (parse only).
 
-from hub.profiles.wire import Reader, Writer, flags_of, need, num, rfu
+from hub.profiles.wire import Reader, Writer, flags_writer, need, num, read_fields, rfu, write_fields
 from hub.profiles import timefmt as T
 from hub.reading import CTX, DTS, FLAGS, MDC, REC, UNIT, VAL
 
@@ -77,9 +77,7 @@ def parse_measurement(data):
 
 
 def encode_measurement(fields):
-    w = Writer(U_MEAS)
-    f = flags_of(fields, U_MEAS)
-    w.u8(f, "flags")
+    w, f = flags_writer(U_MEAS, fields)
     w.u16(need(fields, "seq", U_MEAS, w), "sequence number")
     w.date_time(need(fields, "time", U_MEAS, w), "base time")
     if f & 0x01:
@@ -88,9 +86,7 @@ def encode_measurement(fields):
         w.sfloat(need(fields, "conc", U_MEAS, w), "glucose concentration")
         t = need(fields, "type", U_MEAS, w)
         loc = need(fields, "loc", U_MEAS, w)
-        if not (isinstance(t, int) and isinstance(loc, int) and 0 <= t <= 15 and 0 <= loc <= 15):
-            w.err("type and sample location must be nibbles: %r, %r" % (t, loc))
-        w.u8(t | (loc << 4), "type-sample location")
+        w.nibbles(t, loc, "type and sample location")
     if f & 0x08:
         w.u16(need(fields, "status", U_MEAS, w), "sensor status annunciation")
     return w.bytes()
@@ -136,60 +132,34 @@ def decode_measurement(data):
 
 # ---------------------------------------------------------------- context
 
+# (bit, type, key, what): see hub.profiles.wire. The tester-health octet (bit 0x04)
+# stands between the two halves: two nibbles, read and written by hand.
+_CTX_HEAD = ((0, "u16", "seq", "sequence number"), (0x80, "u8", "ext", "extended flags"),
+             (0x01, "u8", "carb_id", "carbohydrate ID"), (0x01, "sfloat", "carb", "carbohydrate"),
+             (0x02, "u8", "meal", "meal"))
+_CTX_TAIL = ((0x08, "u16", "exercise", "exercise duration"), (0x08, "u8", "intensity", "exercise intensity"),
+             (0x10, "u8", "med_id", "medication ID"), (0x10, "sfloat", "med", "medication"),
+             (0x40, "sfloat", "hba1c", "HbA1c"))
+
+
 def parse_context(data):
     r = Reader(U_CTX, data)
     f = r.u8("flags")
-    out = {"flags": f, "seq": r.u16("sequence number")}
-    if f & 0x80:
-        out["ext"] = r.u8("extended flags")
-    if f & 0x01:
-        out["carb_id"] = r.u8("carbohydrate ID")
-        out["carb"] = r.sfloat("carbohydrate")
-    if f & 0x02:
-        out["meal"] = r.u8("meal")
+    out = read_fields(r, f, _CTX_HEAD, {"flags": f})
     if f & 0x04:
         th = r.u8("tester-health")
         out["tester"] = th & 0x0F
         out["health"] = th >> 4
-    if f & 0x08:
-        out["exercise"] = r.u16("exercise duration")
-        out["intensity"] = r.u8("exercise intensity")
-    if f & 0x10:
-        out["med_id"] = r.u8("medication ID")
-        out["med"] = r.sfloat("medication")
-    if f & 0x40:
-        out["hba1c"] = r.sfloat("HbA1c")
-    return out
+    return read_fields(r, f, _CTX_TAIL, out)
 
 
 def encode_context(fields):
     u = U_CTX
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
-    w.u16(need(fields, "seq", u, w), "sequence number")
-    if f & 0x80:
-        w.u8(need(fields, "ext", u, w), "extended flags")
-    if f & 0x01:
-        w.u8(need(fields, "carb_id", u, w), "carbohydrate ID")
-        w.sfloat(need(fields, "carb", u, w), "carbohydrate")
-    if f & 0x02:
-        w.u8(need(fields, "meal", u, w), "meal")
+    w, f = flags_writer(u, fields)
+    write_fields(w, f, _CTX_HEAD, fields)
     if f & 0x04:
-        t = need(fields, "tester", u, w)
-        h = need(fields, "health", u, w)
-        if not (isinstance(t, int) and isinstance(h, int) and 0 <= t <= 15 and 0 <= h <= 15):
-            w.err("tester and health must be nibbles: %r, %r" % (t, h))
-        w.u8(t | (h << 4), "tester-health")
-    if f & 0x08:
-        w.u16(need(fields, "exercise", u, w), "exercise duration")
-        w.u8(need(fields, "intensity", u, w), "exercise intensity")
-    if f & 0x10:
-        w.u8(need(fields, "med_id", u, w), "medication ID")
-        w.sfloat(need(fields, "med", u, w), "medication")
-    if f & 0x40:
-        w.sfloat(need(fields, "hba1c", u, w), "HbA1c")
-    return w.bytes()
+        w.nibbles(need(fields, "tester", u, w), need(fields, "health", u, w), "tester and health")
+    return write_fields(w, f, _CTX_TAIL, fields)
 
 
 def context_readings(c):

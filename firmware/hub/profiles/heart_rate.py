@@ -13,7 +13,7 @@
 # of raw values in UCUM "s/1024" (exact; ms = raw * 1000 / 1024).
 # No device timestamp: the collector stamps these on receipt.
 
-from hub.profiles.wire import Reader, Writer, flags_of, need, scalar
+from hub.profiles.wire import Reader, Writer, flags_writer, need, scalar
 from hub.reading import FLAGS, MDC, UNIT, VAL
 
 try:
@@ -53,9 +53,7 @@ def parse_measurement(data):
 
 
 def encode_measurement(fields):
-    w = Writer(_U)
-    f = flags_of(fields, _U)
-    w.u8(f, "flags")
+    w, f = flags_writer(_U, fields)
     hr = need(fields, "hr", _U, w)
     if f & 0x01:
         w.u16(hr, "heart rate")

@@ -37,32 +37,28 @@ _FNAN = float("nan")
 _FINF = float("inf")
 
 
-def sfloat(raw):
-    """uint16 word -> (mantissa, exponent), or a special name."""
-    s = _S16.get(raw)
+def _split(raw, specials, mbits, ebits):
+    """The word's two's-complement mantissa (low mbits) and exponent (high ebits)."""
+    s = specials.get(raw)
     if s is not None:
         return s
-    m = raw & 0x0FFF
-    if m >= 0x0800:
-        m -= 0x1000
-    e = raw >> 12
-    if e >= 8:
-        e -= 16
+    m = raw & ((1 << mbits) - 1)
+    if m >> (mbits - 1):
+        m -= 1 << mbits
+    e = raw >> mbits
+    if e >> (ebits - 1):
+        e -= 1 << ebits
     return (m, e)
+
+
+def sfloat(raw):
+    """uint16 word -> (mantissa, exponent), or a special name."""
+    return _split(raw, _S16, 12, 4)
 
 
 def float32(raw):
     """uint32 word -> (mantissa, exponent), or a special name."""
-    s = _S32.get(raw)
-    if s is not None:
-        return s
-    m = raw & 0xFFFFFF
-    if m >= 0x800000:
-        m -= 0x1000000
-    e = raw >> 24
-    if e >= 128:
-        e -= 256
-    return (m, e)
+    return _split(raw, _S32, 24, 8)
 
 
 def _pair(v, mbits, ebits, what):
@@ -83,24 +79,23 @@ def _pair(v, mbits, ebits, what):
     return (m & ((1 << mbits) - 1)) | ((e & ((1 << ebits) - 1)) << mbits)
 
 
-def to_sfloat(v):
-    """(mantissa, exponent) or a special name -> uint16 word; ProfileError if it does not fit."""
+def _word(v, words, mbits, ebits, what):
     if isinstance(v, str):
-        w = _W16.get(v)
+        w = words.get(v)
         if w is None:
             raise ProfileError(None, None, "unknown special value %r" % v)
         return w
-    return _pair(v, 12, 4, "SFLOAT")
+    return _pair(v, mbits, ebits, what)
+
+
+def to_sfloat(v):
+    """(mantissa, exponent) or a special name -> uint16 word; ProfileError if it does not fit."""
+    return _word(v, _W16, 12, 4, "SFLOAT")
 
 
 def to_float32(v):
     """(mantissa, exponent) or a special name -> uint32 word; ProfileError if it does not fit."""
-    if isinstance(v, str):
-        w = _W32.get(v)
-        if w is None:
-            raise ProfileError(None, None, "unknown special value %r" % v)
-        return w
-    return _pair(v, 24, 8, "FLOAT")
+    return _word(v, _W32, 24, 8, "FLOAT")
 
 
 def is_special(v):

@@ -20,7 +20,7 @@
 # noclock = true when the flags say the device clock is not set.
 
 from hub.profiles import timefmt as T
-from hub.profiles.wire import (Reader, Writer, encode_flagged, flags_of, need, num, parse_flagged, read_fields, rfu,
+from hub.profiles.wire import (Reader, Writer, encode_flagged, flags_writer, need, num, parse_flagged, read_fields, rfu,
                                write_fields)
 from hub.reading import CTX, MDC, UNIT
 
@@ -101,9 +101,7 @@ def parse_continuous(data):
 
 def encode_continuous(fields):
     u = U_CONT
-    w = Writer(u)
-    f = flags_of(fields, u)
-    w.u8(f, "flags")
+    w, f = flags_writer(u, fields)
     w.sfloat(need(fields, "spo2", u, w), "SpO2 normal")
     w.sfloat(need(fields, "pr", u, w), "pulse rate normal")
     for bit, key in ((0x01, "fast"), (0x02, "slow")):

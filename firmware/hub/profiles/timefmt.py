@@ -129,11 +129,14 @@ def encode_day_date_time(f, _u=0x2A0A, _w=None):
     return w.bytes()
 
 
-def parse_exact_time_256(data):
-    r = _rd(0x2A0C, data)
+def _et256(r):
     out = _ddt(r, {})
     out["frac256"] = r.u8("fractions256")
     return out
+
+
+def parse_exact_time_256(data):
+    return _et256(_rd(0x2A0C, data))
 
 
 def encode_exact_time_256(f, _u=0x2A0C, _w=None):
@@ -146,8 +149,7 @@ def encode_exact_time_256(f, _u=0x2A0C, _w=None):
 def parse_current_time(data):
     """Current Time (10 octets): time, dow, frac256, adjust (reason bits, raw)."""
     r = _rd(0x2A2B, data)
-    out = _ddt(r, {})
-    out["frac256"] = r.u8("fractions256")
+    out = _et256(r)  # Exact Time 256, then the adjust reason
     out["adjust"] = r.u8("adjust reason")
     return out
 

@@ -148,6 +148,12 @@ class Writer:
     def s8(self, v, what):
         self.b.append(self._int(v, -0x80, 0x7F, what) & 0xFF)
 
+    def nibbles(self, lo, hi, what):
+        """Two 4-bit fields in one byte, lo in the low nibble (type and sample location)."""
+        if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= 15 and 0 <= hi <= 15):
+            self.err("%s must be nibbles: %r, %r" % (what, lo, hi))
+        self.b.append(lo | (hi << 4))
+
     def _le(self, v, n):
         for _ in range(n):
             self.b.append(v & 0xFF)
@@ -300,11 +306,17 @@ def parse_flagged(u, data, layout):
     return read_fields(r, f, layout, {"flags": f})
 
 
-def encode_flagged(u, fields, layout):
-    """Payload of a characteristic that is a flags octet then layout."""
+def flags_writer(u, fields):
+    """(Writer, flags): a Writer for u that already holds the flags octet of fields."""
     w = Writer(u)
     f = flags_of(fields, u)
     w.u8(f, "flags")
+    return w, f
+
+
+def encode_flagged(u, fields, layout):
+    """Payload of a characteristic that is a flags octet then layout."""
+    w, f = flags_writer(u, fields)
     return write_fields(w, f, layout, fields)
 
 

@@ -20,16 +20,30 @@ From tests:
 devices go on real controllers (a USB dongle per device) for a physical rig.
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import logging
 import struct
 import threading
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
 # The frame codes and size belong to the hub's end (firmware/hub/ble/bridge.py).
+from hub.ble import KEY_MISSING
 from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, MAX_FRAME, OK, REQ
+from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from bumble import hci
+    from bumble.device import Connection
+    from bumble.keys import PairingKeys
+    from bumble.pairing import PairingConfig
+
+    from samband.bridge.sim.common import Sim
 
 log = logging.getLogger("samband.bridge.server")
 
@@ -39,13 +53,19 @@ KEYSTORE_TIMEOUT = 5.0
 WRITE_HIGH_WATER = 16384
 
 
-class BridgeError(Exception):
-    """A request that failed; the text goes back to the hub in an error frame."""
+class BridgeError(SambandError):
+    """A request that failed; the text goes back to the hub in an error frame, and
+    reason (a hub.ble reason word such as KEY_MISSING, or None) with it, so that the
+    hub decides by the word and never by the text."""
+
+    def __init__(self, msg: str, reason: str | None = None) -> None:
+        super().__init__(msg)
+        self.reason = reason
 
 
 # ----------------------------------------------------------------- conversions
 
-def _addr_from7(a):
+def _addr_from7(a: bytes) -> hci.Address:
     from bumble import hci
     if not isinstance(a, bytes) or len(a) != 7 or a[0] > 1:
         raise BridgeError("bad address %r (7 bytes: type 0/1, then 6 bytes MSB first)" % (a,))
@@ -53,16 +73,16 @@ def _addr_from7(a):
     return hci.Address(bytes(reversed(a[1:])), t)
 
 
-def _addr7(address):
+def _addr7(address: hci.Address) -> bytes:
     return bytes([0 if address.is_public else 1]) + bytes(reversed(bytes(address)))
 
 
-def _name_to7(name):
+def _name_to7(name: str) -> bytes:
     from samband.bridge.sim.common import parse_addr
     return _addr7(parse_addr(name))
 
 
-def _uuid_out(u):
+def _uuid_out(u: Any) -> int | bytes:
     """bumble UUID -> protocol UUID: int for 16/32-bit and SIG-based 128-bit, else 16 bytes BE."""
     from hub import profiles
     k = profiles.norm(bytes(u.uuid_bytes))
@@ -71,17 +91,17 @@ def _uuid_out(u):
     return bytes.fromhex(k.replace("-", ""))
 
 
-def keys_to_bytes(keys):
+def keys_to_bytes(keys: PairingKeys) -> bytes:
     """bumble PairingKeys -> the opaque bytes the hub stores (JSON of to_dict)."""
     return json.dumps(keys.to_dict(), sort_keys=True, separators=(",", ":")).encode()
 
 
-def keys_from_bytes(b):
+def keys_from_bytes(b: bytes) -> PairingKeys:
     from bumble.keys import PairingKeys
     return PairingKeys.from_dict(json.loads(bytes(b).decode()))
 
 
-def _att_text(e):
+def _att_text(e: Exception) -> str:
     from bumble import att
     code = getattr(e, "error_code", None)
     if code is None:
@@ -97,7 +117,7 @@ def _att_text(e):
     return "att error 0x%02x %s at handle 0x%04x" % (code, name, h or 0)
 
 
-def frame(msg):
+def frame(msg: list[Any]) -> bytes:
     body = cbor2.dumps(msg, canonical=True)
     if len(body) > MAX_FRAME:
         raise BridgeError("frame of %d bytes is too long" % len(body))
@@ -106,16 +126,16 @@ def frame(msg):
 
 # ----------------------------------------------------------------- bumble glue
 
-def _keystore_class():
+def _keystore_class() -> type:
     from bumble.keys import KeyStore
 
     class HubKeyStore(KeyStore):
         """bumble's key store for the hub's central: every call goes to the connected hub."""
 
-        def __init__(self, bridge):
+        def __init__(self, bridge: BleBridge) -> None:
             self.bridge = bridge
 
-        async def get(self, name):
+        async def get(self, name: str) -> PairingKeys | None:
             raw = await self.bridge.keystore_request("get", _name_to7(name))
             if not raw:
                 return None
@@ -125,7 +145,7 @@ def _keystore_class():
                 log.warning("hub sent unreadable bond keys for %s", name)
                 return None
 
-        async def update(self, name, keys):
+        async def update(self, name: str, keys: PairingKeys) -> None:
             old = await self.get(name)
             if old is not None:  # bumble merges updates into what it has (JsonKeyStore does too)
                 d = old.to_dict()
@@ -133,10 +153,10 @@ def _keystore_class():
                 keys = keys_from_bytes(json.dumps(d).encode())
             await self.bridge.keystore_request("set", _name_to7(name), keys_to_bytes(keys))
 
-        async def delete(self, name):
+        async def delete(self, name: str) -> None:
             await self.bridge.keystore_request("delete", _name_to7(name))
 
-        async def get_all(self):
+        async def get_all(self) -> list[tuple[str, PairingKeys]]:
             out = []
             for item in await self.bridge.keystore_request("all") or []:
                 try:
@@ -149,22 +169,22 @@ def _keystore_class():
     return HubKeyStore
 
 
-def _client_class():
+def _client_class() -> type:
     from bumble import att, gatt_client
 
     class HubGattClient(gatt_client.Client):
         """The central's GATT client: every notification and indication goes to the hub,
         whatever it subscribed to (as a board's stack hands every one to its IRQ)."""
 
-        def __init__(self, connection, bridge):
+        def __init__(self, connection: Connection, bridge: BleBridge) -> None:
             super().__init__(connection)
             self.bridge = bridge
 
-        def on_att_handle_value_notification(self, notification):
+        def on_att_handle_value_notification(self, notification: Any) -> None:
             self.bridge.gatt_event("notify", self.connection, notification.attribute_handle,
                                    notification.attribute_value)
 
-        def on_att_handle_value_indication(self, indication):
+        def on_att_handle_value_indication(self, indication: Any) -> None:
             # Confirmed only once the event is written to a live hub socket, as a board's
             # stack confirms once its IRQ handler took the event (docs/ble.md,
             # "Indications"). With no hub to hand it to, no confirmation: the device
@@ -181,7 +201,7 @@ def _client_class():
 # ----------------------------------------------------------------- the bridge
 
 class _Hub:
-    def __init__(self, reader, writer):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.tasks = set()
@@ -192,8 +212,9 @@ class _Hub:
 class BleBridge:
     """bumble on a LocalLink (or real controllers), served to one virtual hub at a time."""
 
-    def __init__(self, devices=None, host="127.0.0.1", port=0, transports=None,
-                 hub_address=HUB_ADDRESS, central=True, state=None):
+    def __init__(self, devices: Iterable[Sim | dict[str, Any]] | None = None, host: str = "127.0.0.1", port: int = 0,
+                 transports: list[Any] | None = None, hub_address: str = HUB_ADDRESS, central: bool = True,
+                 state: Any = None) -> None:
         from samband.bridge import sim as simpkg
         specs = simpkg.DEFAULT_SET if devices is None else devices
         self.sims = [d if hasattr(d, "KIND") else simpkg.make(d) for d in specs]
@@ -225,12 +246,12 @@ class BleBridge:
                       "unconfirmed": 0}
 
     # ------------------------------------------------------------ lifecycle
-    def start(self, timeout=30):
+    def start(self, timeout: float = 30) -> tuple[str, int]:
         """Run the bridge in a background thread; returns (host, port) of its TCP server."""
         ready = threading.Event()
         box = {}
 
-        def main():
+        def main() -> None:
             loop = asyncio.new_event_loop()
             self.loop = loop
             asyncio.set_event_loop(loop)
@@ -256,7 +277,7 @@ class BleBridge:
             raise box["error"]
         return box["addr"]
 
-    def stop(self, timeout=10):
+    def stop(self, timeout: float = 10) -> None:
         if self.loop is None or self.thread is None:
             return
         try:
@@ -266,18 +287,18 @@ class BleBridge:
         self.thread.join(timeout)
         self.thread = None
 
-    def __enter__(self):
+    def __enter__(self) -> BleBridge:
         self.addr = self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
 
-    def call(self, coro, timeout=60):
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
         """Run a coroutine on the bridge's loop (from another thread) and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def sim(self, key):
+    def sim(self, key: str | bytes) -> Sim:
         """An emulated device by kind ("glucose"), name or address ("C0:5A:4B:00:00:01" or 7 bytes)."""
         for s in self.sims:
             if key in (s.KIND, s.name, str(s.address), s.addr):
@@ -288,14 +309,14 @@ class BleBridge:
                     return s
         raise KeyError("no emulated device %r" % (key,))
 
-    def fault(self, key, name, *args, timeout=60):
+    def fault(self, key: str | bytes, name: str, *args: Any, timeout: float = 60) -> Any:
         """Inject a fault from any thread: fault(addr, "drop_link", 5), "burst", "clock_offset",
         "battery", "forget_bond", "silent"."""
         if name not in ("drop_link", "burst", "clock_offset", "battery", "forget_bond", "silent"):
             raise ValueError("unknown fault %r" % name)
         return self.call(getattr(self.sim(key), name)(*args), timeout)
 
-    async def astart(self):
+    async def astart(self) -> tuple[str, int] | None:
         """Start inside the running loop (the CLI and start() use this)."""
         from bumble.controller import Controller
         from bumble.device import Device
@@ -344,7 +365,7 @@ class BleBridge:
         self.port = sock[1]
         return (sock[0], sock[1])
 
-    async def _ashutdown(self):
+    async def _ashutdown(self) -> None:
         if self.server is not None:
             self.server.close()
         if self.hub is not None:
@@ -363,7 +384,7 @@ class BleBridge:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _flow(self):
+    async def _flow(self) -> None:
         """Pacing for the sims' streams: wait while the hub's socket buffer is full."""
         hub = self.hub
         if hub is not None and not hub.closed:
@@ -374,7 +395,7 @@ class BleBridge:
         await asyncio.sleep(0)
 
     # ------------------------------------------------------------ socket
-    async def _serve(self, reader, writer):
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         me = asyncio.current_task()
         self._serving.add(me)
         try:
@@ -382,7 +403,7 @@ class BleBridge:
         finally:
             self._serving.discard(me)
 
-    async def _serve_hub(self, reader, writer):
+    async def _serve_hub(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         old = self.hub
         hub = _Hub(reader, writer)
         try:  # streams (ECG, RACP transfers) wait for the hub once this much is unread
@@ -428,7 +449,7 @@ class BleBridge:
         finally:
             await self._drop_hub(hub)
 
-    async def _drop_hub(self, hub):
+    async def _drop_hub(self, hub: _Hub) -> None:
         """The hub went away (or a newer one replaced it): close its socket, cancel its
         requests, and tear down its BLE links and scan, so the next hub starts clean."""
         if hub.closed:
@@ -460,7 +481,7 @@ class BleBridge:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _send(self, hub, msg):
+    def _send(self, hub: _Hub | None, msg: list[Any]) -> bool:
         if hub is None or hub.closed or hub.writer.is_closing():
             return False
         try:
@@ -477,12 +498,12 @@ class BleBridge:
             return False
         return True
 
-    def event(self, *ev):
+    def event(self, *ev: Any) -> bool:
         """Send an event to the hub; True if it was written to a live hub socket."""
         self.stats["events"] += 1
         return self._send(self.hub, [EVENT] + list(ev))
 
-    async def keystore_request(self, op, *args):
+    async def keystore_request(self, op: str, *args: Any) -> Any:
         """Ask the connected hub's key store; None when no hub answers."""
         hub = self.hub
         if hub is None or hub.closed:
@@ -501,7 +522,7 @@ class BleBridge:
             self._keywait.pop(rid, None)
 
     # ------------------------------------------------------------ requests
-    async def _request(self, hub, rid, msg):
+    async def _request(self, hub: _Hub, rid: int, msg: list[Any]) -> None:
         self.stats["requests"] += 1
         try:
             if not msg or not isinstance(msg[0], str):
@@ -519,7 +540,7 @@ class BleBridge:
             self._send(hub, [ERR, rid, "%s: link lost (disconnected)" % (msg[0] if msg else "?")])
         except BridgeError as e:
             self.stats["errors"] += 1
-            self._send(hub, [ERR, rid, str(e)])
+            self._send(hub, [ERR, rid, str(e)] + ([e.reason] if e.reason else []))
         except Exception as e:  # noqa: BLE001 - never crash on a request
             self.stats["errors"] += 1
             from bumble import att
@@ -535,7 +556,7 @@ class BleBridge:
             "discover": "i", "read": "ii", "write": "iib?", "subscribe": "iii", "pair": "i???",
             "bond_delete": "a"}
 
-    def _args(self, op, args):
+    def _args(self, op: str, args: list[Any]) -> list[Any]:
         sig = self._SIG[op]
         need = len(sig)
         if op == "write" and len(args) == 3:
@@ -559,17 +580,17 @@ class BleBridge:
             out.append(v)
         return out
 
-    def _conn(self, h):
+    def _conn(self, h: int) -> Connection:
         conn = self.conns.get(h)
         if conn is None:
             raise BridgeError("no connection %d (gone)" % h)
         return conn
 
-    async def op_hello(self, hub, hub_id):
+    async def op_hello(self, hub: _Hub, hub_id: bytes) -> dict[str, Any]:
         hub.hub_id = bytes(hub_id)
         return {"version": VERSION, "address": _addr7(self.central.random_address)}
 
-    async def op_scan(self, hub, on, active):
+    async def op_scan(self, hub: _Hub, on: bool, active: bool) -> None:
         if self._scan is not None:
             self._scan = None
             await self.central.stop_scanning()
@@ -579,7 +600,7 @@ class BleBridge:
             self._scan = (active,)
         return None
 
-    def _on_adv_report(self, report):
+    def _on_adv_report(self, report: Any) -> None:
         if self._scan is None or self.hub is None:
             return
         from bumble.device import Advertisement
@@ -610,7 +631,7 @@ class BleBridge:
             return
         self.event("adv", _addr7(a.address), a.rssi, bytes(adv), bytes(a.data_bytes))
 
-    async def op_connect(self, hub, addr, timeout_ms):
+    async def op_connect(self, hub: _Hub, addr: hci.Address, timeout_ms: int) -> int:
         from bumble import core
         for h, c in self.conns.items():
             if c.peer_address == addr or c.peer_resolvable_address == addr:
@@ -632,7 +653,7 @@ class BleBridge:
         self._setup(conn)
         return conn.handle
 
-    async def _cancel_connect(self, addr):
+    async def _cancel_connect(self, addr: hci.Address) -> None:
         """Give up a pending connection. bumble's virtual controller acknowledges LE Create
         Connection Cancel but keeps initiating (a real one ends it with a Connection Complete
         carrying an error), so the pending initiation is also cleared on the controller."""
@@ -653,7 +674,7 @@ class BleBridge:
 
     ORPHAN_S = 2.0  # a central link no op_connect took within this long is nobody's
 
-    def _expect_late_completion(self):
+    def _expect_late_completion(self) -> None:
         """A connect given up may still complete: the controller's Connection Complete
         can be on its way as the attempt is cancelled. bumble's Device then meets it
         with no own address type for the attempt (it clears it when connect() ends) and
@@ -665,8 +686,8 @@ class BleBridge:
         from bumble import hci
         self.central.connect_own_address_type = hci.OwnAddressType.RANDOM  # what connect() used
 
-    def _on_central_connection(self, conn):
-        async def orphan():
+    def _on_central_connection(self, conn: Connection) -> None:
+        async def orphan() -> None:
             await asyncio.sleep(self.ORPHAN_S)
             live = self.central.connections.get(conn.handle) is conn  # not ended (its handle not reused)
             if live and self.conns.get(conn.handle) is not conn:
@@ -676,12 +697,12 @@ class BleBridge:
                     pass
         asyncio.ensure_future(orphan())
 
-    def _setup(self, conn):
+    def _setup(self, conn: Connection) -> None:
         h = conn.handle
         self.conns[h] = conn
         conn.gatt_client = _client_class()(conn, self)
 
-        def on_disc(reason):
+        def on_disc(reason: int) -> None:
             self._pair_cfg.pop(h, None)
             if self.conns.get(h) is conn:  # (not a link torn down with its hub)
                 del self.conns[h]
@@ -691,24 +712,24 @@ class BleBridge:
         conn.on("connection_encryption_change", lambda: self.event("enc", h, bool(conn.is_encrypted)))
         conn.on("connection_encryption_failure", lambda err: self.event("enc", h, False))
 
-    def gatt_event(self, kind, conn, handle, value):
+    def gatt_event(self, kind: str, conn: Connection, handle: int, value: bytes) -> bool:
         """Hand a notification or indication to the hub; True if written to its socket."""
         if self.conns.get(conn.handle) is conn:
             return self.event(kind, conn.handle, handle, bytes(value))
         return False
 
-    async def op_disconnect(self, hub, h):
+    async def op_disconnect(self, hub: _Hub, h: int) -> None:
         conn = self._conn(h)
         await conn.disconnect()
         return None
 
-    async def op_mtu(self, hub, h, mtu):
+    async def op_mtu(self, hub: _Hub, h: int, mtu: int) -> int:
         conn = self._conn(h)
         if mtu < 23 or mtu > 517:
             raise BridgeError("mtu %d out of range 23-517" % mtu)
         return await conn.gatt_client.request_mtu(mtu)
 
-    async def op_discover(self, hub, h):
+    async def op_discover(self, hub: _Hub, h: int) -> list[Any]:
         from bumble import gatt
         client = self._conn(h).gatt_client
         out = []
@@ -724,30 +745,30 @@ class BleBridge:
             out.append([_uuid_out(s.uuid), s.handle, s.end_group_handle, chars])
         return out
 
-    async def op_read(self, hub, h, handle):
+    async def op_read(self, hub: _Hub, h: int, handle: int) -> bytes:
         return bytes(await self._conn(h).gatt_client.read_value(handle))
 
-    async def op_write(self, hub, h, handle, data, response):
+    async def op_write(self, hub: _Hub, h: int, handle: int, data: bytes, response: bool) -> None:
         await self._conn(h).gatt_client.write_value(handle, bytes(data), with_response=response)
         return None
 
-    async def op_subscribe(self, hub, h, cccd, mode):
+    async def op_subscribe(self, hub: _Hub, h: int, cccd: int, mode: int) -> None:
         if mode not in (0, 1, 2):
             raise BridgeError("subscribe mode must be 0, 1 or 2, not %d" % mode)
         await self._conn(h).gatt_client.write_value(cccd, bytes([mode, 0]), with_response=True)
         return None
 
-    def _pairing_config(self, conn):
+    def _pairing_config(self, conn: Connection) -> PairingConfig:
         from bumble.pairing import PairingConfig, PairingDelegate
         bond, mitm, lesc = self._pair_cfg.get(conn.handle, (True, False, True))
         return PairingConfig(sc=lesc, mitm=mitm, bonding=bond,
                              delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
 
-    def _status(self, conn, bonded, lesc):
+    def _status(self, conn: Connection, bonded: bool, lesc: bool) -> dict[str, Any]:
         return {"encrypted": bool(conn.is_encrypted), "bonded": bool(bonded), "lesc": bool(lesc),
                 "key_size": int(conn.encryption_key_size or (16 if conn.is_encrypted else 0))}
 
-    async def op_pair(self, hub, h, bond, mitm, lesc):
+    async def op_pair(self, hub: _Hub, h: int, bond: bool, mitm: bool, lesc: bool) -> dict[str, Any]:
         from bumble import core, hci
         conn = self._conn(h)
         keys = await self.central.keystore.get(str(conn.peer_address))
@@ -757,8 +778,10 @@ class BleBridge:
             try:
                 await self.central.encrypt(conn)
             except hci.HCI_Error as e:
+                lost = e.error_code == hci.HCI_PIN_OR_KEY_MISSING_ERROR  # the device no longer has the bond
                 raise BridgeError("encryption with the stored bond failed: %s (0x%02x)"
-                                  % (hci.HCI_Constant.error_name(e.error_code), e.error_code)) from None
+                                  % (hci.HCI_Constant.error_name(e.error_code), e.error_code),
+                                  KEY_MISSING if lost else None) from None
             except core.ProtocolError as e:
                 raise BridgeError("encryption with the stored bond failed: %s" % e) from None
             if not conn.is_encrypted:
@@ -776,7 +799,7 @@ class BleBridge:
             stored = await self.central.keystore.get(str(conn.peer_address)) is not None
         return self._status(conn, stored, conn.sc)
 
-    async def op_bond_delete(self, hub, addr):
+    async def op_bond_delete(self, hub: _Hub, addr: hci.Address) -> None:
         # The keys live in the hub (which deletes its copy itself); forget any cached
         # pairing state for the address here.
         for h, c in self.conns.items():

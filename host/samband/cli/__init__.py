@@ -16,7 +16,7 @@ from samband.cli import alerts, bridge, dashboard, fhir, hub, limits, ota, patie
 from samband.errors import SambandError
 
 
-def _positive(text):
+def _positive(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     try:
         n = int(text)
@@ -27,7 +27,7 @@ def _positive(text):
     return n
 
 
-def _add_vhub_options(p):
+def _add_vhub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default="vhub", help="board definition to build and run (default vhub)")
     p.add_argument("--flash", type=Path,
                    help="folder of the hub's flash image, flash.img (default build/<board>-flash)")
@@ -48,7 +48,7 @@ def _add_vhub_options(p):
                                               "$SAMBAND_DEPOT)")
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="samband", description="Samband medical edge hub tools")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     ap.add_argument("--version", action="version", version=f"samband {__version__}")
@@ -163,6 +163,9 @@ def parser():
     p.add_argument("--rebond", choices=("auto", "window"),
                    help="when a device has lost its bond: pair again at once (auto, the default) or only "
                         "inside a pairing window (window: someone confirms it is the patient's device)")
+    p.add_argument("--rr-intervals", choices=("keep", "drop"),
+                   help="heart-rate straps' RR intervals (heart-rate variability): store them as readings (keep) "
+                        "or not (drop, the default: an ECG strap's stream carries every beat)")
     p.add_argument("--broker", help="MQTT broker HOST:PORT for the uplink")
     p.add_argument("--broker-ca", help="the broker's CA certificate (PEM or DER); the hub verifies the broker with it")
     p.add_argument("--broker-password-file", help="file holding the hub's MQTT password (never on the command line)")
@@ -209,7 +212,8 @@ def parser():
                                    "never printed): the hub package as a ROMFS image (--kind app, built now), the "
                                    "whole firmware tree for a slot folder, which hubs take over the air with "
                                    "`samband ota` (--kind tree, built now or --image DIR), or a MicroPython image "
-                                   "for an ESP32's OTA partition (--kind firmware --image FILE). "
+                                   "for an ESP32's OTA partition (--kind firmware --image FILE, whose app descriptor "
+                                   "says --version; also over the air). "
                                    "Hubs refuse it unless it is for their board, newer than what they run, and "
                                    "they run at least --min-version. Format: docs/ota.md.")
     p.add_argument("--board", required=True, help="the board it is for (`samband boards`)")
@@ -286,11 +290,15 @@ def parser():
     p.add_argument("--password-file", help="file holding the MQTT password")
     p.add_argument("--group", default="receivers", help="shared subscription group: receivers in one group "
                                                         "share the hubs' batches (default receivers)")
+    p.add_argument("--nats", metavar="URL[,URL...]",
+                   help="a fleet's NATS cluster (tls://host:port of its nodes): take batches from its JetStream "
+                        "work queue instead of MQTT; --ca, --user and the password as for MQTT (docs/uplink.md, Fleet)")
     p.add_argument("--quiet", action="store_true", help="do not print each reading as it is stored")
     p.set_defaults(func=receiver.cmd_receive)
 
-    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree release",
-                       description="Offer a release (`samband release --kind tree`) to hubs through the broker, "
+    p = sub.add_parser("ota", help="update chosen hubs over their own uplink with a signed tree or firmware release",
+                       description="Offer a release (`samband release --kind tree`, or --kind firmware for ESP32 "
+                                   "boards) to hubs through the broker, "
                                    "as the receiver's login: each hub checks it, fetches its chunks while it has "
                                    "no alarm to send, applies it, reboots into a trial and confirms it once it "
                                    "reaches the broker again, or rolls back by itself (docs/ota.md).")
@@ -300,8 +308,11 @@ def parser():
                            ("stop", ota.cmd_ota_stop, "end a rollout: the hubs drop what they fetched")):
         o = osub.add_parser(name, help=text, description=text)
         if name == "stage":
-            o.add_argument("release", type=Path, help="the release file (samband release --kind tree)")
+            o.add_argument("release", type=Path, help="the release file (samband release --kind tree|firmware)")
             o.add_argument("--chunk", type=int, default=2048, help="bytes a chunk (1..4096, default 2048)")
+            o.add_argument("--url", help="https:// URL of the release file (as `samband release` wrote it, "
+                                         "served with Range): the hubs fetch its image themselves, TLS verified "
+                                         "against their broker CA; chunks over MQTT otherwise")
             o.add_argument("--timeout", type=float, default=3600, help="give up watching after this many seconds")
         if name == "watch":
             o.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
@@ -473,7 +484,7 @@ def parser():
     return ap
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     try:
@@ -503,7 +514,7 @@ def main(argv=None):
     return 0
 
 
-def _quiet_stdout():
+def _quiet_stdout() -> None:
     import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

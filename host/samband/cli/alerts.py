@@ -1,16 +1,23 @@
 """`samband alerts`: the alerts process, and acknowledging or listing alerts from a shell."""
 
+from __future__ import annotations
+
 import json
 import signal
 import sys
 import threading
 import time
+from argparse import Namespace
+from typing import TYPE_CHECKING
 
 from samband.errors import SambandError
 from samband.paths import default_db
 
+if TYPE_CHECKING:
+    from samband.receiver.store import Store
 
-def _store(db, create):
+
+def _store(db: str | None, create: bool) -> Store:
     from samband.receiver.store import StoreError, open_store
     try:
         return open_store(db or default_db(), create=create)
@@ -18,7 +25,7 @@ def _store(db, create):
         raise SambandError(f"{e}: give --db the database `samband receive` writes") from None
 
 
-def cmd_alerts(args):
+def cmd_alerts(args: Namespace) -> None:
     if args.action == "ack":
         return cmd_ack(args)
     if args.action == "list":
@@ -52,7 +59,7 @@ def cmd_alerts(args):
         print("samband alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(engine.counters.items())), flush=True)
 
 
-def cmd_ack(args):
+def cmd_ack(args: Namespace) -> None:
     from samband.receiver.alerts_db import AlertError, ack
     store = _store(args.db, create=False)
     try:
@@ -64,15 +71,13 @@ def cmd_ack(args):
     print(f"alert {a['id']} ({a['kind']}, {a['hub']}) acknowledged by {a['acked_by']}")
 
 
-def cmd_list(args):
-    from samband.receiver.alerts_db import list_alerts
+def cmd_list(args: Namespace) -> None:
+    from samband.receiver.alerts_db import created, list_alerts
     store = _store(args.db, create=False)
     try:
+        if not created(store):
+            raise SambandError("no alerts in this database yet: `samband alerts --rules FILE` creates them")
         rows = list_alerts(store, open_only=args.open)
-    except Exception as e:
-        if "no such table" in str(e) or "does not exist" in str(e):
-            raise SambandError("no alerts in this database yet: `samband alerts --rules FILE` creates them") from None
-        raise
     finally:
         store.close()
     if args.json:

@@ -1,12 +1,20 @@
 """`samband ble-bridge`: the BLE bridge with emulated devices, for virtual hubs or real radios."""
 
+from __future__ import annotations
+
 import json
 import time
+from argparse import Namespace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from samband.errors import SambandError
 
+if TYPE_CHECKING:
+    from samband.bridge.sim.common import Sim
 
-def load_devices(path):
+
+def load_devices(path: str | Path) -> tuple[list[Sim], list[str | None]]:
     """The device set of a JSON file: a list of device objects, or {"devices": [...]}."""
     from samband.bridge.sim import SimError, make
     try:
@@ -24,7 +32,7 @@ def load_devices(path):
         raise SambandError("%s: %s" % (path, e)) from None
 
 
-def cmd_ble_bridge(args):
+def cmd_ble_bridge(args: Namespace) -> int:
     try:
         import bumble  # noqa: F401
     except ImportError:

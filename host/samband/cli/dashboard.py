@@ -3,12 +3,14 @@
 import getpass
 import os
 import sys
+from argparse import Namespace
+from typing import Any
 
 from samband.errors import SambandError
 from samband.paths import default_db
 
 
-def parse_listen(text):
+def parse_listen(text: str) -> tuple[str, int]:
     """'127.0.0.1:8080' -> ('127.0.0.1', 8080); '[::1]:8080' for IPv6; port 0 picks a free one."""
     host, sep, port = text.rpartition(":")
     if not sep or not host:
@@ -22,7 +24,7 @@ def parse_listen(text):
     return host.strip("[]"), p
 
 
-def _secret(path):
+def _secret(path: str | None) -> bytes | None:
     if not path:
         return None
     try:
@@ -35,7 +37,7 @@ def _secret(path):
     return key
 
 
-def make_server(args):
+def make_server(args: Namespace) -> tuple[Any, Any, str, int]:
     """The dashboard's waitress server (not yet running), its application and address."""
     import waitress
 
@@ -65,12 +67,12 @@ def make_server(args):
     return server, app, f"http://{host}:{server.effective_port}/", len(table)
 
 
-def _interrupt(*args):
+def _interrupt(*args: object):
     """SIGTERM ends the server as Ctrl-C does: closed, counters printed."""
     raise KeyboardInterrupt
 
 
-def cmd_dashboard(args):
+def cmd_dashboard(args: Namespace) -> None:
     if args.action == "adduser":
         return cmd_adduser(args)
     import logging
@@ -89,7 +91,7 @@ def cmd_dashboard(args):
         print("samband dashboard: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())), flush=True)
 
 
-def cmd_adduser(args):
+def cmd_adduser(args: Namespace) -> None:
     from samband.receiver.dashboard import users
     if sys.stdin.isatty():
         pw = getpass.getpass(f"password for {args.name}: ")

@@ -1,18 +1,25 @@
 """`samband fhir`: stored readings as HL7 PHD IG transaction bundles, to stdout, to
 files, or POSTed to a FHIR server (receiver/fhir.py builds them)."""
 
+from __future__ import annotations
+
 import re
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
-from samband.paths import default_db
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Store
 
 _UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-def parse_when(text, now_ms):
+def parse_when(text: str, now_ms: int) -> int:
     """A time for --since/--until as ms since 1970 UTC: '10m', '2h', '1d', '30s' (that
     long ago), a whole number (ms since 1970), or an ISO date/time ('2026-12-01',
     '2026-12-01T10:00:00Z'; without a zone: UTC). SambandError when it is none of these."""
@@ -33,19 +40,16 @@ def parse_when(text, now_ms):
     return int(d.timestamp() * 1000)
 
 
-def cmd_fhir(args):
+def cmd_fhir(args: Namespace) -> None:
+    from samband.cli.receiver import existing_store
     from samband.receiver import fhir, live, patients
-    from samband.receiver.store import StoreError, device_infos, open_store
+    from samband.receiver.store import device_infos
     now = int(time.time() * 1000)
     since = parse_when(args.since, now) if args.since else None
     until = parse_when(args.until, now) if args.until else None
     patient = patients.parse_token(args.patient) if args.patient else None
     hub = patients.check_hub(args.hub) if args.hub else None
-    db = args.db or default_db()
-    try:
-        store = open_store(db, create=False)
-    except StoreError as e:
-        raise SambandError(f"{e}: give --db the database `samband receive` or `make run` writes") from None
+    store = existing_store(args.db)
     try:
         links = patients.links(store)
         rows = _selected(store, live, patients, args, hub, patient, since, until)
@@ -86,7 +90,8 @@ def cmd_fhir(args):
     print(summary, file=sys.stderr)
 
 
-def _selected(store, live, patients, args, hub, patient, since, until):
+def _selected(store: Store, live: ModuleType, patients: ModuleType, args: Namespace, hub: str | None,
+              patient: tuple[str, str] | None, since: int | None, until: int | None) -> list[dict[str, Any]]:
     """The readings to export: a patient's (the hubs linked to them, while they
     were), or by hub/device/time; with --latest only the newest of each kind."""
     if patient is not None:
@@ -102,7 +107,7 @@ def _selected(store, live, patients, args, hub, patient, since, until):
     return store.readings(hub, args.device, None, since, until)
 
 
-def _authorization(path):
+def _authorization(path: str) -> str:
     """The Authorization header value from a file ('Bearer <token>' or 'Basic <base64>'):
     never on the command line, where other users see it."""
     try:

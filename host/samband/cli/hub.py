@@ -1,21 +1,30 @@
 """Commands that work on a hub or its firmware: boards, firmware, vhub,
 status, provision, journal, decode."""
 
+from __future__ import annotations
+
 import json
 import signal
 import sys
 import time
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 from samband.paths import BUILD
 
+if TYPE_CHECKING:
+    from samband.vhub import VirtualHub
 
-def _progress(msg):
+
+def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def cmd_boards(args):
+def cmd_boards(args: Namespace) -> None:
     from samband.device import boards
     for name in boards.names():
         b = boards.load(name)
@@ -25,12 +34,12 @@ def cmd_boards(args):
 class _Bar:
     """Progress on stderr: in place on a terminal, a line per tenth elsewhere (logs, CI)."""
 
-    def __init__(self, what):
+    def __init__(self, what: str) -> None:
         self.what = what
         self.tty = sys.stderr.isatty()
         self.shown = -1
 
-    def __call__(self, done, total):
+    def __call__(self, done: int, total: int) -> None:
         pct = 100 * done // max(total, 1)
         if self.tty:
             bar = "#" * (pct // 4)
@@ -40,21 +49,21 @@ class _Bar:
             print(f"{self.what} {pct}%", file=sys.stderr, flush=True)
 
 
-def cmd_flash(args):
+def cmd_flash(args: Namespace) -> None:
     from samband.device import boards, flashing
     board = boards.load(args.board)
     print(flashing.flash(board, args.image, port=args.port, drive=args.drive, erase=args.erase,
                          baud=args.baud, progress=_Bar("writing")))
 
 
-def cmd_firmware(args):
+def cmd_firmware(args: Namespace) -> None:
     from samband.device import boards, build
     names = boards.names() if args.board == "all" else [args.board]
     for name in names:
         build.build(name, args.out, progress=_progress)
 
 
-def _vhub(args, log):
+def _vhub(args: Namespace, log: Callable[[str], None]) -> VirtualHub:
     from samband.device import build
     from samband.device.provision import parse_uid
     from samband.vhub import VirtualHub
@@ -80,7 +89,8 @@ def _vhub(args, log):
                       deploy_firmware=not args.no_deploy, log=log, romfs=romfs)
 
 
-def _provision_vhub(flash, uid_hex, depot_path, log):
+def _provision_vhub(flash: str | Path, uid_hex: str | None, depot_path: str | None,
+                    log: Callable[[str], None]) -> str:
     """Keys for a virtual hub's flash unless it has them (the rig's defaults), so that
     `make vhub` runs the whole firmware - journal, seal, BLE collection - and not the
     unprovisioned hub that only says so. Returns the heap that firmware needs."""
@@ -95,10 +105,10 @@ def _provision_vhub(flash, uid_hex, depot_path, log):
     return FULL_HEAP
 
 
-def _wait_for_signal(hub, seconds=None):
+def _wait_for_signal(hub: VirtualHub, seconds: float | None = None) -> None:
     stop = {"now": False}
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: FrameType | None) -> None:
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, on_term)
@@ -111,7 +121,7 @@ def _wait_for_signal(hub, seconds=None):
         pass
 
 
-def cmd_vhub(args):
+def cmd_vhub(args: Namespace) -> None:
     hub = _vhub(args, _progress)
     port = hub.start()
     print(f"virtual hub on {port}" + (f" (link {args.link})" if args.link else ""), flush=True)
@@ -125,12 +135,12 @@ def cmd_vhub(args):
         hub.stop()
 
 
-def _no_answer(port):
+def _no_answer(port: str) -> SambandError:
     return SambandError(f"no MicroPython hub answered on {port}: is it a Samband hub, running? "
                         "(at its REPL? press Ctrl-D or reset it)")
 
 
-def cmd_status(args):
+def cmd_status(args: Namespace) -> None:
     """Ask the running hub for its status on its console; it goes on collecting."""
     from samband.device import console
     with console.open_port(args.port) as ser:
@@ -140,7 +150,7 @@ def cmd_status(args):
     print(json.dumps(s, indent=1, sort_keys=True) if args.json else console.format_status(s))
 
 
-def cmd_console(args):
+def cmd_console(args: Namespace) -> None:
     """The hub's console live: STATUS lines in words, logs as they come."""
     from samband.device import console
     end = time.monotonic() + args.seconds if args.seconds else None
@@ -155,7 +165,7 @@ def cmd_console(args):
             pass
 
 
-def cmd_selftest(args):
+def cmd_selftest(args: Namespace) -> None:
     """Every check a technician needs before leaving, with what to do; exit 1 if one fails."""
     from samband.device import console, selftest
     with console.open_port(args.port) as ser:
@@ -176,7 +186,7 @@ def cmd_selftest(args):
         sys.exit(1)
 
 
-def cmd_provision(args):
+def cmd_provision(args: Namespace) -> None:
     """Provision or re-provision a hub: every option checked before anything is written (a
     refused command leaves no half-provisioned hub), then what changes is shown and written."""
     from samband.device.depot import Depot
@@ -205,7 +215,7 @@ def cmd_provision(args):
     if args.broker_password_file:
         mqtt_pw = read_secret(args.broker_password_file, "--broker-password-file", 1, 256, chars="utf8")
 
-    def base(cfg, secrets):
+    def base(cfg: dict[str, Any], secrets: dict[str, Any]) -> None:
         if args.pairing is not None:
             if args.pairing:
                 cfg["pairing_s"] = args.pairing
@@ -213,6 +223,8 @@ def cmd_provision(args):
                 cfg.pop("pairing_s", None)
         if args.rebond:
             cfg["rebond"] = args.rebond
+        if args.rr_intervals:
+            cfg["keep_rr"] = args.rr_intervals == "keep"
         if broker:
             up = cfg.get("uplink") if isinstance(cfg.get("uplink"), dict) else {}
             up.update(host=broker[0], port=broker[1])
@@ -234,7 +246,7 @@ def cmd_provision(args):
     print(f"provisioned hub {uid.hex()} at {target.where}: {n} device(s); depot {Depot(args.depot).path}")
 
 
-def cmd_journal(args):
+def cmd_journal(args: Namespace) -> None:
     from hub import reading
     from samband.device.depot import Depot
     from samband.device.journal import readings
@@ -251,22 +263,14 @@ def cmd_journal(args):
     print(f"{len(rows)} records", file=sys.stderr)
 
 
-def cmd_decode(args):
+def cmd_decode(args: Namespace) -> None:
     from samband.device.decode import decode, dumps, parse_hex
     payload = parse_hex(" ".join(args.hex))
-    opts = {}
-    if args.crc is not None:
-        opts["crc"] = args.crc
-    if args.start is not None:
-        opts["start"] = args.start
-    if args.tzo is not None:
-        opts["tzo"] = args.tzo
-    if args.rate is not None:
-        opts["rate"] = args.rate
+    opts = {k: getattr(args, k) for k in ("crc", "start", "tzo", "rate") if getattr(args, k) is not None}
     print(dumps(decode(args.uuid, payload, **opts), args.compact))
 
 
-def cmd_deploy(args):
+def cmd_deploy(args: Namespace) -> None:
     """Copy a build onto the hub: only what changed, staged, verified, switched in one rename."""
     from samband.device import build, deploy
     if args.romfs:
@@ -286,7 +290,7 @@ def cmd_deploy(args):
               f"version {st.get('version')}, boot {st.get('boot')}")
 
 
-def cmd_discover(args):
+def cmd_discover(args: Namespace) -> None:
     """Hubs on USB (VID:PID from board.json) and given ports, each asked ?status on its console;
     with --lan or --mdns also those that answer mDNS."""
     from samband.device import discover, lan
@@ -307,7 +311,7 @@ def cmd_discover(args):
         print(discover.table(rows))
 
 
-def cmd_label(args):
+def cmd_label(args: Namespace) -> None:
     """Label files for a hub: from the depot by id, or for the hub running on --port."""
     from samband.device import label
     from samband.device.depot import Depot
@@ -331,7 +335,7 @@ def cmd_label(args):
     print(f"{png}\n{pdf}\nhub {hub_id}, board {board}, key {label.fingerprint(public)}")
 
 
-def cmd_release(args):
+def cmd_release(args: Namespace) -> None:
     """Build and sign a release; prints where it is and what it holds, never the key."""
     from samband.device import release
     out, m, public = release.make(args.board, args.version, args.min_version, args.kind, args.image, args.out,
@@ -340,7 +344,7 @@ def cmd_release(args):
           f"sha512 {m['sha512'].hex()[:16]}..., signed by release key {public.hex()}")
 
 
-def cmd_release_check(args):
+def cmd_release_check(args: Namespace) -> None:
     """Check a release file as a hub would (same code), with the depot's release key."""
     from hub import release as fmt
     from samband.device.depot import Depot

@@ -1,9 +1,11 @@
 """`samband limits`: per-patient alarm limits for one hub, made with the depot's authority key."""
 
+from argparse import Namespace
+
 from samband.errors import SambandError
 
 
-def cmd_limits(args):
+def cmd_limits(args: Namespace) -> None:
     from samband.device import limits
     from samband.device.depot import Depot
     from samband.device.provision import parse_uid, to_flash
@@ -27,7 +29,7 @@ def cmd_limits(args):
           + f"; `samband status` shows \"limits {serial}\", or (--json) in its problems why it refused it")
 
 
-def cmd_config_push(args):
+def cmd_config_push(args: Namespace) -> None:
     """`samband config push`: limits (--set) or the depot's receiver keys (--receiver-keys) to one hub
     over its broker, retained; waits until the hub reports the config in force."""
     from samband.cli.ota import login_of

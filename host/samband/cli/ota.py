@@ -2,12 +2,14 @@
 what, from the receiver's database (docs/ota.md)."""
 
 import sys
+from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 from samband.errors import SambandError
 
 
-def login_of(args):
+def login_of(args: Namespace) -> dict[str, Any]:
     """The broker login of --host/--port/--ca/--user/--password(-file) (also `samband config push`)."""
     from samband.cli.receiver import readable
     if args.ca is not None:
@@ -18,18 +20,18 @@ def login_of(args):
     return dict(host=args.host, port=args.port, ca=args.ca, user=args.user, password=password)
 
 
-def _hubs(args):
+def _hubs(args: Namespace):
     return [_hub(h) for h in args.hub]
 
 
-def _hub(h):
+def _hub(h: str) -> str:
     h = h.lower()
     if len(h) < 2 or len(h) % 2 or any(c not in "0123456789abcdef" for c in h):
         raise SambandError(f"--hub {h}: a hub id is its unique id in hex, e.g. 00005a4d0001")
     return h
 
 
-def cmd_ota_stage(args):
+def cmd_ota_stage(args: Namespace) -> None:
     """Offer the release to the hubs, serve their chunk requests and print each hub's progress
     until every one runs it (then withdraw the offer) or --timeout passes (exit 1, offer kept)."""
     from samband.device.ota import Rollout, progress_text
@@ -39,7 +41,7 @@ def cmd_ota_stage(args):
         raise SambandError(f"{args.release}: {e.strerror}") from None
     hubs = _hubs(args)
     r = Rollout(data, hubs, chunk=args.chunk, on_progress=lambda h, st: print(progress_text(h, st), flush=True),
-                **login_of(args))
+                url=args.url, **login_of(args))
     r.start()
     print(f"samband ota: {args.release} ({r.version}, {len(r.parts)} chunks of {r.chunk} bytes) offered to "
           f"{len(hubs)} hub(s)", flush=True)
@@ -58,7 +60,7 @@ def cmd_ota_stage(args):
         sys.exit(1)
 
 
-def cmd_ota_watch(args):
+def cmd_ota_watch(args: Namespace) -> None:
     """Print each hub's update state and version whenever it changes (every hub, or --hub ones)."""
     import time
 
@@ -75,7 +77,7 @@ def cmd_ota_watch(args):
         f.close()
 
 
-def cmd_ota_stop(args):
+def cmd_ota_stop(args: Namespace) -> None:
     """Withdraw an offer: the hubs drop what they fetched (a trial under way still ends in a
     confirmation or a roll-back)."""
     from samband.device.ota import stop
@@ -84,22 +86,17 @@ def cmd_ota_stop(args):
     print(f"samband ota: stop sent to {len(hubs)} hub(s)")
 
 
-def cmd_hubs(args):
+def cmd_hubs(args: Namespace) -> None:
     """`samband hubs`: what each hub runs (version, slot, update state) and its last contact, from
     the receiver's database; --history: when each hub changed version."""
     import json
     import time
 
-    from samband.paths import default_db
+    from samband.cli.receiver import existing_store
     from samband.receiver import versions
-    from samband.receiver.store import StoreError, open_store
     if args.hub is not None and not args.history:
         raise SambandError("--hub goes with --history (the fleet table lists every hub)")
-    db = args.db or default_db()
-    try:
-        store = open_store(db, create=False)
-    except StoreError as e:
-        raise SambandError(f"{e}: give --db the database `samband receive` writes") from None
+    store = existing_store(args.db)
     try:
         rows = versions.history(store, _hub(args.hub) if args.hub else None) if args.history \
             else versions.fleet(store)

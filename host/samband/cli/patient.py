@@ -1,14 +1,21 @@
 """`samband patient link|unlink|show`: which patient a hub serves, kept in the
 receiver's database (receiver/patients.py says why never on the hub)."""
 
+from __future__ import annotations
+
 import json
 import time
+from argparse import Namespace
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 from samband.paths import default_db
 
+if TYPE_CHECKING:
+    from samband.receiver.store import Store
 
-def _open(db, create):
+
+def _open(db: str | None, create: bool) -> Store:
     from samband.receiver.store import StoreError, open_store
     db = db or default_db()
     try:
@@ -17,18 +24,18 @@ def _open(db, create):
         raise SambandError(f"{e}: give --db the database `samband receive` or `make run` writes") from None
 
 
-def _when(text):
+def _when(text: str | None) -> int | None:
     from samband.cli.fhir import parse_when
     return None if text is None else parse_when(text, int(time.time() * 1000))
 
 
-def _line(k):
+def _line(k: dict[str, Any]) -> str:
     from samband.receiver.patients import iso
     until = iso(k["until"]) if k["until"] is not None else "now"
     return f"hub {k['hub']}  {k['system']}|{k['value']}  {iso(k['since'])} to {until}  ref {k['ref']}"
 
 
-def cmd_patient(args):
+def cmd_patient(args: Namespace) -> None:
     from samband.receiver import patients
     if args.action == "show":
         store = _open(args.db, create=False)

@@ -1,9 +1,10 @@
 """`samband run` and `samband uplink-demo`: the virtual rig, live."""
 
 import signal
+from argparse import Namespace
 
 
-def _ctrl_c_stops():
+def _ctrl_c_stops() -> None:
     """Ctrl-C (SIGINT) stops the rig in order, whoever started us. A shell starts
     background jobs with SIGINT ignored (and some CI runners do the same), and
     Python then leaves it ignored: the rig would never stop on Ctrl-C."""
@@ -11,7 +12,7 @@ def _ctrl_c_stops():
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def cmd_run(args):
+def cmd_run(args: Namespace) -> None:
     """The virtual rig, live: emulated devices, a provisioned virtual hub, readings as they arrive
     (a view that updates in place on a terminal, plain lines elsewhere)."""
     import sys
@@ -24,7 +25,7 @@ def cmd_run(args):
         pass
 
 
-def cmd_uplink_demo(args):
+def cmd_uplink_demo(args: Namespace) -> None:
     from samband.rig.uplink import demo
     _ctrl_c_stops()
     demo(args.seconds, args.hubs, args.folder)

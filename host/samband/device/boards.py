@@ -1,7 +1,11 @@
 """Board descriptions under hardware/boards/<name>/board.json, shared by the
 firmware build, the virtual hub, the flasher and the HIL harness."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from samband.errors import BoardError
 from samband.paths import BOARDS
@@ -16,11 +20,11 @@ REQUIRED = {"name": str, "description": str, "mcu": str, "arch": str, "port": st
             "ble_bonding": bool}
 
 
-def names():
+def names() -> list[str]:
     return sorted(p.name for p in BOARDS.iterdir() if (p / "board.json").is_file())
 
 
-def validate(b, where="board.json"):
+def validate(b: object, where: str = "board.json") -> dict[str, Any]:
     for key, typ in REQUIRED.items():
         if key not in b:
             raise BoardError(f"{where}: missing {key!r}")
@@ -38,7 +42,7 @@ def validate(b, where="board.json"):
     return b
 
 
-def load(name):
+def load(name: str) -> dict[str, Any]:
     path = BOARDS / name / "board.json"
     if not path.is_file():
         raise BoardError(f"no board {name!r}; known boards: {', '.join(names())}")
@@ -52,7 +56,7 @@ def load(name):
     return b
 
 
-def kinds_it_cannot_serve(b, kinds_wanted):
+def kinds_it_cannot_serve(b: dict[str, Any], kinds_wanted: Iterable[str]) -> dict[str, str]:
     """The device kinds among kinds_wanted this board cannot collect, with why: {kind: reason}."""
     from hub import kinds
     out = {}

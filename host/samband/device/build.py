@@ -9,11 +9,14 @@ because mpy-cross is stricter on some targets than the unix port is
 (viper constants above 2**30, for example).
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +29,7 @@ MANIFEST = ".build.json"  # beside the tree, not on the flash
 ROMFS = ".romfs"  # the hub package as a ROMFS image, beside the tree
 
 
-def sources(root=FIRMWARE):
+def sources(root: Path = FIRMWARE) -> list[Path]:
     """Every firmware file, relative to root, in a stable order."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -37,11 +40,11 @@ def sources(root=FIRMWARE):
     return out
 
 
-def target_name(rel):
+def target_name(rel: Path) -> Path:
     return rel if str(rel) in SOURCE_FILES else rel.with_suffix(".mpy")
 
 
-def _compile(mpy_cross, arch, src, dst, rel):
+def _compile(mpy_cross: str, arch: str | None, src: Path, dst: Path, rel: Path) -> str | None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".mpy.tmp")
     p = subprocess.run([mpy_cross, f"-march={arch}", "-s", str(rel), "-o", str(tmp), str(src)],
@@ -53,11 +56,12 @@ def _compile(mpy_cross, arch, src, dst, rel):
     return None
 
 
-def _digest(path):
+def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(board_name, out_root=None, src_root=FIRMWARE, progress=None):
+def build(board_name: str, out_root: str | Path | None = None, src_root: Path = FIRMWARE,
+          progress: Callable[[str], None] | None = None) -> Path:
     """Build one board's flash tree; returns its path. Only changed modules are recompiled.
 
     Builds of one tree take turns (a lock file beside it): test workers and a
@@ -71,7 +75,7 @@ def build(board_name, out_root=None, src_root=FIRMWARE, progress=None):
         return _build(board_name, root, src_root, progress)
 
 
-def _build(board_name, root, src_root, progress):
+def _build(board_name: str, root: Path, src_root: Path, progress: Callable[[str], None] | None) -> Path:
     board = boards.load(board_name)
     out = root / board_name
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +138,7 @@ def _build(board_name, root, src_root, progress):
     return out
 
 
-def romfs_image(tree, package="hub"):
+def romfs_image(tree: str | Path, package: str = "hub") -> bytes:
     """The firmware package of a built tree as a ROMFS image (mpremote's format).
 
     On a board whose MicroPython has a ROMFS partition, bytecode imported
@@ -145,7 +149,7 @@ def romfs_image(tree, package="hub"):
     from mpremote.romfs import VfsRomWriter
     w = VfsRomWriter()
 
-    def add(folder, name):
+    def add(folder: Path, name: str) -> None:
         w.opendir(name)
         for p in sorted(folder.iterdir()):
             if p.is_dir():
@@ -158,11 +162,11 @@ def romfs_image(tree, package="hub"):
     return w.finalise()
 
 
-def romfs_path(board_name, out_root=None):
+def romfs_path(board_name: str, out_root: str | Path | None = None) -> Path:
     return Path(out_root or BUILD) / f"{board_name}{ROMFS}"
 
 
-def build_all(out_root=None, progress=None):
+def build_all(out_root: str | Path | None = None, progress: Callable[[str], None] | None = None) -> list[Path]:
     """Build every board; all boards are attempted and every failure reported."""
     errors, outs = [], []
     for name in boards.names():
@@ -175,7 +179,7 @@ def build_all(out_root=None, progress=None):
     return outs
 
 
-def tree(path):
+def tree(path: str | Path) -> dict[str, str]:
     """{relative path: sha256} of a flash tree, for deploy and tests."""
     path = Path(path)
     return {str(p.relative_to(path)): _digest(p) for p in sorted(path.rglob("*")) if p.is_file()}

@@ -1,12 +1,16 @@
 """Reading a hub's console: the boot line and the STATUS lines the firmware prints."""
 
+from __future__ import annotations
+
 import json
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 STATUS_PREFIX = "STATUS "
 
 
-def parse_status(line):
+def parse_status(line: str) -> dict[str, Any] | None:
     """A console line to the status map, or None if it is not a status line."""
     line = line.strip()
     if not line.startswith(STATUS_PREFIX):
@@ -18,7 +22,7 @@ def parse_status(line):
     return s if isinstance(s, dict) else None
 
 
-def format_status(s):
+def format_status(s: dict[str, Any]) -> str:
     out = ("{board} uid {uid} | boot {boot} ({reset}) | up {up:.1f} s | heap {alloc} used, {free} free"
            " | flash {fsfree} of {fstotal} KiB free | clock {clock}").format(
         board=s.get("board"), uid=s.get("uid"), boot=s.get("boot"), reset=s.get("reset"),
@@ -33,7 +37,7 @@ def format_status(s):
     return out
 
 
-def lines(ser, until=None):
+def lines(ser: Any, until: float | None = None) -> Iterator[str]:
     """Yield console lines from a pyserial port until the monotonic deadline."""
     buf = b""
     while until is None or time.monotonic() < until:
@@ -46,11 +50,7 @@ def lines(ser, until=None):
             yield line.rstrip(b"\r").decode("utf-8", "replace")
 
 
-class ConsoleError(Exception):
-    pass
-
-
-def open_port(port):
+def open_port(port: str) -> Any:
     """The hub's console as a pyserial port, checked first so that mistakes are
     one clear line. Opening it does not stop the hub: no Ctrl-C, no raw REPL."""
     import serial
@@ -64,7 +64,7 @@ def open_port(port):
         raise HubError(f"cannot open {port}: {e}") from None
 
 
-def request(ser, line, want, timeout=5.0):
+def request(ser: Any, line: str, want: Callable[[str], bool], timeout: float = 5.0) -> str | None:
     """Send one console request ("?status", "?blink 5") to the running hub and
     return the first answer line that want(line) accepts, or None at the deadline.
     Other lines (logs, periodic STATUS) are passed to nothing: they are the hub
@@ -78,14 +78,14 @@ def request(ser, line, want, timeout=5.0):
     return None
 
 
-def status(ser, timeout=5.0):
+def status(ser: Any, timeout: float = 5.0) -> dict[str, Any] | None:
     """The running hub's status map (from its own Hub object, not a fresh one)."""
     got = request(ser, "?status", lambda s: parse_status(s) is not None, timeout)
     return parse_status(got) if got else None
 
 
-def command(ser, cmd, arg=None, timeout=5.0):
-    """A console command's answer: (ok, payload map or error text)."""
+def command(ser: Any, cmd: str, arg: object = None, timeout: float = 5.0) -> tuple[bool, Any] | None:
+    """A console command's answer: (ok, payload map or error text); None when the hub did not answer."""
     got = request(ser, f"?{cmd}" + (f" {arg}" if arg is not None else ""),
                   lambda s: s.startswith((f"OK {cmd} ", f"ERR {cmd} ")), timeout)
     if got is None:

@@ -7,8 +7,11 @@ added by the hub when it receives the payload, so they are absent here).
 A field technician can paste a payload from nRF Connect or a sniffer.
 """
 
+from __future__ import annotations
+
 import json
 import math
+from typing import Any
 
 from samband.errors import SambandError
 
@@ -17,7 +20,7 @@ class DecodeError(SambandError, ValueError):
     pass
 
 
-def parse_hex(text):
+def parse_hex(text: str) -> bytes:
     """Hex bytes, tolerating spaces, colons, dashes and a 0x prefix: "1B 01 00", "1b:01:00", "0x1b0100"."""
     s = "".join(text.split()).replace(":", "").replace("-", "")
     if s[:2].lower() == "0x":
@@ -28,7 +31,7 @@ def parse_hex(text):
         raise DecodeError(f"not hex bytes: {text!r} (give the payload like 1B0100E3 or '1b 01 00 e3')") from None
 
 
-def _json(v):
+def _json(v: object) -> Any:
     """Fields and readings as JSON values: tuples as lists, bytes as hex, NaN/INF as text."""
     if isinstance(v, float):
         if math.isnan(v):
@@ -45,13 +48,13 @@ def _json(v):
     return v
 
 
-def _text(r):
+def _text(r: dict[int, Any]) -> str:
     """A reading's value for people: '104 mg/dL', '13.8/8.8/12.0 kPa', '73 values: -12, 3, ... uV'."""
     from hub.profiles.ieee11073 import text
     from hub.reading import COMP, EXP, UNIT, VAL
     v, e, unit = r[VAL], r.get(EXP, 0), r.get(UNIT, "")
 
-    def one(x):
+    def one(x: int | float) -> Any:
         return _json(x) if isinstance(x, float) else text((x, e))
     if not isinstance(v, list):
         s = one(v)
@@ -62,7 +65,7 @@ def _text(r):
     return (s + " " + unit).strip()
 
 
-def decode(uuid, payload, **opts):
+def decode(uuid: int | str, payload: bytes, **opts: Any) -> dict[str, Any]:
     """{"characteristic", "uuid", "fields", "readings", "values"} for a UUID and payload bytes."""
     from hub import profiles
     from hub.reading import to_named
@@ -81,7 +84,7 @@ def decode(uuid, payload, **opts):
             "values": [_text(r) for r in readings]}
 
 
-def dumps(out, compact=False):
+def dumps(out: dict[str, Any], compact: bool = False) -> str:
     """JSON text; unless compact, one line per field group and per reading."""
     if compact:
         return json.dumps(out, ensure_ascii=False)

@@ -23,13 +23,21 @@ application is asked `?status` on its console: it must report the new
 slot as its tree.
 """
 
+from __future__ import annotations
+
 import base64
+import errno
 import json
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.device import build
-from samband.errors import HubError, SambandError
+from samband.errors import HubError, HubRaised, NoAnswer, SambandError
+
+if TYPE_CHECKING:
+    from samband.device.transport import Hub
 
 LOADERS = ("boot.py", "main.py")  # run by name from the flash root, whatever the tree
 SLOTS = ("a", "b")
@@ -47,7 +55,7 @@ class DeployError(SambandError):
 
 # -- pure: what to do ---------------------------------------------------------------
 
-def plan(local, remote):
+def plan(local: dict[str, str], remote: dict[str, str | None]) -> tuple[list[str], list[str], list[str]]:
     """What a deploy must do, from {path: sha256} of the build and of the hub's
     running tree (a path missing on the hub maps to None).
 
@@ -60,12 +68,12 @@ def plan(local, remote):
     return send, keep, loaders
 
 
-def other_slot(active):
+def other_slot(active: str | None) -> str:
     """The slot to stage into: never the one running (None = the flash root)."""
     return "b" if active == "a" else "a"
 
 
-def parse_hashes(text):
+def parse_hashes(text: str) -> dict[str, str | None]:
     """Lines "path hex" (or "path -" for a missing file) from the hub, to a map."""
     out = {}
     for line in text.splitlines():
@@ -79,7 +87,7 @@ def parse_hashes(text):
     return out
 
 
-def room(free, total, need, block=4096, keep=0.10):
+def room(free: int, total: int, need: Iterable[int], block: int = 4096, keep: float = 0.10) -> str | None:
     """None if a staging copy of `need` file sizes fits in `free` bytes and still
     leaves `keep` of the flash to the journal; else why not, in words. Each file
     is counted in whole blocks (littlefs's worst case), so the check errs on the
@@ -93,7 +101,7 @@ def room(free, total, need, block=4096, keep=0.10):
             f"then deploy")
 
 
-def check_board(tree_board, hub_board, port):
+def check_board(tree_board: str, hub_board: str | None, port: str) -> None:
     if hub_board is not None and hub_board != tree_board:
         raise DeployError(f"the hub on {port} is a {hub_board}, the build is for {tree_board}: "
                           f"deploy build/{hub_board}/ (samband deploy {port} --board {hub_board})")
@@ -170,17 +178,17 @@ class _Session:
     """The deploy's conversation with one hub, in small raw-REPL commands, with a
     hook before each (`step(name)`) so that tests can cut the power at every step."""
 
-    def __init__(self, hub, step=None):
+    def __init__(self, hub: Hub, step: Callable[[str], None] | None = None) -> None:
         self.hub = hub
         self.step = step or (lambda name: None)
         self.wire = 0  # bytes of file data commands sent
         self.staging = None  # the slot being filled, until the switch
 
-    def run(self, name, code, timeout=30):
+    def run(self, name: str, code: str, timeout: float = 30) -> str:
         self.step(name)
         return self.hub.exec(code, timeout=timeout)
 
-    def write_file(self, path, data, sent):
+    def write_file(self, path: str, data: bytes, sent: Callable[[int], None]) -> None:
         """Write data to path in CHUNK pieces, base64 on the wire (4 bytes a 3, where
         repr() of compiled bytecode costs up to 4 a byte: it is mostly not text);
         sent(n) after each piece."""
@@ -194,7 +202,7 @@ class _Session:
         self.run("send", "_sd_f.close()\ndel _sd_f")
 
 
-def _exec_json(s, name, expr):
+def _exec_json(s: _Session, name: str, expr: str) -> Any:
     out = s.run(name, f"import json\nprint(json.dumps({expr}))").strip().splitlines()
     try:
         return json.loads(out[-1])
@@ -202,7 +210,9 @@ def _exec_json(s, name, expr):
         raise HubError(f"hub sent no answer to {name}: {out!r}") from None
 
 
-def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
+def deploy(port: str, tree: str | Path, progress: Callable[[int, int], None] | None = None,
+           step: Callable[[str], None] | None = None, log: Callable[[str], None] | None = None,
+           confirm: bool = True) -> dict[str, Any]:
     """Deploy a built tree to the hub on port. Returns a summary map.
 
     progress(done, total) follows the bytes sent over the cable; step(name) is
@@ -224,7 +234,7 @@ def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
             hub.t = None  # the serial port is closed; nothing left to leave
         except (SambandError, KeyboardInterrupt) as e:
             # refused or failed before the switch: the hub goes back to running its tree
-            answering = not str(e).startswith("no answer from the hub")
+            answering = not isinstance(e, NoAnswer)
             if hub.t is not None:
                 try:
                     if s.staging and answering:  # a half-filled slot would only take the journal's room
@@ -237,7 +247,7 @@ def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
                 except Exception:  # noqa: BLE001 - the original error is the one to report
                     pass
                 hub.t = None
-            if isinstance(e, HubError) and ("ENOSPC" in str(e) or "OSError: 28" in str(e)):
+            if isinstance(e, HubRaised) and e.errno == errno.ENOSPC:
                 raise DeployError("the hub's flash filled up while the new tree was copied; the copy was removed "
                                   "and the hub runs its old tree: deliver the backlog first, then deploy") from None
             raise
@@ -246,7 +256,8 @@ def deploy(port, tree, progress=None, step=None, log=None, confirm=True):
     return summary
 
 
-def _copy_and_switch(s, port, tree, local, progress, log):
+def _copy_and_switch(s: _Session, port: str, tree: Path, local: dict[str, str],
+                     progress: Callable[[int, int], None] | None, log: Callable[[str], None]) -> dict[str, Any]:
     try:
         tree_board = json.loads((tree / "board.json").read_text())["name"]
     except (ValueError, KeyError, TypeError):
@@ -262,7 +273,7 @@ def _copy_and_switch(s, port, tree, local, progress, log):
     total = sum((tree / p).stat().st_size for p in send + loaders)
     done = [0]
 
-    def sent(n):
+    def sent(n: int) -> None:
         done[0] += n
         if progress:
             progress(done[0], total)
@@ -297,7 +308,7 @@ def _copy_and_switch(s, port, tree, local, progress, log):
     return summary
 
 
-def _running_tree(s):
+def _running_tree(s: _Session) -> tuple[str | None, str | None]:
     """(slot the hub boots or None for the flash root, the board its board.json names or None)."""
     active = _exec_json(s, "pointer", "_sd_read(%r)" % POINTER)
     if active not in SLOTS or _exec_json(s, "pointer", "_sd_read('%s/%s/board.json') is not None"
@@ -310,7 +321,8 @@ def _running_tree(s):
         return active, None
 
 
-def _stage(s, tree, local, base, staging, keep, send, sent):
+def _stage(s: _Session, tree: Path, local: dict[str, str], base: str, staging: str, keep: list[str],
+           send: list[str], sent: Callable[[int], None]) -> None:
     """The whole new tree in the staging slot: unchanged files copied on the hub, the rest sent."""
     s.run("stage", "_sd_rm(%r)\n_sd_mkdirs(%r)" % (staging, staging))
     dirs = sorted({str(Path(p).parent) for p in local if "/" in p})
@@ -322,7 +334,7 @@ def _stage(s, tree, local, base, staging, keep, send, sent):
         s.write_file(f"{staging}/{p}", (tree / p).read_bytes(), sent)
 
 
-def _verify(s, staging, want, base):
+def _verify(s: _Session, staging: str, want: dict[str, str], base: str) -> None:
     """Hash the staged tree again on the hub: exactly the build's files, each with the build's hash."""
     listed = _exec_json(s, "verify", "_sd_walk(%r, '', [])" % staging)
     got = parse_hashes(s.run("verify", "_sd_hashes(%r, %r)" % (staging, sorted(want)), timeout=120))
@@ -332,7 +344,7 @@ def _verify(s, staging, want, base):
                           f"{'...' if len(wrong) > 3 else ''}); the hub still runs {base or 'the flash root'}: "
                           f"deploy again")
 
-def restart(hub):
+def restart(hub: Hub) -> None:
     """Leave the raw REPL (so that main.py runs: a board skips it after a soft reset
     in the raw REPL) and soft-reset from the friendly REPL. Waits until the hub
     says it is rebooting: bytes the next tool sends before that reach the
@@ -348,7 +360,7 @@ def restart(hub):
         t.close()
 
 
-def confirm_running(port, want_tree, timeout=CONFIRM_S):
+def confirm_running(port: str, want_tree: str | None, timeout: float = CONFIRM_S) -> dict[str, Any]:
     """Ask the restarted application for its status until it answers; it must
     run from want_tree. Re-asks every second: the request may arrive while the
     hub is still booting, before its console reads."""
@@ -366,7 +378,7 @@ def confirm_running(port, want_tree, timeout=CONFIRM_S):
                       f"watch its console (samband console {port})")
 
 
-def hub_board(port, timeout=3.0):
+def hub_board(port: str, timeout: float = 3.0) -> str | None:
     """Which board the hub on port says it is: asked of its running application
     first (which it does not stop), else read from its flash over the raw REPL."""
     from samband.device import console

@@ -8,26 +8,32 @@
 `samband provision` reads and extends it; `samband receive` opens records
 with it (samband.receiver.opener.Opener). Secrets are written 0600 and never printed."""
 
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import nacl.bindings as nb
 
 from samband.errors import SambandError
 from samband.paths import REPO
 
+if TYPE_CHECKING:
+    from samband.receiver.opener import Authority, Opener
+
 DEFAULT = Path(os.environ.get("SAMBAND_DEPOT", REPO / "var" / "depot"))
 
 
-def _write_secret(path, data):
+def _write_secret(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
 
-def _create_secret_once(path, data):
+def _create_secret_once(path: Path, data: bytes) -> None:
     """Write a new secret at path unless one is already there: two first uses at once keep
     one key (a hard link is atomic and fails if the name exists), and no reader ever sees
     a half-written file."""
@@ -42,7 +48,7 @@ def _create_secret_once(path, data):
 
 
 class Depot:
-    def __init__(self, path=None, create=True):
+    def __init__(self, path: str | Path | None = None, create: bool = True) -> None:
         self.path = Path(path or DEFAULT)
         if not self.path.is_dir():
             if not create:
@@ -51,7 +57,7 @@ class Depot:
         os.chmod(self.path, 0o700)
 
     # -- authority and receiver keys ---------------------------------------------
-    def authority(self, create=True):
+    def authority(self, create: bool = True) -> Authority:
         """The authority key; made on first use (create), else refused when missing: a key
         made now would not be the one the hubs were provisioned with."""
         from samband.receiver.opener import Authority
@@ -66,7 +72,7 @@ class Depot:
             raise SambandError(f"{p} is damaged (not 32 bytes)")
         return Authority(sk)
 
-    def receiver_keys(self):
+    def receiver_keys(self) -> dict[int, bytes]:
         """{key id: secret}; makes key 1 on first use."""
         d = self.path / "receivers"
         keys = {}
@@ -83,7 +89,7 @@ class Depot:
             keys[1] = self.new_receiver_key(1)
         return keys
 
-    def new_receiver_key(self, kid=None):
+    def new_receiver_key(self, kid: int | None = None) -> bytes:
         d = self.path / "receivers"
         if kid is None:
             have = [int(p.stem) for p in d.glob("*.key")] if d.is_dir() else []
@@ -94,12 +100,12 @@ class Depot:
         _write_secret(d / f"{kid}.key", sk)
         return sk
 
-    def receiver_publics(self):
+    def receiver_publics(self) -> list[tuple[int, bytes]]:
         """[(kid, public)], newest first: the first is what hubs seal to."""
         return [(kid, nb.crypto_scalarmult_base(sk)) for kid, sk in sorted(self.receiver_keys().items(), reverse=True)]
 
     # -- release signing key ------------------------------------------------------------
-    def release_key(self, create=True):
+    def release_key(self, create: bool = True) -> bytes:
         """The release signing seed (32 bytes), made on first use (create). Refused if others
         can read it: whoever holds it can update every hub."""
         p = self.path / "release.key"
@@ -116,16 +122,14 @@ class Depot:
             raise SambandError(f"{p} is damaged (not 32 bytes)")
         return seed
 
-    def release_public(self, create=True):
+    def release_public(self, create: bool = True) -> bytes:
         """The release key's public half: what hubs verify releases with."""
         return nb.crypto_sign_seed_keypair(self.release_key(create))[0]
 
-    # -- hub registry ---------------------------------------------------------------
-    def _hubs_path(self):
-        return self.path / "hubs.json"
-
-    def hubs(self):
-        p = self._hubs_path()
+    # -- the depot's JSON registries (hubs.json here; limits.json, receiver-configs.json) --
+    def load_json(self, name: str) -> dict[str, Any]:
+        """A registry file of the depot; a missing one is empty, a damaged one a one-line error."""
+        p = self.path / name
         if not p.exists():
             return {}
         try:
@@ -133,25 +137,33 @@ class Depot:
         except ValueError as e:
             raise SambandError(f"{p} is not valid JSON: {e}") from None
 
-    def _save_hubs(self, hubs):
-        p = self._hubs_path()
+    def save_json(self, name: str, data: dict[str, Any]) -> None:
+        """Replace a registry file whole (a temporary file renamed over it): a crash leaves the old or the new."""
+        p = self.path / name
         tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(hubs, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, p)
 
-    def add_hub(self, hub_id, public, board=""):
+    # -- hub registry ---------------------------------------------------------------
+    def hubs(self) -> dict[str, dict[str, Any]]:
+        return self.load_json("hubs.json")
+
+    def _save_hubs(self, hubs: dict[str, dict[str, Any]]) -> None:
+        self.save_json("hubs.json", hubs)
+
+    def add_hub(self, hub_id: bytes, public: bytes, board: str = "") -> None:
         hubs = self.hubs()
         hubs[hub_id.hex()] = {"public": public.hex(), "revoked": False, "board": board}
         self._save_hubs(hubs)
 
-    def revoke(self, hub_id):
+    def revoke(self, hub_id: bytes) -> None:
         hubs = self.hubs()
         if hub_id.hex() not in hubs:
             raise SambandError(f"hub {hub_id.hex()} is not in the depot")
         hubs[hub_id.hex()]["revoked"] = True
         self._save_hubs(hubs)
 
-    def opener(self):
+    def opener(self) -> Opener:
         """A samband.receiver.opener.Opener that knows every receiver key and hub of this depot."""
         from samband.receiver.opener import Opener
         hubs = self.hubs()

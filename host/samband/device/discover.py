@@ -9,7 +9,11 @@ as silent rather than dropped: a technician looking for a hub wants to know
 that something with a hub's USB bridge is there but not talking.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from samband.device import boards
 
@@ -22,7 +26,7 @@ class Candidate:
     description: str = ""
 
 
-def usb_ids(board_maps):
+def usb_ids(board_maps: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     """{"vid:pid" (lower-case hex): [board names]} from parsed board.json maps."""
     out = {}
     for b in board_maps:
@@ -31,7 +35,7 @@ def usb_ids(board_maps):
     return out
 
 
-def match(ports, ids):
+def match(ports: Iterable[Any], ids: dict[str, list[str]]) -> list[Candidate]:
     """The listed serial ports (objects with .device, .vid, .pid, .description, as
     pyserial's ListPortInfo) whose VID:PID a board names, in port order."""
     out = []
@@ -44,7 +48,7 @@ def match(ports, ids):
     return out
 
 
-def candidates(extra=(), list_ports=None):
+def candidates(extra: Iterable[str] = (), list_ports: Callable[[], Iterable[Any]] | None = None) -> list[Candidate]:
     """USB candidates plus the ports given by hand (a virtual hub's pty), no port twice."""
     if list_ports is None:
         from serial.tools import list_ports as lp
@@ -58,7 +62,7 @@ def candidates(extra=(), list_ports=None):
     return found
 
 
-def ask(candidate, timeout=2.0):
+def ask(candidate: Candidate, timeout: float = 2.0) -> dict[str, Any]:
     """One row for a candidate: its status's identity, or why there is none."""
     from samband.device import console
     from samband.errors import HubError
@@ -80,11 +84,12 @@ def ask(candidate, timeout=2.0):
     return row
 
 
-def discover(extra=(), timeout=2.0, list_ports=None):
+def discover(extra: Iterable[str] = (), timeout: float = 2.0,
+             list_ports: Callable[[], Iterable[Any]] | None = None) -> list[dict[str, Any]]:
     return [ask(c, timeout) for c in candidates(extra, list_ports)]
 
 
-def table(rows):
+def table(rows: list[dict[str, Any]]) -> str:
     """Rows as aligned text for a terminal."""
     cols = ("port", "hub", "board", "version", "state")
     cells = [cols] + [tuple(str(r.get(c) or "-") for c in cols) for r in rows]

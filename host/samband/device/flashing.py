@@ -7,9 +7,13 @@ another chip than the board file says. Each becomes one FlashError line that
 says what to do. Firmware images cannot be downloaded from here; docs/flashing.md
 says where the official ones come from."""
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from samband.device.images import check_for_board
 from samband.errors import SambandError
@@ -21,8 +25,9 @@ class FlashError(SambandError):
     pass
 
 
-def flash(board, image, port=None, drive=None, erase=False, baud=None, progress=None,
-          connect_attempts=3, mounts="/proc/mounts"):
+def flash(board: dict[str, Any], image: str | Path, port: str | None = None, drive: str | Path | None = None,
+          erase: bool = False, baud: int | None = None, progress: Callable[[int, int], None] | None = None,
+          connect_attempts: int = 3, mounts: str = "/proc/mounts") -> str:
     """Write the image file to the board; progress(done, total) as it goes.
     Returns a one-line summary of what was written."""
     data = _read(image)
@@ -38,7 +43,7 @@ def flash(board, image, port=None, drive=None, erase=False, baud=None, progress=
     return _uf2(board, info, data, drive or find_drive(mounts), progress)
 
 
-def _read(image):
+def _read(image: str | Path) -> bytes:
     try:
         return Path(image).read_bytes()
     except FileNotFoundError:
@@ -49,7 +54,7 @@ def _read(image):
         raise FlashError(f"cannot read {image}: permission denied") from None
 
 
-def check_port(port):
+def check_port(port: str) -> None:
     """One-line errors for the usual serial-port mistakes, before esptool tries."""
     if not os.path.exists(port):
         raise FlashError(f"no serial port {port}: is the board plugged in? (`samband discover` lists hubs)")
@@ -58,7 +63,8 @@ def check_port(port):
                          "(sudo usermod -aG dialout $USER), then log in again")
 
 
-def _esptool(board, info, data, port, erase, baud, progress, attempts):
+def _esptool(board: dict[str, Any], info: dict[str, Any], data: bytes, port: str | None, erase: bool,
+             baud: int | None, progress: Callable[[int, int], None] | None, attempts: int) -> str:
     check_port(port)
     from esptool import cmds, logger
     from esptool.util import FatalError
@@ -93,7 +99,7 @@ def _esptool(board, info, data, port, erase, baud, progress, attempts):
             "it restarts into MicroPython")
 
 
-def _has_modem_lines(port):
+def _has_modem_lines(port: str) -> bool:
     """Whether the port has DTR/RTS, which esptool toggles to put the chip in its
     bootloader (USB-UART bridges do; a pty or some adapters do not, and then the
     technician holds BOOT by hand - esptool would warn about it on stderr)."""
@@ -112,37 +118,38 @@ def _has_modem_lines(port):
         os.close(fd)
 
 
-def _esptool_log(base, progress):
+def _esptool_log(base: type, progress: Callable[[int, int], None] | None) -> Any:
     """An esptool custom logger (its TemplateLogger interface): progress goes to
     our callback, its chatter nowhere (its errors come back as exceptions)."""
 
     class Log(base):
-        def print(self, *args, **kwargs):
+        def print(self, *args, **kwargs) -> None:
             pass
 
-        def note(self, message, *a, **kw):
+        def note(self, message: str, *a: Any, **kw: Any) -> None:
             pass
 
-        def warning(self, message, *a, **kw):
+        def warning(self, message: str, *a: Any, **kw: Any) -> None:
             pass
 
-        def error(self, message, *a, **kw):
+        def error(self, message: str, *a: Any, **kw: Any) -> None:
             pass
 
-        def stage(self, finish=False):
+        def stage(self, finish: bool = False) -> None:
             pass
 
-        def set_verbosity(self, verbosity):
+        def set_verbosity(self, verbosity: Any) -> None:
             pass
 
-        def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
+        def progress_bar(self, cur_iter: int, total_iters: int, prefix: str = "", suffix: str = "",
+                         bar_length: int = 30) -> None:
             if progress:
                 progress(cur_iter, total_iters)
 
     return Log()
 
 
-def find_drive(mounts="/proc/mounts"):
+def find_drive(mounts: str = "/proc/mounts") -> Path:
     """The mounted drive of an RP2040 in its boot ROM (it holds INFO_UF2.TXT
     naming RPI-RP2). Exactly one, or a FlashError that says what to do."""
     try:
@@ -169,7 +176,8 @@ def find_drive(mounts="/proc/mounts"):
     return found[0]
 
 
-def _uf2(board, info, data, drive, progress, chunk=64 * 512):
+def _uf2(board: dict[str, Any], info: dict[str, Any], data: bytes, drive: str | Path | None,
+         progress: Callable[[int, int], None] | None, chunk: int = 64 * 512) -> str:
     drive = Path(drive)
     try:
         text = (drive / "INFO_UF2.TXT").read_text(errors="replace")
@@ -204,7 +212,7 @@ def _uf2(board, info, data, drive, progress, chunk=64 * 512):
             "MicroPython when the drive disappears")
 
 
-def wait_gone(drive, timeout=10.0, poll=0.2):
+def wait_gone(drive: str | Path, timeout: float = 10.0, poll: float = 0.2) -> bool:
     """True once the bootloader drive has unmounted (the board restarted)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:

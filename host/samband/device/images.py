@@ -16,7 +16,10 @@ Formats, from their owners' documents:
   flag 0x2000 is set), 476 data bytes, an end magic.
 """
 
+from __future__ import annotations
+
 import struct
+from typing import Any
 
 from samband.errors import SambandError
 
@@ -45,14 +48,14 @@ class ImageError(SambandError, ValueError):
     """The file is not a firmware image for this board; the message says why."""
 
 
-def esp_chip_ids():
+def esp_chip_ids() -> dict[int, str]:
     """esptool's table: image chip id -> chip name, e.g. 0 -> 'esp32'."""
     from esptool.targets import CHIP_DEFS
     return {c.IMAGE_CHIP_ID: name for name, c in CHIP_DEFS.items()
             if getattr(c, "IMAGE_CHIP_ID", None) is not None}
 
 
-def esp_image(data):
+def esp_image(data: bytes) -> dict[str, Any]:
     """Facts of an Espressif flash image: {'chip', 'segments', 'size'}.
     Raises ImageError if the bytes are not one."""
     if len(data) < 24:
@@ -71,7 +74,7 @@ def esp_image(data):
     return {"chip": chip, "segments": segments, "size": len(data)}
 
 
-def uf2_image(data):
+def uf2_image(data: bytes) -> dict[str, Any]:
     """Facts of a UF2 file: {'family', 'family_id', 'blocks', 'start', 'end'}
     (the flash address range it writes). Raises ImageError if it is not a
     whole, consistent UF2 file."""
@@ -110,7 +113,7 @@ def uf2_image(data):
             "start": start, "end": end}
 
 
-def check_for_board(data, board):
+def check_for_board(data: bytes, board: dict[str, Any]) -> dict[str, Any]:
     """The image's facts if it suits this board (board.json dict), else ImageError
     naming what the file is for. The one place that knows which format a board takes."""
     tool = board.get("flash", {}).get("tool")
@@ -139,5 +142,5 @@ def check_for_board(data, board):
     raise ImageError(f"board {board['name']} is not flashed by samband (flash tool {tool!r})")
 
 
-def _chip(name):
+def _chip(name: str) -> str:
     return name.upper().replace("ESP32", "ESP32-").replace("--", "-").rstrip("-")

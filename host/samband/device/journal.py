@@ -6,10 +6,20 @@ depot, opens every sealed record as the receiver would. For tests, audits
 and field forensics. A running hub's image is read through its snapshot
 (VirtualHub.snapshot(), passed in as the flash), never directly."""
 
+from __future__ import annotations
+
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.device.depot import Depot
+    from samband.vhub.flash import Flash
+
+# One record of the journal: (seq, prio, reading map or None, error or None).
+Record = tuple[int, int, dict[int, Any] | None, str | None]
 
 
 class Reader:
@@ -20,14 +30,14 @@ class Reader:
     `flash` is a flash folder, a Flash, or a callable returning one (e.g. a
     running hub's `snapshot`, called afresh for each new())."""
 
-    def __init__(self, flash, depot, hub_id=b"\x00\x00\x5a\x4d\x00\x01"):
+    def __init__(self, flash: Flash | str | Path, depot: Depot, hub_id: bytes = b"\x00\x00\x5a\x4d\x00\x01") -> None:
         self.flash = flash
         self.hub_id = hub_id
         self.opener = depot.opener()
         self.epochs = set()
         self.last = -1
 
-    def new(self, only_pending=False):
+    def new(self, only_pending: bool = False) -> list[Record]:
         """[(seq, prio, reading map or None, error)] for records after the last seen, oldest first."""
         from hub import reading
         from hub.journal import Journal
@@ -60,7 +70,7 @@ class Reader:
             j.close()
         return out
 
-    def _epoch(self, header, quiet):
+    def _epoch(self, header: bytes, quiet: type[BaseException] | None) -> None:
         if header in self.epochs:
             return
         try:
@@ -71,6 +81,7 @@ class Reader:
                 raise
 
 
-def readings(flash, depot, hub_id=b"\x00\x00\x5a\x4d\x00\x01", only_pending=False):
+def readings(flash: Flash | str | Path, depot: Depot, hub_id: bytes = b"\x00\x00\x5a\x4d\x00\x01",
+             only_pending: bool = False) -> list[Record]:
     """[(seq, prio, reading map or None, error)] for every record on flash, oldest first."""
     return Reader(flash, depot, hub_id).new(only_pending)

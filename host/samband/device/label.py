@@ -11,11 +11,18 @@ and label printers, PDF (same picture, page = label size) for office printers.
 QR codes come from segno (pure Python), the picture from Pillow.
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.device.depot import Depot
 
 WIDTH_MM, HEIGHT_MM = 62, 29  # a common continuous-tape label width (62 mm), one hub per label
 DPI = 300
@@ -28,18 +35,18 @@ class LabelError(SambandError):
 
 # -- pure -------------------------------------------------------------------------------
 
-def fingerprint(public):
+def fingerprint(public: bytes) -> str:
     """The public key's short form for people: the first 80 bits of its SHA-256, in groups of four."""
     h = hashlib.sha256(bytes(public)).hexdigest()[:20]
     return " ".join(h[i:i + 4] for i in range(0, 20, 4))
 
 
-def payload(hub_id, board, public):
+def payload(hub_id: str, board: str, public: bytes) -> str:
     """The QR code's text: a URI with the hub id, its board and the whole public key in hex."""
     return f"{SCHEME}:hub?" + urlencode({"id": hub_id, "board": board, "key": bytes(public).hex()})
 
 
-def parse_payload(text):
+def parse_payload(text: str) -> dict[str, Any]:
     """A label's QR text back to {"id", "board", "key" (bytes)}; LabelError if it is not one."""
     u = urlsplit(text)
     q = {k: v[0] for k, v in parse_qs(u.query).items()}
@@ -52,7 +59,7 @@ def parse_payload(text):
     return q
 
 
-def hub_record(depot, hub_id):
+def hub_record(depot: Depot, hub_id: str) -> tuple[bytes, str]:
     """(public key, board or "") of a hub from the depot; refuses unknown and revoked hubs."""
     rec = depot.hubs().get(hub_id)
     if rec is None:
@@ -66,11 +73,11 @@ def hub_record(depot, hub_id):
 
 # -- the picture ---------------------------------------------------------------------------
 
-def _px(mm):
+def _px(mm: float) -> int:
     return round(mm / 25.4 * DPI)
 
 
-def render(hub_id, board, public):
+def render(hub_id: str, board: str, public: bytes) -> Any:
     """The label as a Pillow image (1-bit, DPI dots per inch)."""
     import segno
     from PIL import Image, ImageDraw, ImageFont
@@ -95,7 +102,7 @@ def render(hub_id, board, public):
     return img
 
 
-def write(out_dir, hub_id, board, public):
+def write(out_dir: str | Path, hub_id: str, board: str, public: bytes) -> tuple[Path, Path]:
     """label-<hub>.png and label-<hub>.pdf in out_dir; returns their paths."""
     from pathlib import Path
     out = Path(out_dir)

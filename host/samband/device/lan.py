@@ -10,25 +10,28 @@ tests, which must not depend on multicast routing of the machine they run on).
 Rows have the shape of device/discover.py's: the address stands where the port is.
 """
 
+from __future__ import annotations
+
 import socket
+from typing import Any
 
 from samband.errors import SambandError
 
 SERVICE = "_samband._tcp.local."
 
 
-def row(address, txt, name=""):
+def row(address: str, txt: dict[str, str], name: str = "") -> dict[str, Any]:
     """A discover row from a TXT dict {"id", "board", "ver"} (str values)."""
     return {"port": address, "usb": "", "hub": txt.get("id"), "board": txt.get("board"),
             "version": txt.get("ver"), "tree": None, "state": "mdns" + (f" {name}" if name else "")}
 
 
-def _txt(props):
+def _txt(props: dict[Any, Any]) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in props.items()}
 
 
-def parse_answer(data):
+def parse_answer(data: bytes) -> dict[str, Any] | None:
     """One row from a responder's reply (bytes), or None if it names no hub. Parsed by
     zeroconf's DNSIncoming, so our encoder is checked by someone else's decoder."""
     from zeroconf import DNSAddress, DNSIncoming, DNSService, DNSText
@@ -54,7 +57,7 @@ def parse_answer(data):
     return row(addr or "?", txt, name)
 
 
-def query():
+def query() -> bytes:
     """A legacy unicast PTR query for _samband._tcp.local (bytes), made by zeroconf."""
     from zeroconf import DNSOutgoing, DNSQuestion
 
@@ -65,7 +68,7 @@ def query():
     return out.packets()[0]
 
 
-def ask(host, port, timeout=2.0):
+def ask(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
     """Ask one responder directly (host, UDP port): its row, or SambandError."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
@@ -85,14 +88,14 @@ def ask(host, port, timeout=2.0):
     return r
 
 
-def browse(timeout=3.0, interfaces=None):
+def browse(timeout: float = 3.0, interfaces: Any = None) -> list[dict[str, Any]]:
     """Rows for every hub that answers a multicast browse within timeout seconds."""
     import time
 
     from zeroconf import ServiceBrowser, ServiceStateChange, Zeroconf
     names = []
 
-    def seen(zeroconf, service_type, name, state_change):
+    def seen(zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         if state_change is ServiceStateChange.Added and name not in names:
             names.append(name)
 

@@ -12,16 +12,24 @@ Delivery: the config goes to the hub's flash as /keys/limits.new; the hub
 verifies and takes it at its next boot (or refuses it, keeping the limits
 it has, and says so in its status: `limits` and `problems`)."""
 
+from __future__ import annotations
+
 import hashlib
 import hmac
-import json
-import os
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import nacl.bindings as nb
 
 from hub import limits as fw
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.device.depot import Depot
+
+# One limit: (MDC codes, UCUM unit, low or None, high or None), as hub.limits checks them.
+Rule = tuple[tuple[int, ...], str, Any, Any]
 
 NEW = "/keys/limits.new"
 
@@ -42,7 +50,7 @@ MEASURES = {
 }
 
 
-def _number(text, what):
+def _number(text: str, what: str) -> int | float:
     try:
         v = float(text)
     except ValueError:
@@ -52,7 +60,7 @@ def _number(text, what):
     return int(v) if v == int(v) else v
 
 
-def parse_spec(spec):
+def parse_spec(spec: str) -> Rule:
     """'glucose:low=70,high=250' -> (codes, unit, low, high); SambandError names what is wrong."""
     name, sep, rest = (spec or "").partition(":")
     name = name.strip().lower()
@@ -75,7 +83,7 @@ def parse_spec(spec):
     return rule
 
 
-def parse_specs(specs):
+def parse_specs(specs: Iterable[str] | None) -> list[Rule]:
     rules = [parse_spec(s) for s in specs or ()]
     if not rules:
         raise SambandError("say which limits: --set glucose:low=70,high=250 (one --set per measure)")
@@ -87,29 +95,19 @@ def parse_specs(specs):
     return rules
 
 
-def tag(authority_secret, hub_public, hub_id, body):
+def tag(authority_secret: bytes, hub_public: bytes, hub_id: bytes, body: bytes) -> bytes:
     """The 16-byte authenticator the hub checks (hub.seal.Keys.authentic with hub.limits.LIMITS_LABEL)."""
     kcfg = nb.crypto_box_beforenm(hub_public, authority_secret)
     msg = fw.LIMITS_LABEL + bytes((len(hub_id),)) + bytes(hub_id) + bytes(body)
     return hmac.new(kcfg, msg, hashlib.sha256).digest()[:16]
 
 
-def _issued_path(depot):
-    return depot.path / "limits.json"
-
-
-def issued(depot):
+def issued(depot: Depot) -> dict[str, Any]:
     """{hub id hex: {"serial": n, "rules": [...], "at": unix seconds}}: what this depot has issued."""
-    p = _issued_path(depot)
-    if not p.exists():
-        return {}
-    try:
-        return json.loads(p.read_text())
-    except ValueError as e:
-        raise SambandError(f"{p} is not valid JSON: {e}") from None
+    return depot.load_json("limits.json")
 
 
-def make(depot, hub_id, rules, now=None):
+def make(depot: Depot, hub_id: bytes, rules: list[Rule], now: float | None = None) -> tuple[int, bytes]:
     """(serial, config bytes) for hub_id, recorded in the depot. Refused without the depot's
     authority key (never made here: a new one would not be the hub's) or for a hub the depot
     did not provision."""
@@ -130,14 +128,11 @@ def make(depot, hub_id, rules, now=None):
     blob = body + tag(authority.secret, bytes.fromhex(hub["public"]), bytes(hub_id), body)
     done[bytes(hub_id).hex()] = {"serial": serial, "at": int(time.time()),
                                  "rules": [[list(c), u, lo, hi] for c, u, lo, hi in rules]}
-    p = _issued_path(depot)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
-    os.replace(tmp, p)
+    depot.save_json("limits.json", done)
     return serial, blob
 
 
-def describe(rules):
+def describe(rules: Iterable[Rule]) -> list[str]:
     """The rules in words, one per line, for the technician."""
     names = {(c, u): n for n, (c, u) in MEASURES.items()}
     out = []
@@ -151,7 +146,7 @@ def describe(rules):
 _UID = "from hub import board, ports\nprint(''.join('%02x' % b for b in ports.load(board.load()).unique_id()))"
 
 
-def hub_uid(port):
+def hub_uid(port: str) -> bytes:
     """The id the hub's firmware seals and verifies under (its port's unique_id: machine.unique_id()
     on a board, the virtual hub's configured one on the unix port)."""
     from samband.device.transport import Hub
@@ -164,7 +159,7 @@ def hub_uid(port):
                            f"(samband deploy)?") from None
 
 
-def to_port(port, blob):
+def to_port(port: str, blob: bytes) -> None:
     """Write the config onto the hub at port and restart its application, which takes it as it
     boots. Why restart here: writing goes through the raw REPL, which stops the application, and
     a hub left at its REPL collects nothing until someone resets it. The port is handed back only

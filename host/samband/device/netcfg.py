@@ -4,9 +4,14 @@ the firmware's `port.bearers(config)` reads (docs/bearers.md), and the settings
 diff shown on re-provisioning. Pure functions over dicts; the secrets they read
 from files go into a separate table that is only ever sealed (vault.py)."""
 
+from __future__ import annotations
+
 import copy
 import json
 import re
+from argparse import Namespace
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 from samband.errors import SambandError
 
@@ -17,7 +22,8 @@ MODEMS = ("bg96", "sim7080g")  # firmware/hub/bearers/modems/
 _APN_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
 
 
-def read_secret(path, what, lo, hi, check=None, chars="ascii"):
+def read_secret(path: str, what: str, lo: int, hi: int, check: Callable[[str], None] | None = None,
+                chars: str = "ascii") -> str:
     """A secret from a file (never from the command line, where ps and shell history see
     it): one line, its line end dropped; missing, empty or out-of-bounds files refused.
     chars: "ascii" (printable ASCII: a WPA2 passphrase), "at" (the same without '"',
@@ -53,12 +59,12 @@ def read_secret(path, what, lo, hi, check=None, chars="ascii"):
     return text
 
 
-def _pin(text):
+def _pin(text: str) -> None:
     if not text.isdigit():
         raise SambandError("--sim-pin-file: a SIM PIN is 4 to 8 digits")
 
 
-def parse_wifi(pairs):
+def parse_wifi(pairs: Iterable[tuple[str, str]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """[(ssid, password file)] -> (networks in the order tried, {secret name: passphrase})."""
     nets, secrets, seen = [], {}, set()
     for ssid, path in pairs:
@@ -76,7 +82,7 @@ def parse_wifi(pairs):
     return nets, secrets
 
 
-def parse_apn(text):
+def parse_apn(text: str) -> str:
     """An APN network identifier (3GPP TS 23.003 9.1.1): dot-separated labels of letters,
     digits and hyphens, at most 100 characters; the operator part (.gprs) is the network's."""
     labels = text.split(".") if text else []
@@ -87,13 +93,13 @@ def parse_apn(text):
     return text
 
 
-def parse_user(text):
+def parse_user(text: str) -> str:
     if not 1 <= len(text) <= 64 or any(not " " <= c <= "~" or c == '"' for c in text):
         raise SambandError(f"--apn-user {text!r}: 1 to 64 printable ASCII characters without '\"'")
     return text
 
 
-def board_bearers(board):
+def board_bearers(board: dict[str, Any]) -> set[str]:
     """The bearer kinds a board can run, from its board.json (what its port's bearers() builds)."""
     out = set()
     if "wifi" in board["features"]:
@@ -105,20 +111,20 @@ def board_bearers(board):
     return out
 
 
-def _refuse_kind(board, kind, option, all_boards):
+def _refuse_kind(board: dict[str, Any], kind: str, option: str, all_boards: Iterable[dict[str, Any]]) -> NoReturn:
     ok = [b["name"] for b in all_boards if kind in board_bearers(b)]
     what = {"wifi": "no Wi-Fi", "lan": "no Ethernet PHY in its board.json", "cellular": "no modem"}[kind]
     raise SambandError(f"{option}: board {board['name']} has {what}; boards that have: {', '.join(ok) or 'none'}")
 
 
-def _find(bearers, kind):
+def _find(bearers: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
     for b in bearers:
         if b.get("kind") == kind:
             return b
     return None
 
 
-def _place(bearers, entry):
+def _place(bearers: list[dict[str, Any]], entry: dict[str, Any]) -> None:
     """A new bearer goes before the first dearer one: cheapest first unless told otherwise."""
     rank = COST.get(entry["kind"], 1)
     for i, b in enumerate(bearers):
@@ -128,7 +134,7 @@ def _place(bearers, entry):
     bearers.append(entry)
 
 
-def _unique_name(bearers, base):
+def _unique_name(bearers: list[dict[str, Any]], base: str) -> str:
     names = {b.get("name") for b in bearers}
     name, i = base, 1
     while name in names:
@@ -137,7 +143,8 @@ def _unique_name(bearers, base):
     return name
 
 
-def apply(cfg, secrets, board, opts, all_boards=()):
+def apply(cfg: dict[str, Any], secrets: dict[str, str], board: dict[str, Any], opts: Namespace,
+          all_boards: Iterable[dict[str, Any]] = ()) -> tuple[dict[str, Any], dict[str, str]]:
     """The hub config and secrets table with the bearer options applied; everything the
     options do not mention is kept. opts: wifi [(ssid, file)], no_wifi, ethernet
     ("on"/"off"/None), apn, apn_user, apn_password_file, apn_auth, sim_pin_file,
@@ -204,6 +211,8 @@ def apply(cfg, secrets, board, opts, all_boards=()):
 
     if opts.bearer_order is not None:
         bearers = order(bearers, opts.bearer_order)
+    if board.get("port") == "esp32":
+        _ppp_auth(bearers)
     if bearers:
         cfg["bearers"] = bearers
     else:
@@ -211,7 +220,19 @@ def apply(cfg, secrets, board, opts, all_boards=()):
     return cfg, secrets
 
 
-def order(bearers, text):
+def _ppp_auth(bearers: list[dict[str, Any]]) -> None:
+    """An ESP32 whose one IP bearer is cellular carries it over network.PPP (firmware
+    hub/ports/esp32.py, docs/bearers.md), which takes PAP or CHAP, not "any"."""
+    if {b.get("kind") for b in bearers} & {"wifi", "lan"}:
+        return
+    for b in bearers:
+        if (b.get("kind") == "cellular" and b.get("auth") == "any" and b.get("user") is not None
+                and b.get("data") != "sockets"):
+            raise SambandError("--apn-auth any: this ESP32's one IP bearer is cellular, carried by "
+                               "network.PPP, which takes pap or chap: choose one")
+
+
+def order(bearers: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
     """The bearers in the order given (names, cheapest first): every bearer exactly once."""
     names = [n.strip() for n in text.split(",")]
     by_name = {b.get("name"): b for b in bearers}
@@ -227,7 +248,7 @@ def order(bearers, text):
     return [by_name[n] for n in names]
 
 
-def referenced(obj, out=None):
+def referenced(obj: object, out: list[str] | None = None) -> list[str]:
     """The secret names a config refers to (as the firmware's vault.fill finds them)."""
     out = [] if out is None else out
     if isinstance(obj, list):
@@ -242,7 +263,7 @@ def referenced(obj, out=None):
     return out
 
 
-def _flat(obj, prefix, out):
+def _flat(obj: object, prefix: str, out: dict[str, str]) -> dict[str, str]:
     if isinstance(obj, dict):
         for k in sorted(obj):
             if not k.endswith(SEALED):
@@ -258,7 +279,7 @@ def _flat(obj, prefix, out):
     return out
 
 
-def settings(cfg, devices):
+def settings(cfg: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, str]:
     """A flat {setting: value text} view of what the hub is told, secrets left out."""
     out = _flat({k: v for k, v in cfg.items()}, "", {})
     if cfg.get("bearers"):
@@ -268,7 +289,8 @@ def settings(cfg, devices):
     return out
 
 
-def diff(old_cfg, old_devices, old_secrets, new_cfg, new_devices, new_secrets):
+def diff(old_cfg: dict[str, Any], old_devices: list[dict[str, Any]], old_secrets: dict[str, Any],
+         new_cfg: dict[str, Any], new_devices: list[dict[str, Any]], new_secrets: dict[str, Any]) -> list[str]:
     """Lines saying what changes: '+ key = value', '~ key: old -> new', '- key (was v)';
     a secret only as (new), (changed), (kept) or (removed), never its value."""
     a, b = settings(old_cfg, old_devices), settings(new_cfg, new_devices)

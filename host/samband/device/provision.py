@@ -7,13 +7,22 @@ keys/authority.pub, keys/receivers (the receiver keys it seals to, signed
 by the depot's authority), keys/release.pub (the depot's release key, for
 updates), config/devices.json (the allow-list) and config/hub.json; the depot records the hub's public key."""
 
+from __future__ import annotations
+
 import json
+from argparse import Namespace
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 
+if TYPE_CHECKING:
+    from samband.device.depot import Depot
+    from samband.vhub.flash import Flash
 
-def parse_device(spec):
+
+def parse_device(spec: str) -> dict[str, str]:
     from hub import kinds
     from hub.ble import addr_parse
     kind, sep, addr = spec.partition("=")
@@ -27,7 +36,7 @@ def parse_device(spec):
     return {"addr": addr.upper() if not addr.endswith("/r") else addr[:-2].upper() + "/r", "kind": kind, "name": ""}
 
 
-def parse_devices(specs):
+def parse_devices(specs: Iterable[str] | None) -> list[dict[str, str]]:
     """--device values to the allow-list; an address given twice is refused (which
     kind would it be?), as is the same line twice (a typo hides a missing device)."""
     out, seen = [], {}
@@ -42,7 +51,7 @@ def parse_devices(specs):
     return out
 
 
-def check_board(board, devices):
+def check_board(board: dict[str, Any], devices: Iterable[dict[str, Any]]) -> None:
     """Refuse, in one line, a device kind the board cannot collect (a kind that needs a bond on a
     board that cannot bond): half-working collection is worse than a clear no."""
     from samband.device import boards
@@ -53,7 +62,7 @@ def check_board(board, devices):
         raise SambandError(f"--device {k}: {bad[k]}; boards that can: {', '.join(ok) or 'none'}")
 
 
-def flash_board(flash, name=None):
+def flash_board(flash: str | Path, name: str | None = None) -> dict[str, Any]:
     """The board a virtual hub's flash is for: --board, else the board.json its firmware build put there, else vhub."""
     from samband.device import boards
     if name:
@@ -65,7 +74,7 @@ def flash_board(flash, name=None):
         return boards.load("vhub")
 
 
-def parse_uid(text, what="--uid"):
+def parse_uid(text: str, what: str = "--uid") -> bytes:
     """A hub's unique id in hex (a virtual hub's, or machine.unique_id() of a board: 6 or 8 bytes)."""
     t = (text or "").strip().lower().replace(":", "")
     try:
@@ -77,7 +86,7 @@ def parse_uid(text, what="--uid"):
     return uid
 
 
-def parse_broker(text):
+def parse_broker(text: str) -> tuple[str, int]:
     """--broker HOST:PORT -> (host, port); [v6]:PORT works too."""
     host, sep, port = (text or "").rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -87,13 +96,14 @@ def parse_broker(text):
     return host, int(port)
 
 
-def check_pairing(seconds):
+def check_pairing(seconds: int) -> int:
     if seconds is None or seconds < 0 or seconds > 24 * 3600:
         raise SambandError(f"--pairing {seconds}: want the pairing window in seconds, 0 (none) to 86400")
     return seconds
 
 
-def files_for(depot, hub_id, devices=(), hub_config=None, hub_secret=None):
+def files_for(depot: Depot, hub_id: bytes, devices: Iterable[dict[str, Any]] = (),
+              hub_config: dict[str, Any] | None = None, hub_secret: bytes | None = None) -> dict[str, bytes]:
     """{path on the hub's flash: bytes}, and records the hub in the depot. hub_secret:
     the hub's key to keep (re-provisioning), else a new one."""
     authority = depot.authority()
@@ -107,7 +117,7 @@ def files_for(depot, hub_id, devices=(), hub_config=None, hub_secret=None):
     return files
 
 
-def to_flash_folder(folder, files):
+def to_flash_folder(folder: str | Path, files: dict[str, bytes]) -> None:
     """Write files into a plain folder laid out as a hub's flash (tests that run
     the unix port on such a folder directly; a virtual hub's flash is an image: to_flash)."""
     folder = Path(folder)
@@ -119,7 +129,7 @@ def to_flash_folder(folder, files):
             p.chmod(0o600)
 
 
-def to_flash(flash, files):
+def to_flash(flash: Flash | str | Path, files: dict[str, bytes]) -> None:
     """Write files onto a virtual hub's flash image (a folder, or a Flash), creating it if needed.
 
     The hub must not be running: its supervisor holds the image (FlashError)."""
@@ -127,7 +137,7 @@ def to_flash(flash, files):
     as_flash(flash).ensure().write_files(files)
 
 
-def ca_der(path):
+def ca_der(path: str | Path) -> bytes:
     """A CA certificate as DER (the hub's TLS wants DER); PEM is converted. Anything
     that is not an X.509 certificate is refused here rather than by the hub's TLS
     at its first connection, far from the technician."""
@@ -158,23 +168,23 @@ def ca_der(path):
 class FlashTarget:
     """A virtual hub's flash image as a place to provision (the hub must not be running)."""
 
-    def __init__(self, folder, uid, board_name=None):
+    def __init__(self, folder: str | Path, uid: bytes | None, board_name: str | None = None) -> None:
         self.folder, self._uid, self.board_name = Path(folder), uid, board_name
         self.where = str(folder)
 
-    def __enter__(self):
+    def __enter__(self) -> FlashTarget:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         pass
 
-    def uid(self):
+    def uid(self) -> bytes | None:
         return self._uid
 
-    def board(self):
+    def board(self) -> dict[str, Any]:
         return flash_board(self.folder, self.board_name)
 
-    def read(self, path):
+    def read(self, path: str) -> bytes | None:
         from samband.vhub.flash import Flash, FlashError
         f = Flash(self.folder)
         if not f.exists():
@@ -184,7 +194,7 @@ class FlashTarget:
         except (FileNotFoundError, FlashError):
             return None
 
-    def write(self, files, remove=()):
+    def write(self, files: dict[str, bytes], remove: Iterable[str] = ()) -> None:
         from samband.vhub.flash import as_flash
         fl = as_flash(self.folder).ensure()
         with fl.edit() as m:
@@ -199,37 +209,37 @@ class PortTarget:
     """A hub on a serial port (a board, or a virtual hub's pty), over the raw REPL in one
     session; its application is restarted when done, so it goes on collecting."""
 
-    def __init__(self, port, board_name=None):
+    def __init__(self, port: str, board_name: str | None = None) -> None:
         self.port, self.board_name, self.where = port, board_name, port
         self.h = None
 
-    def __enter__(self):
+    def __enter__(self) -> PortTarget:
         from samband.device.transport import Hub
         self.h = Hub(self.port).__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         from samband.device.deploy import restart
         restart(self.h)  # the raw REPL stopped the application: it runs again
 
-    def _exec(self, code):
-        from samband.errors import HubError
+    def _exec(self, code: str) -> str:
+        from samband.errors import HubRaised
         try:
             return self.h.exec(code)
-        except HubError as e:
-            if "ImportError" in str(e):
+        except HubRaised as e:
+            if e.kind == "ImportError":
                 raise SambandError(f"{self.port}: no Samband firmware on the hub ({e}): run samband deploy "
                                    f"{self.port} first") from None
             raise
 
-    def uid(self):
+    def uid(self) -> bytes:
         """The hub's unique id as its own port interface says (machine.unique_id() on a board,
         the supervisor's uid on a virtual hub): what it seals and signs as."""
         out = self._exec("import binascii\nfrom hub import board as _b, ports as _p\n"
                          "print(binascii.hexlify(_p.load(_b.load()).unique_id()).decode())").strip()
         return parse_uid(out.splitlines()[-1] if out else "", f"{self.port}: the hub's unique id")
 
-    def board(self):
+    def board(self) -> dict[str, Any]:
         from samband.device import boards
         if self.board_name:
             return boards.load(self.board_name)
@@ -241,13 +251,13 @@ class PortTarget:
             raise SambandError(f"{self.port}: no usable /board.json on the board: "
                                f"deploy its firmware first, or say --board NAME") from None
 
-    def read(self, path):
+    def read(self, path: str) -> bytes | None:
         out = self._exec(f"import binascii\ntry:\n f = open({path!r}, 'rb')\n"
                          f" print(binascii.hexlify(f.read()).decode())\n f.close()\n"
                          f"except OSError:\n print('-')").strip()
         return None if out == "-" else bytes.fromhex(out)
 
-    def write(self, files, remove=()):
+    def write(self, files: dict[str, bytes], remove: Iterable[str] = ()) -> None:
         for path, data in files.items():
             d = path.rsplit("/", 1)[0]
             self._exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
@@ -256,7 +266,7 @@ class PortTarget:
             self._exec(f"import os\ntry:\n os.remove({path!r})\nexcept OSError:\n pass")
 
 
-def _json(data, default, what):
+def _json(data: bytes | None, default: Any, what: str) -> Any:
     if data is None:
         return default
     try:
@@ -265,7 +275,8 @@ def _json(data, default, what):
         raise SambandError(f"the hub's {what} is not valid JSON: fix or remove it first") from None
 
 
-def merge_devices(old, new, remove=()):
+def merge_devices(old: list[dict[str, Any]], new: list[dict[str, Any]],
+                  remove: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The allow-list: the hub's own (pairing adds to it) with the given devices added or
     their kind changed, and the removed ones gone. Names given on the hub are kept."""
     out = [dict(d) for d in old]
@@ -288,7 +299,10 @@ def merge_devices(old, new, remove=()):
 LEGACY_MQTT = "/keys/mqtt.password"  # in clear, from before the vault: sealed and removed
 
 
-def plan(target, opts, depot_factory, devices, base_cfg_change):
+def plan(target: FlashTarget | PortTarget, opts: Namespace, depot_factory: Callable[[], Depot],
+         devices: list[dict[str, Any]] | None,
+         base_cfg_change: Callable[[dict[str, Any], dict[str, Any]], None]
+         ) -> tuple[dict[str, bytes], list[str], list[str], bytes, dict[str, Any]]:
     """(files to write, paths to remove, lines saying what changes, uid, board) for one
     provisioning: every option checked against the board and what the hub has
     already; nothing written yet. base_cfg_change(cfg, secrets) applies the
@@ -349,7 +363,7 @@ def plan(target, opts, depot_factory, devices, base_cfg_change):
     return files, remove, lines, uid, board
 
 
-def _with_legacy(cfg):
+def _with_legacy(cfg: dict[str, Any]) -> dict[str, Any]:
     """The old config as if its clear MQTT password had been sealed: the diff then says (kept)."""
     from samband.device.netcfg import SEALED
     c = json.loads(json.dumps(cfg))

@@ -10,9 +10,13 @@ takes over the air (`samband ota`, hub/ota.py); a "firmware" release
 carries a whole MicroPython image for an ESP32's OTA partition.
 The signing key never leaves the depot and is never printed."""
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import nacl.bindings as nb
 
@@ -21,14 +25,17 @@ from hub import release as fmt
 from samband.errors import SambandError
 from samband.paths import BUILD
 
+if TYPE_CHECKING:
+    from samband.device.depot import Depot
 
-def manifest(board, kind, version, min_version, image, when):
+
+def manifest(board: str, kind: str, version: str, min_version: str, image: bytes, when: int) -> bytes:
     """The manifest's CBOR bytes (deterministic encoding) for an image."""
     return cbor.dumps({"v": version, "min": min_version, "board": board, "kind": kind, "size": len(image),
                        "sha512": nb.crypto_hash_sha512(image), "time": int(when)})
 
 
-def assemble(manifest_bytes, image, seed):
+def assemble(manifest_bytes: bytes, image: bytes, seed: bytes) -> bytes:
     """The release bytes: header, manifest, signature (by the 32-byte seed), image."""
     if not 0 < len(manifest_bytes) <= fmt.MAX_MANIFEST:
         raise SambandError(f"manifest of {len(manifest_bytes)} bytes is outside 1..{fmt.MAX_MANIFEST}")
@@ -38,7 +45,7 @@ def assemble(manifest_bytes, image, seed):
     return fmt.MAGIC + bytes((n >> 8, n & 0xFF)) + manifest_bytes + sig + image
 
 
-def check_versions(version, min_version):
+def check_versions(version: str, min_version: str) -> None:
     """Both versions well-formed and min_version <= version, else a one-line SambandError."""
     for flag, v in (("--version", version), ("--min-version", min_version)):
         try:
@@ -50,7 +57,7 @@ def check_versions(version, min_version):
                            f"no hub could ever take this release")
 
 
-def tree_files(root):
+def tree_files(root: str | Path) -> list[tuple[str, bytes]]:
     """(path, bytes) of every file under root, board.json last: a slot that has its
     board.json is whole (hub.otatree), and boot.py boots only such a slot."""
     root = Path(root)
@@ -58,7 +65,7 @@ def tree_files(root):
     return [f for f in files if f[0] != "board.json"] + [f for f in files if f[0] == "board.json"]
 
 
-def tree_image(root):
+def tree_image(root: str | Path) -> bytes:
     """A "tree" release's image: the whole firmware tree for a slot folder."""
     from hub import otatree
     files = tree_files(root)
@@ -70,7 +77,22 @@ def tree_image(root):
         raise SambandError(f"{root}: {e}") from None
 
 
-def image_for(board, kind, image_path=None, progress=None):
+def firmware_version(data: bytes, version: str, where: str | Path) -> None:
+    """A firmware image must say the release's version in its ESP-IDF app descriptor: the
+    hub reads its firmware version from there (hub/otafw.py image_version), so an image
+    that said another would be offered again after it was confirmed, or never count as new."""
+    from hub import otafw
+    said = otafw.image_version(data[:otafw.HEAD_BYTES])
+    if said != version:
+        raw = bytes(data[otafw.DESC + 16:otafw.DESC + 48]).split(b"\0")[0].decode("ascii", "replace")
+        what = f"says it is version {raw!r}" if raw and data[otafw.DESC:otafw.DESC + 4] == otafw.DESC_MAGIC \
+            else "has no ESP-IDF app descriptor version"
+        raise SambandError(f"--image {where} {what}, not {version}: build it with the ESP-IDF's PROJECT_VER "
+                           f"set to {version} (the hub reads its firmware version there)")
+
+
+def image_for(board: dict[str, Any], kind: str, image_path: str | Path | None = None,
+              progress: Callable[[str], None] | None = None, version: str | None = None) -> bytes:
     """The bytes to release: the board's ROMFS app image or its whole tree (built now,
     or the tree given), or a firmware file."""
     from samband.device import build, images
@@ -98,15 +120,19 @@ def image_for(board, kind, image_path=None, progress=None):
     info = images.esp_image(data)
     if info["chip"] != board["mcu"]:
         raise SambandError(f"--image {image_path} is for an {info['chip']}, board {board['name']} is an {board['mcu']}")
+    if version is not None:
+        firmware_version(data, version, image_path)
     return data
 
 
-def default_out(board_name, kind, version):
+def default_out(board_name: str, kind: str, version: str) -> Path:
     return BUILD / "releases" / f"{board_name}-{kind}-{version}.sbr"
 
 
-def make(board_name, version, min_version="0.0.0", kind="app", image_path=None, out=None, depot=None,
-         when=None, progress=None):
+def make(board_name: str, version: str, min_version: str = "0.0.0", kind: str = "app",
+         image_path: str | Path | None = None, out: str | Path | None = None, depot: Depot | str | Path | None = None,
+         when: int | None = None,
+         progress: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any], bytes]:
     """Build, sign and write a release; returns (path, parsed manifest, release public key)."""
     from samband.device import boards
     from samband.device.depot import Depot
@@ -114,7 +140,7 @@ def make(board_name, version, min_version="0.0.0", kind="app", image_path=None, 
     check_versions(version, min_version)
     d = depot if isinstance(depot, Depot) else Depot(depot)
     seed = d.release_key()  # before the build: a key problem fails at once
-    image = image_for(board, kind, image_path, progress)
+    image = image_for(board, kind, image_path, progress, version)
     if when is None:
         when = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
     data = assemble(manifest(board_name, kind, version, min_version, image, when), image, seed)

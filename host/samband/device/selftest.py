@@ -3,17 +3,21 @@ each check passed or failed, and for a failure what to do. Pure: the running
 hub's status map in, checks out (the LED blink is the one thing only a person
 can check, so the command asks the hub to blink and says to look)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from hub import VERSION
 
 HEAP_MARGIN = 16 * 1024  # below this a reconnect storm or a big batch can fail to allocate
 FLASH_MARGIN = 0.10
 
 
-def checks(s, want_version=VERSION):
+def checks(s: dict[str, Any], want_version: str = VERSION) -> list[tuple[str, bool, str]]:
     """[(name, ok, detail)] for a status map from the hub's console."""
     out = []
 
-    def check(name, ok, good, bad):
+    def check(name: str, ok: object, good: str, bad: str) -> None:
         out.append((name, bool(ok), good if ok else bad))
 
     problems = s.get("problems") or []

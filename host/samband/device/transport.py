@@ -2,13 +2,16 @@
 eval over the raw REPL (mpremote's transport), so that the same code
 drives a board on /dev/ttyUSB0 and a virtual hub on /dev/pts/N."""
 
+from __future__ import annotations
+
 import contextlib
 import io
 import json
 import os
 import stat
+from typing import Any
 
-from samband.errors import HubError
+from samband.errors import HubError, HubRaised, NoAnswer
 
 READ_TIMEOUT_S = 15
 STATUS_EXPR = """\
@@ -19,13 +22,13 @@ print(_a.json.dumps(_h.status()))
 
 
 class Hub:
-    def __init__(self, port, baud=115200, soft_reset=False):
+    def __init__(self, port: str, baud: int = 115200, soft_reset: bool = False) -> None:
         self.port = port
         self.baud = baud
         self.soft_reset = soft_reset
         self.t = None
 
-    def __enter__(self):
+    def __enter__(self) -> Hub:
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
         check_port(self.port)
@@ -39,11 +42,11 @@ class Hub:
                 self.t.serial.timeout = READ_TIMEOUT_S
                 self.t.enter_raw_repl(soft_reset=self.soft_reset)
         except TransportError as e:
-            if self.t is not None:
+            opened = self.t is not None  # the port opened: what failed is the raw REPL's answer
+            if opened:
                 self.t.close()
                 self.t = None
-            if "raw repl" in str(e):
-                raise HubError(f"no MicroPython hub answered on {self.port}: is the hub plugged in and "
+                raise NoAnswer(f"no MicroPython hub answered on {self.port}: is the hub plugged in and "
                                f"powered, and is this its port? (a program holding the port, e.g. "
                                f"mpremote or a terminal, must be closed first)") from None
             raise HubError(f"cannot open {self.port}: {e}") from None
@@ -51,27 +54,28 @@ class Hub:
             raise HubError(f"cannot open {self.port}: {e.strerror or e}") from None
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         if self.t:
             try:
                 self.t.exit_raw_repl()
             finally:
                 self.t.close()
 
-    def exec(self, code, timeout=10):
+    def exec(self, code: str, timeout: float = 10) -> str:
         from mpremote.transport import TransportError
         try:
             out, err = self.t.exec_raw(code, timeout=timeout)
         except TransportError as e:
-            raise HubError(f"no answer from the hub on {self.port}: {e}") from None
+            raise NoAnswer(f"no answer from the hub on {self.port}: {e}") from None
         if err:
-            raise HubError("hub raised: " + err.decode("utf-8", "replace").strip().splitlines()[-1])
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            raise HubRaised(lines[-1] if lines else "(nothing said)")
         return out.decode("utf-8", "replace")
 
-    def eval(self, expr):
+    def eval(self, expr: str) -> str:
         return self.exec(f"print(repr({expr}))").strip()
 
-    def status(self):
+    def status(self) -> dict[str, Any]:
         out = self.exec(STATUS_EXPR).strip().splitlines()
         try:
             return json.loads(out[-1])
@@ -79,7 +83,7 @@ class Hub:
             raise HubError(f"hub sent no status: {out!r}") from None
 
 
-def check_port(port):
+def check_port(port: str) -> None:
     """Refuse, in words, a port that cannot be a hub's before mpremote hides why
     (it says only "failed to access"): missing, not a character device, or not
     ours to open (the dialout group)."""
@@ -107,7 +111,7 @@ def check_port(port):
     os.close(fd)
 
 
-def _group(st):
+def _group(st: os.stat_result) -> str:
     try:
         import grp
         return grp.getgrgid(st.st_gid).gr_name

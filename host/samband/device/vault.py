@@ -5,10 +5,13 @@ MQTT password here, under a key derived from the hub's own hub.key, so that the
 flash never holds them in clear. pynacl's SecretBox is NaCl's crypto_secretbox,
 byte for byte what the firmware's hub.crypto.box opens."""
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import json
 import os
+from typing import Any
 
 from samband.errors import SambandError
 
@@ -17,18 +20,18 @@ BOND_LABEL = b"samband bond keys v1"  # firmware/hub/ble/bonds.py
 PATH = "/keys/vault"
 
 
-def _box(hub_secret, label=LABEL):
+def _box(hub_secret: bytes, label: bytes = LABEL) -> Any:
     from nacl.secret import SecretBox
     return SecretBox(hmac.new(bytes(hub_secret), label, hashlib.sha256).digest())
 
 
-def seal(table, hub_secret, nonce=None):
+def seal(table: dict[str, str], hub_secret: bytes, nonce: bytes | None = None) -> bytes:
     """{name: text} -> the vault file: nonce (24) + secretbox of its JSON."""
     nonce = nonce or os.urandom(24)
     return bytes(_box(hub_secret).encrypt(json.dumps(table, sort_keys=True).encode(), nonce))
 
 
-def unseal(blob, hub_secret):
+def unseal(blob: bytes, hub_secret: bytes) -> dict[str, str]:
     """The vault's {name: text}; SambandError if it does not open with this key."""
     from nacl.exceptions import CryptoError
     try:
@@ -41,7 +44,7 @@ def unseal(blob, hub_secret):
     return table
 
 
-def reseal_bonds(blob, old_secret, new_secret):
+def reseal_bonds(blob: bytes, old_secret: bytes, new_secret: bytes) -> bytes | None:
     """The bond file (firmware/hub/ble/bonds.py) sealed again under a new hub key, so
     that --rekey does not cost the patient's devices their pairing; None if it does
     not open (the hub itself would read it as damaged and pair again)."""

@@ -21,8 +21,12 @@ What it reproduces, byte for byte:
   a loopback data mode left by '+++' between guard times;
 * the modems' own TCP sockets (SIM7080G AT+CAOPEN/CASEND/CARECV/CACLOSE with
   +CADATAIND and +CASTATE; BG96 AT+QIOPEN/QISEND/QIRD/QICLOSE with +QIOPEN and
-  +QIURC), carrying real TCP from the host.
+  +QIURC), carrying real TCP from the host, or from a network namespace of its
+  own (Scenario.netns: the "cloud" of samband.rig.netns, so that cellular is a
+  path apart from the hub's other bearers).
 """
+
+from __future__ import annotations
 
 import os
 import pty
@@ -32,6 +36,7 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 VTIME, VMIN = 5, 6
@@ -47,7 +52,7 @@ DIALECTS = {
 }
 
 
-def _args(s):
+def _args(s: str) -> list[str]:
     """'0,1,"apn","u","p",3' -> ['0', '1', 'apn', 'u', 'p', '3'] (the simulator's own
     parser: it must not share a bug with the hub's atparse)."""
     out, cur, quoted = [], "", False
@@ -61,6 +66,25 @@ def _args(s):
             cur += ch
     out.append(cur)
     return out
+
+
+def _ppp_frame(code: int, ident: int, data: bytes = b"") -> bytes:
+    """An LCP packet in HDLC-like framing (RFC 1662): FCS-16 over address to data, 0x7E,
+    0x7D and control bytes escaped (the default ACCM)."""
+    body = bytes([0xFF, 0x03, 0xC0, 0x21, code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
+    fcs = 0xFFFF
+    for b in body:
+        fcs ^= b
+        for _ in range(8):
+            fcs = (fcs >> 1) ^ 0x8408 if fcs & 1 else fcs >> 1
+    fcs ^= 0xFFFF
+    out = bytearray(b"\x7e")
+    for b in body + bytes([fcs & 0xFF, fcs >> 8]):
+        if b in (0x7E, 0x7D) or b < 0x20:
+            out += bytes([0x7D, b ^ 0x20])
+        else:
+            out.append(b)
+    return bytes(out + b"\x7e")
 
 
 @dataclass
@@ -86,6 +110,8 @@ class Scenario:
     ip: str = "10.64.1.9"
     reboot_on: str = None  # a command (prefix) that makes the modem reboot instead of answering (once)
     reboot_after: tuple = None  # (command prefix, s): reboot s seconds after answering it (once)
+    urc_after: tuple = None  # (command prefix, s, line): that URC s seconds after answering it (once),
+    # e.g. "NO CARRIER" (the network dropped the data call) or "+CEREG: 0" (registration lost)
     garbage: bool = False  # noise before every reply: bytes out of ASCII and a junk line
     chunked: bool = False  # replies written a few bytes at a time
     urc_in_replies: bool = False  # a +CGEV URC inside every reply (between its lines and its final
@@ -94,13 +120,19 @@ class Scenario:
     corrupt: dict = None  # {command: information line} answered instead of the right one, then OK
     silent: bool = False  # a modem that is off: reads everything, says nothing
     in_data_call: bool = False  # still in a data call (ATD*99#) when the hub starts talking to it
+    ppp: bool = False  # in data mode the network's PPP peer (LCP Configure-Ack, Terminate-Ack and
+    # back to commands with NO CARRIER) instead of a loopback
+    netns: str = None  # the network namespace the modem's sockets open their TCP in (the lab's
+    # "cloud", samband.rig.netns): the mobile network as a path of its own; None: the host's
+    names: dict = None  # what the mobile network's DNS answers {name: address}; other names are
+    # resolved by the host's resolver (in netns: only addresses)
 
 
 class ModemSim:
     """The modem on a pty: start() it, give `path` to the hub, stop() it.
     `commands` lists every command line received; `rx`/`tx` count bytes."""
 
-    def __init__(self, scenario=None):
+    def __init__(self, scenario: Scenario | None = None) -> None:
         self.sc = scenario or Scenario()
         self.dialect = DIALECTS[self.sc.dialect]
         self.master, self._slave = pty.openpty()
@@ -119,6 +151,7 @@ class ModemSim:
         self._rand = random.Random(7)
         self._reboot_on = self.sc.reboot_on
         self._reboot_after = self.sc.reboot_after
+        self._urc_after = self.sc.urc_after
         self._power_on(banner=False)
         if self.sc.in_data_call:
             self.data_mode = True
@@ -127,7 +160,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ state
 
-    def _power_on(self, banner):
+    def _power_on(self, banner: bool) -> None:
         self.echo = True
         self.cmee = 0
         self.cereg_n = 0
@@ -157,7 +190,7 @@ class ModemSim:
             return "READY"
         return "SIM PIN" if self.sc.sim == "pin" else "SIM PUK"
 
-    def _registration(self):
+    def _registration(self) -> None:
         """Advance the scripted registration; URCs for every change."""
         if self.radio_t0 is None:
             return
@@ -193,7 +226,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ output
 
-    def _write(self, data):
+    def _write(self, data: bytes) -> None:
         if self.sc.chunked:
             i = 0
             while i < len(data):
@@ -205,10 +238,10 @@ class ModemSim:
             os.write(self.master, data)
         self.tx += len(data)
 
-    def _urc(self, line):
+    def _urc(self, line: str) -> None:
         self._write(b"\r\n" + line.encode() + b"\r\n")
 
-    def _flush_timers(self):
+    def _flush_timers(self) -> None:
         now = time.monotonic()
         due = [t for t in self.timers if t[0] <= now]
         self.timers = [t for t in self.timers if t[0] > now]
@@ -219,10 +252,10 @@ class ModemSim:
             self._urc(ln)
         self._registration()
 
-    def _later(self, seconds, line):
+    def _later(self, seconds: float, line: str | None) -> None:
         self.timers.append((time.monotonic() + seconds, line))
 
-    def _reply(self, lines=(), final="OK"):
+    def _reply(self, lines: Iterable[str] = (), final: str | None = "OK") -> None:
         out = b""
         if self.sc.garbage:
             out += bytes([0x00, 0xFF, 0x80, 0x1B]) + b"\r\n~#%&junk\r\n"
@@ -234,7 +267,7 @@ class ModemSim:
             out += b"\r\n" + final.encode() + b"\r\n"
         self._write(out)
 
-    def _error(self, code):
+    def _error(self, code: int) -> None:
         if self.cmee == 1:
             self._reply(final="+CME ERROR: %d" % code)
         elif self.cmee == 2:
@@ -244,7 +277,7 @@ class ModemSim:
 
     # ------------------------------------------------------------ input
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         if self.off:
             return
         if self.data_mode:
@@ -276,16 +309,52 @@ class ModemSim:
                 continue
             self.line.append(b)
 
-    def _data(self, data):
+    def _data(self, data: bytes) -> None:
         now = time.monotonic()
         if data == b"+++" and now - self._last_data >= self.sc.guard_s * 0.9:
             self._escape_at = now
             return
         self._escape_at = None
         self._last_data = now
+        if self.sc.ppp:
+            self._ppp(data)
+            return
         self._write(data)  # loopback: the "network" echoes what it is sent
 
-    def _command(self, cmd):
+    def _ppp(self, data: bytes) -> None:
+        """The network's end of PPP, as far as a link up and down needs (RFC 1661 LCP in
+        RFC 1662 framing): a Configure-Request is acknowledged, a Terminate-Request too,
+        after which the modem is back in command mode and says NO CARRIER."""
+        self._pppbuf = getattr(self, "_pppbuf", b"") + data
+        while True:
+            i = self._pppbuf.find(b"\x7e")
+            j = self._pppbuf.find(b"\x7e", i + 1) if i >= 0 else -1
+            if j < 0:
+                self._pppbuf = self._pppbuf[i:] if i >= 0 else b""
+                return
+            raw, self._pppbuf = self._pppbuf[i + 1:j], self._pppbuf[j:]
+            f = bytearray()
+            esc = False
+            for b in raw:  # RFC 1662 4.2: 0x7D escapes the next byte, XOR 0x20
+                if b == 0x7D:
+                    esc = True
+                    continue
+                f.append(b ^ 0x20 if esc else b)
+                esc = False
+            if len(f) < 8 or f[:4] != b"\xff\x03\xc0\x21":
+                continue
+            code, ident = f[4], f[5]
+            self.events.append((time.monotonic(), "ppp %d" % code))
+            if code == 1:
+                self._write(_ppp_frame(2, ident, bytes(f[8:-2])))  # Configure-Ack of its options
+            elif code == 5:
+                self._write(_ppp_frame(6, ident))  # Terminate-Ack
+                self.data_mode = False
+                self._urc("NO CARRIER")
+                self._pppbuf = b""
+                return
+
+    def _command(self, cmd: str) -> None:
         self.commands.append(cmd)
         self.events.append((time.monotonic(), cmd))
         self._flush_timers()  # URCs that fell due land between the echo and the reply
@@ -296,6 +365,9 @@ class ModemSim:
         if self._reboot_after and cmd.startswith(self._reboot_after[0]):
             self._later(self._reboot_after[1], None)  # None: reboot, not a URC
             self._reboot_after = None
+        if self._urc_after and cmd.startswith(self._urc_after[0]):
+            self._later(self._urc_after[1], self._urc_after[2])
+            self._urc_after = None
         if self.sc.corrupt and cmd in self.sc.corrupt:
             return self._reply([self.sc.corrupt[cmd]])
         u = cmd.upper()
@@ -339,6 +411,9 @@ class ModemSim:
             self._last_data = time.monotonic()
             self._escape_at = None
             return self._reply(final="CONNECT 150000000")
+        if u in ("ATH", "ATH0"):  # V.250 6.3.6: hang up the data call left by '+++'
+            self.data_mode = False
+            return self._reply()
         if u == "ATO":
             self.data_mode = True
             self._last_data = time.monotonic()
@@ -348,7 +423,7 @@ class ModemSim:
             return self._sim7080g(cmd, u)
         return self._bg96(cmd, u)
 
-    def _pin(self, pin):
+    def _pin(self, pin: str) -> None:
         if self.sc.sim != "pin" or self.sim_ready:
             return self._error(3)
         if pin != self.sc.pin:
@@ -358,7 +433,7 @@ class ModemSim:
         self._reply()
         self._urc("+CPIN: READY")
 
-    def _pdp_allowed(self):
+    def _pdp_allowed(self) -> bool:
         if self.stat not in (1, 5):
             return False
         if self.sc.apn is not None and self.pdp_apn != self.sc.apn:
@@ -367,7 +442,7 @@ class ModemSim:
             return False
         return True
 
-    def _sim7080g(self, cmd, u):
+    def _sim7080g(self, cmd: str, u: str) -> None:
         if u.startswith("AT+CAOPEN="):
             a = _args(cmd[10:])
             cid = int(a[0])
@@ -412,7 +487,7 @@ class ModemSim:
             return None
         return self._reply(final="ERROR")
 
-    def _bg96(self, cmd, u):
+    def _bg96(self, cmd: str, u: str) -> None:
         if u.startswith("AT+QIOPEN="):
             a = _args(cmd[10:])
             cid = int(a[1])
@@ -457,11 +532,19 @@ class ModemSim:
 
     # ------------------------------------------------------------ sockets (real TCP on the host)
 
-    def _connect(self, cid, host, port):
+    def _connect(self, cid: int, host: str, port: int) -> bool:
         if cid in self.socks:
             return False
+        host = (self.sc.names or {}).get(host, host)
         try:
-            sk = socket.create_connection((host, port), timeout=5)
+            if self.sc.netns:
+                from samband.rig.netns import inside
+                with inside(self.sc.netns):  # the socket belongs to the cloud from here on
+                    sk = socket.socket()
+                sk.settimeout(5)
+                sk.connect((host, port))
+            else:
+                sk = socket.create_connection((host, port), timeout=5)
         except OSError:
             return False
         sk.setblocking(False)
@@ -469,7 +552,7 @@ class ModemSim:
         self.events.append((time.monotonic(), "open %d" % cid))
         return True
 
-    def _prompt(self, argstr, final):
+    def _prompt(self, argstr: str, final: str) -> None:
         cid, n = (int(x) for x in argstr.split(","))
         sk = self.socks.get(cid)
         if sk is None or not sk["open"] or not 0 < n <= 1460:
@@ -478,7 +561,7 @@ class ModemSim:
         self._collect = (cid, n, bytearray(), final)
         return None
 
-    def _take(self, cid, n):
+    def _take(self, cid: int, n: int) -> bytes | None:
         sk = self.socks.get(cid)
         if sk is None:
             return None
@@ -488,19 +571,19 @@ class ModemSim:
             sk["ind"] = False
         return data
 
-    def _close(self, cid):
+    def _close(self, cid: int) -> None:
         sk = self.socks.pop(cid, None)
         if sk is not None:
             sk["s"].close()
         return self._reply()
 
-    def _sock_urc(self, cid, what):
+    def _sock_urc(self, cid: int, what: str) -> None:
         if self.sc.dialect == "sim7080g":
             self._urc("+CADATAIND: %d" % cid if what == "data" else "+CASTATE: %d,0" % cid)
         else:
             self._urc('+QIURC: "%s",%d' % ("recv" if what == "data" else "closed", cid))
 
-    def _sock_readable(self, cid):
+    def _sock_readable(self, cid: int) -> None:
         sk = self.socks[cid]
         try:
             data = sk["s"].recv(4096)
@@ -519,7 +602,22 @@ class ModemSim:
 
     # ------------------------------------------------------------ running
 
-    def reboot(self):
+    def drop_context(self) -> None:
+        """The network takes the data context down (from any thread): its sockets close
+        (their closed URCs), then the vendor's context-down URC."""
+        with self._lock:
+            self._requests.append("drop")
+        os.write(self._wake_w, b"!")
+
+    def _drop_context(self) -> None:
+        self.pdp_active = False
+        self.events.append((time.monotonic(), "context dropped"))
+        for cid in list(self.socks):
+            self.socks.pop(cid)["s"].close()
+            self._sock_urc(cid, "closed")
+        self._urc("+APP PDP: 0,DEACTIVE" if self.sc.dialect == "sim7080g" else '+QIURC: "pdpdeact",1')
+
+    def reboot(self) -> None:
         """Reboot now (from the simulator's own thread) or as soon as it can (from another)."""
         if self._thread is not None and threading.current_thread() is not self._thread:
             with self._lock:
@@ -531,7 +629,7 @@ class ModemSim:
         time.sleep(0.05)  # a real module is silent for a while; any half line is lost
         self._power_on(banner=True)
 
-    def _loop(self):
+    def _loop(self) -> None:
         while not self._stop:
             due = self._next_due()
             timeout = 0.5 if due is None else min(0.5, due)
@@ -552,6 +650,8 @@ class ModemSim:
                 for q in reqs:
                     if q == "reboot":
                         self.reboot()
+                    elif q == "drop":
+                        self._drop_context()
             if self.master in r:
                 try:
                     data = os.read(self.master, 4096)
@@ -567,12 +667,12 @@ class ModemSim:
             if not self.off:
                 self._flush_timers()
 
-    def start(self):
+    def start(self) -> ModemSim:
         self._thread = threading.Thread(target=self._loop, name="modem-sim", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop = True
         os.write(self._wake_w, b"!")
         if self._thread is not None:
@@ -585,8 +685,8 @@ class ModemSim:
             except OSError:
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> ModemSim:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()

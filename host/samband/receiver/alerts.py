@@ -23,14 +23,23 @@ Time is a parameter (`tick(now)`), so tests step through hours without
 sleeping. What the database cannot tell yet is listed in docs/alerts.md.
 """
 
+from __future__ import annotations
+
 import json
 import logging
+import threading
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from samband.receiver import alerts_db
 from samband.receiver.alerts_causes import Causes
 from samband.receiver.alerts_rules import SEVERITY
+
+if TYPE_CHECKING:
+    from samband.receiver.alerts_channels import Dispatcher
+    from samband.receiver.alerts_rules import Rules
+    from samband.receiver.store import Store
 
 log = logging.getLogger("samband.receiver.alerts")
 
@@ -40,7 +49,7 @@ LOOKBACK_S = 5.0  # PostgreSQL: seconds of readings read again at each poll (see
 class Engine:
     """Polls the database, keeps the alerts table true, drives escalation."""
 
-    def __init__(self, store, rules, dispatcher, now=None):
+    def __init__(self, store: Store, rules: Rules, dispatcher: Dispatcher, now: float | None = None) -> None:
         self.store = store
         self.rules = rules
         self.dispatcher = dispatcher
@@ -55,7 +64,7 @@ class Engine:
         for h in self._hubs():  # refusals counted from now on, not the database's whole history
             self.causes.hubs_row(h, now)
 
-    def _load_open(self):
+    def _load_open(self) -> None:
         """The open alerts as the database has them (at start, and after a failed poll
         whose raises and clears were rolled back)."""
         self.open = {}  # akey -> [id, gone_since, last_seen written, detail]
@@ -73,7 +82,7 @@ class Engine:
         self.store.conn.commit()
         return out
 
-    def _start_cursor(self, since):
+    def _start_cursor(self, since: float) -> int:
         """SQLite: the rowid before the first reading received since `since`. SQLite has one
         writer at a time and gives each row max(rowid) + 1 inside the writing transaction,
         so rows become visible in rowid order: a rowid cursor misses nothing and reads
@@ -87,12 +96,12 @@ class Engine:
         self.store.conn.commit()
         return first - 1
 
-    def _reading_json(self, hub, seq):
+    def _reading_json(self, hub: str, seq: int) -> str:
         cur = self.store.conn.cursor()
         cur.execute(self.store.q("SELECT reading FROM readings WHERE hub = ? AND seq = ?"), (hub, seq))
         return cur.fetchone()[0]
 
-    def _poll_readings(self):
+    def _poll_readings(self) -> None:
         """Fold the readings that arrived since the last poll into the causes. Only the
         small columns are read; a reading's JSON only when it is an alarm, telemetry or a
         battery level (a stream of routine ECG frames costs an index walk, not a parse)."""
@@ -124,7 +133,7 @@ class Engine:
             if len(self.seen) > 1000 or rows and len(self.seen) > 4 * len(rows):
                 self.seen = {k: t for k, t in self.seen.items() if t > self.cursor}
 
-    def tick(self, now=None):
+    def tick(self, now: float | None = None) -> None:
         """One poll: readings, hubs, raise/clear, escalate, record deliveries."""
         now = time.time() if now is None else now
         self._poll_readings()
@@ -157,7 +166,8 @@ class Engine:
         self._due(now)
         self.record_deliveries()
 
-    def _raise(self, cur, key, kind, hub, dev, detail, seen, now):
+    def _raise(self, cur: Any, key: str, kind: str, hub: str, dev: str | None, detail: dict[str, Any], seen: float,
+               now: float) -> int:
         sev = SEVERITY[kind]
         cur.execute(self.store.q("INSERT INTO alerts (akey, kind, severity, hub, device, patient, detail, "
                                   "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
@@ -168,7 +178,7 @@ class Engine:
         log.warning("alert %d raised: %s %s %s %s", aid, kind, hub, dev or "", detail.get("text"))
         return aid
 
-    def _clear(self, cur, key, o, now):
+    def _clear(self, cur: Any, key: str, o: list[Any], now: float) -> None:
         a = alerts_db.get_alert(self.store, o[0])
         route = self.rules.route(a["kind"], a["severity"])
         stop = route is None or route.stop_on_clear
@@ -178,7 +188,7 @@ class Engine:
         self.counters["cleared"] += 1
         log.warning("alert %d cleared", o[0])
 
-    def _escalate_to(self, aid, level, now):
+    def _escalate_to(self, aid: int, level: int, now: float) -> None:
         """Hand the alert to group `level` of its route, unless it was acknowledged meanwhile."""
         a = alerts_db.get_alert(self.store, aid)
         route = self.rules.route(a["kind"], a["severity"])
@@ -206,7 +216,7 @@ class Engine:
             self.counters["escalated"] += 1
         self.dispatcher.deliver(aid, group, message(a))
 
-    def _due(self, now):
+    def _due(self, now: float) -> None:
         cur = self.store.conn.cursor()
         cur.execute(self.store.q("SELECT id, grp_level FROM alerts WHERE next_at IS NOT NULL AND next_at <= ? "
                                   "AND acked_at IS NULL"), (now,))
@@ -215,7 +225,7 @@ class Engine:
         for aid, level in due:
             self._escalate_to(aid, level + 1, now)
 
-    def record_deliveries(self):
+    def record_deliveries(self) -> None:
         got = self.dispatcher.results()
         if not got:
             return
@@ -228,7 +238,7 @@ class Engine:
             if not r[6]:
                 log.warning("alert %d to %s by %s %s: attempt %d failed: %s", r[0], r[2], r[3], r[4], r[5], r[7])
 
-    def run(self, stop, poll_s=None):
+    def run(self, stop: threading.Event, poll_s: float | None = None) -> None:
         """Tick until stop (a threading.Event) is set; a failing poll is logged and counted, never fatal."""
         poll_s = poll_s or self.rules.thresholds.poll_s
         while not stop.is_set():
@@ -247,7 +257,7 @@ class Engine:
         self.record_deliveries()
 
 
-def message(a):
+def message(a: dict[str, Any]) -> dict[str, Any]:
     """What a responder receives: the alert, who it is about, and how to acknowledge it."""
     d = a["detail"]
     return {"id": a["id"], "kind": a["kind"], "severity": a["severity"], "hub": a["hub"], "device": a["device"],

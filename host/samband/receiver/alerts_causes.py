@@ -7,27 +7,34 @@ numeric ones (battery, journal). The engine (alerts.py) turns these into
 alert rows, raised once and cleared after `clear_after_s`.
 """
 
+from __future__ import annotations
+
 import json
 from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 # the hub's own telemetry "a connected device said nothing for its kind's SILENCE_S"
 from hub.collect import MDC_HUB_DEVICE_SILENT
 from hub.profiles.battery import MDC_ATTR_VAL_BATT_CHARGE as MDC_BATTERY  # percent
 from hub.reading import PRIO_ALARM, PRIO_TELEMETRY
 
+if TYPE_CHECKING:
+    from samband.receiver.alerts_rules import Rules
+
 # Not refusals: records sent again after a lost ack (normal, acknowledged), and the
 # authentic records kept in the quarantine, which raise their own kind.
 NOT_REFUSALS = ("replayed", "bad-reading", "out-of-range", "unstorable")
 
 
-def _value(named):
+def _value(named: dict[str, Any]) -> float | None:
     v = named.get("val")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return v * 10 ** named.get("exp", 0)
 
 
-def _text(named):
+def _text(named: dict[str, Any]) -> str:
     from samband.reading_text import describe
     try:
         return describe(named)
@@ -42,7 +49,7 @@ class Causes:
     {key: (kind, hub, device, detail, seen)} with `seen` the time the cause
     was last confirmed (an alarm reading's arrival, else now)."""
 
-    def __init__(self, rules):
+    def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.th = rules.thresholds
         self.clinical = {}  # (hub, dev, mdc) -> (detail, received) while the newest reading is an alarm
@@ -56,7 +63,8 @@ class Causes:
         self.held = {}  # hub -> deque[(t, quarantined total)]
         self.bad = 0
 
-    def reading(self, hub, device, mdc, prio, hts, load, received):
+    def reading(self, hub: str, device: str, mdc: int, prio: int, hts: int | None, load: Callable[[], str],
+                received: float) -> None:
         """One stored reading, in arrival order; load() gives its JSON text (read only when needed)."""
         hd = (hub, device)
         if prio == PRIO_TELEMETRY and mdc == MDC_HUB_DEVICE_SILENT:
@@ -89,7 +97,7 @@ class Causes:
         else:
             self.no_clock.pop(hub, None)
 
-    def _named(self, load):
+    def _named(self, load: Callable[[], str]) -> dict[str, Any] | None:
         try:
             d = json.loads(load())
             return d if isinstance(d, dict) else None
@@ -97,7 +105,7 @@ class Causes:
             self.bad += 1
             return None
 
-    def hubs_row(self, hub, now):
+    def hubs_row(self, hub: dict[str, Any], now: float) -> None:
         """Refusal and quarantine counts arrive as running totals; a window keeps (time, total) pairs."""
         refused = sum(n for k, n in hub["rejected"].items() if k not in NOT_REFUSALS)
         for table, total in ((self.refused, refused), (self.held, hub["quarantined"])):
@@ -107,11 +115,13 @@ class Causes:
             while len(q) > 1 and q[1][0] <= now - self.th.refusals_window_s:
                 q.popleft()
 
-    def active(self, now, hubs):
+    def active(self, now: float,
+               hubs: list[dict[str, Any]]) -> dict[str, tuple[str, str, str | None, dict[str, Any], float]]:
         th = self.th
         out = {}
 
-        def add(kind, hub, device, detail, seen=None, sub=""):
+        def add(kind: str, hub: str, device: str | None, detail: dict[str, Any], seen: float | None = None,
+                sub: object = "") -> None:
             out[f"{kind}|{hub}|{device or ''}|{sub}"] = (kind, hub, device, detail, now if seen is None else seen)
 
         for (hub, dev, mdc), (detail, received) in self.clinical.items():

@@ -10,6 +10,8 @@ A channel retries up to `retries` times with a doubling pause (0.2 s,
 restarting is normal.
 """
 
+from __future__ import annotations
+
 import json
 import queue
 import smtplib
@@ -19,15 +21,19 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.receiver.alerts_rules import Channel, Group, Rules
 
 
 class DeliveryError(SambandError):
     pass
 
 
-def subject(msg):
+def subject(msg: dict[str, Any]) -> str:
     who = msg.get("patient") or f"hub {msg.get('hub')}"
     return f"[samband {msg['severity'].upper()}] {msg['kind']}: {who} - {msg['text']} (alert {msg['id']})"
 
@@ -35,12 +41,12 @@ def subject(msg):
 class MqttSender:
     """One persistent paho connection to the emergency centre's broker, QoS 1."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.c = None
 
-    def _client(self, timeout):
+    def _client(self, timeout: float) -> Any:
         import paho.mqtt.client as mqtt
         if self.c is not None and self.c.is_connected():
             return self.c
@@ -62,7 +68,7 @@ class MqttSender:
             raise DeliveryError(f"no connection to the MQTT broker {self.cfg['host']}:{self.cfg.get('port', 1883)}")
         return self.c
 
-    def send(self, topic, msg, timeout):
+    def send(self, topic: str, msg: dict[str, Any], timeout: float) -> None:
         with self.lock:
             c = self._client(timeout)
             info = c.publish(topic, json.dumps(msg, sort_keys=True), qos=1)
@@ -70,14 +76,14 @@ class MqttSender:
             if not info.is_published():
                 raise DeliveryError(f"the broker did not confirm within {timeout} s (rc {info.rc})")
 
-    def close(self):
+    def close(self) -> None:
         if self.c is not None:
             self.c.disconnect()
             self.c.loop_stop()
             self.c = None
 
 
-def send_webhook(url, msg, timeout):
+def send_webhook(url: str, msg: dict[str, Any], timeout: float) -> None:
     body = json.dumps(msg, sort_keys=True).encode()
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": "application/json", "User-Agent": "samband-alerts"})
@@ -90,7 +96,7 @@ def send_webhook(url, msg, timeout):
         raise DeliveryError(str(getattr(e, "reason", e))) from None
 
 
-def send_email(smtp, to, msg, timeout):
+def send_email(smtp: dict[str, Any], to: str, msg: dict[str, Any], timeout: float) -> None:
     m = EmailMessage()
     m["From"] = smtp["sender"]
     m["To"] = to
@@ -111,19 +117,19 @@ def send_email(smtp, to, msg, timeout):
 class Dispatcher:
     """Channel deliveries on a few threads; attempt records come back through results()."""
 
-    def __init__(self, rules, workers=4, pause_s=0.2):
+    def __init__(self, rules: Rules, workers: int = 4, pause_s: float = 0.2) -> None:
         self.rules = rules
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert-delivery")
         self.out = queue.Queue()
         self.pause_s = pause_s
         self.mqtt = MqttSender(rules.mqtt) if rules.mqtt else None
 
-    def deliver(self, alert_id, group, msg):
+    def deliver(self, alert_id: int, group: Group, msg: dict[str, Any]) -> None:
         """Queue msg for every channel of the group; returns at once."""
         for ch in group.channels:
             self.pool.submit(self._one, alert_id, group.name, ch, msg)
 
-    def _send(self, ch, msg):
+    def _send(self, ch: Channel, msg: dict[str, Any]) -> None:
         if ch.type == "mqtt":
             self.mqtt.send(ch.target, msg, ch.timeout_s)
         elif ch.type == "webhook":
@@ -131,7 +137,7 @@ class Dispatcher:
         else:
             send_email(self.rules.smtp, ch.target, msg, ch.timeout_s)
 
-    def _one(self, alert_id, group, ch, msg):
+    def _one(self, alert_id: int, group: str, ch: Channel, msg: dict[str, Any]) -> None:
         for attempt in range(1, ch.retries + 2):
             try:
                 self._send(ch, msg)
@@ -143,7 +149,7 @@ class Dispatcher:
             if attempt <= ch.retries:
                 time.sleep(self.pause_s * 2 ** (attempt - 1))
 
-    def results(self):
+    def results(self) -> list[tuple[Any, ...]]:
         got = []
         while True:
             try:
@@ -151,7 +157,7 @@ class Dispatcher:
             except queue.Empty:
                 return got
 
-    def close(self, wait=True):
+    def close(self, wait: bool = True) -> None:
         self.pool.shutdown(wait=wait)
         if self.mqtt:
             self.mqtt.close()

@@ -15,17 +15,23 @@ escalation, which re-checks `acked_at` in the same statement that moves an
 alert on, never escalates an alert that was acknowledged meanwhile.
 """
 
+from __future__ import annotations
+
 import json
 import time
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Queryable, Store
 
 
 class AlertError(SambandError):
     pass
 
 
-def _migrations(pg):
+def _migrations(pg: bool) -> list[list[str]]:
     key = "BIGSERIAL PRIMARY KEY" if pg else "INTEGER PRIMARY KEY AUTOINCREMENT"
     return [
         [
@@ -63,11 +69,11 @@ def _migrations(pg):
     ]
 
 
-def is_pg(store):
+def is_pg(store: Queryable) -> bool:
     return store.ph != "?"
 
 
-def migrate(store):
+def migrate(store: Store) -> None:
     """Create or upgrade the alerts tables (idempotent; the store's tables must exist)."""
     cur = store.conn.cursor()
     cur.execute("CREATE TABLE IF NOT EXISTS alerts_schema (version INTEGER PRIMARY KEY, applied DOUBLE PRECISION)")
@@ -82,17 +88,29 @@ def migrate(store):
     store.conn.commit()
 
 
+def created(store: Store) -> bool:
+    """Whether this database has the alerts tables yet (`samband alerts --rules` makes them):
+    asked of the catalogue, so that a caller need not read a driver's error text."""
+    sql = ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alerts'" if is_pg(store)
+           else "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'")
+    cur = store.conn.cursor()
+    cur.execute(sql)
+    n = cur.fetchone()[0]
+    store.conn.commit()
+    return n > 0
+
+
 COLUMNS = ("id", "kind", "severity", "hub", "device", "patient", "detail", "first_seen", "last_seen", "cleared",
            "grp_level", "grp", "next_at", "acked_by", "acked_at")
 
 
-def _row(r):
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     d = dict(zip(COLUMNS, r))
     d["detail"] = json.loads(d["detail"])
     return d
 
 
-def list_alerts(store, open_only=False, limit=None):
+def list_alerts(store: Queryable, open_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
     """Alerts as dicts, newest first; open_only: not cleared or not acknowledged."""
     sql = "SELECT " + ", ".join(COLUMNS) + " FROM alerts"
     if open_only:
@@ -107,7 +125,7 @@ def list_alerts(store, open_only=False, limit=None):
     return out
 
 
-def get_alert(store, alert_id):
+def get_alert(store: Queryable, alert_id: int) -> dict[str, Any] | None:
     cur = store.conn.cursor()
     cur.execute(store.q("SELECT " + ", ".join(COLUMNS) + " FROM alerts WHERE id = ?"), (alert_id,))
     r = cur.fetchone()
@@ -115,7 +133,7 @@ def get_alert(store, alert_id):
     return _row(r) if r else None
 
 
-def deliveries(store, alert_id=None):
+def deliveries(store: Queryable, alert_id: int | None = None) -> list[dict[str, Any]]:
     sql = "SELECT alert, at, grp, channel, target, attempt, ok, error FROM alert_deliveries"
     args = ()
     if alert_id is not None:
@@ -129,7 +147,7 @@ def deliveries(store, alert_id=None):
     return out
 
 
-def ack(store, alert_id, by, now=None):
+def ack(store: Queryable, alert_id: int, by: str, now: float | None = None) -> dict[str, Any] | None:
     """Acknowledge an alert: its escalation stops. AlertError when there is no such
     alert or it was acknowledged already (saying by whom), never a silent no-op."""
     if not isinstance(by, str) or not by.strip():

@@ -9,8 +9,13 @@ channel names what it needs (a topic, a URL, recipients). The format is in
 docs/alerts.md.
 """
 
+from __future__ import annotations
+
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
 
 from samband.errors import SambandError
 
@@ -66,7 +71,7 @@ class Route:
     groups: tuple
     stop_on_clear: bool
 
-    def matches(self, kind, severity):
+    def matches(self, kind: str, severity: str) -> bool:
         return ("*" in self.kinds or kind in self.kinds) and (not self.severities or severity in self.severities)
 
 
@@ -81,18 +86,18 @@ class Rules:
     mqtt: dict = field(default_factory=dict)
     smtp: dict = field(default_factory=dict)
 
-    def route(self, kind, severity):
+    def route(self, kind: str, severity: str) -> Route | None:
         """The first route for this kind and severity, or None."""
         for r in self.routes:
             if r.matches(kind, severity):
                 return r
         return None
 
-    def expected_interval(self, device, mdc):
+    def expected_interval(self, device: str, mdc: int) -> float | None:
         return self.silence_devices.get(device) or self.silence_codes.get(mdc)
 
 
-def load(path):
+def load(path: str | Path) -> Rules:
     """Rules from a file; AlertRulesError (one line) when it is missing or wrong."""
     try:
         with open(path, "rb") as f:
@@ -104,7 +109,7 @@ def load(path):
     return parse(text, str(path))
 
 
-def parse(text, name="rules"):
+def parse(text: str, name: str = "rules") -> Rules:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -113,13 +118,13 @@ def parse(text, name="rules"):
 
 
 class _Checker:
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def fail(self, where, why):
+    def fail(self, where: str, why: str) -> NoReturn:
         raise AlertRulesError(f"{self.name}: {where}: {why}")
 
-    def table(self, doc, key, required=False):
+    def table(self, doc: Mapping[str, Any], key: str, required: bool = False) -> dict[str, Any]:
         v = doc.get(key, None)
         if v is None:
             if required:
@@ -129,14 +134,14 @@ class _Checker:
             self.fail(key, "must be a table")
         return v
 
-    def number(self, where, v, low=0.0, integer=False):
+    def number(self, where: str, v: object, low: float = 0.0, integer: bool = False) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
             self.fail(where, f"want a {'whole ' if integer else ''}number, not {v!r}")
         if v < low:
             self.fail(where, f"must be at least {low}, not {v}")
         return v
 
-    def strings(self, where, v, allowed=None):
+    def strings(self, where: str, v: object, allowed: Iterable[str] | None = None) -> tuple[str, ...]:
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
@@ -146,12 +151,12 @@ class _Checker:
                 self.fail(where, f"unknown {x!r} (known: {', '.join(allowed)})")
         return tuple(v)
 
-    def unknown(self, where, d, known):
+    def unknown(self, where: str, d: Mapping[str, Any], known: Iterable[str]) -> None:
         for k in d:
             if k not in known:
                 self.fail(f"{where}{k}" if where else k, f"unknown key (known: {', '.join(known)})")
 
-    def rules(self, doc):
+    def rules(self, doc: Mapping[str, Any]) -> Rules:
         self.unknown("", doc, ("thresholds", "patients", "silence", "mqtt", "smtp", "groups", "routes"))
         th = self.thresholds(self.table(doc, "thresholds"))
         patients = self.table(doc, "patients")
@@ -202,7 +207,7 @@ class _Checker:
             out.append(Route(kinds, sev, gs, soc))
         return Rules(th, groups, tuple(out), dict(patients), devs, codes, dict(mqtt), dict(smtp))
 
-    def thresholds(self, t):
+    def thresholds(self, t: Mapping[str, Any]) -> Thresholds:
         d = Thresholds()
         known = tuple(Thresholds.__dataclass_fields__)
         self.unknown("thresholds.", t, known)
@@ -220,7 +225,7 @@ class _Checker:
             self.fail("thresholds.journal_clear_pct", "must be at most journal_fill_pct (hysteresis)")
         return th
 
-    def group(self, gname, g, mqtt, smtp):
+    def group(self, gname: str, g: Mapping[str, Any], mqtt: Mapping[str, Any], smtp: Mapping[str, Any]) -> Group:
         w = f"groups.{gname}"
         if not isinstance(g, dict):
             self.fail(w, "must be a table")

@@ -24,10 +24,14 @@ read by the hub at connection (or its time fault), else the reading whose
 device time gave the newest-record offset, else a streamed ECG frame.
 """
 
+from __future__ import annotations
+
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from samband.receiver import fhir_codes as C
 from samband.receiver.fhir_codes import (  # noqa: F401 - the export's vocabulary, also as fhir.<NAME>
@@ -62,26 +66,33 @@ from samband.receiver.fhir_devices import (  # noqa: F401 - device identity, als
 
 _NS = uuid.UUID("5d1c3f0e-9a0b-4a43-8a65-73616d62616e")  # UUID5 namespace of this export's fullUrls
 
+# A stored reading as Store.readings() gives it (the named reading plus hub, received, utc, dtc ...),
+# and a FHIR resource or bundle as JSON-able data.
+Row = dict[str, Any]
+Resource = dict[str, Any]
+# {(device, record number): (dts, tzo, corrected ms)}: record_times_of().
+RecordTimes = dict[tuple[str, int], tuple[int, int | None, int | None]]
+
 
 class Export:
     """The result of one export: the bundles, how many Observations they hold (of
     them `derived`: glucose sample locations, one more per glucose reading that has
     one), and the readings left out, counted by why (never silently)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bundles = []
         self.observations = 0
         self.derived = 0
         self.skipped = Counter()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Export(%d bundles, %d observations, skipped %s)" % (
             len(self.bundles), self.observations, dict(self.skipped))
 
 
 # ---------------------------------------------------------------- identifiers
 
-def observation_identifier(r):
+def observation_identifier(r: Row) -> str:
     """The conditional-create identifier value of a reading's Observation. A device
     record (it has a record number) is named by the device, code, record number and
     device time, whichever hub brought it; anything else by the hub and its seq,
@@ -92,25 +103,25 @@ def observation_identifier(r):
     return "%s-seq%d-%d" % (eui64(hub_octets(r["hub"])), r["seq"], mdc)
 
 
-def _full_url(system, value):
+def _full_url(system: str, value: str) -> str:
     return "urn:uuid:%s" % uuid.uuid5(_NS, system + "|" + value)
 
 
-def _entry(resource, system, value, rtype):
+def _entry(resource: Resource, system: str, value: str, rtype: str) -> Resource:
     return {"fullUrl": _full_url(system, value), "resource": resource,
             "request": {"method": "POST", "url": rtype, "ifNoneExist": "identifier=%s|%s" % (system, value)}}
 
 
 # ---------------------------------------------------------------- values and times
 
-def decimal_value(val, exp=0):
+def decimal_value(val: int, exp: int | None = 0) -> Decimal | int:
     """An integer mantissa and decimal exponent as a Decimal that keeps the device's
     precision (3670, -2 -> 36.70); a positive exponent gives a whole number."""
     d = Decimal(int(val)).scaleb(int(exp or 0))
     return int(d) if (exp or 0) > 0 else d
 
 
-def absent_reason(val, special=None):
+def absent_reason(val: object, special: object = None) -> str | None:
     """The data-absent-reason code for a value that is not a number, or None for a number."""
     if special is not None:
         return "error"  # NRes (not at this resolution) and reserved: the IG says 'error'
@@ -127,13 +138,13 @@ def absent_reason(val, special=None):
     return None
 
 
-def iso_utc(ms):
+def iso_utc(ms: int) -> str:
     """ms since 1970 UTC -> FHIR dateTime with milliseconds and Z."""
     t = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(ms))
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
 
 
-def iso_device(dts, tzo=None, extra_ms=None):
+def iso_device(dts: int, tzo: int | None = None, extra_ms: int | None = None) -> str:
     """A device time (its clock fields read as UTC, reading.md) as a FHIR dateTime:
     with the device's own UTC offset in minutes when it gave one, else as UTC;
     with milliseconds when extra_ms (ms after dts) is given."""
@@ -145,13 +156,13 @@ def iso_device(dts, tzo=None, extra_ms=None):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "%s%02d:%02d" % (sign, abs(tzo) // 60, abs(tzo) % 60)
 
 
-def corrected(r):
+def corrected(r: Row) -> int | None:
     """The device time corrected at ingest (ms UTC), or None where the device's own
     time stands as it said it ("as-reported": written with its own zone offset)."""
     return None if r.get("dtc_method") in (None, "as-reported") else r.get("dtc")
 
 
-def effective(r, record_times=None):
+def effective(r: Row, record_times: RecordTimes | None = None) -> dict[str, Any] | None:
     """{"effectiveDateTime": ...} or {"effectivePeriod": ...} of a reading, or None
     when it has neither a device time nor the hub's UTC (a hub that had not set its
     clock: the (boot, mono) -> UTC mapping is not in the store yet). A sample run's
@@ -184,13 +195,13 @@ def effective(r, record_times=None):
 
 # ---------------------------------------------------------------- codes
 
-def record_times_of(readings):
+def record_times_of(readings: Iterable[Row]) -> RecordTimes:
     """{(device, record number): (dts, tzo, dtc)} of the readings that have a device time."""
     return {(r["dev"], r["rec"]): (r["dts"], r.get("tzo"), corrected(r)) for r in readings
             if r.get("rec") is not None and r.get("dts") is not None}
 
 
-def code_concept(mdc, unit=None):
+def code_concept(mdc: int, unit: str | None = None) -> dict[str, Any]:
     """Observation.code: the MDC code, and LOINC codes alongside where there are ones."""
     codings = [coding(mdc)]
     loinc = C.LOINC_BY_UNIT.get(mdc, {}).get(unit)
@@ -202,17 +213,17 @@ def code_concept(mdc, unit=None):
     return out
 
 
-def quantity(value, unit):
+def quantity(value: Decimal | int, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": C.UCUM, "code": unit}
 
 
-def _absent(code):
+def _absent(code: str) -> dict[str, Any]:
     return {"coding": [{"system": DATA_ABSENT_SYSTEM, "code": code}]}
 
 
 # ---------------------------------------------------------------- readings -> Observations
 
-def with_derived(readings):
+def with_derived(readings: Iterable[Row]) -> Iterator[Row]:
     """The readings, each glucose measurement followed by its sample location (ctx
     loc, when it is a defined one) as a reading of its own, marked derived
     (MDC_CTXT_GLU_SAMPLELOCATION): the IG reports it as a coded observation, not
@@ -226,7 +237,7 @@ def with_derived(readings):
             yield d
 
 
-def classify(r):
+def classify(r: Row) -> str | tuple[str, str]:
     """What a reading becomes: 'numeric', 'compound', 'rtsa', 'coded', or ('skip', why)."""
     mdc, val = r.get("mdc"), r.get("val")
     ctx = r.get("ctx") or {}
@@ -249,7 +260,7 @@ def classify(r):
     return ("skip", "no unit and no coded mapping (device status, enumerations)")
 
 
-def _numeric(obs, r):
+def _numeric(obs: Resource, r: Row) -> None:
     why = absent_reason(r["val"], (r.get("ctx") or {}).get("special"))
     if why:
         obs["dataAbsentReason"] = _absent(why)
@@ -261,7 +272,7 @@ def _numeric(obs, r):
                              "valueCodeableConcept": {"coding": [coding(mod)]}}]
 
 
-def _compound(obs, r):
+def _compound(obs: Resource, r: Row) -> None:
     specials = (r.get("ctx") or {}).get("special")
     comps = []
     for i, (code, v) in enumerate(zip(r["comp"], r["val"])):
@@ -276,7 +287,7 @@ def _compound(obs, r):
     obs["component"] = comps
 
 
-def _rtsa(obs, r):
+def _rtsa(obs: Resource, r: Row) -> None:
     exp = r.get("exp", 0) or 0
     obs["valueSampledData"] = {
         "origin": {"value": 0, "unit": r["unit"], "system": C.UCUM, "code": r["unit"]},
@@ -287,7 +298,7 @@ def _rtsa(obs, r):
     }
 
 
-def _coded(obs, r):
+def _coded(obs: Resource, r: Row) -> None:
     obs["valueCodeableConcept"] = {"coding": [coding(C.CODED[r["mdc"]][r["val"]])]}
 
 
@@ -296,7 +307,8 @@ _PROFILES = {"numeric": "PhdNumericObservation", "compound": "PhdCompoundNumeric
 _VALUES = {"numeric": _numeric, "compound": _compound, "rtsa": _rtsa, "coded": _coded}
 
 
-def observation(r, kind, refs, test, record_times=None):
+def observation(r: Row, kind: str, refs: Mapping[str, str], test: bool,
+                record_times: RecordTimes | None = None) -> Resource:
     """One PHD Observation of a reading. refs: fullUrls of 'gateway', 'device',
     'subject' and, when there is one, 'cts'."""
     meta = {"profile": [PHD + _PROFILES[kind]]}
@@ -319,7 +331,7 @@ def observation(r, kind, refs, test, record_times=None):
     return obs
 
 
-def coincident_pair(readings, stamps=()):
+def coincident_pair(readings: Sequence[Row], stamps: Iterable[Row] = ()) -> Row | None:
     """The reading that holds the device clock and the hub's UTC at one instant, best
     first: the newest Current Time the hub read from the device at a connection (or
     its time fault; `stamps`: the device's MDC 1024:5 readings, timeline.py); the
@@ -345,7 +357,7 @@ def coincident_pair(readings, stamps=()):
     return best
 
 
-def coincident_observation(r, device_url, gateway_url, test):
+def coincident_observation(r: Row, device_url: str, gateway_url: str, test: bool) -> Resource:
     """PhdCoincidentTimeStampObservation: the device's clock (value) at the hub's UTC
     (effective); for a device with a time fault (never set), dataAbsentReason."""
     ns = (r.get("ctx") or {}).get("ns", 0) or 0
@@ -372,11 +384,12 @@ def coincident_observation(r, device_url, gateway_url, test):
 
 # ---------------------------------------------------------------- bundles
 
-def is_test(hub_hex, dev):
+def is_test(hub_hex: str, dev: str) -> bool:
     return hub_hex.lower().startswith(TEST_HUB_PREFIX) or str(dev).upper().startswith(TEST_DEVICE_PREFIX)
 
 
-def export(readings, infos=None, patient=None, test=None, max_observations=200):
+def export(readings: Sequence[Row], infos: Mapping[str, str] | None = None, patient: tuple[str, str] | None = None,
+           test: bool | None = None, max_observations: int = 200) -> Export:
     """Readings (Store.readings() dicts) -> Export: one transaction Bundle per hub and
     per max_observations of its readings. infos: {device address: information text}
     (store.device_infos(store)). A reading's own 'patient' (system, value), which
@@ -416,7 +429,8 @@ def export(readings, infos=None, patient=None, test=None, max_observations=200):
     return out
 
 
-def _bundle(hub_hex, rows, infos, patient, test, times, stamps=None):
+def _bundle(hub_hex: str, rows: Sequence[tuple[Row, str]], infos: Mapping[str, str], patient: tuple[str, str] | None,
+            test: bool | None, times: RecordTimes, stamps: Mapping[str, list[Row]] | None = None) -> Resource:
     entries = []
     hub_test = test if test is not None else any(is_test(hub_hex, r["dev"]) for r, _ in rows)
     subject_url = None
@@ -460,13 +474,13 @@ def _bundle(hub_hex, rows, infos, patient, test, times, stamps=None):
 
 # ---------------------------------------------------------------- JSON
 
-def to_json(obj):
+def to_json(obj: object) -> str:
     """JSON text of a bundle, Decimals written as they are (36.70 stays 36.70: the
     json module would make a float of it and lose the device's precision)."""
     import json
     parts = []
 
-    def emit(o):
+    def emit(o: object) -> None:
         if isinstance(o, dict):
             parts.append("{")
             for i, (k, v) in enumerate(o.items()):

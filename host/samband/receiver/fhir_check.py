@@ -14,7 +14,11 @@ invariants, mdc-1) does not make a resource fail. errors(resource) lists only
 the failures, as 'Profile: element: what is wrong' strings.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from samband.receiver import fhir as F
 from samband.receiver import fhir_codes as C
@@ -39,16 +43,16 @@ KNOWN = BASE_KINDS | {"PhdCoincidentTimeStampObservation", "PhdDevice", "PhgDevi
 
 
 class Problem:
-    def __init__(self, profile, path, what, warning=False):
+    def __init__(self, profile: str, path: str, what: str, warning: bool = False) -> None:
         self.profile, self.path, self.what, self.warning = profile, path, what, warning
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "%s: %s: %s%s" % (self.profile, self.path, self.what, " (warning)" if self.warning else "")
 
     __repr__ = __str__
 
 
-def profiles_of(res):
+def profiles_of(res: dict[str, Any]) -> list[str]:
     """The PHD profile names a resource claims in meta.profile (version suffix dropped)."""
     out = []
     for url in (res.get("meta") or {}).get("profile") or []:
@@ -58,7 +62,7 @@ def profiles_of(res):
     return out
 
 
-def check(res):
+def check(res: dict[str, Any]) -> list[Problem]:
     """Every Problem of one resource against each PHD profile it claims."""
     probs = []
     names = profiles_of(res)
@@ -78,11 +82,11 @@ def check(res):
     return probs
 
 
-def errors(res):
+def errors(res: dict[str, Any]) -> list[str]:
     return [str(p) for p in check(res) if not p.warning]
 
 
-def check_bundle(bundle):
+def check_bundle(bundle: dict[str, Any]) -> list[Problem]:
     """Problems of a transaction bundle: its own structure (entries, requests,
     conditional creates that match the resource's identifier, urn:uuid references
     that resolve inside it) and of every resource in it."""
@@ -119,11 +123,11 @@ def check_bundle(bundle):
     return probs
 
 
-def bundle_errors(bundle):
+def bundle_errors(bundle: dict[str, Any]) -> list[str]:
     return [str(p) for p in check_bundle(bundle) if not p.warning]
 
 
-def _references(o):
+def _references(o: object) -> Iterator[str]:
     if isinstance(o, dict):
         for k, v in o.items():
             if k == "reference" and isinstance(v, str):
@@ -135,39 +139,39 @@ def _references(o):
             yield from _references(v)
 
 
-def _present(res, name):
+def _present(res: dict[str, Any], name: str) -> bool:
     """An element is there with a value, or as a primitive with only extensions
     (e.g. data-absent-reason): FHIR's '_name'."""
     v = res.get(name)
     return (v is not None and v != "" and v != []) or bool((res.get("_" + name) or {}).get("extension"))
 
 
-def _codings(cc):
+def _codings(cc: dict[str, Any] | None) -> list[dict[str, Any]]:
     return (cc or {}).get("coding") or []
 
 
-def _has(cc, system, code=None):
+def _has(cc: dict[str, Any] | None, system: str, code: object = None) -> bool:
     return any(c.get("system") == system and (code is None or str(c.get("code")) == str(code))
                for c in _codings(cc))
 
 
-def _values(o, prefix="value"):
+def _values(o: dict[str, Any], prefix: str = "value") -> list[str]:
     return [k for k in o if k.startswith(prefix) and k != prefix and k[len(prefix)].isupper()]
 
 
 class _Checker:
-    def __init__(self, profile, res):
+    def __init__(self, profile: str, res: dict[str, Any]) -> None:
         self.profile, self.res, self.problems = profile, res, []
 
-    def bad(self, path, what, warning=False):
+    def bad(self, path: str, what: str, warning: bool = False) -> None:
         self.problems.append(Problem(self.profile, path, what, warning))
 
-    def ref(self, path, element):
+    def ref(self, path: str, element: object) -> None:
         if not isinstance(element, dict) or not element.get("reference"):
             self.bad(path + ".reference", "required (1..1)")
 
     # ------------------------------------------------ PhdBaseObservation
-    def base_observation(self):
+    def base_observation(self) -> None:
         r = self.res
         if r.get("resourceType") != "Observation":
             self.bad("resourceType", "want Observation")
@@ -235,12 +239,12 @@ class _Checker:
                     self.bad("component[supplementalTypesComponent][%d].dataAbsentReason" % n, "not allowed (0..0)")
         self.absent(r, "dataAbsentReason")
 
-    def status(self):
+    def status(self) -> None:
         st = self.res.get("status")
         if st not in OBS_STATUS:
             self.bad("status", "required, from ObservationStatus; got %r" % (st,))
 
-    def absent(self, o, path):
+    def absent(self, o: dict[str, Any], path: str) -> None:
         """A value and a dataAbsentReason never both (obs-6); the reason from data-absent-reason."""
         dar = o.get("dataAbsentReason")
         if dar is None:
@@ -250,7 +254,7 @@ class _Checker:
         if not any(c.get("system") == F.DATA_ABSENT_SYSTEM and c.get("code") for c in _codings(dar)):
             self.bad(path + ".coding", "want a code from %s" % F.DATA_ABSENT_SYSTEM)
 
-    def quantity(self, path, q):
+    def quantity(self, path: str, q: dict[str, Any]) -> None:
         if not isinstance(q, dict):
             return
         if q.get("value") is None:
@@ -262,14 +266,14 @@ class _Checker:
         if not q.get("code"):
             self.bad(path + ".code", "required (a UCUM code)")
 
-    def only(self, o, path, allowed):
+    def only(self, o: dict[str, Any], path: str, allowed: Iterable[str]) -> None:
         for k in _values(o):
             if k not in allowed:
                 self.bad(path + k, "not allowed here (only %s)" % ", ".join(sorted(allowed)) if allowed else
                          "not allowed (value[x] 0..0)")
 
     # ------------------------------------------------ the observation profiles
-    def PhdNumericObservation(self):
+    def PhdNumericObservation(self) -> None:
         r = self.res
         self.only(r, "", {"valueQuantity"})
         if "valueQuantity" in r:
@@ -277,7 +281,7 @@ class _Checker:
         elif "dataAbsentReason" not in r:
             self.bad("valueQuantity", "required unless dataAbsentReason says why not")
 
-    def PhdCompoundNumericObservation(self):
+    def PhdCompoundNumericObservation(self) -> None:
         r = self.res
         self.only(r, "", set())
         for n, comp in enumerate(r.get("component") or []):
@@ -297,7 +301,7 @@ class _Checker:
                 if len([c for c in _codings(it) if c.get("system") == MEASUREMENT_STATUS]) != 1:
                     self.bad(path + ".interpretation[%d]" % k, "want exactly 1 measurement-status coding")
 
-    def PhdCompoundObservation(self):
+    def PhdCompoundObservation(self) -> None:
         r = self.res
         self.only(r, "", set())
         for n, comp in enumerate(r.get("component") or []):
@@ -312,7 +316,7 @@ class _Checker:
                         self.bad(path + ".valueSampledData." + k, "required")
             self.absent(comp, path + ".dataAbsentReason")
 
-    def PhdRtsaObservation(self):
+    def PhdRtsaObservation(self) -> None:
         r = self.res
         self.only(r, "", {"valueSampledData"})
         sd = r.get("valueSampledData")
@@ -338,16 +342,16 @@ class _Checker:
             if bad:
                 self.bad("valueSampledData.data", "only decimals (no E/L/U); got %r" % bad[:3])
 
-    def PhdCodedEnumerationObservation(self):
+    def PhdCodedEnumerationObservation(self) -> None:
         self.only(self.res, "", {"valueCodeableConcept"})
 
-    def PhdBitsEnumerationObservation(self):
+    def PhdBitsEnumerationObservation(self) -> None:
         self.only(self.res, "", set())
 
-    def PhdStringObservation(self):
+    def PhdStringObservation(self) -> None:
         self.only(self.res, "", {"valueString"})
 
-    def PhdCoincidentTimeStampObservation(self):
+    def PhdCoincidentTimeStampObservation(self) -> None:
         r = self.res
         if r.get("status") != "final":
             self.bad("status", "fixed to final, got %r" % (r.get("status"),))
@@ -368,7 +372,7 @@ class _Checker:
                 self.bad("component[clockSyncMethod][%d].dataAbsentReason" % n, "not allowed (0..0)")
 
     # ------------------------------------------------ devices and patient
-    def identifiers(self):
+    def identifiers(self) -> None:
         r = self.res
         ids = r.get("identifier") or []
         if not ids:
@@ -385,7 +389,7 @@ class _Checker:
                 if not i.get("value"):
                     self.bad("identifier[%s].value" % name, "required")
 
-    def versions(self):
+    def versions(self) -> None:
         vs = [v for v in self.res.get("version") or []
               if any(c.get("system") == C.MDC and str(c.get("code")) in VERSION_TYPES for c in _codings(v.get("type")))]
         if not vs:
@@ -398,7 +402,7 @@ class _Checker:
         if self.res.get("parent"):
             self.bad("parent", "not allowed (0..0)")
 
-    def specializations(self, need_version):
+    def specializations(self, need_version: bool) -> None:
         specs = [s for s in self.res.get("specialization") or []
                  if any(c.get("system") == C.MDC and str(c.get("code")) in DEVICE_TYPES
                         for c in _codings(s.get("systemType")))]
@@ -408,7 +412,7 @@ class _Checker:
             if need_version and not _present(s, "version"):
                 self.bad("specialization[MDCType][%d].version" % n, "required (1..)")
 
-    def PhdDevice(self):
+    def PhdDevice(self) -> None:
         r = self.res
         if r.get("resourceType") != "Device":
             self.bad("resourceType", "want Device")
@@ -427,7 +431,7 @@ class _Checker:
                 if not u.get("carrierHRF"):
                     self.bad("udiCarrier[PhdProvidedUdi][%d].carrierHRF" % n, "required (1..1)")
 
-    def PhgDevice(self):
+    def PhgDevice(self) -> None:
         r = self.res
         if r.get("resourceType") != "Device":
             self.bad("resourceType", "want Device")
@@ -440,7 +444,7 @@ class _Checker:
         self.specializations(need_version=False)
         self.versions()
 
-    def PhdDeviceMetric(self):
+    def PhdDeviceMetric(self) -> None:
         r = self.res
         if r.get("resourceType") != "DeviceMetric":
             self.bad("resourceType", "want DeviceMetric")
@@ -448,6 +452,6 @@ class _Checker:
         if r.get("parent"):
             self.bad("parent", "not allowed (0..0)")
 
-    def PhdPatient(self):
+    def PhdPatient(self) -> None:
         if self.res.get("resourceType") != "Patient":
             self.bad("resourceType", "want Patient")

@@ -8,6 +8,11 @@ report one, the element carries the data-absent-reason extension 'unknown', so a
 reader sees that it is not known rather than a made-up value.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 from samband import __version__
 from samband.errors import SambandError
 from samband.receiver import fhir_codes as C
@@ -18,7 +23,7 @@ class FhirError(SambandError):
     pass
 
 
-def eui64(octets):
+def eui64(octets: bytes) -> str:
     """An IEEE EUI-64 as the IG writes it (FE-ED-AB-EE-DE-AD-77-C3): 8 octets as
     they are; 6 (an EUI-48: an ESP32's MAC, a BLE address) extended with FF-FE
     between the OUI and the rest (IEEE's EUI-48 -> EUI-64 mapping)."""
@@ -30,14 +35,14 @@ def eui64(octets):
     return "-".join("%02X" % x for x in b)
 
 
-def hub_octets(hub_hex):
+def hub_octets(hub_hex: str) -> bytes:
     try:
         return bytes.fromhex(hub_hex)
     except ValueError:
         raise FhirError("hub id %r is not hex" % (hub_hex,)) from None
 
 
-def address_octets(dev):
+def address_octets(dev: str) -> bytes:
     """'C0:5A:4B:00:00:01/r' (as stored) -> its 6 octets, most significant first."""
     mac = str(dev).split("/", 1)[0]
     try:
@@ -49,18 +54,18 @@ def address_octets(dev):
     return b
 
 
-def coding(code):
+def coding(code: int) -> dict[str, str]:
     c = {"system": C.MDC, "code": str(code)}
     if code in C.MDC_NAMES:
         c["display"] = C.MDC_NAMES[code]
     return c
 
 
-def _absent_ext(code="unknown"):
+def _absent_ext(code: str = "unknown") -> dict[str, Any]:
     return {"extension": [{"url": DATA_ABSENT_EXT, "valueCode": code}]}
 
 
-def split_info(info):
+def split_info(info: str | None) -> tuple[str | None, str | None, str | None]:
     """The hub's device information text (reading field info: the Device Information
     manufacturer, model and serial strings joined by spaces) -> (manufacturer, model,
     serial). The join loses where a string with spaces ends, so: the serial is the
@@ -72,12 +77,12 @@ def split_info(info):
     return " ".join(words[:-2]), words[-2], words[-1]
 
 
-def _specialization(code):
+def _specialization(code: int) -> dict[str, Any]:
     return {"systemType": {"coding": [{"system": C.MDC, "code": str(code),
                                        "display": C.SPECIALIZATION_NAMES[code]}]}}
 
 
-def phd_device(dev, codes, info, test):
+def phd_device(dev: str, codes: Iterable[int], info: str | None, test: bool) -> dict[str, Any]:
     """PhdDevice of a BLE device: system id (EUI-64 from its address), BT MAC,
     make, model and serial from its information where the hub reported them
     (else marked data-absent 'unknown', never made up), specializations from the
@@ -113,7 +118,7 @@ def phd_device(dev, codes, info, test):
     return d
 
 
-def phg_device(hub_hex, test):
+def phg_device(hub_hex: str, test: bool) -> dict[str, Any]:
     """PhgDevice of a hub: system id (EUI-64 of its unique id), the specializations
     a Samband hub collects (every device kind it has: the same in every bundle, so
     that the resource a server keeps from the first upload stays true), and the
@@ -133,7 +138,7 @@ def phg_device(hub_hex, test):
     return d
 
 
-def parse_patient(text):
+def parse_patient(text: str) -> tuple[str, str]:
     """'SYSTEM|VALUE' (as a FHIR token) -> (system, value); FhirError otherwise."""
     system, sep, value = (text or "").partition("|")
     if not sep or not system or not value:
@@ -141,6 +146,6 @@ def parse_patient(text):
     return system, value
 
 
-def patient_resource(system, value):
+def patient_resource(system: str, value: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "meta": {"profile": [PHD + "PhdPatient"]},
             "identifier": [{"system": system, "value": value}]}

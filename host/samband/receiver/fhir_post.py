@@ -8,17 +8,21 @@ bundle is wrong for that server; retrying would not change it): a FhirError
 that says what the server said (its OperationOutcome diagnostics).
 """
 
+from __future__ import annotations
+
 import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 from samband.receiver.fhir import FhirError, to_json
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-def outcome_text(body):
+def outcome_text(body: bytes | str) -> str:
     """The diagnostics of an OperationOutcome answer, else the start of the body, in one line."""
     try:
         oo = json.loads(body)
@@ -32,7 +36,8 @@ def outcome_text(body):
     return " ".join(str(body, "utf-8", "replace").split())[:300] if isinstance(body, bytes) else str(body)[:300]
 
 
-def post_bundle(url, bundle, tries=5, timeout=30, pause=1.0, sleep=time.sleep, authorization=None):
+def post_bundle(url: str, bundle: dict[str, Any], tries: int = 5, timeout: float = 30, pause: float = 1.0,
+                sleep: Callable[[float], None] = time.sleep, authorization: str | None = None) -> dict[str, Any]:
     """POST one transaction bundle to a FHIR base URL; the transaction-response Bundle
     (a dict). FhirError after `tries` failed attempts or on a 4xx answer.
     authorization: the Authorization header's value ('Bearer ...', 'Basic ...'): the
@@ -64,7 +69,7 @@ def post_bundle(url, bundle, tries=5, timeout=30, pause=1.0, sleep=time.sleep, a
     raise FhirError("could not POST to the FHIR server at %s after %d tries: %s" % (url, tries, last))
 
 
-def created_counts(response):
+def created_counts(response: dict[str, Any]) -> tuple[int, int]:
     """(created, already there) from a transaction-response: 201 means the entry was
     made, 200 that a conditional create found the resource there already."""
     made = there = 0

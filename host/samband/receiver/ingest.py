@@ -10,15 +10,26 @@ and the MQTT PUBACK to the broker (manual acks: a receiver that dies before
 its commit gets the batch again from the broker). Wire formats: docs/uplink.md.
 """
 
+from __future__ import annotations
+
 import logging
 import queue
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.reading import Reading
+    from samband.receiver.opener import Epoch, Opened, Opener
+    from samband.receiver.retry import RetryQueues
+    from samband.receiver.store import Prepared, Quarantined, Store
 
 log = logging.getLogger("samband.receiver.ingest")
 
@@ -31,7 +42,7 @@ STATUS = "samband/+/status"
 from hub.uplink import decode_ack, encode_ack  # noqa: E402,F401
 
 
-def _record_seq(item, epochs):
+def _record_seq(item: bytes, epochs: list[Epoch]) -> int | None:
     # seq of a record from the batch's own epoch headers (for refused replays)
     for ep in epochs:
         if ep.number & 0xFF == item[1]:
@@ -39,7 +50,7 @@ def _record_seq(item, epochs):
     return None
 
 
-def decode_reading(data):
+def decode_reading(data: bytes) -> dict[int, Any]:
     """hub.reading.decode, faster: cbor2 (C) decodes, and a re-encoding that
     gives back the same bytes proves the input was the canonical CBOR the hub
     writes; anything else goes through the hub's own strict decoder, which
@@ -59,7 +70,7 @@ STATUS_MAX_BYTES = 256
 MAX_STRANGERS = 1000  # unknown hubs remembered by name for the status; the rest only counted
 
 
-def parse_status(payload):
+def parse_status(payload: object) -> dict[str, Any] | None:
     """A hub's status message (docs/uplink.md) as {"pending": n, "alarms": m,
     "tq": q} (alarms and tq may be absent; tq asks for the receiver's time),
     plus "ota" (versions.parse_ota: running version, slot, update state) or,
@@ -100,7 +111,7 @@ def parse_status(payload):
     return out
 
 
-def hub_of_topic(hub_hex):
+def hub_of_topic(hub_hex: str) -> bytes | None:
     """The hub id bytes of a topic's hub part (lowercase hex, 1..255 bytes), or None."""
     if not 2 <= len(hub_hex) <= 510 or hub_hex != hub_hex.lower():
         return None
@@ -117,9 +128,13 @@ class Ingest:
     batch() never raises on input: a batch is stored, refused or its
     records quarantined, and counted. It raises only when the database fails
     in a way that may pass (store.is_transient): nothing of the batch is then
-    stored or remembered, and the caller tries it again later."""
+    stored or remembered, and the caller tries it again later.
 
-    def __init__(self, opener, store, on_reading=None):
+    on_reading(hub_hex, seq, reading), if given, is called after the commit with
+    each reading of the batch as a samband.reading.Reading (typed fields, not keys)."""
+
+    def __init__(self, opener: Opener, store: Store,
+                 on_reading: Callable[[str, int, Reading], None] | None = None) -> None:
         self.opener = opener
         self.store = store
         self.on_reading = on_reading
@@ -128,7 +143,7 @@ class Ingest:
         self._bad_ota_logged = set()  # hubs whose refused ota entry was logged (once each)
         self._restore()
 
-    def _restore(self):
+    def _restore(self) -> None:
         # What the database holds is what this receiver has accepted: a restarted
         # receiver refuses re-sent records as replayed (and acknowledges them)
         # instead of opening them again. The primary key stays the backstop.
@@ -138,7 +153,7 @@ class Ingest:
             if spans:
                 hub.seen = Seen(spans)
 
-    def _stranger(self, hub_hex):
+    def _stranger(self, hub_hex: str) -> None:
         # A broker login the depot does not know: counted, no hubs row (the
         # table lists the depot's hubs, and anyone with a login could fill it).
         self.counters["unknown-hub"] += 1
@@ -148,7 +163,7 @@ class Ingest:
         if self.strangers[hub_hex] == 1:
             log.warning("batch from hub %s, which is not in the depot: refused", hub_hex)
 
-    def status(self, hub_hex, payload):
+    def status(self, hub_hex: str, payload: bytes) -> dict[str, Any] | None:
         """Record a hub's status message; returns it parsed, or None (counted)."""
         hub_id = hub_of_topic(hub_hex)
         if hub_id is None:
@@ -174,8 +189,9 @@ class Ingest:
         self.store.status(hub_hex, st["pending"], st.get("ota"), st.get("cfg"))
         return st
 
-    def batch(self, hub_hex, payload):
+    def batch(self, hub_hex: str, payload: bytes) -> list[int]:
         """Open, store, commit; return the seqs to acknowledge (possibly empty)."""
+        from samband.reading import Reading
         from samband.receiver.opener import Rejected, unbatch
         from samband.receiver.store import Unstorable, is_transient
         hub_id = hub_of_topic(hub_hex)
@@ -205,7 +221,7 @@ class Ingest:
         rows, held = [], []
         for o in res.opened:
             try:
-                r = decode_reading(o.plaintext)
+                r = Reading.from_valid(decode_reading(o.plaintext))
             except Exception as e:  # authentic but not a reading: the hub's decoder may raise anything on junk
                 rejected["bad-reading"] += 1
                 held.append((o.seq, o.epoch, "bad-reading", str(e), o.plaintext))
@@ -241,7 +257,8 @@ class Ingest:
                     log.exception("on_reading")
         return acks
 
-    def _commit(self, hub_hex, rows, rejected, held, opened):
+    def _commit(self, hub_hex: str, rows: list[Prepared], rejected: Counter, held: list[Quarantined],
+                opened: list[Opened]) -> tuple[int, int]:
         """One transaction for the batch. If the database refuses it for a
         reason that is not transient (a constraint, a value the driver will
         not take that prepare() did not foresee), the readings are tried one
@@ -272,7 +289,7 @@ class Ingest:
         self.store.store_prepared(hub_hex, [], dict(rejected), quarantine=more)
         return stored, dup
 
-    def report(self):
+    def report(self) -> dict[str, Any]:
         """The receiver's own counters and the unknown hubs, for its status."""
         return {"counters": dict(self.counters), "unknown_hubs": dict(self.strangers)}
 
@@ -287,8 +304,10 @@ class Receiver:
 
     BUSY_TIMEOUT = 0.5  # s one statement waits for a database lock before it counts as a transient failure
 
-    def __init__(self, ingest, host, port, ca=None, user="receiver", password=None,
-                 group="receivers", client_id=None, on_status=None, retry=None):
+    def __init__(self, ingest: Ingest, host: str, port: int, ca: str | Path | None = None, user: str = "receiver",
+                 password: str | None = None, group: str = "receivers", client_id: str | None = None,
+                 on_status: Callable[[str, dict[str, Any]], None] | None = None,
+                 retry: RetryQueues | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         from samband.receiver.retry import RetryQueues
@@ -317,7 +336,7 @@ class Receiver:
         self._stop = False
         self._time_sent = {}  # hub -> monotonic time of its last time reply
 
-    def _connected(self, client, userdata, flags, rc, props=None):
+    def _connected(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc == 0:
             self.connects += 1
             client.subscribe(SHARE.replace("receivers", self.group) + UP, qos=1)
@@ -326,14 +345,14 @@ class Receiver:
         else:
             log.warning("broker refused the receiver: %s", rc)
 
-    def _message(self, client, userdata, msg):
+    def _message(self, client: Any, userdata: Any, msg: Any) -> None:
         self.queue.put(msg)
 
-    def _puback(self, msg):
+    def _puback(self, msg: Any) -> None:
         if msg.qos:
             self.c.ack(msg.mid, msg.qos)
 
-    def _work(self):
+    def _work(self) -> None:
         import time
         while not self._stop:
             now = time.monotonic()
@@ -350,7 +369,7 @@ class Receiver:
                     self._puback(msg)
             self._retry_due()
 
-    def _new(self, msg):
+    def _new(self, msg: Any) -> None:
         import time
         parts = msg.topic.split("/")
         if len(parts) != 3 or parts[0] != "samband" or parts[2] not in ("up", "status"):
@@ -376,7 +395,7 @@ class Receiver:
 
     TIME_EVERY = 10.0  # s: at most one time reply per hub this often, whatever it asks
 
-    def _time_reply(self, hub_hex, tq):
+    def _time_reply(self, hub_hex: str, tq: Any) -> None:
         """The receiver's UTC time for a hub that asked (its status carried tq):
         a CBOR map {"tq": q, "t": ms} on the hub's ack topic (docs/uplink.md).
         Only hubs that ask get it (an older hub would count it as a bad ack),
@@ -393,7 +412,7 @@ class Receiver:
         self.c.publish(f"samband/{hub_hex}/ack", cbor2.dumps({"tq": tq, "t": time.time_ns() // 1000000}), qos=0)
         self.ingest.counters["time-replies"] += 1
 
-    def _status(self, hub_hex, payload):
+    def _status(self, hub_hex: str, payload: bytes) -> dict[str, Any] | None:
         # A status message is only a hint (the next one follows in seconds):
         # if the database cannot take it now, it is counted and dropped.
         from samband.receiver.store import is_transient
@@ -405,7 +424,7 @@ class Receiver:
             self.ingest.counters["status-dropped"] += 1
             return None
 
-    def _retry_due(self):
+    def _retry_due(self) -> None:
         import time
         for hub_hex in self.retry.due(time.monotonic()):
             msg = self.retry.head(hub_hex)
@@ -415,7 +434,7 @@ class Receiver:
             else:
                 self.retry.failed(hub_hex, time.monotonic())
 
-    def _attempt(self, hub_hex, msg):
+    def _attempt(self, hub_hex: str, msg: Any) -> bool:
         """Ingest one batch and send the hub its ack; False on a transient database failure."""
         from samband.receiver.store import is_transient
         try:
@@ -434,7 +453,7 @@ class Receiver:
             self.c.publish(f"samband/{hub_hex}/ack", encode_ack(acks), qos=1)
         return True
 
-    def report(self):
+    def report(self) -> dict[str, Any]:
         """Counters, unknown hubs and parked batches, for `samband receive`'s status."""
         out = self.ingest.report()
         out["parked"] = self.retry.hubs()
@@ -442,7 +461,7 @@ class Receiver:
         out["connects"] = self.connects
         return out
 
-    def start(self, timeout=10):
+    def start(self, timeout: float = 10) -> Receiver:
         self._stop = False
         self._worker = threading.Thread(target=self._work, daemon=True)
         self._worker.start()
@@ -453,7 +472,7 @@ class Receiver:
             raise SambandError(f"receiver: no connection to the broker at {self.host}:{self.port}")
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop = True
         try:
             self.c.disconnect()
@@ -462,8 +481,8 @@ class Receiver:
         if self._worker:
             self._worker.join(5)
 
-    def __enter__(self):
+    def __enter__(self) -> Receiver:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()

@@ -22,10 +22,14 @@ record fetched late counts at its fetch; its own device time stays in the
 reading (dts). Readings stored twice (dup_of) are left out.
 """
 
+from __future__ import annotations
+
 import json
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from samband.receiver import patients
-from samband.receiver.store import MIGRATIONS
+from samband.receiver.store import MIGRATIONS, Queryable
 
 _KINDS = """WITH RECURSIVE kinds(mdc) AS (
     SELECT min(mdc) FROM readings WHERE hub = ?
@@ -36,8 +40,11 @@ SELECT (SELECT r.seq FROM readings r WHERE r.hub = ? AND r.mdc = kinds.mdc AND r
         AND r.dup_of IS NULL ORDER BY r.utc DESC, r.seq DESC LIMIT 1)
 FROM kinds WHERE kinds.mdc IS NOT NULL"""
 
+# Where to look for a patient's readings: (hub, lo, hi), utc in [lo, hi).
+Span = tuple[str, int, int]
 
-def _rows(db, sql, args):
+
+def _rows(db: Queryable, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
     cur = db.conn.cursor()
     cur.execute(sql.replace("?", db.ph), args)
     out = []
@@ -50,7 +57,7 @@ def _rows(db, sql, args):
     return out
 
 
-def latest(db, spans):
+def latest(db: Queryable, spans: Iterable[Span]) -> list[dict[str, Any]]:
     """The newest reading of each kind (MDC code) in the spans [(hub, lo, hi)]
     (utc in [lo, hi)), as Store.readings dicts, by code. Across spans (a patient
     served by two hubs) the newer one wins."""
@@ -72,7 +79,7 @@ def latest(db, spans):
     return [best[k] for k in sorted(best)]
 
 
-def history(db, spans):
+def history(db: Queryable, spans: Iterable[Span]) -> list[dict[str, Any]]:
     """Every reading in the spans [(hub, lo, hi)] (utc in [lo, hi)), oldest first."""
     out = []
     try:
@@ -85,7 +92,8 @@ def history(db, spans):
     return out
 
 
-def patient_spans(db, patient, since=None, until=None):
+def patient_spans(db: Queryable, patient: tuple[str, str], since: int | None = None,
+                  until: int | None = None) -> list[Span]:
     """The spans of a patient ((system, value)): each hub link clipped to
     [since, until). PatientError when no hub was ever linked to the patient."""
     ls = patients.links(db, patient=patient)
@@ -94,7 +102,7 @@ def patient_spans(db, patient, since=None, until=None):
     return patients.spans(ls, since, until)
 
 
-def latest_of(db, patient):
+def latest_of(db: Queryable, patient: tuple[str, str]) -> list[dict[str, Any]]:
     """A patient's newest reading of each kind, whichever hub served them."""
     return latest(db, patient_spans(db, patient))
 
@@ -102,7 +110,7 @@ def latest_of(db, patient):
 AHEAD_MS = 10 * 60_000
 
 
-def recent_of(db, patient, now_ms, hours=24):
+def recent_of(db: Queryable, patient: tuple[str, str], now_ms: int, hours: float = 24) -> list[dict[str, Any]]:
     """A patient's readings of the last `hours` before now_ms (UTC ms), oldest
     first; and up to AHEAD_MS after it, so that a hub whose clock runs a little
     ahead of the receiver's still shows its newest readings."""
@@ -112,7 +120,7 @@ def recent_of(db, patient, now_ms, hours=24):
 PATIENT_TABLES = next(n for n, steps in enumerate(MIGRATIONS, 1) if any("CREATE TABLE patients" in x for x in steps))
 
 
-def snapshot(db, token, now_ms, hours=24):
+def snapshot(db: Queryable, token: str, now_ms: int, hours: float = 24) -> dict[str, Any]:
     """What the dashboard's /api/patient answers: the patient ('SYSTEM|VALUE'),
     their hub links, the newest reading of each kind and the last `hours` of
     readings, as one JSON-ready dict. PatientError (a one-line reason) for a bad

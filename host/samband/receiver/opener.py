@@ -12,12 +12,16 @@ The Authority half makes what the depot and the key-rotation procedure
 need: hub provisioning files and authenticated receiver-key configs.
 """
 
+from __future__ import annotations
+
 import bisect
 import hmac
 import os
 import struct
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from nacl import bindings as nb
 from nacl.exceptions import CryptoError
@@ -70,13 +74,13 @@ REASONS = (
 class Rejected(SambandError, ValueError):
     """Input the receiver refuses; .reason is one of REASONS."""
 
-    def __init__(self, reason, message):
+    def __init__(self, reason: str, message: str) -> None:
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {message}")
         self.reason = reason
 
 
-def unbatch(data):
+def unbatch(data: bytes) -> list[bytes]:
     """The items of a batch, or Rejected for the batch as a whole (nothing
     of it is opened): "version" for another format version, "oversized"
     (the firmware's BatchLimit: bytes or items), "malformed" for the rest
@@ -97,15 +101,15 @@ def unbatch(data):
 class Seen:
     """Accepted sequence numbers as sorted, disjoint [lo, hi] intervals."""
 
-    def __init__(self, spans=()):
+    def __init__(self, spans: Iterable[tuple[int, int]] = ()) -> None:
         self.lo = [a for a, _ in spans]
         self.hi = [b for _, b in spans]
 
-    def __contains__(self, n):
+    def __contains__(self, n: int) -> bool:
         i = bisect.bisect_right(self.lo, n) - 1
         return i >= 0 and n <= self.hi[i]
 
-    def add(self, n):
+    def add(self, n: int) -> None:
         i = bisect.bisect_right(self.lo, n) - 1
         if i >= 0 and n <= self.hi[i]:
             return
@@ -119,7 +123,7 @@ class Seen:
             self.hi[i] = self.hi.pop(i + 1)
             self.lo.pop(i + 1)
 
-    def discard(self, n):
+    def discard(self, n: int) -> None:
         i = bisect.bisect_right(self.lo, n) - 1
         if i < 0 or n > self.hi[i]:
             return
@@ -136,10 +140,10 @@ class Seen:
             self.hi.insert(i + 1, hi)
 
     @property
-    def highest(self):
+    def highest(self) -> int | None:
         return self.hi[-1] if self.hi else None
 
-    def spans(self):
+    def spans(self) -> list[tuple[int, int]]:
         return list(zip(self.lo, self.hi))
 
 
@@ -181,7 +185,8 @@ class _Hub:
 class Opener:
     """The receiver's side: opens epoch headers, records and batches of many hubs."""
 
-    def __init__(self, receiver_keys=None, hubs=None, revoked=()):
+    def __init__(self, receiver_keys: Mapping[int, bytes] | None = None, hubs: Mapping[bytes, bytes] | None = None,
+                 revoked: Iterable[bytes] = ()) -> None:
         self.keys = {}  # key id -> secret key
         self.hubs = {}
         self.counters = Counter({r: 0 for r in REASONS})
@@ -194,12 +199,12 @@ class Opener:
             self.revoke(hub_id)
 
     # -- keys and registry ----------------------------------------------------
-    def add_receiver_key(self, kid, secret):
+    def add_receiver_key(self, kid: int, secret: bytes) -> None:
         if not 0 <= kid <= 255 or len(secret) != 32:
             raise ValueError("receiver key: id 0..255 and a 32-byte secret")
         self.keys[kid] = bytes(secret)
 
-    def retire_receiver_key(self, kid):
+    def retire_receiver_key(self, kid: int) -> None:
         """Forget a receiver secret (after its backlog is drained): its epochs become unreadable."""
         self.keys.pop(kid, None)
         for hub in self.hubs.values():
@@ -207,7 +212,7 @@ class Opener:
                 if ep.kid == kid:
                     ep.key = b""
 
-    def register_hub(self, hub_id, public):
+    def register_hub(self, hub_id: bytes, public: bytes) -> None:
         """Know a hub by its public key. A new key for a known hub (re-provisioned)
         replaces the old one, with its epochs and its revocation; the seqs stay."""
         if len(public) != 32:
@@ -219,7 +224,7 @@ class Opener:
         elif not hub:
             self.hubs[bytes(hub_id)] = _Hub(bytes(public))
 
-    def revoke(self, hub_id):
+    def revoke(self, hub_id: bytes) -> None:
         """Refuse everything from this hub key from now on (stolen or retired hub)."""
         hub = self.hubs.get(bytes(hub_id))
         if hub is None:
@@ -227,11 +232,11 @@ class Opener:
         hub.revoked = True
 
     # -- opening --------------------------------------------------------------
-    def _reject(self, reason, message):
+    def _reject(self, reason: str, message: str) -> NoReturn:
         self.counters[reason] += 1
         raise Rejected(reason, message)
 
-    def _hub(self, hub_id):
+    def _hub(self, hub_id: bytes) -> _Hub:
         hub = self.hubs.get(bytes(hub_id))
         if hub is None:
             self._reject("unknown-hub", f"hub {bytes(hub_id).hex()} is not registered")
@@ -239,7 +244,7 @@ class Opener:
             self._reject("revoked", f"hub {bytes(hub_id).hex()} is revoked")
         return hub
 
-    def _kind(self, data, kind, what):
+    def _kind(self, data: bytes, kind: int, what: str) -> None:
         if not data:
             self._reject("malformed", f"empty {what}")
         if data[0] >> 4 != VERSION:
@@ -247,7 +252,7 @@ class Opener:
         if data[0] != kind:
             self._reject("malformed", f"first byte {data[0]:#04x} is not a {what}")
 
-    def open_epoch(self, hub_id, header):
+    def open_epoch(self, hub_id: bytes, header: bytes) -> Epoch:
         """Check an epoch header and remember its key; returns the Epoch."""
         hub_id, header = bytes(hub_id), bytes(header)
         self._kind(header, V_EPOCH, "epoch header")
@@ -281,7 +286,7 @@ class Opener:
         self.counters["epochs"] += 1
         return ep
 
-    def _authenticate(self, hub_id, record):
+    def _authenticate(self, hub_id: bytes, record: bytes) -> tuple[_Hub, Epoch, int, bytes]:
         self._kind(record, V_RECORD, "record")
         if len(record) < RECORD_OVERHEAD:
             self._reject("malformed", f"record of {len(record)} bytes is shorter than its "
@@ -309,7 +314,8 @@ class Opener:
             self._reject("out-of-range", f"record (epoch tag {tag:#04x}, offset {offset}) has a seq above {SEQ_MAX}")
         self._reject("tampered", f"record (epoch tag {tag:#04x}, offset {offset}) does not authenticate")
 
-    def _accept(self, hub, hub_id, ep, seq, plain, after=None):
+    def _accept(self, hub: _Hub, hub_id: bytes, ep: Epoch, seq: int, plain: bytes,
+                after: int | None = None) -> Opened:
         if seq in hub.seen:
             self._reject("replayed", f"hub {hub_id.hex()} seq {seq} was already accepted")
         if after is not None and seq <= after:
@@ -321,16 +327,16 @@ class Opener:
             self.counters["late"] += 1
         return Opened(hub_id, ep.number, seq, plain, late)
 
-    def open(self, hub_id, record):
+    def open(self, hub_id: bytes, record: bytes) -> Opened:
         """Open one sealed record of a hub whose epoch header was opened before; returns Opened."""
         hub_id, record = bytes(hub_id), bytes(record)
         return self._accept_record(hub_id, record)
 
-    def _accept_record(self, hub_id, record, after=None):
+    def _accept_record(self, hub_id: bytes, record: bytes, after: int | None = None) -> Opened:
         hub, ep, seq, plain = self._authenticate(hub_id, record)
         return self._accept(hub, hub_id, ep, seq, plain, after)
 
-    def forget(self, hub_id, seqs):
+    def forget(self, hub_id: bytes, seqs: Iterable[int]) -> None:
         """Un-accept seqs whose readings could not be stored (the database
         failed): when the hub sends them again they are opened again instead
         of being refused as replays and never stored."""
@@ -339,7 +345,7 @@ class Opener:
             for q in seqs:
                 hub.seen.discard(q)
 
-    def open_batch(self, hub_id, data):
+    def open_batch(self, hub_id: bytes, data: bytes) -> BatchResult:
         """Open a batch: epoch headers and records, records in rising seq order.
 
         Returns BatchResult; a malformed or wrong-version batch raises Rejected."""
@@ -370,14 +376,14 @@ class Opener:
         return res
 
     # -- persistence ----------------------------------------------------------
-    def state(self):
+    def state(self) -> dict[str, Any]:
         """The per-hub state (epochs, accepted seqs, revocations) as JSON-able data; keys not included."""
         return {h.hex(): {"public": hub.public.hex(), "revoked": hub.revoked,
                           "epochs": [e.header.hex() for e in hub.epochs.values()],
                           "seen": hub.seen.spans()}
                 for h, hub in self.hubs.items()}
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, Any]) -> None:
         for h, s in state.items():
             hub_id = bytes.fromhex(h)
             hub = self.hubs[hub_id] = _Hub(bytes.fromhex(s["public"]), s["revoked"], seen=Seen(s["seen"]))
@@ -395,11 +401,11 @@ class Opener:
 class Authority:
     """The key that authenticates receiver-key configs to hubs (kept offline at the depot)."""
 
-    def __init__(self, secret=None):
+    def __init__(self, secret: bytes | None = None) -> None:
         self.secret = secret or os.urandom(32)
         self.public = nb.crypto_scalarmult_base(self.secret)
 
-    def config(self, hub_id, hub_public, serial, receivers):
+    def config(self, hub_id: bytes, hub_public: bytes, serial: int, receivers: list[tuple[int, bytes]]) -> bytes:
         """A config telling one hub to seal to receivers[0] = (key id, public key) from now on."""
         if not 1 <= len(receivers) <= MAX_RECEIVERS:
             raise ValueError(f"1..{MAX_RECEIVERS} receiver keys")
@@ -411,7 +417,8 @@ class Authority:
         kcfg = nb.crypto_box_beforenm(hub_public, self.secret)
         return bytes(body) + config_tag(kcfg, bytes(hub_id), bytes(body))
 
-    def provision(self, hub_id, receivers, serial=1, hub_secret=None):
+    def provision(self, hub_id: bytes, receivers: list[tuple[int, bytes]], serial: int = 1,
+                  hub_secret: bytes | None = None) -> tuple[bytes, dict[str, bytes]]:
         """(hub public key, {path on the hub's flash: bytes}) for a new hub; the secret is in the files only."""
         sk = hub_secret or os.urandom(32)
         pk = nb.crypto_scalarmult_base(sk)

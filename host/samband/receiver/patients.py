@@ -27,11 +27,18 @@ values; link/unlink/links read and write the store through its connection and
 placeholder (Store or the dashboard's read-only Reader).
 """
 
+from __future__ import annotations
+
 import re
 import secrets
 import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Queryable
 
 OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
 UUID = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -50,7 +57,7 @@ class UnknownPatient(PatientError):
 
 # ---------------------------------------------------------------- validation (pure)
 
-def check_hub(text):
+def check_hub(text: str) -> str:
     """A hub's unique id as the receiver stores it: 12 or 16 hex digits (an
     EUI-48 or EUI-64), lower case. PatientError otherwise."""
     h = (text or "").strip().lower()
@@ -60,7 +67,7 @@ def check_hub(text):
     return h
 
 
-def check_identifier(system, value):
+def check_identifier(system: str, value: str) -> tuple[str, str]:
     """(system, value) of a patient identifier, checked: system an absolute URI a
     FHIR Identifier.system can be (urn:oid:, urn:uuid:, http(s)://), value 1..64
     printable characters without surrounding spaces. PatientError otherwise."""
@@ -78,7 +85,7 @@ def check_identifier(system, value):
     return system, value
 
 
-def parse_token(text):
+def parse_token(text: str) -> tuple[str, str]:
     """'SYSTEM|VALUE' (a FHIR token, as `samband fhir --patient` takes it) -> (system, value), checked."""
     system, sep, value = (text or "").partition("|")
     if not sep:
@@ -88,7 +95,7 @@ def parse_token(text):
 
 # ---------------------------------------------------------------- attribution (pure)
 
-def patient_at(links, hub, t):
+def patient_at(links: Iterable[dict[str, Any]], hub: str, t: int) -> tuple[str, str] | None:
     """(system, value) of the patient the hub served at UTC ms t, or None. links:
     dicts as links() returns them."""
     if t is None:
@@ -99,7 +106,7 @@ def patient_at(links, hub, t):
     return None
 
 
-def attribute(rows, links):
+def attribute(rows: Iterable[dict[str, Any]], links: list[dict[str, Any]]) -> int:
     """Set each reading's 'patient' to (system, value) from the links by its hub
     and hub UTC (utc, else hts; readings as Store.readings gives them); returns how many have none."""
     by_hub = {}
@@ -116,7 +123,8 @@ def attribute(rows, links):
     return missing
 
 
-def spans(links, since=None, until=None):
+def spans(links: Iterable[dict[str, Any]], since: int | None = None,
+          until: int | None = None) -> list[tuple[str, int, int]]:
     """[(hub, lo, hi)]: where to look for a patient's readings (utc in [lo, hi)),
     each link clipped to [since, until); empty intersections left out."""
     out = []
@@ -131,13 +139,13 @@ def spans(links, since=None, until=None):
 
 # ---------------------------------------------------------------- the database
 
-def _run(db, sql, args=()):
+def _run(db: Queryable, sql: str, args: Sequence[Any] = ()) -> Any:
     cur = db.conn.cursor()
     cur.execute(sql.replace("?", db.ph), args)
     return cur
 
 
-def links(db, hub=None, patient=None):
+def links(db: Queryable, hub: str | None = None, patient: tuple[str, str] | None = None) -> list[dict[str, Any]]:
     """The links as dicts (hub, system, value, ref, since, until), by hub and
     since; only a hub's, or only a patient's ((system, value)) when given."""
     sql = ("SELECT l.hub, p.system, p.value, p.ref, l.since, l.until FROM patient_links l "
@@ -156,7 +164,8 @@ def links(db, hub=None, patient=None):
     return [{"hub": h, "system": s, "value": v, "ref": ref, "since": a, "until": b} for h, s, v, ref, a, b in rows]
 
 
-def link(db, hub, system, value, since=None):
+def link(db: Queryable, hub: str, system: str, value: str,
+         since: int | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Link a hub to a patient from UTC ms `since` (default now). An open link of
     the hub to another patient is closed at `since` (the hub moved). Returns
     (the new link, the link it closed or None). PatientError when the hub is
@@ -199,7 +208,7 @@ def link(db, hub, system, value, since=None):
     return {"hub": hub, "system": system, "value": value, "ref": ref, "since": since, "until": None}, closed
 
 
-def unlink(db, hub, at=None):
+def unlink(db: Queryable, hub: str, at: int | None = None) -> dict[str, Any]:
     """End the hub's open link at UTC ms `at` (default now): readings it takes
     from then on belong to nobody until it is linked again. Returns the closed
     link; PatientError when the hub has no open link or `at` is not after its start."""
@@ -221,7 +230,7 @@ def unlink(db, hub, at=None):
     return dict(k, until=at)
 
 
-def iso(ms):
+def iso(ms: float | None) -> str:
     """UTC ms -> '2026-12-02T04:41:00Z' for messages and `show`."""
     from datetime import datetime, timezone
     if ms is None:

@@ -17,6 +17,7 @@ Pure bookkeeping (no threads, no clock of its own): the caller passes `now`.
 """
 
 from collections import OrderedDict, deque
+from typing import Any
 
 
 class RetryQueues:
@@ -26,20 +27,20 @@ class RetryQueues:
     beyond it the oldest parked batch is dropped (counted: the hub sends it
     again, since it was never acknowledged by the receiver)."""
 
-    def __init__(self, base=0.25, cap=5.0, max_batches=256):
+    def __init__(self, base: float = 0.25, cap: float = 5.0, max_batches: int = 256) -> None:
         self.base, self.cap, self.max_batches = base, cap, max_batches
         self.q = OrderedDict()  # hub -> deque of items
         self._due = {}  # hub -> time its head may be tried
         self._fails = {}  # hub -> failed attempts of its head in a row
         self.dropped = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(len(q) for q in self.q.values())
 
-    def __contains__(self, hub):
+    def __contains__(self, hub: str) -> bool:
         return hub in self.q
 
-    def park(self, hub, item, now, failed=False):
+    def park(self, hub: str, item: Any, now: float, failed: bool = False) -> None:
         """Put item at the back of hub's queue. failed=True: it (the head)
         has just failed, so the hub waits its next backoff step."""
         q = self.q.get(hub)
@@ -54,19 +55,19 @@ class RetryQueues:
         if failed:
             self._failed(hub, now)
 
-    def _failed(self, hub, now):
+    def _failed(self, hub: str, now: float) -> None:
         n = self._fails[hub]
         self._fails[hub] = n + 1
         self._due[hub] = now + min(self.cap, self.base * (2 ** min(n, 30)))
 
-    def due(self, now):
+    def due(self, now: float) -> list[str]:
         """Hubs whose head may be tried now, in the order they were parked."""
         return [h for h in self.q if self._due[h] <= now]
 
-    def head(self, hub):
+    def head(self, hub: str) -> Any:
         return self.q[hub][0]
 
-    def done(self, hub):
+    def done(self, hub: str) -> None:
         """The head of hub's queue is settled (stored, refused or quarantined)."""
         q = self.q[hub]
         q.popleft()
@@ -75,16 +76,16 @@ class RetryQueues:
         if not q:
             del self.q[hub], self._due[hub], self._fails[hub]
 
-    def failed(self, hub, now):
+    def failed(self, hub: str, now: float) -> None:
         """The head failed again: wait longer."""
         self._failed(hub, now)
 
-    def wait(self, now, most):
+    def wait(self, now: float, most: float) -> float:
         """Seconds until the next head is due (at most `most`)."""
         if not self._due:
             return most
         return max(0.0, min(most, min(self._due.values()) - now))
 
-    def hubs(self):
+    def hubs(self) -> dict[str, int]:
         """{hub: parked batches}."""
         return {h: len(q) for h, q in self.q.items()}

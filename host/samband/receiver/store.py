@@ -22,12 +22,35 @@ replay), and it is left out of queries and counts. Rows stored before
 migration 2 have no devkey.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
+from hub.reading import ReadingError
 from samband.errors import SambandError
+from samband.reading import Reading
 from samband.receiver import timeline
+
+# What prepare() makes of a reading: (seq, epoch, reading, named reading, devkey, JSON text).
+Prepared = tuple[int, int, Reading, dict[str, Any], str | None, str]
+# A record kept in the quarantine: (seq, epoch, reason, detail, plaintext).
+Quarantined = tuple[int, int, str, str, bytes]
+
+
+class Queryable(Protocol):
+    """What the read queries (live, patients, versions, alerts_db, the dashboard) need of a
+    database: a DB-API connection, its placeholder and q(). A Store, or the dashboard's
+    read-only Reader."""
+
+    conn: Any
+    ph: str
+
+    def q(self, sql: str) -> str: ...
 
 
 class StoreError(SambandError):
@@ -39,7 +62,7 @@ class Unstorable(StoreError):
     64-bit column, text the server refuses): kept in the quarantine table
     instead, counted, and acknowledged, since sending it again cannot help."""
 
-    def __init__(self, reason, message):
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
 
@@ -47,7 +70,7 @@ class Unstorable(StoreError):
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """True for a database failure that may pass if the same batch is tried
     again later: SQLite busy/locked/disk I/O (OperationalError), PostgreSQL's
     OperationalError (connection lost, server restarting), an OSError (disk
@@ -67,7 +90,7 @@ def is_transient(exc):
     return False
 
 
-def _int64(name, v):
+def _int64(name: str, v: object) -> int | None:
     if v is None:
         return None
     if type(v) is not int:
@@ -186,12 +209,17 @@ MIGRATIONS = [
         "ALTER TABLE hubs ADD COLUMN cfg_refused BIGINT",
         "ALTER TABLE hubs ADD COLUMN cfg_reason TEXT CHECK (length(cfg_reason) <= 16)",
     ],
+    # 8: the firmware image's own version a hub reports beside its application's (receiver/versions.py,
+    # the "fv" of its "ota" entry: boards with OTA partitions, docs/ota.md)
+    [
+        "ALTER TABLE hubs ADD COLUMN firmware TEXT CHECK (length(firmware) <= 17)",
+    ],
 ]
 
 _DEVICE_FIELDS = ("dev", "mdc", "val", "exp", "unit", "dts", "tzo", "rec", "flags", "comp", "period", "ctx")
 
 
-def devkey(named):
+def devkey(named: Mapping[str, Any]) -> str | None:
     """What identifies a device record whatever hub or seq brought it, from the
     named reading (see _named); None when the device gave neither a record
     number nor its own time stamp (a live heart rate: two equal values are two
@@ -203,9 +231,8 @@ def devkey(named):
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _named(r):
-    from hub import reading as rd
-    out = rd.to_named(r)
+def _named(r: Reading) -> dict[str, Any]:
+    out = r.named()
     for k, v in list(out.items()):
         if isinstance(v, (bytes, bytearray)):
             out[k] = v.hex()
@@ -224,16 +251,16 @@ class Store:
               "devkey, dup_of, boot, mono, utc, utc_src) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
               "ON CONFLICT (hub, seq) DO NOTHING")
 
-    def __init__(self, conn):
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.migrate()
 
-    def q(self, sql):
+    def q(self, sql: str) -> str:
         """sql with this database's placeholder (? for SQLite, %s for PostgreSQL):
         public, as the alerts, timeline and dashboard queries share the store's connection."""
         return sql.replace("?", self.ph)
 
-    def version(self):
+    def version(self) -> int:
         cur = self.conn.cursor()
         try:
             cur.execute("SELECT max(version) FROM schema_version")
@@ -243,7 +270,7 @@ class Store:
             self.conn.rollback()
             return 0
 
-    def migrate(self):
+    def migrate(self) -> None:
         v = self.version()
         cur = self.conn.cursor()
         if v == 0:
@@ -257,19 +284,25 @@ class Store:
             cur.execute(self.q("INSERT INTO schema_version VALUES (?, ?)"), (n, time.time()))
         self.conn.commit()
 
-    def prepare(self, seq, epoch, r):
-        """The row values of a reading, checked before any transaction: every
+    def prepare(self, seq: int, epoch: int, r: Reading | dict[int, Any]) -> Prepared:
+        """The row values of a reading (a samband.reading.Reading, or a hub.reading
+        map, typed here), checked before any transaction: every
         integer column within signed 64 bits, the reading expressible as JSON,
         text without NUL (PostgreSQL refuses it). Raises Unstorable: such a
         reading would fail its whole batch in the driver (OverflowError,
-        DataError) on every delivery."""
+        DataError) on every delivery; so does a map that breaks hub.reading's rules."""
         _int64("seq", seq)
         _int64("epoch", epoch)
-        for name, k in (("mdc", 2), ("prio", 12), ("hts", 8), ("dts", 6)):
-            _int64(name, r.get(k))
-        for name, v in zip(("boot", "mono"), r.get(9) or ()):
+        if not isinstance(r, Reading):
+            try:
+                r = Reading.from_map(r)
+            except ReadingError as e:
+                raise Unstorable("bad-reading", str(e)) from None
+        for name, v in (("mdc", r.mdc), ("prio", r.prio), ("hts", r.hts), ("dts", r.dts)):
             _int64(name, v)
-        unit = r.get(5)
+        for name, v in zip(("boot", "mono"), r.mono):
+            _int64(name, v)
+        unit = r.unit
         if unit is not None and (type(unit) is not str or "\0" in unit):
             raise Unstorable("unstorable", "unit is not text without NUL")
         try:
@@ -280,15 +313,18 @@ class Store:
             raise Unstorable("unstorable", f"reading cannot be written as JSON: {type(e).__name__}: {e}") from None
         return seq, epoch, r, named, key, js
 
-    def store(self, hub_hex, rows, rejected=None, backlog=None, quarantine=()):
-        """Insert readings [(seq, epoch, reading map)] of one hub, and records
+    def store(self, hub_hex: str, rows: Iterable[tuple[int, int, Reading | dict[int, Any]]],
+              rejected: dict[str, int] | None = None, backlog: int | None = None,
+              quarantine: Iterable[Quarantined] = ()) -> tuple[int, int]:
+        """Insert readings [(seq, epoch, Reading or reading map)] of one hub, and records
         for the quarantine [(seq, epoch, reason, detail, plaintext)], in one
         transaction; returns (stored, duplicates). Committed on return.
         Raises Unstorable (before the transaction) if a reading fails prepare()."""
         return self.store_prepared(hub_hex, [self.prepare(seq, epoch, r) for seq, epoch, r in rows],
                                    rejected, backlog, quarantine)
 
-    def store_prepared(self, hub_hex, prepared, rejected=None, backlog=None, quarantine=()):
+    def store_prepared(self, hub_hex: str, prepared: list[Prepared], rejected: dict[str, int] | None = None,
+                       backlog: int | None = None, quarantine: Iterable[Quarantined] = ()) -> tuple[int, int]:
         """store() of rows that prepare() made (the receiver prepares each
         reading once, to quarantine what it refuses)."""
         try:
@@ -297,9 +333,15 @@ class Store:
             self.conn.rollback()
             raise
 
-    def _store(self, hub_hex, prepared, rejected, backlog, quarantine=()):
+    def _serialize(self, cur: Any, hub_hex: str) -> None:
+        """Make this transaction the only one writing for this hub until it ends.
+        SQLite has one writer anyway; PostgresStore overrides it."""
+
+    def _store(self, hub_hex: str, prepared: list[Prepared], rejected: dict[str, int] | None, backlog: int | None,
+               quarantine: Iterable[Quarantined] = ()) -> tuple[int, int]:
         now = time.time()
         cur = self.conn.cursor()
+        self._serialize(cur, hub_hex)
         rows = prepared
         first = self._first_of([p[4] for p in prepared if p[4] is not None], cur)
         fresh, again = [], []
@@ -311,9 +353,8 @@ class Store:
                     first[key] = (hub_hex, seq)  # a second copy later in this batch points here
                 elif had != (hub_hex, seq):
                     key, dup_of = None, "%s:%d" % had
-            mono = r.get(9) or (None, None)
-            row = (hub_hex, seq, epoch, named.get("dev", ""), r[2], r.get(12, 0), r.get(8), r.get(6), r.get(5),
-                   js, now, key, dup_of, mono[0], mono[1], r.get(8), None if r.get(8) is None else "hub")
+            row = (hub_hex, seq, epoch, named.get("dev", ""), r.mdc, r.prio, r.hts, r.dts, r.unit,
+                   js, now, key, dup_of, r.mono[0], r.mono[1], r.hts, None if r.hts is None else "hub")
             (again if dup_of else fresh).append(row)
         ins = self.q(self.INSERT)
         stored = refetched = 0
@@ -337,7 +378,7 @@ class Store:
         self.conn.commit()
         return stored, dup
 
-    def _first_of(self, keys, cur):
+    def _first_of(self, keys: list[str], cur: Any) -> dict[str, tuple[str, int]]:
         """{devkey: (hub, seq)} of the stored readings that hold these devkeys."""
         out = {}
         for i in range(0, len(keys), 500):
@@ -349,7 +390,8 @@ class Store:
                 out[k] = (h, q)
         return out
 
-    def _hub(self, cur, hub_hex, now, stored, dup, rejected, backlog, refetched=0, quarantined=0):
+    def _hub(self, cur: Any, hub_hex: str, now: float, stored: int, dup: int, rejected: dict[str, int] | None,
+             backlog: int | None, refetched: int = 0, quarantined: int = 0) -> None:
         cur.execute(self.q("SELECT rejected FROM hubs WHERE hub = ?"), (hub_hex,))
         row = cur.fetchone()
         if row is None:
@@ -364,14 +406,16 @@ class Store:
                             "rejected = ?, backlog = coalesce(?, backlog) WHERE hub = ?"),
                     (now, stored, dup, refetched, quarantined, json.dumps(counts, sort_keys=True), backlog, hub_hex))
 
-    def reject(self, hub_hex, reasons):
+    def reject(self, hub_hex: str, reasons: dict[str, int]) -> None:
         """Count refused input of a hub (nothing stored)."""
         cur = self.conn.cursor()
+        self._serialize(cur, hub_hex)
         self._hub(cur, hub_hex, time.time(), 0, 0, reasons, None)
         cur.execute(self.q("UPDATE hubs SET batches = batches - 1 WHERE hub = ?"), (hub_hex,))
         self.conn.commit()
 
-    def status(self, hub_hex, backlog, ota=None, cfg=None):
+    def status(self, hub_hex: str, backlog: int, ota: dict[str, Any] | None = None,
+               cfg: dict[str, Any] | None = None) -> None:
         """A hub's own report of its backlog (records not yet acknowledged);
         backlog within signed 64 bits (the receiver's parse_status checks it).
         ota: its "ota" entry as versions.parse_ota made it (running version,
@@ -381,6 +425,7 @@ class Store:
         now = time.time()
         try:
             cur = self.conn.cursor()
+            self._serialize(cur, hub_hex)
             cur.execute(self.q("SELECT 1 FROM hubs WHERE hub = ?"), (hub_hex,))
             if cur.fetchone() is None:
                 cur.execute(self.q("INSERT INTO hubs (hub, rejected, batches) VALUES (?, '{}', 0)"), (hub_hex,))
@@ -397,7 +442,7 @@ class Store:
             self.conn.rollback()
             raise
 
-    def have(self, hub_hex, seqs):
+    def have(self, hub_hex: str, seqs: Iterable[int]) -> set[int]:
         """Which of these seqs of a hub are stored."""
         seqs = list(seqs)
         if not seqs:
@@ -414,7 +459,7 @@ class Store:
         self.conn.commit()
         return got
 
-    def spans(self, hub_hex):
+    def spans(self, hub_hex: str) -> list[tuple[int, int]]:
         """The stored seqs of a hub as [(first, last)] runs (the receiver's replay state after a restart)."""
         cur = self.conn.cursor()
         cur.execute(self.q("SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g "
@@ -424,7 +469,7 @@ class Store:
         self.conn.commit()
         return out
 
-    def hubs(self):
+    def hubs(self) -> list[dict[str, Any]]:
         cur = self.conn.cursor()
         cur.execute("SELECT hub, last_seen, batches, stored, duplicates, rejected, backlog, refetched, quarantined "
                     "FROM hubs ORDER BY hub")
@@ -434,7 +479,7 @@ class Store:
         self.conn.commit()
         return out
 
-    def quarantined(self, hub=None):
+    def quarantined(self, hub: str | None = None) -> list[dict[str, Any]]:
         """The quarantined records (authentic, never storable as readings), by hub and seq."""
         cur = self.conn.cursor()
         sql = "SELECT hub, seq, epoch, reason, detail, plaintext, received FROM quarantine"
@@ -448,13 +493,14 @@ class Store:
         self.conn.commit()
         return out
 
-    def busy_timeout(self, seconds):
+    def busy_timeout(self, seconds: float) -> None:
         """How long one statement waits for another writer's lock before it
         fails (transient, retried by the receiver with backoff) instead of
         blocking every hub's batches inside the driver."""
         raise NotImplementedError
 
-    def readings(self, hub=None, device=None, mdc=None, since=None, until=None, limit=None):
+    def readings(self, hub: str | None = None, device: str | None = None, mdc: int | None = None,
+                 since: int | None = None, until: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored readings as dicts (the named reading plus hub, epoch, received), by seq."""
         where, args = ["dup_of IS NULL"], []
         for col, val in (("hub", hub), ("device", device), ("mdc", mdc)):
@@ -487,7 +533,7 @@ class Store:
         self.conn.commit()
         return out
 
-    def count(self, hub=None):
+    def count(self, hub: str | None = None) -> int:
         cur = self.conn.cursor()
         if hub is None:
             cur.execute("SELECT count(*) FROM readings WHERE dup_of IS NULL")
@@ -497,15 +543,15 @@ class Store:
         self.conn.commit()
         return n
 
-    def close(self):
+    def close(self) -> None:
         self.conn.close()
 
 
 class SqliteStore(Store):
-    def busy_timeout(self, seconds):
+    def busy_timeout(self, seconds: float) -> None:
         self.conn.execute("PRAGMA busy_timeout = %d" % int(seconds * 1000))
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path) -> None:
         import sqlite3
         conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -516,12 +562,20 @@ class SqliteStore(Store):
 class PostgresStore(Store):
     ph = "%s"
 
-    def busy_timeout(self, seconds):
+    def _serialize(self, cur: Any, hub_hex: str) -> None:
+        # Several receivers (a fleet, receiver/fleet.py) may hold batches of one hub at once.
+        # Under READ COMMITTED two of them would both insert the hub's first `hubs` row (a
+        # unique violation, taken for bad input), add up its counters from the same old
+        # row, or both find a device record new; a transaction-scoped advisory lock per
+        # hub lets one write at a time (waiting counts against lock_timeout: transient).
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (hub_hex,))
+
+    def busy_timeout(self, seconds: float) -> None:
         cur = self.conn.cursor()
         cur.execute("SET lock_timeout = %d" % int(seconds * 1000))
         self.conn.commit()
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         try:
             import psycopg
         except ImportError:
@@ -529,7 +583,7 @@ class PostgresStore(Store):
         super().__init__(psycopg.connect(url))
 
 
-def open_store(url, create=True):
+def open_store(url: str | Path, create: bool = True) -> Store:
     """The store at a path, sqlite:///path or postgresql:// URL. create=False
     (queries) refuses a SQLite file that is not there rather than making an
     empty database; a file that is not a database, or a server that does not
@@ -565,7 +619,7 @@ def open_store(url, create=True):
         raise StoreError(f"{url} is not a samband database (SQLite: {e})") from None
 
 
-def _redacted(url):
+def _redacted(url: str) -> str:
     """A database URL without its password, for messages and logs."""
     from urllib.parse import urlsplit, urlunsplit
     try:
@@ -579,7 +633,7 @@ def _redacted(url):
         return "the given URL"
 
 
-def device_infos(store, hub=None, device=None):
+def device_infos(store: Store, hub: str | None = None, device: str | None = None) -> dict[str, str]:
     """{device address: its newest information text} from a store (reading field
     info: the Device Information make, model and serial that a hub sends with a
     session's first reading), for the FHIR export's PhdDevice. Newest by receipt;

@@ -52,6 +52,14 @@ Pure functions here; `settle()` at the end is the store's one call (one
 transaction with the batch). Corrected times are milliseconds since 1970 UTC.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Store
+
 MDC_HUB_CLOCK_SET = 1024 << 16 | 48
 MDC_HUB_CLOCK_JUMP = 1024 << 16 | 49
 MDC_HUB_BOOT_RTC = 1024 << 16 | 50  # val [power_on, rtc ms]: hub.clock.boot_anchor
@@ -65,14 +73,17 @@ TRUST_MS = 5 * 60000  # a device clock within this of the newest-record estimate
 MONO_WRAP = 1 << 30   # the hub's mono ms are ticks_ms & 0x3FFFFFFF
 TOLERANCE_MS = 2000   # a read's latency, a device's whole seconds, a written clock's lost fraction
 
+# A coincident time stamp: (hub UTC ms, device ms or None, CLOCK_* state).
+Stamp = tuple[int, int | None, int]
 
-def mono_delta(a, b):
+
+def mono_delta(a: int, b: int) -> int:
     """a - b in ms for two 30-bit wrapping mono values less than 6 days apart."""
     d = (a - b) % MONO_WRAP
     return d - MONO_WRAP if d >= MONO_WRAP // 2 else d
 
 
-def pick_pair(rows):
+def pick_pair(rows: Sequence[tuple[int, int, int, int]]) -> tuple[int, int] | None:
     """The (mono, utc) pair that dates one boot, from its readings that carry hts:
     rows [(seq, mdc, mono, hts)]. The latest clock set or jump, else the earliest."""
     clock = [r for r in rows if r[1] in (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP)]
@@ -80,12 +91,13 @@ def pick_pair(rows):
     return None if r is None else (r[2], r[3])
 
 
-def hub_utc(mono, pair):
+def hub_utc(mono: int, pair: tuple[int, int]) -> int:
     """The hub's UTC (ms) at a mono of the pair's boot."""
     return pair[1] + mono_delta(mono, pair[0])
 
 
-def chain_pair(boot, anchors, pair_of):
+def chain_pair(boot: int, anchors: dict[int, tuple[int, int, bool]],
+               pair_of: Callable[[int], tuple[int, int] | None]) -> tuple[int, int] | None:
     """A (mono, utc) pair for a boot that never knew the time, through the board's
     reset-proof clock: anchors {boot: (mono, rtc ms, power_on)}, pair_of(boot) -> its
     own (mono, utc) pair or None (asked only along the chain).
@@ -114,7 +126,7 @@ def chain_pair(boot, anchors, pair_of):
     return None
 
 
-def stamp_of(utc, dts, val, ctx=None):
+def stamp_of(utc: int, dts: int | None, val: object, ctx: object = None) -> Stamp:
     """A coincident time stamp (utc, device ms or None, state) from a MDC 1024:5 reading."""
     if val not in (CLOCK_READ, CLOCK_WRITTEN) or dts is None:
         return (utc, None, CLOCK_FAULT)
@@ -122,7 +134,7 @@ def stamp_of(utc, dts, val, ctx=None):
     return (utc, dts * 1000 + (ms if isinstance(ms, int) and 0 <= ms < 1000 else 0), val)
 
 
-def stamp_offset(dev_ms, received, stamps, tol=TOLERANCE_MS):
+def stamp_offset(dev_ms: int, received: int, stamps: Sequence[Stamp], tol: int = TOLERANCE_MS) -> int | None:
     """The device-clock offset (device - UTC, ms) of a device time dev_ms received at
     UTC `received`, from the device's stamps [(utc, device ms or None, state)] in
     time order; None when no stamp fits (see the top of this file)."""
@@ -144,7 +156,7 @@ def stamp_offset(dev_ms, received, stamps, tol=TOLERANCE_MS):
     return None
 
 
-def correct(rows, stamps):
+def correct(rows: Iterable[Sequence[Any]], stamps: Sequence[Stamp]) -> dict[Any, tuple[int, str, int | None]]:
     """Corrected device times of one device's readings in the order the hub made them.
     rows: [(key, utc or None, dts seconds or None, is_session_start[, tzo minutes, has a
     record number])], stamps as in
@@ -180,7 +192,7 @@ def correct(rows, stamps):
 
 # ---------------------------------------------------------------- the store's side
 
-def settle(store, cur, hub, new):
+def settle(store: Store, cur: Any, hub: str, new: Iterable[tuple[int, str, int | None, int]]) -> None:
     """After a batch's rows are inserted (same transaction): fill in the hub UTC of
     every reading of the batch's boots that lacks it, then (re)correct the device
     times of the devices touched. new: [(seq, device, boot, mdc)] of the rows inserted."""
@@ -235,7 +247,7 @@ def settle(store, cur, hub, new):
         _correct_device(store, cur, hub, dev, lo)
 
 
-def _boot_pair(store, cur, hub, boot):
+def _boot_pair(store: Store, cur: Any, hub: str, boot: int) -> tuple[int, int] | None:
     q = store.q
     cur.execute(q("SELECT seq, mdc, mono, hts FROM readings WHERE mdc IN (?, ?) AND hub = ? AND boot = ? "
                   "AND hts IS NOT NULL"), (MDC_HUB_CLOCK_SET, MDC_HUB_CLOCK_JUMP, hub, boot))
@@ -247,7 +259,7 @@ def _boot_pair(store, cur, hub, boot):
     return pick_pair(rows)
 
 
-def _anchors(store, cur, hub):
+def _anchors(store: Store, cur: Any, hub: str) -> dict[int, tuple[int, int, bool]]:
     """{boot: (mono, rtc ms, power_on)} of the hub's boot anchors (one reading a boot)."""
     import json
     cur.execute(store.q("SELECT boot, mono, reading FROM readings WHERE mdc = ? AND hub = ? AND dup_of IS NULL"),
@@ -260,7 +272,7 @@ def _anchors(store, cur, hub):
     return out
 
 
-def _tzo_rec(js):
+def _tzo_rec(js: str) -> tuple[int | None, bool]:
     """(tzo, has a record number) of a stored reading's JSON."""
     if '"tzo"' not in js and '"rec"' not in js:
         return (None, False)
@@ -270,7 +282,7 @@ def _tzo_rec(js):
     return (t if isinstance(t, int) else None, r.get("rec") is not None)
 
 
-def _correct_device(store, cur, hub, dev, lo):
+def _correct_device(store: Store, cur: Any, hub: str, dev: str, lo: int | None) -> None:
     import json
     q = store.q
     # from the start of the session (connection) that holds the lowest seq touched

@@ -19,7 +19,15 @@ last refusal; `parse_cfg` checks it as strictly and `record_cfg` keeps it in
 the hub's row (migration 7).
 """
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samband.receiver.store import Queryable, Store
+
+from samband.errors import SambandError
 
 VERSION_MAX = 17  # "65535.65535.65535"
 WORD_MAX = 16  # a state or refusal code: lowercase letters and "-", as hub/ota.py writes them
@@ -28,11 +36,11 @@ COUNT_MAX = 2 ** 31 - 1
 HISTORY_MAX = 50  # version changes kept per hub (a hub that flips versions cannot fill the table)
 
 
-class BadOta(ValueError):
+class BadOta(SambandError, ValueError):
     """An "ota" entry that breaks a bound; the message says which field."""
 
 
-def _version(v, name):
+def _version(v: object, name: str) -> str:
     from hub.release import ReleaseError, parse_version
     if type(v) is not str or len(v) > VERSION_MAX:
         raise BadOta(f"{name} is not a version text of at most {VERSION_MAX} characters")
@@ -43,21 +51,21 @@ def _version(v, name):
     return v
 
 
-def _word(v, name):
+def _word(v: object, name: str) -> str:
     if type(v) is not str or not 1 <= len(v) <= WORD_MAX or not all("a" <= c <= "z" or c == "-" for c in v):
         raise BadOta(f"{name} is not a word of 1..{WORD_MAX} lowercase letters")
     return v
 
 
-def _count(v, name):
+def _count(v: object, name: str) -> int:
     if type(v) is not int or not 0 <= v <= COUNT_MAX:
         raise BadOta(f"{name} is not an integer 0..{COUNT_MAX}")
     return v
 
 
-def parse_ota(m):
+def parse_ota(m: object) -> dict[str, Any]:
     """The "ota" entry of a status map as {"version", "state", "target", "slot",
-    "have", "n", "refused"} (absent fields None), or BadOta saying which field
+    "have", "n", "refused", "firmware"} (absent fields None), or BadOta saying which field
     is wrong. "v" and "st" are required; unknown keys ("w", the chunks asked
     for, and whatever newer hubs add) are ignored. Pure."""
     if type(m) is not dict:
@@ -65,7 +73,7 @@ def parse_ota(m):
     if "v" not in m or "st" not in m:
         raise BadOta("ota lacks v or st")
     out = {"version": _version(m["v"], "ota.v"), "state": _word(m["st"], "ota.st"),
-           "target": None, "slot": None, "have": None, "n": None, "refused": None}
+           "target": None, "slot": None, "have": None, "n": None, "refused": None, "firmware": None}
     if m.get("to") is not None:
         out["target"] = _version(m["to"], "ota.to")
     if m.get("s") is not None:
@@ -77,13 +85,15 @@ def parse_ota(m):
             out[name] = _count(m[key], "ota." + key)
     if m.get("r") is not None:
         out["refused"] = _word(m["r"], "ota.r")
+    if m.get("fv") is not None:  # the firmware image's own version (ESP32 OTA partitions)
+        out["firmware"] = _version(m["fv"], "ota.fv")
     return out
 
 
 SERIAL_MAX = 2 ** 32 - 1
 
 
-def parse_cfg(m):
+def parse_cfg(m: object) -> dict[str, Any]:
     """The "cfg" entry of a status map as {"keys", "limits", "refused", "reason"} (refused
     and reason None when absent), or BadOta saying which field is wrong. Pure."""
     if type(m) is not dict:
@@ -99,14 +109,14 @@ def parse_cfg(m):
     return out
 
 
-def record_cfg(store, cur, hub_hex, cfg):
+def record_cfg(store: Store, cur: Any, hub_hex: str, cfg: dict[str, Any]) -> None:
     """Write a parsed "cfg" entry into the hub's row (in the caller's transaction)."""
     cur.execute(store.q("UPDATE hubs SET cfg_keys = ?, cfg_limits = ?, cfg_refused = ?, cfg_reason = ? "
                         "WHERE hub = ?"),
                 (cfg["keys"], cfg["limits"], cfg["refused"], cfg["reason"], hub_hex))
 
 
-def record(store, cur, hub_hex, ota, now):
+def record(store: Store, cur: Any, hub_hex: str, ota: dict[str, Any], now: float) -> None:
     """Write a parsed "ota" entry into the hub's row (its `hubs` row exists) and,
     when the running version differs from the one recorded, a row of its
     version history; the history keeps the newest HISTORY_MAX changes a hub.
@@ -120,16 +130,16 @@ def record(store, cur, hub_hex, ota, now):
                               "WHERE hub = ? ORDER BY since DESC LIMIT 1 OFFSET ?)"),
                     (hub_hex, hub_hex, HISTORY_MAX - 1))
     cur.execute(store.q("UPDATE hubs SET version = ?, slot = ?, ota_state = ?, ota_target = ?, ota_have = ?, "
-                          "ota_n = ?, ota_refused = ?, version_at = ? WHERE hub = ?"),
+                          "ota_n = ?, ota_refused = ?, version_at = ?, firmware = ? WHERE hub = ?"),
                 (ota["version"], ota["slot"], ota["state"], ota["target"], ota["have"], ota["n"], ota["refused"],
-                 now, hub_hex))
+                 now, ota["firmware"], hub_hex))
 
 
 FLEET_KEYS = ("hub", "version", "slot", "ota_state", "ota_target", "ota_have", "ota_n", "ota_refused", "version_at",
-              "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason")
+              "last_seen", "cfg_keys", "cfg_limits", "cfg_refused", "cfg_reason", "firmware")
 
 
-def fleet(store):
+def fleet(store: Queryable) -> list[dict[str, Any]]:
     """Every hub with what it last reported running (None before its first
     "ota" entry), its update state and its last contact (batch or status)."""
     cur = store.conn.cursor()
@@ -139,7 +149,7 @@ def fleet(store):
     return out
 
 
-def history(store, hub_hex=None):
+def history(store: Queryable, hub_hex: str | None = None) -> list[dict[str, Any]]:
     """Version changes [{"hub", "since", "version", "previous"}], oldest first."""
     sql, args = "SELECT hub, since, version, previous FROM hub_versions", ()
     if hub_hex is not None:
@@ -151,12 +161,12 @@ def history(store, hub_hex=None):
     return out
 
 
-def utc_text(t):
+def utc_text(t: float) -> str:
     """A receiver time (seconds since 1970) as UTC text."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + " UTC"
 
 
-def _when(t, now):
+def _when(t: float | None, now: float) -> str:
     if t is None:
         return "-"
     s = max(0, int(now - t))
@@ -165,7 +175,7 @@ def _when(t, now):
     return f"{utc_text(t)} ({ago} ago)"
 
 
-def fleet_table(rows, now):
+def fleet_table(rows: list[dict[str, Any]], now: float) -> list[str]:
     """Lines of a human table of fleet() rows (times in UTC, with how long ago)."""
     head = ("hub", "version", "slot", "update", "config", "last contact")
     body = []
@@ -182,6 +192,9 @@ def fleet_table(rows, now):
             cfg = f"keys {r['cfg_keys']} limits {r['cfg_limits'] or '-'}"
             if r.get("cfg_refused"):
                 cfg += f" ({r['cfg_refused']} refused: {r['cfg_reason'] or '?'})"
-        body.append((r["hub"], r["version"] or "?", r["slot"] or "-", upd, cfg, _when(r["last_seen"], now)))
+        ver = r["version"] or "?"
+        if r.get("firmware"):
+            ver += " fw " + r["firmware"]  # a board's firmware image, updated on its own
+        body.append((r["hub"], ver, r["slot"] or "-", upd, cfg, _when(r["last_seen"], now)))
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + body]

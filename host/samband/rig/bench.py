@@ -26,10 +26,14 @@ typo is caught when pytest starts, not by a test that fails far from it.
     up = "..."
 """
 
+from __future__ import annotations
+
 import string
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from samband.errors import SambandError
 
@@ -65,7 +69,7 @@ class Bench:
     bearer_cut: str = ""
     bearer_up: str = ""
 
-    def hub_for(self, board=None, port=None):
+    def hub_for(self, board: str | None = None, port: str | None = None) -> BenchHub | None:
         """The bench's hub with this board name and/or port, or None."""
         for h in self.hubs:
             if (board is None or h.board == board) and (port is None or h.port == port):
@@ -73,7 +77,8 @@ class Bench:
         return None
 
 
-def _table(data, key, where, types, required=(), known=None):
+def _table(data: dict[str, Any], key: str, where: str, types: dict[str, type | tuple[type, ...]],
+           required: Iterable[str] = (), known: object = None) -> dict[str, Any]:
     """data[key] checked: a dict whose values have the given types."""
     t = data.get(key, {})
     if not isinstance(t, dict):
@@ -89,14 +94,14 @@ def _table(data, key, where, types, required=(), known=None):
     return t
 
 
-def _tname(t):
+def _tname(t: type | tuple[type, ...]) -> str:
     if isinstance(t, tuple):
         return " or ".join(x.__name__ for x in t)
     return {"str": "a string", "int": "an integer", "bool": "true or false", "float": "a number"}.get(t.__name__,
                                                                                                    t.__name__)
 
 
-def _command(text, where, places=PLACES):
+def _command(text: str, where: str, places: Iterable[str] = PLACES) -> str:
     """A shell command template naming only the given {places}."""
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
@@ -111,7 +116,7 @@ def _command(text, where, places=PLACES):
     return text
 
 
-def parse_bench(text, source="bench.toml", boards=None):
+def parse_bench(text: str, source: str = "bench.toml", boards: Iterable[str] | None = None) -> Bench:
     """The bench described by text (TOML). boards: the board names that exist
     (default: those under hardware/boards)."""
     if boards is None:
@@ -201,7 +206,7 @@ def parse_bench(text, source="bench.toml", boards=None):
                  bearer_up=bearer.get("up", ""))
 
 
-def load_bench(path):
+def load_bench(path: str | Path) -> Bench:
     """The bench in a file (BenchError if it cannot be read or is wrong)."""
     p = Path(path)
     try:

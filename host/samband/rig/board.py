@@ -8,14 +8,21 @@ Only what a board can do is offered: its flash cannot be read while it runs
 its readings are checked where a board's readings go, in the receiver.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from samband.errors import HubError
 from samband.rig.hubs import Rig
+
+if TYPE_CHECKING:
+    from samband.rig.target import BenchPower, Target, VirtualPower
 
 
 class BoardRig(Rig):
     """A Rig whose hub is the board on target.port (a samband.rig.target.Target)."""
 
-    def __init__(self, target, power=None, **kw):
+    def __init__(self, target: Target, power: BenchPower | VirtualPower | None = None, **kw: Any) -> None:
         kw.pop("heap", None)
         kw.pop("romfs", None)  # a board runs from its own flash
         super().__init__(**kw)
@@ -25,18 +32,18 @@ class BoardRig(Rig):
         self.deployed = None
 
     @property
-    def port(self):
+    def port(self) -> str:
         return self.target.port
 
-    def provision(self):
+    def provision(self) -> None:
         from samband.device.provision import board_uid, files_for, to_board
         self.uid = board_uid(self.port)
         to_board(self.port, {**files_for(self.depot, self.uid, self.devices, self.hub_config), **self.files})
 
-    def provisioned(self):
+    def provisioned(self) -> bool:
         return False  # a bench board is provisioned afresh for every rig: its keys match this rig's depot
 
-    def start(self):
+    def start(self) -> BoardRig:
         """Provision the board with this rig's keys, devices and configuration, then
         deploy this checkout's build for it: the deploy restarts the application and
         waits until it answers, so the console is read from a running hub."""
@@ -52,18 +59,18 @@ class BoardRig(Rig):
         self._reader.start()
         return self
 
-    def power_cut(self):
+    def power_cut(self) -> None:
         if self.power is None:
             raise HubError(f"no power switch for the {self.target.board} on {self.port}: "
                            f"give the bench file a [power] section and the hub usb_hub/usb_port")
         self.power.cut(self)
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         if self._reader:
             self._reader.join(2)
         self.running = False
 
-    def readings(self, pending=False):
+    def readings(self, pending: bool = False) -> list[Any]:
         raise HubError("a real board's journal cannot be read while it runs: check its readings in the "
                        "receiver (rig_receiver), or mark the test requires('flash-snapshot')")

@@ -14,6 +14,8 @@ every hub's ack topic, ota topic and cfg topics (`samband ota` and
 `samband config push` log in as the receiver).
 """
 
+from __future__ import annotations
+
 import datetime
 import ipaddress
 import os
@@ -34,13 +36,13 @@ class BrokerError(SambandError):
     pass
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def make_certs(folder, hostname="localhost"):
+def make_certs(folder: str | Path, hostname: str = "localhost") -> None:
     """ca.pem, ca.der, server.pem, server.key in folder (EC P-256, 10 years)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -104,8 +106,9 @@ topic write samband/+/cfg/+
 class Broker:
     """A Mosquitto process with TLS and per-hub ACLs; start()/stop() or a context manager."""
 
-    def __init__(self, folder, port=None, plain_port=None, users=None, hostname="localhost", bind="127.0.0.1",
-                 netns=None):
+    def __init__(self, folder: str | Path, port: int | None = None, plain_port: int | None = None,
+                 users: dict[str, str] | None = None, hostname: str = "localhost", bind: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
         self.folder = Path(folder)
         self.bind = bind  # the TLS listener's address: a bench's boards dial the host over Wi-Fi
         # a network namespace to run in (samband.rig.netns: the "cloud" of a virtual hub's bearers);
@@ -125,14 +128,14 @@ class Broker:
             self.users[RECEIVER_USER] = pw.read_text().strip()
 
     @property
-    def ca_pem(self):
+    def ca_pem(self) -> Path:
         return self.folder / "ca.pem"
 
     @property
-    def ca_der(self):
+    def ca_der(self) -> Path:
         return self.folder / "ca.der"
 
-    def add_hub(self, hub_hex, password=None):
+    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
         """A hub's login; returns its password. Takes effect at the next start()."""
         self.users[hub_hex] = password or secrets.token_hex(16)
         return self.users[hub_hex]
@@ -189,7 +192,7 @@ class Broker:
             lines += ["", f"listener {self.plain_port} 127.0.0.1"]
         (f / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
-    def start(self, timeout=10):
+    def start(self, timeout: float = 10) -> Broker:
         if not Path(MOSQUITTO).exists():
             raise BrokerError(f"{MOSQUITTO} is missing: apt-get install mosquitto")
         chosen = self.port is None
@@ -202,7 +205,7 @@ class Broker:
                     raise
                 self.port = None
 
-    def _start(self, timeout):
+    def _start(self, timeout: float) -> Broker:
         self._write()
         log = open(self.folder / "mosquitto.log", "ab")
         cmd = [MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")]
@@ -232,11 +235,11 @@ class Broker:
         self.stop()
         raise BrokerError("mosquitto did not listen within %ss" % timeout)
 
-    def log_tail(self, n=2000):
+    def log_tail(self, n: int = 2000) -> str:
         p = self.folder / "mosquitto.log"
         return p.read_text(errors="replace")[-n:] if p.exists() else ""
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -246,12 +249,12 @@ class Broker:
                 self.proc.wait()
         self.proc = None
 
-    def restart(self):
+    def restart(self) -> Broker:
         self.stop()
         return self.start()
 
-    def __enter__(self):
+    def __enter__(self) -> Broker:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()

@@ -10,12 +10,15 @@ alerts) on first run, with a random password written to a 0600 file in the
 rig's folder and never on a command line, where other users of the machine
 could read it (ps). A rerun keeps both."""
 
+from __future__ import annotations
+
 import os
 import queue
 import secrets
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from samband.errors import SambandError
 
@@ -25,13 +28,13 @@ LISTEN = ("127.0.0.1:8080", "127.0.0.1:0")
 START_S = 60
 
 
-def _write_private(path, text):
+def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-def demo_login(folder):
+def demo_login(folder: Path) -> tuple[Path, Path]:
     """(users file, login file) in folder, made on first use: one user, its password in the login file."""
     from samband.receiver.dashboard import users
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -46,7 +49,7 @@ def demo_login(folder):
 class RigDashboard:
     """start() -> the dashboard's address; stop() ends it."""
 
-    def __init__(self, db, folder):
+    def __init__(self, db: str | Path, folder: Path) -> None:
         self.db = str(db)
         self.folder = folder
         self.p = None
@@ -54,7 +57,7 @@ class RigDashboard:
         self.login_file = None
         self.lines = queue.Queue()
 
-    def _spawn(self, users_file, listen):
+    def _spawn(self, users_file: Path, listen: str) -> tuple[subprocess.Popen | None, str | None]:
         log = open(self.folder / "dashboard.log", "a")
         try:
             p = subprocess.Popen([sys.executable, "-m", "samband.cli", "dashboard", "--db", self.db,
@@ -75,7 +78,7 @@ class RigDashboard:
         self._end(p)
         return None, None
 
-    def start(self):
+    def start(self) -> str:
         users_file, self.login_file = demo_login(self.folder)
         for listen in LISTEN:
             self.p, self.url = self._spawn(users_file, listen)
@@ -84,7 +87,7 @@ class RigDashboard:
         raise SambandError(f"the dashboard did not start: see {self.folder / 'dashboard.log'}")
 
     @staticmethod
-    def _end(p):
+    def _end(p: subprocess.Popen) -> None:
         if p.poll() is None:
             p.terminate()
             try:
@@ -93,7 +96,7 @@ class RigDashboard:
                 p.kill()
                 p.wait()
 
-    def stop(self):
+    def stop(self) -> None:
         if self.p is not None:
             self._end(self.p)
             self.p = None

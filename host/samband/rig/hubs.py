@@ -3,11 +3,16 @@ emulated devices (and, when given, a broker and receiver). What `make run`
 shows and what the end-to-end tests drive; the HIL tests ask it for a
 state instead of spelling out the steps."""
 
+from __future__ import annotations
+
 import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from samband.device import build
 from samband.device.console import parse_status
@@ -26,8 +31,12 @@ UID = bytes.fromhex("00005a4d0001")
 
 
 class Rig:
-    def __init__(self, root=None, devices=(), bridge=None, heap=FULL_HEAP, hub_config=None, depot=None,
-                 log=None, env=None, files=None, romfs=False, netns=None, warp=False):
+    def __init__(self, root: str | Path | None = None, devices: Iterable[dict[str, Any]] = (),
+                 bridge: tuple[str, int] | None = None, heap: str | int = FULL_HEAP,
+                 hub_config: dict[str, Any] | None = None, depot: str | Path | None = None,
+                 log: Callable[[str], None] | None = None, env: dict[str, str] | None = None,
+                 files: dict[str, bytes] | None = None, romfs: bool = False, netns: str | None = None,
+                 warp: bool = False) -> None:
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="samband-rig-")
@@ -53,28 +62,28 @@ class Rig:
         self.running = False
 
     @property
-    def port(self):
+    def port(self) -> str:
         """The hub's console (the virtual hub's pty)."""
         return self.hub.port
 
-    def power_cut(self):
+    def power_cut(self) -> None:
         """Pull the hub's plug and power it on again (the virtual hub: SIGKILL, then boot)."""
         self.hub.power_cut()
 
-    def warp(self, ms):
+    def warp(self, ms: int) -> None:
         """Move the hub's clock ms ahead (Rig(warp=True); VirtualHub.warp says what moves)."""
         self.hub.warp(ms)
 
-    def provision(self):
+    def provision(self) -> None:
         to_flash(self.flash, {**files_for(self.depot, UID, self.devices, self.hub_config), **self.files})
 
-    def provisioned(self):
+    def provisioned(self) -> bool:
         """Whether the hub's flash holds its key. A rig folder of an older
         samband (its flash a plain folder) is converted to an image first: its
         key and journal are what the depot and the database know."""
         return rig_flash(self.flash, self.log).exists_file("/keys/hub.key")
 
-    def start(self):
+    def start(self) -> Rig:
         build.build("vhub")
         if not self.provisioned():
             self.provision()
@@ -93,7 +102,7 @@ class Rig:
         self._reader.start()
         return self
 
-    def _read_console(self):
+    def _read_console(self) -> None:
         import serial
         try:
             ser = serial.Serial(self.port, 115200, timeout=0.1)
@@ -119,14 +128,14 @@ class Rig:
                     if self.log:
                         self.log("hub | " + text)
 
-    def release_console(self):
+    def release_console(self) -> AbstractContextManager[str]:
         """Stop reading the hub's console for a while (a context manager), so that
         another program - `samband status`, `console`, `selftest` - has it to itself:
         two readers of one serial port share its bytes. The hub itself goes on."""
         import contextlib
 
         @contextlib.contextmanager
-        def released():
+        def released() -> Iterator[str]:
             self._stop.set()
             if self._reader:
                 self._reader.join(5)
@@ -138,7 +147,8 @@ class Rig:
                 self._reader.start()
         return released()
 
-    def wait_status(self, predicate, timeout=60, what="the hub's status to change"):
+    def wait_status(self, predicate: Callable[[dict[str, Any]], Any], timeout: float = 60,
+                    what: str = "the hub's status to change") -> dict[str, Any]:
         """Wait until a STATUS line satisfies predicate; returns it."""
         end = time.monotonic() + timeout
         seen = max(0, len(self.statuses) - 1)  # the latest status and what comes after it
@@ -152,13 +162,13 @@ class Rig:
         tail = "\n".join(self.lines[-15:])
         raise HubError(f"timed out after {timeout}s waiting for {what}; console tail:\n{tail}")
 
-    def device_stats(self, status, addr):
+    def device_stats(self, status: dict[str, Any], addr: str) -> dict[str, Any] | None:
         for d in status.get("ble", {}).get("devices", []):
             if d["addr"] == addr:
                 return d
         return None
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop the hub and the console reader (again: nothing happens)."""
         self._stop.set()
         if self.hub and self.running:
@@ -167,24 +177,24 @@ class Rig:
         if self._reader:
             self._reader.join(2)
 
-    def readings(self, pending=False):
+    def readings(self, pending: bool = False) -> list[tuple[int, int, dict[int, Any] | None, str | None]]:
         """Open every sealed reading in the (stopped or running) hub's journal."""
         from samband.device.journal import readings
         return readings(self.hub.snapshot() if self.hub else self.flash, self.depot, UID, pending)
 
-    def close(self):
+    def close(self) -> None:
         self.stop()
         if self._tmp:
             self._tmp.cleanup()
 
-    def __enter__(self):
+    def __enter__(self) -> Rig:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
 
-def rig_flash(folder, log=None):
+def rig_flash(folder: str | Path, log: Callable[[str], None] | None = None) -> Flash:
     """The rig's hub flash (a Flash), converting an older plain flash folder to an image."""
     f = Flash(folder)
     if not f.exists() and folder.is_dir() and any(p.name not in HOST_FILES for p in folder.iterdir()):
@@ -194,10 +204,10 @@ def rig_flash(folder, log=None):
     return f.ensure()
 
 
-def status_interval_config(ms):
+def status_interval_config(ms: int) -> dict[str, int]:
     """Hub config that makes the hub report its status every ms (tests want it often)."""
     return {"status_ms": ms}
 
 
-def dump(status):
+def dump(status: dict[str, Any]) -> str:
     return json.dumps(status, indent=1, sort_keys=True)

@@ -18,14 +18,22 @@ the newest stored reading is, both of which grow while the link is down.
 Elsewhere (tests, CI, a pipe) the same frame is printed as plain lines.
 """
 
+from __future__ import annotations
+
 import faulthandler
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
 from samband.paths import data_dir, default_db
 from samband.reading import Reading
+
+if TYPE_CHECKING:
+    from samband.rig.broker import Broker
+    from samband.rig.netns import NetLab
 from samband.reading_text import describe
 
 
@@ -33,7 +41,7 @@ class Board:
     """What the view shows, fed by the receiver (readings as stored) and the hub
     (its STATUS lines); frame() is a plain snapshot, rendered as lines or a table."""
 
-    def __init__(self, devices):
+    def __init__(self, devices: list[tuple[str, str, str]]) -> None:
         self.devices = devices          # [(addr, kind, name)] in the rig's order
         self.lock = threading.Lock()
         self.latest = {}                # addr -> (text, lag s, alarm, hts s)
@@ -43,9 +51,8 @@ class Board:
         self.ever_up = False            # before the first connection the link is "connecting", not down
         self.stored = 0
 
-    def on_reading(self, hub_hex: str, seq: int, m: dict) -> None:
-        """The receiver stored reading map m (hub.reading keys) as record seq of hub hub_hex."""
-        r = Reading.from_map(m)
+    def on_reading(self, hub_hex: str, seq: int, r: Reading) -> None:
+        """The receiver stored reading r as record seq of hub hub_hex."""
         a = r.addr
         hts = r.hts / 1000 if r.hts is not None else None
         lag = (time.time() - hts) if hts is not None else None
@@ -58,7 +65,8 @@ class Board:
             if not r.is_telemetry or a not in self.latest:  # a measurement beats hub/device telemetry
                 self.latest[a] = (text, lag, r.is_alarm, hts)
 
-    def frame(self, status, now=None, mono=None):
+    def frame(self, status: dict[str, Any] | None, now: float | None = None,
+              mono: float | None = None) -> dict[str, Any]:
         """{"hub": ..., "link": ..., "devices": [...]} for one screen."""
         now = time.time() if now is None else now
         mono = time.monotonic() if mono is None else mono
@@ -104,7 +112,7 @@ class Board:
         }
 
 
-def _last_line(text):
+def _last_line(text: str | None) -> str | None:
     """The hub's last uplink error, which may be a whole traceback, as its last line."""
     if not text:
         return None
@@ -112,7 +120,7 @@ def _last_line(text):
     return lines[-1] if lines else None
 
 
-def bearer_line(f):
+def bearer_line(f: dict[str, Any]) -> str:
     """Each bearer's state in one line ("" with none: the hub is on the default route)."""
     if not f.get("bearers"):
         return ""
@@ -131,11 +139,11 @@ def bearer_line(f):
     return out
 
 
-def _secs(x):
+def _secs(x: float | None) -> str:
     return "-" if x is None else ("%.1f s" % x if x < 100 else "%d s" % x)
 
 
-def head_line(f):
+def head_line(f: dict[str, Any]) -> str:
     """The rig's state in one line: hub, uplink, backlog, how old the newest stored reading is."""
     if not f["status"]:
         return "hub: starting, waiting for its first status | stored this run %d" % f["stored"]
@@ -153,7 +161,7 @@ def head_line(f):
     return out
 
 
-def plain_lines(f):
+def plain_lines(f: dict[str, Any]) -> list[str]:
     """A frame as plain text lines (not a terminal)."""
     lines = [time.strftime("%H:%M:%S ") + head_line(f)]
     if bearer_line(f):
@@ -165,7 +173,7 @@ def plain_lines(f):
     return lines
 
 
-def rich_view(f, intro):
+def rich_view(f: dict[str, Any], intro: str) -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -185,7 +193,7 @@ def rich_view(f, intro):
                  Text("Ctrl-C stops; `samband readings` shows what was stored", style="dim"))
 
 
-def two_bearers(out):
+def two_bearers(out: Callable[[str], None]) -> tuple[NetLab | None, str]:
     """(NetLab with bearers a and b, a line saying so), or (None, the one line
     saying why the hub is on the host's network instead)."""
     from samband.rig import netns
@@ -201,7 +209,7 @@ def two_bearers(out):
                  f"or an nftables drop in {lab.cloud} (samband.rig.netns)")
 
 
-def where_broker(broker, lab):
+def where_broker(broker: Broker, lab: NetLab | None) -> str:
     if lab is None:
         return f"localhost:{broker.port}"
     from samband.rig.netns import BROKER_IP
@@ -211,7 +219,9 @@ def where_broker(broker, lab):
 STOP_REPORT_S = 20  # a rig that has not stopped after this long prints every thread's stack
 
 
-def run(seconds=None, heap="512k", root=None, db=None, every=2.0, out=print, speed=1.0, live=False):
+def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path | None = None,
+        db: str | None = None, every: float = 2.0, out: Callable[[str], None] = print, speed: float = 1.0,
+        live: bool = False) -> None:
     from samband.bridge.server import BleBridge
     from samband.bridge.sim import DEFAULT_SET
     from samband.receiver.ingest import Ingest, Receiver

@@ -45,7 +45,10 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from samband.errors import SambandError
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -57,8 +60,8 @@ _counter = itertools.count()
 _libc = None
 
 
-class NetnsError(RuntimeError):
-    pass
+class NetnsError(SambandError, RuntimeError):
+    """Network namespaces could not be made or used (no root, no nftables): said in one line."""
 
 
 def _setns(fd: int) -> None:
@@ -71,7 +74,7 @@ def _setns(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def inside(ns: str | None):
+def inside(ns: str | None) -> Iterator[None]:
     """Run the block with this thread in namespace ns (None: where it is).
     Sockets made inside stay in ns after the block."""
     if ns is None:
@@ -134,7 +137,7 @@ def sweep() -> int:
 class NetLab:
     """Two namespaces and one veth pair per bearer; see the module's doc."""
 
-    def __init__(self, bearers=("a", "b")):
+    def __init__(self, bearers: Iterable[str] = ("a", "b")) -> None:
         why = available()
         if why:
             raise NetnsError(why)
@@ -264,10 +267,10 @@ class NetLab:
         for n in (self.hub, self.cloud):  # the veths, addresses, routes and rules go with them
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
 
-    def __enter__(self):
+    def __enter__(self) -> NetLab:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -295,7 +298,8 @@ class Door:
     (None: the host's). What the receiver uses to reach the broker in the
     cloud, and the hub to reach the host's BLE bridge."""
 
-    def __init__(self, listen_ns, target_ns, target, listen=("127.0.0.1", 0)):
+    def __init__(self, listen_ns: str | None, target_ns: str | None, target: tuple[str, int],
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.target_ns, self.target = target_ns, tuple(target)
         with inside(listen_ns):
             self.srv = socket.socket()
@@ -339,7 +343,7 @@ class SlowProxy(Door):
     """In the cloud: what a slowed bearer's connections are redirected to; on to the broker,
     each chunk held `delay` seconds each way."""
 
-    def __init__(self, cloud, port):
+    def __init__(self, cloud: str, port: int) -> None:
         self.delay = 0.0
         Door.__init__(self, cloud, cloud, (BROKER_IP, BROKER_PORT), ("0.0.0.0", port))
 
@@ -351,7 +355,7 @@ class DnsServer:
     """A DNS server in the cloud on port 53 of every cloud address: A records
     from `names`, per querying address a fault mode (NetLab.dns)."""
 
-    def __init__(self, ns, names):
+    def __init__(self, ns: str, names: dict[str, str]) -> None:
         self.names = {k.lower(): v for k, v in names.items()}
         self.modes: dict[str, str | None] = {}
         self.queries = 0

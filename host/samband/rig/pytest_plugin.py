@@ -23,7 +23,21 @@ port), requires("modem", ...) (samband.rig.target.CAPABILITIES). A test the
 target cannot run is skipped with the reason; an unknown name fails it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+if TYPE_CHECKING:
+    from samband.bridge.server import BleBridge
+    from samband.receiver.ingest import Receiver
+    from samband.receiver.store import Store
+    from samband.rig.broker import Broker
+    from samband.rig.hubs import Rig
+    from samband.rig.target import BenchPower, Target, VirtualPower
 
 MARKERS = (
     "hil: needs real hardware (a board on --hub-port or from --bench); skipped on the virtual hub",
@@ -34,7 +48,7 @@ _TARGET = pytest.StashKey()
 _KNOWN = pytest.StashKey()
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("samband", "Samband rigs (virtual or real hubs; docs/rig.md)")
     g.addoption("--hub-port", metavar="PORT", default=None,
                 help="drive the real board on this serial port instead of the virtual hub")
@@ -44,14 +58,14 @@ def pytest_addoption(parser):
                 help="a bench file (TOML) describing the real rig: ports, power switching, dongles, modem")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     for m in MARKERS:
         config.addinivalue_line("markers", m)
     if config.getoption("hub_port") or config.getoption("board") or config.getoption("bench"):
         target(config)  # a wrong option or bench file stops the run at once, in one line
 
 
-def target(config):
+def target(config: pytest.Config) -> Target:
     """The run's Target, chosen once (pytest.UsageError, one line, if the options select none)."""
     t = config.stash.get(_TARGET, None)
     if t is None:
@@ -68,7 +82,7 @@ def target(config):
     return t
 
 
-def _marks(item):
+def _marks(item: pytest.Item) -> tuple[bool, list[str], list[str]]:
     hil = item.get_closest_marker("hil") is not None
     boards = [a for m in item.iter_markers("board") for a in m.args]
     requires = [a for m in item.iter_markers("requires") for a in m.args]
@@ -76,7 +90,7 @@ def _marks(item):
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip (before any fixture is set up) a test the target cannot run."""
     hil, boards, requires = _marks(item)
     if not (hil or boards or requires):
@@ -96,20 +110,20 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(scope="session")
-def rig_target(request):
+def rig_target(request: pytest.FixtureRequest) -> Target:
     """What this run drives (samband.rig.target.Target)."""
     return target(request.config)
 
 
 @pytest.fixture
-def rig_devices(rig_target):
+def rig_devices(rig_target: Target) -> Iterator[Callable[..., BleBridge]]:
     """rig_devices(specs, **kw) -> a started BleBridge with these emulated devices
     (specs as for samband.bridge.sim.make: {"kind": "glucose", "address": "C0:..", ...}).
     On a bench each device goes on one of its dongles, over the air."""
     from samband.bridge.server import BleBridge
     started = []
 
-    def make(specs, **kw):
+    def make(specs: list[Any], **kw: Any) -> BleBridge:
         if not rig_target.virtual:
             dongles = rig_target.bench.dongles if rig_target.bench else ()
             if len(dongles) < len(specs):
@@ -127,7 +141,7 @@ def rig_devices(rig_target):
         b.stop()
 
 
-def _power(t):
+def _power(t: Target) -> VirtualPower | BenchPower | None:
     from samband.rig.target import BenchPower, VirtualPower
     if t.virtual:
         return VirtualPower()
@@ -137,14 +151,15 @@ def _power(t):
 
 
 @pytest.fixture
-def rig_hub(rig_target, tmp_path):
+def rig_hub(rig_target: Target, tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     """rig_hub(devices=(), bridge=None, root=None, **kw) -> a provisioned hub's rig, not
     yet started (start() or `with`): samband.rig.hubs.Rig on the virtual hub (kw as
     for Rig: hub_config, heap, romfs, files, env, ...), BoardRig on a real board.
     bridge: a rig_devices bridge (or a (host, port)). Closed after the test."""
     made = []
 
-    def make(devices=(), bridge=None, root=None, **kw):
+    def make(devices: Iterable[dict[str, Any]] = (), bridge: BleBridge | None = None,
+             root: str | Path | None = None, **kw: Any) -> Rig:
         root = root or tmp_path / f"rig{len(made)}"
         if rig_target.virtual:
             from samband.rig.hubs import Rig
@@ -162,7 +177,7 @@ def rig_hub(rig_target, tmp_path):
 
 
 @pytest.fixture
-def rig_power(rig_target):
+def rig_power(rig_target: Target) -> VirtualPower | BenchPower:
     """.cut(rig): pull the hub's plug and power it on again."""
     p = _power(rig_target)
     if p is None:
@@ -171,7 +186,7 @@ def rig_power(rig_target):
 
 
 @pytest.fixture
-def rig_broker(rig_target, tmp_path):
+def rig_broker(rig_target: Target, tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto broker with TLS and per-hub logins (samband.rig.broker.Broker), not
     started: add_hub(uid) first, then start(). On a real bench it listens on, and
     its certificate names, the bench's broker_host (the boards dial it over Wi-Fi)."""
@@ -185,32 +200,32 @@ def rig_broker(rig_target, tmp_path):
 class _RelayBearer:
     """The virtual rig's uplink: a TCP relay in front of the broker that can be cut."""
 
-    def __init__(self, broker):
+    def __init__(self, broker: Broker) -> None:
         from samband.rig.relay import Relay
         self.relay = Relay(broker.port)
         self.host = "localhost"
         self.port = self.relay.port
         self.cuts = 0
 
-    def cut(self):
+    def cut(self) -> None:
         self.relay.cut()
         self.cuts += 1
 
-    def up(self):
+    def up(self) -> None:
         self.relay.up()
 
-    def close(self):
+    def close(self) -> None:
         self.relay.close()
 
 
 @pytest.fixture
-def rig_bearer(rig_target):
+def rig_bearer(rig_target: Target) -> Iterator[Callable[[Broker], Any]]:
     """rig_bearer(started_broker) -> where the hub's uplink dials (.host, .port) and
     .cut()/.up() for its network: a relay on the virtual rig, the bench's [bearer]
     commands on a real one."""
     made = []
 
-    def make(broker):
+    def make(broker: Broker) -> Any:
         if rig_target.virtual:
             b = _RelayBearer(broker)
             made.append(b)
@@ -228,14 +243,14 @@ def rig_bearer(rig_target):
 
 
 @pytest.fixture
-def rig_receiver():
+def rig_receiver() -> Iterator[Callable[[Rig, Broker, Store], Receiver]]:
     """rig_receiver(rig, broker, store) -> a started receiver that opens the rig's hub's
     records (its depot) into store; stopped after the test unless stopped before."""
     from samband.receiver.ingest import Ingest, Receiver
     from samband.rig.broker import RECEIVER_USER
     started = []
 
-    def make(rig, broker, store):
+    def make(rig: Rig, broker: Broker, store: Store) -> Receiver:
         rx = Receiver(Ingest(rig.depot.opener(), store, None), "localhost", broker.port, broker.ca_pem,
                       RECEIVER_USER, broker.users[RECEIVER_USER]).start()
         started.append(rx)

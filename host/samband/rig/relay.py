@@ -13,7 +13,7 @@ import threading
 
 
 class Relay:
-    def __init__(self, target_port: int):
+    def __init__(self, target_port: int) -> None:
         self.target = target_port
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

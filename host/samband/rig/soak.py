@@ -47,11 +47,15 @@ simulated timing (how many heart-rate minutes a summary holds, a reading's
 exact time), only what the day must keep: every record, once, and the heap.
 """
 
+from __future__ import annotations
+
 import collections
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from samband.rig.hubs import FULL_HEAP, UID, Rig
 
@@ -76,11 +80,11 @@ DAILY = {"bp": (7 * 60 + 10, 13 * 60 + 10, 19 * 60 + 10), "thermo": (8 * 60 + 30
          "plx": (8 * 60 + 35, 20 * 60 + 35), "scale": (7 * 60 + 5,)}
 
 
-def named(addr):
+def named(addr: str) -> str:
     return addr + "/r"  # the emulated devices use random static addresses
 
 
-def schedule(minute):
+def schedule(minute: int) -> list[tuple[str, str]]:
     """What the devices do in simulated minute `minute` after the start: [(kind, action)]. Pure."""
     out = [("hr", "beat")]
     if minute % 5 == 0:
@@ -92,7 +96,7 @@ def schedule(minute):
     return out
 
 
-def default_faults(hours):
+def default_faults(hours: int) -> tuple[dict[int, str], dict[int, str], int]:
     """({minute: "flap"}, {minute: "cut"}, flap length in minutes) for a run of `hours`: a bearer
     flap 90 minutes in and every 4 hours after, a power cut 160 minutes in and every 6 hours after."""
     flaps = {m: "flap" for m in range(90, hours * 60, 240)}
@@ -100,7 +104,7 @@ def default_faults(hours):
     return flaps, cuts, 40
 
 
-def slope(xs, ys):
+def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys on xs (0 with fewer than two distinct xs)."""
     n = len(xs)
     if n < 2:
@@ -112,7 +116,7 @@ def slope(xs, ys):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
 
 
-def pooled_slope(groups):
+def pooled_slope(groups: list[list[tuple[float, float]]]) -> float:
     """The slope within groups: the median of the slopes between every two points of one
     group (Theil-Sen, pooled). Within a group: how a figure grows within a boot, which a
     power cut's fresh heap would otherwise hide. The median: a STATUS that catches a batch
@@ -134,7 +138,9 @@ def pooled_slope(groups):
 class Soak:
     """The rig and its day. run() returns the figures (see result())."""
 
-    def __init__(self, root, hours=24, ms_per_min=100, seed=20261202, log=None, faults=None, warmup_min=20):
+    def __init__(self, root: str | Path, hours: int = 24, ms_per_min: int = 100, seed: int = 20261202,
+                 log: Callable[[str], None] | None = None,
+                 faults: tuple[dict[int, str], dict[int, str], int] | None = None, warmup_min: int = 20) -> None:
         self.root = Path(root)
         self.hours = hours
         self.ms_per_min = ms_per_min
@@ -156,7 +162,7 @@ class Soak:
         self._seen = 0
 
     # ------------------------------------------------------------ set-up
-    def start(self):
+    def start(self) -> Soak:
         from samband.bridge.server import BleBridge
         from samband.receiver.store import open_store
         from samband.rig.broker import Broker
@@ -185,19 +191,19 @@ class Soak:
         self._wait_ready("every device subscribed, the uplink connected")
         return self
 
-    def _log(self, line):
+    def _log(self, line: str) -> None:
         if "MemoryError" in line:
             self.problems.add("console: " + line.strip()[:200])
         if self.log:
             self.log(line)
 
-    def _start_receiver(self):
+    def _start_receiver(self) -> None:
         from samband.receiver.ingest import Ingest, Receiver
         from samband.rig.broker import RECEIVER_USER
         self.rx = Receiver(Ingest(self.rig.depot.opener(), self.store, None), "localhost", self.broker.port,
                            self.broker.ca_pem, RECEIVER_USER, self.broker.users[RECEIVER_USER]).start()
 
-    def close(self):
+    def close(self) -> None:
         for f in (lambda: self.rig and self.rig.close(), lambda: self.rx and self.rx.stop(),
                   lambda: self.relay and self.relay.close(), lambda: self.bridge and self.bridge.stop(),
                   lambda: self.broker and self.broker.stop(), lambda: self.store and self.store.close(),
@@ -207,23 +213,23 @@ class Soak:
             except Exception as e:  # noqa: BLE001 - tear down all of it whatever one part says
                 print("soak teardown:", e)
 
-    def __enter__(self):
+    def __enter__(self) -> Soak:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------ the day
-    def _ready(self, s, uplink=True):
+    def _ready(self, s: dict[str, Any], uplink: bool = True) -> bool:
         devs = s.get("ble", {}).get("devices", [])
         return (len(devs) == len(SPECS) and all(d.get("subscribed") for d in devs)
                 and (not uplink or (s.get("uplink") or {}).get("connected")))
 
-    def _wait_ready(self, what, uplink=True, timeout=180, boot=None):
+    def _wait_ready(self, what: str, uplink: bool = True, timeout: float = 180, boot: int | None = None) -> None:
         self.rig.wait_status(lambda s: self._ready(s, uplink) and (boot is None or s.get("boot") == boot),
                              timeout, what)
 
-    def _take_statuses(self):
+    def _take_statuses(self) -> None:
         """Heap figures and counters of every STATUS line since the last call."""
         st = self.rig.statuses
         while self._seen < len(st):
@@ -240,7 +246,7 @@ class Soak:
                 if "MemoryError" in p or "stopped" in p:
                     self.problems.add(p)
 
-    def _pace(self):
+    def _pace(self) -> None:
         """Warp the hub's clock to the simulated time and wait for the minute's real share."""
         sim_ms = self.minute * 60000
         real_ms = int((time.monotonic() - self._t0) * 1000)
@@ -252,11 +258,11 @@ class Soak:
         if left > 0:
             time.sleep(left)
 
-    def _device_clock(self, addr):
+    def _device_clock(self, addr: str) -> None:
         # the device's wall clock reads the simulated time (real time + the hub's warp)
         self.bridge.fault(addr, "clock_offset", self.rig.hub.warped_ms // 1000)
 
-    def _act(self, kind, action):
+    def _act(self, kind: str, action: str) -> None:
         if kind == "hr":
             s = self.bridge.sim(HR)
             for _ in range(HR_PER_MIN):
@@ -273,7 +279,7 @@ class Soak:
         self.bridge.call(s.spot_check() if kind == "plx" else s.measure())
         self.made[kind] += 1
 
-    def _power_cut(self):
+    def _power_cut(self) -> None:
         # as tests/test_faults_e2e.py: an indicated measurement is deleted by the device once the
         # stack confirms it, so the cut waits until the hub has committed the ones made so far
         # (here: the receiver has them), then lands anywhere after that
@@ -286,10 +292,10 @@ class Soak:
         self.faults["power cut"] += 1
         self._wait_ready("the hub back after a power cut: devices subscribed, uplink connected", boot=boot + 1)
 
-    def _indicated_rows(self):
+    def _indicated_rows(self) -> dict[str, int]:
         return {k: len(self.view.readings(device=named(a), mdc=mdc)) for k, (a, mdc) in INDICATED.items()}
 
-    def _wait_indicated(self, timeout):
+    def _wait_indicated(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         while True:
             have = self._indicated_rows()
@@ -300,7 +306,7 @@ class Soak:
                                      f"hub tail {self.rig.lines[-5:]}")
             time.sleep(0.2)
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         """The simulated day; returns result()."""
         self._t0 = self._t0_real = time.monotonic()
         flap_end = None
@@ -330,7 +336,7 @@ class Soak:
         return self.result()
 
     # ------------------------------------------------------------ results
-    def delivered(self):
+    def delivered(self) -> dict[str, list[Any]]:
         """Per kind, what the receiver holds against what the devices made."""
         cgm = [r["rec"] for r in self.view.readings(device=named(CGM), mdc=CGM_CONC)]
         have = {"cgm": cgm}
@@ -339,13 +345,13 @@ class Soak:
             have[k] = [r.get("dts") for r in rows if not (isinstance(r.get("ctx"), dict) and r["ctx"].get("interim"))]
         return have
 
-    def _complete(self):
+    def _complete(self) -> bool:
         have = self.delivered()
         if set(have["cgm"]) != self.cgm_toffs:
             return False
         return all(len(have[k]) >= self.made[k] for k in INDICATED)
 
-    def _wait_delivered(self, timeout):
+    def _wait_delivered(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             self._take_statuses()
@@ -354,7 +360,7 @@ class Soak:
                 return
             time.sleep(0.5)
 
-    def hourly(self):
+    def hourly(self) -> list[dict[str, Any]]:
         """[{"hour", "boots", "alloc", "peak", "floor", "min_free", "samples"}]: per simulated hour,
         the heap after a collection at its last STATUS (alloc), the highest and lowest of them
         (peak, floor), the least free."""
@@ -368,7 +374,7 @@ class Soak:
                         "min_free": min(s[3] for s in xs if s[3] is not None)})
         return out
 
-    def slopes(self, settled=False):
+    def slopes(self, settled: bool = False) -> tuple[float, float, int]:
         """Bytes per simulated hour: the pooled within-boot slopes of every STATUS's heap and of
         each hour's peak, leaving out the first warmup_min minutes of each boot and the times
         the uplink was down. Without its MQTT session and TLS context the hub holds about 2 KB
@@ -394,7 +400,7 @@ class Soak:
                 pooled_slope([[(h, v) for h, v in p.items()] for p in peaks.values()]),
                 sum(len(v) for v in by_boot.values()))
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         have = self.delivered()
         counts = {k: len(v) for k, v in have.items()}
         dup_rows = self.view.conn.execute("SELECT COUNT(*) FROM readings WHERE dup_of IS NOT NULL").fetchone()[0]
@@ -418,7 +424,7 @@ class Soak:
         }
 
 
-def summary(res):
+def summary(res: dict[str, Any]) -> list[str]:
     """The result in lines, for the bench and a failing test."""
     lines = []
     for h in res["hourly"]:

@@ -9,12 +9,20 @@ file (uhubctl, a USB relay's tool, labgrid-client power...): the plugin runs
 them, it does not know the hardware.
 """
 
+from __future__ import annotations
+
 import shlex
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from samband.errors import SambandError
+
+if TYPE_CHECKING:
+    from samband.rig.bench import Bench, BenchHub
+    from samband.rig.hubs import Rig
 
 # what a test may ask for with @pytest.mark.requires(...), and what provides it
 CAPABILITIES = {
@@ -44,15 +52,15 @@ class Target:
     bench_hub: object = None   # the bench's BenchHub for this board, or None
 
     @property
-    def virtual(self):
+    def virtual(self) -> bool:
         return not self.port
 
-    def describe(self):
+    def describe(self) -> str:
         if self.virtual:
             return "the virtual hub"
         return f"{self.board} on {self.port}" + (f" (bench {self.bench.name})" if self.bench else "")
 
-    def capabilities(self):
+    def capabilities(self) -> frozenset[str]:
         if self.virtual:
             return VIRTUAL_CAPS
         feats = set(self.info.get("features", ()))
@@ -68,12 +76,14 @@ class Target:
                 caps.add("bearer-faults")
         return frozenset(caps)
 
-    def families(self):
+    def families(self) -> set[str]:
         """The names a board("...") marker may use for this target: its name, chip and port."""
         return {self.board, self.info.get("mcu", ""), self.info.get("port", "")} - {""}
 
 
-def select_target(hub_port=None, board=None, bench=None, load_board=None, board_names=None):
+def select_target(hub_port: str | None = None, board: str | None = None, bench: Bench | None = None,
+                  load_board: Callable[[str], dict[str, Any]] | None = None,
+                  board_names: Iterable[str] | None = None) -> Target:
     """The target for these options. load_board(name) -> board.json (default:
     samband.device.boards.load); board_names: the known boards."""
     if load_board is None or board_names is None:
@@ -116,7 +126,8 @@ def select_target(hub_port=None, board=None, bench=None, load_board=None, board_
     return Target(board="vhub", info=load_board("vhub"))
 
 
-def skip_reason(target, hil=False, boards=(), requires=(), known_boards=frozenset()):
+def skip_reason(target: Target, hil: bool = False, boards: Iterable[str] = (), requires: Iterable[str] = (),
+                known_boards: frozenset[str] = frozenset()) -> str | None:
     """Why this target cannot run a test with these markers (None: it can).
     boards: the names given to board(...) markers; requires: requires(...)'s.
     Raises TargetError for a name no board or capability has (a typo would
@@ -139,7 +150,8 @@ def skip_reason(target, hil=False, boards=(), requires=(), known_boards=frozense
     return None
 
 
-def known_board_names(load_board=None, board_names=None):
+def known_board_names(load_board: Callable[[str], dict[str, Any]] | None = None,
+                      board_names: Iterable[str] | None = None) -> frozenset[str]:
     """Every name a board(...) marker may use: board names, chips and ports."""
     from samband.device import boards
     load_board = load_board or boards.load
@@ -156,7 +168,7 @@ class CommandError(SambandError):
     pass
 
 
-def run_command(template, values, what, timeout=60):
+def run_command(template: str, values: dict[str, Any], what: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a bench command (a template with {usb_hub} {usb_port} {port} {board}); one-line error if it fails."""
     cmd = template.format(**values)
     try:
@@ -174,25 +186,26 @@ def run_command(template, values, what, timeout=60):
 class BenchPower:
     """The bench's per-port power for one hub (the [power] commands)."""
 
-    def __init__(self, bench, bench_hub, runner=run_command, sleep=time.sleep):
+    def __init__(self, bench: Bench, bench_hub: BenchHub, runner: Callable[..., Any] = run_command,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.bench = bench
         self.hub = bench_hub
         self._run = runner
         self._sleep = sleep
         self.cuts = 0
 
-    def _values(self):
+    def _values(self) -> dict[str, Any]:
         h = self.hub
         return {"usb_hub": h.usb_hub, "usb_port": h.usb_port, "port": h.port, "board": h.board}
 
-    def off(self):
+    def off(self) -> None:
         self._run(self.bench.power_off, self._values(), f"power off {self.hub.board}")
 
-    def on(self):
+    def on(self) -> None:
         self._run(self.bench.power_on, self._values(), f"power on {self.hub.board}")
         self._sleep(self.bench.settle_s)  # the USB serial port comes back after enumeration
 
-    def cut(self, rig=None):
+    def cut(self, rig: Rig | None = None) -> None:
         self.off()
         self.on()
         self.cuts += 1
@@ -201,10 +214,10 @@ class BenchPower:
 class VirtualPower:
     """The virtual hub's power cut (SIGKILL mid-whatever, then power on again)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cuts = 0
 
-    def cut(self, rig):
+    def cut(self, rig: Rig) -> None:
         rig.hub.power_cut()
         self.cuts += 1
 
@@ -212,12 +225,12 @@ class VirtualPower:
 class BenchBearer:
     """Cut and restore the hubs' uplink with the bench's [bearer] commands."""
 
-    def __init__(self, bench, runner=run_command):
+    def __init__(self, bench: Bench, runner: Callable[..., Any] = run_command) -> None:
         self.bench = bench
         self._run = runner
 
-    def cut(self):
+    def cut(self) -> None:
         self._run(self.bench.bearer_cut, {}, "bearer cut")
 
-    def up(self):
+    def up(self) -> None:
         self._run(self.bench.bearer_up, {}, "bearer up")

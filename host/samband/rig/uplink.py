@@ -11,42 +11,51 @@ that is written into their uplink config; the broker's ACL confines them to
 their own topics.
 """
 
+from __future__ import annotations
+
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from samband.device import build
+from samband.reading import Reading
 from samband.receiver.ingest import Ingest, Receiver
 from samband.receiver.opener import Authority, Opener
 from samband.receiver.store import open_store
 from samband.rig.broker import RECEIVER_USER, Broker
 from samband.vhub import Flash, VirtualHub, deploy
 
+if TYPE_CHECKING:
+    from samband.rig.cluster import NatsCluster
+    from samband.rig.netns import NetLab
+
 RECEIVER_KID = 7
 
 
 class RigHub:
-    def __init__(self, rig, uid, flash, password, hub):
+    def __init__(self, rig: UplinkRig, uid: str, flash: Path, password: str, hub: VirtualHub) -> None:
         self.rig = rig
         self.uid = uid
         self.flash = flash
         self.password = password
         self.vhub = hub
 
-    def _read(self, path):
+    def _read(self, path: str) -> bytes | None:
         """A file of the hub's flash, running or not (a snapshot: vhub/flash.py); None if absent."""
         try:
             return self.vhub.snapshot().read(path)
         except FileNotFoundError:
             return None
 
-    def state(self):
+    def state(self) -> dict[str, Any]:
         try:
             return json.loads(self._read("/uplink.state") or b"")
         except ValueError:
             return {}
 
-    def appended(self):
+    def appended(self) -> dict[int, tuple[int, int]]:
         """{seq: (prio, n)} from the hub's append log (lines a power cut cut short are skipped)."""
         out = {}
         log = self._read("/uplink.log")
@@ -63,13 +72,18 @@ class RigHub:
 
 
 class UplinkRig:
-    def __init__(self, folder, db=None, heap="200k", firmware=None, quiet=True, on_reading=None, lab=None):
+    def __init__(self, folder: str | Path, db: str | None = None, heap: str | int = "200k",
+                 firmware: str | Path | None = None, quiet: bool = True,
+                 on_reading: Callable[[str, int, Reading], None] | None = None, lab: NetLab | None = None,
+                 broker: Broker | NatsCluster | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         # lab (samband.rig.netns.NetLab): the broker runs in its cloud and the hubs in its hub
         # namespace, each bearer a veth; the receiver stays here and reaches the broker by a Door
         self.lab = lab
-        if lab is None:
+        if broker is not None:  # another broker with Broker's face: the NATS cluster of a fleet (rig/cluster.py)
+            self.broker = broker
+        elif lab is None:
             self.broker = Broker(self.folder / "broker")
         else:
             from samband.rig.netns import BROKER_NAME, BROKER_PORT
@@ -89,10 +103,11 @@ class UplinkRig:
         self.receivers = []
         self.on_reading = on_reading
 
-    def opener(self):
+    def opener(self) -> Opener:
         return Opener(dict(self.receiver_keys), {bytes.fromhex(u): h.public for u, h in self.hubs.items()})
 
-    def add_hub(self, uid, main, config=None, uplink=None, env=None):
+    def add_hub(self, uid: str, main: str | Path, config: dict[str, Any] | None = None,
+                uplink: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> RigHub:
         flash = self.folder / ("hub-" + uid)
         tree = self.firmware or build.build("vhub")
         deploy(tree, flash)
@@ -119,7 +134,7 @@ class UplinkRig:
         self.hubs[uid] = h
         return h
 
-    def _finish_hub_config(self):
+    def _finish_hub_config(self) -> None:
         for h in self.hubs.values():
             f = Flash(h.flash)
             cfg = json.loads(f.read("/uplink.json"))
@@ -127,18 +142,18 @@ class UplinkRig:
             f.write_files({"/keys/ca.der": Path(self.broker.ca_der).read_bytes(),
                            "/uplink.json": json.dumps(cfg).encode()})
 
-    def start_broker(self):
+    def start_broker(self) -> None:
         self.broker.start()
         if self.lab is not None and self.broker_door is None:
             self.broker_door = self.lab.door(None, self.lab.cloud, ("127.0.0.1", self.broker.port))
         self._finish_hub_config()
 
     @property
-    def receiver_port(self):
+    def receiver_port(self) -> int:
         """Where the receiver (in this namespace) reaches the broker."""
         return self.broker_door.port if self.broker_door is not None else self.broker.port
 
-    def start_receiver(self, group="receivers"):
+    def start_receiver(self, group: str = "receivers") -> Receiver:
         if self.store is None:
             self.store = open_store(self.db)
         ing = Ingest(self.opener(), open_store(self.db), self.on_reading)
@@ -148,12 +163,12 @@ class UplinkRig:
         self.receivers.append(rx)
         return rx
 
-    def stop_receiver(self, rx):
+    def stop_receiver(self, rx: Receiver) -> None:
         rx.stop()
         rx.ingest.store.close()
         self.receivers.remove(rx)
 
-    def start(self, receivers=1):
+    def start(self, receivers: int = 1) -> UplinkRig:
         self.start_broker()
         for _ in range(receivers):
             self.start_receiver()
@@ -161,7 +176,7 @@ class UplinkRig:
             h.vhub.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         for h in self.hubs.values():
             try:
                 h.vhub.stop()
@@ -174,20 +189,20 @@ class UplinkRig:
             self.store.close()
             self.store = None
 
-    def __enter__(self):
+    def __enter__(self) -> UplinkRig:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
 
-    def wait(self, cond, timeout=60, what="condition"):
+    def wait(self, cond: Callable[[], Any], timeout: float = 60, what: str = "condition") -> None:
         end = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > end:
                 raise AssertionError(f"timed out waiting for {what}; " + self.describe())
             time.sleep(0.05)
 
-    def describe(self):
+    def describe(self) -> str:
         parts = []
         for u, h in self.hubs.items():
             parts.append(f"hub {u} state {h.state()}")
@@ -204,7 +219,7 @@ class UplinkRig:
 DEMO_DEVICE = "11:22:33:44:55:66"  # the emulated meter of tests/data/uplink_main.py, on every demo hub
 
 
-def explain(hubs):
+def explain(hubs: list[dict[str, Any]]) -> list[str]:
     """The receiver's per-hub counters (Store.hubs()) in words: what arrived, what was new,
     and why the rest was not stored again."""
     lines = []
@@ -232,24 +247,24 @@ def explain(hubs):
     return lines
 
 
-def demo(seconds=None, hubs=2, folder=None, out=print):
+def demo(seconds: float | None = None, hubs: int = 2, folder: str | Path | None = None,
+         out: Callable[[str], None] = print) -> None:
     """Broker (embedded config, no system service), receiver and virtual hubs that
     append sealed readings (every second, an alarm now and then): each reading is
     printed as the receiver commits it, decrypted, with its latency; at the end,
     what the receiver's counters mean."""
     import tempfile
 
-    from hub import reading as rd
     from samband.paths import REPO
     from samband.reading_text import describe
     main = REPO / "tests" / "data" / "uplink_main.py"
 
-    def on_reading(hub, seq, r):
-        lat = time.time() * 1000 - r[rd.HTS] if rd.HTS in r else float("nan")
-        tag = "ALARM " if r.get(rd.PRIO) == rd.PRIO_ALARM else ""
-        n = rd.to_named(r)
-        out(f"{time.strftime('%H:%M:%S')}  hub {hub}  #{seq:<5} {tag}{describe(n)}  record {n.get('rec', '-')}"
-            f"  device {n['dev']}  ({lat:.0f} ms after the hub stored it)")
+    def on_reading(hub: str, seq: int, r: Reading) -> None:
+        lat = time.time() * 1000 - r.hts if r.hts is not None else float("nan")
+        tag = "ALARM " if r.is_alarm else ""
+        rec = "-" if r.rec is None else r.rec
+        out(f"{time.strftime('%H:%M:%S')}  hub {hub}  #{seq:<5} {tag}{describe(r.named())}  record {rec}"
+            f"  device {r.addr}  ({lat:.0f} ms after the hub stored it)")
 
     tmp = None
     if folder is None:

@@ -21,13 +21,20 @@ stopped (SIGSTOP), the image copied, and it goes on (SIGCONT); the copy is
 what the flash would hold after a power cut at that moment.
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import os
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from littlefs import LittleFS
 
 from samband.errors import HubError
 
@@ -49,14 +56,14 @@ class FlashError(HubError):
     pass
 
 
-def _norm(path):
+def _norm(path: str) -> str:
     p = "/" + str(path).strip("/")
     if "/../" in p + "/" or "/./" in p + "/":
         raise FlashError(f"{path!r}: want an absolute path on the flash without . or ..")
     return p
 
 
-def _stat(fs, path):
+def _stat(fs: LittleFS, path: str) -> Any:
     """littlefs-python's stat raises LittleFSError(-2) for a missing entry; make it FileNotFoundError."""
     from littlefs.errors import LittleFSError
     try:
@@ -71,28 +78,28 @@ class _Mounted:
     """A mounted copy of the image (littlefs-python), with the few file
     operations the host needs. Paths are absolute, as on the hub."""
 
-    def __init__(self, fs):
+    def __init__(self, fs: LittleFS) -> None:
         self.fs = fs
         self.changed = False
 
-    def read(self, path):
+    def read(self, path: str) -> bytes:
         with self.fs.open(_norm(path), "rb") as f:
             return bytes(f.read())
 
-    def exists(self, path):
+    def exists(self, path: str) -> bool:
         try:
             _stat(self.fs, _norm(path))
             return True
         except FileNotFoundError:
             return False
 
-    def is_dir(self, path):
+    def is_dir(self, path: str) -> bool:
         try:
             return _stat(self.fs, _norm(path)).type == 2
         except FileNotFoundError:
             return False
 
-    def write(self, path, data):
+    def write(self, path: str, data: bytes) -> None:
         p = _norm(path)
         d = p.rsplit("/", 1)[0]
         if d:
@@ -101,7 +108,7 @@ class _Mounted:
             f.write(bytes(data))
         self.changed = True
 
-    def remove(self, path):
+    def remove(self, path: str) -> None:
         try:
             _stat(self.fs, _norm(path))
         except FileNotFoundError:
@@ -109,7 +116,7 @@ class _Mounted:
         self.fs.remove(_norm(path))
         self.changed = True
 
-    def listing(self, under="/"):
+    def listing(self, under: str = "/") -> dict[str, int]:
         """{path: size} of every file below `under` (nothing if it is absent)."""
         top = _norm(under)
         if not self.is_dir(top):
@@ -125,20 +132,20 @@ class _Mounted:
 class Flash:
     """The littlefs image of one virtual hub, `<folder>/flash.img`."""
 
-    def __init__(self, folder, size=DEFAULT_SIZE):
+    def __init__(self, folder: str | Path, size: int = DEFAULT_SIZE) -> None:
         self.folder = Path(folder)
         self.image = self.folder / IMAGE
         self.size = size
         self._lock_fd = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Flash({str(self.folder)!r})"
 
     # -- the image ----------------------------------------------------------------
-    def exists(self):
+    def exists(self) -> bool:
         return self.image.is_file()
 
-    def ensure(self):
+    def ensure(self) -> Flash:
         """Create (format) the image if there is none. A folder of an older
         samband (plain files, no image) is refused with one line: its files
         would otherwise be silently ignored."""
@@ -159,7 +166,7 @@ class Flash:
         self._save(fs)
         return self
 
-    def convert(self):
+    def convert(self) -> int:
         """Turn an older plain flash folder into an image: every file goes onto
         the flash, the originals move to `<folder>/pre-image/`. Returns how many."""
         if self.exists():
@@ -178,12 +185,12 @@ class Flash:
         self.write_files(files)
         return len(files)
 
-    def _fs(self, buf, geometry=GEOMETRY):
+    def _fs(self, buf: bytearray, geometry: dict[str, int] = GEOMETRY) -> LittleFS:
         from littlefs import LittleFS, UserContext
         return LittleFS(context=UserContext(buffer=buf), block_size=BLOCK_SIZE,
                         block_count=len(buf) // BLOCK_SIZE, mount=False, **geometry)
 
-    def _load(self, geometry=GEOMETRY):
+    def _load(self, geometry: dict[str, int] = GEOMETRY) -> LittleFS:
         try:
             buf = bytearray(self.image.read_bytes())
         except FileNotFoundError:
@@ -197,12 +204,12 @@ class Flash:
             raise FlashError(f"{self.image} does not mount as littlefs: {e}") from None
         return fs
 
-    def _save(self, fs):
+    def _save(self, fs: LittleFS) -> None:
         _write_private(self.image, fs.context.buffer)
 
     # -- reading and writing (not while a hub runs) ------------------------------
     @contextmanager
-    def edit(self):
+    def edit(self) -> Iterator[_Mounted]:
         """A mounted copy of the image; saved back in one rename if anything changed."""
         with self._held(fcntl.LOCK_EX):
             fs = self._load()
@@ -213,42 +220,42 @@ class Flash:
                 self._save(fs)
 
     @contextmanager
-    def view(self):
+    def view(self) -> Iterator[_Mounted]:
         """A mounted copy of the image, for reading."""
         with self._held(fcntl.LOCK_SH):
             yield _Mounted(self._load(READ_GEOMETRY))
 
-    def read(self, path):
+    def read(self, path: str) -> bytes:
         """The bytes of one file; FileNotFoundError if it is not on the flash."""
         with self.view() as m:
             return m.read(path)
 
-    def exists_file(self, path):
+    def exists_file(self, path: str) -> bool:
         with self.view() as m:
             return m.exists(path)
 
-    def write(self, path, data):
+    def write(self, path: str, data: bytes) -> None:
         self.write_files({path: data})
 
-    def write_files(self, files):
+    def write_files(self, files: dict[str, bytes]) -> None:
         with self.edit() as m:
             for path, data in files.items():
                 m.write(path, data)
 
-    def remove(self, path):
+    def remove(self, path: str) -> None:
         with self.edit() as m:
             m.remove(path)
 
-    def listing(self, under="/"):
+    def listing(self, under: str = "/") -> dict[str, int]:
         with self.view() as m:
             return m.listing(under)
 
-    def files(self, under="/"):
+    def files(self, under: str = "/") -> dict[str, bytes]:
         """{path: bytes} of every file below `under`."""
         with self.view() as m:
             return {p: m.read(p) for p in m.listing(under)}
 
-    def export(self, under, dest):
+    def export(self, under: str, dest: str | Path) -> Path:
         """Copy a folder of the flash (e.g. /journal) into a host folder, for
         readers that work on files (hub.journal under CPython). Returns dest."""
         dest = Path(dest)
@@ -260,7 +267,7 @@ class Flash:
             out.write_bytes(data)
         return dest
 
-    def load(self, under, src):
+    def load(self, under: str, src: str | Path) -> None:
         """Write a host folder's files onto the flash below `under` (the
         reverse of export: a test that damaged exported files puts them back)."""
         src, top = Path(src), _norm(under)
@@ -275,14 +282,14 @@ class Flash:
             for p, data in new.items():
                 m.write(p, data)
 
-    def stats(self):
+    def stats(self) -> tuple[int, int]:
         """(bytes total, bytes in use) as littlefs counts them."""
         with self.view() as m:
             used = m.fs.used_block_count
             return m.fs.block_count * BLOCK_SIZE, used * BLOCK_SIZE
 
     # -- a running hub -------------------------------------------------------------
-    def hold(self):
+    def hold(self) -> None:
         """Take the image for a running hub (the supervisor): others get a clear error until release()."""
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -295,13 +302,13 @@ class Flash:
             raise
         self._lock_fd = fd
 
-    def release(self):
+    def release(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
     @contextmanager
-    def _held(self, how):
+    def _held(self, how: int) -> Iterator[None]:
         if self._lock_fd is not None:
             raise FlashError(f"{self.image} belongs to the hub running on it: read it with snapshot()")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -318,7 +325,7 @@ class Flash:
         finally:
             os.close(fd)
 
-    def snapshot(self, pid=None, dest=None):
+    def snapshot(self, pid: int | None = None, dest: str | Path | None = None) -> Flash:
         """A consistent copy of the image. With `pid`, the interpreter writing
         it is stopped while it is copied, so the copy is the flash at one
         instant: what a power cut then would leave. Returns a Flash in `dest`
@@ -350,20 +357,20 @@ class Flash:
 class FlashCopy(Flash):
     """A copy of an image held in memory (a snapshot): read-only, no lock."""
 
-    def __init__(self, data, what):
+    def __init__(self, data: bytes, what: str) -> None:
         self.data = bytes(data)
         self.what = what
         self._lock_fd = None
         self.image = Path(what)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"FlashCopy({self.what!r})"
 
-    def exists(self):
+    def exists(self) -> bool:
         return True
 
     @contextmanager
-    def view(self):
+    def view(self) -> Iterator[_Mounted]:
         fs = self._fs(bytearray(self.data), READ_GEOMETRY)
         try:
             fs.mount()
@@ -371,11 +378,11 @@ class FlashCopy(Flash):
             raise FlashError(f"{self.what} does not mount as littlefs: {e}") from None
         yield _Mounted(fs)
 
-    def edit(self):
+    def edit(self) -> NoReturn:
         raise FlashError(f"{self.what} is a read-only copy")
 
 
-def _write_private(path, data):
+def _write_private(path: Path, data: bytes | bytearray) -> None:
     """Replace a file in one rename, readable by its owner only: the image holds the hub's secret key."""
     tmp = path.with_name(path.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -384,7 +391,7 @@ def _write_private(path, data):
     os.replace(tmp, path)
 
 
-def _wait_stopped(pid):
+def _wait_stopped(pid: int) -> None:
     """kill() returns before the target has stopped; a write in flight finishes first."""
     for _ in range(100000):
         try:
@@ -398,6 +405,6 @@ def _wait_stopped(pid):
     raise FlashError(f"interpreter {pid} did not stop for a snapshot")
 
 
-def as_flash(flash):
+def as_flash(flash: Flash | str | Path) -> Flash:
     """A Flash from a Flash or a folder path."""
     return flash if isinstance(flash, Flash) else Flash(flash)

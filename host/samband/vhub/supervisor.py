@@ -30,6 +30,8 @@ terminal. The relay between them is where the board-like behaviour lives:
   hidden: tests assert there were none (see _check_stuck).
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import os
@@ -42,6 +44,7 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from samband.device import build
@@ -64,7 +67,7 @@ STUCK_S = 2.0  # parked on a futex this long: deadlocked
 CTRL_C = b"\x03"
 
 
-def parse_heap(text):
+def parse_heap(text: str | int) -> int:
     """'100k', '2m' or bytes, as `micropython -X heapsize=` takes it; returns bytes."""
     t = str(text).strip().lower()
     mult = 1
@@ -81,7 +84,7 @@ def parse_heap(text):
     return n
 
 
-def deploy(board_tree, flash):
+def deploy(board_tree: str | Path, flash: Flash | str | Path) -> int:
     """Copy a firmware tree onto a virtual hub's flash (a folder's image, or a
     Flash): only what changed, leaving the hub's data alone.
 
@@ -112,7 +115,7 @@ def deploy(board_tree, flash):
     return changed
 
 
-def _raw_tty(fd):
+def _raw_tty(fd: int) -> None:
     """Raw terminal: every byte, Ctrl-C included, reaches the interpreter as
     data. No ISIG: the line discipline must not turn Ctrl-C into SIGINT (the
     unix port's SIGINT handler raises from inside C code; see _ctrl_c) nor
@@ -128,7 +131,7 @@ def _raw_tty(fd):
     termios.tcsetattr(fd, termios.TCSANOW, a)
 
 
-def caught_signals(status):
+def caught_signals(status: str) -> set[int]:
     """The signals a process catches, from the text of /proc/PID/status (its SigCgt mask)."""
     for line in status.splitlines():
         if line.startswith("SigCgt:"):
@@ -137,11 +140,26 @@ def caught_signals(status):
     raise ValueError("no SigCgt line in /proc/PID/status")
 
 
+def _kill_group(p: subprocess.Popen | None) -> bool:
+    """SIGKILL a running unix port's process group (a power cut, or its sys.exit() seen on the
+    console); False if there was none still running. The caller decides whether to reap it."""
+    if not (p and p.poll() is None):
+        return False
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
 class VirtualHub:
     """One virtual hub. start() returns the path of its serial port."""
 
-    def __init__(self, flash, heap=DEFAULT_HEAP, uid=None, link=None, board="vhub",
-                 firmware=None, deploy_firmware=True, log=None, env=None, romfs=None, warp_file=None):
+    def __init__(self, flash: Flash | str | Path, heap: str | int = DEFAULT_HEAP, uid: str | None = None,
+                 link: str | Path | None = None, board: str = "vhub", firmware: str | Path | None = None,
+                 deploy_firmware: bool = True, log: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None, romfs: str | Path | None = None,
+                 warp_file: str | Path | None = None) -> None:
         # The folder that holds the hub's flash image (flash.img, vhub/flash.py).
         self.flash = Path(flash.folder if isinstance(flash, Flash) else flash).resolve()
         self.image = Flash(self.flash)
@@ -192,7 +210,7 @@ class VirtualHub:
         self._trace_file = open(trace, "a") if trace else None  # every byte both ways, for debugging
 
     # -- life cycle ----------------------------------------------------------------
-    def start(self):
+    def start(self) -> str:
         if self.deploy_firmware:
             if not self.firmware.is_dir():
                 raise HubError(f"no firmware build at {self.firmware}: run `make firmware`")
@@ -214,7 +232,7 @@ class VirtualHub:
         self._thread.start()
         return self.port
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         with self._lock:  # not while the relay holds the interpreter stopped for a Ctrl-C
             self._kill()
@@ -231,7 +249,7 @@ class VirtualHub:
             self.link.unlink()
         self.image.release()
 
-    def snapshot(self, dest=None):
+    def snapshot(self, dest: str | Path | None = None) -> Flash:
         """The hub's flash at this instant (a FlashCopy in memory, or a Flash
         in dest): the interpreter is stopped while the image is copied, so the
         copy is what a power cut now would leave. Works on a stopped hub too."""
@@ -239,25 +257,25 @@ class VirtualHub:
             pid = self._proc.pid if self._proc and self._proc.poll() is None else None
             return self.image.snapshot(pid, dest)
 
-    def __enter__(self):
+    def __enter__(self) -> VirtualHub:
         self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
 
     @property
-    def pid(self):
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def power_cut(self):
+    def power_cut(self) -> None:
         """Pull the plug: SIGKILL the interpreter mid-whatever, then power on again."""
         with self._lock:
             self._pending_cause = "power-on"
             self._raw = False
             self._kill()
 
-    def warp(self, ms):
+    def warp(self, ms: int) -> None:
         """Move the running hub's clock ms ahead at once (what hub.ports.unix.Port reads as
         ticks_ms and, with the host's clock, utc_ms): to the firmware, ms of uptime passed.
         The warp is kept across resets and power cuts, as the time that passed stays passed.
@@ -269,7 +287,7 @@ class VirtualHub:
         self.warped_ms += int(ms)
         self._write_warp()
 
-    def _write_warp(self):
+    def _write_warp(self) -> None:
         # the value twice, in one write: the port takes it only when both halves agree
         v = self.warped_ms.to_bytes(8, "little")
         fd = os.open(self.warp_file, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -278,7 +296,7 @@ class VirtualHub:
         finally:
             os.close(fd)
 
-    def wait_boots(self, n, timeout=10):
+    def wait_boots(self, n: int, timeout: float = 10) -> None:
         end = time.monotonic() + timeout
         while self.boots < n:
             if time.monotonic() > end:
@@ -286,16 +304,12 @@ class VirtualHub:
             time.sleep(0.01)
 
     # -- internals -----------------------------------------------------------------
-    def _kill(self):
+    def _kill(self) -> None:
         p = self._proc
-        if p and p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if _kill_group(p):
             p.wait()
 
-    def _spawn(self):
+    def _spawn(self) -> None:
         master, slave = os.openpty()
         _raw_tty(slave)
         env = dict(os.environ)
@@ -313,7 +327,7 @@ class VirtualHub:
             "MICROPYPATH": "",
         })
 
-        def child_setup():
+        def child_setup() -> None:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -348,7 +362,7 @@ class VirtualHub:
         if self.log:
             self.log(f"vhub: interpreter pid {self._proc.pid} started (boot {self.boots}, reset {self.resets[-1]})")
 
-    def _died(self, code):
+    def _died(self, code: int) -> None:
         """Decide how the next interpreter starts, from how this one ended."""
         if self._exit_code is not None:
             code, self._exit_code = self._exit_code, None
@@ -365,7 +379,7 @@ class VirtualHub:
         if self._pending_cause == "soft":
             self._to_client(b"MPY: soft reboot\r\n")
 
-    def _ctrl_c(self, proc, hub_fd):
+    def _ctrl_c(self, proc: subprocess.Popen, hub_fd: int) -> bool:
         """Deliver a Ctrl-C the client typed, as a board's serial driver does.
 
         While code runs, a board schedules a KeyboardInterrupt, raised at the
@@ -410,7 +424,7 @@ class VirtualHub:
         finally:
             os.kill(pid, signal.SIGCONT)
 
-    def _check_stuck(self, now):
+    def _check_stuck(self, now: float) -> None:
         """Log and count an interpreter that deadlocked. With Ctrl-C raised
         from inside C code the unix port could leave its qstr lock held
         (seen during imports from ROMFS); scheduled interrupts should never
@@ -438,7 +452,7 @@ class VirtualHub:
                 self.log(f"vhub: interpreter pid {self._proc.pid} deadlocked ({wchan})")
 
     @property
-    def rom_heap(self):
+    def rom_heap(self) -> int:
         """Bytes of the heap the ROMFS image takes (0 without one): on a board it stays in flash,
         so heap figures of the application leave it out."""
         return self._rom_heap()
@@ -447,7 +461,7 @@ class VirtualHub:
         # the image as one bytearray: its size, rounded up to 32-byte GC blocks, plus the object
         return (self.rom_bytes + 31) // 32 * 32 + 64 if self.romfs else 0
 
-    def _to_client(self, data):
+    def _to_client(self, data: bytes) -> None:
         if not data:
             return
         raw_at, friendly_at = data.rfind(RAW_BANNER), data.rfind(FRIENDLY_BANNER)
@@ -468,12 +482,12 @@ class VirtualHub:
                 raise
             # nobody listening, or the client is not reading: a USB port drops it too
 
-    def _trace(self, what, data):
+    def _trace(self, what: str, data: bytes) -> None:
         if self._trace_file:
             self._trace_file.write(f"{time.monotonic():.6f} {what} {data!r}\n")
             self._trace_file.flush()
 
-    def _from_hub(self, data):
+    def _from_hub(self, data: bytes) -> None:
         self._trace("from-hub", data)
         seen = self._tail + data
         self._tail = seen[-64:]
@@ -483,12 +497,7 @@ class VirtualHub:
             # drop into its REPL; a board resets, so the process ends here with that code
             self._exit_code = int(m.group(1))
             self._tail = seen[m.end():][-64:]
-            p = self._proc
-            if p and p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_group(self._proc)
         if not self._ready:
             buf = self._ready_buf + data
             i = buf.find(READY)
@@ -520,7 +529,7 @@ class VirtualHub:
         if rest:
             self._to_client(rest)
 
-    def _write_hub(self, proc, hub_fd):
+    def _write_hub(self, proc: subprocess.Popen, hub_fd: int) -> None:
         """Pass what the client typed to the interpreter, in order; a Ctrl-C
         goes through _ctrl_c once everything typed before it is written.
         Stops early when the pty is full (the rest waits for the next round)
@@ -543,7 +552,7 @@ class VirtualHub:
             if n < len(chunk):
                 return
 
-    def _relay(self):
+    def _relay(self) -> None:
         poller = select.poll()
         while not self._stop.is_set():
             with self._lock:

@@ -51,7 +51,7 @@ class _Sigaction(ctypes.Structure):
     ]
 
 
-def install(extension_path):
+def install(extension_path: str) -> None:
     """Make INTERRUPT_SIGNAL schedule a KeyboardInterrupt in the loaded unix port.
 
     dlopen() of the already imported extension returns the same handle, so the
@@ -71,7 +71,7 @@ def install(extension_path):
         raise OSError(ctypes.get_errno(), "sigaction failed")
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     import micropython_run
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # caught only while the port itself catches it

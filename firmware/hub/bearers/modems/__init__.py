@@ -9,7 +9,7 @@
 #
 # PROFILE keys: name; act {AcT number: name}; cesq (bool); pdp(apn, user,
 # password, auth) -> ((command, timeout_ms), ...); pdp_up_urc (or None);
-# pdp_down_urc; pdp_query; pdp_off (command, timeout_ms); ip(line) -> address;
+# pdp_down_urc (a prefix); pdp_query; pdp_off (command, timeout_ms); ip(line) -> address;
 # power_off (command, timeout_ms); pwrkey_ms; sock_max; sock_open(cid, host,
 # port) -> command; sock_open_prefix; sock_send(cid, n); sock_read(cid, n);
 # sock_close(cid); sock_urc(line) -> (cid, "data" | "closed") or None.

@@ -28,7 +28,7 @@ PROFILE = {
     "cesq": True,
     "pdp": _pdp,
     "pdp_up_urc": None,
-    "pdp_down_urc": '+QIURC: "pdpdeact"',
+    "pdp_down_urc": '+QIURC: "pdpdeact"',  # ',<contextID>' follows (matched as a prefix)
     "pdp_query": "AT+QIACT?",
     "pdp_off": ("AT+QIDEACT=1", 40000),
     "ip": ip_from,

@@ -5,14 +5,22 @@ One module per device kind, named as the firmware names it; make(spec) builds on
 DEFAULT_SET is one of each kind a hub meets at home, at deterministic
 addresses (no plain heart-rate strap: the ECG strap serves heart rate too)."""
 
+from __future__ import annotations
+
 import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samband.bridge.sim.common import Sim
+
+from samband.errors import SambandError
 
 # One module per kind, named as the firmware names the kind (hub/kinds/<kind>.py),
 # holding one Sim subclass whose KIND is that name.
 KINDS = ("bp", "cgm", "glucose", "hr", "plx", "polar", "scale", "thermo")
 
 
-def sim_class(kind):
+def sim_class(kind: str) -> type[Sim]:
     """The emulated device class for a kind."""
     if kind not in KINDS:
         raise SimError("unknown device kind %r (known: %s)" % (kind, ", ".join(KINDS)))
@@ -35,11 +43,11 @@ DEFAULT_SET = [
 ]
 
 
-class SimError(ValueError):
+class SimError(SambandError, ValueError):
     """A device description that does not make an emulated device."""
 
 
-def make(spec):
+def make(spec: dict[str, Any]) -> Sim:
     if not isinstance(spec, dict) or "kind" not in spec or "address" not in spec:
         raise SimError("a device needs a kind and an address: %r" % (spec,))
     kind = spec["kind"]

@@ -4,7 +4,11 @@ indications, one at a time, each kept until confirmed; measure() notifies a
 few Intermediate Cuff Pressures (0x2A36) and then indicates the result.
 Blood Pressure Feature 0x2A49; Current Time Service for the clock."""
 
-from bumble import gatt
+from __future__ import annotations
+
+from typing import Any
+
+from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import timefmt
@@ -15,15 +19,14 @@ class BloodPressureCuff(Sim):
     KIND = "bp"
     NAME = "Samband BP Cuff"
     MODEL = "BPM-3"
-    ADV_UUIDS = (0x1810,)
     HAS_CLOCK = True
 
-    def __init__(self, address, stored=3, **kw):
+    def __init__(self, address: str | hci.Address, stored: int = 3, **kw: Any) -> None:
         super().__init__(address, **kw)
         self.n = 0
         self._stored = int(stored)
 
-    def payload(self, when=None):
+    def payload(self, when: int | None = None) -> bytes:
         self.n += 1
         i = self.n
         return profiles.encode(0x2A35, {
@@ -31,7 +34,7 @@ class BloodPressureCuff(Sim):
             "time": timefmt.civil(self.now() if when is None else when)[:6],
             "pulse": (64 + i % 12, 0), "user": 1, "status": 0})
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2A35, INDICATE)
         self.icp_char = self.char(0x2A36, NOTIFY)
         feat = self.char(0x2A49, READ, profiles.encode(0x2A49, {"features": 0x0001}))
@@ -41,16 +44,12 @@ class BloodPressureCuff(Sim):
             self.store.items.append(self.payload(now - 3600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1810), [self.meas_char, self.icp_char, feat])]
 
-    def on_subscribe(self, conn, ch, notify, indicate):
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
-    async def measure(self):
+    async def measure(self) -> None:
         for p in (60, 110, 150):
             await self.notify(self.icp_char, profiles.encode(
                 0x2A36, {"flags": 0, "sys": (p, 0), "dia": "NaN", "map": "NaN"}))
         self.store.add(self.payload())
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         self.store.add(self.payload())
         return True

@@ -13,9 +13,12 @@ pass per real minute (speed=60: a 5-minute interval is 5 real seconds);
 tick(n) takes n readings now.
 """
 
-import asyncio
+from __future__ import annotations
 
-from bumble import att, gatt
+import asyncio
+from typing import Any
+
+from bumble import att, gatt, hci
 
 from hub import profiles
 from hub.profiles import cgm, racp, timefmt
@@ -27,12 +30,12 @@ class CgmSensor(Sim):
     KIND = "cgm"
     NAME = "Samband CGM"
     MODEL = "CGM-14"
-    ADV_UUIDS = (0x181F,)
     HAS_CLOCK = True
     SECURE = True
     STATE = ("recs", "toff", "start_time", "running", "interval")  # kept across runs (Sim.keep_state)
 
-    def __init__(self, address, records=12, interval=5, speed=1.0, crc=False, **kw):
+    def __init__(self, address: str | hci.Address, records: int = 12, interval: int = 5, speed: float = 1.0,
+                 crc: bool = False, **kw: Any) -> None:
         super().__init__(address, **kw)
         self.interval = int(interval)
         self.speed = float(speed)
@@ -56,13 +59,13 @@ class CgmSensor(Sim):
         self.recs.append(r)
         return r
 
-    async def _send(self, r):
+    async def _send(self, r: dict[str, Any]) -> None:
         await self.notify(self.meas_char, r["meas"])
 
-    def delete_records(self, ids):
+    def delete_records(self, ids: set[int]) -> None:
         self.recs = [r for r in self.recs if id(r) not in ids]
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2AA7, NOTIFY)
         feat = self.char(0x2AA8, READ, profiles.encode(0x2AA8, {
             "features": 0x000001 | (cgm.FEATURE_E2E_CRC if self.crc else 0), "type": 9, "loc": 5}))
@@ -74,11 +77,11 @@ class CgmSensor(Sim):
         return [gatt.Service(uuid_of(0x181F), [self.meas_char, feat, status, start, run,
                                                self.racp.characteristic(), self.socp_char])]
 
-    def _read_start(self, conn):
+    def _read_start(self, conn: Any) -> bytes:
         return profiles.encode(0x2AAA, {"time": timefmt.civil(self.start_time)[:6], "tz": 0, "dst": 0,
                                         "crc": self.crc})
 
-    def _write_start(self, conn, value):
+    def _write_start(self, conn: Any, value: bytes) -> None:
         try:
             f = profiles.parse(0x2AAA, value, crc=self.crc)
         except ValueError:
@@ -87,12 +90,12 @@ class CgmSensor(Sim):
         if t is not None:
             self.start_time = t
 
-    def _socp(self, conn, value):
+    def _socp(self, conn: Any, value: bytes) -> None:
         if not self.subscribed(self.socp_char, 2):
             raise att.ATT_Error(error_code=ATT_CCCD_IMPROPER)
         self.spawn(self._socp_run(bytes(value)))
 
-    async def _socp_run(self, value):
+    async def _socp_run(self, value: bytes) -> None:
         await asyncio.sleep(0)
         try:
             f = profiles.parse(0x2AAC, value, crc=self.crc)
@@ -121,11 +124,11 @@ class CgmSensor(Sim):
             code = 2
         await self._socp_respond(op, code)
 
-    async def _socp_respond(self, op, code):
+    async def _socp_respond(self, op: int, code: int) -> None:
         await self.indicate(self.socp_char, profiles.encode(
             0x2AAC, {"op": cgm.RESPONSE, "request": op, "code": code, "crc": self.crc}))
 
-    async def tick(self, n=1):
+    async def tick(self, n: int = 1) -> list[int]:
         """Take n readings now; each is notified when subscribed. Returns their time offsets."""
         out = []
         for _ in range(int(n)):
@@ -137,10 +140,10 @@ class CgmSensor(Sim):
                 await self._send(r)
         return out
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         return bool(await self.tick(1))
 
-    async def run(self):
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.interval * 60 / max(self.speed, 1e-6)))
             if self.running:

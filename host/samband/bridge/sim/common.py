@@ -10,12 +10,16 @@ Everything here runs on the bridge's event loop; tests reach it with
 BleBridge.call() / BleBridge.fault().
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import logging
 import os
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bumble import att, gatt, hci
 from bumble.core import UUID
@@ -43,7 +47,7 @@ LINK_LOST = hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR  # 0x08, as a link that f
 USER_TERMINATED = hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR
 
 
-def uuid_of(u):
+def uuid_of(u: int | str | UUID) -> UUID:
     """A bumble UUID from an int (16-bit SIG) or a 128-bit UUID string."""
     if isinstance(u, UUID):
         return u
@@ -52,11 +56,11 @@ def uuid_of(u):
     return UUID(u)
 
 
-def ad(kind, data):
+def ad(kind: int, data: bytes) -> bytes:
     return bytes([len(data) + 1, kind]) + bytes(data)
 
 
-def parse_addr(text):
+def parse_addr(text: str) -> hci.Address:
     """'C0:5A:4B:00:00:01' (random static) or '00:11:22:33:44:55/P' (public) -> bumble Address."""
     t = text.strip().upper()
     if t.endswith("/P"):
@@ -64,7 +68,7 @@ def parse_addr(text):
     return hci.Address(t, hci.Address.RANDOM_DEVICE_ADDRESS)
 
 
-def _to_json(v):
+def _to_json(v: object) -> Any:
     """Device memory to JSON: bytes and tuples tagged, so that they come back as they were
     (a record's time is a tuple that RACP compares with other tuples)."""
     if isinstance(v, (bytes, bytearray)):
@@ -78,7 +82,7 @@ def _to_json(v):
     return v
 
 
-def _from_json(v):
+def _from_json(v: object) -> Any:
     if isinstance(v, dict):
         if set(v) == {"$bytes"}:
             return bytes.fromhex(v["$bytes"])
@@ -90,20 +94,22 @@ def _from_json(v):
     return v
 
 
-def addr7(address):
+def addr7(address: hci.Address) -> bytes:
     """bumble Address -> the bridge protocol's 7 bytes (type, then MSB first)."""
     return bytes([0 if address.is_public else 1]) + bytes(reversed(bytes(address)))
 
 
 class Sim:
-    """Base of every emulated device. Subclasses set KIND, NAME, MODEL, ADV_UUIDS and
-    implement services() (and optionally on_subscribe / burst_one / run)."""
+    """Base of every emulated device. Subclasses set KIND, NAME, MODEL (ADV_UUIDS where a device
+    advertises other than its kind's service) and implement services() (and optionally
+    on_subscribe / burst_one / run)."""
 
     KIND = "device"
     NAME = "Samband sim"
     MODEL = "SIM-1"
     MANUFACTURER = "Samband Labs"
-    ADV_UUIDS = ()          # advertised service UUIDs: ints (16-bit) or 128-bit strings
+    ADV_UUIDS = None        # advertised service UUIDs (ints: 16-bit, strings: 128-bit); None: its kind's
+                            # SERVICE (hub.kinds.<KIND>), the one the hub's scan looks for
     HAS_CLOCK = False       # Current Time Service (0x1805) with a writable 0x2A2B
     SECURE = False          # characteristics of the main service need an encrypted link
     OPTS = ()               # extra options a kind takes besides its constructor arguments
@@ -114,8 +120,9 @@ class Sim:
     STATE = ()
     SAVE_EVERY_S = 0.5
 
-    def __init__(self, address, name=None, battery=87, secure=None, serial=None,
-                 adv_interval_ms=100, clock_offset=0, peer_mtu=None, **opts):
+    def __init__(self, address: str | hci.Address, name: str | None = None, battery: int = 87,
+                 secure: bool | None = None, serial: str | None = None, adv_interval_ms: int = 100,
+                 clock_offset: int = 0, peer_mtu: int | None = None, **opts: Any) -> None:
         self.address = parse_addr(address) if isinstance(address, str) else address
         self.name = name or self.NAME
         self.level = battery
@@ -149,22 +156,23 @@ class Sim:
 
     # ------------------------------------------------------------ identity
     @property
-    def addr(self):
+    def addr(self) -> bytes:
         return addr7(self.address)
 
-    def describe(self):
+    def describe(self) -> str:
         return "%-13s %-22s %s" % (self.KIND, str(self.address), self.name)
 
     # ------------------------------------------------------------ clock
-    def now(self):
+    def now(self) -> int:
         """The device clock: local wall time as seconds since 1970 (read as UTC)."""
         return int(time.time()) + self.offset
 
-    def now_dt(self):
+    def now_dt(self) -> tuple[int, ...]:
         return timefmt.civil(self.now())[:6]
 
     # ------------------------------------------------------------ GATT helpers
-    def char(self, uuid, props, value=b"", read=None, write=None, secure=None):
+    def char(self, uuid: int | str, props: int, value: bytes = b"", read: Callable[..., bytes] | None = None,
+             write: Callable[..., Any] | None = None, secure: bool | None = None) -> gatt.Characteristic:
         """A characteristic; read/write are plain functions (connection[, value])."""
         sec = self.secure if secure is None else secure
         perms = 0
@@ -189,7 +197,7 @@ class Sim:
                 server.make_descriptor_value(ch))]
         return ch
 
-    def common_services(self):
+    def common_services(self) -> list[gatt.Service]:
         dis = [(0x2A29, self.MANUFACTURER), (0x2A24, self.MODEL), (0x2A25, self.serial),
                (0x2A26, "1.4.2"), (0x2A27, "B"), (0x2A28, "samband-sim")]
         chars = [self.char(u, READ, profiles.encode(u, {"text": t}), secure=False) for u, t in dis]
@@ -209,11 +217,11 @@ class Sim:
             out.append(gatt.Service(uuid_of(0x1805), [self.time_char]))
         return out
 
-    def _read_time(self, conn):
+    def _read_time(self, conn: Any) -> bytes:
         c = timefmt.civil(self.now())
         return profiles.encode(0x2A2B, {"time": c[:6], "dow": c[6], "frac256": 0, "adjust": 0})
 
-    def _write_time(self, conn, value):
+    def _write_time(self, conn: Any, value: bytes) -> None:
         try:
             f = profiles.parse(0x2A2B, value)
         except ValueError:
@@ -224,15 +232,19 @@ class Sim:
         self.offset = t - int(time.time())
         log.info("%s clock set to %s", self.name, f["time"])
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         """The device's own services (besides DIS, battery and time)."""
         return []
 
     # ------------------------------------------------------------ advertising
-    def adv_data(self):
+    def adv_data(self) -> bytes:
         d = ad(0x01, b"\x06")
-        u16 = [u for u in self.ADV_UUIDS if isinstance(u, int)]
-        u128 = [u for u in self.ADV_UUIDS if not isinstance(u, int)]
+        uuids = self.ADV_UUIDS
+        if uuids is None:
+            from hub import kinds
+            uuids = (kinds.get(self.KIND).SERVICE,)
+        u16 = [u for u in uuids if isinstance(u, int)]
+        u128 = [u for u in uuids if not isinstance(u, int)]
         if u16:
             d += ad(0x03, b"".join(u.to_bytes(2, "little") for u in u16))
         for u in u128:
@@ -243,10 +255,10 @@ class Sim:
             d += ad(0x09, name) if len(name) <= room else ad(0x08, name[:room])
         return d
 
-    def scan_response(self):
+    def scan_response(self) -> bytes:
         return ad(0x09, self.name.encode()[:29])
 
-    async def attach(self, device):
+    async def attach(self, device: Any) -> None:
         """Called by the bridge with a powered-off bumble Device for this sim."""
         self.device = device
         if self.bond_file is not None:
@@ -259,7 +271,7 @@ class Sim:
         if self.peer_mtu is not None:
             self._exchange_mtu_in_discovery(device.gatt_server)
 
-    def _exchange_mtu_in_discovery(self, server):
+    def _exchange_mtu_in_discovery(self, server: Any) -> None:
         """When the hub's primary service discovery reaches the device (its first
         Read By Group Type request on a link), the device sends its own ATT Exchange
         MTU Request on that link, so it arrives while the hub's discovery runs:
@@ -268,14 +280,14 @@ class Sim:
         server.max_mtu = self.peer_mtu  # its Rx MTU: the same in its own request and in its answers
         answer = server.on_att_read_by_group_type_request
 
-        def on_request(bearer, request):
+        def on_request(bearer: Any, request: Any) -> None:
             answer(bearer, request)
             conn = bearer if hasattr(bearer, "gatt_client") else getattr(bearer, "connection", None)
             if conn is not None and not conn.gatt_client.mtu_exchange_done:
                 self.spawn(self._request_mtu(conn))
         server.on_att_read_by_group_type_request = on_request
 
-    async def _request_mtu(self, conn):
+    async def _request_mtu(self, conn: Any) -> None:
         try:
             got = await conn.gatt_client.request_mtu(self.peer_mtu)
             self.peer_mtu_exchanges += 1
@@ -283,7 +295,7 @@ class Sim:
         except Exception as e:  # noqa: BLE001 - the link may go meanwhile; the hub's side is what is tested
             log.info("%s: MTU exchange: %s", self.name, e)
 
-    async def start(self):
+    async def start(self) -> None:
         await self.advertise()
         self.spawn(self.run())
         if self.state_file is not None:
@@ -291,7 +303,7 @@ class Sim:
             self.spawn(self._keep_saving())
 
     # ------------------------------------------------------------ memory across runs
-    def keep_state(self, folder):
+    def keep_state(self, folder: str | Path) -> None:
         """Keep this device's bonds and memory in folder (before attach): its keys in
         <address>.bonds.json, its clock, stored indications and STATE in <address>.json."""
         folder = Path(folder)
@@ -300,12 +312,12 @@ class Sim:
         self.state_file = folder / (base + ".json")
         self.bond_file = folder / (base + ".bonds.json")
 
-    def memory(self):
+    def memory(self) -> dict[str, Any]:
         """The device's memory as JSON-able data."""
         return {"offset": self.offset, "stored": [[p.hex() for p in st.items] for st in self.stores],
                 "state": {k: _to_json(getattr(self, k)) for k in self.STATE}}
 
-    def _restore(self):
+    def _restore(self) -> None:
         if self.state_file is None:
             return
         try:
@@ -322,7 +334,7 @@ class Sim:
             if k in self.STATE:
                 setattr(self, k, _from_json(v))
 
-    def save_state(self):
+    def save_state(self) -> None:
         """Write the device's memory if it changed (atomically: a kill leaves the old or the new)."""
         if self.state_file is None:
             return
@@ -334,7 +346,7 @@ class Sim:
         os.replace(tmp, self.state_file)
         self._saved = blob
 
-    async def _keep_saving(self):
+    async def _keep_saving(self) -> None:
         while True:
             await asyncio.sleep(self.SAVE_EVERY_S)
             try:
@@ -342,7 +354,7 @@ class Sim:
             except OSError as e:
                 log.warning("%s: cannot save its memory: %s", self.name, e)
 
-    async def advertise(self):
+    async def advertise(self) -> None:
         if self.is_silent or self.connections or self.device is None:
             return
         try:
@@ -352,55 +364,59 @@ class Sim:
         except Exception as e:  # noqa: BLE001 - a controller refusing must not kill the bridge
             log.warning("%s: advertising failed: %s", self.name, e)
 
-    def _on_connection(self, conn):
+    def _on_connection(self, conn: Any) -> None:
         self.connections.append(conn)
         conn.on("disconnection", lambda reason, c=conn: self._on_disconnection(c, reason))
         self.on_connect(conn)
 
-    def _on_disconnection(self, conn, reason):
+    def _on_disconnection(self, conn: Any, reason: int) -> None:
         if conn in self.connections:
             self.connections.remove(conn)
         self.on_disconnect(conn, reason)
         if not self.connections and not self.is_silent:
             self.spawn(self._readvertise())
 
-    async def _readvertise(self):
+    async def _readvertise(self) -> None:
         await asyncio.sleep(0.02)
         if not self.connections:
             await self.advertise()
 
-    def _on_subscription(self, conn, ch, notify, indicate):
+    def _on_subscription(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
         if notify or indicate:
             self.on_subscribe(conn, ch, notify, indicate)
 
-    def on_connect(self, conn):
+    def on_connect(self, conn: Any) -> None:
         pass
 
-    def on_disconnect(self, conn, reason):
+    def on_disconnect(self, conn: Any, reason: int) -> None:
         pass
 
-    def on_subscribe(self, conn, ch, notify, indicate):
-        pass
+    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
+        """A device that keeps measurements (StoredIndications) sends them once their
+        characteristic's indications are on; a sim with other behaviour overrides this."""
+        for st in self.stores:
+            if ch is st.ch and indicate:
+                st.kick()
 
-    async def run(self):
+    async def run(self) -> None:
         """Background behaviour (periodic readings); runs for the sim's life."""
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         return bool(self.connections)
 
-    def spawn(self, coro):
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future:
         t = asyncio.ensure_future(coro)
         self._tasks.add(t)
         t.add_done_callback(self._done)
         return t
 
-    def _done(self, t):
+    def _done(self, t: asyncio.Future) -> None:
         self._tasks.discard(t)
         if not t.cancelled() and t.exception() is not None:
             log.warning("%s: task failed: %r", self.name, t.exception())
 
-    async def close(self):
+    async def close(self) -> None:
         for t in list(self._tasks):
             t.cancel()
         try:
@@ -409,14 +425,14 @@ class Sim:
             log.warning("%s: cannot save its memory: %s", self.name, e)
 
     # ------------------------------------------------------------ sending
-    def subscribed(self, ch, bit):
+    def subscribed(self, ch: gatt.Characteristic, bit: int) -> bool:
         for cccds in self.device.gatt_server.subscribers.values():
             v = cccds.get(ch.handle)
             if v and v[0] & bit:
                 return True
         return False
 
-    async def notify(self, ch, data):
+    async def notify(self, ch: gatt.Characteristic, data: bytes) -> bool:
         """Notify subscribers; True if it went out (subscribed, connected, not silent)."""
         if self.is_silent or not self.connections or not self.subscribed(ch, 1):
             return False
@@ -424,7 +440,7 @@ class Sim:
         self._sent()
         return True
 
-    async def indicate(self, ch, data):
+    async def indicate(self, ch: gatt.Characteristic, data: bytes) -> bool:
         """Indicate and wait for the confirmation; True only if this connection confirmed it.
 
         A link that drops first, or a confirmation that never comes (the collector is gone),
@@ -436,7 +452,7 @@ class Sim:
         conn = self.connections[0]
         gone = asyncio.get_running_loop().create_future()
 
-        def on_gone(*_):
+        def on_gone(*_) -> None:
             if not gone.done():
                 gone.set_result(None)
 
@@ -467,7 +483,7 @@ class Sim:
         self._sent()
         return True
 
-    def _sent(self):
+    def _sent(self) -> None:
         self.notified += 1
         if self.drop_after is not None:
             self.drop_after -= 1
@@ -475,14 +491,14 @@ class Sim:
                 self.drop_after = None
                 asyncio.get_running_loop().call_soon(lambda: self.spawn(self._drop()))
 
-    async def _drop(self, reason=LINK_LOST):
+    async def _drop(self, reason: int = LINK_LOST) -> None:
         for conn in list(self.connections):
             try:
                 await conn.disconnect(reason)
             except Exception as e:  # noqa: BLE001
                 log.info("%s: disconnect: %s", self.name, e)
 
-    async def pace(self):
+    async def pace(self) -> None:
         """Let the hub keep up with a stream (the bridge drains its socket here)."""
         if self.flow is not None:
             await self.flow()
@@ -490,14 +506,14 @@ class Sim:
             await asyncio.sleep(0)
 
     # ------------------------------------------------------------ faults
-    async def drop_link(self, after=None):
+    async def drop_link(self, after: int | None = None) -> None:
         """Drop the link now, or after the next `after` notifications/indications."""
         if after:
             self.drop_after = int(after)
         else:
             await self._drop()
 
-    async def burst(self, n):
+    async def burst(self, n: int) -> int:
         """n notifications back to back (the device's main stream)."""
         sent = 0
         for i in range(int(n)):
@@ -505,23 +521,23 @@ class Sim:
                 sent += 1
         return sent
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         return await self.notify(self.battery_char, profiles.encode(0x2A19, {"level": self.level}))
 
-    async def clock_offset(self, seconds):
+    async def clock_offset(self, seconds: int) -> None:
         """Put the device clock `seconds` off real time (a wrong clock)."""
         self.offset = int(seconds)
 
-    async def battery(self, level):
+    async def battery(self, level: int) -> None:
         self.level = int(level)
         await self.notify(self.battery_char, profiles.encode(0x2A19, {"level": self.level}))
 
-    async def forget_bond(self):
+    async def forget_bond(self) -> None:
         """The device loses every bond: the hub's old LTK no longer works."""
         if self.device is not None and self.device.keystore is not None:
             await self.device.keystore.delete_all()
 
-    async def silent(self, on=True):
+    async def silent(self, on: bool = True) -> None:
         """Stop (or resume) advertising and notifying; connections stay up."""
         self.is_silent = bool(on)
         if self.is_silent:
@@ -538,7 +554,7 @@ class StoredIndications:
     thermometer, scale, spot-checks): all are indicated when the collector subscribes,
     new ones as they are taken; an unconfirmed one stays for the next connection."""
 
-    def __init__(self, sim, ch):
+    def __init__(self, sim: Sim, ch: gatt.Characteristic) -> None:
         self.sim = sim
         self.ch = ch
         self.items = []
@@ -546,15 +562,15 @@ class StoredIndications:
         self._task = None
         sim.stores.append(self)  # kept with the device's memory (Sim.keep_state)
 
-    def add(self, payload):
+    def add(self, payload: bytes) -> None:
         self.items.append(bytes(payload))
         self.kick()
 
-    def kick(self):
+    def kick(self) -> None:
         if self._task is None or self._task.done():
             self._task = self.sim.spawn(self._deliver())
 
-    async def _deliver(self):
+    async def _deliver(self) -> None:
         while self.items and self.sim.connected and self.sim.subscribed(self.ch, 2):
             if not await self.sim.indicate(self.ch, self.items[0]):
                 return

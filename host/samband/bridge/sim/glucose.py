@@ -14,9 +14,13 @@ taken while a report is being sent is notified after the report (the report
 itself is a snapshot of the records at the request).
 """
 
-import asyncio
+from __future__ import annotations
 
-from bumble import att, gatt
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bumble import att, gatt, hci
 
 from hub import profiles
 from hub.profiles import racp, timefmt
@@ -28,7 +32,9 @@ class RacpServer:
     records in order; key(rec, ftype) the filter value of a record (None if the filter
     type is not supported); send(rec) notifies one record."""
 
-    def __init__(self, sim, records, key, send, filters=(racp.FILTER_SEQ,)):
+    def __init__(self, sim: Sim, records: Callable[[], list[dict[str, Any]]],
+                 key: Callable[[dict[str, Any], int], Any], send: Callable[[dict[str, Any]], Awaitable[None]],
+                 filters: tuple[int, ...] = (racp.FILTER_SEQ,)) -> None:
         self.sim = sim
         self.records = records
         self.key = key
@@ -42,14 +48,14 @@ class RacpServer:
         self.later = []           # records taken during a report, notified after it
         self.midway = None        # (after, n): take n measurements once `after` records went out
 
-    def characteristic(self):
+    def characteristic(self) -> gatt.Characteristic:
         self.ch = self.sim.char(0x2A52, WRITE | INDICATE, write=self._write)
         return self.ch
 
-    def busy(self):
+    def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def _write(self, conn, value):
+    def _write(self, conn: Any, value: bytes) -> None:
         if not self.sim.subscribed(self.ch, 2):
             raise att.ATT_Error(error_code=ATT_CCCD_IMPROPER)
         op = value[0] if value else 0
@@ -63,19 +69,19 @@ class RacpServer:
         # Answer the write first; the procedure runs after the Write Response.
         self.task = self.sim.spawn(self._run(bytes(value)))
 
-    async def _respond(self, op, code, wait=None):
+    async def _respond(self, op: int, code: int, wait: asyncio.Future | None = None) -> None:
         if wait is not None and not wait.done():
             await asyncio.wait([wait], timeout=5)
         await self.sim.indicate(self.ch, racp.encode_racp({"op": racp.RESPONSE, "request": op, "code": code}))
 
-    def defer(self, rec):
+    def defer(self, rec: dict[str, Any]) -> bool:
         """Keep a record taken during a report for after it; False when no report runs."""
         if not self.sending:
             return False
         self.later.append(rec)
         return True
 
-    def _select(self, f):
+    def _select(self, f: dict[str, Any]) -> list[dict[str, Any]]:
         recs = list(self.records())  # a snapshot: records taken meanwhile go after the report
         oper = f["operator"]
         if oper == racp.ALL:
@@ -95,7 +101,7 @@ class RacpServer:
             raise LookupError(racp.INVALID_OPERAND)
         return [r for r in recs if f["min"] <= self.key(r, ft) <= f["max"]]
 
-    async def _run(self, value):
+    async def _run(self, value: bytes) -> None:
         await asyncio.sleep(0)
         try:
             f = racp.parse_racp(value)
@@ -141,7 +147,7 @@ class RacpServer:
             self.sending = False
             self.later = []  # (a link gone: they stay among the records, for the next report)
 
-    async def _report(self, op, recs):
+    async def _report(self, op: int, recs: list[dict[str, Any]]) -> None:
         for i, r in enumerate(recs):
             if self.aborted or not self.sim.connected:
                 return
@@ -159,13 +165,12 @@ class GlucoseMeter(Sim):
     KIND = "glucose"
     NAME = "Samband Glucose"
     MODEL = "GLU-500"
-    ADV_UUIDS = (0x1808,)
     HAS_CLOCK = True
     SECURE = True
     OPTS = ("first_seq",)
     STATE = ("recs", "next_seq")  # kept across runs with a state folder (Sim.keep_state)
 
-    def __init__(self, address, records=20, **kw):
+    def __init__(self, address: str | hci.Address, records: int = 20, **kw: Any) -> None:
         super().__init__(address, **kw)
         self.recs = []
         self.next_seq = int(self.opts.get("first_seq", 1))
@@ -176,7 +181,7 @@ class GlucoseMeter(Sim):
         self.racp = RacpServer(self, lambda: self.recs, self._key, self._send,
                                (racp.FILTER_SEQ, racp.FILTER_TIME))
 
-    def _new(self, when):
+    def _new(self, when: int) -> dict[str, Any]:
         seq = self.next_seq
         self.next_seq = (seq + 1) & 0xFFFF
         t = timefmt.civil(when)[:6]
@@ -190,20 +195,20 @@ class GlucoseMeter(Sim):
         self.recs.append(rec)
         return rec
 
-    def _key(self, rec, ftype):
+    def _key(self, rec: dict[str, Any], ftype: int) -> Any:
         if ftype == racp.FILTER_SEQ:
             return rec["seq"]
         return rec["time"]  # Date Time tuples compare in time order
 
-    def delete_records(self, ids):
+    def delete_records(self, ids: set[int]) -> None:
         self.recs = [r for r in self.recs if id(r) not in ids]
 
-    async def _send(self, rec):
+    async def _send(self, rec: dict[str, Any]) -> None:
         await self.notify(self.meas_char, rec["meas"])
         if rec["ctx"] is not None:
             await self.notify(self.ctx_char, rec["ctx"])
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2A18, NOTIFY)
         self.ctx_char = self.char(0x2A34, NOTIFY)
         feat = self.char(0x2A51, READ, profiles.encode(0x2A51, {"features": 0x040F}))
@@ -212,10 +217,10 @@ class GlucoseMeter(Sim):
 
     # ------------------------------------------------------------ test controls
     @property
-    def sequence_numbers(self):
+    def sequence_numbers(self) -> list[int]:
         return [r["seq"] for r in self.recs]
 
-    async def measure(self, n=1):
+    async def measure(self, n: int = 1) -> list[int]:
         """Take n new measurements now (device clock); notified at once when subscribed,
         or right after the RACP report being sent."""
         out = []
@@ -226,21 +231,21 @@ class GlucoseMeter(Sim):
                 await self._send(rec)
         return out
 
-    async def measure_when_subscribed(self, n=1):
+    async def measure_when_subscribed(self, n: int = 1) -> None:
         """Take n measurements as soon as a collector subscribes to measurements, before
         it can ask for stored records (a patient using the meter as it reconnects)."""
         self.on_sub_measure = int(n)
 
-    async def measure_during_report(self, n=1, after=1):
+    async def measure_during_report(self, n: int = 1, after: int = 1) -> None:
         """Take n measurements once the next RACP report has sent `after` records."""
         self.racp.midway = (int(after), int(n))
 
-    def on_subscribe(self, conn, ch, notify, indicate):
+    def on_subscribe(self, conn: Any, ch: gatt.Characteristic, notify: bool, indicate: bool) -> None:
         if ch is self.meas_char and notify and self.on_sub_measure:
             n, self.on_sub_measure = self.on_sub_measure, 0
             self.spawn(self.measure(n))
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         rec = self._new(self.now())
         await self._send(rec)
         return True

@@ -2,6 +2,8 @@
 RR intervals, one notification a second, and Body Sensor Location), as
 most chest straps and watches offer it; no ECG."""
 
+from __future__ import annotations
+
 from bumble import gatt
 
 from hub import profiles
@@ -16,7 +18,7 @@ class HeartRateStrap(PolarStrap):
     MANUFACTURER = "Samband"
     ADV_UUIDS = (0x180D,)
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.hr_char = self.char(0x2A37, NOTIFY)
         loc = self.char(0x2A38, READ, profiles.encode(0x2A38, {"location": 1}))
         return [gatt.Service(uuid_of(0x180D), [self.hr_char, loc])]

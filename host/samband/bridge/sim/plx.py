@@ -3,9 +3,12 @@ Measurement 0x2A5F notified every `period` seconds, PLX Spot-check 0x2A5E
 indicated (stored ones when the collector subscribes, spot_check() for a new
 one), PLX Features 0x2A60."""
 
-import asyncio
+from __future__ import annotations
 
-from bumble import gatt
+import asyncio
+from typing import Any
+
+from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import timefmt
@@ -16,24 +19,23 @@ class PulseOximeter(Sim):
     KIND = "plx"
     NAME = "Samband Oximeter"
     MODEL = "PLX-2"
-    ADV_UUIDS = (0x1822,)
 
-    def __init__(self, address, period=1.0, stored=1, **kw):
+    def __init__(self, address: str | hci.Address, period: float = 1.0, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)
         self.period = float(period)
         self._stored = int(stored)
         self.i = 0
 
-    def continuous(self):
+    def continuous(self) -> bytes:
         self.i += 1
         return profiles.encode(0x2A5F, {"flags": 0, "spo2": (96 + self.i % 3, 0), "pr": (68 + self.i % 7, 0)})
 
-    def spot(self, when=None):
+    def spot(self, when: int | None = None) -> bytes:
         self.i += 1
         return profiles.encode(0x2A5E, {"flags": 0x01, "spo2": (97, 0), "pr": (70 + self.i % 5, 0),
                                         "time": timefmt.civil(self.now() if when is None else when)[:6]})
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.spot_char = self.char(0x2A5E, INDICATE)
         self.cont_char = self.char(0x2A5F, NOTIFY)
         feat = self.char(0x2A60, READ, profiles.encode(0x2A60, {"features": 0}))
@@ -42,17 +44,13 @@ class PulseOximeter(Sim):
             self.store.items.append(self.spot(self.now() - 600 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1822), [self.spot_char, self.cont_char, feat])]
 
-    def on_subscribe(self, conn, ch, notify, indicate):
-        if ch is self.spot_char and indicate:
-            self.store.kick()
-
-    async def spot_check(self):
+    async def spot_check(self) -> None:
         self.store.add(self.spot())
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         return await self.notify(self.cont_char, self.continuous())
 
-    async def run(self):
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
             await self.notify(self.cont_char, self.continuous())

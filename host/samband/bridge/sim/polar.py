@@ -13,11 +13,14 @@ A start with an ATT MTU too small for a frame is refused with status 10
 (invalid MTU), as the H10 does.
 """
 
+from __future__ import annotations
+
 import asyncio
 import math
 import time
+from typing import Any
 
-from bumble import gatt
+from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import polar_pmd as pmd
@@ -34,7 +37,8 @@ class PolarStrap(Sim):
     MANUFACTURER = "Polar Electro Oy"
     ADV_UUIDS = (0x180D, profiles.PMD_SERVICE)
 
-    def __init__(self, address, hr=62, speed=1.0, hr_interval=1.0, **kw):
+    def __init__(self, address: str | hci.Address, hr: int = 62, speed: float = 1.0, hr_interval: float = 1.0,
+                 **kw: Any) -> None:
         super().__init__(address, **kw)
         self.hr = int(hr)
         self.speed = float(speed)
@@ -43,7 +47,7 @@ class PolarStrap(Sim):
         self.frames = 0
         self.samples = 0
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.hr_char = self.char(0x2A37, NOTIFY)
         loc = self.char(0x2A38, READ, profiles.encode(0x2A38, {"location": 1}))
         self.cp_char = self.char(profiles.PMD_CP, READ | WRITE | INDICATE,
@@ -54,36 +58,36 @@ class PolarStrap(Sim):
                 gatt.Service(uuid_of(profiles.PMD_SERVICE), [self.cp_char, self.data_char])]
 
     # ------------------------------------------------------------ heart rate
-    def hr_payload(self, i=0):
+    def hr_payload(self, i: int = 0) -> bytes:
         hr = self.hr + (i % 5) - 2
         rr = [round(60 * 1024 / hr)]
         return profiles.encode(0x2A37, {"flags": 0x16, "hr": hr, "rr": rr})
 
-    async def run(self):
+    async def run(self) -> None:
         i = 0
         while True:
             await asyncio.sleep(self.hr_interval)
             await self.notify(self.hr_char, self.hr_payload(i))
             i += 1
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         return await self.notify(self.hr_char, self.hr_payload(i))
 
-    async def ecg_speed(self, speed):
+    async def ecg_speed(self, speed: float) -> None:
         """Frames this many times faster than real time from now on (0: as fast as possible)."""
         self.speed = float(speed)
 
     # ------------------------------------------------------------ PMD
-    def _cp_write(self, conn, value):
+    def _cp_write(self, conn: Any, value: bytes) -> None:
         self.spawn(self._cp(conn, bytes(value)))
 
-    async def _respond(self, op, mtype, status, settings=None):
+    async def _respond(self, op: int, mtype: int, status: int, settings: dict[int, Any] | None = None) -> None:
         f = {"kind": "response", "op": op, "type": mtype, "status": status, "more": 0}
         if settings:
             f["settings"] = settings
         await self.indicate(self.cp_char, pmd.encode_control_point(f))
 
-    async def _cp(self, conn, value):
+    async def _cp(self, conn: Any, value: bytes) -> None:
         await asyncio.sleep(0)
         try:
             req = pmd.parse_request(value)
@@ -114,16 +118,16 @@ class PolarStrap(Sim):
                 await self._respond(op, mtype, 0)
                 self.ecg_task = self.spawn(self._stream())
 
-    def _stop_ecg(self):
+    def _stop_ecg(self) -> None:
         if self.ecg_task is not None:
             self.ecg_task.cancel()
             self.ecg_task = None
 
-    def on_disconnect(self, conn, reason):
+    def on_disconnect(self, conn: Any, reason: int) -> None:
         self._stop_ecg()
 
     @staticmethod
-    def sample(n):
+    def sample(n: int) -> int:
         """A synthetic ECG in uV: a QRS-like spike once a second on a slow wave."""
         k = n % RATE
         v = int(80 * math.sin(2 * math.pi * n / (RATE * 4)))
@@ -135,7 +139,7 @@ class PolarStrap(Sim):
             v += int(200 * math.sin(math.pi * (k - 30) / 20))
         return v
 
-    async def _stream(self):
+    async def _stream(self) -> None:
         t0 = (self.now() - pmd.EPOCH_2000) * 10 ** 9
         real0 = time.monotonic()
         n = 0

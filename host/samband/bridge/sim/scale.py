@@ -2,7 +2,11 @@
 0x2A9D indicated (stored ones when the collector subscribes, measure() for a
 new one), Weight Scale Feature 0x2A9E (time stamp supported, 0.005 kg)."""
 
-from bumble import gatt
+from __future__ import annotations
+
+from typing import Any
+
+from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import timefmt
@@ -13,19 +17,18 @@ class WeightScale(Sim):
     KIND = "scale"
     NAME = "Samband Scale"
     MODEL = "WS-70"
-    ADV_UUIDS = (0x181D,)
 
-    def __init__(self, address, stored=2, **kw):
+    def __init__(self, address: str | hci.Address, stored: int = 2, **kw: Any) -> None:
         super().__init__(address, **kw)
         self._stored = int(stored)
         self.i = 0
 
-    def payload(self, when=None):
+    def payload(self, when: int | None = None) -> bytes:
         self.i += 1
         return profiles.encode(0x2A9D, {"flags": 0x02, "weight": 14000 + 20 * (self.i % 10),
                                         "time": timefmt.civil(self.now() if when is None else when)[:6]})
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2A9D, INDICATE)
         feat = self.char(0x2A9E, READ, profiles.encode(0x2A9E, {"features": 0x01 | (7 << 3)}))
         self.store = StoredIndications(self, self.meas_char)
@@ -33,13 +36,9 @@ class WeightScale(Sim):
             self.store.items.append(self.payload(self.now() - 86400 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x181D), [self.meas_char, feat])]
 
-    def on_subscribe(self, conn, ch, notify, indicate):
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
-    async def measure(self):
+    async def measure(self) -> None:
         self.store.add(self.payload())
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         self.store.add(self.payload())
         return True

@@ -3,7 +3,11 @@ Measurement 0x2A1C indicated (stored ones when the collector subscribes,
 measure() for a new one, preceded by Intermediate Temperatures 0x2A1E),
 Temperature Type 0x2A1D (mouth), Measurement Interval 0x2A21 (0: none)."""
 
-from bumble import gatt
+from __future__ import annotations
+
+from typing import Any
+
+from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import timefmt
@@ -14,20 +18,19 @@ class Thermometer(Sim):
     KIND = "thermo"
     NAME = "Samband Thermo"
     MODEL = "HT-1"
-    ADV_UUIDS = (0x1809,)
 
-    def __init__(self, address, stored=1, **kw):
+    def __init__(self, address: str | hci.Address, stored: int = 1, **kw: Any) -> None:
         super().__init__(address, **kw)
         self._stored = int(stored)
         self.i = 0
 
-    def payload(self, when=None, inter=False):
+    def payload(self, when: int | None = None, inter: bool = False) -> bytes:
         self.i += 1
         f = {"flags": 0x06, "temp": (3670 + self.i % 30, -2),
              "time": timefmt.civil(self.now() if when is None else when)[:6], "type": 6}
         return profiles.encode(0x2A1E if inter else 0x2A1C, f)
 
-    def services(self):
+    def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2A1C, INDICATE)
         ttype = self.char(0x2A1D, READ, profiles.encode(0x2A1D, {"type": 6}))
         self.inter_char = self.char(0x2A1E, NOTIFY)
@@ -37,14 +40,10 @@ class Thermometer(Sim):
             self.store.items.append(self.payload(self.now() - 900 * (self._stored - k)))
         return [gatt.Service(uuid_of(0x1809), [self.meas_char, ttype, self.inter_char, interval])]
 
-    def on_subscribe(self, conn, ch, notify, indicate):
-        if ch is self.meas_char and indicate:
-            self.store.kick()
-
-    async def measure(self):
+    async def measure(self) -> None:
         for _ in range(3):
             await self.notify(self.inter_char, self.payload(inter=True))
         self.store.add(self.payload())
 
-    async def burst_one(self, i):
+    async def burst_one(self, i: int) -> bool:
         return await self.notify(self.inter_char, self.payload(inter=True))

@@ -14,7 +14,13 @@ nearest order statistics (the "type 7" rule of R and NumPy's default), so
 the numbers can be checked by hand and against other tools.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from samband.errors import SambandError
 
 MGDL_PER_MMOLL = 18.0156  # glucose, 180.156 g/mol
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -23,11 +29,11 @@ DAY_S = 24 * 3600
 WINDOW_S = 14 * DAY_S
 
 
-class GlucoseUnitError(ValueError):
+class GlucoseUnitError(SambandError, ValueError):
     pass
 
 
-def to_mgdl(value, unit):
+def to_mgdl(value: float, unit: str | None) -> float:
     """A glucose concentration in mg/dL from the unit the device used: mg/dL,
     mmol/L, or the SI units the Glucose Profile sends (kg/L, mol/L).
     An unknown unit is an error, never a guess."""
@@ -45,7 +51,7 @@ def to_mgdl(value, unit):
 UNITS = ("mg/dL", "mmol/L")
 
 
-def shown(mgdl, unit="mg/dL", mean=False):
+def shown(mgdl: float, unit: str = "mg/dL", mean: bool = False) -> str:
     """A glucose level as the page shows it: mg/dL whole (a mean to 0.1), mmol/L to 0.1
     (54, 70, 180, 250 mg/dL read 3.0, 3.9, 10.0, 13.9 mmol/L, the consensus' own figures)."""
     if unit == "mmol/L":
@@ -55,7 +61,7 @@ def shown(mgdl, unit="mg/dL", mean=False):
     return "%.1f" % mgdl if mean else "%.0f" % mgdl
 
 
-def percentile(sorted_values, p):
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     """The p-th percentile (0..100) of an ascending list, by linear interpolation
     between order statistics (type 7). None for an empty list."""
     n = len(sorted_values)
@@ -67,11 +73,11 @@ def percentile(sorted_values, p):
     return sorted_values[lo] + (h - lo) * (sorted_values[hi] - sorted_values[lo])
 
 
-def mean(values):
+def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def cv(values):
+def cv(values: Sequence[float]) -> float | None:
     """Coefficient of variation in %: the sample standard deviation (n - 1) over the
     mean. None with fewer than two readings (no spread can be said)."""
     if len(values) < 2:
@@ -81,19 +87,19 @@ def cv(values):
     return 100.0 * sd / m
 
 
-def gmi(mean_mgdl):
+def gmi(mean_mgdl: float | None) -> float | None:
     """Glucose management indicator in % (not an HbA1c): 3.31 + 0.02392 x mean mg/dL."""
     return None if mean_mgdl is None else 3.31 + 0.02392 * mean_mgdl
 
 
-def ranges(values):
+def ranges(values: Sequence[float]) -> dict[str, float] | None:
     """Percent of readings in each consensus band (mg/dL). Below 54 is part of
     below 70, above 250 part of above 180; in range is 70..180 inclusive."""
     n = len(values)
     if n == 0:
         return None
 
-    def pct(k):
+    def pct(k: int) -> float:
         return 100.0 * k / n
 
     return {
@@ -105,7 +111,7 @@ def ranges(values):
     }
 
 
-def profile(points, bin_s=BIN_S):
+def profile(points: Iterable[tuple[float, float]], bin_s: int = BIN_S) -> list[dict[str, Any]]:
     """The AGP: points are (second of the day 0..86399, mg/dL); returns one dict per
     bin, in order, {"start": s, "n": count, "p5".."p95": value or None}."""
     if DAY_S % bin_s:
@@ -123,7 +129,8 @@ def profile(points, bin_s=BIN_S):
     return out
 
 
-def window(samples, end=None, span_s=WINDOW_S):
+def window(samples: Sequence[tuple[float, float]], end: float | None = None,
+           span_s: float = WINDOW_S) -> list[tuple[float, float]]:
     """The (time, value) samples within span_s before `end` (default: the newest
     sample, so that an old recording still shows its last 14 days)."""
     if not samples:
@@ -133,12 +140,12 @@ def window(samples, end=None, span_s=WINDOW_S):
     return [(t, v) for t, v in samples if end - span_s < t <= end]
 
 
-def days(times):
+def days(times: Iterable[float]) -> int:
     """How many calendar days (of the wall clock) have at least one reading."""
     return len({int(t // DAY_S) for t in times})
 
 
-def active(times, span_s=WINDOW_S):
+def active(times: Iterable[float], span_s: float = WINDOW_S) -> float | None:
     """Percent of the span a sensor was reading: readings x their usual interval (the
     median gap, so a 1- or 5-minute CGM needs no setting) over the span; None with
     fewer than two readings. Gaps do not count, so a sensor off for a week reads 50 %."""
@@ -151,7 +158,8 @@ def active(times, span_s=WINDOW_S):
     return min(100.0, 100.0 * len(ts) * percentile(gaps, 50) / span_s)
 
 
-def summary(samples, end=None, span_s=WINDOW_S):
+def summary(samples: Sequence[tuple[float, float]], end: float | None = None,
+            span_s: float = WINDOW_S) -> dict[str, Any]:
     """Statistics of (wall-clock seconds, mg/dL) samples over the window: count, days
     with data, % active, mean, GMI, CV, ranges and the profile. The time is seconds
     since 1970 on the patient's wall clock (so that t % 86400 is the time of day)."""

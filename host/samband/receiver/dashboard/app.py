@@ -12,11 +12,16 @@ every second and replaces the part that changed, so what is stored shows
 within 2 s (docs/dashboard.md).
 """
 
+from __future__ import annotations
+
 import functools
 import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 
@@ -27,8 +32,9 @@ SESSION_S = 12 * 3600  # a login lasts one shift at most, whatever the browser k
 log = logging.getLogger("samband.dashboard")
 
 
-def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.time, glucose_unit="mg/dL",
-               session_s=SESSION_S, patients=None):
+def create_app(db_url: str | Path, user_table: dict[str, dict[str, str]], secret_key: bytes | None = None,
+               offline_s: float = 300.0, now: Callable[[], float] = time.time, glucose_unit: str = "mg/dL",
+               session_s: float = SESSION_S, patients: dict[str, str] | None = None) -> Flask:
     """The WSGI application over the database at db_url (read-only but for acks).
     glucose_unit: how glucose levels are shown (the maths is in mg/dL either way).
     patients: {hub hex: patient}, the alerts rules' [patients], shown with hubs and devices."""
@@ -48,13 +54,13 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
         return g.db
 
     @app.teardown_appcontext
-    def _close(exc):
+    def _close(exc: BaseException | None) -> None:
         db = g.pop("db", None)
         if db is not None:
             db.close()
 
     def need(*roles):
-        def wrap(f):
+        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(f)
             def inner(*a, **k):
                 user = session.get("user")
@@ -74,7 +80,7 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
             return inner
         return wrap
 
-    def check_csrf():
+    def check_csrf() -> None:
         token = request.form.get("csrf", "")
         if not token or not hmac.compare_digest(token, session.get("csrf", "")):
             counters["forbidden"] += 1
@@ -96,7 +102,7 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
         args = {k: v for k, v in request.args.items() if k not in ("msg", "fragment")}
         return url_for(request.endpoint, fragment=1, **args)
 
-    def page(template, **kw):
+    def page(template: str, **kw: Any) -> str:
         if request.args.get("fragment"):
             return render_template(template, fragment=True, **kw)
         return render_template(template, fragment=False, **kw)
@@ -146,7 +152,7 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
 
     @app.post("/alerts/<int:alert_id>/ack")
     @need(*users.CLINICAL)
-    def ack(alert_id):
+    def ack(alert_id: int) -> Any:
         check_csrf()
         from samband.receiver.alerts_db import AlertError
         from samband.receiver.alerts_db import ack as do_ack
@@ -205,11 +211,11 @@ def create_app(db_url, user_table, secret_key=None, offline_s=300.0, now=time.ti
         return answer
 
     @app.errorhandler(403)
-    def forbidden(e):
+    def forbidden(e: Exception) -> tuple[str, int]:
         return render_template("error.html", code=403, text="Your role may not see or do this."), 403
 
     @app.errorhandler(404)
-    def missing(e):
+    def missing(e: Exception) -> tuple[str, int]:
         return render_template("error.html", code=404, text="Nothing stored here."), 404
 
     return app

@@ -12,10 +12,15 @@ UTC (ms); `dts` the device's own wall clock read as UTC (reading.md). The
 time a reading was taken, on the patient's wall clock, is `wall_time`.
 """
 
+from __future__ import annotations
+
 import calendar
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from samband.receiver.store import StoreError
 
@@ -34,7 +39,7 @@ CLINICAL_ALERT_KINDS = ("clinical",)
 class Reader:
     """A read-only connection with the two things alerts_db's queries use (conn, q)."""
 
-    def __init__(self, url):
+    def __init__(self, url: str | Path) -> None:
         url = str(url)
         if url.startswith(("postgresql://", "postgres://")):
             try:
@@ -53,28 +58,28 @@ class Reader:
                 raise StoreError(f"cannot read the database {url}: {e}") from None
             self.ph = "?"
 
-    def q(self, sql):
+    def q(self, sql: str) -> str:
         """sql with this database's placeholder (? for SQLite, %s for PostgreSQL):
         public, as the alerts, timeline and dashboard queries share the store's connection."""
         return sql.replace("?", self.ph)
 
-    def rows(self, sql, args=()):
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()
         cur.execute(self.q(sql), args)
         out = cur.fetchall()
         self.conn.commit()
         return out
 
-    def has_table(self, name):
+    def has_table(self, name: str) -> bool:
         if self.ph == "?":
             return bool(self.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
         return bool(self.rows("SELECT 1 FROM information_schema.tables WHERE table_name = ?", (name,)))
 
-    def close(self):
+    def close(self) -> None:
         self.conn.close()
 
 
-def wall_time(r, utc_offset=None):
+def wall_time(r: dict[str, Any], utc_offset: float | None = None) -> float | None:
     """When a stored reading was taken, in seconds on the patient's wall clock
     (so that t % 86400 is the time of day): the device's time (+ ctx.ns) when it
     gave one, else the hub's UTC receipt time shifted to local time, else None."""
@@ -89,14 +94,14 @@ def wall_time(r, utc_offset=None):
     return None
 
 
-def hubs(db):
+def hubs(db: Reader) -> list[dict[str, Any]]:
     return [{"hub": r[0], "last_seen": r[1], "batches": r[2], "stored": r[3], "duplicates": r[4],
              "rejected": json.loads(r[5] or "{}"), "backlog": r[6], "quarantined": r[7]}
             for r in db.rows("SELECT hub, last_seen, batches, stored, duplicates, rejected, backlog, quarantined "
                              "FROM hubs ORDER BY hub")]
 
 
-def devices(db):
+def devices(db: Reader) -> list[dict[str, Any]]:
     """Each (hub, device) with its last contact, reading count, the codes it sent and its
     newest battery level (%), newest contact first."""
     out = {}
@@ -114,7 +119,8 @@ def devices(db):
     return sorted(out.values(), key=lambda d: (-d["last"], d["hub"], d["device"]))
 
 
-def readings(db, hub, device, codes, limit=None, newest_first=False):
+def readings(db: Reader, hub: str, device: str, codes: Sequence[int], limit: int | None = None,
+             newest_first: bool = False) -> list[dict[str, Any]]:
     """The stored readings (named dicts plus received) of one device and these codes."""
     marks = ", ".join("?" * len(codes))
     sql = (f"SELECT reading, received FROM readings WHERE hub = ? AND device = ? AND mdc IN ({marks}) "
@@ -129,7 +135,7 @@ def readings(db, hub, device, codes, limit=None, newest_first=False):
     return out
 
 
-def alerts(db, clinical=True, limit=200):
+def alerts(db: Reader, clinical: bool = True, limit: int = 200) -> list[dict[str, Any]]:
     """Alerts newest first (alerts_db's rows); [] when the alerts process never ran.
     clinical=False leaves the clinical ones out (a technician's list)."""
     if not db.has_table("alerts"):

@@ -11,21 +11,26 @@ uV, `period` the nominal sample period in us, `dts` (+ ctx.ns) the time of
 the last sample (firmware/hub/profiles/polar_pmd.py).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 SPEED_MM_S = 25.0
 GAIN_MM_MV = 10.0
 
 
-def x_mm(t_s, speed=SPEED_MM_S):
+def x_mm(t_s: float, speed: float = SPEED_MM_S) -> float:
     """Seconds from the strip's start -> millimetres along the paper."""
     return t_s * speed
 
 
-def y_mm(uv, gain=GAIN_MM_MV):
+def y_mm(uv: float, gain: float = GAIN_MM_MV) -> float:
     """Microvolts -> millimetres above the baseline (up is positive here; the SVG flips it)."""
     return uv / 1000.0 * gain
 
 
-def frame_samples(frame):
+def frame_samples(frame: dict[str, Any]) -> list[tuple[float, float]] | None:
     """(time in s, uV) of each sample of a stored ECG frame, timed back from its last
     sample. None when the frame has no time or no period: it cannot be placed."""
     vals, period, dts = frame.get("val"), frame.get("period"), frame.get("dts")
@@ -38,7 +43,7 @@ def frame_samples(frame):
             if isinstance(v, (int, float))]
 
 
-def strip(frames, seconds=10.0):
+def strip(frames: Iterable[dict[str, Any]], seconds: float = 10.0) -> tuple[list[tuple[float, float]], float | None]:
     """The last `seconds` of samples from frames, in time order, de-duplicated by time:
     [(t_s from the strip's start, uV)] and the strip's start time."""
     pts = {}
@@ -53,13 +58,14 @@ def strip(frames, seconds=10.0):
     return [(t - start, pts[t]) for t in times if t >= start], start
 
 
-def polyline(samples, height_mm, speed=SPEED_MM_S, gain=GAIN_MM_MV):
+def polyline(samples: Iterable[tuple[float, float]], height_mm: float, speed: float = SPEED_MM_S,
+             gain: float = GAIN_MM_MV) -> list[tuple[float, float]]:
     """SVG points (mm) of samples, with the baseline at half the height; y grows down."""
     base = height_mm / 2.0
     return [(round(x_mm(t, speed), 3), round(base - y_mm(v, gain), 3)) for t, v in samples]
 
 
-def grid(width_mm, height_mm):
+def grid(width_mm: float, height_mm: float) -> list[tuple[float, float, float, float, bool]]:
     """Grid lines as (x1, y1, x2, y2, major): every 1 mm, every 5th a large box line."""
     lines = []
     for i in range(int(width_mm) + 1):
@@ -69,7 +75,7 @@ def grid(width_mm, height_mm):
     return lines
 
 
-def calibration(height_mm, gain=GAIN_MM_MV, speed=SPEED_MM_S):
+def calibration(height_mm: float, gain: float = GAIN_MM_MV, speed: float = SPEED_MM_S) -> list[tuple[float, float]]:
     """The 1 mV calibration pulse as a polyline at the strip's start: 1 mV high
     (10 mm at standard gain), 0.2 s wide (5 mm at 25 mm/s)."""
     base = height_mm / 2.0

@@ -6,7 +6,11 @@ page needs no charting library. Only numbers go into these strings; the few
 texts are fixed labels, so nothing from the database is interpolated as markup.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
@@ -16,20 +20,20 @@ from samband.receiver.dashboard import ecg
 AGP_W, AGP_H, AGP_MAX = 960.0, 300.0, 400.0
 
 
-def _pts(points):
+def _pts(points: Iterable[tuple[float, float]]) -> str:
     return " ".join("%.2f,%.2f" % p for p in points)
 
 
-def agp(profile, unit="mg/dL"):
+def agp(profile: list[dict[str, Any]], unit: str = "mg/dL") -> Markup:
     """The AGP: target band 70-180, the 5-95 and 25-75 percentile bands and the
     median across the day; bins without readings are left out (the line joins the
     bins either side of them)."""
     nb = len(profile)
 
-    def x(i):
+    def x(i: float) -> float:
         return (i + 0.5) * AGP_W / nb
 
-    def y(v):
+    def y(v: float) -> float:
         return AGP_H - min(v, AGP_MAX) * AGP_H / AGP_MAX
 
     full = [(i, b) for i, b in enumerate(profile) if b["n"]]
@@ -52,7 +56,8 @@ def agp(profile, unit="mg/dL"):
     return Markup("".join(parts))
 
 
-def ecg_strip(samples, seconds=10.0, height_mm=40.0, gain=ecg.GAIN_MM_MV, speed=ecg.SPEED_MM_S):
+def ecg_strip(samples: Sequence[tuple[float, float]], seconds: float = 10.0, height_mm: float = 40.0,
+              gain: float = ecg.GAIN_MM_MV, speed: float = ecg.SPEED_MM_S) -> Markup:
     """The strip in millimetres at its physical size: the 1/5 mm grid, the 1 mV
     calibration pulse in the first 10 mm, then the trace."""
     lead = 10.0
@@ -72,7 +77,7 @@ def ecg_strip(samples, seconds=10.0, height_mm=40.0, gain=ecg.GAIN_MM_MV, speed=
     return Markup("".join(parts))
 
 
-def trend(series, w=600.0, h=160.0):
+def trend(series: Sequence[Sequence[tuple[float, float]]], w: float = 600.0, h: float = 160.0) -> Markup:
     """Lines of [(t, value)] series on one time axis and a value axis fitted to them
     (with a margin); each series a polyline with as many points as values."""
     allp = [p for s in series for p in s]
@@ -85,7 +90,7 @@ def trend(series, w=600.0, h=160.0):
         v0, v1 = v0 - pad, v1 + pad
         span = (t1 - t0) or 1.0
 
-        def xy(p):
+        def xy(p: tuple[float, float]) -> tuple[float, float]:
             return (10 + (p[0] - t0) * (w - 20) / span, h - 10 - (p[1] - v0) * (h - 20) / (v1 - v0))
 
         parts.append(f'<text x="2" y="10">{v1:.1f}</text><text x="2" y="{h - 2:.0f}">{v0:.1f}</text>')

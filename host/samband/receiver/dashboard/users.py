@@ -10,11 +10,14 @@ string so that they can be raised later without invalidating old hashes.
 `samband dashboard adduser` writes entries. Errors name the user and key.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import os
 import re
 import tomllib
+from pathlib import Path
 
 from samband.errors import SambandError
 
@@ -28,7 +31,7 @@ class UsersError(SambandError):
     pass
 
 
-def hash_password(password, salt=None, n=_N, r=_R, p=_P):
+def hash_password(password: str, salt: bytes | None = None, n: int = _N, r: int = _R, p: int = _P) -> str:
     if not password:
         raise UsersError("an empty password")
     salt = os.urandom(16) if salt is None else salt
@@ -36,7 +39,7 @@ def hash_password(password, salt=None, n=_N, r=_R, p=_P):
     return f"scrypt${n}${r}${p}${salt.hex()}${h.hex()}"
 
 
-def check_password(password, stored):
+def check_password(password: str, stored: str) -> bool:
     """True when password matches the stored hash; a malformed hash is False, not an exception."""
     try:
         kind, n, r, p, salt, h = stored.split("$")
@@ -49,7 +52,7 @@ def check_password(password, stored):
     return hmac.compare_digest(got, bytes.fromhex(h))
 
 
-def parse(text, where="users file"):
+def parse(text: str, where: str = "users file") -> dict[str, dict[str, str]]:
     """{name: {"role": role, "password": hash}} from the file's text; one-line errors."""
     try:
         doc = tomllib.loads(text)
@@ -76,7 +79,7 @@ def parse(text, where="users file"):
     return out
 
 
-def load(path):
+def load(path: str | Path) -> dict[str, dict[str, str]]:
     try:
         with open(path, encoding="utf-8") as f:
             return parse(f.read(), str(path))
@@ -84,7 +87,7 @@ def load(path):
         raise UsersError(f"cannot read the users file {path}: {e.strerror}") from None
 
 
-def entry(name, role, password):
+def entry(name: str, role: str, password: str) -> str:
     """The TOML text of one user, to append to the file."""
     if not _NAME.match(name):
         raise UsersError(f"a user name is letters, digits, . _ - (not {name!r})")

@@ -4,7 +4,10 @@ Kept apart from the routes so that the numbers a page shows come from one
 function that a test can call too; the templates only format them.
 """
 
+from __future__ import annotations
+
 import time
+from typing import Any
 
 from samband import reading_text
 from samband.receiver.dashboard import agp, data, ecg
@@ -13,7 +16,7 @@ ECG_SECONDS = 10.0
 LIVE_HORIZON_S = 14 * 24 * 3600
 
 
-def ago(t, now):
+def ago(t: float | None, now: float) -> str:
     if t is None:
         return "never"
     s = max(0, int(now - t))
@@ -26,11 +29,11 @@ def ago(t, now):
     return f"{s // 86400} days ago"
 
 
-def local(t):
+def local(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def hubs_page(db, now, offline_s):
+def hubs_page(db: data.Reader, now: float, offline_s: float) -> list[dict[str, Any]]:
     """Hubs with online/offline (no batch or status for offline_s, or an open hub-offline
     alert), and their devices with last contact, battery, open technical alerts and kinds."""
     open_alerts = [a for a in data.alerts(db, clinical=False) if a["cleared"] is None]
@@ -52,7 +55,7 @@ def hubs_page(db, now, offline_s):
     return hubs
 
 
-def alert_rows(db, clinical, now):
+def alert_rows(db: data.Reader, clinical: bool, now: float) -> list[dict[str, Any]]:
     out = []
     for a in data.alerts(db, clinical=clinical):
         text = a["detail"].get("text", "") if isinstance(a["detail"], dict) else ""
@@ -62,7 +65,7 @@ def alert_rows(db, clinical, now):
     return out
 
 
-def glucose_samples(rows):
+def glucose_samples(rows: list[dict[str, Any]]) -> tuple[list[tuple[float, float]], dict[str, int]]:
     """(wall time, mg/dL) of stored glucose readings, and how many were left out and why
     (no time, a value that is not a number, an unknown unit): counted, never guessed."""
     out, left = [], {}
@@ -85,7 +88,7 @@ def glucose_samples(rows):
     return out, left
 
 
-def glucose(db, hub, dev):
+def glucose(db: data.Reader, hub: str, dev: str) -> dict[str, Any] | None:
     rows = data.readings(db, hub, dev, data.GLUCOSE)
     if not rows:
         return None
@@ -100,7 +103,7 @@ def glucose(db, hub, dev):
     return s
 
 
-def ecg_view(db, hub, dev):
+def ecg_view(db: data.Reader, hub: str, dev: str) -> dict[str, Any] | None:
     frames = data.readings(db, hub, dev, (data.MDC_ECG,), limit=60, newest_first=True)
     if not frames:
         return None
@@ -109,7 +112,7 @@ def ecg_view(db, hub, dev):
             "rate": (1e6 / frames[0]["period"]) if frames[0].get("period") else None}
 
 
-def _number(r, i=None):
+def _number(r: dict[str, Any], i: int | None = None) -> float | None:
     v = r.get("val")
     if i is not None:
         v = v[i] if isinstance(v, list) and len(v) > i else None
@@ -119,7 +122,7 @@ def _number(r, i=None):
     return v * 10 ** e
 
 
-def trends(db, hub, dev):
+def trends(db: data.Reader, hub: str, dev: str) -> list[dict[str, Any]]:
     out = []
     for label, codes in data.TRENDS:
         rows = data.readings(db, hub, dev, codes)
@@ -139,7 +142,7 @@ def trends(db, hub, dev):
     return out
 
 
-def recent(db, hub, dev, n=15):
+def recent(db: data.Reader, hub: str, dev: str, n: int = 15) -> list[dict[str, Any]]:
     rows = db.rows("SELECT reading, received FROM readings WHERE hub = ? AND device = ? AND dup_of IS NULL "
                    "AND mdc != ? ORDER BY seq DESC LIMIT %d" % n, (hub, dev, data.MDC_ECG))
     import json

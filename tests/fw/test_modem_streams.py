@@ -1,0 +1,138 @@
+# Two tasks writing one stream, on both runtimes: the MQTT client's publisher
+# and its reader (which answers the receiver's QoS 1 acks with PUBACKs) both
+# drain the same TLS stream over the same modem socket. Each byte must leave
+# once and in order: a chunk taken twice broke the TLS record MAC at the
+# broker ("bad record mac", seen on a 1.2 KB batch over a modem socket).
+
+import asyncio
+
+from atfake import FakeModem
+from test_cellular import OK, sim7080g_answers
+
+from hub.bearers.cellular import Cellular
+from hub.bearers.tlsstream import TlsStream
+
+
+class SendModem(FakeModem):
+    """AT+CASEND=<cid>,<n>: the '> ' prompt, then n bytes of payload, then OK."""
+
+    def __init__(self, answers):
+        FakeModem.__init__(self, answers)
+        self.collect = 0
+        self.sent = bytearray()
+
+    def write(self, data):
+        data = bytes(data)
+        if self.collect:
+            take = data[:self.collect]
+            self.sent.extend(take)
+            self.collect -= len(take)
+            if not self.collect:
+                self.push(OK)
+            data = data[len(take):]
+            if not data:
+                return
+        if data.startswith(b"AT+CASEND=0,"):
+            self.commands.append(data.decode().strip())
+            self.collect = int(data[12:].strip())
+            self.push(b"\r\n> ")
+            return
+        FakeModem.write(self, data)
+
+
+def test_two_drains_on_one_modem_socket_send_each_byte_once():
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = b"\r\n+CAOPEN: 0,0\r\n" + OK
+    a["AT+CACLOSE=0"] = OK
+    m = SendModem(a)
+    first = bytes(i % 251 for i in range(1500))  # two send commands (1024 + 476)
+    second = b"\x40\x02\x00\x05"  # a PUBACK
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        s = await c.open("10.0.0.1", 8883)
+        s.write(first)
+        t = asyncio.create_task(s.drain())
+        await asyncio.sleep(0)  # the first drain is sending its first chunk
+        s.write(second)
+        await s.drain()
+        await t
+        await s.aclose()
+        c.at.stop()
+        return s
+
+    s = asyncio.run(main())
+    assert bytes(m.sent) == first + second
+    assert s.tx == len(first) + len(second)
+    assert [c for c in m.commands if c.startswith("AT+CASEND")] == ["AT+CASEND=0,1024", "AT+CASEND=0,480"]
+
+
+class FakeTls:
+    """What ctx.wrap_socket returns: each write becomes one 'record' in the pipe
+    (a marker byte, the length, the plaintext), as mbedTLS writes a record per call."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def write(self, buf):
+        n = len(buf)
+        self.pipe.write(bytes([0x17, n >> 8, n & 0xFF]) + bytes(buf))
+        return n
+
+    def read(self, n):
+        return None
+
+    def close(self):
+        pass
+
+
+class FakeCtx:
+    def wrap_socket(self, pipe, server_side=False, do_handshake_on_connect=True, server_hostname=None):
+        return FakeTls(pipe)
+
+
+class SlowStream:
+    """The socket under TLS: drain() takes its time, as a modem's send commands do."""
+
+    def __init__(self):
+        self.got = bytearray()
+        self.pending = bytearray()
+
+    def write(self, data):
+        self.pending.extend(data)
+
+    async def drain(self):
+        await asyncio.sleep(0.02)
+        self.got.extend(self.pending)
+        self.pending[:] = b""
+
+
+def plaintext(records):
+    out = b""
+    i = 0
+    while i < len(records):
+        assert records[i] == 0x17
+        n = (records[i + 1] << 8) | records[i + 2]
+        out += bytes(records[i + 3:i + 3 + n])
+        i += 3 + n
+    return out
+
+
+def test_two_drains_on_one_tls_stream_encrypt_each_byte_once():
+    first = b"P" * 1200
+    second = b"\x40\x02\x00\x05"
+
+    async def main():
+        under = SlowStream()
+        ts = TlsStream(under, FakeCtx(), "broker")
+        ts.write(first)
+        t = asyncio.create_task(ts.drain())
+        await asyncio.sleep(0)  # the first drain waits on the socket
+        ts.write(second)
+        await ts.drain()
+        await t
+        return under
+
+    under = asyncio.run(main())
+    assert plaintext(under.got) == first + second
