@@ -45,6 +45,10 @@ The host's latencies are multiplied too: a notification the hub handles one
 real second late is dated ten simulated minutes late, so the rig asserts no
 simulated timing (how many heart-rate minutes a summary holds, a reading's
 exact time), only what the day must keep: every record, once, and the heap.
+
+One piece (over 400 lines): the schedule, the faults, the pacing and the
+figures share the simulated minute and the rig's state; split, each part
+would take all of them as arguments.
 """
 
 from __future__ import annotations
