@@ -1,32 +1,44 @@
-"""The receiver fleet on a 3-node NATS cluster (docs/uplink.md, "Fleet"):
+"""The receiver fleet on a 3-node NATS cluster (docs/uplink.md, "Fleet"),
+sized for production in docs/deploy.md:
 
-* throughput, readings/s from the stream into PostgreSQL, with 1, 2 and 3
-  receiver processes sharing the one durable consumer. The same sealed
-  batches each round (20 hubs x 25 batches x 20 readings), published
-  beforehand through the MQTT gateway by paho hubs; the database emptied
-  between rounds. The rate is the readings over the span between the first
-  and the last commit (the `received` column), so neither the receivers'
-  start-up nor the publishing is counted. Beside it the receivers' own CPU
-  time per reading (/proc; start-up excluded), which says what a receiver
+* throughput, readings/s from the stream into PostgreSQL, with 1, 2 and 4
+  receiver processes sharing the lanes' consumers, and their ratios to 1 in
+  this run. The same sealed batches each round (20 hubs x 25 batches x 20
+  readings), published beforehand through the MQTT gateway by paho hubs;
+  the database emptied between rounds. The rate is the readings over the
+  span between the first and the last commit (the `received` column), so
+  neither the receivers' start-up nor the publishing is counted; with
+  several receivers the span starts once the last of them is up (they
+  start side by side, and the first to be up works alone until then).
+  Beside it the receivers' CPU time per reading (/proc; start-up excluded), all of
+  them together and each one over the readings it stored: what a receiver
   costs whatever else the machine is doing.
-* for reference, in the same run: the same batches through one Ingest in
-  this process straight into the same database (no broker): what one
-  receiver's own work costs here.
+* the ceiling, in the same run and the same database: the rows the
+  receivers wrote, read back and written again by a plain bulk-insert loop
+  (COPY, and executemany of the receiver's own INSERT, in transactions of
+  5,000 rows; the receiver commits one transaction per batch of 20 and
+  opens, de-duplicates and counts besides). The fleet's rate as a share of
+  it says how much room is left above the receivers in this database.
+* for reference: the same batches through one Ingest in this process
+  straight into the same database (no broker).
 * failover: two receivers working while hubs publish a batch every 50 ms
   each; the node that leads the stream is killed. Figure: the longest pause
   between two commits after the kill (the new leader's election and the
   receivers' and hubs' reconnects), next to the longest pause before it.
 
 A throwaway PostgreSQL (fsync off, as the tests start it) and the cluster
-share this machine's cores with the receivers: the figures say how the
-work scales here, not what a server room would do.
+share this machine's cores with the receivers (the first line says how
+many): the figures say how the work scales here, not what a server room
+would do. With 2 cores, 4 receivers cannot scale past 2.
 """
 
 import asyncio
+import os
 import ssl
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchlib import TESTS, figure
@@ -44,6 +56,10 @@ from samband.rig import cluster as nc  # noqa: E402
 
 HUBS = ["00005a4d%04x" % (0x1000 + i) for i in range(20)]
 BATCHES, PER = 25, 20
+ROUNDS = (1, 2, 4)
+CHUNK = 5000  # rows per transaction of the bulk-insert ceiling
+COLUMNS = ("hub, seq, epoch, device, mdc, prio, hts, dts, unit, reading, received, "
+           "devkey, dup_of, boot, mono, utc, utc_src")  # Store.INSERT's, in its order
 
 
 def _js(cl):
@@ -133,8 +149,12 @@ def run(tmp, url):
                 batches[u].append([s.header] + [s.seal(q, glucose(q)) for q in seqs])
         total = len(HUBS) * BATCHES * PER
         keys = {u: pk for u, (sk, pk) in depot.hubs.items()}
+        cores = os.cpu_count()
+        figure(f"this machine: {cores} cores shared by PostgreSQL, the 3 NATS nodes, the receivers and this process"
+               f" (so {max(ROUNDS)} receivers cannot scale past {cores}); load average now",
+               os.getloadavg()[0])
         rates, cpu = {}, {}
-        for n in (1, 2, 3):
+        for n in ROUNDS:
             empty(url)
             for u in HUBS:
                 for items in batches[u]:
@@ -143,18 +163,30 @@ def run(tmp, url):
             rxs = [ReceiverProcess(tmp, f"rx{n}-{i}", {7: depot.rsk}, keys, url, cl, ack_wait=3.0)
                    for i in range(n)]
             try:
-                for rx in rxs:
-                    rx.start()
-                cpu0 = sum(rx.cpu() for rx in rxs)  # after start-up (imports, connecting)
+                with ThreadPoolExecutor(n) as pool:  # side by side, so that the first has little head start
+                    cpu0 = list(pool.map(started_cpu, rxs))  # each after its own start-up (imports, connecting)
+                t_all = time.time()
                 wait(lambda: len(commits(url)) >= total, 300, f"{total} readings with {n} receiver(s)")
-                cpu[n] = sum(rx.cpu() for rx in rxs) - cpu0
+                each = [rx.cpu() - c0 for rx, c0 in zip(rxs, cpu0)]
+                cpu[n] = sum(each)
+                wait(lambda: sum(rx.counters().get("stored", 0) for rx in rxs) >= total, 10,
+                     "the receivers' reports of what they stored")
+                stored = [rx.counters().get("stored", 0) for rx in rxs]
             finally:
                 for rx in rxs:
                     rx.stop()
             c = commits(url)
-            rates[n] = total / max(c[-1] - c[0], 1e-6)
-            figure(f"fleet ingest, {n} receiver process(es), stream -> PostgreSQL", round(rates[n]), "readings/s")
-            figure(f"  the receivers' CPU per reading ({n})", round(cpu[n] / total * 1e6), "us")
+            after = [x for x in c if x >= t_all]  # while all n were up (the first start earlier than the last)
+            rates[n] = len(after) / max(c[-1] - max(t_all, c[0]), 1e-6)
+            figure(f"fleet ingest, {n} receiver process(es), stream -> PostgreSQL", round(rates[n]),
+                   f"readings/s ({len(after)} of {total} readings committed once all {n} were up)")
+            if n > 1:
+                figure(f"  fleet scaling, {n} receivers / 1, same run ({cores} cores)",
+                       round(rates[n] / rates[1], 2), "x")
+            figure(f"  the receivers' CPU per reading, all {n} together", round(cpu[n] / total * 1e6), "us")
+            figure(f"  each receiver's CPU per reading it stored ({n})",
+                   " ".join(f"{e / s * 1e6:.0f}" if s else "-" for e, s in zip(each, stored)),
+                   "us (readings each: " + " ".join(str(s) for s in stored) + ")")
         empty(url)
         from samband.receiver.ingest import Ingest
         ing = Ingest(depot.opener(), open_store(url))
@@ -165,11 +197,55 @@ def run(tmp, url):
         direct = total / (time.perf_counter() - t)
         ing.store.close()
         figure("reference: one Ingest in-process, no broker, same database", round(direct), "readings/s")
-        figure("fleet scaling, 2 receivers / 1", round(rates[2] / rates[1], 2), "x")
-        figure("fleet scaling, 3 receivers / 1", round(rates[3] / rates[1], 2), "x")
+        ceiling = bulk_insert(url, total)
+        for how, rate in ceiling.items():
+            figure(f"ceiling: plain bulk insert of the same rows, {how}, {CHUNK} rows a transaction",
+                   round(rate), "readings/s")
+        top = max(ceiling.values())
+        for n in ROUNDS:
+            figure(f"fleet's share of the ceiling (the faster bulk loop), {n} receiver(s)",
+                   round(rates[n] / top * 100, 1), "%")
         failover(tmp, url, cl, depot, hubs, sealers, keys)
         for h in hubs.values():
             h.close()
+
+
+def started_cpu(rx):
+    rx.start()
+    return rx.cpu()
+
+
+def bulk_insert(url, total):
+    """{how: readings/s} of a plain loop writing the rows now in `readings`
+    (the receivers' own) back into the emptied table, indexes and all: what
+    this database takes when nothing but inserting is done."""
+    import psycopg
+    with psycopg.connect(url) as c:
+        rows = c.execute(f"SELECT {COLUMNS} FROM readings ORDER BY received, hub, seq").fetchall()
+    if len(rows) != total:
+        raise RuntimeError(f"{len(rows)} rows to copy, expected {total}")
+    ins = "INSERT INTO readings (%s) VALUES (%s) ON CONFLICT (hub, seq) DO NOTHING" % (
+        COLUMNS, ", ".join(["%s"] * len(COLUMNS.split(","))))
+    out = {}
+    for how in ("COPY", "executemany"):
+        empty(url)
+        with psycopg.connect(url) as c:
+            t = time.perf_counter()
+            for i in range(0, len(rows), CHUNK):
+                part = rows[i:i + CHUNK]
+                with c.cursor() as cur:
+                    if how == "COPY":
+                        with cur.copy(f"COPY readings ({COLUMNS}) FROM STDIN") as cp:
+                            for r in part:
+                                cp.write_row(r)
+                    else:
+                        cur.executemany(ins, part)
+                c.commit()
+            out[how] = len(rows) / (time.perf_counter() - t)
+            n = c.execute("SELECT count(*) FROM readings").fetchone()[0]
+        if n != total:
+            raise RuntimeError(f"the bulk {how} stored {n} rows, expected {total}")
+    return out
 
 
 def failover(tmp, url, cl, depot, hubs, sealers, keys):
