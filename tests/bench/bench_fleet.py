@@ -12,7 +12,8 @@ sized for production in docs/deploy.md:
   start side by side, and the first to be up works alone until then).
   Beside it the receivers' CPU time per reading (/proc; start-up excluded), all of
   them together and each one over the readings it stored: what a receiver
-  costs whatever else the machine is doing.
+  costs whatever else the machine is doing; and likewise PostgreSQL's
+  processes' and the three NATS nodes' CPU per reading over the same span.
 * the steady state's shape: 20 hubs x 60 batches of one reading each (a
   hub sends a reading within batch_age_ms, 2 s, and its readings are a
   minute or more apart), with 4 receivers: batches/s and CPU per batch.
@@ -160,7 +161,7 @@ def run(tmp, url):
                os.getloadavg()[0])
         rates = {}
         for n in ROUNDS:
-            rates[n], cpu, each, stored, inside = fleet_round(tmp, url, cl, depot, keys, hubs, batches, n)
+            rates[n], cpu, each, stored, inside, side = fleet_round(tmp, url, cl, depot, keys, hubs, batches, n)
             figure(f"fleet ingest, {n} receiver process(es), stream -> PostgreSQL", round(rates[n]),
                    f"readings/s ({inside} of {total} readings committed once all {n} were up)")
             if n > 1:
@@ -170,16 +171,21 @@ def run(tmp, url):
             figure(f"  each receiver's CPU per reading it stored ({n})",
                    " ".join(f"{e / s * 1e6:.0f}" if s else "-" for e, s in zip(each, stored)),
                    "us (readings each: " + " ".join(str(s) for s in stored) + ")")
+            for what, sec in side.items():
+                figure(f"  {what}'s CPU per reading ({n}; over those committed once all were up)",
+                       round(sec / inside * 1e6), "us")
         # A hub's steady state: a reading every minute or so and batch_age_ms 2 s make
         # nearly every batch one reading, so the per-batch cost is what a fleet pays.
         singles = {u: [[sealers[u].header, sealers[u].seal(q, glucose(q))] for q in range(1001, 1001 + SINGLES)]
                    for u in HUBS}
         n = max(ROUNDS)
-        rate1, cpu, each, stored, inside = fleet_round(tmp, url, cl, depot, keys, hubs, singles, n)
+        rate1, cpu, each, stored, inside, side = fleet_round(tmp, url, cl, depot, keys, hubs, singles, n)
         figure(f"fleet ingest, batches of 1 reading (a hub's steady state), {n} receivers", round(rate1),
                f"batches/s ({inside} of {len(HUBS) * SINGLES} committed once all {n} were up)")
         figure(f"  the receivers' CPU per batch of 1, all {n} together", round(cpu / (len(HUBS) * SINGLES) * 1e6),
                "us")
+        for what, sec in side.items():
+            figure(f"  {what}'s CPU per batch of 1", round(sec / inside * 1e6), "us")
         empty(url)
         from samband.receiver.ingest import Ingest
         ing = Ingest(depot.opener(), open_store(url))
@@ -237,8 +243,10 @@ def fleet_round(tmp, url, cl, depot, keys, hubs, batches, n):
         with ThreadPoolExecutor(n) as pool:  # side by side, so that the first has little head start
             cpu0 = list(pool.map(started_cpu, rxs))  # each after its own start-up (imports, connecting)
         t_all = time.time()
+        side0 = side_cpu(url, cl)
         wait(lambda: len(commits(url)) >= total, 300, f"{total} readings with {n} receiver(s)")
         each = [rx.cpu() - c0 for rx, c0 in zip(rxs, cpu0)]
+        side = {k: v - side0[k] for k, v in side_cpu(url, cl).items()}
         wait(lambda: sum(rx.counters().get("stored", 0) for rx in rxs) >= total, 10,
              "the receivers' reports of what they stored")
         stored = [rx.counters().get("stored", 0) for rx in rxs]
@@ -247,7 +255,38 @@ def fleet_round(tmp, url, cl, depot, keys, hubs, batches, n):
             rx.stop()
     c = commits(url)
     inside = [x for x in c if x >= t_all]  # while all n were up (the first starts earlier than the last)
-    return len(inside) / max(c[-1] - max(t_all, c[0]), 1e-6), sum(each), each, stored, len(inside)
+    return len(inside) / max(c[-1] - max(t_all, c[0]), 1e-6), sum(each), each, stored, len(inside), side
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) of one process from /proc; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def side_cpu(url, cl):
+    """{"PostgreSQL": CPU s of the postmaster and its children (backends, WAL
+    writer, checkpointer; a process that ended meanwhile is not counted),
+    "NATS": CPU s of the three nodes}."""
+    from urllib.parse import parse_qs, urlsplit
+    out = {"NATS": sum(proc_cpu(nd.proc.pid) for nd in cl.nodes if nd.alive())}
+    data = Path(parse_qs(urlsplit(url).query)["host"][0]) / "data"
+    master = int((data / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    out["PostgreSQL"] = sum(proc_cpu(p) for p in pids)
+    return out
 
 
 def started_cpu(rx):
