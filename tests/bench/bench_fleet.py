@@ -5,15 +5,15 @@ sized for production in docs/deploy.md:
   receiver processes sharing the lanes' consumers, and their ratios to 1 in
   this run. The same sealed batches each round (20 hubs x 25 batches x 20
   readings), published beforehand through the MQTT gateway by paho hubs;
-  the database emptied between rounds. The rate is the readings over the
-  span between the first and the last commit (the `received` column), so
-  neither the receivers' start-up nor the publishing is counted; with
-  several receivers the span starts once the last of them is up (they
-  start side by side, and the first to be up works alone until then).
-  Beside it the receivers' CPU time per reading (/proc; start-up excluded), all of
-  them together and each one over the readings it stored: what a receiver
-  costs whatever else the machine is doing; and likewise PostgreSQL's
-  processes' and the three NATS nodes' CPU per reading over the same span.
+  the database emptied between rounds. The rate is the readings committed
+  (the `received` column) from the moment the last receiver is up (they
+  start side by side; the first to be up works alone until then) or the
+  first commit, if later, to the last commit: neither the receivers'
+  start-up nor the publishing is counted. Beside it the receivers' CPU
+  time per reading (/proc; start-up excluded), all of them together and
+  each one over the readings it stored: what a receiver costs whatever
+  else the machine is doing; and likewise PostgreSQL's processes' and the
+  three NATS nodes' CPU per reading over the same span.
 * the steady state's shape: 20 hubs x 60 batches of one reading each (a
   hub sends a reading within batch_age_ms, 2 s, and its readings are a
   minute or more apart), with 4 receivers: batches/s and CPU per batch.
