@@ -21,3 +21,13 @@ def sleep_ms(ms):
     import asyncio
     f = getattr(asyncio, "sleep_ms", None)
     return f(ms) if f else asyncio.sleep(ms / 1000)
+
+
+def backoff_ms(steps, fails):
+    """The wait before retry `fails` (0 = the first): a random point in the upper half of its
+    step. Hubs that one outage cut off together would otherwise all come back at the same
+    instants, a reconnect storm on the broker for every step of the ladder (docs/deploy.md)."""
+    import os
+    base = steps[min(fails, len(steps) - 1)]
+    r = os.urandom(2)
+    return base - (base // 2) * ((r[0] << 8) | r[1]) // 65536

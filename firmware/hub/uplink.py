@@ -11,6 +11,7 @@ from hub import cbor
 from hub import mqtt
 from hub.segment import ROUTINE, ALARM
 from hub.mqtt import ticks_ms, ticks_diff
+from hub.ticks import backoff_ms
 from hub.errors import HubError
 from hub.seal import EPOCH_BYTES, LEB_MAX_BYTES, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, batch_into, batch_room, epoch_of
 
@@ -517,6 +518,6 @@ class Uplink:
             self._handle_acks()
             if self._up:
                 fails = 0  # a session was up: start the backoff again from its shortest step
-            delay = BACKOFF_MS[min(fails, len(BACKOFF_MS) - 1)]
+            delay = backoff_ms(BACKOFF_MS, fails)
             fails += 1
             await asyncio.sleep_ms(delay) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(delay / 1000)

@@ -177,3 +177,14 @@ def test_receiver_time_is_asked_for_and_measured_against_the_round_trip():
         up._handle_acks()
         assert up.counters["bad_times"] == 1 and up.counters["bad_acks"] == 0
         j.close()
+
+
+def test_reconnect_waits_are_spread_over_the_upper_half_of_each_step():
+    # hubs cut off by one outage must not all come back at the same instants (docs/deploy.md)
+    from hub.ticks import backoff_ms
+    from hub.uplink import BACKOFF_MS
+    for fails in range(len(BACKOFF_MS) + 2):
+        base = BACKOFF_MS[min(fails, len(BACKOFF_MS) - 1)]
+        got = [backoff_ms(BACKOFF_MS, fails) for _ in range(200)]
+        assert min(got) >= base - base // 2 and max(got) <= base, (fails, min(got), max(got))
+        assert max(got) - min(got) >= base // 4, (fails, min(got), max(got))  # spread, not one instant
