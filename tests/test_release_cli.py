@@ -207,9 +207,11 @@ def test_a_provisioned_virtual_hub_checks_releases(tmp_path, mpy):
     (flash / "board.json").write_bytes((firmware_tree() / "board.json").read_bytes())
     major, minor, patch = fmt.parse_version(VERSION)
     newer = f"{major}.{minor}.{patch + 1}"
-    script = ("from hub import release\n"
+    script = ("from hub import VERSION, board, release\n"  # as otaslot checks a staged release
               "try:\n"
-              "    m = release.verify_file('update.sbr', 'keys', 'board.json')\n"
+              "    with open('update.sbr', 'rb') as f:\n"
+              "        m = release.verify_stream(f, release.load_key('keys'), board.load('board.json')['name'],\n"
+              "                                  VERSION)\n"
               "    print('TAKEN', m['v'], m['size'])\n"
               "except release.ReleaseError as e:\n"
               "    print('REFUSED', e.code)\n")

@@ -67,11 +67,6 @@ class BatchLimit(SealError):
     "malformed" without reading the message."""
 
 
-def version_of(b):
-    """The format version (high nibble of the first byte) of a sealed object."""
-    return b[0] >> 4 if len(b) else None
-
-
 def record_nonce(kid, epoch, seq):
     """The 24-byte XSalsa20 nonce of record seq of an epoch (never stored).
 
