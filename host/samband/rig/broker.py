@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from samband.errors import SambandError
+from samband.rig.tcp import stop_process
 
 MOSQUITTO = os.environ.get("SAMBAND_MOSQUITTO", "/usr/sbin/mosquitto")
 RECEIVER_USER = "receiver"
@@ -240,13 +241,8 @@ class Broker:
         return p.read_text(errors="replace")[-n:] if p.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> Broker:

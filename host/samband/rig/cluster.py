@@ -49,6 +49,8 @@ from pathlib import Path
 from samband.errors import SambandError
 from samband.receiver.fleet import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer  # noqa: F401
 from samband.rig.broker import RECEIVER_USER, free_port, make_certs
+from samband.rig.tcp import Listener, stop_process
+from samband.rig.tcp import close_quietly as _close
 
 NATS_SERVER = os.environ.get("SAMBAND_NATS_SERVER", "/usr/sbin/nats-server")
 
@@ -292,12 +294,7 @@ class NatsCluster:
     def _kill_all(self) -> None:
         for nd in self.nodes:
             if nd.alive():
-                nd.proc.terminate()
-                try:
-                    nd.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    nd.proc.kill()
-                    nd.proc.wait()
+                stop_process(nd.proc)
             nd.proc = None
 
     def stop(self) -> None:
@@ -313,46 +310,37 @@ class NatsCluster:
         self.stop()
 
 
-class Front:
+class Front(Listener):
     """Loopback TCP front for the MQTT listeners: each new connection goes to the next
     node that accepts it (round robin), bytes pass unchanged (TLS ends at the node)."""
 
     def __init__(self, ports: list[int]) -> None:
+        Listener.__init__(self, ("127.0.0.1", 0), 64)
         self.ports = list(ports)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = self.srv.getsockname()[1]
         self._next = 0
         self._lock = threading.Lock()
         self._conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
-    def _accept(self) -> None:
-        while True:
+    def take(self, c: socket.socket) -> None:
+        u = None
+        for _ in range(len(self.ports)):
+            port = self.ports[self._next % len(self.ports)]
+            self._next += 1
             try:
-                c, _ = self.srv.accept()
+                u = socket.create_connection(("127.0.0.1", port), timeout=2)
+                u.settimeout(None)
+                break
             except OSError:
-                return
-            u = None
-            for _ in range(len(self.ports)):
-                port = self.ports[self._next % len(self.ports)]
-                self._next += 1
-                try:
-                    u = socket.create_connection(("127.0.0.1", port), timeout=2)
-                    u.settimeout(None)
-                    break
-                except OSError:
-                    continue
-            if u is None:
-                c.close()
                 continue
-            link = _Link(c, u, port)
-            with self._lock:
-                self._conns.append(link)
-            threading.Thread(target=self._pump, args=(c, u, link), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, None), daemon=True).start()
+        if u is None:
+            c.close()
+            return
+        link = _Link(c, u, port)
+        with self._lock:
+            self._conns.append(link)
+        threading.Thread(target=self._pump, args=(c, u, link), daemon=True).start()
+        threading.Thread(target=self._pump, args=(u, c, None), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket, link: _Link | None) -> None:
         try:
@@ -390,14 +378,3 @@ class _Link:
     def __init__(self, client: socket.socket, node: socket.socket, port: int) -> None:
         self.client, self.node, self.port = client, node, port
         self.heard = time.monotonic()
-
-
-def _close(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        s.close()
-    except OSError:
-        pass
