@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+import golden_kit
 import nacl.bindings as nb
 import pytest
 from test_cli_errors import one_line, run
@@ -40,14 +41,11 @@ def fixtures():
 
 def test_fixtures_are_what_the_host_builds():
     # regenerate with: python -c "import test_release_cli as t; t.write_fixtures()" (from tests/)
-    for name, data in fixtures().items():
-        assert (FIXTURES / name).read_bytes() == data, name
+    golden_kit.check(FIXTURES, fixtures())
 
 
 def write_fixtures():
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    for name, data in fixtures().items():
-        (FIXTURES / name).write_bytes(data)
+    golden_kit.write(FIXTURES, fixtures())
 
 
 def check(data, board="vhub", running="0.1.0", kind=None, seed=TEST_SEED):
