@@ -134,3 +134,29 @@ class CheckedConsole:
         self._stop.set()
         self._t.join(2)
         os.close(self.fd)
+
+
+def echo_server():
+    """A TCP echo server on the host for one connection, closed after b"bye" (what a modem's
+    data path is checked against): (its socket, its port, a list that gets what it echoed)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen = []
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return  # closed before anyone came
+        with conn:
+            got = b""
+            while not got.endswith(b"bye"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                got += d
+                conn.sendall(d)
+            seen.append(got)
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1], seen

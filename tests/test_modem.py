@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 
+import host_kit
 import pytest
 
 from samband.modem.sim import ModemSim, Scenario
@@ -215,25 +216,8 @@ def test_down_releases_the_context_and_powers_off(mpy):
 
 @pytest.fixture
 def echo_server():
-    """A TCP echo server on the host that closes the connection after b"bye"."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    seen = []
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            got = b""
-            while not got.endswith(b"bye"):
-                d = conn.recv(4096)
-                if not d:
-                    break
-                got += d
-                conn.sendall(d)
-            seen.append(got)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1], seen
+    srv, port, seen = host_kit.echo_server()
+    yield port, seen
     srv.close()
 
 

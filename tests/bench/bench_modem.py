@@ -21,34 +21,15 @@ a pty, for each vendor profile:
 
 import json
 import os
-import socket
 import tempfile
 import threading
 from pathlib import Path
 
 from benchlib import FW_TESTS, figure, run_mpy
+from host_kit import echo_server
 
 from samband.device import build
 from samband.modem.sim import ModemSim, Scenario
-
-
-def echo_server():
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            got = b""
-            while not got.endswith(b"bye"):
-                d = conn.recv(4096)
-                if not d:
-                    break
-                got += d
-                conn.sendall(d)
-        srv.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv.getsockname()[1]
 
 
 def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
@@ -163,7 +144,7 @@ def main():
         tx, rx = q["extra"]["line"]
         figure(f"{dialect} line bytes, subscribe + QoS 1 publish of 23 B + reply, TLS, hub -> modem", tx, "B")
         figure(f"{dialect} line bytes, the same, modem -> hub", rx, "B")
-        t = bring_up(dialect, "tcp", port=echo_server())
+        t = bring_up(dialect, "tcp", port=echo_server()[1])
         e, mt = t["extra"], t["metrics"]
         figure(f"{dialect} socket: line bytes per payload byte, hub -> modem",
                (mt["at_tx"] - m["at_tx"]) / e["tx"])
