@@ -22,11 +22,10 @@ a pty, for each vendor profile:
 import json
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 from benchlib import FW_TESTS, figure, run_mpy
-from host_kit import echo_server
+from host_kit import acking_receiver, echo_server
 
 from samband.device import build
 from samband.modem.sim import ModemSim, Scenario
@@ -52,29 +51,10 @@ def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
 
 
 def mqtt_tls(dialect, tmp, payload_n=None, ack=b"ack"):
-    import paho.mqtt.client as paho
-
-    from samband.rig.broker import RECEIVER_USER, Broker, free_port
-
     hub = "00005a4d00c7"
-    broker = Broker(tmp, plain_port=free_port())
-    pw = broker.add_hub(hub)
-    with broker:
-        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="receiver-bench")
-        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
-        subscribed = threading.Event()
-        rx.on_subscribe = lambda *a: subscribed.set()
-        rx.on_message = lambda c, u, m: c.publish("samband/%s/ack" % hub, ack, qos=1)
-        rx.connect("127.0.0.1", broker.plain_port)
-        rx.subscribe("samband/+/up", qos=1)
-        rx.loop_start()
-        try:
-            subscribed.wait(30)
-            r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
-                         server_hostname="localhost", payload_n=payload_n)
-        finally:
-            rx.loop_stop()
-            rx.disconnect()
+    with acking_receiver(tmp, hub, "receiver-bench", lambda payload: ack) as (broker, pw, _):
+        r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
+                     server_hostname="localhost", payload_n=payload_n)
     if not r["extra"].get("acks"):
         raise RuntimeError(f"MQTT over the modem failed: {r}")
     return r
