@@ -48,7 +48,7 @@ from pathlib import Path
 
 from samband.errors import SambandError
 from samband.receiver.fleet import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer  # noqa: F401
-from samband.rig.broker import RECEIVER_USER, free_port, make_certs
+from samband.rig.broker import RECEIVER_USER, BrokerFace, free_port, make_certs
 from samband.rig.tcp import Listener, stop_process
 from samband.rig.tcp import close_quietly as _close
 
@@ -102,7 +102,7 @@ class Node:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
-class NatsCluster:
+class NatsCluster(BrokerFace):
     """Three nats-server processes with JetStream, MQTT over TLS and per-hub permissions.
 
     The same face to a rig as rig.broker.Broker (add_hub, users, port,
@@ -121,24 +121,11 @@ class NatsCluster:
         self.nodes = [Node(self, "n%d" % (i + 1)) for i in range(nodes)]
         self.front = None
 
-    # -- the Broker face -------------------------------------------------------------
-    @property
-    def ca_pem(self) -> Path:
-        return self.folder / "ca.pem"
-
-    @property
-    def ca_der(self) -> Path:
-        return self.folder / "ca.der"
-
+    # -- the Broker face (the rest in BrokerFace) --------------------------------------
     @property
     def port(self) -> int | None:
         """Where hubs connect (MQTT over TLS): the front, which picks a live node."""
         return self.front.port if self.front else None
-
-    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
-        """A hub's login; returns its password. Takes effect at start() or reload()."""
-        self.users[hub_hex] = password or secrets.token_hex(16)
-        return self.users[hub_hex]
 
     def log_tail(self, n: int = 600) -> str:
         return " | ".join(f"{nd.name}: {nd.log_tail(n)}" for nd in self.nodes)
