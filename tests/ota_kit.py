@@ -55,3 +55,16 @@ def after_rollback(rig, h, total, timeout, watch, seen, want):
     check_exactly_once(rig, h)
     rig.wait(lambda: versions.fleet(rig.store)[0]["ota_state"] == "failed", timeout, "the receiver's record")
     return versions.fleet(rig.store)[0]
+
+
+def rolled_back(rig, bad, hub, login, timeout, what):
+    """Roll out a release the hub cannot run and wait until it says the trial failed; returns
+    the hub's last progress (the version it went back to)."""
+    from samband.device.ota import Rollout
+    r = Rollout(bad, [hub], chunk=4096, **login).start()
+    try:
+        rig.wait(lambda: r.progress.get(hub, {}).get("st") == "failed", timeout, what)
+        assert not r.runs_it(hub)
+        return dict(r.progress[hub])
+    finally:
+        r.close()

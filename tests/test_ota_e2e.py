@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nacl.bindings as nb
 from conftest import firmware_tree
-from ota_kit import AlarmGate, after_rollback
+from ota_kit import AlarmGate, after_rollback, rolled_back
 from ota_kit import login as ota_login
 
 from samband.device import release as rel
@@ -74,12 +74,7 @@ def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
         assert h._read("/fw/active") == b"a"
         alarms.check(h)
 
-        r2 = Rollout(bad, [HUB], chunk=4096, **login).start()
-        try:
-            rig.wait(lambda: r2.progress.get(HUB, {}).get("st") == "failed", TIMEOUT, "the bad release rolled back")
-            assert r2.progress[HUB]["v"] == "0.2.0" and not r2.runs_it(HUB)
-        finally:
-            r2.close()
+        assert rolled_back(rig, bad, HUB, login, TIMEOUT, "the bad release rolled back")["v"] == "0.2.0"
         assert h._read("/fw/active") == b"a"  # the roll-back noted: slot a, confirmed
         # boots: the first, the trial of 0.2.0 (confirmed), the trial of 0.3.0 (crashed), back on 0.2.0;
         # the receiver's record of which hub runs what (receiver/versions.py), from the same statuses
