@@ -133,7 +133,8 @@ async def main(path, profile, cfg, action):
         at = cell.at
         r = await at.cmd("ATD*99#", 5000)
         extra["connect"] = r.final
-        await at.write_data(b"ping over the data call")
+        at.s.write(b"ping over the data call")  # data mode: straight to the UART, as PPP does
+        await at.s.drain()
         for _ in range(200):
             if len(at.data) >= 23:
                 break
