@@ -363,10 +363,6 @@ class Sealer:
             self._ready = (pub, key)
         hub.forget("hub.crypto.x25519")  # next needed by the next epoch (box imports it again)
 
-    def epoch_header(self):
-        """The current epoch's header, or None before the first seal."""
-        return self._epoch[4] if self._epoch else None
-
     def _begin(self, base):
         self.prepare()
         pub, key = self._ready
