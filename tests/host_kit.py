@@ -5,6 +5,7 @@ TLS one), npm packages pinned by a package.json (the FHIR server, the
 reader of a virtual hub's checksummed console lines. One copy here, so that a test and its benchmark start
 the same thing."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -134,3 +135,63 @@ class CheckedConsole:
         self._stop.set()
         self._t.join(2)
         os.close(self.fd)
+
+
+def echo_server():
+    """A TCP echo server on the host for one connection, closed after b"bye" (what a modem's
+    data path is checked against): (its socket, its port, a list that gets what it echoed)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen = []
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return  # closed before anyone came
+        with conn:
+            got = b""
+            while not got.endswith(b"bye"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                got += d
+                conn.sendall(d)
+            seen.append(got)
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1], seen
+
+
+@contextlib.contextmanager
+def acking_receiver(folder, hub, client_id, ack=lambda payload: b"ack"):
+    """A broker with a plain listener and hub's login, and a receiver that takes every up
+    message and answers it with ack(payload) on the hub's ack topic (what the hub's MQTT
+    client over a modem is checked, and measured, against): yields (broker, hub's password,
+    the payloads taken), once the receiver's subscription stands."""
+    import paho.mqtt.client as paho
+
+    from samband.rig.broker import RECEIVER_USER, Broker, free_port
+    broker = Broker(folder, plain_port=free_port())
+    pw = broker.add_hub(hub)
+    with broker:
+        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
+        ups = []
+
+        def on_message(c, userdata, msg):
+            ups.append(msg.payload)
+            c.publish("samband/%s/ack" % hub, ack(msg.payload), qos=1)
+
+        subscribed = threading.Event()
+        rx.on_message = on_message
+        rx.on_subscribe = lambda *a: subscribed.set()
+        rx.connect("127.0.0.1", broker.plain_port)
+        rx.subscribe("samband/+/up", qos=1)
+        rx.loop_start()
+        try:
+            assert subscribed.wait(30), "the receiver's subscription was not acknowledged"
+            yield broker, pw, ups
+        finally:
+            rx.loop_stop()
+            rx.disconnect()

@@ -56,6 +56,15 @@ def clients_from(rig, address):
                           rig.broker.log_tail(10 ** 7)))
 
 
+def black_hole_then_alarm(rig, lab, h, link, timeout):
+    """Black-hole the veth `link` and wait until an alarm the hub made after that is in the
+    database (whoever calls this checks the hub had not yet noticed the link was dead)."""
+    lab.blackhole(link)
+    last = max(h.appended())
+    rig.wait(lambda: [s for s, r in rows(rig, h.uid) if s > last and r.get("prio") == 1], timeout,
+             "an alarm made after the black hole in the database")
+
+
 def test_alarm_reaches_the_database_while_the_primary_is_black_holed_and_routine_moves_and_back(rig, lab):
     total = 400
     # a's keepalive is 6 s: the hub cannot notice the black hole for 9 s, while an alarm
@@ -68,12 +77,7 @@ def test_alarm_reaches_the_database_while_the_primary_is_black_holed_and_routine
     assert clients_from(rig, "10.99.1.2") == {f"hub-{HUB}-a"}
     assert clients_from(rig, "10.99.2.2") == {f"hub-{HUB}-b"}
     b_sent = bearer(h, "b")["sent"]
-    lab.blackhole("a")
-    last = max(h.appended())
-
-    def alarm_after():
-        return [s for s, r in rows(rig, h.uid) if s > last and r.get("prio") == 1]
-    rig.wait(alarm_after, TIMEOUT, "an alarm made after the black hole in the database")
+    black_hole_then_alarm(rig, lab, h, "a", TIMEOUT)
     # ... before the hub knew a was dead: it went on b at once
     assert bearer(h, "a")["live"] and bearer(h, "a")["sessions"] == 1
     rig.wait(lambda: bearer(h, "a").get("state") == "degraded", TIMEOUT, "bearer a degraded")

@@ -143,9 +143,9 @@ def test_glucose_bonds_and_backfills_500_records_across_three_link_drops(bridge)
 
         # RACP without indications enabled is refused with 0xFD
         with pytest.raises(BridgeRequestError, match="att error 0xfd"):
-            await c.request("write", h, cp[0], racp.count_all(), True)
+            await c.request("write", h, cp[0], racp.request(racp.COUNT, racp.ALL), True)
         await subscribe(h)
-        await c.request("write", h, cp[0], racp.count_all(), True)
+        await c.request("write", h, cp[0], racp.request(racp.COUNT, racp.ALL), True)
         ev = await c.next_event("indicate")
         assert racp.result(profiles.parse(0x2A52, ev[3])) == (racp.COUNT, GLUCOSE_RECORDS)
 

@@ -21,8 +21,8 @@ import json
 import pytest
 from conftest import TESTS, firmware_tree
 from test_bearers import bearer
-from test_bearers_netns import clients_from
-from test_uplink import check_exactly_once, drained, rows
+from test_bearers_netns import black_hole_then_alarm, clients_from
+from test_uplink import check_exactly_once, drained
 
 from samband.modem.sim import ModemSim, Scenario
 from samband.rig import netns
@@ -71,12 +71,7 @@ def test_cellular_carries_readings_while_the_wifi_veth_is_black_holed(tmp_path, 
                    netns.BROKER_NAME in c for c in sim.commands)  # the name, resolved by the network
 
         cell_sent = bearer(h, "cell")["sent"]
-        lab.blackhole("a")
-        last = max(h.appended())
-
-        def alarm_after():
-            return [s for s, r in rows(rig, h.uid) if s > last and r.get("prio") == 1]
-        rig.wait(alarm_after, TIMEOUT, "an alarm made after the black hole in the database")
+        black_hole_then_alarm(rig, lab, h, "a", TIMEOUT)
         rig.wait(lambda: h.state()["bearer"] == "cell", TIMEOUT, "routine on the cellular bearer")
         rig.wait(lambda: bearer(h, "cell")["sent"] >= cell_sent + 5, TIMEOUT, "routine batches over the modem")
         rig.wait(lambda: bearer(h, "a").get("state") == "degraded", TIMEOUT, "bearer a degraded")

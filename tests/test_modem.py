@@ -7,8 +7,8 @@ to register and to connect)."""
 
 import json
 import socket
-import threading
 
+import host_kit
 import pytest
 
 from samband.modem.sim import ModemSim, Scenario
@@ -215,25 +215,8 @@ def test_down_releases_the_context_and_powers_off(mpy):
 
 @pytest.fixture
 def echo_server():
-    """A TCP echo server on the host that closes the connection after b"bye"."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    seen = []
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            got = b""
-            while not got.endswith(b"bye"):
-                d = conn.recv(4096)
-                if not d:
-                    break
-                got += d
-                conn.sendall(d)
-            seen.append(got)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1], seen
+    srv, port, seen = host_kit.echo_server()
+    yield port, seen
     srv.close()
 
 
@@ -267,37 +250,12 @@ def test_hub_mqtt_client_over_a_modem_socket_to_mosquitto(mpy, tmp_path, dialect
     # CONNECT, SUBSCRIBE, PUBLISH QoS 1 (PUBACK awaited), and a message back;
     # with tls, TLS runs on the hub (hub/bearers/tlsstream.py) and verifies
     # Mosquitto's certificate against the hub's CA; the modem only carries bytes.
-    import paho.mqtt.client as paho
-
-    from samband.rig.broker import RECEIVER_USER, Broker, free_port
-
     hub = "00005a4d00c7"
-    broker = Broker(tmp_path, plain_port=free_port())
-    pw = broker.add_hub(hub)
-    with broker:
-        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="receiver-test")
-        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
-        ups = []
-
-        def on_message(c, userdata, msg):
-            ups.append(msg.payload)
-            c.publish("samband/%s/ack" % hub, b"ack for " + msg.payload, qos=1)
-
-        subscribed = threading.Event()
-        rx.on_message = on_message
-        rx.on_subscribe = lambda *a: subscribed.set()
-        rx.connect("127.0.0.1", broker.plain_port)
-        rx.subscribe("samband/+/up", qos=1)
-        rx.loop_start()
+    with host_kit.acking_receiver(tmp_path, hub, "receiver-test", lambda p: b"ack for " + p) as (broker, pw, ups):
         cfg = {"port": broker.plain_port}
         if tls:
             cfg = {"port": broker.port, "ca": str(broker.ca_der), "server_hostname": "localhost"}
-        try:
-            assert subscribed.wait(30), "the receiver's subscription was not acknowledged"
-            r, sim = bring_up(mpy, Scenario(dialect=dialect), action="mqtt", hub=hub, password=pw, **cfg)
-        finally:
-            rx.loop_stop()
-            rx.disconnect()
+        r, sim = bring_up(mpy, Scenario(dialect=dialect), action="mqtt", hub=hub, password=pw, **cfg)
     assert ups == [b"sealed batch over LTE-M"], r
     assert r["extra"]["acks"] == [["samband/%s/ack" % hub, "ack for sealed batch over LTE-M"]], r
     opened = 'AT+CAOPEN=0,0,"TCP","127.0.0.1",%d' if dialect == "sim7080g" else 'AT+QIOPEN=1,0,"TCP","127.0.0.1",%d,0,0'

@@ -13,17 +13,16 @@ database exactly once."""
 
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import nacl.bindings as nb
 from conftest import firmware_tree
-from test_uplink import check_exactly_once, drained
+from ota_kit import AlarmGate, after_rollback, rolled_back
+from ota_kit import login as ota_login
 
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
 from samband.receiver import versions
-from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
@@ -55,64 +54,32 @@ def release_of(tmp, version, broken=False):
 def test_update_over_the_uplink_and_a_crashing_one_rolled_back(tmp_path):
     good = release_of(tmp_path, "0.2.0")
     bad = release_of(tmp_path, "0.3.0", broken=True)
-    alarms = []
-    lock = threading.Lock()
-
-    def on_reading(hub, seq, r):
-        if r.is_alarm:
-            with lock:
-                alarms.append(seq)
-
-    began = []
-
-    def gate(hub, i):
-        # hold the download until two alarms reached the database after it began
-        with lock:
-            if not began:
-                began.append(len(alarms))
-            return len(alarms) >= began[0] + 2
-
+    alarms = AlarmGate()  # the download held until two alarms reached the database after it began
     watch = None
-    rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree(), on_reading=on_reading)
+    rig = UplinkRig(tmp_path / "rig", heap="300k", firmware=firmware_tree(), on_reading=alarms.on_reading)
     try:
         h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "alarm_every": 3, "interval_ms": 50,
                                     "ota": {"window": 4, "retry_ms": 300, "trial_s": 60}})
         Flash(h.flash).write_files({"/keys/release.pub": nb.crypto_sign_seed_keypair(SEED)[0]})
         rig.start()
-        login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
-                     password=rig.broker.users[RECEIVER_USER])
+        login = ota_login(rig)
         seen = []  # (version, state) as `samband ota watch` sees them change
         watch = Fleet(None, on_progress=lambda hub, st: seen.append((st.get("v"), st.get("st"))), **login).start()
-        r = Rollout(good, [HUB], chunk=4096, gate=gate, **login).start()
+        r = Rollout(good, [HUB], chunk=4096, gate=alarms.gate, **login).start()
         try:
             assert r.wait(TIMEOUT), f"hub at {r.progress.get(HUB)}"
             r.clear()
         finally:
             r.close()
-        assert began and h._read("/fw/active") == b"a"
-        asks = [line.split() for line in h._read("/uplink.ota").decode().splitlines() if line.startswith("W ")]
-        assert asks and all(a[1] == "0" for a in asks), "a chunk was asked for with an alarm pending"
-        assert len(began) == 1 and len(alarms) >= began[0] + 2
+        assert h._read("/fw/active") == b"a"
+        alarms.check(h)
 
-        r2 = Rollout(bad, [HUB], chunk=4096, **login).start()
-        try:
-            rig.wait(lambda: r2.progress.get(HUB, {}).get("st") == "failed", TIMEOUT, "the bad release rolled back")
-            assert r2.progress[HUB]["v"] == "0.2.0" and not r2.runs_it(HUB)
-        finally:
-            r2.close()
+        assert rolled_back(rig, bad, HUB, login, TIMEOUT, "the bad release rolled back")["v"] == "0.2.0"
         assert h._read("/fw/active") == b"a"  # the roll-back noted: slot a, confirmed
-        # the first boot, the trial of 0.2.0 (confirmed), the trial of 0.3.0 (crashed), back on 0.2.0:
-        # each reset asked for by the hub itself
-        assert h.vhub.boots == 4 and h.vhub.resets == ["power-on", "hard", "hard", "hard"], h.vhub.resets
-        rig.wait(lambda: drained(rig, h, TOTAL), TIMEOUT, "every reading delivered")
-        watch.close()
-        want = [("0.1.0", "fetch"), ("0.2.0", "trial"), ("0.2.0", "failed")]
-        it = iter(seen)
-        assert all(w in it for w in want), seen  # in this order
-        check_exactly_once(rig, h)
+        # boots: the first, the trial of 0.2.0 (confirmed), the trial of 0.3.0 (crashed), back on 0.2.0;
         # the receiver's record of which hub runs what (receiver/versions.py), from the same statuses
-        rig.wait(lambda: versions.fleet(rig.store)[0]["ota_state"] == "failed", TIMEOUT, "the receiver's record")
-        row = versions.fleet(rig.store)[0]
+        row = after_rollback(rig, h, TOTAL, TIMEOUT, watch, seen,
+                             [("0.1.0", "fetch"), ("0.2.0", "trial"), ("0.2.0", "failed")])
         assert (row["hub"], row["version"], row["slot"]) == (HUB, "0.2.0", "a"), row
         hist = [(x["version"], x["previous"]) for x in versions.history(rig.store, HUB)]
         assert hist[:2] == [("0.1.0", None), ("0.2.0", "0.1.0")] and hist[-1] == ("0.2.0", hist[-1][1]), hist

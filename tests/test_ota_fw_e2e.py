@@ -16,18 +16,16 @@ failed. Every reading appended over the four boots is in the database exactly
 once. The releases are signed for the board "vhub" (the host signs firmware
 releases only for ESP32 boards: this one is assembled here)."""
 
-import threading
 from pathlib import Path
 
 import nacl.bindings as nb
 from conftest import firmware_tree
+from ota_kit import AlarmGate, after_rollback, rolled_back
+from ota_kit import login as ota_login
 from test_ota_release import esp_app
-from test_uplink import check_exactly_once, drained
 
 from samband.device import release as rel
 from samband.device.ota import Fleet, Rollout
-from samband.receiver import versions
-from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import UplinkRig
 from samband.vhub import Flash
 
@@ -63,25 +61,10 @@ def why(h):
 def test_firmware_update_over_the_uplink_and_one_that_cannot_start_rolled_back(tmp_path):
     good = firmware_release("1.1.0")
     bad = firmware_release("1.2.0", crash=True)
-    alarms = []
-    lock = threading.Lock()
-
-    def on_reading(hub, seq, r):
-        if r.is_alarm:
-            with lock:
-                alarms.append(seq)
-
-    began = []
-
-    def gate(hub, i):
-        with lock:  # hold the download until two alarms reached the database after it began
-            if not began:
-                began.append(len(alarms))
-            return len(alarms) >= began[0] + 2
-
+    alarms = AlarmGate()  # the download held until two alarms reached the database after it began
     watch = None
     # 300k as the tree update's test, and room for the stand-in, which holds both 16 KB partitions in the heap
-    rig = UplinkRig(tmp_path / "rig", heap="360k", firmware=firmware_tree(), on_reading=on_reading)
+    rig = UplinkRig(tmp_path / "rig", heap="360k", firmware=firmware_tree(), on_reading=alarms.on_reading)
     try:
         h = rig.add_hub(HUB, MAIN, {"total": TOTAL, "alarm_every": 3, "interval_ms": 50, "esp32": True,
                                     "ota": {"window": 4, "retry_ms": 300, "trial_s": 60}})
@@ -89,11 +72,10 @@ def test_firmware_update_over_the_uplink_and_one_that_cannot_start_rolled_back(t
                                     "/esp32stand.py": (Path(__file__).parent / "fw" / "esp32stand.py").read_bytes(),
                                     "/uplink_esp32.py": (DATA / "uplink_esp32.py").read_bytes()})
         rig.start()
-        login = dict(host="localhost", port=rig.broker.port, ca=rig.broker.ca_pem, user=RECEIVER_USER,
-                     password=rig.broker.users[RECEIVER_USER])
+        login = ota_login(rig)
         seen = []  # (firmware version, state) as `samband ota watch` sees them change
         watch = Fleet(None, on_progress=lambda hub, st: seen.append((st.get("fv"), st.get("st"))), **login).start()
-        r = Rollout(good, [HUB], chunk=4096, gate=gate, **login).start()
+        r = Rollout(good, [HUB], chunk=4096, gate=alarms.gate, **login).start()
         try:
             assert r.wait(TIMEOUT), f"hub at {r.progress.get(HUB)}\n{why(h)}"
             r.clear()
@@ -101,30 +83,15 @@ def test_firmware_update_over_the_uplink_and_one_that_cannot_start_rolled_back(t
         finally:
             r.close()
         assert otadata(h) == ("ota_1", "ota_1", {"ota_0": "valid", "ota_1": "valid"}), otadata(h)
-        asks = [line.split() for line in h._read("/uplink.ota").decode().splitlines() if line.startswith("W ")]
-        assert asks and all(a[1] == "0" for a in asks), "a chunk was asked for with an alarm pending"
-        assert len(began) == 1 and len(alarms) >= began[0] + 2
+        alarms.check(h)
         assert "out of heap" not in why(h), why(h)  # applied at the first go
 
-        r2 = Rollout(bad, [HUB], chunk=4096, **login).start()
-        try:
-            rig.wait(lambda: r2.progress.get(HUB, {}).get("st") == "failed", TIMEOUT, "the bad firmware rolled back")
-            assert r2.progress[HUB]["fv"] == "1.1.0" and not r2.runs_it(HUB)
-        finally:
-            r2.close()
+        assert rolled_back(rig, bad, HUB, login, TIMEOUT, "the bad firmware rolled back")["fv"] == "1.1.0"
         assert otadata(h) == ("ota_1", "ota_1", {"ota_0": "aborted", "ota_1": "valid"}), otadata(h)
-        # the first boot, the trial of 1.1.0 (confirmed), the trial of 1.2.0 (cannot start), back on
-        # 1.1.0: each reset the hub's own
-        assert h.vhub.boots == 4 and h.vhub.resets == ["power-on", "hard", "hard", "hard"], h.vhub.resets
-        rig.wait(lambda: drained(rig, h, TOTAL), TIMEOUT, "every reading delivered")
-        watch.close()
-        want = [("1.0.0", "fetch"), ("1.1.0", "trial"), ("1.1.0", "failed")]
-        it = iter(seen)
-        assert all(w in it for w in want), seen  # in this order
-        check_exactly_once(rig, h)
+        # boots: the first, the trial of 1.1.0 (confirmed), the trial of 1.2.0 (cannot start), back on 1.1.0;
         # the receiver's record: the application 0.1.0 on firmware 1.1.0, the failed 1.2.0 noted
-        rig.wait(lambda: versions.fleet(rig.store)[0]["ota_state"] == "failed", TIMEOUT, "the receiver's record")
-        row = versions.fleet(rig.store)[0]
+        row = after_rollback(rig, h, TOTAL, TIMEOUT, watch, seen,
+                             [("1.0.0", "fetch"), ("1.1.0", "trial"), ("1.1.0", "failed")])
         assert (row["hub"], row["version"], row["firmware"], row["ota_refused"]) == (HUB, "0.1.0", "1.1.0", None), row
     finally:
         if watch is not None:

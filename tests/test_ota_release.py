@@ -5,6 +5,7 @@ runtimes are exactly what samband.device.release builds, board.json goes last, a
 
 from pathlib import Path
 
+import golden_kit
 import nacl.bindings as nb
 import pytest
 
@@ -71,14 +72,11 @@ def fixtures():
 
 def test_fixtures_are_what_the_host_builds():
     # regenerate with: python -c "import test_ota_release as t; t.write_fixtures()" (from tests/)
-    for name, data in fixtures().items():
-        assert (FIXTURES / name).read_bytes() == data, name
+    golden_kit.check(FIXTURES, fixtures())
 
 
 def write_fixtures():
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    for name, data in fixtures().items():
-        (FIXTURES / name).write_bytes(data)
+    golden_kit.write(FIXTURES, fixtures())
 
 
 def test_tree_image_of_a_folder_puts_board_json_last(tmp_path):

@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+import golden_kit
 import nacl.bindings as nb
 import pytest
 from test_cli_errors import one_line, run
@@ -40,14 +41,11 @@ def fixtures():
 
 def test_fixtures_are_what_the_host_builds():
     # regenerate with: python -c "import test_release_cli as t; t.write_fixtures()" (from tests/)
-    for name, data in fixtures().items():
-        assert (FIXTURES / name).read_bytes() == data, name
+    golden_kit.check(FIXTURES, fixtures())
 
 
 def write_fixtures():
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    for name, data in fixtures().items():
-        (FIXTURES / name).write_bytes(data)
+    golden_kit.write(FIXTURES, fixtures())
 
 
 def check(data, board="vhub", running="0.1.0", kind=None, seed=TEST_SEED):
@@ -207,9 +205,11 @@ def test_a_provisioned_virtual_hub_checks_releases(tmp_path, mpy):
     (flash / "board.json").write_bytes((firmware_tree() / "board.json").read_bytes())
     major, minor, patch = fmt.parse_version(VERSION)
     newer = f"{major}.{minor}.{patch + 1}"
-    script = ("from hub import release\n"
+    script = ("from hub import VERSION, board, release\n"  # as otaslot checks a staged release
               "try:\n"
-              "    m = release.verify_file('update.sbr', 'keys', 'board.json')\n"
+              "    with open('update.sbr', 'rb') as f:\n"
+              "        m = release.verify_stream(f, release.load_key('keys'), board.load('board.json')['name'],\n"
+              "                                  VERSION)\n"
               "    print('TAKEN', m['v'], m['size'])\n"
               "except release.ReleaseError as e:\n"
               "    print('REFUSED', e.code)\n")

@@ -338,13 +338,6 @@ def _put(d, k, v, pos):
         raise CBORError("unhashable map key at byte %d" % pos)
 
 
-def decode_prefix(data, offset=0):
-    """Decode one item starting at offset; returns (value, next_offset)."""
-    r = _Reader(data)
-    r.i = offset
-    return _value(r, 0), r.i
-
-
 def loads(data):
     """Decode exactly one CBOR item; trailing bytes are an error."""
     r = _Reader(data)

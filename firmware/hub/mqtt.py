@@ -108,23 +108,6 @@ def disconnect():
     return b"\xe0\x00"
 
 
-def read_length(data, i=1):
-    """(remaining length, index after it) from a fixed header in data, or None if incomplete."""
-    n = 0
-    shift = 0
-    while True:
-        if i >= len(data):
-            return None
-        b = data[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, i
-        shift += 7
-        if shift > 21:
-            raise MQTTError("remaining length longer than 4 bytes")
-
-
 def parse(first, body):
     """A received packet as a tuple: (CONNACK, session_present, rc), (PUBLISH,
     topic, payload, qos, pid, dup), (PUBACK, pid), (SUBACK, pid, codes),

@@ -207,16 +207,6 @@ def verify_stream(f, public_key, board, running, sink=None, chunk=2048, kind=Non
     return m
 
 
-def verify_file(path, keys="/keys", board_path="/board.json", sink=None):
-    """Check a release file on this hub's flash against what the hub is: its provisioned
-    release key, its board (board.json) and the version it runs (hub.VERSION)."""
-    from hub import VERSION, board
-    name = board.load(board_path)["name"]
-    key = load_key(keys)
-    with open(path, "rb") as f:
-        return verify_stream(f, key, name, VERSION, sink)
-
-
 def _read(f, n):
     out = b""
     while len(out) < n:

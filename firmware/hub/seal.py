@@ -67,11 +67,6 @@ class BatchLimit(SealError):
     "malformed" without reading the message."""
 
 
-def version_of(b):
-    """The format version (high nibble of the first byte) of a sealed object."""
-    return b[0] >> 4 if len(b) else None
-
-
 def record_nonce(kid, epoch, seq):
     """The 24-byte XSalsa20 nonce of record seq of an epoch (never stored).
 
@@ -367,10 +362,6 @@ class Sealer:
                 e[i] = 0
             self._ready = (pub, key)
         hub.forget("hub.crypto.x25519")  # next needed by the next epoch (box imports it again)
-
-    def epoch_header(self):
-        """The current epoch's header, or None before the first seal."""
-        return self._epoch[4] if self._epoch else None
 
     def _begin(self, base):
         self.prepare()

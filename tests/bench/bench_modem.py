@@ -21,34 +21,14 @@ a pty, for each vendor profile:
 
 import json
 import os
-import socket
 import tempfile
-import threading
 from pathlib import Path
 
 from benchlib import FW_TESTS, figure, run_mpy
+from host_kit import acking_receiver, echo_server
 
 from samband.device import build
 from samband.modem.sim import ModemSim, Scenario
-
-
-def echo_server():
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            got = b""
-            while not got.endswith(b"bye"):
-                d = conn.recv(4096)
-                if not d:
-                    break
-                got += d
-                conn.sendall(d)
-        srv.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv.getsockname()[1]
 
 
 def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
@@ -71,29 +51,10 @@ def bring_up(dialect, action="up", romfs=None, sc=None, **cfg):
 
 
 def mqtt_tls(dialect, tmp, payload_n=None, ack=b"ack"):
-    import paho.mqtt.client as paho
-
-    from samband.rig.broker import RECEIVER_USER, Broker, free_port
-
     hub = "00005a4d00c7"
-    broker = Broker(tmp, plain_port=free_port())
-    pw = broker.add_hub(hub)
-    with broker:
-        rx = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="receiver-bench")
-        rx.username_pw_set(RECEIVER_USER, broker.users[RECEIVER_USER])
-        subscribed = threading.Event()
-        rx.on_subscribe = lambda *a: subscribed.set()
-        rx.on_message = lambda c, u, m: c.publish("samband/%s/ack" % hub, ack, qos=1)
-        rx.connect("127.0.0.1", broker.plain_port)
-        rx.subscribe("samband/+/up", qos=1)
-        rx.loop_start()
-        try:
-            subscribed.wait(30)
-            r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
-                         server_hostname="localhost", payload_n=payload_n)
-        finally:
-            rx.loop_stop()
-            rx.disconnect()
+    with acking_receiver(tmp, hub, "receiver-bench", lambda payload: ack) as (broker, pw, _):
+        r = bring_up(dialect, "mqtt", hub=hub, password=pw, port=broker.port, ca=str(broker.ca_der),
+                     server_hostname="localhost", payload_n=payload_n)
     if not r["extra"].get("acks"):
         raise RuntimeError(f"MQTT over the modem failed: {r}")
     return r
@@ -163,7 +124,7 @@ def main():
         tx, rx = q["extra"]["line"]
         figure(f"{dialect} line bytes, subscribe + QoS 1 publish of 23 B + reply, TLS, hub -> modem", tx, "B")
         figure(f"{dialect} line bytes, the same, modem -> hub", rx, "B")
-        t = bring_up(dialect, "tcp", port=echo_server())
+        t = bring_up(dialect, "tcp", port=echo_server()[1])
         e, mt = t["extra"], t["metrics"]
         figure(f"{dialect} socket: line bytes per payload byte, hub -> modem",
                (mt["at_tx"] - m["at_tx"]) / e["tx"])

@@ -20,6 +20,7 @@
 
 from fwtest import serve_lines
 
+from crypto_extra import box_open, salsa20_xor, xsalsa20_xor
 from hub.crypto import CryptoError, box, hmac, poly1305, salsa20, x25519
 
 
@@ -39,7 +40,7 @@ def answer(line):
         elif k == "B":
             out = box.box(a[3], a[2], a[0], a[1])
         elif k == "U":
-            out = box.box_open(a[3], a[2], a[0], a[1])
+            out = box_open(a[3], a[2], a[0], a[1])
         elif k == "K":
             out = box.beforenm(a[0], a[1])
         elif k == "X":
@@ -51,9 +52,9 @@ def answer(line):
         elif k == "H":
             out = salsa20.hsalsa20(a[0], a[1])
         elif k == "Z":
-            out = salsa20.xsalsa20_xor(a[0], a[1], a[2])
+            out = xsalsa20_xor(a[0], a[1], a[2])
         elif k == "C":
-            out = salsa20.salsa20_xor(_b(f[1]), _b(f[2]), _b(f[4]), int(f[3]))
+            out = salsa20_xor(_b(f[1]), _b(f[2]), _b(f[4]), int(f[3]))
         elif k == "M":
             out = hmac.hmac_sha256(a[0], a[1])
         elif k == "E":

@@ -34,43 +34,6 @@ gc.collect()
 heap_import = gc.mem_alloc() - heap0
 
 
-class PtyUart:
-    """machine.UART(timeout=0) over the pty for network.PPP's stand-in (tests/fw/pppstand.py):
-    read() returns what is there; irq(handler, IRQ_RXIDLE) polls for it every 5 ms."""
-
-    IRQ_RXIDLE = 0x1000
-
-    def __init__(self, f):
-        self.f = f
-        self.handler = None
-        self.task = None
-        self.tx = self.rx = 0
-
-    def read(self, n=-1):
-        d = self.f.read(256 if n < 0 else n)
-        if d:
-            self.rx += len(d)
-        return d or None
-
-    def write(self, b):
-        self.tx += len(b)
-        return self.f.write(b)
-
-    def irq(self, handler=None, trigger=0, hard=False):
-        self.handler = handler if trigger else None
-        if self.handler is not None and self.task is None:
-            self.task = asyncio.create_task(self._idle())
-        elif self.handler is None and self.task is not None:
-            self.task.cancel()
-            self.task = None
-
-    async def _idle(self):
-        while True:
-            if self.handler is not None:
-                self.handler(self)
-            await asyncio.sleep_ms(5)
-
-
 async def attempt(cell, out):
     try:
         await cell.up()
@@ -147,7 +110,7 @@ async def main(path, profile, cfg, action):
     make_ppp = None
     if action == "ppp":  # the data path through network.PPP's stand-in on the same pty
         import pppstand
-        uart = PtyUart(stream.s)
+        uart = pppstand.PtyUart(stream.s)
 
         def make_ppp():
             return pppstand.PPP(uart)
@@ -170,7 +133,8 @@ async def main(path, profile, cfg, action):
         at = cell.at
         r = await at.cmd("ATD*99#", 5000)
         extra["connect"] = r.final
-        await at.write_data(b"ping over the data call")
+        at.s.write(b"ping over the data call")  # data mode: straight to the UART, as PPP does
+        await at.s.drain()
         for _ in range(200):
             if len(at.data) >= 23:
                 break

@@ -132,15 +132,6 @@ def test_nesting_limit():
     raises(CBORError, cbor.dumps, v)
 
 
-def test_decode_prefix_walks_a_stream():
-    data = cbor.dumps(1) + cbor.dumps([2, 3]) + cbor.dumps("x")
-    out, i = [], 0
-    while i < len(data):
-        v, i = cbor.decode_prefix(data, i)
-        out.append(v)
-    assert out == [1, [2, 3], "x"]
-
-
 def test_random_bytes_never_crash():
     r = Rand(7)
     for _n in range(3000):

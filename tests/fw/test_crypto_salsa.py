@@ -6,6 +6,7 @@ import hashlib
 
 from crypto_vectors import (C131, CORE4_IN, CORE4_KEY, CORE4_OUT, FIRSTKEY, M131, NONCE, SECONDKEY, SHARED,
                             STREAM5_SHA256, STREAM7)
+from crypto_extra import salsa20_xor, xsalsa20_xor
 from fwtest import IS_MPY, Rand, raises
 from hub.crypto import CryptoError, salsa20
 
@@ -26,16 +27,16 @@ def test_core2_hsalsa20_of_the_nonce_prefix():
 
 
 def test_core4_salsa20_block_with_a_large_counter():
-    out = salsa20.salsa20_xor(CORE4_KEY, CORE4_IN[:8], bytes(64), _le(CORE4_IN[8:]))
+    out = salsa20_xor(CORE4_KEY, CORE4_IN[:8], bytes(64), _le(CORE4_IN[8:]))
     assert out == CORE4_OUT
 
 
 def test_stream7_xsalsa20_keystream():
-    assert salsa20.xsalsa20_xor(FIRSTKEY, NONCE, bytes(32)) == STREAM7
+    assert xsalsa20_xor(FIRSTKEY, NONCE, bytes(32)) == STREAM7
 
 
 def test_stream8_xsalsa20_xor():
-    assert salsa20.xsalsa20_xor(FIRSTKEY, NONCE, bytes(32) + M131)[32:] == C131
+    assert xsalsa20_xor(FIRSTKEY, NONCE, bytes(32) + M131)[32:] == C131
 
 
 def test_stream5_4mb_of_keystream():
@@ -63,16 +64,16 @@ def test_stream5_4mb_of_keystream():
 def test_counter_carries_into_the_high_word():
     r = Rand(3)
     key, n8 = r.bytes(32), r.bytes(8)
-    two = salsa20.salsa20_xor(key, n8, bytes(128), 0xFFFFFFFF)
-    assert two[:64] == salsa20.salsa20_xor(key, n8, bytes(64), 0xFFFFFFFF)
-    assert two[64:] == salsa20.salsa20_xor(key, n8, bytes(64), 0x100000000)
+    two = salsa20_xor(key, n8, bytes(128), 0xFFFFFFFF)
+    assert two[:64] == salsa20_xor(key, n8, bytes(64), 0xFFFFFFFF)
+    assert two[64:] == salsa20_xor(key, n8, bytes(64), 0x100000000)
 
 
 def test_chunked_and_in_place_stream_equals_one_shot():
     r = Rand(4)
     key, nonce = r.bytes(32), r.bytes(24)
     msg = r.bytes(700)
-    whole = salsa20.xsalsa20_xor(key, nonce, msg)
+    whole = xsalsa20_xor(key, nonce, msg)
     st = salsa20.xsalsa20_state(key, nonce)
     buf = bytearray(msg)
     mv = memoryview(buf)
@@ -86,9 +87,9 @@ def test_chunked_and_in_place_stream_equals_one_shot():
 def test_every_length_up_to_three_blocks():
     r = Rand(5)
     key, nonce = r.bytes(32), r.bytes(24)
-    full = salsa20.xsalsa20_xor(key, nonce, bytes(200))
+    full = xsalsa20_xor(key, nonce, bytes(200))
     for n in range(200):
-        assert salsa20.xsalsa20_xor(key, nonce, bytes(n)) == full[:n]
+        assert xsalsa20_xor(key, nonce, bytes(n)) == full[:n]
 
 
 def test_kernel_twins_agree():
@@ -113,5 +114,5 @@ def test_viper_kernel_is_used_on_micropython():
 
 def test_sizes_are_checked():
     raises(CryptoError, salsa20.hsalsa20, bytes(31), bytes(16))
-    raises(CryptoError, salsa20.xsalsa20_xor, bytes(32), bytes(23), b"x")
-    raises(CryptoError, salsa20.salsa20_xor, bytes(32), bytes(9), b"x")
+    raises(CryptoError, xsalsa20_xor, bytes(32), bytes(23), b"x")
+    raises(CryptoError, salsa20_xor, bytes(32), bytes(9), b"x")

@@ -113,13 +113,15 @@ def test_limits_applied_at_once_and_refusals_counted():
 def test_receiver_key_rotation_seals_new_records_to_the_new_key():
     f = flash()
     root, keys, sealer, state, tel = f
+    headers = []
+    sealer.on_epoch = headers.append  # as the journal takes each epoch's header on a hub
     old = sealer.seal(10, b"before")
-    hdr_old = sealer.epoch_header()
+    hdr_old = headers[-1]
     assert hdr_old[1] == 1
     blob = keys_cfg(3, [(2, RCV2), (1, RCV1)])
     assert take(blob, f) and state == {"k": 3, "l": 0} and tel == [(hubcfg.MDC_HUB_CFG_KEYS, 3)]
     new = sealer.seal(11, b"after")
-    hdr_new = sealer.epoch_header()
+    hdr_new = headers[-1]
     assert hdr_new[1] == 2 and hdr_new[14:46] != hdr_old[14:46]  # a new epoch, to key 2
     assert old[1] != new[1] or hdr_new[2:6] != hdr_old[2:6]
     # authenticated for the holder of receiver key 2 (the receiver's check of an epoch header)

@@ -19,3 +19,20 @@ def test_other_causes_pass_through_and_unknown_is_named():
 def test_rp2_reset_through_the_watchdog_is_a_hard_reset_when_asked():
     assert reset_name("watchdog", 1) == "hard"
     assert reset_name("watchdog", 0) == "watchdog"
+
+
+def test_the_marker_counts_for_one_boot_only():
+    from fwtest import Scratch
+
+    from hub import state
+    from hub.ports.base import RESET_ASKED, reset_at_boot
+    saved = state.DIR
+    with Scratch("reset") as root:
+        state.DIR = root + "/state"
+        try:
+            state.write_int(RESET_ASKED, 1)  # as Port.reset() does just before machine.reset()
+            assert reset_at_boot("hard") == "hard"
+            assert state.read_int(RESET_ASKED, 0) == 0
+            assert reset_at_boot("hard") == "crash"  # the next boot's own reset: not asked for
+        finally:
+            state.DIR = saved

@@ -114,7 +114,7 @@ def test_feature():
 
 def test_racp_requests_the_hub_sends():
     assert racp.report_all() == h("01 01")
-    assert racp.count_all() == h("04 01")
+    assert racp.request(racp.COUNT, racp.ALL) == h("04 01")
     assert racp.report_from(10) == h("01 03 01 0A 00")
     assert racp.request(racp.REPORT, racp.RANGE, racp.FILTER_SEQ, lo=5, hi=10) == h("01 04 01 05 00 0A 00")
     assert racp.abort() == h("03 00")

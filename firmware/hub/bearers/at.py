@@ -278,12 +278,6 @@ class Engine:
                 raise ATError("+++", "rebooted")
             return r.final
 
-    async def write_data(self, data):
-        """Bytes to the modem in data mode (after CONNECT)."""
-        if not self.data_mode:
-            raise ATError("data", "not in data mode")
-        await self._send(data)
-
     def take_data(self):
         d = bytes(self.data)
         self.data[:] = b""

@@ -305,12 +305,17 @@ class Framer:
 
 # ---------------------------------------------------------------- reply parsers
 
+def _reply(line, prefix):
+    """The value of a reply a parser was given for prefix; any other line is refused."""
+    v = value(line, prefix)
+    if v is None:
+        raise ATParseError("not a %s line: %r" % (prefix, line))
+    return v
+
+
 def csq_dbm(line):
     """'+CSQ: <rssi>,<ber>' -> RSSI in dBm (-113 + 2*rssi), None when unknown (99)."""
-    v = value(line, "+CSQ")
-    if v is None:
-        raise ATParseError("not a +CSQ line: %r" % line)
-    f = fields(v)
+    f = fields(_reply(line, "+CSQ"))
     rssi = _int(f[0], "CSQ rssi")
     if rssi == 99:
         return None
@@ -323,10 +328,7 @@ def cesq(line):
     """'+CESQ: rxlev,ber,rscp,ecno,rsrq,rsrp' -> (rsrp dBm, rsrq in tenths of a dB);
     each None when the modem reports it unknown (255). RSRP = idx - 140 (0..97),
     RSRQ = idx/2 - 19.5 (0..34); integers, since boards have single floats."""
-    v = value(line, "+CESQ")
-    if v is None:
-        raise ATParseError("not a +CESQ line: %r" % line)
-    f = fields(v)
+    f = fields(_reply(line, "+CESQ"))
     if len(f) != 6:
         raise ATParseError("+CESQ with %d fields" % len(f))
     rsrq = _int(f[4], "CESQ rsrq")
@@ -348,10 +350,7 @@ def cesq(line):
 
 def cops(line):
     """'+COPS: <mode>[,<format>,"<oper>"[,<AcT>]]' -> (mode, operator or None, AcT or None)."""
-    v = value(line, "+COPS")
-    if v is None:
-        raise ATParseError("not a +COPS line: %r" % line)
-    f = fields(v)
+    f = fields(_reply(line, "+COPS"))
     mode = _int(f[0], "COPS mode")
     oper = f[2] if len(f) > 2 and f[2] else None
     act = _int(f[3], "COPS AcT") if len(f) > 3 and f[3] else None
@@ -397,10 +396,7 @@ def reg_name(stat):
 
 def cpin(line):
     """'+CPIN: READY' -> 'READY' ('SIM PIN', 'SIM PUK', ...)."""
-    v = value(line, "+CPIN")
-    if v is None:
-        raise ATParseError("not a +CPIN line: %r" % line)
-    return v
+    return _reply(line, "+CPIN")
 
 
 def quote(s):

@@ -12,8 +12,6 @@
 # the caller's buffer with working memory kept in the object, so that a
 # sealed record (hub.seal) allocates nothing of its own size.
 
-import os
-
 from hub.crypto import CryptoError, check_len, ct, salsa20
 from hub.crypto.poly1305 import Poly1305
 
@@ -137,12 +135,6 @@ def _x25519():
     return x25519
 
 
-def keypair(rng=os.urandom):
-    """crypto_box_keypair: (public key, secret key), 32 bytes each."""
-    sk = rng(32)
-    return _x25519().scalarmult_base(sk), sk
-
-
 def public_key(sk):
     """The public key of a secret key (crypto_scalarmult_base)."""
     return _x25519().scalarmult_base(sk)
@@ -158,11 +150,6 @@ def beforenm(pk, sk):
 def box(m, nonce, pk, sk):
     """crypto_box_easy: m sealed from the owner of sk to the owner of pk."""
     return secretbox(m, nonce, beforenm(pk, sk))
-
-
-def box_open(c, nonce, pk, sk):
-    """crypto_box_open_easy: the message, or CryptoError."""
-    return secretbox_open(c, nonce, beforenm(pk, sk))
 
 
 box_afternm = secretbox  # crypto_box_easy_afternm: with a beforenm() key

@@ -146,29 +146,3 @@ def xsalsa20_state(key, nonce):
     check_len("key", key, 32)
     check_len("nonce", nonce, 24)
     return state(hsalsa20(key, nonce[0:16]), nonce[16:24] + bytes(8))
-
-
-def salsa20_xor(key, nonce8, data, counter=0):
-    """Salsa20/20 (crypto_stream_salsa20_xor_ic): data XOR keystream from block counter."""
-    check_len("key", key, 32)
-    check_len("nonce", nonce8, 8)
-    st = state(key, nonce8 + _le64(counter))
-    out = bytearray(data)
-    _xor(st, out, out, len(out))
-    return bytes(out)
-
-
-def xsalsa20_xor(key, nonce, data):
-    """XSalsa20 (crypto_stream_xsalsa20_xor): data XOR the keystream of a 24-byte nonce."""
-    st = xsalsa20_state(key, nonce)
-    out = bytearray(data)
-    _xor(st, out, out, len(out))
-    return bytes(out)
-
-
-def _le64(n):
-    out = bytearray(8)
-    for i in range(8):
-        out[i] = n & 0xFF
-        n >>= 8
-    return bytes(out)

@@ -160,11 +160,3 @@ class sha512:
 
     def hexdigest(self):
         return self.digest().hex()
-
-
-def sha512_digest(*parts):
-    """SHA-512 of the concatenation of parts."""
-    h = sha512()
-    for p in parts:
-        h.update(p)
-    return h.digest()

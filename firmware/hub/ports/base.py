@@ -29,6 +29,16 @@ def reset_name(cause, asked):
     return "unknown"
 
 
+def reset_at_boot(cause):
+    """reset_name of the reset this boot came from, the RESET_ASKED marker read and cleared so
+    that the next reset is not taken for one we asked for: a port calls it once per boot."""
+    from hub import state
+    asked = state.read_int(RESET_ASKED, 0)
+    if asked:
+        state.write_int(RESET_ASKED, 0)
+    return reset_name(cause, asked)
+
+
 class BasePort:
     name = "base"
 

@@ -6,7 +6,7 @@ import time
 import machine
 
 from hub import state
-from hub.ports.base import RESET_ASKED, BasePort, reset_name
+from hub.ports.base import RESET_ASKED, BasePort, reset_at_boot
 
 # ports/esp32/modmachine.c machine_reset_cause: HARD_RESET is ESP_RST_SW (machine.reset()),
 # ESP_RST_PANIC (a crash) and ESP_RST_EXT (never on the ESP32); our marker splits them.
@@ -32,10 +32,7 @@ class Port(BasePort):
 
     def reset_cause(self):
         if not hasattr(self, "_cause"):  # read once: the marker is cleared for the next boot
-            asked = state.read_int(RESET_ASKED, 0)
-            if asked:
-                state.write_int(RESET_ASKED, 0)
-            self._cause = reset_name(_CAUSES.get(machine.reset_cause()), asked)
+            self._cause = reset_at_boot(_CAUSES.get(machine.reset_cause()))
         return self._cause
 
     def rtc_ms(self):

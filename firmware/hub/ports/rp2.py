@@ -4,7 +4,7 @@
 import machine
 
 from hub import state
-from hub.ports.base import RESET_ASKED, BasePort, reset_name
+from hub.ports.base import RESET_ASKED, BasePort, reset_at_boot
 
 
 class Port(BasePort):
@@ -21,12 +21,9 @@ class Port(BasePort):
 
     def reset_cause(self):
         if not hasattr(self, "_cause"):  # read once: the marker is cleared for the next boot
-            asked = state.read_int(RESET_ASKED, 0)
-            if asked:
-                state.write_int(RESET_ASKED, 0)
             c = machine.reset_cause()
-            self._cause = reset_name("power-on" if c == machine.PWRON_RESET else
-                                     "watchdog" if c == machine.WDT_RESET else None, asked)
+            self._cause = reset_at_boot("power-on" if c == machine.PWRON_RESET else
+                                        "watchdog" if c == machine.WDT_RESET else None)
         return self._cause
 
     def led(self, on):

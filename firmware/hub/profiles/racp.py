@@ -173,10 +173,6 @@ def report_from(seq, ftype=FILTER_SEQ):
     return request(REPORT, GE, ftype, seq)
 
 
-def count_all():
-    return request(COUNT, ALL)
-
-
 def abort():
     return request(ABORT, NULL)
 

@@ -78,14 +78,7 @@ def migrate(store: Store) -> None:
     cur = store.conn.cursor()
     cur.execute("CREATE TABLE IF NOT EXISTS alerts_schema (version INTEGER PRIMARY KEY, applied DOUBLE PRECISION)")
     cur.execute("SELECT max(version) FROM alerts_schema")
-    v = cur.fetchone()[0] or 0
-    for n, steps in enumerate(_migrations(is_pg(store)), 1):
-        if n <= v:
-            continue
-        for sql in steps:
-            cur.execute(sql)
-        cur.execute(store.q("INSERT INTO alerts_schema VALUES (?, ?)"), (n, time.time()))
-    store.conn.commit()
+    store.apply_migrations("alerts_schema", _migrations(is_pg(store)), cur.fetchone()[0] or 0)
 
 
 def created(store: Store) -> bool:

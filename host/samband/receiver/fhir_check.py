@@ -166,6 +166,11 @@ class _Checker:
     def bad(self, path: str, what: str, warning: bool = False) -> None:
         self.problems.append(Problem(self.profile, path, what, warning))
 
+    def kind(self, resource_type: str) -> None:
+        """Every profile first: the resource is of the type the profile constrains."""
+        if self.res.get("resourceType") != resource_type:
+            self.bad("resourceType", "want " + resource_type)
+
     def ref(self, path: str, element: object) -> None:
         if not isinstance(element, dict) or not element.get("reference"):
             self.bad(path + ".reference", "required (1..1)")
@@ -173,8 +178,7 @@ class _Checker:
     # ------------------------------------------------ PhdBaseObservation
     def base_observation(self) -> None:
         r = self.res
-        if r.get("resourceType") != "Observation":
-            self.bad("resourceType", "want Observation")
+        self.kind("Observation")
         ext = r.get("extension") or []
         gw = [x for x in ext if (x.get("url") or "").split("|")[0] == F.GATEWAY_EXT]
         if len(gw) != 1:
@@ -414,8 +418,7 @@ class _Checker:
 
     def PhdDevice(self) -> None:
         r = self.res
-        if r.get("resourceType") != "Device":
-            self.bad("resourceType", "want Device")
+        self.kind("Device")
         self.identifiers()
         for k in ("manufacturer", "modelNumber"):
             if not _present(r, k):
@@ -433,8 +436,7 @@ class _Checker:
 
     def PhgDevice(self) -> None:
         r = self.res
-        if r.get("resourceType") != "Device":
-            self.bad("resourceType", "want Device")
+        self.kind("Device")
         self.identifiers()
         mdc = [c for c in _codings(r.get("type")) if c.get("system") == C.MDC]
         if len(mdc) != 1:
@@ -446,12 +448,10 @@ class _Checker:
 
     def PhdDeviceMetric(self) -> None:
         r = self.res
-        if r.get("resourceType") != "DeviceMetric":
-            self.bad("resourceType", "want DeviceMetric")
+        self.kind("DeviceMetric")
         self.ref("source", r.get("source"))
         if r.get("parent"):
             self.bad("parent", "not allowed (0..0)")
 
     def PhdPatient(self) -> None:
-        if self.res.get("resourceType") != "Patient":
-            self.bad("resourceType", "want Patient")
+        self.kind("Patient")

@@ -272,16 +272,21 @@ class Store:
 
     def migrate(self) -> None:
         v = self.version()
-        cur = self.conn.cursor()
         if v == 0:
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                        "(version INTEGER PRIMARY KEY, applied DOUBLE PRECISION)")
-        for n, steps in enumerate(MIGRATIONS, 1):
-            if n <= v:
+            self.conn.cursor().execute("CREATE TABLE IF NOT EXISTS schema_version "
+                                       "(version INTEGER PRIMARY KEY, applied DOUBLE PRECISION)")
+        self.apply_migrations("schema_version", MIGRATIONS, v)
+
+    def apply_migrations(self, table: str, migrations: list[list[str]], have: int) -> None:
+        """Run the migrations after the first `have`, each recorded in table as (number, when),
+        in one commit: the receiver's schema and the alerts' (alerts_db.migrate) advance alike."""
+        cur = self.conn.cursor()
+        for n, steps in enumerate(migrations, 1):
+            if n <= have:
                 continue
             for sql in steps:
                 cur.execute(sql)
-            cur.execute(self.q("INSERT INTO schema_version VALUES (?, ?)"), (n, time.time()))
+            cur.execute(self.q(f"INSERT INTO {table} VALUES (?, ?)"), (n, time.time()))
         self.conn.commit()
 
     def prepare(self, seq: int, epoch: int, r: Reading | dict[int, Any]) -> Prepared:

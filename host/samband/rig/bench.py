@@ -94,6 +94,24 @@ def _table(data: dict[str, Any], key: str, where: str, types: dict[str, type | t
     return t
 
 
+def _tables(data: dict[str, Any], key: str, source: str, types: dict[str, type | tuple[type, ...]],
+            required: Iterable[str], at_least_one: bool) -> list[tuple[str, dict[str, Any]]]:
+    """data's [[key]] array of tables, each checked as _table checks one: (where, table) pairs,
+    where naming it in an error ("bench.toml: hub[2]")."""
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise BenchError(f"{source}: '{key}' must be [[{key}]] tables")
+    if at_least_one and not items:
+        raise BenchError(f"{source}: needs at least one [[{key}]]")
+    out = []
+    for i, t in enumerate(items):
+        where = f"{source}: {key}[{i + 1}]"
+        if not isinstance(t, dict):
+            raise BenchError(f"{where}: must be a table")
+        out.append((where, _table({key: t}, key, where, types, required)))
+    return out
+
+
 def _tname(t: type | tuple[type, ...]) -> str:
     if isinstance(t, tuple):
         return " or ".join(x.__name__ for x in t)
@@ -143,16 +161,9 @@ def parse_bench(text: str, source: str = "bench.toml", boards: Iterable[str] | N
     if not 0 <= settle <= 60:
         raise BenchError(f"{source}: [power].settle_s must be 0..60 seconds, not {settle}")
 
-    hubs = data.get("hub", [])
-    if not isinstance(hubs, list) or not hubs:
-        raise BenchError(f"{source}: needs at least one [[hub]]")
     out_hubs = []
-    for i, h in enumerate(hubs):
-        where = f"{source}: hub[{i + 1}]"
-        if not isinstance(h, dict):
-            raise BenchError(f"{where}: must be a table")
-        _table({"hub": h}, "hub", where, {"board": str, "port": str, "usb_hub": str, "usb_port": int,
-                                          "modem": bool}, required=("board", "port"))
+    for where, h in _tables(data, "hub", source, {"board": str, "port": str, "usb_hub": str, "usb_port": int,
+                                                  "modem": bool}, ("board", "port"), at_least_one=True):
         if h["board"] not in boards:
             raise BenchError(f"{where}.board: no board {h['board']!r} (known: {', '.join(boards)})")
         if h["board"] == "vhub":
@@ -173,16 +184,9 @@ def parse_bench(text: str, source: str = "bench.toml", boards: Iterable[str] | N
     if sum(h.modem for h in out_hubs) > 1:
         raise BenchError(f"{source}: the modem is wired to one hub, but {sum(h.modem for h in out_hubs)} say modem")
 
-    dongles = data.get("dongle", [])
-    if not isinstance(dongles, list):
-        raise BenchError(f"{source}: 'dongle' must be [[dongle]] tables")
     specs = []
-    for i, d in enumerate(dongles):
-        where = f"{source}: dongle[{i + 1}]"
-        if not isinstance(d, dict):
-            raise BenchError(f"{where}: must be a table")
-        _table({"d": d}, "d", where, {"transport": str, "usb_hub": str, "usb_port": int, "part": str},
-               required=("transport",))
+    for where, d in _tables(data, "dongle", source, {"transport": str, "usb_hub": str, "usb_port": int,
+                                                     "part": str}, ("transport",), at_least_one=False):
         if not d["transport"].startswith(TRANSPORTS):
             raise BenchError(f"{where}.transport: {d['transport']!r} is not a bumble transport "
                              f"({', '.join(t + '...' for t in TRANSPORTS)})")

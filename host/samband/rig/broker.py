@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from samband.errors import SambandError
+from samband.rig.tcp import stop_process
 
 MOSQUITTO = os.environ.get("SAMBAND_MOSQUITTO", "/usr/sbin/mosquitto")
 RECEIVER_USER = "receiver"
@@ -103,7 +104,29 @@ topic write samband/+/cfg/+
 """
 
 
-class Broker:
+class BrokerFace:
+    """What a rig reads of any broker, Mosquitto or the NATS cluster: the folder with the
+    CA the hubs trust, and the logins (users: username -> password)."""
+
+    folder: Path
+    users: dict[str, str]
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def ca_der(self) -> Path:
+        return self.folder / "ca.der"
+
+    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
+        """A hub's login; returns its password. Takes effect when the broker next reads its
+        logins: the next start() (a cluster's reload() too)."""
+        self.users[hub_hex] = password or secrets.token_hex(16)
+        return self.users[hub_hex]
+
+
+class Broker(BrokerFace):
     """A Mosquitto process with TLS and per-hub ACLs; start()/stop() or a context manager."""
 
     def __init__(self, folder: str | Path, port: int | None = None, plain_port: int | None = None,
@@ -126,19 +149,6 @@ class Broker:
                 pw.write_text(secrets.token_hex(16))
                 os.chmod(pw, 0o600)
             self.users[RECEIVER_USER] = pw.read_text().strip()
-
-    @property
-    def ca_pem(self) -> Path:
-        return self.folder / "ca.pem"
-
-    @property
-    def ca_der(self) -> Path:
-        return self.folder / "ca.der"
-
-    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
-        """A hub's login; returns its password. Takes effect at the next start()."""
-        self.users[hub_hex] = password or secrets.token_hex(16)
-        return self.users[hub_hex]
 
     def _write(self):
         f = self.folder
@@ -240,13 +250,8 @@ class Broker:
         return p.read_text(errors="replace")[-n:] if p.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> Broker:

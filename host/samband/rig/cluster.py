@@ -48,7 +48,9 @@ from pathlib import Path
 
 from samband.errors import SambandError
 from samband.receiver.fleet import GROUP, PARTITIONS, STATUS_SUBJECT, STREAM, UP_SUBJECT, consumer  # noqa: F401
-from samband.rig.broker import RECEIVER_USER, free_port, make_certs
+from samband.rig.broker import RECEIVER_USER, BrokerFace, free_port, make_certs
+from samband.rig.tcp import Listener, stop_process
+from samband.rig.tcp import close_quietly as _close
 
 NATS_SERVER = os.environ.get("SAMBAND_NATS_SERVER", "/usr/sbin/nats-server")
 
@@ -100,7 +102,7 @@ class Node:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
-class NatsCluster:
+class NatsCluster(BrokerFace):
     """Three nats-server processes with JetStream, MQTT over TLS and per-hub permissions.
 
     The same face to a rig as rig.broker.Broker (add_hub, users, port,
@@ -119,24 +121,11 @@ class NatsCluster:
         self.nodes = [Node(self, "n%d" % (i + 1)) for i in range(nodes)]
         self.front = None
 
-    # -- the Broker face -------------------------------------------------------------
-    @property
-    def ca_pem(self) -> Path:
-        return self.folder / "ca.pem"
-
-    @property
-    def ca_der(self) -> Path:
-        return self.folder / "ca.der"
-
+    # -- the Broker face (the rest in BrokerFace) --------------------------------------
     @property
     def port(self) -> int | None:
         """Where hubs connect (MQTT over TLS): the front, which picks a live node."""
         return self.front.port if self.front else None
-
-    def add_hub(self, hub_hex: str, password: str | None = None) -> str:
-        """A hub's login; returns its password. Takes effect at start() or reload()."""
-        self.users[hub_hex] = password or secrets.token_hex(16)
-        return self.users[hub_hex]
 
     def log_tail(self, n: int = 600) -> str:
         return " | ".join(f"{nd.name}: {nd.log_tail(n)}" for nd in self.nodes)
@@ -292,12 +281,7 @@ class NatsCluster:
     def _kill_all(self) -> None:
         for nd in self.nodes:
             if nd.alive():
-                nd.proc.terminate()
-                try:
-                    nd.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    nd.proc.kill()
-                    nd.proc.wait()
+                stop_process(nd.proc)
             nd.proc = None
 
     def stop(self) -> None:
@@ -313,46 +297,37 @@ class NatsCluster:
         self.stop()
 
 
-class Front:
+class Front(Listener):
     """Loopback TCP front for the MQTT listeners: each new connection goes to the next
     node that accepts it (round robin), bytes pass unchanged (TLS ends at the node)."""
 
     def __init__(self, ports: list[int]) -> None:
+        Listener.__init__(self, ("127.0.0.1", 0), 64)
         self.ports = list(ports)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = self.srv.getsockname()[1]
         self._next = 0
         self._lock = threading.Lock()
         self._conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
-    def _accept(self) -> None:
-        while True:
+    def take(self, c: socket.socket) -> None:
+        u = None
+        for _ in range(len(self.ports)):
+            port = self.ports[self._next % len(self.ports)]
+            self._next += 1
             try:
-                c, _ = self.srv.accept()
+                u = socket.create_connection(("127.0.0.1", port), timeout=2)
+                u.settimeout(None)
+                break
             except OSError:
-                return
-            u = None
-            for _ in range(len(self.ports)):
-                port = self.ports[self._next % len(self.ports)]
-                self._next += 1
-                try:
-                    u = socket.create_connection(("127.0.0.1", port), timeout=2)
-                    u.settimeout(None)
-                    break
-                except OSError:
-                    continue
-            if u is None:
-                c.close()
                 continue
-            link = _Link(c, u, port)
-            with self._lock:
-                self._conns.append(link)
-            threading.Thread(target=self._pump, args=(c, u, link), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, None), daemon=True).start()
+        if u is None:
+            c.close()
+            return
+        link = _Link(c, u, port)
+        with self._lock:
+            self._conns.append(link)
+        threading.Thread(target=self._pump, args=(c, u, link), daemon=True).start()
+        threading.Thread(target=self._pump, args=(u, c, None), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket, link: _Link | None) -> None:
         try:
@@ -390,14 +365,3 @@ class _Link:
     def __init__(self, client: socket.socket, node: socket.socket, port: int) -> None:
         self.client, self.node, self.port = client, node, port
         self.heard = time.monotonic()
-
-
-def _close(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        s.close()
-    except OSError:
-        pass

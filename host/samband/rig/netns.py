@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from samband.errors import SambandError
+from samband.rig.tcp import Listener, close_quietly
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -286,14 +287,10 @@ def _pump(a: socket.socket, b: socket.socket, delay: "SlowProxy | None" = None) 
     except OSError:
         pass
     for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        s.close()
+        close_quietly(s)
 
 
-class Door:
+class Door(Listener):
     """TCP from a listening address in one namespace to a target in another
     (None: the host's). What the receiver uses to reach the broker in the
     cloud, and the hub to reach the host's BLE bridge."""
@@ -302,41 +299,29 @@ class Door:
                  listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.target_ns, self.target = target_ns, tuple(target)
         with inside(listen_ns):
-            self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(listen)
-        self.srv.listen(16)
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True, name="netns-door").start()
+            srv = socket.socket()
+        Listener.__init__(self, listen, 16, srv)
+        self.start("netns-door")
 
     def _connect(self) -> socket.socket:
         with inside(self.target_ns):
             return socket.create_connection(self.target, timeout=5)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            try:
-                u = self._connect()
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=_pump, args=(c, u, self._delay()), daemon=True).start()
-            threading.Thread(target=_pump, args=(u, c, self._delay()), daemon=True).start()
+    def take(self, c: socket.socket) -> None:
+        try:
+            u = self._connect()
+            u.settimeout(None)
+        except OSError:
+            c.close()
+            return
+        threading.Thread(target=_pump, args=(c, u, self._delay()), daemon=True).start()
+        threading.Thread(target=_pump, args=(u, c, self._delay()), daemon=True).start()
 
     def _delay(self):
         return None
 
     def close(self) -> None:
-        try:
-            self.srv.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.srv.close()
+        close_quietly(self.srv)
 
 
 class SlowProxy(Door):

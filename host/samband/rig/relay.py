@@ -11,15 +11,14 @@ from __future__ import annotations
 import socket
 import threading
 
+from samband.rig.tcp import Listener
+from samband.rig.tcp import close_quietly as _close
 
-class Relay:
+
+class Relay(Listener):
     def __init__(self, target_port: int) -> None:
+        Listener.__init__(self, ("127.0.0.1", 0), 8)
         self.target = target_port
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
         self.conns: list[tuple[socket.socket, socket.socket]] = []
         self.cut_next = 0  # cut inside the next client write of at least this many bytes
         self.cuts = 0
@@ -27,7 +26,7 @@ class Relay:
         self.blackhole = False
         self.swallowed = 0  # bytes the black hole took
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
     def cut(self) -> None:
         """The network goes down: every open connection is reset and new ones are refused
@@ -43,24 +42,19 @@ class Relay:
     def up(self) -> None:
         self.down = False
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            if self.down:
-                c.close()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            with self._lock:
-                self.conns.append((c, u))
-            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+    def take(self, c: socket.socket) -> None:
+        if self.down:
+            c.close()
+            return
+        try:
+            u = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            c.close()
+            return
+        with self._lock:
+            self.conns.append((c, u))
+        threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket, upstream: bool) -> None:
         try:
@@ -91,14 +85,3 @@ class Relay:
         for pair in conns:
             for s in pair:
                 _close(s)
-
-
-def _close(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        s.close()
-    except OSError:
-        pass
