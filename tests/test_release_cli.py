@@ -170,7 +170,11 @@ def test_firmware_release_for_an_esp32(tmp_path):
     from samband.device import images
     esp32 = {v: k for k, v in images.esp_chip_ids().items()}["esp32"]
     img = tmp_path / "app.bin"
-    img.write_bytes(bytes([0xE9, 1, 2, 0x20]) + bytes(8) + esp32.to_bytes(2, "little") + os.urandom(5000))
+    b = bytearray(bytes([0xE9, 1, 2, 0x20]) + bytes(8) + esp32.to_bytes(2, "little") + os.urandom(5000))
+    # its esp_app_desc_t at offset 32 (magic 0xABCD5432), whose version (offset 48) is the release's
+    b[32:48] = b"\x32\x54\xcd\xab" + bytes(12)
+    b[48:80] = b"2.0.0".ljust(32, b"\0")
+    img.write_bytes(bytes(b))
     out, m, public = release.make("esp32-devkit", "2.0.0", "1.0.0", "firmware", img, tmp_path / "fw.sbr",
                                   tmp_path / "depot", when=WHEN)
     got = fmt.verify_stream(io.BytesIO(out.read_bytes()), public, "esp32-devkit", "1.5.0", kind="firmware")
