@@ -50,6 +50,9 @@ def test_sim7080g_registers_and_activates_its_context(mpy, monkeypatch):
     assert 'AT+CGDCONT=1,"IP","internet"' in sim.commands and 'AT+CNCFG=0,1,"internet"' in sim.commands
     assert m["at_tx"] == sim.rx and m["at_rx"] == sim.tx  # every byte accounted for on both sides
     assert sim.commands[:2] == ["AT", "ATE0"]  # one AT is enough for a modem that answers
+    # power saving off before registering: an alarm-capable hub must send and be reached at once
+    assert not sim.psm and not sim.edrx and m["radio_duty"] == "off"
+    assert sim.commands.index("AT+CEDRXS=0") < sim.commands.index("AT+CEREG=2")
 
 
 def test_bg96_with_chap_credentials_and_cesq(mpy):
@@ -59,6 +62,13 @@ def test_bg96_with_chap_credentials_and_cesq(mpy):
     m = r["metrics"]
     assert (m["act"], m["rsrp_dbm"], m["rsrq_ddb"]) == ("cat-m", -95, -95)  # BG96 says Cat-M is AcT 8
     assert 'AT+QICSGP=1,1,"health.apn","hub","s3cret",2' in sim.commands
+    assert not sim.psm and not sim.edrx and m["radio_duty"] == "off"
+
+
+def test_a_modem_without_power_saving_commands_still_comes_up_and_says_so(mpy):
+    r, sim = bring_up(mpy, Scenario(power_saving=False))
+    assert r["outcomes"] == ["up"], r
+    assert r["metrics"]["radio_duty"] == "unknown" and "AT+CPSMS=0" in sim.commands
 
 
 @pytest.mark.parametrize("scenario, cfg, reason", [

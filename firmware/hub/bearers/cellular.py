@@ -5,6 +5,7 @@
 #   AT (until it answers; else '+++' in case it is in data mode; else pulse PWRKEY once)
 #   ATE0  AT+CMEE=1
 #   AT+CPIN?  [AT+CPIN="<pin>" once, never twice: a wrong PIN tried again locks the SIM]
+#   AT+CPSMS=0  AT+CEDRXS=0  (radio duty off: see _radio_duty)
 #   AT+CEREG=2  AT+CGDCONT=1,"IP","<apn>"  then registration: +CEREG URCs, polled with AT+CEREG?
 #   AT+COPS?  AT+CSQ  [AT+CESQ]  then the profile's data context (AT+CNACT / AT+QIACT) and its IP
 # Why reasons and not just "down": a hub in a patient's home with no SIM, a
@@ -54,6 +55,7 @@ class Cellular(Bearer):
         self.rsrp_dbm = None
         self.rsrq_ddb = None
         self.ip = None
+        self.radio_duty = None  # "off" once PSM and eDRX are switched off, "unknown" if the modem refused
         self.register_ms = None
         self.connect_ms = None
         self.attempts = 0
@@ -205,8 +207,24 @@ class Cellular(Bearer):
         if state != "READY":
             raise BearerError("sim-failure", "SIM state %s" % state)
 
+    async def _radio_duty(self):
+        """PSM and eDRX off. A hub that may carry an alarm must be able to send at once and be
+        reached at once: in PSM a modem sleeps unreachable until its periodic TAU (up to hours),
+        in eDRX for up to a paging cycle (minutes). 27.007 7.38 (+CPSMS) and 7.40 (+CEDRXS),
+        which both profiles' modems take. A modem that refuses them is reported ("unknown" in
+        the metrics), not failed: a link with power saving is better than none."""
+        self.radio_duty = "off"
+        for c in ("AT+CPSMS=0", "AT+CEDRXS=0"):
+            try:
+                await self.at.cmd(c)
+            except ATError as e:
+                if e.kind not in ("error", "cme"):
+                    raise
+                self.radio_duty = "unknown"
+
     async def _register(self, t0):
         at = self.at
+        await self._radio_duty()
         await at.cmd("AT+CEREG=2")
         await at.cmd("AT+CGDCONT=1,\"IP\"," + atparse.quote(self.cfg["apn"]))
         search = self.cfg.get("search_ms", SEARCH_MS)
@@ -351,7 +369,7 @@ class Cellular(Bearer):
             "profile": self.profile["name"], "reg": None if self.reg is None else atparse.reg_name(self.reg),
             "operator": self.operator, "act": self.act, "rssi_dbm": self.rssi_dbm,
             "rsrp_dbm": self.rsrp_dbm, "rsrq_ddb": self.rsrq_ddb, "tac": self.tac, "ci": self.ci,
-            "register_ms": self.register_ms, "connect_ms": self.connect_ms, "ip": self.ip,
+            "radio_duty": self.radio_duty, "register_ms": self.register_ms, "connect_ms": self.connect_ms, "ip": self.ip,
             "attempts": self.attempts, "bad_replies": self.bad_replies, "at_tx": at.tx, "at_rx": at.rx, "at_timeouts": at.timeouts,
             "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray,
         })

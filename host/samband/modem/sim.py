@@ -124,6 +124,7 @@ class Scenario:
     # back to commands with NO CARRIER) instead of a loopback
     netns: str = None  # the network namespace the modem's sockets open their TCP in (the lab's
     # "cloud", samband.rig.netns): the mobile network as a path of its own; None: the host's
+    power_saving: bool = True  # takes AT+CPSMS / AT+CEDRXS (False: +CME ERROR 4, not supported)
     names: dict = None  # what the mobile network's DNS answers {name: address}; other names are
     # resolved by the host's resolver (in netns: only addresses)
 
@@ -142,6 +143,9 @@ class ModemSim:
         self.rx = 0
         self.tx = 0
         self.reboots = 0
+        # power saving as a Cat-M modem may ship (kept in its NVM across reboots): on until told
+        self.psm = True
+        self.edrx = True
         self.events = []  # (time, what) for assertions: "reboot", "pdp up", ...
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -394,6 +398,15 @@ class ModemSim:
             if self.sc.urc_in_replies and self.cereg_n:  # the URC of the same prefix, just before the reply
                 self._urc("+CEREG: " + self._cereg_fields())
             return self._reply(["+CEREG: %d,%s" % (self.cereg_n, self._cereg_fields())])
+        if u.startswith("AT+CPSMS=") or u.startswith("AT+CEDRXS="):  # 27.007 7.38, 7.40
+            if not self.sc.power_saving:
+                return self._error(4)
+            on = u.split("=", 1)[1][:1] == "1"
+            if u.startswith("AT+CPSMS="):
+                self.psm = on
+            else:
+                self.edrx = on
+            return self._reply()
         if u.startswith("AT+CGDCONT="):
             return self._reply()
         if u == "AT+COPS?":
