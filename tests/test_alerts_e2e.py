@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 from conftest import TESTS, firmware_tree
-from test_alerts import mosquitto, smtpd, subscriber, wait_for, webhook  # noqa: F401 (fixtures)
+from host_kit import plain_mosquitto
+from test_alerts import smtpd, subscriber, wait_for, webhook  # noqa: F401 (fixtures)
 
 from samband.receiver import alerts_db
 from samband.receiver.store import open_store
@@ -25,7 +26,7 @@ HUB = "00005a4d00e1"
 
 def test_alarm_from_the_virtual_hub_reaches_mqtt_escalates_by_email_and_stops_on_ack(tmp_path, webhook, smtpd):  # noqa: F811
     controller, box = smtpd
-    centre, centre_port = mosquitto(tmp_path)
+    centre, centre_port = plain_mosquitto(tmp_path)
     sub, got = subscriber(centre_port, "centre/alerts")
     rules = tmp_path / "alerts.toml"
     rules.write_text(f"""
