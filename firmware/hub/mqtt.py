@@ -206,9 +206,6 @@ class Client:
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.on_message = on_message
-        # on_lost(): called by the reader when the link ends under it (EOF, reset), so a
-        # caller asleep on its own event (the bearer manager) notices at once
-        self.on_lost = None
         self._r = self._w = None
         self._pid = 0
         self._acked = {}
@@ -297,8 +294,6 @@ class Client:
             self.error = e
             self.connected = False
             self._ev.set()
-            if self.on_lost is not None:
-                self.on_lost()
 
     async def _wait_ack(self, pid, timeout_ms):
         import asyncio

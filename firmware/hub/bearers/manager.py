@@ -73,9 +73,6 @@ class Link:
         self.outbox = []       # [payload, seqs, stream, qos]
         self.busy = None       # the item being published
         self.ev = asyncio.Event()
-        # a reset link wakes the session loop at once instead of at its next quarter-keepalive
-        # look (up to 3.75 s later with a 30 s keepalive)
-        client.on_lost = self.ev.set
         self.sent = 0
         self.sessions = 0
         self.error = None
