@@ -3,9 +3,10 @@
 through its own Relay, cut in turn.
 
 A cut is what a link going down does to the sockets over it: the relay
-resets every connection of that bearer, so the hub hears of it at once (its
-MQTT reader sees the reset and wakes the bearer manager); a black hole,
-which only keepalives reveal, has tests of its own. The relay stays down
+resets every connection of that bearer, so the hub's MQTT reader sees the
+reset and the bearer manager notices it at its next look (a quarter
+keepalive), not after 1.5 keepalives of silence; a black hole, which only
+keepalives reveal, has tests of its own. The relay stays down
 until the hub has seen the bearer go (state degraded, session not live),
 then comes up and the hub reconnects after its back-off.
 
