@@ -150,3 +150,64 @@ def test_dns_failure_on_the_primary_moves_routine_to_the_second_bearer_and_back(
     rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
     assert len(check_exactly_once(rig, h)) == total
     assert lab.dns_server.queries > 0
+
+
+def test_slow_primary_keeps_routine_and_alarms_arrive_exactly_once(rig, lab):
+    """A slow link (300 ms each way, every chunk: a congested cell) is not a
+    dead one: health is judged by traffic, and a's replies come well inside
+    its deadlines, so the manager keeps a up, routine data stays on it, alarms
+    go on both bearers, and every record arrives once."""
+    total = 300
+    lab.slow("a", 300)  # before the hub starts: every session of a goes through the delaying proxy
+    h = start(rig, lab, {"total": total, "interval_ms": 40, "alarm_every": 10},
+              {"keepalive": 2, "batch_age_ms": 200}, keepalive_a=6)
+    rig.wait(lambda: bearer(h, "a").get("sent", 0) >= 3, TIMEOUT, "routine data on the slow bearer a")
+    assert h.state()["bearer"] == "a"
+    # a's session really is the slowed one: the broker saw it come from the cloud's proxy, not a's veth
+    assert f"hub-{HUB}-a" not in clients_from(rig, "10.99.1.2") and clients_from(rig, "10.99.2.2") == {f"hub-{HUB}-b"}
+    rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    got = check_exactly_once(rig, h)
+    assert len(got) == total and len([r for _, r in got if r.get("prio") == 1]) == total // 10
+    a = bearer(h, "a")
+    assert a["state"] == "up" and a["sessions"] == 1 and a["sent"] >= 10, a  # never dropped, carried on
+    assert (0, STATES.index("degraded")) not in changes(h)
+
+
+def test_a_primary_too_slow_for_its_deadlines_is_degraded_and_recovers(rig, lab):
+    """Slower than its deadlines (3 s each way, a keepalive of 2 s: the connect
+    deadline is one keepalive) a is as good as dead: its sessions time out,
+    it is marked degraded, routine goes on b, and alarms still arrive once.
+    When the link is fast again a comes back up and routine returns."""
+    total = 300
+    lab.slow("a", 3000)
+    h = start_one_live(rig, lab, {"total": total, "interval_ms": 40, "alarm_every": 10},
+                       {"keepalive": 2, "batch_age_ms": 200})
+    rig.wait(lambda: bearer(h, "a").get("state") == "degraded", TIMEOUT, "the too-slow bearer a degraded")
+    assert bearer(h, "a")["sessions"] == 0 and not bearer(h, "a")["live"]
+    rig.wait(lambda: h.state()["bearer"] == "b" and bearer(h, "b")["sent"] >= 5, TIMEOUT, "routine on b")
+    made = h.state()["made"]
+    lab.slow("a", None)
+    rig.wait(lambda: bearer(h, "a").get("state") == "up" and bearer(h, "a").get("live"), TIMEOUT, "bearer a up")
+    a_sent = bearer(h, "a")["sent"]
+    rig.wait(lambda: h.state()["bearer"] == "a" and bearer(h, "a")["sent"] >= a_sent + 3, TIMEOUT,
+             "routine back on a")
+    rig.wait(lambda: drained(rig, h, total), TIMEOUT, "the hub's journal to drain")
+    got = check_exactly_once(rig, h)
+    assert len(got) == total and len([r for _, r in got if r.get("prio") == 1]) == total // 10
+    assert made >= 10  # readings, an alarm among them, were made while a was too slow
+    ch = changes(h)
+    assert (0, STATES.index("degraded")) in ch and ch[-1] == (0, STATES.index("up"))
+
+
+def start_one_live(rig, lab, config, uplink):
+    """As start(), waiting only for b: a may never get a session."""
+    h = rig.add_hub(HUB, MAIN, config, uplink=uplink)
+    rig.start_broker()
+    flash = Flash(h.flash)
+    cfg = json.loads(flash.read("/uplink.json"))
+    cfg["uplink"]["bearers"] = lab.bearer_config()
+    flash.write("/uplink.json", json.dumps(cfg).encode())
+    rig.start_receiver()
+    h.vhub.start()
+    rig.wait(lambda: bearer(h, "b").get("live"), TIMEOUT, "bearer b live")
+    return h

@@ -47,8 +47,53 @@ def heap():
            round(int(out["ppp_import"]) / 1024, 1), "KB")
 
 
+def flaps(n=1000, per_flap=2):
+    """n scripted flaps (tests/flapkit.py: a and b cut in turn, overlapped, the
+    hub appending throughout): seconds per flap, and every record once."""
+    import flapkit
+    from test_uplink import check_exactly_once, drained
+
+    from samband.rig.relay import Relay
+    from samband.rig.uplink import UplinkRig
+    from samband.vhub import Flash
+    total = n * per_flap + 40
+    with tempfile.TemporaryDirectory() as d:
+        rig = UplinkRig(d, firmware=firmware_tree(), heap="320k")
+        ra = rb = None
+        try:
+            h = rig.add_hub(HUB, TESTS / "data" / "uplink_main.py",
+                            {"total": total, "interval_ms": 150, "alarm_every": 7},
+                            uplink={"keepalive": 2, "batch_age_ms": 100, "degrade_after": 1, "recover_after": 1})
+            rig.start_broker()
+            ra, rb = Relay(rig.broker.port), Relay(rig.broker.port)
+            flash = Flash(h.flash)
+            cfg = json.loads(flash.read("/uplink.json"))
+            cfg["uplink"]["bearers"] = [{"kind": "hostnet", "name": "a", "port": ra.port},
+                                        {"kind": "hostnet", "name": "b", "port": rb.port}]
+            flash.write("/uplink.json", json.dumps(cfg).encode())
+            rig.start_receiver()
+            h.vhub.start()
+            rig.wait(lambda: flapkit.is_back(h, "a", 1) and flapkit.is_back(h, "b", 1), 120, "both bearers live")
+            t0 = time.monotonic()
+            per, _ = flapkit.flap(rig, h, {"a": ra, "b": rb}, n, per_flap)
+            took = time.monotonic() - t0
+            rig.wait(lambda: drained(rig, h, total), 300, "the hub's journal to drain")
+            got = check_exactly_once(rig, h)
+            assert len(got) == total, (len(got), total)
+        finally:
+            for r in (ra, rb):
+                if r is not None:
+                    r.close()
+            rig.stop()
+    figure(f"{n} bearer flaps (relay resets, a and b in turn, overlapped), all of them", round(took, 1), "s")
+    for p in (50, 90, 99):
+        figure(f"bearer flap, cut to next cut, p{p}", round(pct(per, p) * 1000), "ms")
+    figure(f"records after {n} flaps, each in the database exactly once", len(got), "")
+
+
 def main():
     heap()
+    flaps()
     failover_and_latency()
     from samband.rig import netns
     why = netns.available()

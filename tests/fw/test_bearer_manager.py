@@ -3,8 +3,9 @@
 # every healthy one, hysteresis in both directions, a telemetry value for
 # every state change, and what a dropped session gives back to the uplink.
 from fwtest import raises
-from hub.bearers import DEGRADED, STATES, UP, Bearer, BearerError
+from hub.bearers import DEGRADED, OFF, STATES, UP, Bearer, BearerError
 from hub.bearers import manager as mgr
+from hub.ticks import sleep_ms, ticks_diff, ticks_ms
 
 
 class FakeClient:
@@ -117,3 +118,152 @@ def test_port_builds_the_provisioned_bearers_in_order():
     import os
     if not os.getenv("SAMBAND_MODEM"):
         assert raises(BearerError, p.bearers, {"bearers": [{"kind": "cellular", "apn": "x"}]}).reason == "not-supported"
+
+
+class ModemLike(Bearer):
+    """A bearer whose data context can be lost (NO CARRIER) and comes back
+    only when the bearer is taken down and brought up again, as a modem's."""
+
+    kind = "modemlike"
+
+    def __init__(self, name, down_fails=False):
+        Bearer.__init__(self, name)
+        self.context = False
+        self.ups = 0
+        self.downs = 0
+        self.down_fails = down_fails
+
+    async def up(self):
+        self.ups += 1
+        self.context = True
+        self.set_state(UP)
+
+    async def down(self):
+        self.downs += 1
+        self.context = False
+        if self.down_fails:
+            raise OSError("modem did not answer")
+        self.set_state(OFF)
+
+    def no_carrier(self):
+        self.context = False
+        self.set_state(DEGRADED, "data-lost")
+
+
+class SessionClient:
+    """An MQTT session that connects only while its bearer has its context."""
+
+    keepalive = 1
+
+    def __init__(self, bearer):
+        self.b = bearer
+        self.connected = False
+        self.error = None
+        self.last_rx = self.last_tx = ticks_ms()
+
+    async def connect(self, timeout_ms):
+        if not self.b.context:
+            raise OSError("no carrier")
+        self.connected = True
+        self.last_rx = ticks_ms()
+
+    async def subscribe(self, topic, qos):
+        self.last_rx = ticks_ms()
+
+    async def ping(self):
+        self.last_tx = ticks_ms()
+        if self.b.context:
+            self.last_rx = ticks_ms()
+
+    def alive(self):
+        return self.connected
+
+    def idle_ms(self):
+        return ticks_diff(ticks_ms(), self.last_rx)
+
+    def close(self):
+        self.connected = False
+
+
+def test_a_bearer_degraded_past_the_bound_is_taken_down_and_up_again():
+    """NO CARRIER on the modem-sockets path: the bearer marks itself degraded
+    and every new session fails; past reup_after_ms the manager takes it down
+    and brings it up, which re-activates the context, and it carries again."""
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    tel = []
+    b = ModemLike("cell")
+    m = mgr.Manager([b], SessionClient, "samband/x/ack", {"reup_after_ms": 300},
+                    telemetry=lambda mdc, val: tel.append(val))
+    link = m.links[0]
+
+    async def until(cond, what):
+        t0 = ticks_ms()
+        while not cond():
+            if ticks_diff(ticks_ms(), t0) > 20000:
+                raise AssertionError("timed out waiting for " + what)
+            await sleep_ms(10)
+
+    async def main():
+        m.start()
+        try:
+            await until(lambda: link.live() and b.state == UP, "the first session")
+            assert b.ups == 1 and m.stats()[0]["reups"] == 0
+            b.no_carrier()
+            link.client.connected = False           # the modem's socket went with the context
+            await until(lambda: b.ups == 2, "the bearer brought up again")
+            await until(lambda: link.live() and b.state == UP, "a session on the re-upped bearer")
+        finally:
+            m.stop()
+
+    asyncio.run(main())
+    assert b.downs == 1 and m.stats()[0]["reups"] == 1
+    assert link.fails == 0 and link.sessions == 2
+    code = lambda s: STATES.index(s)  # noqa: E731
+    assert tel == [code(UP), code(DEGRADED), code(OFF), code(UP)], tel
+
+
+def test_reup_bound_doubles_until_a_recovery_and_can_be_turned_off():
+    import asyncio
+    m, tel, _ = setup(1, reup_after_ms=1000, recover_after=3)
+    a = m.links[0]
+    assert m.reup_bound(a) == 1000 and not m.overdue(a)   # UP is never overdue
+    a.b.set_state(DEGRADED, "traffic")
+    assert not m.overdue(a)                               # the bound counts from the degradation
+    a.since -= 1000
+    assert m.overdue(a)
+    asyncio.run(m.reup(a))
+    assert a.b.state == OFF and a.reups == 1 and m.stats()[0]["reups"] == 1
+    a.b.set_state(UP)                                     # as up() does
+    m.success(a)
+    m.success(a)                                          # two successes: not yet a recovery
+    a.b.set_state(DEGRADED, "traffic")
+    assert m.reup_bound(a) == 2000
+    a.since -= 1500
+    assert not m.overdue(a)                               # the doubled bound holds it
+    a.since -= 500
+    assert m.overdue(a)
+    a.b.set_state(UP)
+    for _ in range(3):
+        m.success(a)                                      # recover_after successes while UP
+    assert a.reups == 0 and m.reup_bound(a) == 1000
+    a.reups = 10
+    assert m.reup_bound(a) == 1000 << mgr.REUP_MAX_DOUBLINGS  # capped
+    off, _, _ = setup(1, reup_after_ms=0)
+    o = off.links[0]
+    o.b.set_state(DEGRADED)
+    o.since -= 10 ** 6
+    assert not off.overdue(o)
+
+
+def test_a_bearer_that_will_not_go_down_is_still_brought_up_again():
+    import asyncio
+    b = ModemLike("cell", down_fails=True)
+    b.set_state(DEGRADED, "data-lost")
+    logs = []
+    m = mgr.Manager([b], SessionClient, "t", {"reup_after_ms": 1}, log=logs.append)
+    asyncio.run(m.reup(m.links[0]))
+    assert b.state == OFF and b.reason == "reup" and b.downs == 1   # so the link task runs up()
+    assert any("did not answer" in x for x in logs)

@@ -12,6 +12,19 @@
 # a fresh session) bring it back. One lost packet does not move routine data
 # and a flapping link does not pull it back and forth.
 #
+# Re-up: a bearer can sit DEGRADED with nothing in the manager able to mend
+# it: a modem that said NO CARRIER (its data context gone, the bearer marks
+# itself degraded) or a context the network dropped without a word; sessions
+# over it fail forever while the bearer's own state never moves. A demanding
+# user expects the hub to try what a person would: switch it off and on. A
+# bearer DEGRADED for `reup_after_ms` (60 s) in one stretch is taken down and
+# brought up again (for a modem: context, registration, all of it). The bound
+# doubles after each re-up that does not end in a recovery (up to 8x), so a
+# link that stays bad is not torn down every minute, and starts again from
+# one bound once `recover_after` successes in a row are heard on it while UP.
+# 0 turns re-ups off. Every re-up is counted (stats()["reups"]) and its state
+# changes go to telemetry like any other.
+#
 # Routing: routine data on the first healthy (UP, session live) bearer in
 # provisioned order, the cheapest; if none is healthy, on the first with a
 # live session at all. Alarms on every healthy bearer at once (every live
@@ -22,7 +35,7 @@
 # `telemetry(mdc, val)` (the hub makes it a telemetry reading) and to the
 # counters in stats().
 
-from hub.bearers import DEGRADED, STATES, UP, BearerError, sleep_ms
+from hub.bearers import DEGRADED, OFF, STATES, UP, BearerError, sleep_ms
 from hub.mqtt import wait_ms, ticks_diff, ticks_ms
 
 try:
@@ -37,6 +50,8 @@ MDC_HUB_BEARER_STATE = 1024 << 16 | 32
 DEGRADE_AFTER = 2
 RECOVER_AFTER = 3
 OUTBOX = 4  # batches a bearer may hold unsent; past that it is not offered more
+REUP_AFTER_MS = 60000
+REUP_MAX_DOUBLINGS = 3
 BACKOFF_MS = (500, 1000, 2000, 4000, 8000, 15000)
 
 
@@ -61,6 +76,9 @@ class Link:
         self.sent = 0
         self.sessions = 0
         self.error = None
+        self.since = ticks_ms()  # when the bearer entered its present state
+        self.reups = 0           # re-ups in a row not (yet) followed by a recovery
+        self.reups_total = 0
 
     def live(self):
         c = self.client
@@ -93,6 +111,7 @@ class Manager:
         self.degrade_after = cfg.get("degrade_after", DEGRADE_AFTER)
         self.recover_after = cfg.get("recover_after", RECOVER_AFTER)
         self.ack_timeout = cfg.get("ack_timeout_ms", 15000)
+        self.reup_after = cfg.get("reup_after_ms", REUP_AFTER_MS)
         self.ack_topic = ack_topic
         self.topics = []  # more to subscribe to on every session (the uplink's ota topic)
         self.on_release = on_release
@@ -147,6 +166,7 @@ class Manager:
         self.changes += 1
         for l in self.links:
             if l.b is bearer:
+                l.since = ticks_ms()
                 if self.log:
                     self.log("bearer %s: %s -> %s%s" % (bearer.name, old, new,
                                                          " (%s)" % bearer.reason if bearer.reason else ""))
@@ -162,6 +182,8 @@ class Manager:
         l.oks += 1
         if l.b.state == DEGRADED and l.oks >= self.recover_after:
             l.b.set_state(UP)
+        if l.b.state == UP and l.oks >= self.recover_after:
+            l.reups = 0  # it works again: the next degradation gets one bound, not a doubled one
 
     def failure(self, l, why):
         l.oks = 0
@@ -169,6 +191,32 @@ class Manager:
         l.error = why
         if l.b.state == UP and l.fails >= self.degrade_after:
             l.b.set_state(DEGRADED, "traffic")
+
+    def reup_bound(self, l):
+        """How long l may stay DEGRADED before it is taken down and up again."""
+        return self.reup_after << min(l.reups, REUP_MAX_DOUBLINGS)
+
+    def overdue(self, l):
+        return (l.b.state == DEGRADED and self.reup_after > 0
+                and ticks_diff(ticks_ms(), l.since) >= self.reup_bound(l))
+
+    async def reup(self, l):
+        """Take l's bearer down so that the link task brings it up again."""
+        b = l.b
+        l.reups += 1
+        l.reups_total += 1
+        if self.log:
+            self.log("bearer %s: degraded for %d ms (%s): down and up again" %
+                     (b.name, ticks_diff(ticks_ms(), l.since), b.reason))
+        try:
+            await b.down()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa - a radio that will not go down is still brought up again
+            if self.log:
+                self.log("bearer %s: down: %r" % (b.name, e))
+        if b.state in (UP, DEGRADED):
+            b.set_state(OFF, "reup")  # down() failed half-way: up() must still run
 
     # ------------------------------------------------------------ sessions
 
@@ -200,6 +248,8 @@ class Manager:
             b = l.b
             had = l.sessions
             try:
+                if self.overdue(l):
+                    await self.reup(l)
                 if b.state not in (UP, DEGRADED):
                     await b.up()
                     if self.on_up:
@@ -231,6 +281,8 @@ class Manager:
         heard = c.last_rx
         half = c.keepalive * 500 if c.keepalive else 15000
         while True:
+            if self.overdue(l):
+                return  # the link task takes the bearer down and up again
             if not c.connected:
                 raise OSError("link lost: %r" % (c.error,))
             if not c.alive():
@@ -271,7 +323,7 @@ class Manager:
         for l in self.links:
             out.append({"name": l.b.name, "kind": l.b.kind, "state": l.b.state, "reason": l.b.reason,
                         "live": l.live(), "sessions": l.sessions, "sent": l.sent, "fails": l.fails,
-                        "queued": len(l.outbox) + (l.busy is not None)})
+                        "queued": len(l.outbox) + (l.busy is not None), "reups": l.reups_total})
         return out
 
     def any_live(self):
