@@ -216,11 +216,19 @@ def test_data_call_and_escape_with_guard_times(mpy):
     assert e["escape"] == "OK" and e["after"] == "+CSQ: 18,99"  # and commands work again
 
 
-def test_down_releases_the_context_and_powers_off(mpy):
+def test_down_releases_the_context_and_keeps_a_modem_no_pwrkey_could_wake(mpy):
+    # this hub has no PWRKEY pin (as the Pico W's board): powered off by command the modem
+    # would stay off; the power-off with a PWRKEY is tests/fw/test_cellular.py's
     r, sim = bring_up(mpy, Scenario(), action="down")
     assert r["state"] == "off"
-    assert sim.commands[-2:] == ["AT+CNACT=0,0", "AT+CPOWD=1"]
-    assert sim.off
+    assert sim.commands[-1] == "AT+CNACT=0,0" and "AT+CPOWD=1" not in sim.commands
+    assert not sim.off
+
+
+@pytest.mark.parametrize("dialect", ["sim7080g", "bg96"])
+def test_down_and_up_again_as_the_manager_re_ups_a_degraded_bearer(mpy, dialect):
+    r, sim = bring_up(mpy, Scenario(dialect=dialect), action="reup")
+    assert r["outcomes"] == ["up", "up"] and r["state"] == "up", r
 
 
 @pytest.fixture
@@ -294,7 +302,7 @@ def test_ppp_takes_the_uart_after_connect_and_gives_it_back(mpy, dialect):
     # The PPP data path (hub/bearers/ppp.py) over the real pty: ATD*99# -> CONNECT, the
     # AT engine's reader stopped and network.PPP's stand-in (tests/fw/pppstand.py) on the
     # tty, the simulator as the network's PPP peer; down: LCP terminate, the modem back
-    # in command mode by itself (NO CARRIER, so no '+++'), ATH, power off.
+    # in command mode by itself (NO CARRIER, so no '+++'), ATH.
     r, sim = bring_up(mpy, Scenario(dialect=dialect, ppp=True, guard_s=0.2), action="ppp", guard_ms=250)
     assert r["outcomes"] == ["up"] and r["state"] == "off", r
     e = r["extra"]
@@ -303,7 +311,7 @@ def test_ppp_takes_the_uart_after_connect_and_gives_it_back(mpy, dialect):
     pdp = "AT+CNACT=0,1" if dialect == "sim7080g" else "AT+QIACT=1"
     assert pdp not in sim.commands  # the call is PPP's, no vendor context
     i = sim.commands.index("ATD*99#")
-    off = "AT+CPOWD=1" if dialect == "sim7080g" else "AT+QPOWD=1"
-    # back: AT (a '+++' sent to a modem already in command mode would have made it "+++AT"), ATH, power off
-    assert sim.commands[i + 1:] == ["AT", "ATH", off]
+    # back: AT (a '+++' sent to a modem already in command mode would have made it "+++AT"), ATH;
+    # no power-off: this hub has no PWRKEY that could switch the modem on again
+    assert sim.commands[i + 1:] == ["AT", "ATH"]
     assert [w for _, w in sim.events if str(w).startswith("ppp ")] == ["ppp 1", "ppp 5"]  # configure, terminate

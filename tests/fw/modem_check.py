@@ -123,6 +123,9 @@ async def main(path, profile, cfg, action):
     extra = {}
     if action == "retry" and outcomes[-1] != "up":
         await attempt(cell, outcomes)
+    elif action == "reup":  # taken down and brought up again, as the bearer manager's re-up does
+        await cell.down()
+        await attempt(cell, outcomes)
     elif action == "watch":
         n = len(changes)
         for _ in range(cfg.get("watch_ms", 3000) // 10):

@@ -49,6 +49,55 @@ def test_pwrkey_wakes_a_modem_that_is_off():
     assert heard.index(b"+++") < heard.index(b"ATE0\r")  # escape tried before the pulse
 
 
+def _powering_answers():
+    a = sim7080g_answers()
+    a["AT+CNACT=0,0"] = OK
+
+    def cpowd(m):
+        m.push(b"\r\nNORMAL POWER DOWN\r\n")
+        m.on = False  # off until its PWRKEY is pulsed
+        return None
+
+    a["AT+CPOWD=1"] = cpowd
+    return a
+
+
+def _down_then_up(m, pwrkey):
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet", "sync_ms": 20, "guard_ms": 20}, "sim7080g", pwrkey=pwrkey)
+        await c.up()
+        await c.down()
+        between = c.state
+        try:
+            await c.up()  # the bearer manager's re-up
+        except BearerError as e:
+            return c, between, e.reason
+        finally:
+            c.at.stop()
+        return c, between, None
+
+    return asyncio.run(main())
+
+
+def test_down_powers_the_modem_off_only_where_a_pwrkey_can_power_it_on_again():
+    m = FakeModem(_powering_answers())
+    pulses = []
+
+    async def pwrkey(ms):
+        pulses.append(ms)
+        m.on = True
+
+    c, between, err = _down_then_up(m, pwrkey)
+    assert between == "off" and err is None and c.state == "up"
+    assert "AT+CPOWD=1" in m.commands and pulses == [1000]
+    # no PWRKEY (the Pico W's board, the virtual hub): switched off by command it would stay
+    # off for good, and a re-up would end in no-response; so only the context goes down
+    m = FakeModem(_powering_answers())
+    c, between, err = _down_then_up(m, None)
+    assert between == "off" and err is None and c.state == "up"
+    assert "AT+CNACT=0,0" in m.commands and "AT+CPOWD=1" not in m.commands
+
+
 def test_no_pulse_for_a_modem_that_answers():
     m = FakeModem(sim7080g_answers())
     pulses = []

@@ -343,11 +343,16 @@ class Cellular(Bearer):
         return TlsStream(s, ssl, server_hostname or host)
 
     async def down(self):
-        """Context down, then the modem powered off (it draws current searching otherwise)."""
+        """Context down, then the modem powered off (it draws current searching otherwise) if
+        this board can power it on again: without a PWRKEY pin (the Pico W's board, the virtual
+        hub) a modem switched off by command stays off until someone pulls its power, so a
+        bearer taken down to be brought up again (the manager's re-up) would be lost for good."""
         for s in list(self.sockets.values()):
             await s.aclose()
         at = self.at
         steps = (self.profile["pdp_off"], self.profile["power_off"])
+        if self.pwrkey is None:
+            steps = steps[:1]
         if self.link is not None:  # PPP down and the call hung up; no vendor context was opened
             await self.link.stop()
             self.link = None
@@ -357,10 +362,27 @@ class Cellular(Bearer):
                 try:
                     await at.cmd(command, timeout)
                 except ATError:
-                    pass  # already down; the power-off below still applies
+                    continue  # already down; the power-off below still applies
+                if command == self.profile["pdp_off"][0]:
+                    await self._said(self.profile["pdp_off_urc"], 3000)
         at.stop()
         self.ip = None
         self.set_state(OFF)
+
+    async def _said(self, urc, ms):
+        """Wait (at most ms) for the modem's word that what was asked is done: a SIMCom modem
+        reports its context down after the OK; left unread, that word would be taken by the next
+        bring-up, the manager's re-up, as the network refusing the new context."""
+        if not urc:
+            return
+        t0 = ticks_ms()
+        while True:
+            left = ms - ticks_diff(ticks_ms(), t0)
+            if left <= 0:
+                return
+            u = await self.at.next_urc(left)
+            if u is None or u.startswith(urc):
+                return
 
     def metrics(self):
         m = super().metrics()

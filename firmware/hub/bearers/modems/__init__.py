@@ -9,12 +9,13 @@
 #
 # PROFILE keys: name; act {AcT number: name}; cesq (bool); pdp(apn, user,
 # password, auth) -> ((command, timeout_ms), ...); pdp_up_urc (or None);
-# pdp_down_urc (a prefix); pdp_query; pdp_off (command, timeout_ms); ip(line) -> address;
+# pdp_down_urc (a prefix); pdp_query; pdp_off (command, timeout_ms); pdp_off_urc (what the
+# modem says once pdp_off has taken the context down, or None); ip(line) -> address;
 # power_off (command, timeout_ms); pwrkey_ms; sock_max; sock_open(cid, host,
 # port) -> command; sock_open_prefix; sock_send(cid, n); sock_read(cid, n);
 # sock_close(cid); sock_urc(line) -> (cid, "data" | "closed") or None.
 
-KEYS = ("name", "act", "cesq", "pdp", "pdp_up_urc", "pdp_down_urc", "pdp_query", "pdp_off", "ip",
+KEYS = ("name", "act", "cesq", "pdp", "pdp_up_urc", "pdp_down_urc", "pdp_query", "pdp_off", "pdp_off_urc", "ip",
         "power_off", "pwrkey_ms", "sock_max", "sock_open", "sock_open_prefix", "sock_send", "sock_read",
         "sock_close", "sock_urc")
 

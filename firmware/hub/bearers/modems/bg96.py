@@ -31,6 +31,7 @@ PROFILE = {
     "pdp_down_urc": '+QIURC: "pdpdeact"',  # ',<contextID>' follows (matched as a prefix)
     "pdp_query": "AT+QIACT?",
     "pdp_off": ("AT+QIDEACT=1", 40000),
+    "pdp_off_urc": None,  # its OK is the end of it
     "ip": ip_from,
     "power_off": ("AT+QPOWD=1", 5000),
     "pwrkey_ms": 500,

@@ -33,6 +33,7 @@ PROFILE = {
     "pdp_down_urc": "+APP PDP: 0,DEACTIVE",
     "pdp_query": "AT+CNACT?",
     "pdp_off": ("AT+CNACT=0,0", 10000),
+    "pdp_off_urc": "+APP PDP: 0,DEACTIVE",  # after the OK: SIM7080 AT manual, AT+CNACT
     "ip": ip_from,
     "power_off": ("AT+CPOWD=1", 5000),
     "pwrkey_ms": 1000,  # PWRKEY low for > 1 s (SIM7080 hardware design)
