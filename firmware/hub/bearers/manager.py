@@ -37,6 +37,7 @@
 
 from hub.bearers import DEGRADED, OFF, STATES, UP, BearerError, sleep_ms
 from hub.mqtt import wait_ms, ticks_diff, ticks_ms
+from hub.ticks import backoff_ms
 
 try:
     import asyncio
@@ -265,7 +266,7 @@ class Manager:
             self._release(l)
             if l.sessions != had:
                 fails = 0  # a session was up: start the backoff again from its shortest step
-            delay = BACKOFF_MS[min(fails, len(BACKOFF_MS) - 1)]
+            delay = backoff_ms(BACKOFF_MS, fails)  # spread: hub.ticks.backoff_ms says why
             fails += 1
             await sleep_ms(delay)
 
