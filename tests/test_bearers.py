@@ -30,8 +30,10 @@ TIMEOUT = 90
 @pytest.fixture
 def rig(tmp_path):
     # two TLS sessions: on the unix port mbedTLS's buffers come from the MicroPython heap
-    # (on an ESP32 they come from the IDF's heap), so the virtual hub needs more than 200k
-    r = UplinkRig(tmp_path, firmware=firmware_tree(), heap="320k")
+    # (on an ESP32 they come from the IDF's heap), so the virtual hub needs more than 200k;
+    # at 320k a handshake now and then found no room (test_cellular_netns showed it plainly),
+    # which the flaps test saw as one bearer failure no cut had caused
+    r = UplinkRig(tmp_path, firmware=firmware_tree(), heap="360k")
     yield r
     r.stop()
 

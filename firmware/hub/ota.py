@@ -86,6 +86,14 @@ class Ota:
         if self.tel is not None:
             self.tel(mdc, val)
 
+    def _drop(self, slot):
+        """Remove a rolled-back tree: it is never run again, and its flash (a whole tree) is what
+        the journal needs to keep taking readings (a flash filled with two trees and a stage left
+        the journal no room: readings refused). After the pointer is written: a cut in between
+        leaves an unreferenced folder that the next apply clears first."""
+        if slot and slot not in ("-", self.slot):
+            remove_tree(self.fw + "/" + slot, self.stage.step)
+
     def _version(self):
         m = self.stage.manifest
         return version_int(m["version"]) if m else 0
@@ -104,6 +112,7 @@ class Ota:
             if state == "~":
                 self._t(MDC_HUB_OTA_ROLLED_BACK, 0)
                 write_pointer(cur, self.fw, self.stage.step)
+                self._drop(trial)
             return self.state
         try:
             m = self._check(self.stage.head, ignore_same=True)
@@ -125,6 +134,7 @@ class Ota:
             self._t(MDC_HUB_OTA_ROLLED_BACK, self._version())
             self._fail()
             write_pointer(cur, self.fw, self.stage.step)
+            self._drop(trial)
         elif self.stage.marked("failed") is not None:
             self.state = "failed"
         elif m["version"] <= release_module().parse_version(self.runs.get(m["kind"]) or self.running):

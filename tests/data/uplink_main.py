@@ -222,7 +222,7 @@ def main():
 
     async def run():
         asyncio.create_task(report())
-        asyncio.create_task(produce())
+        asyncio.create_task(keep(produce()))  # a producer that dies says why in /uplink.crash
         if cfg.get("ota") is not None:
             asyncio.create_task(keep(ota_run()))
         try:
