@@ -38,16 +38,25 @@ def figure(name, value, unit=""):
 
 
 def sizes():
-    # plaintext sizes of the three kinds of reading, as hub.reading encodes them
+    """Sealed sizes of the workload's readings, as hub.reading encodes them: cgm, bp, hr (a
+    one-minute summary) and the spot checks spo2, pulse rate (the oximeter sends both), temperature
+    and weight."""
     mono = [12, 123456789]
     hts = 1764400000123
-    cgm = R.make(seq=123456, dev=DEV, mdc=160184, val=104, mono=mono, unit="mg/dL", dts=1764400000,
-                 rec=4242, hts=hts)
-    bp = R.make(seq=123456, dev=DEV, mdc=150020, val=[120, 80, 93], comp=[150021, 150022, 150023],
-                mono=mono, unit="mm[Hg]", dts=1764400000, hts=hts)
-    hr = R.make(seq=123456, dev=DEV, mdc=147842, val=[72, 60, 95], comp=[147842, 147842, 147842],
-                mono=mono, unit="/min", hts=hts)
-    return len(R.encode(cgm)) + SEAL_OVERHEAD, len(R.encode(bp)) + SEAL_OVERHEAD, len(R.encode(hr)) + SEAL_OVERHEAD
+    dts = 1764400000
+    spot = {"ctx": {"mod": 150588}}  # plx.py: MDC_MODALITY_SPOT
+    made = [
+        R.make(seq=123456, dev=DEV, mdc=160184, val=104, mono=mono, unit="mg/dL", dts=dts, rec=4242, hts=hts),
+        R.make(seq=123456, dev=DEV, mdc=150020, val=[120, 80, 93], comp=[150021, 150022, 150023],
+               mono=mono, unit="mm[Hg]", dts=dts, hts=hts),
+        R.make(seq=123456, dev=DEV, mdc=147842, val=[72, 60, 95], comp=[147842, 147842, 147842],
+               mono=mono, unit="/min", hts=hts),
+        R.make(seq=123456, dev=DEV, mdc=150456, val=97, mono=mono, unit="%", dts=dts, hts=hts, **spot),
+        R.make(seq=123456, dev=DEV, mdc=149530, val=68, mono=mono, unit="/min", dts=dts, hts=hts, **spot),
+        R.make(seq=123456, dev=DEV, mdc=150364, val=368, exp=-1, mono=mono, unit="Cel", dts=dts, hts=hts),
+        R.make(seq=123456, dev=DEV, mdc=188736, val=72400, exp=-3, mono=mono, unit="kg", dts=dts, hts=hts),
+    ]
+    return [len(R.encode(r)) + SEAL_OVERHEAD for r in made]
 
 
 def hr_run_size():
@@ -64,17 +73,22 @@ def hr_run_size():
     return len(R.encode(r)) + SEAL_OVERHEAD
 
 
-def week(hr_every=1, hr=None):
-    """The seven-day workload minute by minute: yields (minute, [record sizes]).
+def week(hr_every=1, hr=None, days=7):
+    """The seven-day workload minute by minute: yields (minute, [record sizes]): a CGM reading every
+    5 minutes, blood pressure at 8:00, 14:00 and 20:00, SpO2 with pulse rate and a temperature at
+    8:00, 14:00 and 20:00 (spot checks), the weight at 7:00, heart rate as summaries.
     hr_every: minutes between heart-rate records (1: one summary a minute; 15: the hub's runs)."""
-    cgm, bp, hr1 = sizes()
+    cgm, bp, hr1, spo2, pr, temp, weight = sizes()
     hr = hr or hr1
-    for m in range(7 * 24 * 60):
+    for m in range(days * 24 * 60):
         out = [hr] if m % hr_every == 0 else []
         if m % 5 == 0:
             out.append(cgm)
-        if m % 360 == 0:
-            out.append(bp)
+        of_day = m % (24 * 60)
+        if of_day in (8 * 60, 14 * 60, 20 * 60):
+            out += [bp, spo2, pr, temp]
+        if of_day == 7 * 60:
+            out.append(weight)
         yield m, out
 
 
@@ -183,9 +197,10 @@ def cmd_wa(prog):
 
 
 def cmd_fit(prog, hr_every=1):
-    cgm, bp, hr = sizes()
+    cgm, bp, hr, spo2, pr, temp, weight = sizes()
     if hr_every == 1:
-        figure("sealed record sizes cgm/bp/hr-summary", "%d/%d/%d" % (cgm, bp, hr), "bytes")
+        figure("sealed record sizes cgm/bp/hr-summary/spo2/pulse/temperature/weight",
+               "/".join("%d" % n for n in (cgm, bp, hr, spo2, pr, temp, weight)), "bytes")
         label = "7 days"
         hr_size = hr
     else:
@@ -213,8 +228,12 @@ def cmd_fit(prog, hr_every=1):
            "%d of %d" % (n - st["evicted"], n))
     figure("%s in 512 KB: evicted (oldest routine first)" % label, st["evicted"], "records")
     if hr_every != 1:
+        figure("%s in 512 KB: journal fill (undelivered bytes of its capacity)" % label,
+               100 * st["bytes"] / (120 * BS), "%")
         j.close()
         unmount()
+        figure("%s: days offline before the first eviction" % label.replace("7 days, ", ""),
+               days_before_eviction(prog, hr_size), "days")
         return
     on_flash = st["bytes"] / max(1, st["pending"])
     figure("journal bytes per record on flash (frame, segment header, context)", on_flash, "bytes")
@@ -224,6 +243,26 @@ def cmd_fit(prog, hr_every=1):
     figure("7 days at these sizes need", n * on_flash / 1024, "KB of segments")
     j.close()
     unmount()
+
+
+def days_before_eviction(prog, hr_size):
+    """How long the hub can stay offline on 512 KB before it must evict: the workload run on
+    (as the hub stores heart rate) until the journal's first eviction."""
+    lfs(128, prog)
+    j = Journal("/lfs/journal", capacity=120 * BS, segment_size=BS)
+    j.context(EPOCH_HEADER)
+    last = 0
+    for m, recs in week(15, hr_size, days=60):
+        for size in recs:
+            j.stage(record(size), PRIO_ROUTINE)
+        if m % 15 == 14:
+            j.commit()
+            if j.stats()["evicted"]:
+                break
+            last = m + 1
+    j.close()
+    unmount()
+    return last / (24 * 60)
 
 
 def cmd_speed(root):

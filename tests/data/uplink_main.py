@@ -67,6 +67,15 @@ def main():
     # with "bearers" in the uplink config: one session per bearer (hub/bearers/manager.py);
     # bearer state changes and clock settings are logged to /uplink.bearers as "T mdc val"
     tel = open("/uplink.bearers", "ab")
+    if not hasattr(port, "log"):
+        # the uplink's and the bearer manager's log lines (why a session went down) to
+        # /uplink.events, for a test to show when its counts disagree
+        events = open("/uplink.events", "ab")
+
+        def log(text):
+            events.write(("%d %s\n" % (port.ticks_ms(), text)).encode())
+            events.flush()
+        port.log = log
 
     def telemetry(mdc, val):
         tel.write(("T %d %s\n" % (mdc, json.dumps(val))).encode())
