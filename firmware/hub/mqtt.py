@@ -169,6 +169,16 @@ def tls_context(ca_der):
     return ctx
 
 
+def _quietly(obj, method):
+    # obj.method() if there is an obj, whatever it raises: closing goes on past a task
+    # already done or a socket already gone
+    if obj is not None:
+        try:
+            getattr(obj, method)()
+        except Exception:
+            pass
+
+
 class Client:
     """One MQTT session over asyncio streams. connect() opens it, then a reader
     task dispatches: PUBLISH to on_message(topic, payload), PUBACK to the
@@ -338,15 +348,6 @@ class Client:
 
     def close(self):
         self.connected = False
-        if self._task is not None:
-            try:
-                self._task.cancel()
-            except Exception:
-                pass
-            self._task = None
-        if self._w is not None:
-            try:
-                self._w.close()
-            except Exception:
-                pass
-        self._r = self._w = None
+        _quietly(self._task, "cancel")
+        _quietly(self._w, "close")
+        self._task = self._r = self._w = None

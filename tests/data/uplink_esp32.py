@@ -12,16 +12,9 @@ import esp32stand
 from hub.ports.esp32ota import Slots
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def boot():
-    """What hub.ports.esp32 Port.firmware_slots() gives, after the bootloader chose the image.
+def boot(read):
+    """What hub.ports.esp32 Port.firmware_slots() gives, after the bootloader chose the image
+    (read(path): a file's text, "" for none; the test main's).
     An image whose app descriptor names the project "crash" stands for a firmware that
     cannot start: in its trial it resets, as firmware/main.py resets a firmware trial that
     fails (the bootloader then rolls it back); otherwise it stops, as a board would at its REPL."""
@@ -34,7 +27,7 @@ def boot():
     esp32stand.Partition.chip = chip
     if bytes(chip.flash[chip.running][80:85]) == b"crash":
         print("uplink_esp32: the firmware in %s cannot start" % chip.running)
-        if _read("/fw/ota/fw-to") == chip.running:
+        if read("/fw/ota/fw-to") == chip.running:
             sys.exit(75)  # the virtual hub's supervisor: a hard reset
         raise RuntimeError("firmware in %s cannot start" % chip.running)
     return Slots(esp32stand.Partition)

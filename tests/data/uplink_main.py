@@ -100,7 +100,7 @@ def main():
     slots = None
     if cfg.get("esp32"):
         import uplink_esp32
-        slots = uplink_esp32.boot()
+        slots = uplink_esp32.boot(_read)
     up = Uplink(j, ucfg, port, port.bearers(ucfg), telemetry,
                 on_time=lambda utc, unc: clock.offer("receiver", utc, unc))
     if cfg.get("ota") is not None:

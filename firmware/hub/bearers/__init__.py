@@ -31,21 +31,6 @@ from hub.ticks import sleep_ms  # noqa: E402, F401 - the bearers import it from 
 from hub.errors import HubError
 
 
-async def open_ip(bearer, link, host, port, ssl=None, server_hostname=None):
-    """A TCP stream over an IP bearer whose link (network.WLAN or network.LAN)
-    is up: Wi-Fi and Ethernet open theirs the same way (through the default
-    route: these boards have no SO_BINDTODEVICE, docs/bearers.md)."""
-    if bearer.state not in (UP, DEGRADED) or not link.isconnected():
-        raise BearerError("down", "%s is %s" % (bearer.name, bearer.state))
-    try:
-        import asyncio
-    except ImportError:  # pragma: no cover
-        import uasyncio as asyncio
-    if ssl is not None:
-        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname or host)
-    return await asyncio.open_connection(host, port)
-
-
 class BearerError(HubError):
     """A bearer could not do what was asked; reason is a short fixed word
     (for counters and status), the message says the rest."""
@@ -94,3 +79,36 @@ class Bearer:
 
     async def open(self, host, port, ssl=None, server_hostname=None):
         raise BearerError("not-supported", "%s has no data path on this board" % self.kind)
+
+
+class IpBearer(Bearer):
+    """Wi-Fi and Ethernet: the board's own IP interface, `link` (a network.WLAN or
+    network.LAN, made by the first up()). Both open streams and report their
+    address the same way: through the default route (these boards have no
+    SO_BINDTODEVICE, docs/bearers.md)."""
+
+    link = None
+
+    async def open(self, host, port, ssl=None, server_hostname=None):
+        if self.state not in (UP, DEGRADED) or not self.link.isconnected():
+            raise BearerError("down", "%s is %s" % (self.name, self.state))
+        try:
+            import asyncio
+        except ImportError:  # pragma: no cover
+            import uasyncio as asyncio
+        if ssl is not None:
+            return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname or host)
+        return await asyncio.open_connection(host, port)
+
+    def metrics(self):
+        m = Bearer.metrics(self)
+        if self.link is not None and self.state in (UP, DEGRADED):
+            try:
+                self.link_metrics(m)
+            except (OSError, ValueError, TypeError):  # a link that went away under us
+                pass
+        return m
+
+    def link_metrics(self, m):
+        """Put what the link says of itself into m (it is up)."""
+        m["ip"] = self.link.ifconfig()[0]

@@ -5,12 +5,12 @@
 # The port hands in `network` and `machine`. Sockets follow the default
 # route (no SO_BINDTODEVICE in MicroPython), see wifi.py.
 
-from hub.bearers import CONNECTING, DEGRADED, FAILED, OFF, STARTING, UP, Bearer, BearerError, open_ip, sleep_ms
+from hub.bearers import CONNECTING, FAILED, OFF, STARTING, UP, BearerError, IpBearer, sleep_ms
 
 LINK_MS = 10000  # PHY autonegotiation and DHCP
 
 
-class LAN(Bearer):
+class LAN(IpBearer):
     kind = "lan"
 
     def __init__(self, name, network, machine, eth, config=None, on_change=None):
@@ -21,7 +21,6 @@ class LAN(Bearer):
         self.machine = machine
         self.eth = eth
         self.link_ms = (config or {}).get("link_ms", LINK_MS)
-        self.nic = None
 
     def _make(self):
         net, m, e = self.network, self.machine, self.eth
@@ -38,16 +37,16 @@ class LAN(Bearer):
     async def up(self):
         self.set_state(STARTING)
         try:
-            if self.nic is None:
-                self.nic = self._make()
-            self.nic.active(True)
+            if self.link is None:
+                self.link = self._make()
+            self.link.active(True)
         except (OSError, ValueError, AttributeError) as e:
             self.set_state(FAILED, "phy")
             raise BearerError("phy", "%s: %s" % (self.name, e))
         self.set_state(CONNECTING)
         waited = 0
         while waited < self.link_ms:
-            if self.nic.isconnected():
+            if self.link.isconnected():
                 self.set_state(UP)
                 return
             await sleep_ms(200)
@@ -56,18 +55,6 @@ class LAN(Bearer):
         raise BearerError("no-link", "%s: no cable or no DHCP" % self.name)
 
     async def down(self):
-        if self.nic is not None:
-            self.nic.active(False)
+        if self.link is not None:
+            self.link.active(False)
         self.set_state(OFF)
-
-    def open(self, host, port, ssl=None, server_hostname=None):
-        return open_ip(self, self.nic, host, port, ssl, server_hostname)
-
-    def metrics(self):
-        m = Bearer.metrics(self)
-        if self.nic is not None and self.state in (UP, DEGRADED):
-            try:
-                m["ip"] = self.nic.ifconfig()[0]
-            except (OSError, ValueError):
-                pass
-        return m

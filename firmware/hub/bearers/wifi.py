@@ -9,7 +9,7 @@
 # cellular bearer uses the modem's own sockets and never the route, so
 # Wi-Fi + cellular is safe, Wi-Fi + Ethernet together is not (docs/bearers.md).
 
-from hub.bearers import CONNECTING, DEGRADED, FAILED, OFF, STARTING, UP, Bearer, BearerError, open_ip, sleep_ms
+from hub.bearers import CONNECTING, FAILED, OFF, STARTING, UP, BearerError, IpBearer, sleep_ms
 
 JOIN_MS = 20000  # WPA2 association + DHCP; a router that takes longer is treated as absent
 
@@ -32,7 +32,7 @@ def _status_reason(network, st):
     return None
 
 
-class WiFi(Bearer):
+class WiFi(IpBearer):
     """config: networks [{ssid, password | password_file}] tried in order,
     join_ms. network: the board's network module."""
 
@@ -46,15 +46,14 @@ class WiFi(Bearer):
         self.nets = nets
         self.network = network
         self.join_ms = config.get("join_ms", JOIN_MS)
-        self.wlan = None
         self.ssid = None
 
     async def up(self):
         net = self.network
         self.set_state(STARTING)
-        if self.wlan is None:
-            self.wlan = net.WLAN(net.STA_IF)
-        w = self.wlan
+        if self.link is None:
+            self.link = net.WLAN(net.STA_IF)
+        w = self.link
         w.active(True)
         reason = "no-ap"
         for n in self.nets:
@@ -79,21 +78,16 @@ class WiFi(Bearer):
         raise BearerError(reason, "%s: no provisioned network joined" % self.name)
 
     async def down(self):
-        if self.wlan is not None:
-            self.wlan.disconnect()
-            self.wlan.active(False)
+        if self.link is not None:
+            self.link.disconnect()
+            self.link.active(False)
         self.set_state(OFF)
 
-    def open(self, host, port, ssl=None, server_hostname=None):
-        return open_ip(self, self.wlan, host, port, ssl, server_hostname)
-
     def metrics(self):
-        m = Bearer.metrics(self)
+        m = IpBearer.metrics(self)
         m["ssid"] = self.ssid
-        if self.wlan is not None and self.state in (UP, DEGRADED):
-            try:
-                m["rssi_dbm"] = self.wlan.status("rssi")
-                m["ip"] = self.wlan.ifconfig()[0]
-            except (OSError, ValueError, TypeError):
-                pass
         return m
+
+    def link_metrics(self, m):
+        m["rssi_dbm"] = self.link.status("rssi")
+        IpBearer.link_metrics(self, m)

@@ -47,16 +47,12 @@ class BoardRig(Rig):
         """Provision the board with this rig's keys, devices and configuration, then
         deploy this checkout's build for it: the deploy restarts the application and
         waits until it answers, so the console is read from a running hub."""
-        import threading
-
         from samband.device import build
         from samband.device.deploy import deploy
         self.provision()
         self.deployed = deploy(self.port, build.build(self.target.board), log=self.log)
         self.running = True
-        self._stop.clear()
-        self._reader = threading.Thread(target=self._read_console, daemon=True)
-        self._reader.start()
+        self._read_in_background()
         return self
 
     def power_cut(self) -> None:

@@ -97,10 +97,15 @@ class Rig:
         self.hub.netns = self.netns
         self.hub.start()
         self.running = True
+        self._read_in_background()
+        return self
+
+    def _read_in_background(self) -> None:
+        """Start the thread that reads the hub's console into lines and statuses
+        (at start, and again when release_console gives the port back)."""
         self._stop.clear()
         self._reader = threading.Thread(target=self._read_console, daemon=True)
         self._reader.start()
-        return self
 
     def _read_console(self) -> None:
         import serial
@@ -142,9 +147,7 @@ class Rig:
             try:
                 yield self.port
             finally:
-                self._stop.clear()
-                self._reader = threading.Thread(target=self._read_console, daemon=True)
-                self._reader.start()
+                self._read_in_background()
         return released()
 
     def wait_status(self, predicate: Callable[[dict[str, Any]], Any], timeout: float = 60,

@@ -6,29 +6,23 @@ Blood Pressure Feature 0x2A49; Current Time Service for the clock."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from bumble import gatt, hci
+from bumble import gatt
 
 from hub import profiles
 from hub.profiles import timefmt
-from samband.bridge.sim.common import INDICATE, NOTIFY, READ, Sim, StoredIndications, uuid_of
+from samband.bridge.sim.common import INDICATE, NOTIFY, READ, KeepingSim, uuid_of
 
 
-class BloodPressureCuff(Sim):
+class BloodPressureCuff(KeepingSim):
     KIND = "bp"
     NAME = "Samband BP Cuff"
     MODEL = "BPM-3"
     HAS_CLOCK = True
-
-    def __init__(self, address: str | hci.Address, stored: int = 3, **kw: Any) -> None:
-        super().__init__(address, **kw)
-        self.n = 0
-        self._stored = int(stored)
+    STORED = 3
 
     def payload(self, when: int | None = None) -> bytes:
-        self.n += 1
-        i = self.n
+        self.i += 1
+        i = self.i
         return profiles.encode(0x2A35, {
             "flags": 0x1E, "sys": (118 + i % 15, 0), "dia": (76 + i % 9, 0), "map": (90 + i % 10, 0),
             "time": timefmt.civil(self.now() if when is None else when)[:6],
@@ -38,10 +32,7 @@ class BloodPressureCuff(Sim):
         self.meas_char = self.char(0x2A35, INDICATE)
         self.icp_char = self.char(0x2A36, NOTIFY)
         feat = self.char(0x2A49, READ, profiles.encode(0x2A49, {"features": 0x0001}))
-        self.store = StoredIndications(self, self.meas_char)
-        now = self.now()
-        for k in range(self._stored):
-            self.store.items.append(self.payload(now - 3600 * (self._stored - k)))
+        self.store = self.keep(self.meas_char, self.payload)
         return [gatt.Service(uuid_of(0x1810), [self.meas_char, self.icp_char, feat])]
 
     async def measure(self) -> None:

@@ -576,3 +576,27 @@ class StoredIndications:
                 return
             self.items.pop(0)
             self.sent += 1
+
+
+class KeepingSim(Sim):
+    """A device that takes one measurement at a time and keeps it until a collector has
+    confirmed it (BP cuff, thermometer, scale, the oximeter's spot checks). Its memory
+    holds `stored` measurements when the run starts, as a device used before the hub
+    met it does: STORED_EVERY_S apart, the newest that long ago."""
+
+    STORED = 1              # measurements kept from before the run (the constructor's stored=)
+    STORED_EVERY_S = 3600
+
+    def __init__(self, address: str | hci.Address, stored: int | None = None, **kw: Any) -> None:
+        super().__init__(address, **kw)
+        self.stored = self.STORED if stored is None else int(stored)
+        self.i = 0              # measurements made: varies their values
+
+    def keep(self, ch: gatt.Characteristic, measurement: Callable[[int], bytes]) -> StoredIndications:
+        """ch's StoredIndications, holding the measurements from before the run
+        (measurement(when) makes the one taken at `when`, device time)."""
+        store = StoredIndications(self, ch)
+        now = self.now()
+        for k in range(self.stored, 0, -1):
+            store.items.append(measurement(now - self.STORED_EVERY_S * k))
+        return store

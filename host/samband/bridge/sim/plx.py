@@ -12,19 +12,18 @@ from bumble import gatt, hci
 
 from hub import profiles
 from hub.profiles import timefmt
-from samband.bridge.sim.common import INDICATE, NOTIFY, READ, Sim, StoredIndications, uuid_of
+from samband.bridge.sim.common import INDICATE, NOTIFY, READ, KeepingSim, uuid_of
 
 
-class PulseOximeter(Sim):
+class PulseOximeter(KeepingSim):
     KIND = "plx"
     NAME = "Samband Oximeter"
     MODEL = "PLX-2"
+    STORED_EVERY_S = 600
 
-    def __init__(self, address: str | hci.Address, period: float = 1.0, stored: int = 1, **kw: Any) -> None:
+    def __init__(self, address: str | hci.Address, period: float = 1.0, **kw: Any) -> None:
         super().__init__(address, **kw)
         self.period = float(period)
-        self._stored = int(stored)
-        self.i = 0
 
     def continuous(self) -> bytes:
         self.i += 1
@@ -39,9 +38,7 @@ class PulseOximeter(Sim):
         self.spot_char = self.char(0x2A5E, INDICATE)
         self.cont_char = self.char(0x2A5F, NOTIFY)
         feat = self.char(0x2A60, READ, profiles.encode(0x2A60, {"features": 0}))
-        self.store = StoredIndications(self, self.spot_char)
-        for k in range(self._stored):
-            self.store.items.append(self.spot(self.now() - 600 * (self._stored - k)))
+        self.store = self.keep(self.spot_char, self.spot)
         return [gatt.Service(uuid_of(0x1822), [self.spot_char, self.cont_char, feat])]
 
     async def spot_check(self) -> None:

@@ -4,24 +4,19 @@ new one), Weight Scale Feature 0x2A9E (time stamp supported, 0.005 kg)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from bumble import gatt, hci
+from bumble import gatt
 
 from hub import profiles
 from hub.profiles import timefmt
-from samband.bridge.sim.common import INDICATE, READ, Sim, StoredIndications, uuid_of
+from samband.bridge.sim.common import INDICATE, READ, KeepingSim, uuid_of
 
 
-class WeightScale(Sim):
+class WeightScale(KeepingSim):
     KIND = "scale"
     NAME = "Samband Scale"
     MODEL = "WS-70"
-
-    def __init__(self, address: str | hci.Address, stored: int = 2, **kw: Any) -> None:
-        super().__init__(address, **kw)
-        self._stored = int(stored)
-        self.i = 0
+    STORED = 2
+    STORED_EVERY_S = 86400
 
     def payload(self, when: int | None = None) -> bytes:
         self.i += 1
@@ -31,9 +26,7 @@ class WeightScale(Sim):
     def services(self) -> list[gatt.Service]:
         self.meas_char = self.char(0x2A9D, INDICATE)
         feat = self.char(0x2A9E, READ, profiles.encode(0x2A9E, {"features": 0x01 | (7 << 3)}))
-        self.store = StoredIndications(self, self.meas_char)
-        for k in range(self._stored):
-            self.store.items.append(self.payload(self.now() - 86400 * (self._stored - k)))
+        self.store = self.keep(self.meas_char, self.payload)
         return [gatt.Service(uuid_of(0x181D), [self.meas_char, feat])]
 
     async def measure(self) -> None:

@@ -5,24 +5,18 @@ Temperature Type 0x2A1D (mouth), Measurement Interval 0x2A21 (0: none)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from bumble import gatt, hci
+from bumble import gatt
 
 from hub import profiles
 from hub.profiles import timefmt
-from samband.bridge.sim.common import INDICATE, NOTIFY, READ, Sim, StoredIndications, uuid_of
+from samband.bridge.sim.common import INDICATE, NOTIFY, READ, KeepingSim, uuid_of
 
 
-class Thermometer(Sim):
+class Thermometer(KeepingSim):
     KIND = "thermo"
     NAME = "Samband Thermo"
     MODEL = "HT-1"
-
-    def __init__(self, address: str | hci.Address, stored: int = 1, **kw: Any) -> None:
-        super().__init__(address, **kw)
-        self._stored = int(stored)
-        self.i = 0
+    STORED_EVERY_S = 900
 
     def payload(self, when: int | None = None, inter: bool = False) -> bytes:
         self.i += 1
@@ -35,9 +29,7 @@ class Thermometer(Sim):
         ttype = self.char(0x2A1D, READ, profiles.encode(0x2A1D, {"type": 6}))
         self.inter_char = self.char(0x2A1E, NOTIFY)
         interval = self.char(0x2A21, READ, profiles.encode(0x2A21, {"interval": 0}))
-        self.store = StoredIndications(self, self.meas_char)
-        for k in range(self._stored):
-            self.store.items.append(self.payload(self.now() - 900 * (self._stored - k)))
+        self.store = self.keep(self.meas_char, self.payload)
         return [gatt.Service(uuid_of(0x1809), [self.meas_char, ttype, self.inter_char, interval])]
 
     async def measure(self) -> None:
