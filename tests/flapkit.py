@@ -4,9 +4,10 @@ through its own Relay, cut in turn.
 
 A cut is what a link going down does to the sockets over it: the relay
 resets every connection of that bearer, so the hub's MQTT reader sees the
-reset and the bearer manager notices it at its next look (a quarter
-keepalive), not after 1.5 keepalives of silence; a black hole, which only
-keepalives reveal, has tests of its own. The relay stays down
+reset and wakes the bearer manager at once (mqtt.Client.on_lost), not after
+1.5 keepalives of silence; a black hole, which only keepalives reveal, has
+tests of its own. The keepalive is 10 s: shorter, a machine busy enough to
+hold the relay or the broker for 1.5 keepalives makes a flap of its own. The relay stays down
 until the hub has seen the bearer go (state degraded, session not live),
 then comes up and the hub reconnects after its back-off.
 
@@ -23,6 +24,9 @@ through the flapping, not before it."""
 from __future__ import annotations
 
 import time
+
+# the hub's uplink config for flapping: no hysteresis (one failure degrades, one success recovers)
+UPLINK = {"keepalive": 10, "batch_age_ms": 100, "degrade_after": 1, "recover_after": 1}
 
 
 def bearer(h, name):

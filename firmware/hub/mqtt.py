@@ -183,7 +183,11 @@ class Client:
     """One MQTT session over asyncio streams. connect() opens it, then a reader
     task dispatches: PUBLISH to on_message(topic, payload), PUBACK to the
     waiting publish(). A dead link shows as OSError/MQTTError from the calls,
-    or as `alive(timeout_ms)` turning false; the caller reconnects."""
+    or as `alive(timeout_ms)` turning false; the caller reconnects.
+    on_lost(), when set, is called as the reader finds the link gone (a reset,
+    an EOF), so that a caller waiting on its own event hears of it at once."""
+
+    on_lost = None  # a class default: no slot in every client's dict
 
     def __init__(self, host, port, client_id, user=None, password=None, keepalive=30,
                  ssl=None, server_hostname=None, on_message=None, opener=None):
@@ -287,6 +291,8 @@ class Client:
             self.error = e
             self.connected = False
             self._ev.set()
+            if self.on_lost is not None:
+                self.on_lost()
 
     async def _wait_ack(self, pid, timeout_ms):
         import asyncio

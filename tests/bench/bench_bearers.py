@@ -63,7 +63,7 @@ def flaps(n=1000, per_flap=2):
         try:
             h = rig.add_hub(HUB, TESTS / "data" / "uplink_main.py",
                             {"total": total, "interval_ms": 150, "alarm_every": 7},
-                            uplink={"keepalive": 2, "batch_age_ms": 100, "degrade_after": 1, "recover_after": 1})
+                            uplink=flapkit.UPLINK)
             rig.start_broker()
             ra, rb = Relay(rig.broker.port), Relay(rig.broker.port)
             flash = Flash(h.flash)

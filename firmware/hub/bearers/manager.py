@@ -74,6 +74,7 @@ class Link:
         self.outbox = []       # [payload, seqs, stream, qos]
         self.busy = None       # the item being published
         self.ev = asyncio.Event()
+        client.on_lost = self.ev.set  # a reset link is seen at once, not at the next look (a quarter keepalive)
         self.sent = 0
         self.sessions = 0
         self.error = None
