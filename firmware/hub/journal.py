@@ -695,21 +695,26 @@ class Journal:
         # fit now waits for the next record (the reading before it is staged either way).
         while self._unrep or self._unref:
             if self._unrep:
-                u = self._unrep
+                u, self._unrep = self._unrep, None  # an eviction while this one is staged starts a new one
                 info = {"evicted": u[0], "alarms": u[1], "first": u[2], "last": u[3],
                         "total": self._evicted[0] + self._evicted[1]}
             else:
-                u = self._unref
+                u, self._unref = self._unref, None
                 info = {"refused": u[0], "alarms": u[1], "total": self.refused[0] + self.refused[1]}
             try:
                 self._stage1(lambda q: self.telemetry(q, info), PRIO_TELEMETRY)
-            except (JournalRefused, OSError):
+            except (JournalRefused, OSError) as e:
+                if isinstance(e, OSError):
+                    self._cut_tails()
+                if "evicted" in info:  # told with the next record that fits, with what came since
+                    v = self._unrep
+                    self._unrep = u if v is None else [u[0] + v[0], u[1] + v[1], min(u[2], v[2]) or v[2],
+                                                       max(u[3], v[3])]
+                else:
+                    self._unref = u if self._unref is None else [u[0] + self._unref[0], u[1] + self._unref[1]]
                 return
-            if u is self._unrep:
-                self._unrep = None
+            if "evicted" in info:
                 self._reported = info["total"]
-            else:
-                self._unref = None
 
     def commit(self):
         """Make everything staged durable (alarms first). JournalRefused ("flash") if the
