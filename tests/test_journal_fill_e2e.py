@@ -17,7 +17,7 @@ from samband.rig.uplink import UplinkRig
 
 MAIN = TESTS / "data" / "uplink_main.py"
 HUB = "00005a4d00f1"
-TOTAL = 190  # about 80 % of 8 segments of 2048 bytes: past the warning, short of any eviction
+TOTAL = 160  # about 82 % of 8 segments of 2048 bytes (70 % at about 137 records, full at about 195)
 TIMEOUT = 90
 RULES = """
 [groups.technician]
@@ -50,7 +50,7 @@ def test_hub_warns_at_70_percent_and_clears_under_60(tmp_path):
         st = h.state()
         assert st["fill"] >= FILL_WARN_PCT and st["pending"] >= TOTAL, st
         [warn] = _fill_lines(h)
-        assert FILL_WARN_PCT <= warn < 100
+        assert FILL_WARN_PCT <= warn < st["fill"] < 95, st  # once, at the crossing
         rig.start_receiver()
 
         def stored():
