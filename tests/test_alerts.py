@@ -17,6 +17,7 @@ from host_kit import plain_mosquitto
 from test_uplink_store import pg_url  # noqa: F401 (a throwaway PostgreSQL cluster)
 
 from hub import reading as rd
+from hub.store import FILL_CLEAR_PCT, FILL_WARN_PCT, MDC_HUB_JOURNAL_FILL
 from samband.receiver import alerts_db, alerts_rules
 from samband.receiver import store as store_mod
 from samband.receiver.alerts import Engine
@@ -227,6 +228,25 @@ def test_journal_filling_with_hysteresis(rig):
         got = [a for a in alerts(s, "journal-filling") if a["cleared"] is None]
         assert bool(got) == active, backlog
     assert len(alerts(s, "journal-filling")) == 1
+
+
+def test_journal_filling_from_the_hubs_own_telemetry(rig):
+    """The hub's fill warning (hub/store.py: one reading at 70 %, one back under 60 %) raises
+    and clears the alert by itself, without a configured capacity or a status backlog."""
+    s, eng, rec, clock = rig
+    hub_dev = bytes(7)  # the hub's own telemetry (app.HUB_DEV)
+    put(s, MDC_HUB_JOURNAL_FILL, FILL_WARN_PCT + 1, prio=2, dev=hub_dev, unit="%")
+    tick(eng, clock)
+    [a] = alerts(s, "journal-filling")
+    assert a["cleared"] is None and a["device"] is None and a["severity"] == "warning"
+    assert a["detail"]["text"] == f"hub storage {FILL_WARN_PCT + 1} % full: offline for long?"
+    assert [g for _, g, m in rec.sent if m["kind"] == "journal-filling"] == ["nurse"]
+    tick(eng, clock, 120)
+    assert len(alerts(s, "journal-filling")) == 1  # raised once
+    put(s, MDC_HUB_JOURNAL_FILL, FILL_CLEAR_PCT - 5, prio=2, dev=hub_dev, unit="%")
+    settle(eng, clock)
+    [a] = alerts(s, "journal-filling")
+    assert a["cleared"] is not None
 
 
 def test_clock_not_set(rig):

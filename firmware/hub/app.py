@@ -104,9 +104,12 @@ class Hub:
         if self.journal is not None:
             js = self.journal.stats()
             s["journal"] = {"pending": self.journal.count(), "next_seq": self.journal.next_seq,
-                            "evicted": js.get("evicted"), "damaged": js.get("damaged")}
+                            "evicted": js.get("evicted"), "damaged": js.get("damaged"),
+                            "refused": js.get("refused"), "fill": self.journal.fill_pct()}
         if self.store is not None:
             s["stored"] = self.store.stored
+            if self.store.refused:  # readings the journal refused for lack of room (hub/store.py)
+                s["held"] = [len(self.store.held), self.store.refused, self.store.lost]
         if self.limits is not None:
             s["limits"] = self.limits
         if self.collector is not None:
@@ -225,6 +228,7 @@ class Hub:
             del limits
         self.journal.telemetry = lambda seq, info: self.sealer.seal(seq, json.dumps(info).encode())
         self.store = Store(self.journal, self.sealer, self.port, self.boot)
+        self.store.telemetry = self.hub_telemetry  # the journal's fill warning
         self._step("seal")
         if "_sealed" in json.dumps(self.config):  # it names sealed secrets (Wi-Fi, APN, MQTT)
             self._unseal_config()
@@ -321,7 +325,8 @@ class Hub:
         """The update service (hub.ota.Ota), told where an update stood at the last reset."""
         from hub import ota
         o = ota.Ota(board.load()["name"], VERSION, self.ota_key, self.config.get("ota"), self.hub_telemetry,
-                    self.log, slots=self.port.firmware_slots())
+                    self.log, slots=self.port.firmware_slots(),
+                    room=self.journal.may_take if self.journal is not None else None)  # the journal's flash first
         self.log("ota: %s" % o.start())
         self.ota = o
         return o

@@ -430,8 +430,10 @@ class Device:
                 else alarms.classify(p, self.k.LIMITS, self.k.ALARM_FLAGS)
             # a stored record the device can send again through RACP may wait for a group commit;
             # an indicated one is committed with the value's last reading
-            self.c.store.put(p, self.addr, prio, self.backed and rec is not None, indicated and i == last)
+            seq = self.c.store.put(p, self.addr, prio, self.backed and rec is not None, indicated and i == last)
             self.readings += 1
+            if seq is None:
+                n = None  # the journal refused it (hub/store.py): its number is not remembered, RACP asks again
             if n is not None:
                 self.fresh.add(n)
                 if self.racp is not None:

@@ -49,6 +49,7 @@ RESERVE = const(256)        # sequence numbers reserved (persisted) at a time
 SKIP_LOST = const(1 << 20)  # skipped when every copy of the state is lost
 MIN_SEGMENTS = const(4)
 FS_SLACK = const(5)         # filesystem blocks kept free for littlefs's copy-on-write and directories
+DIR_BLOCKS = const(4)       # blocks a new directory may take (may_take: what others write)
 _F_ALARM = const(1)         # segment belongs to the alarm stream
 _F_FULL = const(2)          # no more appends (closed, or its tail is torn)
 _STATE_MAGIC = b"JS\x01"
@@ -56,6 +57,18 @@ _STATE_MAGIC = b"JS\x01"
 
 class JournalError(HubError):
     """The journal cannot do what was asked (record too big, journal full, bad argument)."""
+
+
+class JournalRefused(JournalError):
+    """A record the journal could not take for lack of room: nothing left to evict
+    (reason "full": the flash taken by other files, or a capacity too small for the
+    active segments) or the flash refused the write (reason "flash": an OSError,
+    ENOSPC from littlefs). Counted (stats "refused") and reported in a telemetry
+    record once one fits again; the caller keeps the reading (hub/store.py)."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
 
 
 def stream_of(prio):
@@ -169,6 +182,8 @@ class Journal:
         self._dseq = [0, 0]          # highest durable seq per stream
         self._pend = [0, 0]          # undelivered records per stream
         self._unrep = None           # eviction not yet reported: [records, alarms, first, last]
+        self._unref = None           # refusals not yet reported: [records, alarms]
+        self.refused = [0, 0]        # records refused for lack of room since mount, per stream
         self._ctx = None             # context blob (epoch header) the next records need
         self._ctx_due = [False, False]  # ... and not yet written before them in this stream
         self._telling = False
@@ -449,29 +464,70 @@ class Journal:
             self._flag[i] |= _F_FULL
             self._act[s] = -1
 
-    def _make_room(self):
+    def _make_room(self, s=ROUTINE):
         # One more segment must fit, in our capacity and on the filesystem:
-        # reclaim delivered segments, else evict.
+        # reclaim delivered segments, else evict (for an alarm, the routine
+        # stream's newest segment too, once nothing else is left).
         while self._n >= self._max or self._fs_short():
             if not self._reclaim():
-                self._evict()
+                self._evict(s == ALARM)
+
+    def _fs(self):
+        # (block size, free blocks) of the filesystem the journal is on, or None
+        # where it says nothing (no statvfs).
+        try:
+            st = os.statvfs(self.root)
+        except (OSError, AttributeError):
+            return None
+        # MicroPython's littlefs reports block_count - lfs_fs_size as an unsigned number, and
+        # lfs_fs_size may count a block twice: near full it wraps to about 2**32 (seen on the
+        # unix port). More free blocks than blocks means none.
+        return st[0], st[3] if st[3] <= st[2] else 0
 
     def _fs_short(self):
         # The flash may fill before our capacity does (other files, littlefs's
         # own metadata, a capacity set too high): keep room for a new segment
         # and for littlefs to copy a block and split a directory.
-        try:
-            st = os.statvfs(self.root)
-        except (OSError, AttributeError):
-            return False
-        return st[0] * st[3] < self._seg + FS_SLACK * st[0]
+        fs = self._fs()
+        return fs is not None and fs[0] * fs[1] < self._seg + FS_SLACK * fs[0]
+
+    def spare_bytes(self, fs=None):
+        """Bytes of flash other files (an update's stage and trees, hub/ota.py) may still
+        take now and leave the journal what it needs to grow to its capacity: the blocks
+        of the segments it may still open, the rest of its active segments, and the
+        FS_SLACK blocks _fs_short keeps. Negative when it is short already; None where
+        the filesystem says nothing (no statvfs). The one place this is worked out:
+        may_take() asks it."""
+        fs = fs or self._fs()
+        if fs is None:
+            return None
+        bs, free = fs
+        per = (self._seg + bs - 1) // bs  # blocks one whole segment takes
+        need = max(0, self._max - self._n) * per + FS_SLACK
+        for s in (ROUTINE, ALARM):
+            i = self._idx(self._act[s])
+            if i >= 0:
+                need += max(0, per - (self._used[i] + self._dirty[s] + bs - 1) // bs)
+        return (free - need) * bs
+
+    def may_take(self, nbytes):
+        """Whether a file of nbytes may be written now without taking the journal's room:
+        its size in whole blocks, plus DIR_BLOCKS for a directory it may create or split
+        (a new folder took 4 blocks of a littlefs with 4 KB blocks, measured on the unix
+        port: its metadata pair and its parent's). Asks the filesystem (statvfs) each time."""
+        fs = self._fs()
+        if fs is None:
+            return True
+        bs = fs[0]
+        return ((nbytes + bs - 1) // bs + DIR_BLOCKS) * bs <= self.spare_bytes(fs)
 
     def _reclaim(self):
         return self._sweep(lambda i: self._spare(i) and self._done(i))
 
-    def _evict(self):
+    def _evict(self, for_alarm=False):
         # Oldest inactive routine segment first; alarm segments only when no
-        # routine segment is left to evict.
+        # routine segment is left to evict; for_alarm: then the routine stream's
+        # newest segment, rather than refuse an alarm.
         for s in (ROUTINE, ALARM):
             for i in range(self._n):
                 if (self._flag[i] & _F_ALARM) == s and self._spare(i):
@@ -480,7 +536,16 @@ class Journal:
                 continue
             break
         else:
-            raise JournalError("journal full: capacity too small for the active segments")
+            i = self._idx(self._top[ROUTINE]) if for_alarm else -1
+            if i < 0 or not self._cnt[i]:
+                raise JournalRefused("full", "journal full: capacity too small for the active segments")
+            # An alarm must not be refused while routine records hold flash: the routine
+            # stream's newest segment goes too (committed first, so that every record in it
+            # is counted as evicted), and the next routine record opens a new one.
+            s = ROUTINE
+            if self._act[s] == self._sno[i]:
+                self._write(s, close=True)
+                i = self._idx(self._top[s])
         low, ranges = self._low[s], self._ranges[s]
         lost = 0
         n = self._read(i, self._buf)
@@ -529,10 +594,10 @@ class Journal:
             t = self._idx(self._top[s])
             if t >= 0 and self._cnt[t] == 0:  # an empty file left by a cut: not a segment
                 self._sweep(lambda j: j == t)
-            self._make_room()
+            self._make_room(s)
             i = self._n
             if i >= self._tcap:
-                raise JournalError("segment table full")
+                raise JournalRefused("full", "segment table full")
             segno = self._nsno
             self._nsno += 1
             self._sno[i] = segno
@@ -565,33 +630,102 @@ class Journal:
         self._ctx = bytes(blob)
         self._ctx_due = [True, True]
 
-    def stage(self, data, prio=PRIO_ROUTINE, size=None):
+    def stage(self, data, prio=PRIO_ROUTINE, size=None, again=False):
         """Give data the next sequence number and buffer it; returns the seq.
         data is bytes, or a callable seq -> bytes (a sealer: lambda seq:
         sealer.seal(seq, plaintext)), or with size a callable fill(seq, view)
         that writes exactly size bytes into the journal's buffer (seal_into).
         It is written to the segment at once but not durable until commit()
         (or until the segment fills and closes); until then a power cut may
-        keep it or drop it, and pending() does not show it."""
-        seq = self._stage1(data, prio, size)
-        if self._unrep and not self._telling:
+        keep it or drop it, and pending() does not show it.
+        JournalRefused if there is no room for it (counted, reported; again: the
+        record was refused before and is offered again, so it is not counted twice)."""
+        try:
+            seq = self._stage1(data, prio, size)
+        except JournalRefused:
+            self._refuse(stream_of(prio), 0 if again else 1)
+            raise
+        except OSError as e:  # the flash refused the write (ENOSPC): a refusal as well
+            self._refuse(stream_of(prio), 0 if again else 1)
+            self._cut_tails()
+            raise JournalRefused("flash", "flash: %s" % (e,))
+        if (self._unrep or self._unref) and not self._telling:
             self._telling = True
             try:
-                while self._unrep:
-                    u, self._unrep = self._unrep, None
-                    info = {"evicted": u[0], "alarms": u[1], "first": u[2], "last": u[3],
-                            "total": self._evicted[0] + self._evicted[1]}
-                    self._reported = info["total"]
-                    self._stage1(lambda q: self.telemetry(q, info), PRIO_TELEMETRY)
+                self._tell()
             finally:
                 self._telling = False
         return seq
 
+    def _refuse(self, s, n):
+        # Count refused records and have them reported once a record fits again.
+        if not n:
+            return
+        self.refused[s] += n
+        u = self._unref or [0, 0]
+        u[0] += n
+        if s == ALARM:
+            u[1] += n
+        self._unref = u
+
+    def _cut_tails(self):
+        # After a failed write an active segment's tail is unknown: nothing more is
+        # appended after it (its flushed records stay; the next record opens a new
+        # segment). What was staged and could not be flushed is counted as refused
+        # (it may still be found on flash at the next mount, then it is delivered).
+        for t in (ROUTINE, ALARM):
+            if self._act[t] < 0:
+                continue
+            try:
+                self._write(t, close=True)
+            except OSError:
+                self._refuse(t, self._sn[t])
+                i = self._idx(self._act[t])
+                try:
+                    self._fh[t].close()
+                except (OSError, AttributeError):
+                    pass
+                self._fh[t] = None
+                self._flag[i] |= _F_FULL
+                self._act[t] = -1
+                self._dirty[t] = self._sn[t] = 0
+
+    def _tell(self):
+        # The eviction and refusal reports, as telemetry records. A report that does not
+        # fit now waits for the next record (the reading before it is staged either way).
+        while self._unrep or self._unref:
+            if self._unrep:
+                u, self._unrep = self._unrep, None  # an eviction while this one is staged starts a new one
+                info = {"evicted": u[0], "alarms": u[1], "first": u[2], "last": u[3],
+                        "total": self._evicted[0] + self._evicted[1]}
+            else:
+                u, self._unref = self._unref, None
+                info = {"refused": u[0], "alarms": u[1], "total": self.refused[0] + self.refused[1]}
+            try:
+                self._stage1(lambda q: self.telemetry(q, info), PRIO_TELEMETRY)
+            except (JournalRefused, OSError) as e:
+                if isinstance(e, OSError):
+                    self._cut_tails()
+                if "evicted" in info:  # told with the next record that fits, with what came since
+                    v = self._unrep
+                    self._unrep = u if v is None else [u[0] + v[0], u[1] + v[1], min(u[2], v[2]) or v[2],
+                                                       max(u[3], v[3])]
+                else:
+                    self._unref = u if self._unref is None else [u[0] + self._unref[0], u[1] + self._unref[1]]
+                return
+            if "evicted" in info:
+                self._reported = info["total"]
+
     def commit(self):
-        """Make everything staged durable (alarms first)."""
+        """Make everything staged durable (alarms first). JournalRefused ("flash") if the
+        flash refused a flush: what that stream had staged is counted as refused."""
         for s in (ALARM, ROUTINE):
             if self._dirty[s]:
-                self._write(s)
+                try:
+                    self._write(s)
+                except OSError as e:
+                    self._cut_tails()
+                    raise JournalRefused("flash", "flash: %s" % (e,))
 
     # ------------------------------------------------------------ delivery
 
@@ -752,6 +886,16 @@ class Journal:
         """Undelivered durable records (in one stream, or both)."""
         return self._pend[0] + self._pend[1] if stream is None else self._pend[stream]
 
+    def fill_pct(self):
+        """Per cent of the capacity that undelivered records take: the bytes of every segment
+        still holding one (delivered records share their segments until those go whole).
+        hub/store.py's FillWatch reports it crossing 70 % (and back under 60 %)."""
+        used = 0
+        for i in range(self._n):
+            if not self._done(i):
+                used += self._used[i]
+        return used * 100 // (self._max * self._seg)
+
     def stats(self):
         return {
             "next_seq": self._next, "pending": self._pend[0], "pending_alarms": self._pend[1],
@@ -759,6 +903,7 @@ class Journal:
             "bytes": sum(self._used[i] for i in range(self._n)),
             "capacity": self._max * self._seg,
             "evicted": self._evicted[0] + self._evicted[1], "evicted_alarms": self._evicted[1],
+            "refused": self.refused[0] + self.refused[1], "refused_alarms": self.refused[1],
             "damaged": self.damaged, "damaged_bytes": self.damaged_bytes, "torn": self.torn,
             "bad_headers": self.bad_headers, "unknown_acks": self.unknown_acks,
             "state_fallback": self.state_fallback, "mount_ms": self.mount_ms,

@@ -10,11 +10,17 @@
 # cellular bearer; the release is applied only with no alarm unsent and a
 # backlog of at most `max_backlog` records. Each step is a telemetry
 # reading (MDC_HUB_OTA_*, value: the release's version as one integer).
+# The journal's room comes first: nothing is written (the offer, each chunk,
+# each file of the tree applied) that would leave the flash less than the
+# journal needs to grow to its capacity (`room`: Journal.may_take). Such a
+# write is not made, counted (`no_room`) and said ("r": "room", one
+# MDC_HUB_OTA_REFUSED reading per pause); the update waits and goes on once
+# the flash has room again (another file removed), never a crash.
 
 import os
 
 from hub import cbor
-from hub.otaslot import (FW, OtaError, Stage, apply, confirm, parse_pointer,  # noqa: F401
+from hub.otaslot import (FW, OtaError, Stage, apply, confirm, idle_slot, parse_pointer,  # noqa: F401
                          nostep, read_pointer, release_module, remove_tree, write_pointer)
 
 MAX_CHUNK = 4096
@@ -28,7 +34,7 @@ MDC_HUB_OTA_TRIAL = 1024 << 16 | 68       # running the trial
 MDC_HUB_OTA_CONFIRMED = 1024 << 16 | 69   # trial confirmed (broker reached, status sent)
 MDC_HUB_OTA_ROLLED_BACK = 1024 << 16 | 70  # the trial did not confirm: back on the old slot
 REFUSALS = ("format", "truncated", "signature", "manifest", "board", "kind", "downgrade", "same",
-            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed", "http")
+            "too-old", "too-long", "hash", "key", "tree", "chunk", "failed", "http", "room")
 
 
 def version_int(v):
@@ -46,9 +52,12 @@ class Ota:
     window (2), retry_ms (5000), budget_bytes (0: no cellular budget),
     max_backlog (50), trial_s (300). slots: the port's firmware_slots() (an ESP32's OTA
     app partitions, hub/otafw.py) or None: then only tree releases are taken, and a
-    firmware release is refused (kind), counted and said in words."""
+    firmware release is refused (kind), counted and said in words. room(nbytes) -> bool:
+    whether a file that size may be written without taking the journal's flash (the
+    hub's Journal.may_take; None: no journal to keep room for)."""
 
-    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep, slots=None):
+    def __init__(self, board, running, key, cfg=None, telemetry=None, log=None, fw=FW, step=nostep, slots=None,
+                 room=None):
         cfg = cfg or {}
         self.board = board
         self.running = running
@@ -67,7 +76,10 @@ class Ota:
         self.refused = None
         self.asked = {}  # chunk -> ticks asked
         self.spent = 0
-        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0, "http_errors": 0}
+        self.counters = {"chunks": 0, "dup_chunks": 0, "bad": 0, "no_fw_slots": 0, "http_errors": 0, "no_room": 0}
+        self.room = room
+        self._tree = 0        # bytes (whole blocks) of the tree the apply under way has written
+        self._apply_need = 0  # ... when it paused for room
         self.url = None  # the offer's https:// URL: chunks fetched with Range requests (hub/otahttp.py)
         self._due_status = False
         self.trial = False
@@ -93,6 +105,32 @@ class Ota:
         leaves an unreferenced folder that the next apply clears first."""
         if slot and slot not in ("-", self.slot):
             remove_tree(self.fw + "/" + slot, self.stage.step)
+
+    def _fits(self, nbytes):
+        """Whether nbytes may go on the flash now; if not, the update pauses: counted, said in
+        the status ("r": "room") and, once per pause, as a telemetry reading."""
+        if self.room is None or self.room(nbytes):
+            if self.refused == "room":
+                self.refused = None
+                self._due_status = True
+                self.log("ota: the flash has room again: going on")
+            return True
+        self.counters["no_room"] += 1
+        if self.refused != "room":
+            self.refused = "room"
+            self._due_status = True
+            self.log("ota: paused: %d bytes more would take the journal's flash" % nbytes)
+            self._t(MDC_HUB_OTA_REFUSED, REFUSALS.index("room"))
+        return False
+
+    def _guard(self, nbytes):
+        # For the tree's Unpacker, before each file: OtaError("room") stops the apply. The
+        # tree so far (its folder and each file in whole 4 KB blocks) is what a next try must have room for
+        # at least, so that a flash still short is not written and emptied again each second.
+        self._tree += (nbytes + MAX_CHUNK - 1) // MAX_CHUNK * MAX_CHUNK
+        if not self._fits(nbytes):
+            self._apply_need = self._tree
+            raise OtaError("room", "no room for a file of %d bytes beside the journal" % nbytes)
 
     def _version(self):
         m = self.stage.manifest
@@ -211,6 +249,8 @@ class Ota:
         if url is not None:
             from hub import otahttp
             otahttp.parse_url(url)  # refused before anything is staged
+        if not self._fits(len(head) + 2):
+            return  # not remembered as refused: the offer's next delivery is taken when there is room
         self._refused_head = head
         try:
             m = self._check(head)
@@ -240,6 +280,10 @@ class Ota:
         self._store(i, data)
 
     def _store(self, i, data):
+        new = isinstance(i, int) and 0 <= i < self.stage.n and not self.stage.have[i]
+        if new and not self._fits(len(data)):
+            self.asked.pop(i, None)  # asked for again once there is room
+            return
         if self.stage.put(i, data):
             self.counters["chunks"] += 1
             if self.cellular:
@@ -278,6 +322,9 @@ class Ota:
         if len(self.asked) >= self.window:
             return due
         new = self.stage.missing(self.window - len(self.asked), self.asked)
+        if new and not self._fits(self.stage.cs * len(new)):
+            paused, self._due_status = self._due_status, False
+            return due or paused  # paused: nothing asked for until there is room
         for i in new:
             self.asked[i] = now
         self._req = new
@@ -285,7 +332,8 @@ class Ota:
 
     def http_due(self, alarms):
         """Fetch over HTTPS now? Only for an https offer, with no alarm unsent, within the budget."""
-        return self.state == "fetch" and self.url is not None and alarms == 0 and self._room() > 0
+        return self.state == "fetch" and self.url is not None and alarms == 0 and self._room() > 0 \
+            and self._fits(self.stage.cs)
 
     def _room(self):
         """Chunks that may still be fetched now (the window; the cellular budget)."""
@@ -317,10 +365,16 @@ class Ota:
 
     def due(self, alarms, backlog):
         """Apply now? Only with every chunk, no alarm unsent and a small backlog."""
-        return self.state == "apply" and alarms == 0 and backlog <= self.max_backlog
+        if self.state != "apply" or alarms or backlog > self.max_backlog:
+            return False
+        # after a pause for room: room for at least what the last try wrote and the file it
+        # stopped at (the idle slot was emptied again)
+        return self.refused != "room" or self._fits(self._apply_need)
 
     def run_apply(self):
-        """Verify and switch (the caller resets the hub afterwards); False if refused."""
+        """Verify and switch (the caller resets the hub afterwards); False if refused or
+        paused (no room beside the journal: tried again once due() sees room)."""
+        self._tree = 2 * MAX_CHUNK  # the slot's folder: a littlefs metadata pair
         try:
             if self.stage.manifest["kind"] == "firmware":
                 from hub import otafw
@@ -328,7 +382,7 @@ class Ota:
                     raise OtaError("kind", "a firmware release on a board without OTA partitions")
                 m = otafw.apply(self.stage, self.key, self.board, self.fw_running, self.slots, self.stage.step)
             else:
-                m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step)
+                m = apply(self.stage, self.key, self.board, self.running, self.fw, self.stage.step, self._guard)
         except MemoryError:  # the apply starts again from the beginning next time: nothing is lost
             self.counters["nomem"] = self.counters.get("nomem", 0) + 1
             self.log("ota: out of heap while applying %s; trying again" % self.stage.manifest["v"])
@@ -339,6 +393,9 @@ class Ota:
             self.stage.clear()
             return False
         except ValueError as e:  # OtaError, ReleaseError
+            if getattr(e, "code", None) == "room":  # paused (counted, said): the half-filled idle
+                remove_tree(self.fw + "/" + idle_slot(self.fw), self.stage.step)  # slot goes, the stage stays
+                return False
             self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
             return False

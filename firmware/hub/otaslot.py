@@ -264,21 +264,27 @@ class _Reader:
 
 # ------------------------------------------------------------ apply
 
-def apply(stage, key, board, running, fw=FW, step=nostep):
+def idle_slot(fw=FW):
+    """The slot a tree release is applied into: the one the running tree is not in."""
+    return "b" if parse_pointer(read_pointer(fw))[0] == "a" else "a"
+
+
+def apply(stage, key, board, running, fw=FW, step=nostep, guard=None):
     """Verify the staged release into the idle slot and point boot.py at it as a
     trial. A power cut anywhere before the pointer's rename leaves the running
     tree in charge (the idle slot is named by nothing); apply() again from the
-    start finishes the job. Returns the manifest; ReleaseError/OtaError refuse."""
+    start finishes the job. Returns the manifest; ReleaseError/OtaError refuse.
+    guard(nbytes), before each file is written, may stop it (OtaError "room")."""
     from hub.otatree import Unpacker, TreeError
     cur, trial, _ = parse_pointer(read_pointer(fw))
     if trial is not None:
         raise OtaError("failed", "the pointer is %r: a trial first ends (start())" % read_pointer(fw))
-    slot = "b" if cur == "a" else "a"
+    slot = idle_slot(fw)
     path = fw + "/" + slot
     remove_tree(path, step)
     step("mkdir")
     os.mkdir(path)
-    unp = Unpacker(path, step)
+    unp = Unpacker(path, step, guard)
     try:
         m = release_module().verify_stream(stage.reader(), key, board, running, unp.feed, 1024, "tree")
         unp.finish()

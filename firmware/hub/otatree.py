@@ -49,11 +49,14 @@ def pack(files):
 class Unpacker:
     """Writes a tree image into the folder root as it streams in: feed(chunk)
     any number of times (chunks of any size), then finish(). step(name) is
-    called before each file is opened (the power-cut tests stop there)."""
+    called before each file is opened (the power-cut tests stop there);
+    guard(size), if given, too: it raises to stop before a file the flash
+    should not take (hub/ota.py keeps the journal's room)."""
 
-    def __init__(self, root, step=None):
+    def __init__(self, root, step=None, guard=None):
         self.root = root
         self.step = step
+        self.guard = guard
         self.head = bytearray()  # the bytes of the entry header being read (or the magic)
         self.left = 0            # bytes of the current file still to come
         self.f = None
@@ -100,6 +103,8 @@ class Unpacker:
             mkdirs(full.rsplit("/", 1)[0])
         if self.step:
             self.step("file")
+        if self.guard:
+            self.guard(self.left)
         self.f = open(full, "wb")
         if not self.left:
             self._close()

@@ -22,8 +22,21 @@
 #                     its commit (after_commit), so a power cut just means
 #                     fetching again;
 #   everything else   live values only the hub has: within LIVE_MS.
+#
+# A reading the journal refuses for lack of room (JournalRefused: nothing left
+# to evict, or the flash refused the write) never raises to its producer:
+# put() returns None instead of a seq, the refusal is counted (here and in
+# the journal's stats, which reports it in a telemetry record once one fits),
+# and the reading is held in RAM (HOLD of them; an alarm pushes out the
+# oldest routine one) and staged again, oldest first, alarms first, at the
+# next put() or the commit task's next look. A device-backed reading is not
+# held: its record number is not remembered, so RACP fetches it again.
+# The commit task also watches the journal's fill: one hub telemetry
+# reading (MDC_HUB_JOURNAL_FILL) when undelivered records pass FILL_WARN_PCT
+# of its capacity, one more when they fall back under FILL_CLEAR_PCT.
 
 from hub import reading
+from hub.journal import JournalRefused
 from hub.reading import PRIO_ALARM, PRIO_ROUTINE
 
 try:
@@ -35,6 +48,16 @@ except ImportError:  # CPython
 LIVE_MS = const(2000)
 BACKED_MS = const(30 * 60 * 1000)
 CHECK_MS = const(500)  # how often run() looks whether a group is due
+HOLD = const(8)        # readings the journal refused, kept in RAM until it takes them
+
+# Hub telemetry (the private partition 1024; the other codes are in hub/collect.py,
+# clock.py, bearers/manager.py, ota.py and hubcfg.py): the journal's undelivered records
+# passed FILL_WARN_PCT of its capacity (val: the per cent, at or above it), or fell back
+# under FILL_CLEAR_PCT (val: the per cent, below it). The receiver's alert engine raises
+# and clears its "journal-filling" alert by it (samband/receiver/alerts_causes.py).
+MDC_HUB_JOURNAL_FILL = 1024 << 16 | 80
+FILL_WARN_PCT = 70
+FILL_CLEAR_PCT = 60
 
 
 class Store:
@@ -51,12 +74,18 @@ class Store:
         self.after_commit = []  # called (no arguments) after every commit: what was staged is durable now
         self._live_since = None    # ticks of the oldest staged reading only the hub has
         self._backed_since = None  # ticks of the oldest staged device-backed reading
+        self.refused = 0  # readings the journal did not take at once (held, or left to RACP)
+        self.lost = 0     # held readings given up: the hold was full (counted, never silent)
+        self.held = []    # [reading, prio] the journal refused, staged again when it has room
+        self.telemetry = None  # telemetry(mdc, val, unit): the hub's own readings (fill warning)
+        self.filling = False   # the fill warning was sent and not yet taken back
 
     def put(self, partial, dev, prio=PRIO_ROUTINE, backed=False, now=False):
         """Stage one reading; returns its seq. Durable after the next commit (before
         returning for an alarm, or with now=True: nobody else keeps it, e.g. an indicated
         measurement the device deleted once confirmed). backed: the device keeps it and
-        can send it again."""
+        can send it again. None if the journal refused it for lack of room (never an
+        exception): counted, and held to be staged again, unless backed (see the top)."""
         mono = [self.boot, self.port.ticks_ms() & 0x3FFFFFFF]
         hts = self.port.utc_ms()
         try:
@@ -66,14 +95,15 @@ class Store:
         except ValueError:
             self.rejected += 1
             raise
-        sealer = self.sealer
-
-        def make(seq):
-            r[reading.SEQ] = seq
-            return sealer.seal(seq, reading.encode(r))
-
-        seq = self.journal.stage(make, prio)
-        self.staged += 1
+        if self.held:
+            self.retry()
+        # behind what is held already (in order), except an alarm, which goes first
+        seq = None if self.held and prio != PRIO_ALARM else self._stage(r, prio)
+        if seq is None:
+            self.refused += 1
+            if not backed:
+                self._hold(r, prio)
+            return None
         if prio == PRIO_ALARM:
             self.commit()
             if self.on_alarm is not None:
@@ -87,6 +117,53 @@ class Store:
             self._live_since = mono[1]
         return seq
 
+    def _stage(self, r, prio, again=False):
+        # The seq, or None if the journal refused it (counted there, once a reading).
+        sealer = self.sealer
+
+        def make(seq):
+            r[reading.SEQ] = seq
+            return sealer.seal(seq, reading.encode(r))
+
+        try:
+            seq = self.journal.stage(make, prio, again=again)
+        except JournalRefused:
+            return None
+        self.staged += 1
+        return seq
+
+    def _hold(self, r, prio):
+        if len(self.held) >= HOLD:
+            k = 0
+            while k < len(self.held) and self.held[k][1] == PRIO_ALARM:
+                k += 1
+            self.lost += 1
+            if k == len(self.held) and prio != PRIO_ALARM:
+                return  # every one held is an alarm: this routine reading is the one given up
+            del self.held[k if k < len(self.held) else 0]
+        self.held.append([r, prio])
+
+    def retry(self):
+        """Stage the held readings again, alarms first, each in the order it came; they are
+        committed at once (they waited already, and nobody else keeps them). Returns how
+        many are still held."""
+        n = 0
+        while self.held:
+            k = 0
+            while k < len(self.held) and self.held[k][1] != PRIO_ALARM:
+                k += 1
+            if k == len(self.held):
+                k = 0
+            if self._stage(self.held[k][0], self.held[k][1], True) is None:
+                break
+            del self.held[k]
+            n += 1
+        if n:
+            self.commit()
+            if self.on_alarm is not None:
+                self.on_alarm()
+        return len(self.held)
+
     def due(self):
         """Whether the staged readings should be committed now (see the top of this file)."""
         now = self.port.ticks_ms() & 0x3FFFFFFF
@@ -96,7 +173,14 @@ class Store:
 
     def commit(self):
         """Make every staged reading durable (one journal sync), then tell after_commit."""
-        self.journal.commit()
+        try:
+            self.journal.commit()
+        except JournalRefused:
+            # the flash refused the flush: what was staged is counted as refused by the
+            # journal; nothing is remembered as durable (RACP fetches backed records again)
+            self.staged = 0
+            self._live_since = self._backed_since = None
+            return
         self.commits += 1
         self.stored += self.staged
         self.staged = 0
@@ -118,5 +202,19 @@ class Store:
         import asyncio
         while True:
             await asyncio.sleep(CHECK_MS / 1000)
+            if self.held:
+                self.retry()
             if self.staged and self.due():
                 self.commit()
+            self.watch_fill()
+
+    def watch_fill(self):
+        """One telemetry reading when the journal's undelivered records pass FILL_WARN_PCT of
+        its capacity, one more when they fall back under FILL_CLEAR_PCT (a hub that has been
+        offline for long); after a reset, the first look reports a fill above the line again."""
+        if self.telemetry is None:
+            return
+        pct = self.journal.fill_pct()
+        if pct >= FILL_WARN_PCT if not self.filling else pct < FILL_CLEAR_PCT:
+            self.filling = not self.filling
+            self.telemetry(MDC_HUB_JOURNAL_FILL, pct, "%")

@@ -34,6 +34,7 @@ WORDS = {
     "MASS_BODY_ACTUAL": "weight", "LEN_BODY_ACTUAL": "height", "RATIO_MASS_BODY_LEN_SQ": "BMI",
     "ATTR_VAL_BATT_CHARGE": "battery",
     "HUB_DEVICE_SILENT": "device silent", "HUB_DEVICE_CONNECTED": "connected", "HUB_BOND_LOST": "bond lost",
+    "HUB_JOURNAL_FILL": "hub storage",
 }
 
 # Code tables in the firmware whose codes are variants of one reference id:

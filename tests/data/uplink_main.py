@@ -7,7 +7,9 @@
 #                "ota": {...hub.ota.Ota config} to take updates over the air,
 #                "esp32": true: an ESP32's OTA partitions (tests/data/uplink_esp32.py, on the flash beside it),
 #                "cfg": true to take signed configs (limits, receiver keys) as hub/app.py does,
-#                with "judge" and "hold_cfg" (tests/data/uplink_cfg.py, on the flash beside it)}
+#                with "judge" and "hold_cfg" (tests/data/uplink_cfg.py, on the flash beside it),
+#                "fill": true for the journal's 70 % warning as the hub's Store makes it
+#                (hub/store.py watch_fill, with "journal_telemetry": the readings in the journal)}
 # Appends `total` readings over all boots (the number made so far is kept in
 # /uplink.made, saved after each append: a power cut between the two makes
 # one reading twice, under a new seq). Each append is logged to /uplink.log
@@ -141,6 +143,11 @@ def main():
         except OSError:
             pass
         up.set_ota(make() if busy else None, make)
+    store = None
+    if cfg.get("fill"):
+        from hub.store import Store  # only its fill watch: readings are appended below, not put
+        store = Store(j, sealer, port, boot)
+        store.telemetry = lambda mdc, val, unit=None: telemetry(mdc, val)
     log = open("/uplink.log", "ab")
     log.write(b"\n")  # ends a line a power cut left unfinished
     log.flush()
@@ -209,6 +216,9 @@ def main():
             st["clock"] = clock.stats()
             st["made"] = _read_int("/uplink.made")
             st["boot"] = boot
+            if store is not None:
+                store.watch_fill()  # as the Store's commit task does, every look
+                st["fill"] = j.fill_pct()
             if up.ota is not None:
                 st["ota"] = up.ota.status()
             _write("/uplink.state", json.dumps(st))

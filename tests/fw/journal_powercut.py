@@ -71,14 +71,19 @@ def make_journal(rec):
         return payload(seq)
 
     class J(Journal):
-        def _evict(self):
-            # the segment Journal._evict picks: oldest spare routine, else alarm
+        def _evict(self, for_alarm=False):
+            # the segment Journal._evict picks: oldest spare routine, else alarm, else (for
+            # an alarm) the routine stream's newest, with what it has staged flushed first
             for s in (ROUTINE, ALARM):
                 for i in range(self._n):
                     if (self._flag[i] & 1) == s and self._spare(i):
                         rec.note("e", s, self._first[i], self._last[i])
-                        return Journal._evict(self)
-            return Journal._evict(self)
+                        return Journal._evict(self, for_alarm)
+            i = self._idx(self._top[ROUTINE]) if for_alarm else -1
+            if i >= 0 and self._cnt[i]:
+                staged = self._act[ROUTINE] == self._sno[i] and self._sn[ROUTINE]
+                rec.note("e", ROUTINE, self._first[i], self._sl[ROUTINE] if staged else self._last[i])
+            return Journal._evict(self, for_alarm)
 
     return J(ROOT, capacity=CAPACITY, segment_size=BS, telemetry=tel, reserve=16)
 

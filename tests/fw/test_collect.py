@@ -317,6 +317,29 @@ def test_record_numbers_are_durable_only_after_their_commit():
     assert d3.recs.low == 4 and d3.recs.ranges == [6, 7]
 
 
+def test_a_record_the_journal_refused_is_fetched_again():
+    # The journal has no room for record 4 (hub/store.py: a device-backed reading is not
+    # held): the hub does not remember it as stored, so the next report asks from 4.
+    from hub.journal import JournalRefused
+    from hub.profiles import racp
+    c, d, j, store, root = _rig()
+    _backfill(c, d, Meter(c, [1, 2, 3]))
+
+    def refuse(make, prio, again=False):
+        raise JournalRefused("full", "journal full")
+
+    j.stage = refuse
+    c._event(("notify", 1, 8, _glucose(4, 100)))  # never raises to the collector
+    del j.stage
+    c._event(("notify", 1, 8, _glucose(5, 100)))
+    store.flush()
+    assert store.refused == 1 and store.held == [] and d.lowest_missing() == 4 and _stored(j) == 4
+    meter = Meter(c, [1, 2, 3, 4, 5])
+    _backfill(c, d, meter)
+    assert meter.requests[0]["operator"] == racp.GE and meter.requests[0]["value"] == 4
+    assert _stored(j) == 5 and d.recs.low == 6 and d.duplicates == 1
+
+
 def test_backfill_across_the_16_bit_wrap():
     from hub.profiles import racp
     c, d, j, store, root = _rig()

@@ -44,7 +44,8 @@ def chunks_of(data: bytes, size: int) -> tuple[bytes, list[bytes]]:
 REFUSED = {"signature": "not signed by this depot's release key", "board": "built for another board",
            "kind": "a kind of release this hub cannot take (a firmware release needs ESP32 OTA partitions)",
            "downgrade": "older than what it runs", "too-old": "it runs a version older than the release's minimum",
-           "hash": "the image does not match its signed hash", "failed": "this release was rolled back before"}
+           "hash": "the image does not match its signed hash", "failed": "this release was rolled back before",
+           "room": "paused: the flash it needs is the journal's (goes on when room is freed)"}
 
 
 def progress_text(hub: str, st: dict[str, Any]) -> str:

@@ -19,6 +19,10 @@ from hub.collect import MDC_HUB_DEVICE_SILENT
 from hub.profiles.battery import MDC_ATTR_VAL_BATT_CHARGE as MDC_BATTERY  # percent
 from hub.reading import PRIO_ALARM, PRIO_TELEMETRY
 
+# the hub's own telemetry "undelivered records passed FILL_WARN_PCT of the journal" (val: per
+# cent), and "fell back under FILL_CLEAR_PCT": the hub decides, with its own capacity
+from hub.store import FILL_WARN_PCT, MDC_HUB_JOURNAL_FILL
+
 if TYPE_CHECKING:
     from samband.receiver.alerts_rules import Rules
 
@@ -59,6 +63,7 @@ class Causes:
         self.battery_low = set()
         self.no_clock = {}  # hub -> received of a reading without hub time
         self.journal_full = set()
+        self.hub_full = {}  # hub -> detail: the hub said its journal passed FILL_WARN_PCT
         self.refused = {}  # hub -> deque[(t, total)]
         self.held = {}  # hub -> deque[(t, quarantined total)]
         self.bad = 0
@@ -72,6 +77,15 @@ class Causes:
             if named is not None:
                 self.hub_silent[hd] = {"text": f"the hub heard nothing from it for {named.get('val')} s",
                                        "quiet_s": named.get("val")}
+            return
+        if prio == PRIO_TELEMETRY and mdc == MDC_HUB_JOURNAL_FILL:
+            named = self._named(load)
+            pct = _value(named) if named else None
+            if pct is not None and pct >= FILL_WARN_PCT:
+                self.hub_full[hub] = {"text": f"hub storage {pct:g} % full: offline for long?", "pct": pct,
+                                      "from": "hub"}
+            elif pct is not None:
+                self.hub_full.pop(hub, None)
             return
         if mdc == MDC_BATTERY:
             named = self._named(load)
@@ -141,6 +155,8 @@ class Causes:
         for hub, received in self.no_clock.items():
             add("clock-not-set", hub, None, {"text": "the hub's clock is not set: readings carry no UTC time",
                                              "since": received})
+        for hub, detail in self.hub_full.items():  # the hub's own word (its capacity, its hysteresis)
+            add("journal-filling", hub, None, detail)
         for h in hubs:
             hub = h["hub"]
             if h["last_seen"] is not None and now - h["last_seen"] > th.hub_offline_s:
