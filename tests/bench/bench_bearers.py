@@ -58,7 +58,7 @@ def flaps(n=1000, per_flap=2):
     from samband.vhub import Flash
     total = n * per_flap + 40
     with tempfile.TemporaryDirectory() as d:
-        rig = UplinkRig(d, firmware=firmware_tree(), heap="320k")
+        rig = UplinkRig(d, firmware=firmware_tree(), heap="360k")  # two TLS sessions (tests/test_bearers.py)
         ra = rb = None
         try:
             h = rig.add_hub(HUB, TESTS / "data" / "uplink_main.py",
