@@ -94,7 +94,8 @@ class Ota:
         # what each kind of release is compared with; a kind not here is refused
         self.runs = {"tree": running, "firmware": self.fw_running}
 
-    def _t(self, mdc, val):
+    def tell(self, mdc, val):
+        """One OTA telemetry reading (hub.otafw reports the firmware slot's trial through it)."""
         if self.tel is not None:
             self.tel(mdc, val)
 
@@ -120,7 +121,7 @@ class Ota:
             self.refused = "room"
             self._due_status = True
             self.log("ota: paused: %d bytes more would take the journal's flash" % nbytes)
-            self._t(MDC_HUB_OTA_REFUSED, REFUSALS.index("room"))
+            self.tell(MDC_HUB_OTA_REFUSED, REFUSALS.index("room"))
         return False
 
     def _guard(self, nbytes):
@@ -132,7 +133,8 @@ class Ota:
             self._apply_need = self._tree
             raise OtaError("room", "no room for a file of %d bytes beside the journal" % nbytes)
 
-    def _version(self):
+    def offered_version(self):
+        """The staged update's version as an integer (0: none staged), for telemetry."""
         m = self.stage.manifest
         return version_int(m["version"]) if m else 0
 
@@ -146,9 +148,9 @@ class Ota:
         if self.stage.load() is None:
             remove_tree(self.stage.dir, self.stage.step)  # what a cut clear() left
             if self.trial:
-                self._t(MDC_HUB_OTA_TRIAL, 0)
+                self.tell(MDC_HUB_OTA_TRIAL, 0)
             if state == "~":
-                self._t(MDC_HUB_OTA_ROLLED_BACK, 0)
+                self.tell(MDC_HUB_OTA_ROLLED_BACK, 0)
                 write_pointer(cur, self.fw, self.stage.step)
                 self._drop(trial)
             return self.state
@@ -166,11 +168,11 @@ class Ota:
             if otafw.boot_state(self) is not None:
                 return self.state
         if self.trial:
-            self._t(MDC_HUB_OTA_TRIAL, self._version())
+            self.tell(MDC_HUB_OTA_TRIAL, self.offered_version())
         elif state == "~":
             # boot.py rolled the trial back: never this release again, then note it
-            self._t(MDC_HUB_OTA_ROLLED_BACK, self._version())
-            self._fail()
+            self.tell(MDC_HUB_OTA_ROLLED_BACK, self.offered_version())
+            self.fail()
             write_pointer(cur, self.fw, self.stage.step)
             self._drop(trial)
         elif self.stage.marked("failed") is not None:
@@ -182,7 +184,8 @@ class Ota:
             self.state = "apply" if self.stage.complete() else "fetch"
         return self.state
 
-    def _fail(self):
+    def fail(self):
+        """Give the update up: its chunks removed (hub.otafw too, for a firmware that cannot start)."""
         self.state = "failed"
         for i in range(self.stage.n):
             try:
@@ -211,7 +214,7 @@ class Ota:
             self.state = "refused"
         self.counters["bad"] += 1
         self.log("ota: refused: " + text)
-        self._t(MDC_HUB_OTA_REFUSED, REFUSALS.index(code) if code in REFUSALS else len(REFUSALS))
+        self.tell(MDC_HUB_OTA_REFUSED, REFUSALS.index(code) if code in REFUSALS else len(REFUSALS))
         self._due_status = True
 
     def on_message(self, payload):
@@ -269,7 +272,7 @@ class Ota:
         self.asked = {}
         self.spent = 0
         self.state = "fetch"
-        self._t(MDC_HUB_OTA_OFFER, self._version())
+        self.tell(MDC_HUB_OTA_OFFER, self.offered_version())
         self._due_status = True
 
     def _chunk(self, i, data):
@@ -295,7 +298,7 @@ class Ota:
         self._due_status = True
         if self.stage.complete():
             self.state = "apply"
-            self._t(MDC_HUB_OTA_FETCHED, self._version())
+            self.tell(MDC_HUB_OTA_FETCHED, self.offered_version())
 
     def _stop(self):
         if self.trial:
@@ -332,10 +335,10 @@ class Ota:
 
     def http_due(self, alarms):
         """Fetch over HTTPS now? Only for an https offer, with no alarm unsent, within the budget."""
-        return self.state == "fetch" and self.url is not None and alarms == 0 and self._room() > 0 \
+        return self.state == "fetch" and self.url is not None and alarms == 0 and self.window_now() > 0 \
             and self._fits(self.stage.cs)
 
-    def _room(self):
+    def window_now(self):
         """Chunks that may still be fetched now (the window; the cellular budget)."""
         if self.cellular and self.budget:
             return min(self.window, (self.budget - self.spent) // self.stage.cs)
@@ -399,7 +402,7 @@ class Ota:
             self._refuse(getattr(e, "code", "format"), str(e))
             self.stage.clear()
             return False
-        self._t(MDC_HUB_OTA_SWITCHED, version_int(m["version"]))
+        self.tell(MDC_HUB_OTA_SWITCHED, version_int(m["version"]))
         self.state = "reboot"
         return True
 
@@ -413,7 +416,7 @@ class Ota:
         else:
             confirm(self.fw, self.stage.step)
         self.trial = False
-        self._t(MDC_HUB_OTA_CONFIRMED, self._version())
+        self.tell(MDC_HUB_OTA_CONFIRMED, self.offered_version())
         if self.stage.head is not None:
             self.stage.clear()
         self.state = "done"

@@ -154,10 +154,10 @@ def boot_state(o):
     if st == "trial":
         o.trial = True
         o.state = "trial"
-        o._t(ota.MDC_HUB_OTA_TRIAL, o._version())
+        o.tell(ota.MDC_HUB_OTA_TRIAL, o.offered_version())
     elif st == "rolled-back":  # the bootloader went back: never this release again
-        o._t(ota.MDC_HUB_OTA_ROLLED_BACK, o._version())
-        o._fail()
+        o.tell(ota.MDC_HUB_OTA_ROLLED_BACK, o.offered_version())
+        o.fail()
         o.stage.mark(TO, "")
         o.log("ota: firmware %s was not confirmed; the bootloader runs %s again" % (o.stage.manifest["v"], o.fw_running))
     elif st == "switched":  # set_boot done, then a soft reset (the bootloader never ran)

@@ -111,7 +111,7 @@ async def step(o, opener, ssl):
     its window, within the cellular budget); a failure (TLS, the server, the bearer, a
     stall past http_timeout_s) is counted and said, and the next step tries again."""
     import asyncio
-    want = o.stage.missing(o._room())
+    want = o.stage.missing(o.window_now())
     if not want:
         return
     n = 1
@@ -142,7 +142,7 @@ def opener_of(up):
         if up.ota is not None:
             up.ota.cellular = r.b.kind == "cellular"  # the budget counts as for MQTT chunks
         opener = r.b.open
-    ctx = up._ctx()
+    ctx = up.tls_context()
     return None if ctx is None else (opener, ctx)
 
 

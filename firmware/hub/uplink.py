@@ -213,7 +213,9 @@ class Uplink:
         """Call after appending: the uplink looks at the journal now (alarms at once)."""
         self.wake.set()
 
-    def _ctx(self):
+    def tls_context(self):
+        """The broker's pinned CA as a TLS context (None: plain TCP); an update fetched
+        over HTTPS (hub.otahttp) is checked against the same one."""
         ca = self.cfg.get("ca")
         if ca is None:
             return None
@@ -466,7 +468,7 @@ class Uplink:
             ka = getattr(bearer, "keepalive", None) or ka
         return mqtt.Client(
             cfg["host"], cfg.get("port", 8883), cid, cfg.get("user", self.hub_hex), self._password(), ka,
-            self._ctx(), cfg.get("server_hostname"), self._on_message,
+            self.tls_context(), cfg.get("server_hostname"), self._on_message,
             opener=bearer.open if bearer is not None else None)
 
     async def _run_managed(self):

@@ -126,7 +126,7 @@ def _update_waits_for_room(j, base, fw, spare_left):
     assert 0 < o.stage.count < len(parts), (o.stage.count, len(parts))
     assert o.refused == "room" and o.status()["r"] == "room" and o.state == "fetch"
     assert o.counters["no_room"] == len(parts) - o.stage.count
-    assert tel == [(ota.MDC_HUB_OTA_OFFER, o._version()), (ota.MDC_HUB_OTA_REFUSED, room)]
+    assert tel == [(ota.MDC_HUB_OTA_OFFER, o.offered_version()), (ota.MDC_HUB_OTA_REFUSED, room)]
     assert o.wants(0, _diff)  # the status goes once, to say it is paused...
     assert not o.wants(0, _diff) and "w" not in o.status(True)  # ...and asks for nothing
     assert j.spare_bytes() >= 0

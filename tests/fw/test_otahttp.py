@@ -78,7 +78,7 @@ class _Up:
         self.ota = ota.Ota("vhub", "1.0.0", b"k" * 32, {"budget_bytes": 1})
         self._ca = ca
 
-    def _ctx(self):
+    def tls_context(self):
         return "ctx" if self._ca else None
 
 
