@@ -280,9 +280,10 @@ class Ota:
             return
         if not isinstance(data, bytes):
             raise OtaError("chunk", "chunk without data")
-        self._store(i, data)
+        self.store_chunk(i, data)
 
-    def _store(self, i, data):
+    def store_chunk(self, i, data):
+        """Keep chunk i (from the broker or an HTTPS range: hub.otahttp), unless the journal needs the room."""
         new = isinstance(i, int) and 0 <= i < self.stage.n and not self.stage.have[i]
         if new and not self._fits(len(data)):
             self.asked.pop(i, None)  # asked for again once there is room

@@ -118,7 +118,7 @@ async def step(o, opener, ssl):
     while n < len(want) and want[n] == want[0] + n:
         n += 1
     try:  # a server or bearer that stalls costs one window's time, not the update
-        await asyncio.wait_for(fetch(o.stage, o.url, opener, ssl, want[0], n, o._store), o.http_timeout)
+        await asyncio.wait_for(fetch(o.stage, o.url, opener, ssl, want[0], n, o.store_chunk), o.http_timeout)
         if o.refused == "http":
             o.refused = None
     except (ValueError, OSError, EOFError, asyncio.TimeoutError) as e:  # OtaError, TLS, sockets, a short body
