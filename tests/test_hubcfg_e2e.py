@@ -23,9 +23,9 @@ from hub import hubcfg as fwcfg
 from hub import limits as fwlimits
 from samband.cli import main as cli_main
 from samband.device import hubcfg
+from samband.device.authority import Authority
 from samband.device.limits import tag
 from samband.receiver import versions
-from samband.receiver.opener import Authority
 from samband.rig.broker import RECEIVER_USER
 from samband.rig.uplink import RECEIVER_KID, UplinkRig
 from samband.vhub import Flash

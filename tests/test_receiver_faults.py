@@ -1,7 +1,7 @@
 """A batch that fails can never block others (issue 10, Deliver 2).
 
 Real Mosquitto (TLS, per-hub logins and ACLs), the real receiver
-(samband.receiver.ingest.Receiver) and a real SQLite file; the hubs are paho
+(samband.receiver.subscriber.Receiver) and a real SQLite file; the hubs are paho
 clients that publish sealed batches once and never again, so whatever
 reaches the database got there through the receiver's own handling.
 
@@ -24,8 +24,9 @@ import time
 import pytest
 from receiver_kit import Depot, MqttHub, glucose
 
-from samband.receiver.ingest import Ingest, Receiver
+from samband.receiver.ingest import Ingest
 from samband.receiver.store import open_store
+from samband.receiver.subscriber import Receiver
 from samband.rig.broker import RECEIVER_USER, Broker
 
 HUBS = ["00005a4d0a01", "00005a4d0a02", "00005a4d0a03"]

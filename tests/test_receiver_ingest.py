@@ -85,7 +85,7 @@ def test_status_time_request_is_bounded_and_answered_at_most_every_ten_seconds()
     from collections import Counter
     from types import SimpleNamespace
 
-    from samband.receiver.ingest import Receiver
+    from samband.receiver.subscriber import Receiver
     sent = []
     r = Receiver.__new__(Receiver)  # only the time reply: no broker needed
     r.ingest = SimpleNamespace(counters=Counter())

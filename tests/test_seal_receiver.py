@@ -8,6 +8,7 @@ import random
 import pytest
 from nacl import bindings as nb
 
+from samband.device.authority import Authority
 from samband.receiver import opener as hs
 
 HUB_A = bytes.fromhex("00005a4d0001")
@@ -284,7 +285,7 @@ def test_wrong_and_retired_receiver_keys(mpy, k):
 def test_receiver_key_rotation_without_reflashing(tmp_path, k):
     # the authority makes configs; the hub's own code (on CPython here) checks and stores them
     from hub import seal
-    auth = hs.Authority()
+    auth = Authority()
     hub_pk, files = auth.provision(HUB_A, [(1, k.rpk)])
     for rel, data in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -302,7 +303,7 @@ def test_receiver_key_rotation_without_reflashing(tmp_path, k):
     with pytest.raises(seal.SealError):
         keys.apply(auth.config(HUB_A, hub_pk, 2, [(3, k.rpk)]))  # replayed serial
     with pytest.raises(seal.SealError):
-        keys.apply(hs.Authority().config(HUB_A, hub_pk, 3, [(3, k.rpk)]))  # not our authority
+        keys.apply(Authority().config(HUB_A, hub_pk, 3, [(3, k.rpk)]))  # not our authority
     assert seal.Keys(HUB_A, str(tmp_path / "keys")).receiver == (2, k.r2pk)
 
 

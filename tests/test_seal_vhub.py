@@ -23,6 +23,7 @@ from nacl import bindings as nb
 from nacl.exceptions import CryptoError
 
 from samband.device import build
+from samband.device.authority import Authority
 from samband.receiver import opener as hs
 from samband.vhub import Flash, VirtualHub, deploy
 
@@ -58,7 +59,7 @@ def crash_run(tmp, mode):
     r = Run()
     r.flash = tmp / "flash"
     r.rpk, r.rsk = nb.crypto_box_keypair()
-    r.authority = hs.Authority()
+    r.authority = Authority()
     r.hub_pk, files = r.authority.provision(HUB_ID, [(7, r.rpk)])
     deploy(build.build("vhub"), r.flash)
     Flash(r.flash).write_files({**{"/" + rel: data for rel, data in files.items()},

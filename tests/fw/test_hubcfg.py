@@ -28,7 +28,7 @@ GLU = [160212]  # MDC_CONC_GLU_ISF, what a CGM sends
 
 
 def tag(body, label, auth_sk=AUTH_SK, hub_id=HUB_ID):
-    """The authority's tag (host: samband.device.limits.tag, opener.Authority.config)."""
+    """The authority's tag (host: samband.device.limits.tag, samband.device.authority.Authority.config)."""
     k = box.beforenm(HUB_PK, auth_sk)
     return hmac.hmac_sha256(k, label, bytes((len(hub_id),)), hub_id, body)[:16]
 

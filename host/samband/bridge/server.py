@@ -5,7 +5,7 @@ the hub's central Device on one of them and each emulated device
 (samband.bridge.sim) on its own. The virtual hub reaches the central over TCP on
 127.0.0.1: frames of a 2-byte big-endian length and a deterministic-CBOR
 array. The hub owns the central's bond keys: bumble's key store here is a
-proxy that asks the connected hub ([KEYREQ, rid, op, ...] -> [KEYREP, rid, result];
+proxy (samband.bridge.glue) that asks the connected hub ([KEYREQ, rid, op, ...] -> [KEYREP, rid, result];
 the codes are the firmware's, hub.ble.bridge).
 
 From tests:
@@ -18,14 +18,20 @@ From tests:
 
 `samband ble-bridge` runs one until Ctrl-C; with --transport the emulated
 devices go on real controllers (a USB dongle per device) for a physical rig.
+
+One module: BleBridge is one state (the connected hub, the central, pending
+connects and scans, pairing configs, key-store waits, stats) that serving the
+hub's frames and the op_* requests share; each op_* is a few lines that turn
+one request into bumble calls, dispatched by name through _OPS, so splitting
+the ops from the serving would turn that state into an interface. What holds
+no state (conversions, frames, the key-store and GATT-client subclasses) is in
+samband.bridge.glue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import struct
 import threading
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
@@ -34,13 +40,12 @@ import cbor2
 
 # The frame codes and size belong to the hub's end (firmware/hub/ble/bridge.py).
 from hub.ble import KEY_MISSING
-from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, MAX_FRAME, OK, REQ
-from samband.errors import SambandError
+from hub.ble.bridge import ERR, EVENT, KEYREP, KEYREQ, OK, REQ
+from samband.bridge.glue import BridgeError, addr7, addr_from7, att_text, client_class, frame, keystore_class, uuid_out
 
 if TYPE_CHECKING:
     from bumble import hci
     from bumble.device import Connection
-    from bumble.keys import PairingKeys
     from bumble.pairing import PairingConfig
 
     from samband.bridge.sim.common import Sim
@@ -51,151 +56,6 @@ VERSION = 1
 HUB_ADDRESS = "C0:5A:4B:00:00:F0"
 KEYSTORE_TIMEOUT = 5.0
 WRITE_HIGH_WATER = 16384
-
-
-class BridgeError(SambandError):
-    """A request that failed; the text goes back to the hub in an error frame, and
-    reason (a hub.ble reason word such as KEY_MISSING, or None) with it, so that the
-    hub decides by the word and never by the text."""
-
-    def __init__(self, msg: str, reason: str | None = None) -> None:
-        super().__init__(msg)
-        self.reason = reason
-
-
-# ----------------------------------------------------------------- conversions
-
-def _addr_from7(a: bytes) -> hci.Address:
-    from bumble import hci
-    if not isinstance(a, bytes) or len(a) != 7 or a[0] > 1:
-        raise BridgeError("bad address %r (7 bytes: type 0/1, then 6 bytes MSB first)" % (a,))
-    t = hci.Address.PUBLIC_DEVICE_ADDRESS if a[0] == 0 else hci.Address.RANDOM_DEVICE_ADDRESS
-    return hci.Address(bytes(reversed(a[1:])), t)
-
-
-def _addr7(address: hci.Address) -> bytes:
-    return bytes([0 if address.is_public else 1]) + bytes(reversed(bytes(address)))
-
-
-def _name_to7(name: str) -> bytes:
-    from samband.bridge.sim.common import parse_addr
-    return _addr7(parse_addr(name))
-
-
-def _uuid_out(u: Any) -> int | bytes:
-    """bumble UUID -> protocol UUID: int for 16/32-bit and SIG-based 128-bit, else 16 bytes BE."""
-    from hub import profiles
-    k = profiles.norm(bytes(u.uuid_bytes))
-    if isinstance(k, int):
-        return k
-    return bytes.fromhex(k.replace("-", ""))
-
-
-def keys_to_bytes(keys: PairingKeys) -> bytes:
-    """bumble PairingKeys -> the opaque bytes the hub stores (JSON of to_dict)."""
-    return json.dumps(keys.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-
-
-def keys_from_bytes(b: bytes) -> PairingKeys:
-    from bumble.keys import PairingKeys
-    return PairingKeys.from_dict(json.loads(bytes(b).decode()))
-
-
-def _att_text(e: Exception) -> str:
-    from bumble import att
-    code = getattr(e, "error_code", None)
-    if code is None:
-        return "att error: %s" % e
-    try:
-        name = att.ErrorCode(code).name.lower().replace("_", " ")
-    except ValueError:
-        name = "application error"
-    h = getattr(e, "att_handle", None)
-    msg = getattr(e, "message", None)
-    if not h and msg is not None:
-        h = getattr(msg, "attribute_handle_in_error", None)
-    return "att error 0x%02x %s at handle 0x%04x" % (code, name, h or 0)
-
-
-def frame(msg: list[Any]) -> bytes:
-    body = cbor2.dumps(msg, canonical=True)
-    if len(body) > MAX_FRAME:
-        raise BridgeError("frame of %d bytes is too long" % len(body))
-    return struct.pack(">H", len(body)) + body
-
-
-# ----------------------------------------------------------------- bumble glue
-
-def _keystore_class() -> type:
-    from bumble.keys import KeyStore
-
-    class HubKeyStore(KeyStore):
-        """bumble's key store for the hub's central: every call goes to the connected hub."""
-
-        def __init__(self, bridge: BleBridge) -> None:
-            self.bridge = bridge
-
-        async def get(self, name: str) -> PairingKeys | None:
-            raw = await self.bridge.keystore_request("get", _name_to7(name))
-            if not raw:
-                return None
-            try:
-                return keys_from_bytes(raw)
-            except (ValueError, TypeError, KeyError):
-                log.warning("hub sent unreadable bond keys for %s", name)
-                return None
-
-        async def update(self, name: str, keys: PairingKeys) -> None:
-            old = await self.get(name)
-            if old is not None:  # bumble merges updates into what it has (JsonKeyStore does too)
-                d = old.to_dict()
-                d.update(keys.to_dict())
-                keys = keys_from_bytes(json.dumps(d).encode())
-            await self.bridge.keystore_request("set", _name_to7(name), keys_to_bytes(keys))
-
-        async def delete(self, name: str) -> None:
-            await self.bridge.keystore_request("delete", _name_to7(name))
-
-        async def get_all(self) -> list[tuple[str, PairingKeys]]:
-            out = []
-            for item in await self.bridge.keystore_request("all") or []:
-                try:
-                    a = _addr_from7(bytes(item[0]))
-                    out.append((str(a), keys_from_bytes(item[1])))
-                except (BridgeError, ValueError, TypeError, KeyError, IndexError):
-                    continue
-            return out
-
-    return HubKeyStore
-
-
-def _client_class() -> type:
-    from bumble import att, gatt_client
-
-    class HubGattClient(gatt_client.Client):
-        """The central's GATT client: every notification and indication goes to the hub,
-        whatever it subscribed to (as a board's stack hands every one to its IRQ)."""
-
-        def __init__(self, connection: Connection, bridge: BleBridge) -> None:
-            super().__init__(connection)
-            self.bridge = bridge
-
-        def on_att_handle_value_notification(self, notification: Any) -> None:
-            self.bridge.gatt_event("notify", self.connection, notification.attribute_handle,
-                                   notification.attribute_value)
-
-        def on_att_handle_value_indication(self, indication: Any) -> None:
-            # Confirmed only once the event is written to a live hub socket, as a board's
-            # stack confirms once its IRQ handler took the event (docs/ble.md,
-            # "Indications"). With no hub to hand it to, no confirmation: the device
-            # keeps the measurement and indicates it again on the next connection.
-            if self.bridge.gatt_event("indicate", self.connection, indication.attribute_handle,
-                                      indication.attribute_value):
-                self.send_confirmation(att.ATT_Handle_Value_Confirmation())
-            else:
-                self.bridge.stats["unconfirmed"] += 1
-
-    return HubGattClient
 
 
 # ----------------------------------------------------------------- the bridge
@@ -335,7 +195,7 @@ class BleBridge:
             self.central = Device(name="samband-hub", address=parse_addr(self.hub_address),
                                   host=Host(c, AsyncPipeSink(c)))
             self.central.irk = (bytes(self.central.random_address) * 3)[:16]
-            self.central.keystore = _keystore_class()(self)
+            self.central.keystore = keystore_class()(self)
             self.central.pairing_config_factory = self._pairing_config
             await self.central.power_on()
             self.central.host.on("advertising_report", self._on_adv_report)
@@ -545,7 +405,7 @@ class BleBridge:
             self.stats["errors"] += 1
             from bumble import att
             if isinstance(e, att.ATT_Error):
-                text = _att_text(e)
+                text = att_text(e)
             else:
                 text = "%s: %s" % (type(e).__name__, e)
             log.info("request %r failed: %s", msg[:1], text)
@@ -576,7 +436,7 @@ class BleBridge:
             if t == "b" and not isinstance(v, (bytes, bytearray)):
                 raise BridgeError("%s: bad argument %r (bytes expected)" % (op, v))
             if t == "a":
-                v = _addr_from7(v)
+                v = addr_from7(v)
             out.append(v)
         return out
 
@@ -588,7 +448,7 @@ class BleBridge:
 
     async def op_hello(self, hub: _Hub, hub_id: bytes) -> dict[str, Any]:
         hub.hub_id = bytes(hub_id)
-        return {"version": VERSION, "address": _addr7(self.central.random_address)}
+        return {"version": VERSION, "address": addr7(self.central.random_address)}
 
     async def op_scan(self, hub: _Hub, on: bool, active: bool) -> None:
         if self._scan is not None:
@@ -615,21 +475,21 @@ class BleBridge:
                 # whatever the device set: report what a real controller would, the
                 # device's own scan response data (active scanning only).
                 if not a.is_scan_response:
-                    self.event("adv", _addr7(a.address), a.rssi, bytes(a.data_bytes),
+                    self.event("adv", addr7(a.address), a.rssi, bytes(a.data_bytes),
                                s.scan_response() if active else b"")
                 return
         if not a.is_scan_response:
             if active and a.is_scannable:
                 self._pending_adv[key] = a.data_bytes
                 return
-            self.event("adv", _addr7(a.address), a.rssi, bytes(a.data_bytes), b"")
+            self.event("adv", addr7(a.address), a.rssi, bytes(a.data_bytes), b"")
             return
         if not active:
             return
         adv = self._pending_adv.pop(key, None)
         if adv is None:
             return
-        self.event("adv", _addr7(a.address), a.rssi, bytes(adv), bytes(a.data_bytes))
+        self.event("adv", addr7(a.address), a.rssi, bytes(adv), bytes(a.data_bytes))
 
     async def op_connect(self, hub: _Hub, addr: hci.Address, timeout_ms: int) -> int:
         from bumble import core
@@ -700,7 +560,7 @@ class BleBridge:
     def _setup(self, conn: Connection) -> None:
         h = conn.handle
         self.conns[h] = conn
-        conn.gatt_client = _client_class()(conn, self)
+        conn.gatt_client = client_class()(conn, self)
 
         def on_disc(reason: int) -> None:
             self._pair_cfg.pop(h, None)
@@ -741,8 +601,8 @@ class BleBridge:
                     for d in await client.discover_descriptors(c):
                         if d.type == gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR:
                             cccd = d.handle
-                chars.append([_uuid_out(c.uuid), c.handle, int(c.properties), cccd])
-            out.append([_uuid_out(s.uuid), s.handle, s.end_group_handle, chars])
+                chars.append([uuid_out(c.uuid), c.handle, int(c.properties), cccd])
+            out.append([uuid_out(s.uuid), s.handle, s.end_group_handle, chars])
         return out
 
     async def op_read(self, hub: _Hub, h: int, handle: int) -> bytes:

@@ -30,8 +30,9 @@ def _print_reading(hub_hex: str, seq: int, r: Reading) -> None:
 
 def cmd_receive(args: Namespace) -> None:
     from samband.device.depot import Depot
-    from samband.receiver.ingest import Ingest, Receiver
+    from samband.receiver.ingest import Ingest
     from samband.receiver.store import open_store
+    from samband.receiver.subscriber import Receiver
     if args.ca is not None:
         readable(args.ca, "--ca", "the broker's CA certificate (PEM)")
     password = args.password

@@ -21,7 +21,8 @@ from samband.errors import SambandError
 from samband.paths import REPO
 
 if TYPE_CHECKING:
-    from samband.receiver.opener import Authority, Opener
+    from samband.device.authority import Authority
+    from samband.receiver.opener import Opener
 
 DEFAULT = Path(os.environ.get("SAMBAND_DEPOT", REPO / "var" / "depot"))
 
@@ -60,7 +61,7 @@ class Depot:
     def authority(self, create: bool = True) -> Authority:
         """The authority key; made on first use (create), else refused when missing: a key
         made now would not be the one the hubs were provisioned with."""
-        from samband.receiver.opener import Authority
+        from samband.device.authority import Authority
         p = self.path / "authority.key"
         if not p.exists():
             if not create:

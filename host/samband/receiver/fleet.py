@@ -24,7 +24,7 @@ replays or counted as duplicates, and acknowledged either way).
 A transient database failure (store.is_transient) naks the batch with a
 growing delay instead of parking it here: JetStream keeps it, any receiver
 may take it later, and its lane waits behind it (the hub's later batches
-are stored after it, as ingest.Receiver's per-hub retry queue keeps them). Status messages come through a core NATS
+are stored after it, as subscriber.Receiver's per-hub retry queue keeps them). Status messages come through a core NATS
 queue group: each goes to one receiver, none is stored by the broker (a
 status is a hint, and the next follows in seconds).
 
@@ -72,7 +72,7 @@ def consumer(lane: int) -> tuple[str, str]:
     return f"{GROUP}-{lane}", f"samband.work.{lane}"
 
 NAK_DELAYS = (0.25, 0.5, 1, 2, 4, 5)  # s: a batch the database could not take now, by its delivery count
-TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as ingest.Receiver)
+TIME_EVERY = 10.0  # s: at most one time reply per hub this often (as subscriber.Receiver)
 
 
 async def ensure_queue(js: JetStreamContext, replicas: int = 3, ack_wait: float = 5.0,

@@ -8,15 +8,14 @@ ones) and, per hub, the epochs it has seen and the sequence numbers it has
 accepted. Everything it refuses raises Rejected with a reason from
 REASONS, counted in Opener.counters.
 
-The Authority half makes what the depot and the key-rotation procedure
-need: hub provisioning files and authenticated receiver-key configs.
+What the depot makes with its authority key (hub provisioning files,
+authenticated receiver-key configs) is samband.device.authority.Authority.
 """
 
 from __future__ import annotations
 
 import bisect
 import hmac
-import os
 import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -394,33 +393,3 @@ class Opener:
                 if kid in self.keys:
                     key = nb.crypto_box_beforenm(header[14:46], self.keys[kid])
                 hub.epochs[number] = Epoch(hub_id, number, base, kid, header[14:46], header, key)
-
-
-# -------------------------------------------------------------- authority
-
-class Authority:
-    """The key that authenticates receiver-key configs to hubs (kept offline at the depot)."""
-
-    def __init__(self, secret: bytes | None = None) -> None:
-        self.secret = secret or os.urandom(32)
-        self.public = nb.crypto_scalarmult_base(self.secret)
-
-    def config(self, hub_id: bytes, hub_public: bytes, serial: int, receivers: list[tuple[int, bytes]]) -> bytes:
-        """A config telling one hub to seal to receivers[0] = (key id, public key) from now on."""
-        if not 1 <= len(receivers) <= MAX_RECEIVERS:
-            raise ValueError(f"1..{MAX_RECEIVERS} receiver keys")
-        body = bytearray(struct.pack(">BIB", V_CONFIG, serial, len(receivers)))
-        for kid, pk in receivers:
-            if len(pk) != 32:
-                raise ValueError("receiver public keys are 32 bytes")
-            body += bytes((kid,)) + pk
-        kcfg = nb.crypto_box_beforenm(hub_public, self.secret)
-        return bytes(body) + config_tag(kcfg, bytes(hub_id), bytes(body))
-
-    def provision(self, hub_id: bytes, receivers: list[tuple[int, bytes]], serial: int = 1,
-                  hub_secret: bytes | None = None) -> tuple[bytes, dict[str, bytes]]:
-        """(hub public key, {path on the hub's flash: bytes}) for a new hub; the secret is in the files only."""
-        sk = hub_secret or os.urandom(32)
-        pk = nb.crypto_scalarmult_base(sk)
-        return pk, {"keys/hub.key": sk, "keys/authority.pub": self.public,
-                    "keys/receivers": self.config(hub_id, pk, serial, receivers)}

@@ -224,8 +224,9 @@ def run(seconds: float | None = None, heap: str | int = "512k", root: str | Path
         live: bool = False) -> None:
     from samband.bridge.server import BleBridge
     from samband.bridge.sim import DEFAULT_SET
-    from samband.receiver.ingest import Ingest, Receiver
+    from samband.receiver.ingest import Ingest
     from samband.receiver.store import open_store
+    from samband.receiver.subscriber import Receiver
     from samband.rig.broker import RECEIVER_USER, Broker
     from samband.rig.hubs import UID, Rig
     root = Path(root or data_dir() / "rig")

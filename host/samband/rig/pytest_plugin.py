@@ -33,8 +33,8 @@ import pytest
 
 if TYPE_CHECKING:
     from samband.bridge.server import BleBridge
-    from samband.receiver.ingest import Receiver
     from samband.receiver.store import Store
+    from samband.receiver.subscriber import Receiver
     from samband.rig.broker import Broker
     from samband.rig.hubs import Rig
     from samband.rig.target import BenchPower, Target, VirtualPower
@@ -246,7 +246,8 @@ def rig_bearer(rig_target: Target) -> Iterator[Callable[[Broker], Any]]:
 def rig_receiver() -> Iterator[Callable[[Rig, Broker, Store], Receiver]]:
     """rig_receiver(rig, broker, store) -> a started receiver that opens the rig's hub's
     records (its depot) into store; stopped after the test unless stopped before."""
-    from samband.receiver.ingest import Ingest, Receiver
+    from samband.receiver.ingest import Ingest
+    from samband.receiver.subscriber import Receiver
     from samband.rig.broker import RECEIVER_USER
     started = []
 

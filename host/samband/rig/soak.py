@@ -49,6 +49,11 @@ exact time), only what the day must keep: every record, once, and the heap.
 One piece (over 400 lines): the schedule, the faults, the pacing and the
 figures share the simulated minute and the rig's state; split, each part
 would take all of them as arguments.
+
+One module: the scenario (the day's schedule and faults), the driver that
+plays it against the rig and the figures made from what it recorded belong
+together: result(), hourly() and slopes() read the samples and boots that run()
+recorded, in the units it recorded them, and the slope fits are used only here.
 """
 
 from __future__ import annotations
@@ -202,7 +207,8 @@ class Soak:
             self.log(line)
 
     def _start_receiver(self) -> None:
-        from samband.receiver.ingest import Ingest, Receiver
+        from samband.receiver.ingest import Ingest
+        from samband.receiver.subscriber import Receiver
         from samband.rig.broker import RECEIVER_USER
         self.rx = Receiver(Ingest(self.rig.depot.opener(), self.store, None), "localhost", self.broker.port,
                            self.broker.ca_pem, RECEIVER_USER, self.broker.users[RECEIVER_USER]).start()

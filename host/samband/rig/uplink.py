@@ -5,7 +5,7 @@
         rig.start()            # broker, receiver, hubs
         rig.wait(lambda: rig.store.count() >= 100)
 
-Keys are made here as a depot would (samband.receiver.opener.Authority): one receiver
+Keys are made here as a depot would (samband.device.authority.Authority): one receiver
 key, one hub key per hub. Hubs log in with their id in hex and a password
 that is written into their uplink config; the broker's ACL confines them to
 their own topics.
@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from samband.device import build
+from samband.device.authority import Authority
 from samband.reading import Reading
-from samband.receiver.ingest import Ingest, Receiver
-from samband.receiver.opener import Authority, Opener
+from samband.receiver.ingest import Ingest
+from samband.receiver.opener import Opener
 from samband.receiver.store import open_store
+from samband.receiver.subscriber import Receiver
 from samband.rig.broker import RECEIVER_USER, Broker
 from samband.vhub import Flash, VirtualHub, deploy
 
