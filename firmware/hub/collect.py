@@ -16,6 +16,16 @@
 #
 # docs/ble.md describes the layers; hub/kinds/ what each device kind needs
 # (one file per kind: this module has no per-kind branches).
+#
+# One module: Device (one device's session: connect, bond, clock, backfill,
+# values, silence) and Collector (the one dispatcher, scanning, pairing
+# window, telemetry) are the two halves of one loop: the dispatcher hands
+# every BLE event to its Device, a Device reports through its Collector's
+# store and telemetry, and the record numbers are remembered for all devices
+# at once after a commit. Neither runs without the other, so on a board a
+# second module would add its name table and code objects to the heap and
+# never be unloaded. What varies per device already lives apart (hub/kinds/,
+# hub/profiles/, hub/recset.py).
 
 import asyncio
 import gc

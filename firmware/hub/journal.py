@@ -28,6 +28,19 @@
 #
 # Runs on MicroPython (unix port, ESP32, RP2) and CPython (the host reads
 # a hub's journal with this same module).
+#
+# One module: the Journal is one object whose invariants span mount, stage,
+# commit, evict and ack. The segment table, the per-stream `low`/`ranges`
+# cursors and the sequence reservation are read and written by all of them,
+# and the durability argument (docs/journal.md) is made over the order in
+# which they touch the flash. Split by operation, those private fields would
+# become an interface between modules (test_one_owner forbids reaching into
+# another module's privates), and every hub imports the journal at boot, so a
+# second always-imported module adds its own name table and code objects to
+# the heap and unloads nothing. The one seam worth measuring is the mount (the
+# recovery scan, _mount, about 110 lines, run once per boot): as a module of
+# its own it could be dropped after boot; that is a heap trade for `make bench`
+# to decide, not a size clean-up, and it would make the segment table public.
 
 import os
 import struct

@@ -16,6 +16,14 @@
 # write is not made, counted (`no_room`) and said ("r": "room", one
 # MDC_HUB_OTA_REFUSED reading per pause); the update waits and goes on once
 # the flash has room again (another file removed), never a crash.
+#
+# One module: Ota is the state machine of one update (offered, fetching with
+# a window and a budget, refused, fetched, applied as a trial, confirmed or
+# rolled back) and its guard for the journal's room; each step reads and
+# writes the same offer, chunk map and counters. What is not state is apart
+# already (hub/otaslot.py applies, hub/otafw.py writes firmware slots,
+# hub/otahttp.py fetches over HTTPS), and the module is loaded only while an
+# update is under way (app.start_ota).
 
 import os
 

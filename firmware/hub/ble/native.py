@@ -29,6 +29,14 @@
 #   could land in the next procedure: after our timeout the link is dropped.
 #
 # Imported only on boards (the unix port has no `bluetooth` module).
+#
+# One module: one IRQ handler owns every piece of state here. Central._irq
+# fills the pending operation slots that Connection's awaiting methods read,
+# and each stack difference listed above is a contract between the two
+# classes (the scan restarted after a connect, the discovery lock, a link
+# dropped after our timeout). It is imported only on boards, whole, and never
+# unloaded: splitting would cost heap and separate what the IRQ writes from
+# what the tasks read.
 
 import asyncio
 

@@ -5,7 +5,13 @@ library (device/, vhub/, bridge/, receiver/, rig/); heavy dependencies are
 imported inside those functions, so `samband --help` stays quick. Failures
 the user can act on print one line `samband: ...` and exit 1; `-v` shows the
 traceback too. Anything else is a bug: one line that says so and how to see
-more, never a traceback in the user's face. Usage errors (argparse) exit 2."""
+more, never a traceback in the user's face. Usage errors (argparse) exit 2.
+
+One module: the command table is one argparse parser on purpose
+(docs/development.md, "CLI"): every subcommand's options and help are read
+and kept consistent in one place, in the order `samband --help` shows, and
+importing it imports no library. The code of each command is already in
+cli/<area>.py; what is long here is the table itself."""
 
 import argparse
 import sys

@@ -24,6 +24,13 @@ What it reproduces, byte for byte:
   +QIURC), carrying real TCP from the host, or from a network namespace of its
   own (Scenario.netns: the "cloud" of samband.rig.netns, so that cellular is a
   path apart from the hub's other bearers).
+
+One module: ModemSim is one state machine (power, SIM and PIN, registration,
+PDP context, data mode, sockets) behind one pty and one timer list. The URCs,
+the command replies and the socket data share one writer and its byte timing
+(a URC written between a command's echo and its reply is the point), and the
+two dialects differ by one method each (_sim7080g, _bg96) over the same state;
+splitting the sockets or a dialect off would make that state an interface.
 """
 
 from __future__ import annotations

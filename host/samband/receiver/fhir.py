@@ -22,6 +22,13 @@ local time with that offset), else the hub's UTC. The coincident time stamp
 Observation gives the pair the correction came from: the device's Current Time
 read by the hub at connection (or its time fault), else the reading whose
 device time gave the newest-record offset, else a streamed ECG frame.
+
+One module: what remains here is the mapping of a stored reading to its
+Observation and of readings to bundles; the vocabulary (fhir_codes) and the
+device and patient identity (fhir_devices) are apart already. Identifiers,
+fullUrls, references and times are made in one place on purpose: two exports
+of the same readings must name the same resources byte for byte, and that is
+one rule to read, not one spread over modules.
 """
 
 from __future__ import annotations

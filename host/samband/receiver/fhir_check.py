@@ -12,6 +12,12 @@ bundle the tests produce, and on the IG's own examples, which must pass.
 check(resource) -> [Problem]; a Problem with warning=True (the IG's warning
 invariants, mdc-1) does not make a resource fail. errors(resource) lists only
 the failures, as 'Profile: element: what is wrong' strings.
+
+One module: one checker, one method per IG profile (named as the profile),
+built on shared base rules (base_observation, quantity, identifiers,
+absent); a profile's rules read next to the base rules they extend, as the
+IG's FSH is organised. Split per profile, the shared rules would become a
+public interface that every part imports.
 """
 
 from __future__ import annotations

@@ -20,6 +20,18 @@ the reading; a later one is kept as a row with `dup_of` naming it, so
 that its (hub, seq) is still known (acknowledged, not refused as a
 replay), and it is left out of queries and counts. Rows stored before
 migration 2 have no devkey.
+
+One module: Store owns the connection and the schema. MIGRATIONS is the one
+numbered list of the receiver's tables (schema_version counts it), and the
+write path (prepare, store, de-duplication by devkey and dup_of, per-hub
+status, quarantine) is one transaction whose rules read next to the columns
+they fill; a batch's readings, its duplicates and its hub's counters commit
+together or not at all. SQLite and PostgreSQL differ in about 35 lines
+(SqliteStore, PostgresStore, Store.q). The queries of the other tables are
+elsewhere already (patients, versions, alerts_db, live, the dashboard), and
+so are the retry queues and the timeline. The one seam left, MIGRATIONS as a
+schema module of its own, waits: the list is append-only and other branches
+append to it here.
 """
 
 from __future__ import annotations

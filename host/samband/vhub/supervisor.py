@@ -28,6 +28,12 @@ terminal. The relay between them is where the board-like behaviour lives:
   port without a host.
 * an interpreter found deadlocked is logged and counted (`deadlocks`), not
   hidden: tests assert there were none (see _check_stuck).
+
+One module: VirtualHub is one relay over one process and two ptys: spawning
+and restarting the interpreter, Ctrl-C, soft and hard resets, the raw-REPL
+state kept across a soft reset, deadlock checks and the warp all read and
+change the same process, fds and REPL state inside one loop (_relay). The
+flash (vhub/flash.py), the boot script and the launcher are already apart.
 """
 
 from __future__ import annotations

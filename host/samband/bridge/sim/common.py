@@ -8,6 +8,14 @@ transport). All payloads come from the firmware's profile encoders
 (hub.profiles), so a sim sends exactly the bytes the specifications define.
 Everything here runs on the bridge's event loop; tests reach it with
 BleBridge.call() / BleBridge.fault().
+
+One module: Sim is the base every emulated device subclasses, and its parts
+share one device's state: the GATT services it serves, advertising and
+re-advertising, connection and subscription callbacks, the state kept across
+runs, paced notifications and indications, and the faults the tests switch
+on, which act on that same connection and queue. StoredIndications and
+KeepingSim (a device that keeps measurements until confirmed) are a few
+dozen lines built on Sim's indicate() and state.
 """
 
 from __future__ import annotations
