@@ -1,5 +1,13 @@
 # The uplink: sealed records from the journal to the receiver over MQTT.
 #
+# One module: the Uplink (below) has one table of what is in flight per stream
+# (seq -> ticks sent), which building a batch, resending, taking acks, the
+# MQTT session and the bearer manager's release all read and change; the
+# status message and the time request ride the same session and backoff.
+# topics/decode_ack/encode_ack are here because the receiver imports them from
+# their one owner. It runs on every hub from boot, so a split would add a
+# module's heap and unload nothing; the bearers and MQTT are already apart.
+#
 # Batches (hub.seal.batch: epoch headers, then records in rising seq) go to
 # samband/<hub>/up with QoS 1; the receiver answers on samband/<hub>/ack
 # with the seqs it has committed (CBOR, docs/uplink.md), and only then does
@@ -7,14 +15,6 @@
 # ahead of any backlog; routine records when enough bytes have gathered or
 # the oldest has waited long enough. What is sent but not acknowledged is
 # sent again after a reconnect, or when the acknowledgement is overdue.
-#
-# One module: the Uplink's state is one table of what is in flight per stream
-# (seq -> ticks sent), which building a batch, resending, taking acks, the
-# MQTT session and the bearer manager's release all read and change; the
-# status message and the time request ride the same session and backoff.
-# topics/decode_ack/encode_ack are here because the receiver imports them from
-# their one owner. It runs on every hub from boot, so a split would add a
-# module's heap and unload nothing; the bearers and MQTT are already apart.
 from hub import cbor
 from hub import mqtt
 from hub.segment import ROUTINE, ALARM
