@@ -142,3 +142,36 @@ def test_two_drains_on_one_tls_stream_encrypt_each_byte_once():
 
     under = asyncio.run(main())
     assert plaintext(under.got) == first + second
+
+
+class NoRoomCtx:
+    """wrap_socket as modtls_mbedtls.c does it when mbedtls_ssl_setup finds no room for its
+    buffers: OSError(ENOMEM)."""
+
+    def wrap_socket(self, pipe, server_side=False, do_handshake_on_connect=True, server_hostname=None):
+        import errno
+        raise OSError(errno.ENOMEM)
+
+
+def test_a_tls_stream_that_finds_no_room_closes_its_modem_socket():
+    # Each such failure kept one of the modem's sockets open: after a few (a stress on a
+    # small heap reached cid 4) every open was refused, the bearer dead though its link was fine.
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = b"\r\n+CAOPEN: 0,0\r\n" + OK
+    a["AT+CACLOSE=0"] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        try:
+            await c.open("10.0.0.1", 8883, ssl=NoRoomCtx())
+            raise AssertionError("opened")
+        except OSError as e:
+            assert e.args[0] == 12, e
+        left = dict(c.sockets)
+        c.at.stop()
+        return left
+
+    assert asyncio.run(main()) == {}
+    assert "AT+CACLOSE=0" in m.commands

@@ -340,7 +340,14 @@ class Cellular(Bearer):
         if ssl is None:
             return s
         from hub.bearers.tlsstream import TlsStream
-        return TlsStream(s, ssl, server_hostname or host)
+        try:
+            return TlsStream(s, ssl, server_hostname or host)
+        except BaseException:
+            # No room for mbedTLS's buffers (wrap_socket: OSError(ENOMEM)) or the stream's:
+            # the modem's socket goes, or every such failure would keep one of its few
+            # sockets open and the bearer would soon have none left to open.
+            await s.aclose()
+            raise
 
     async def down(self):
         """Context down, then the modem powered off (it draws current searching otherwise) if
