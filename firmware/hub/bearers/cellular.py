@@ -400,7 +400,7 @@ class Cellular(Bearer):
             "rsrp_dbm": self.rsrp_dbm, "rsrq_ddb": self.rsrq_ddb, "tac": self.tac, "ci": self.ci,
             "radio_duty": self.radio_duty, "register_ms": self.register_ms, "connect_ms": self.connect_ms, "ip": self.ip,
             "attempts": self.attempts, "bad_replies": self.bad_replies, "at_tx": at.tx, "at_rx": at.rx, "at_timeouts": at.timeouts,
-            "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray,
+            "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray, "at_memory_errors": at.memory_errors,
         })
         if self.link is not None:
             m.update(self.link.metrics())
