@@ -175,3 +175,42 @@ def test_a_tls_stream_that_finds_no_room_closes_its_modem_socket():
 
     assert asyncio.run(main()) == {}
     assert "AT+CACLOSE=0" in m.commands
+
+
+def test_a_close_that_fails_on_the_way_keeps_its_socket_out_of_use_until_it_is_done():
+    # A MemoryError while closing (the engine's command): the cid was given back at once and
+    # opened again while the modem still held it open, and every later open was refused (a
+    # stress of two TLS sessions on a 160k heap: cellular publishing stopped for good).
+    a = sim7080g_answers()
+    for cid in (0, 1):
+        a['AT+CAOPEN=%d,0,"TCP","10.0.0.1",8883' % cid] = b"\r\n+CAOPEN: %d,0\r\n" % cid + OK
+        a["AT+CACLOSE=%d" % cid] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        s = await c.open("10.0.0.1", 8883)
+        cmd = c.at.cmd
+
+        async def no_room(command, *args, **kw):
+            c.at.cmd = cmd
+            raise MemoryError("memory allocation failed, allocating 192 bytes")
+
+        c.at.cmd = no_room
+        try:
+            await s.aclose()
+            raise AssertionError("closed")
+        except MemoryError:
+            pass
+        assert list(c.sockets) == [0] and s.closed   # not told: not given back
+        t = await c.open("10.0.0.1", 8883)
+        assert t.cid == 1
+        await s.aclose()                              # tried again: told, given back
+        assert list(c.sockets) == [1]
+        await t.aclose()
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert c.sockets == {} and [x for x in m.commands if x.startswith("AT+CACLOSE")] == ["AT+CACLOSE=0", "AT+CACLOSE=1"]

@@ -111,14 +111,20 @@ class ModemSocket:
                 self.tx += len(chunk)
 
     async def aclose(self):
-        if not self.closed:
-            self.closed = True
-            self.ev.set()
-            self.cell.sockets.pop(self.cid, None)
+        self.closed = True
+        self.ev.set()
+        # The cid is given back only once the modem was told (or said it has no such
+        # socket): a close that failed on the way (a MemoryError in the engine) keeps it
+        # out of use and is tried again by the next aclose (down() calls it for every
+        # socket left). Given back at once, it was opened again while the modem still
+        # held it open, and every later open of it was refused.
+        if self.cell.sockets.get(self.cid) is self:
             try:
                 await self.at.cmd(self.p["sock_close"](self.cid), 10000)
             except ATError:
                 pass  # the modem closed it already
+            if self.cell.sockets.get(self.cid) is self:
+                del self.cell.sockets[self.cid]
 
     def close(self):
         # asyncio streams close synchronously; the modem is told in the background
