@@ -9,6 +9,7 @@ import asyncio
 from atfake import FakeModem
 from test_cellular import OK, sim7080g_answers
 
+from hub.bearers import BearerError
 from hub.bearers.cellular import Cellular
 from hub.bearers.tlsstream import TlsStream
 
@@ -214,3 +215,26 @@ def test_a_close_that_fails_on_the_way_keeps_its_socket_out_of_use_until_it_is_d
 
     c = asyncio.run(main())
     assert c.sockets == {} and [x for x in m.commands if x.startswith("AT+CACLOSE")] == ["AT+CACLOSE=0", "AT+CACLOSE=1"]
+
+
+def test_an_open_whose_answer_was_lost_is_closed_at_the_modem():
+    # The modem may have opened it: left so, every later open of that cid was refused.
+    from hub.bearers.sockets import open_socket
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = None   # the answer never comes
+    a["AT+CACLOSE=0"] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        try:
+            await open_socket(c, "10.0.0.1", 8883, timeout_ms=200)
+            raise AssertionError("opened")
+        except BearerError as e:
+            assert e.reason == "connect-failed", e
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert c.sockets == {} and m.commands[-1] == "AT+CACLOSE=0", m.commands[-3:]

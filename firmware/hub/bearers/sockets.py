@@ -160,6 +160,14 @@ async def open_socket(cell, host, port, timeout_ms=30000):
         if int(err[0]) != cid or int(err[1]) != 0:
             raise BearerError("connect-failed", "%s:%d refused (%s)" % (host, port, ln))
     except ATError as e:
+        if e.kind == "timeout":
+            # The answer was lost (a reply dropped by a reader short of heap, a slow
+            # network), not necessarily the open: the modem may hold the socket, and would
+            # refuse every later open of this cid. Told to close it, whatever it holds.
+            try:
+                await at.cmd(p["sock_close"](cid), 10000)
+            except ATError:
+                pass
         cell.sockets.pop(cid, None)
         raise BearerError("connect-failed", str(e))
     except BearerError:
