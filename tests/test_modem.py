@@ -294,6 +294,7 @@ def test_tls_refuses_a_broker_the_hub_cannot_verify(mpy, tmp_path):
                           ca=str(tmp_path / "other" / "ca.der"), server_hostname="localhost")
     err = r["extra"]["error"]
     assert err.startswith("TLS: ") and "certificate" in err, r
+    assert r["extra"]["cause"] == "tls", r  # counted as a TLS failure, not a dead link (hub.mqtt.cause)
     assert sim.commands[-1] == "AT+CACLOSE=0"
 
 

@@ -114,9 +114,15 @@ class Hub:
             s["limits"] = self.limits
         if self.collector is not None:
             s["ble"] = self.collector.stats()
+        mem = s["ble"].get("memory_errors", 0) if "ble" in s else 0
         if self.uplink is not None:
             st = self.uplink.stats
             s["uplink"] = st() if callable(st) else st
+            mem += s["uplink"].get("memory_errors", 0) + s["uplink"].get("no_memory", 0)
+        # Hub-wide: every MemoryError the hub caught and lived through (BLE events it could
+        # not handle, sessions a bearer lost to it, batches it had no room to copy), so that
+        # a technician sees a hub short of heap at a glance; each part says where.
+        s["memory_errors"] = mem
         if self.led is not None:
             s["led"] = self.led.shown  # "no-bearer": nothing can leave the hub (hub/led.py)
         if self.ota is not None:

@@ -4,6 +4,7 @@
 # Only what the uplink needs: CONNECT/CONNACK, PUBLISH QoS 0/1 both ways,
 # PUBACK, SUBSCRIBE/SUBACK, PINGREQ/PINGRESP, DISCONNECT. Link health is
 # judged by traffic received (`last_rx`), never by interface flags.
+import errno
 import struct
 
 try:
@@ -30,6 +31,73 @@ MAX_PACKET = const(65536)  # what we accept from the broker (acks are small)
 
 class MQTTError(HubError):
     pass
+
+
+# ---------------------------------------------------------------- why a session ended
+
+MEMORY = "memory"    # the heap had no room (on the unix port mbedTLS's buffers come from it too)
+TLS = "tls"          # the handshake or a record failed: a certificate, a bad MAC, an alert
+REFUSED = "refused"  # the broker's CONNACK said no, or the peer refused the TCP connection
+TIMEOUT = "timeout"  # a deadline passed: connecting, an acknowledgement, a silent link
+LOST = "lost"        # the link closed or was reset under the session
+BEARER = "bearer"    # the bearer could not be brought up or give a stream
+PROTOCOL = "protocol"  # the broker sent what MQTT does not allow
+OTHER = "other"
+
+
+def cause(e):
+    """One word for why a session ended with exception e (the constants above), for
+    counters and the status line: a technician tells a hub short of heap from a dead
+    link by it. Decided by class and errno, never by the message: mbedTLS reports
+    its own failures as OSError with its negative error code (and a certificate it
+    cannot verify as a plain ValueError, extmod/modtls_mbedtls.c), the system's as
+    OSError with a positive errno. A BearerError says by its reason; the broker's
+    refusal is an MQTTError with `rc`."""
+    if isinstance(e, MemoryError):
+        return MEMORY
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    if isinstance(e, asyncio.TimeoutError):  # before OSError: CPython's is one
+        return TIMEOUT
+    if isinstance(e, EOFError):
+        return LOST
+    if isinstance(e, OSError):
+        n = e.args[0] if e.args else None  # the errno (MicroPython's e.errno; CPython's is None for OSError(n))
+        if not isinstance(n, int):
+            return OTHER
+        if n == errno.ENOMEM:
+            return MEMORY  # mbedTLS's MBEDTLS_ERR_SSL_ALLOC_FAILED arrives as this
+        if n < 0:
+            return TLS
+        if n == errno.ETIMEDOUT:
+            return TIMEOUT
+        if n == errno.ECONNREFUSED:
+            return REFUSED
+        if n in (errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED, 32):  # 32: EPIPE (no name on MicroPython)
+            return LOST
+        return OTHER
+    if getattr(e, "rc", None) is not None:
+        return REFUSED
+    reason = getattr(e, "reason", None)  # a BearerError
+    if reason is not None:
+        return REFUSED if reason == "connect-failed" else BEARER
+    if isinstance(e, MQTTError):
+        return PROTOCOL
+    if isinstance(e, ValueError) and not isinstance(e, HubError):
+        return TLS
+    return OTHER
+
+
+def error_text(e, limit=80):
+    """An exception as one short line for the status (type and message, cut to limit)."""
+    if isinstance(e, OSError) and len(e.args) == 2:
+        msg = "%s (%s)" % (e.args[1], e.args[0])  # MicroPython's str() would print the tuple
+    else:
+        msg = str(e)
+    t = type(e).__name__
+    return (t + ": " + msg if msg else t)[:limit]
 
 
 # ---------------------------------------------------------------- codec (2.2, 3.x)
@@ -245,7 +313,7 @@ class Client:
         try:
             await wait_ms(asyncio, self._w.drain(), self._dead_ms())
         except asyncio.TimeoutError:
-            raise OSError("the link took nothing for %d ms" % self._dead_ms())
+            raise OSError(errno.ETIMEDOUT, "the link took nothing for %d ms" % self._dead_ms())
         self.last_tx = ticks_ms()
 
     def _dead_ms(self):
@@ -254,6 +322,7 @@ class Client:
     async def connect(self, timeout_ms=10000):
         import asyncio
         self.close()
+        self.error = None  # a previous session's, not this one's
         self._ev = asyncio.Event()
         self._acked = {}
         if self.opener is not None:
@@ -270,7 +339,9 @@ class Client:
         if p[0] != CONNACK:
             raise MQTTError("expected CONNACK")
         if p[2]:
-            raise MQTTError("broker refused the connection (return code %d)" % p[2])
+            e = MQTTError("broker refused the connection (return code %d)" % p[2])
+            e.rc = p[2]  # 3.2.2.3: 4 bad user name or password, 5 not authorised
+            raise e
         self.connected = True
         self.error = None
         self._task = asyncio.create_task(self._reader())
@@ -300,13 +371,13 @@ class Client:
         half = self.keepalive * 500 or timeout_ms
         while pid not in self._acked:
             if not self.connected:
-                raise OSError("link lost while waiting for %d" % pid)
+                raise OSError(errno.ECONNRESET, "link lost while waiting for %d" % pid)
             if not self.alive():
                 # judged by what is heard, even in the middle of a publish
-                raise OSError("nothing heard from the broker for %d ms" % self.idle_ms())
+                raise OSError(errno.ETIMEDOUT, "nothing heard from the broker for %d ms" % self.idle_ms())
             left = timeout_ms - ticks_diff(ticks_ms(), t0)
             if left <= 0:
-                raise OSError("no acknowledgement of packet %d" % pid)
+                raise OSError(errno.ETIMEDOUT, "no acknowledgement of packet %d" % pid)
             if self.idle_ms() >= half and ticks_diff(ticks_ms(), self.last_tx) >= half:
                 await self.ping()  # a slow broker proves it is there; a dead link stays silent
             self._ev.clear()
@@ -326,7 +397,7 @@ class Client:
     async def publish(self, topic, payload, qos=1, timeout_ms=10000):
         """Publish; with QoS 1 return once the broker has taken it (PUBACK)."""
         if not self.connected:
-            raise OSError("not connected")
+            raise OSError(errno.ENOTCONN, "not connected")
         pid = self._next_pid() if qos else 0
         self._w.write(publish_header(topic, len(payload), qos, pid))
         await self._send(payload)

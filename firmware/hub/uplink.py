@@ -15,6 +15,8 @@
 # ahead of any backlog; routine records when enough bytes have gathered or
 # the oldest has waited long enough. What is sent but not acknowledged is
 # sent again after a reconnect, or when the acknowledgement is overdue.
+import errno
+
 from hub import cbor
 from hub import mqtt
 from hub.segment import ROUTINE, ALARM
@@ -124,6 +126,7 @@ class Uplink:
         self._acks = []
         self._out = bytearray(self.batch_bytes + 512)
         self.last_error = None
+        self.memory_errors = 0  # sessions without bearers that ended in a MemoryError (with them: the manager's)
         self.status_every = config.get("status_ms", 10000)
         self._status_at = None
         self.on_time = on_time
@@ -163,6 +166,7 @@ class Uplink:
         s["connected"] = bool(self.client and self.client.connected)
         s["error"] = self.last_error
         m = self.manager
+        s["memory_errors"] = self.memory_errors + (m.memory_errors if m is not None else 0)
         if m is not None:
             s["connected"] = m.any_live()
             s["bearers"] = m.stats()
@@ -446,9 +450,9 @@ class Uplink:
         while True:
             self._handle_acks()
             if not c.connected:
-                raise OSError("link lost: %r" % (c.error,))
+                raise OSError(errno.ECONNRESET, "link lost: %r" % (c.error,))
             if not c.alive():
-                raise OSError("nothing heard from the broker for %d ms" % c.idle_ms())
+                raise OSError(errno.ETIMEDOUT, "nothing heard from the broker for %d ms" % c.idle_ms())
             if ticks_diff(ticks_ms(), c.last_tx) > c.keepalive * 500 or c.idle_ms() > c.keepalive * 500:
                 await c.ping()
             if await self._pump():
@@ -515,6 +519,11 @@ class Uplink:
                 raise
             except Exception as e:
                 self.counters["link_lost"] += 1
+                k = mqtt.cause(e)
+                if k == mqtt.LOST and self.client.error is not None:
+                    k = mqtt.cause(self.client.error)  # why the reader task saw the link go
+                if k == mqtt.MEMORY:
+                    self.memory_errors += 1
                 self.last_error = repr(e)
                 try:
                     import io, sys

@@ -81,7 +81,9 @@ async def mqtt_over_modem(cell, cfg):
     try:
         await c.connect()
     except (BearerError, OSError) as e:
-        return {"error": str(e)}
+        # the message (an OSError from TLS carries mbedTLS's code too) and the manager's word for it
+        msg = e.args[1] if isinstance(e, OSError) and len(e.args) == 2 else str(e)
+        return {"error": msg, "cause": mqtt.cause(e)}
     gc.collect()
     heap_session = gc.mem_alloc() - heap0
     tx0, rx0 = cell.at.tx, cell.at.rx

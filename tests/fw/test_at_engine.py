@@ -229,3 +229,42 @@ def test_modem_profiles_are_complete_and_found_by_name():
     assert modems.get("bg96")["pdp"]("a", "u", "p", "chap")[0][0] == 'AT+QICSGP=1,1,"a","u","p",2'
     for bad in ("nope", "../x", "__init__", "AUTH"):
         raises(ValueError, modems.get, bad)
+
+
+class ShortOfHeap(FakeModem):
+    """A modem whose stream's read finds no heap `fail` times (the unix port's read
+    allocates the bytes it returns)."""
+
+    def __init__(self, answers, fail):
+        FakeModem.__init__(self, answers)
+        self.fail = fail
+
+    async def read(self, n):
+        d = await FakeModem.read(self, n)
+        if self.fail:
+            self.fail -= 1
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        return d
+
+
+def test_a_memory_error_in_the_reader_loses_a_reply_not_the_engine():
+    # Taken for a closed stream, it left a cellular bearer "up" with every command failing
+    # at once until the hub restarted. Now the chunk is lost (its command times out, as
+    # after line noise) and the next command is answered.
+    m = ShortOfHeap({"AT+CSQ": b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"}, fail=1)
+
+    async def main():
+        e = Engine(m)
+        e.start()
+        out = []
+        for _ in range(2):
+            try:
+                out.append((await e.query("AT+CSQ", timeout_ms=300)))
+            except ATError as err:
+                out.append(err.kind)
+        e.stop()
+        return out, e
+
+    out, e = run(main())
+    assert out == ["timeout", "+CSQ: 20,99"], out
+    assert e.memory_errors == 1 and e.closed is None

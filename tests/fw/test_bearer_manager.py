@@ -267,3 +267,146 @@ def test_a_bearer_that_will_not_go_down_is_still_brought_up_again():
     asyncio.run(m.reup(m.links[0]))
     assert b.state == OFF and b.reason == "reup" and b.downs == 1   # so the link task runs up()
     assert any("did not answer" in x for x in logs)
+
+
+def test_failures_are_counted_by_cause_and_memory_degrades_as_memory():
+    """A technician must tell a hub short of heap from a dead link: each failed session
+    is counted under its cause (hub.mqtt.cause) with its text; memory failures degrade a
+    bearer as "memory", not "traffic", and no re-up is spent on them (a radio taken down
+    and up gives no heap back); they are summed for the hub's status."""
+    import errno
+    from hub import mqtt
+    m, tel, _ = setup(2, degrade_after=2, reup_after_ms=1)
+    a, b = m.links
+    m.failure(a, mqtt.error_text(MemoryError()), mqtt.MEMORY)
+    m.failure(a, "MemoryError", mqtt.MEMORY)
+    assert a.b.state == DEGRADED and a.b.reason == "memory"
+    a.since -= 10
+    assert not m.overdue(a)                        # past the bound, yet no re-up for memory
+    m.failure(b, mqtt.error_text(OSError(-0x2700, "TLS: bad")), mqtt.TLS)
+    m.failure(b, mqtt.error_text(OSError(errno.ETIMEDOUT, "no acknowledgement of packet 2")), mqtt.TIMEOUT)
+    assert b.b.state == DEGRADED and b.b.reason == "traffic"
+    b.since -= 10
+    assert m.overdue(b)                            # a link gone bad is re-upped as before
+    m.failure(a, "OSError: link lost", mqtt.LOST)
+    assert a.b.reason == "traffic" and a.b.state == DEGRADED  # the latest failure says why it stays degraded
+    st = m.stats()
+    assert st[0]["causes"] == {"memory": 2, "lost": 1} and st[0]["error"] == "OSError: link lost"
+    assert st[1]["causes"] == {"tls": 1, "timeout": 1}
+    # CPython names it TimeoutError
+    assert st[1]["error"].endswith("Error: no acknowledgement of packet 2 (%d)" % errno.ETIMEDOUT)
+    assert m.memory_errors == 2
+    b.b.set_state(DEGRADED, "data-lost")           # a bearer's own reason is its own
+    m.failure(b, "x", mqtt.MEMORY)
+    assert b.b.reason == "data-lost" and m.memory_errors == 3
+
+
+class FailingClient(SessionClient):
+    """A session whose connects fail as scripted; then one that connects and whose
+    reader task dies of a MemoryError (the session sees only "link lost")."""
+
+    script = []
+    drops = 1
+
+    def __init__(self, bearer):
+        SessionClient.__init__(self, bearer)
+        self.n = 0
+
+    async def connect(self, timeout_ms):
+        self.error = None
+        s = FailingClient.script
+        if self.n < len(s):
+            self.n += 1
+            raise s[self.n - 1]
+        self.connected = True
+        self.last_rx = ticks_ms()
+        self.n += 1
+
+    async def ping(self):
+        self.last_tx = ticks_ms()
+        if FailingClient.drops:
+            FailingClient.drops -= 1
+            self.error = MemoryError()   # as mqtt.Client's _reader records it
+            self.connected = False
+        else:
+            self.last_rx = ticks_ms()
+
+
+def test_the_link_task_counts_each_way_a_session_ends():
+    import asyncio
+    from hub import mqtt
+    refused = mqtt.MQTTError("broker refused the connection (return code 5)")
+    refused.rc = 5
+    FailingClient.script = [MemoryError(), OSError(-0x2700, "TLS: certificate"), refused,
+                            asyncio.TimeoutError(), BearerError("connect-failed", "no answer")]
+    b = ModemLike("cell")
+    logs = []
+    m = mgr.Manager([b], FailingClient, "t", {"reup_after_ms": 0}, log=logs.append)
+    link = m.links[0]
+    steps = mgr.BACKOFF_MS
+    mgr.BACKOFF_MS = (2, 4)  # the ladder's real steps are seconds
+
+    async def main():
+        m.start()
+        try:
+            t0 = ticks_ms()
+            while sum(link.causes.values() if link.causes else ()) < 6:
+                assert ticks_diff(ticks_ms(), t0) < 10000, link.causes
+                await sleep_ms(5)
+        finally:
+            m.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        mgr.BACKOFF_MS = steps
+    # the sixth: a session that came up, then lost its link to a MemoryError in the reader
+    assert link.causes == {"memory": 2, "tls": 1, "refused": 2, "timeout": 1}, link.causes
+    assert m.memory_errors == 2 and link.sessions in (1, 2)  # the next session stays up
+    assert "link lost: MemoryError" in m.stats()[0]["error"]
+    assert any("session down (tls)" in x for x in logs), logs
+
+
+def test_the_hubs_status_counts_memory_errors_hub_wide():
+    # app.Hub.status: every MemoryError the hub lived through, at its top level (BLE
+    # events, sessions the bearers lost to it, batch copies), beside each part's own
+    from hub import app
+
+    class Port:  # what status.snapshot asks of a port
+        board = {"name": "vhub"}
+        name = "unix"
+
+        def ticks_ms(self):
+            return 0
+
+        def ticks_diff(self, a, b):
+            return a - b
+
+        def mem(self):
+            return 1, 2
+
+        def fs(self):
+            return 3, 4
+
+        def unique_id(self):
+            return b"\x01"
+
+        def reset_cause(self):
+            return "power-on"
+
+        def utc_ms(self):
+            return None
+
+    class Part:
+        def __init__(self, s):
+            self.s = s
+
+        def stats(self):
+            return self.s
+
+    h = app.Hub(Port(), 1)
+    assert h.status()["memory_errors"] == 0
+    h.collector = Part({"memory_errors": 2})
+    h.uplink = Part({"memory_errors": 3, "no_memory": 1})
+    s = h.status()
+    assert s["memory_errors"] == 6 and s["uplink"]["memory_errors"] == 3 and s["ble"]["memory_errors"] == 2

@@ -9,6 +9,7 @@ import asyncio
 from atfake import FakeModem
 from test_cellular import OK, sim7080g_answers
 
+from hub.bearers import BearerError
 from hub.bearers.cellular import Cellular
 from hub.bearers.tlsstream import TlsStream
 
@@ -142,3 +143,98 @@ def test_two_drains_on_one_tls_stream_encrypt_each_byte_once():
 
     under = asyncio.run(main())
     assert plaintext(under.got) == first + second
+
+
+class NoRoomCtx:
+    """wrap_socket as modtls_mbedtls.c does it when mbedtls_ssl_setup finds no room for its
+    buffers: OSError(ENOMEM)."""
+
+    def wrap_socket(self, pipe, server_side=False, do_handshake_on_connect=True, server_hostname=None):
+        import errno
+        raise OSError(errno.ENOMEM)
+
+
+def test_a_tls_stream_that_finds_no_room_closes_its_modem_socket():
+    # Each such failure kept one of the modem's sockets open: after a few (a stress on a
+    # small heap reached cid 4) every open was refused, the bearer dead though its link was fine.
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = b"\r\n+CAOPEN: 0,0\r\n" + OK
+    a["AT+CACLOSE=0"] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        try:
+            await c.open("10.0.0.1", 8883, ssl=NoRoomCtx())
+            raise AssertionError("opened")
+        except OSError as e:
+            assert e.args[0] == 12, e
+        left = dict(c.sockets)
+        c.at.stop()
+        return left
+
+    assert asyncio.run(main()) == {}
+    assert "AT+CACLOSE=0" in m.commands
+
+
+def test_a_close_that_fails_on_the_way_keeps_its_socket_out_of_use_until_it_is_done():
+    # A MemoryError while closing (the engine's command): the cid was given back at once and
+    # opened again while the modem still held it open, and every later open was refused (a
+    # stress of two TLS sessions on a 160k heap: cellular publishing stopped for good).
+    a = sim7080g_answers()
+    for cid in (0, 1):
+        a['AT+CAOPEN=%d,0,"TCP","10.0.0.1",8883' % cid] = b"\r\n+CAOPEN: %d,0\r\n" % cid + OK
+        a["AT+CACLOSE=%d" % cid] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        s = await c.open("10.0.0.1", 8883)
+        cmd = c.at.cmd
+
+        async def no_room(command, *args, **kw):
+            c.at.cmd = cmd
+            raise MemoryError("memory allocation failed, allocating 192 bytes")
+
+        c.at.cmd = no_room
+        try:
+            await s.aclose()
+            raise AssertionError("closed")
+        except MemoryError:
+            pass
+        assert list(c.sockets) == [0] and s.closed   # not told: not given back
+        t = await c.open("10.0.0.1", 8883)
+        assert t.cid == 1
+        await s.aclose()                              # tried again: told, given back
+        assert list(c.sockets) == [1]
+        await t.aclose()
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert c.sockets == {} and [x for x in m.commands if x.startswith("AT+CACLOSE")] == ["AT+CACLOSE=0", "AT+CACLOSE=1"]
+
+
+def test_an_open_whose_answer_was_lost_is_closed_at_the_modem():
+    # The modem may have opened it: left so, every later open of that cid was refused.
+    from hub.bearers.sockets import open_socket
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = None   # the answer never comes
+    a["AT+CACLOSE=0"] = OK
+    m = SendModem(a)
+
+    async def main():
+        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+        await c.up()
+        try:
+            await open_socket(c, "10.0.0.1", 8883, timeout_ms=200)
+            raise AssertionError("opened")
+        except BearerError as e:
+            assert e.reason == "connect-failed", e
+        c.at.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert c.sockets == {} and m.commands[-1] == "AT+CACLOSE=0", m.commands[-3:]

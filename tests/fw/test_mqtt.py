@@ -90,3 +90,82 @@ def test_ack_ranges():
 def test_topics():
     assert topics("00005a4d00c7") == ("samband/00005a4d00c7/up", "samband/00005a4d00c7/ack",
                                       "samband/00005a4d00c7/status")
+
+
+def test_session_failures_have_a_cause():
+    # hub.mqtt.cause: the word the bearer manager counts a failed session under, by class
+    # and errno (never the message): the forms each layer raises them in.
+    import errno
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    from hub.bearers import BearerError
+    refused = mqtt.MQTTError("broker refused the connection (return code 5)")
+    refused.rc = 5
+    cases = [
+        (MemoryError(), mqtt.MEMORY),                                # the heap, anywhere in the session
+        (OSError(errno.ENOMEM), mqtt.MEMORY),                        # mbedTLS's MBEDTLS_ERR_SSL_ALLOC_FAILED
+        (OSError(-0x2700, "TLS: certificate"), mqtt.TLS),            # an mbedTLS code (hub.bearers.tlsstream)
+        (OSError(-0x7780, "SSL - A fatal alert"), mqtt.TLS),
+        (ValueError("The certificate is not correctly signed"), mqtt.TLS),  # modtls_mbedtls.c's verify text
+        (refused, mqtt.REFUSED),
+        (OSError(errno.ECONNREFUSED), mqtt.REFUSED),
+        (BearerError("connect-failed", "127.0.0.1:1 refused"), mqtt.REFUSED),  # the modem's socket
+        (BearerError("no-sim"), mqtt.BEARER),
+        (asyncio.TimeoutError(), mqtt.TIMEOUT),                      # connect's deadline
+        (OSError(errno.ETIMEDOUT, "no acknowledgement of packet 3"), mqtt.TIMEOUT),
+        (OSError(errno.ECONNRESET, "link lost"), mqtt.LOST),
+        (OSError(errno.ENOTCONN, "not connected"), mqtt.LOST),
+        (EOFError("TLS stream closed after 0 of 1 bytes"), mqtt.LOST),
+        (mqtt.MQTTError("expected CONNACK"), mqtt.PROTOCOL),
+        (OSError("no errno, a message"), mqtt.OTHER),
+        (KeyError("x"), mqtt.OTHER),
+    ]
+    for e, want in cases:
+        assert mqtt.cause(e) == want, (e, mqtt.cause(e), want)
+    # the status line's text: type and message, an OSError's errno after it, cut short
+    assert mqtt.error_text(OSError(-0x2700, "TLS: bad")) == "OSError: TLS: bad (-9984)"
+    assert mqtt.error_text(MemoryError()) == "MemoryError"
+    assert len(mqtt.error_text(ValueError("x" * 200))) == 80
+
+
+def test_client_timeouts_and_refusals_carry_their_cause():
+    # the client's own failures say what they are: a refused CONNECT is REFUSED,
+    # a publish on a closed session LOST (both raised before any I/O here)
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+
+    class Stream:
+        def __init__(self, replies):
+            self.rx = replies
+
+        async def readexactly(self, n):
+            d, self.rx = self.rx[:n], self.rx[n:]
+            return d
+
+        def write(self, b):
+            pass
+
+        async def drain(self):
+            pass
+
+        def close(self):
+            pass
+
+    async def opener(host, port, ssl, name):
+        return Stream(b"\x20\x02\x00\x05")  # CONNACK, return code 5: not authorised
+
+    c = mqtt.Client("h", 1, "id", opener=opener)
+    try:
+        asyncio.run(c.connect(1000))
+        raise AssertionError("connected")
+    except mqtt.MQTTError as e:
+        assert e.rc == 5 and mqtt.cause(e) == mqtt.REFUSED
+    try:
+        asyncio.run(c.publish("t", b"x"))
+        raise AssertionError("published")
+    except OSError as e:
+        assert mqtt.cause(e) == mqtt.LOST

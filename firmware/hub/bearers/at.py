@@ -95,6 +95,7 @@ class Engine:
         self.stray = 0
         self.urc_dropped = 0
         self.data_dropped = 0
+        self.memory_errors = 0  # chunks the reader had no heap for (dropped; the engine goes on)
 
     def start(self):
         if self._task is None:
@@ -112,15 +113,24 @@ class Engine:
     async def _reader(self):
         try:
             while True:
-                data = await self.s.read(256)
-                if not data:
-                    raise OSError("modem stream closed")
-                self.rx += len(data)
-                if self.data_mode:
-                    self._data(data)
-                    continue
-                for kind, text in self.framer.feed(data):
-                    self._event(kind, text)
+                try:
+                    data = await self.s.read(256)
+                    if not data:
+                        raise OSError("modem stream closed")
+                    self.rx += len(data)
+                    if self.data_mode:
+                        self._data(data)
+                        continue
+                    for kind, text in self.framer.feed(data):
+                        self._event(kind, text)
+                except MemoryError:
+                    # The heap, not the stream: a chunk lost (a reply with it, which its
+                    # command's deadline covers, as it covers line noise), never the engine.
+                    # Taken for a closed stream, it left the bearer "up" with every command
+                    # failing at once, for good (found by a stress of two TLS sessions on a
+                    # small heap: every modem socket open failed until the hub restarted).
+                    self.memory_errors += 1
+                    await sleep_ms(20)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the stream is gone: every waiter learns it now

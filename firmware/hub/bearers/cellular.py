@@ -340,7 +340,14 @@ class Cellular(Bearer):
         if ssl is None:
             return s
         from hub.bearers.tlsstream import TlsStream
-        return TlsStream(s, ssl, server_hostname or host)
+        try:
+            return TlsStream(s, ssl, server_hostname or host)
+        except BaseException:
+            # No room for mbedTLS's buffers (wrap_socket: OSError(ENOMEM)) or the stream's:
+            # the modem's socket goes, or every such failure would keep one of its few
+            # sockets open and the bearer would soon have none left to open.
+            await s.aclose()
+            raise
 
     async def down(self):
         """Context down, then the modem powered off (it draws current searching otherwise) if
@@ -393,7 +400,7 @@ class Cellular(Bearer):
             "rsrp_dbm": self.rsrp_dbm, "rsrq_ddb": self.rsrq_ddb, "tac": self.tac, "ci": self.ci,
             "radio_duty": self.radio_duty, "register_ms": self.register_ms, "connect_ms": self.connect_ms, "ip": self.ip,
             "attempts": self.attempts, "bad_replies": self.bad_replies, "at_tx": at.tx, "at_rx": at.rx, "at_timeouts": at.timeouts,
-            "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray,
+            "reboots": at.reboots, "garbage": at.garbage, "stray": at.stray, "at_memory_errors": at.memory_errors,
         })
         if self.link is not None:
             m.update(self.link.metrics())

@@ -31,12 +31,23 @@
 # one if none is healthy): they do not wait for a failover, and the
 # receiver keeps one copy per (hub, seq).
 #
+# Causes: every session that ends is counted by why (hub.mqtt.cause: memory,
+# tls, refused, timeout, lost, bearer, protocol, other), per bearer in
+# stats() with the last error's text, so a technician tells a hub short of
+# heap (on the unix port mbedTLS's buffers come from MicroPython's heap, on
+# an ESP32 from the IDF's) from a dead link. A bearer degraded by memory
+# failures says "memory", not "traffic", and is not re-upped for it: taking
+# a radio down and up gives no heap back. MemoryErrors are summed over the
+# bearers too (memory_errors: the hub's status counts them hub-wide).
+#
 # The manager never writes to the journal: each bearer state change goes to
 # `telemetry(mdc, val)` (the hub makes it a telemetry reading) and to the
 # counters in stats().
 
+import errno  # the port's own numbers (newlib's on an ESP32 differ from Linux's)
+
 from hub.bearers import DEGRADED, OFF, STATES, UP, BearerError, sleep_ms
-from hub.mqtt import wait_ms, ticks_diff, ticks_ms
+from hub.mqtt import LOST, MEMORY, OTHER, cause, error_text, wait_ms, ticks_diff, ticks_ms
 from hub.ticks import backoff_ms
 
 try:
@@ -54,6 +65,7 @@ OUTBOX = 4  # batches a bearer may hold unsent; past that it is not offered more
 REUP_AFTER_MS = 60000
 REUP_MAX_DOUBLINGS = 3
 BACKOFF_MS = (500, 1000, 2000, 4000, 8000, 15000)
+TRAFFIC = "traffic"  # the degraded reasons the manager gives (a bearer gives its own)
 
 
 def state_code(index, state):
@@ -77,7 +89,8 @@ class Link:
         client.on_lost = self.ev.set  # a reset link is seen at once, not at the next look (a quarter keepalive)
         self.sent = 0
         self.sessions = 0
-        self.error = None
+        self.error = None        # the last failure, as text for the status
+        self.causes = None       # {cause: failures}, made at the first failure
         self.since = ticks_ms()  # when the bearer entered its present state
         self.reups = 0           # re-ups in a row not (yet) followed by a recovery
         self.reups_total = 0
@@ -126,6 +139,7 @@ class Manager:
             b.on_change = self._changed
             self.links.append(Link(i, b, make_client(b)))
         self.changes = 0
+        self.memory_errors = 0  # sessions that ended in a MemoryError, every bearer
         self.tasks = []
 
     # ------------------------------------------------------------ choice
@@ -187,19 +201,30 @@ class Manager:
         if l.b.state == UP and l.oks >= self.recover_after:
             l.reups = 0  # it works again: the next degradation gets one bound, not a doubled one
 
-    def failure(self, l, why):
+    def failure(self, l, why, kind=OTHER):
+        """A session on l failed: why is its text, kind its cause (hub.mqtt.cause)."""
         l.oks = 0
         l.fails += 1
         l.error = why
-        if l.b.state == UP and l.fails >= self.degrade_after:
-            l.b.set_state(DEGRADED, "traffic")
+        c = l.causes
+        if c is None:
+            c = l.causes = {}
+        c[kind] = c.get(kind, 0) + 1
+        if kind == MEMORY:
+            self.memory_errors += 1
+        reason = MEMORY if kind == MEMORY else TRAFFIC
+        b = l.b
+        if b.state == UP and l.fails >= self.degrade_after:
+            b.set_state(DEGRADED, reason)
+        elif b.state == DEGRADED and b.reason in (TRAFFIC, MEMORY):
+            b.reason = reason  # the latest says why it stays degraded (not a state change)
 
     def reup_bound(self, l):
         """How long l may stay DEGRADED before it is taken down and up again."""
         return self.reup_after << min(l.reups, REUP_MAX_DOUBLINGS)
 
     def overdue(self, l):
-        return (l.b.state == DEGRADED and self.reup_after > 0
+        return (l.b.state == DEGRADED and self.reup_after > 0 and l.b.reason != MEMORY
                 and ticks_diff(ticks_ms(), l.since) >= self.reup_bound(l))
 
     async def reup(self, l):
@@ -260,9 +285,16 @@ class Manager:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa - every way a bearer fails counts against it
-                self.failure(l, "%s: %s" % (type(e).__name__, e))
+                kind = cause(e)
+                err = getattr(l.client, "error", None)
+                if kind == LOST and err is not None:
+                    # "link lost": the reader task saw why (a MemoryError in its read, a TLS alert)
+                    k = cause(err)
+                    if k != OTHER:
+                        kind = k
+                self.failure(l, error_text(e), kind)
                 if self.log:
-                    self.log("bearer %s: session down: %r" % (b.name, e))
+                    self.log("bearer %s: session down (%s): %r" % (b.name, kind, e))
             l.client.close()
             self._release(l)
             if l.sessions != had:
@@ -286,9 +318,9 @@ class Manager:
             if self.overdue(l):
                 return  # the link task takes the bearer down and up again
             if not c.connected:
-                raise OSError("link lost: %r" % (c.error,))
+                raise OSError(errno.ECONNRESET, "link lost: %r" % (c.error,))
             if not c.alive():
-                raise OSError("nothing heard from the broker for %d ms" % c.idle_ms())
+                raise OSError(errno.ETIMEDOUT, "nothing heard from the broker for %d ms" % c.idle_ms())
             if l.outbox:
                 l.busy = l.outbox.pop(0)
                 payload, seqs, stream, qos = l.busy
@@ -325,7 +357,8 @@ class Manager:
         for l in self.links:
             out.append({"name": l.b.name, "kind": l.b.kind, "state": l.b.state, "reason": l.b.reason,
                         "live": l.live(), "sessions": l.sessions, "sent": l.sent, "fails": l.fails,
-                        "queued": len(l.outbox) + (l.busy is not None), "reups": l.reups_total})
+                        "queued": len(l.outbox) + (l.busy is not None), "reups": l.reups_total,
+                        "error": l.error, "causes": l.causes or {}})
         return out
 
     def any_live(self):

@@ -111,14 +111,20 @@ class ModemSocket:
                 self.tx += len(chunk)
 
     async def aclose(self):
-        if not self.closed:
-            self.closed = True
-            self.ev.set()
-            self.cell.sockets.pop(self.cid, None)
+        self.closed = True
+        self.ev.set()
+        # The cid is given back only once the modem was told (or said it has no such
+        # socket): a close that failed on the way (a MemoryError in the engine) keeps it
+        # out of use and is tried again by the next aclose (down() calls it for every
+        # socket left). Given back at once, it was opened again while the modem still
+        # held it open, and every later open of it was refused.
+        if self.cell.sockets.get(self.cid) is self:
             try:
                 await self.at.cmd(self.p["sock_close"](self.cid), 10000)
             except ATError:
                 pass  # the modem closed it already
+            if self.cell.sockets.get(self.cid) is self:
+                del self.cell.sockets[self.cid]
 
     def close(self):
         # asyncio streams close synchronously; the modem is told in the background
@@ -154,6 +160,14 @@ async def open_socket(cell, host, port, timeout_ms=30000):
         if int(err[0]) != cid or int(err[1]) != 0:
             raise BearerError("connect-failed", "%s:%d refused (%s)" % (host, port, ln))
     except ATError as e:
+        if e.kind == "timeout":
+            # The answer was lost (a reply dropped by a reader short of heap, a slow
+            # network), not necessarily the open: the modem may hold the socket, and would
+            # refuse every later open of this cid. Told to close it, whatever it holds.
+            try:
+                await at.cmd(p["sock_close"](cid), 10000)
+            except ATError:
+                pass
         cell.sockets.pop(cid, None)
         raise BearerError("connect-failed", str(e))
     except BearerError:

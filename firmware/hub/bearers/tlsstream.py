@@ -13,25 +13,49 @@
 # A server the hub cannot verify fails that first call with OSError("TLS: ...")
 # and the modem socket is closed at once, not leaked.
 
+import errno
 import io
+
+_VERIFY_FAILED = -0x2700  # mbedTLS's MBEDTLS_ERR_X509_CERT_VERIFY_FAILED
 
 
 class _Pipe(io.IOBase):
+    # mbedTLS calls readinto and write from inside its own C code (the socket
+    # callbacks of extmod/modtls_mbedtls.c, through py/modio.c's iobase_read_write,
+    # neither with an nlr handler of its own). An exception raised here would
+    # unwind through mbedTLS mid-record with a longjmp: its own error paths never
+    # run, and what it holds then (a record half flushed, the handshake's state)
+    # is undefined. So neither raises: a failure (a MemoryError: both grow a
+    # buffer from the heap mbedTLS's buffers come from) is kept in `err` and
+    # mbedTLS is given an errno instead, which it unwinds from as from a socket
+    # error; TlsStream then raises the kept exception itself.
     def __init__(self):
         self.inbuf = bytearray()
         self.outbuf = bytearray()
+        self.err = None  # set here, so that keeping an error needs no room in the heap
 
     def readinto(self, buf):
-        n = min(len(buf), len(self.inbuf))
-        if not n:
-            return None  # EAGAIN for mbedTLS: we fetch more and call it again
-        buf[:n] = self.inbuf[:n]
-        self.inbuf[:n] = b""
-        return n
+        try:
+            n = min(len(buf), len(self.inbuf))
+            if not n:
+                return None  # EAGAIN for mbedTLS: we fetch more and call it again
+            buf[:n] = self.inbuf[:n]
+            self.inbuf[:n] = b""
+            return n
+        except Exception as e:
+            return self._failed(e)
 
     def write(self, buf):
-        self.outbuf.extend(buf)
-        return len(buf)
+        try:
+            self.outbuf.extend(buf)
+            return len(buf)
+        except Exception as e:
+            return self._failed(e)
+
+    def _failed(self, e):
+        if self.err is None:
+            self.err = e
+        return -errno.ENOMEM if isinstance(e, MemoryError) else -errno.EIO
 
     def ioctl(self, req, arg):
         return 0
@@ -65,12 +89,24 @@ class TlsStream:
         return True
 
     async def _fail(self, e):
+        # The session is over either way; what is raised keeps what the failure was, so
+        # that the bearer manager counts it by cause (hub.mqtt.cause): what the pipe kept
+        # is the real failure, raised as it was (mbedTLS saw only its errno), a MemoryError stays one (a hub
+        # short of heap, not a broken link), an OSError keeps its errno (mbedTLS's codes
+        # are negative, ENOMEM is its allocation failure), a certificate mbedTLS could not
+        # verify (a ValueError) is X509_CERT_VERIFY_FAILED.
+        kept = self.p.err
+        if kept is not None:
+            e = kept
         self.failed = "TLS: %s" % (str(e).strip() or type(e).__name__)
         try:
             await self.s.aclose()
         except Exception:
             pass
-        raise OSError(self.failed)
+        if kept is not None or isinstance(e, MemoryError):
+            raise e
+        n = e.args[0] if isinstance(e, OSError) and e.args else None  # its errno
+        raise OSError(n if isinstance(n, int) else _VERIFY_FAILED, self.failed)
 
     async def read(self, n=512):
         while True:

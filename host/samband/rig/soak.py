@@ -251,7 +251,9 @@ class Soak:
             self.boot_at.setdefault(boot, self.minute)
             up = bool((s.get("uplink") or {}).get("connected"))
             self.samples.append((self.minute, boot, s["heap_alloc"] - self.rig.hub.rom_heap, s.get("heap_free"), up))
-            self.memory_errors = max(self.memory_errors, (s.get("ble") or {}).get("memory_errors") or 0)
+            # the hub-wide count (BLE events, sessions, batch copies); a firmware before it had BLE's only
+            mem = s.get("memory_errors", (s.get("ble") or {}).get("memory_errors"))
+            self.memory_errors = max(self.memory_errors, mem or 0)
             for p in s.get("problems") or ():
                 if "MemoryError" in p or "stopped" in p:
                     self.problems.add(p)
