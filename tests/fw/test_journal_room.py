@@ -11,13 +11,17 @@
 
 import os
 
-from fwtest import IS_MPY, data_path, rmtree, scratch
-from hub import cbor, ota, otatree
+from fwtest import IS_MPY, rmtree, scratch
+from hub import cbor, ota
 from hub.journal import Journal, JournalRefused
 from hub.reading import CTX, MDC, PRIO_ALARM, PRIO_ROUTINE, PRIO_TELEMETRY, VAL
 from hub.segment import ALARM
 from hub.store import FILL_CLEAR_PCT, FILL_WARN_PCT, HOLD, MDC_HUB_JOURNAL_FILL, Store
 from journal_util import append
+from ota_util import chunk as _chunk
+from ota_util import install_old
+from ota_util import offer as _offer
+from ota_util import read as _read
 
 MPY_HEAP = "1m"  # the littlefs run keeps its 320 KB flash image in the heap
 BS = 4096
@@ -66,33 +70,10 @@ def _unfill(base):
     os.remove(base + "/filler")
 
 
-def _read(name):
-    with open(data_path(name), "rb") as f:
-        return f.read()
-
-
 def _fw(base):
     fw = base + "/fw"
     os.mkdir(fw)
-    os.mkdir(fw + "/a")
-    u = otatree.Unpacker(fw + "/a")
-    u.feed(_read("ota/old.tree"))
-    u.finish()
-    ota.write_pointer("a", fw)
-    return fw
-
-
-def _offer(o):
-    rel = _read("ota/good.sbr")
-    from hub import release
-    _, _, start = release.split_header(rel)
-    o.on_message(cbor.dumps({"o": rel[:start], "cs": CS}))
-    img = rel[start:]
-    return [img[i:i + CS] for i in range(0, len(img), CS)]
-
-
-def _chunk(o, i, data):
-    o.on_message(cbor.dumps({"c": i, "d": data}))
+    return install_old(fw)
 
 
 def _diff(a, b):

@@ -154,17 +154,27 @@ class NoRoomCtx:
         raise OSError(errno.ENOMEM)
 
 
+def _one_socket_modem(open_answer):
+    """A SIM7080G whose open of cid 0 to 10.0.0.1:8883 answers open_answer (None: never)."""
+    a = sim7080g_answers()
+    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = open_answer
+    a["AT+CACLOSE=0"] = OK
+    return SendModem(a)
+
+
+async def _cell0(m):
+    c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
+    await c.up()
+    return c
+
+
 def test_a_tls_stream_that_finds_no_room_closes_its_modem_socket():
     # Each such failure kept one of the modem's sockets open: after a few (a stress on a
     # small heap reached cid 4) every open was refused, the bearer dead though its link was fine.
-    a = sim7080g_answers()
-    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = b"\r\n+CAOPEN: 0,0\r\n" + OK
-    a["AT+CACLOSE=0"] = OK
-    m = SendModem(a)
+    m = _one_socket_modem(b"\r\n+CAOPEN: 0,0\r\n" + OK)
 
     async def main():
-        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
-        await c.up()
+        c = await _cell0(m)
         try:
             await c.open("10.0.0.1", 8883, ssl=NoRoomCtx())
             raise AssertionError("opened")
@@ -189,8 +199,7 @@ def test_a_close_that_fails_on_the_way_keeps_its_socket_out_of_use_until_it_is_d
     m = SendModem(a)
 
     async def main():
-        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
-        await c.up()
+        c = await _cell0(m)
         s = await c.open("10.0.0.1", 8883)
         cmd = c.at.cmd
 
@@ -220,14 +229,10 @@ def test_a_close_that_fails_on_the_way_keeps_its_socket_out_of_use_until_it_is_d
 def test_an_open_whose_answer_was_lost_is_closed_at_the_modem():
     # The modem may have opened it: left so, every later open of that cid was refused.
     from hub.bearers.sockets import open_socket
-    a = sim7080g_answers()
-    a['AT+CAOPEN=0,0,"TCP","10.0.0.1",8883'] = None   # the answer never comes
-    a["AT+CACLOSE=0"] = OK
-    m = SendModem(a)
+    m = _one_socket_modem(None)  # the answer to the open never comes
 
     async def main():
-        c = Cellular("cell0", m, {"apn": "internet"}, "sim7080g")
-        await c.up()
+        c = await _cell0(m)
         try:
             await open_socket(c, "10.0.0.1", 8883, timeout_ms=200)
             raise AssertionError("opened")

@@ -7,8 +7,12 @@
 
 import os
 
-from fwtest import data_path, raises
+from fwtest import raises
 from hub import cbor, ota, otatree
+from ota_util import chunk as _chunk
+from ota_util import install_old
+from ota_util import offer as _offer
+from ota_util import read as _read
 
 CS = 256
 # The update service's own heap is measured in tests/bench (bench_ota_update: 40.8 KB peak for a
@@ -16,11 +20,6 @@ CS = 256
 # with the firmware path's code since whole-firmware updates came in (2 KB more): at 100k a 3 KB
 # read was once not to be had in a CI run.
 MPY_HEAP = "128k"
-
-
-def _read(name):
-    with open(data_path(name), "rb") as f:
-        return f.read()
 
 
 def _key():
@@ -31,25 +30,7 @@ def _fresh():
     """A new folder standing in for the hub's /fw, with the old tree in slot a, confirmed."""
     root = "/tmp/samband-ota-" + "".join("%02x" % b for b in os.urandom(6))
     os.mkdir(root)
-    os.mkdir(root + "/a")
-    u = otatree.Unpacker(root + "/a")
-    u.feed(_read("ota/old.tree"))
-    u.finish()
-    ota.write_pointer("a", root)
-    return root
-
-
-def _offer(o, name="ota/good.sbr", cs=CS):
-    rel = _read(name)
-    from hub import release
-    _, _, start = release.split_header(rel)
-    o.on_message(cbor.dumps({"o": rel[:start], "cs": cs}))
-    img = rel[start:]
-    return [img[i:i + cs] for i in range(0, len(img), cs)]
-
-
-def _chunk(o, i, data):
-    o.on_message(cbor.dumps({"c": i, "d": data}))
+    return install_old(root)
 
 
 def _version(root, slot):
