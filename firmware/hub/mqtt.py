@@ -4,6 +4,10 @@
 # Only what the uplink needs: CONNECT/CONNACK, PUBLISH QoS 0/1 both ways,
 # PUBACK, SUBSCRIBE/SUBACK, PINGREQ/PINGRESP, DISCONNECT. Link health is
 # judged by traffic received (`last_rx`), never by interface flags.
+#
+# One module: the codec, the client and the failure causes share the packet
+# constants and are always loaded together by the uplink; split, the board
+# would pay a second module's tables for nothing.
 import errno
 import struct
 
